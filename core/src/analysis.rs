@@ -1,0 +1,465 @@
+//! Parsing one source text into what detection needs: a normalised token stream, the units
+//! (functions, methods, closures) with their token ranges, and the suppression markers.
+//!
+//! Parsing never fails: a file with syntax errors yields the tokens and units tree-sitter
+//! recovered, plus a flag. One parser per thread and language is kept and reused.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use crate::lang::{Language, NodeClass};
+
+/// High bit of a symbol: the token is a parameter (identifier or literal) whose text Type-2
+/// abstracts away.
+pub const PARAM_BIT: u16 = 0x8000;
+/// Symbol of every identifier and type name.
+pub const SYM_IDENTIFIER: u16 = PARAM_BIT | 1;
+/// Symbol of every literal.
+pub const SYM_LITERAL: u16 = PARAM_BIT | 2;
+/// Symbol of a suppressed token: never equal to anything, itself included.
+pub const SYM_BARRIER: u16 = 0xFFFF;
+
+/// One analysed file. Tokens are stored column-wise to keep memory at 10 bytes a token.
+#[derive(Clone, Debug, Default)]
+pub struct FileTokens {
+    /// Normalised symbol per token: grammar kind id, or `SYM_IDENTIFIER`/`SYM_LITERAL`.
+    pub syms: Vec<u16>,
+    /// Hash of the token's kind and exact text: equal texts give equal hashes.
+    pub texts: Vec<u32>,
+    /// 0-based row of each token's first byte.
+    pub rows: Vec<u32>,
+}
+
+impl FileTokens {
+    pub fn len(&self) -> usize {
+        self.syms.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.syms.is_empty()
+    }
+
+    /// 1-based line of a token.
+    pub fn line(&self, token: usize) -> u32 {
+        self.rows[token] + 1
+    }
+}
+
+/// A function-like region of a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unit {
+    pub name: String,
+    /// Grammar node kind, e.g. `function_definition`.
+    pub kind: &'static str,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub start_byte: u32,
+    pub end_byte: u32,
+    pub token_start: u32,
+    pub token_end: u32,
+    /// Deepest syntax nesting inside the unit, relative to the unit.
+    pub nesting: u32,
+    /// Index of the innermost enclosing unit in the same file.
+    pub parent: Option<u32>,
+}
+
+impl Unit {
+    pub fn token_count(&self) -> u32 {
+        self.token_end - self.token_start
+    }
+
+    pub fn line_count(&self) -> u32 {
+        self.end_line - self.start_line + 1
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Analysis {
+    pub tokens: FileTokens,
+    /// Every unit, of any size, in start order; filtering by size is the caller's.
+    pub units: Vec<Unit>,
+    pub has_syntax_errors: bool,
+    pub line_count: u32,
+}
+
+thread_local! {
+    static PARSERS: RefCell<HashMap<Language, tree_sitter::Parser>> = RefCell::new(HashMap::new());
+}
+
+/// Parses `source` and returns its analysis. Suppression markers are applied: suppressed
+/// tokens become `SYM_BARRIER`, units marked `periodic-ignore` are dropped.
+pub fn analyze(language: Language, source: &str) -> Analysis {
+    let tree = PARSERS.with(|parsers| {
+        let mut parsers = parsers.borrow_mut();
+        let parser = parsers.entry(language).or_insert_with(|| {
+            let mut parser = tree_sitter::Parser::new();
+            // The registry test guarantees every grammar's ABI is supported.
+            let _ = parser.set_language(&language.spec().grammar);
+            parser
+        });
+        parser.parse(source, None)
+    });
+    match tree {
+        Some(tree) => analyze_tree(language, source, &tree),
+        None => Analysis { line_count: count_lines(source), ..Analysis::default() },
+    }
+}
+
+pub fn count_lines(source: &str) -> u32 {
+    let newlines = memchr_count(source.as_bytes(), b'\n');
+    let trailing = !source.is_empty() && !source.ends_with('\n');
+    (newlines + usize::from(trailing)) as u32
+}
+
+fn memchr_count(bytes: &[u8], needle: u8) -> usize {
+    bytes.iter().filter(|&&b| b == needle).count()
+}
+
+/// Walks an already parsed tree (the language server reuses this with incremental trees).
+pub fn analyze_tree(language: Language, source: &str, tree: &tree_sitter::Tree) -> Analysis {
+    let mut walker = Walker::new(language, source);
+    walker.walk(tree.root_node());
+    let mut analysis = Analysis {
+        tokens: walker.tokens,
+        units: walker.units,
+        has_syntax_errors: tree.root_node().has_error(),
+        line_count: count_lines(source),
+    };
+    apply_suppressions(&mut analysis, &walker.markers);
+    analysis
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Marker {
+    IgnoreNext,
+    Start,
+    End,
+}
+
+fn marker_in(comment: &str) -> Option<Marker> {
+    if comment.contains("periodic-ignore-start") || comment.contains("CPD-OFF") || comment.contains("jscpd:ignore-start") {
+        Some(Marker::Start)
+    } else if comment.contains("periodic-ignore-end") || comment.contains("CPD-ON") || comment.contains("jscpd:ignore-end") {
+        Some(Marker::End)
+    } else if comment.contains("periodic-ignore") {
+        Some(Marker::IgnoreNext)
+    } else {
+        None
+    }
+}
+
+struct Walker<'a> {
+    spec: &'static crate::lang::LanguageSpec,
+    source: &'a str,
+    tokens: FileTokens,
+    units: Vec<Unit>,
+    open_units: Vec<(u32, u32)>,
+    /// (marker, the token index it stands before, its row)
+    markers: Vec<(Marker, u32, u32)>,
+}
+
+impl<'a> Walker<'a> {
+    fn new(language: Language, source: &'a str) -> Self {
+        let estimated_tokens = source.len() / 5;
+        Walker {
+            spec: language.spec(),
+            source,
+            tokens: FileTokens {
+                syms: Vec::with_capacity(estimated_tokens),
+                texts: Vec::with_capacity(estimated_tokens),
+                rows: Vec::with_capacity(estimated_tokens),
+            },
+            units: Vec::new(),
+            open_units: Vec::new(),
+            markers: Vec::new(),
+        }
+    }
+
+    fn push_token(&mut self, node: tree_sitter::Node, sym: u16, named: bool) {
+        let text = if named {
+            let bytes = &self.source.as_bytes()[node.start_byte()..node.end_byte()];
+            text_hash(node.kind_id(), bytes)
+        } else {
+            u32::from(node.kind_id()).wrapping_mul(0x9E37_79B1)
+        };
+        self.tokens.syms.push(sym);
+        self.tokens.texts.push(text);
+        self.tokens.rows.push(node.start_position().row as u32);
+    }
+
+    /// Iterative pre-order walk with explicit enter/leave so units get their token ranges.
+    fn walk(&mut self, root: tree_sitter::Node) {
+        let mut cursor = root.walk();
+        let mut depth: u32 = 0;
+        loop {
+            let node = cursor.node();
+            let descend = self.enter(node, depth);
+            if descend && cursor.goto_first_child() {
+                depth += 1;
+                continue;
+            }
+            self.leave(node);
+            loop {
+                if cursor.goto_next_sibling() {
+                    break;
+                }
+                if !cursor.goto_parent() {
+                    return;
+                }
+                depth -= 1;
+                self.leave(cursor.node());
+            }
+        }
+    }
+
+    /// Handles a node on the way down; returns whether to visit its children.
+    fn enter(&mut self, node: tree_sitter::Node, depth: u32) -> bool {
+        let kind_id = node.kind_id();
+        if node.is_missing() {
+            return false;
+        }
+        if self.spec.is_unit(kind_id) {
+            let index = self.units.len() as u32;
+            let parent = self.open_units.last().map(|&(unit, _)| unit);
+            self.units.push(Unit {
+                name: unit_name(node, self.source),
+                kind: node.kind(),
+                start_line: node.start_position().row as u32 + 1,
+                end_line: end_row(node) + 1,
+                start_byte: node.start_byte() as u32,
+                end_byte: node.end_byte() as u32,
+                token_start: self.tokens.len() as u32,
+                token_end: 0,
+                nesting: 0,
+                parent,
+            });
+            self.open_units.push((index, depth));
+        }
+        for &(unit, unit_depth) in &self.open_units {
+            let nesting = &mut self.units[unit as usize].nesting;
+            *nesting = (*nesting).max(depth - unit_depth);
+        }
+        match self.spec.class(kind_id) {
+            NodeClass::Comment => {
+                let text = &self.source[node.start_byte()..node.end_byte()];
+                if let Some(marker) = marker_in(text) {
+                    let row = node.start_position().row as u32;
+                    self.markers.push((marker, self.tokens.len() as u32, row));
+                }
+                false
+            }
+            NodeClass::Skip => false,
+            NodeClass::Identifier => {
+                self.push_token(node, SYM_IDENTIFIER, true);
+                false
+            }
+            NodeClass::Literal => {
+                self.push_token(node, SYM_LITERAL, true);
+                false
+            }
+            NodeClass::Other => {
+                if node.child_count() == 0 {
+                    if node.end_byte() > node.start_byte() {
+                        self.push_token(node, kind_id & !PARAM_BIT, node.is_named());
+                    }
+                    false
+                } else {
+                    true
+                }
+            }
+        }
+    }
+
+    fn leave(&mut self, node: tree_sitter::Node) {
+        if self.spec.is_unit(node.kind_id())
+            && let Some((unit, _)) = self.open_units.pop()
+        {
+            self.units[unit as usize].token_end = self.tokens.len() as u32;
+        }
+    }
+}
+
+/// The last row holding the node's text: a node ending at column 0 ends on the row before.
+fn end_row(node: tree_sitter::Node) -> u32 {
+    let end = node.end_position();
+    if end.column == 0 && end.row > node.start_position().row { end.row as u32 - 1 } else { end.row as u32 }
+}
+
+/// FNV-1a over the kind and the bytes: cheap, and only ever compared for equality.
+fn text_hash(kind_id: u16, bytes: &[u8]) -> u32 {
+    let mut hash: u32 = 0x811C_9DC5 ^ u32::from(kind_id);
+    for &byte in bytes {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    hash
+}
+
+const MAX_NAME_CHARS: usize = 80;
+
+/// A readable name for a unit: its own name, its declarator's, or the name it is assigned to.
+fn unit_name(node: tree_sitter::Node, source: &str) -> String {
+    let text = |n: tree_sitter::Node| source[n.start_byte()..n.end_byte()].to_string();
+    if let Some(name) = node.child_by_field_name("name") {
+        return shorten(text(name));
+    }
+    // C and C++: function_definition -> declarator (function_declarator) -> declarator ...
+    let mut declarator = node.child_by_field_name("declarator");
+    while let Some(current) = declarator {
+        match current.child_by_field_name("declarator") {
+            Some(inner) => declarator = Some(inner),
+            None => return shorten(text(current)),
+        }
+    }
+    if let Some(parent) = node.parent() {
+        for field in ["name", "left", "key", "pattern", "property"] {
+            if let Some(named) = parent.child_by_field_name(field)
+                && named.id() != node.id()
+            {
+                return shorten(text(named));
+            }
+        }
+        // A callback passed to a call: name it after the callee, e.g. `it` or `map`.
+        if parent.kind() == "arguments"
+            && let Some(call) = parent.parent()
+            && let Some(function) = call.child_by_field_name("function")
+        {
+            return shorten(format!("{}(…)", text(function)));
+        }
+    }
+    "<anonymous>".to_string()
+}
+
+fn shorten(mut name: String) -> String {
+    if let Some(newline) = name.find('\n') {
+        name.truncate(newline);
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        name = name.chars().take(MAX_NAME_CHARS).collect::<String>() + "…";
+    }
+    name
+}
+
+/// Applies suppression comments: `periodic-ignore` drops the next unit and blanks its
+/// tokens; start/end pairs (also `CPD-OFF`/`CPD-ON`, `jscpd:ignore-start`/`-end`) blank
+/// every token between them. An unclosed start runs to the end of the file.
+fn apply_suppressions(analysis: &mut Analysis, markers: &[(Marker, u32, u32)]) {
+    if markers.is_empty() {
+        return;
+    }
+    let token_count = analysis.tokens.len() as u32;
+    let mut blanked: Vec<(u32, u32)> = Vec::new();
+    let mut open_start: Option<u32> = None;
+    let mut ignored_units: Vec<usize> = Vec::new();
+    for &(marker, token, row) in markers {
+        match marker {
+            Marker::Start => {
+                open_start.get_or_insert(token);
+            }
+            Marker::End => {
+                if let Some(start) = open_start.take() {
+                    blanked.push((start, token));
+                }
+            }
+            Marker::IgnoreNext => {
+                let next = analysis.units.iter().position(|unit| unit.start_line > row && unit.token_start >= token);
+                if let Some(index) = next {
+                    let unit = &analysis.units[index];
+                    blanked.push((unit.token_start, unit.token_end));
+                    ignored_units.push(index);
+                }
+            }
+        }
+    }
+    if let Some(start) = open_start {
+        blanked.push((start, token_count));
+    }
+    for (start, end) in blanked {
+        for sym in &mut analysis.tokens.syms[start as usize..end.min(token_count) as usize] {
+            *sym = SYM_BARRIER;
+        }
+    }
+    let syms = &analysis.tokens.syms;
+    let mut index = 0;
+    analysis.units.retain(|unit| {
+        let keep = !ignored_units.contains(&index)
+            && syms[unit.token_start as usize..unit.token_end as usize].iter().any(|&sym| sym != SYM_BARRIER);
+        index += 1;
+        keep
+    });
+    // Parent indices refer to positions before the retain: recompute them by containment.
+    let spans: Vec<(u32, u32)> = analysis.units.iter().map(|u| (u.start_byte, u.end_byte)).collect();
+    for (index, unit) in analysis.units.iter_mut().enumerate() {
+        unit.parent = (0..index)
+            .rev()
+            .find(|&outer| spans[outer].0 <= unit.start_byte && unit.end_byte <= spans[outer].1)
+            .map(|outer| outer as u32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_and_literals_are_abstracted_but_texts_kept() {
+        let a = analyze(Language::Python, "x = foo(1)\n");
+        let b = analyze(Language::Python, "y = bar(2)\n");
+        assert_eq!(a.tokens.syms, b.tokens.syms);
+        assert_ne!(a.tokens.texts, b.tokens.texts);
+        assert!(a.tokens.syms.contains(&SYM_IDENTIFIER));
+        assert!(a.tokens.syms.contains(&SYM_LITERAL));
+    }
+
+    #[test]
+    fn comments_and_whitespace_produce_no_tokens() {
+        let a = analyze(Language::Rust, "fn f() { let x = 1; }");
+        let b = analyze(Language::Rust, "fn f() {\n  // note\n  let x =   1; /* more */\n}\n");
+        assert_eq!(a.tokens.texts, b.tokens.texts);
+    }
+
+    #[test]
+    fn units_get_names_lines_and_parents() {
+        let source = "class A:\n    def run(self):\n        f = lambda: 1\n        return f\n";
+        let analysis = analyze(Language::Python, source);
+        let names: Vec<_> = analysis.units.iter().map(|u| (u.name.as_str(), u.start_line, u.end_line)).collect();
+        assert_eq!(names, vec![("run", 2, 4), ("f", 3, 3)]);
+        assert_eq!(analysis.units[1].parent, Some(0));
+    }
+
+    #[test]
+    fn c_function_names_come_from_the_declarator() {
+        let analysis = analyze(Language::C, "static int *make_thing(int a) {\n  return 0;\n}\n");
+        assert_eq!(analysis.units[0].name, "make_thing");
+    }
+
+    #[test]
+    fn syntax_errors_still_yield_units() {
+        let source = "def good(a):\n    return a + 1\n\ndef broken(:\n    pass\n\ndef other(b):\n    return b\n";
+        let analysis = analyze(Language::Python, source);
+        assert!(analysis.has_syntax_errors);
+        let names: Vec<_> = analysis.units.iter().map(|u| u.name.as_str()).collect();
+        assert!(names.contains(&"good") && names.contains(&"other"), "{names:?}");
+    }
+
+    #[test]
+    fn suppression_markers_blank_tokens_and_drop_units() {
+        let source = "// periodic-ignore\nfunction a() { return 1; }\nfunction b() { return 2; }\n// CPD-OFF\nlet x = 3;\n// CPD-ON\nlet y = 4;\n";
+        let analysis = analyze(Language::JavaScript, source);
+        let names: Vec<_> = analysis.units.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, vec!["b"]);
+        let blanked_rows: Vec<u32> = (0..analysis.tokens.len())
+            .filter(|&t| analysis.tokens.syms[t] == SYM_BARRIER)
+            .map(|t| analysis.tokens.rows[t])
+            .collect();
+        assert!(blanked_rows.contains(&1) && blanked_rows.contains(&4));
+        assert!(!blanked_rows.contains(&2) && !blanked_rows.contains(&6));
+    }
+
+    #[test]
+    fn line_counting() {
+        assert_eq!(count_lines(""), 0);
+        assert_eq!(count_lines("a"), 1);
+        assert_eq!(count_lines("a\nb\n"), 2);
+    }
+}

@@ -1,0 +1,450 @@
+//! The local index: `.periodic/index.db` (SQLite, WAL) in the scanned root. It keeps each
+//! file's content hash and fingerprints, the Type-3 and block pairs found between files
+//! (so a re-scan only recomputes pairs touching changed files), and user pattern labels.
+//!
+//! The schema is versioned (`PRAGMA user_version`) with ordered migrations. A corrupt
+//! database, or one written by a newer Periodic, is moved aside and rebuilt with a warning.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::fingerprint::{ExactHashes, SKETCH_LEN, Sketch, Winnow};
+use crate::lang::Language;
+use crate::model::{ClonePair, CloneKind, FileRecord, Instance, UnitRecord};
+use crate::pattern::PatternLabel;
+
+pub const INDEX_DIR: &str = ".periodic";
+pub const INDEX_FILE: &str = "index.db";
+
+/// Migrations, in order; `user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE files (
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL UNIQUE,
+    language TEXT NOT NULL,
+    content_hash BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    lines INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    syntax_errors INTEGER NOT NULL,
+    winnows BLOB NOT NULL
+);
+CREATE TABLE units (
+    file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    start_line INTEGER NOT NULL,
+    end_line INTEGER NOT NULL,
+    start_byte INTEGER NOT NULL,
+    end_byte INTEGER NOT NULL,
+    token_start INTEGER NOT NULL,
+    token_end INTEGER NOT NULL,
+    nesting INTEGER NOT NULL,
+    parent INTEGER,
+    t1 INTEGER NOT NULL,
+    t2 INTEGER NOT NULL,
+    tc INTEGER NOT NULL,
+    sketch BLOB NOT NULL,
+    PRIMARY KEY (file_id, ordinal)
+) WITHOUT ROWID;
+CREATE INDEX units_tc ON units(tc);
+CREATE TABLE pairs (
+    file_a INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    file_b INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+    a_start INTEGER NOT NULL, a_end INTEGER NOT NULL, a_unit INTEGER, a_token_start INTEGER NOT NULL, a_token_end INTEGER NOT NULL,
+    b_start INTEGER NOT NULL, b_end INTEGER NOT NULL, b_unit INTEGER, b_token_start INTEGER NOT NULL, b_token_end INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    similarity REAL NOT NULL,
+    content INTEGER NOT NULL
+);
+CREATE INDEX pairs_b ON pairs(file_b);
+CREATE INDEX pairs_a ON pairs(file_a);
+CREATE TABLE pattern_labels (id TEXT PRIMARY KEY, name TEXT, note TEXT);
+"#];
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("index {path}: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error("index {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// A pair as stored: file paths instead of indices, so it survives index renumbering.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredPair {
+    pub path_a: String,
+    pub path_b: String,
+    pub pair: ClonePair,
+}
+
+pub struct Index {
+    connection: Connection,
+    path: PathBuf,
+}
+
+impl Index {
+    /// Opens (creating if needed) the index of `root`. Warnings say what was rebuilt.
+    pub fn open(root: &Path) -> Result<(Index, Vec<String>), IndexError> {
+        let directory = root.join(INDEX_DIR);
+        std::fs::create_dir_all(&directory).map_err(|source| IndexError::Io { path: directory.clone(), source })?;
+        let ignore_file = directory.join(".gitignore");
+        if !ignore_file.exists() {
+            std::fs::write(&ignore_file, "# Periodic's local index: never committed.\n*\n")
+                .map_err(|source| IndexError::Io { path: ignore_file.clone(), source })?;
+        }
+        let path = directory.join(INDEX_FILE);
+        let mut warnings = Vec::new();
+        match Index::open_file(&path) {
+            Ok(index) => Ok((index, warnings)),
+            Err(problem) => {
+                warnings.push(format!("{}: {problem}; rebuilding the index", path.display()));
+                Index::move_aside(&path);
+                let index = Index::open_file(&path).map_err(|problem| match problem {
+                    OpenProblem::Sqlite(source) => IndexError::Sqlite { path: path.clone(), source },
+                    OpenProblem::FutureVersion(_) => IndexError::Sqlite { path: path.clone(), source: rusqlite::Error::InvalidQuery },
+                })?;
+                Ok((index, warnings))
+            }
+        }
+    }
+
+    /// The index file of a root, whether or not it exists.
+    pub fn path_for(root: &Path) -> PathBuf {
+        root.join(INDEX_DIR).join(INDEX_FILE)
+    }
+
+    fn move_aside(path: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            if file.exists() {
+                let _ = std::fs::rename(&file, PathBuf::from(format!("{}{suffix}.broken", path.display())));
+            }
+        }
+    }
+
+    fn open_file(path: &Path) -> Result<Index, OpenProblem> {
+        let mut connection = Connection::open(path)?;
+        connection.busy_timeout(Duration::from_secs(60))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        if version as usize > MIGRATIONS.len() {
+            return Err(OpenProblem::FutureVersion(version));
+        }
+        if (version as usize) < MIGRATIONS.len() {
+            let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            // Another process may have migrated while we waited for the lock.
+            let current: i64 = transaction.pragma_query_value(None, "user_version", |row| row.get(0))?;
+            for (number, migration) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+                transaction.execute_batch(migration)?;
+                transaction.pragma_update(None, "user_version", (number + 1) as i64)?;
+            }
+            transaction.commit()?;
+        }
+        // Touch every table so a damaged file fails here rather than mid-scan.
+        connection.query_row("SELECT count(*) FROM files", [], |row| row.get::<_, i64>(0))?;
+        Ok(Index { connection, path: path.to_path_buf() })
+    }
+
+    fn error(&self, source: rusqlite::Error) -> IndexError {
+        IndexError::Sqlite { path: self.path.clone(), source }
+    }
+
+    pub fn meta(&self, key: &str) -> Result<Option<String>, IndexError> {
+        self.connection
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
+            .optional()
+            .map_err(|e| self.error(e))
+    }
+
+    /// Every stored file with its units.
+    pub fn load_files(&self) -> Result<Vec<FileRecord>, IndexError> {
+        self.load_files_inner().map_err(|e| self.error(e))
+    }
+
+    fn load_files_inner(&self) -> rusqlite::Result<Vec<FileRecord>> {
+        let mut files: Vec<FileRecord> = Vec::new();
+        let mut ids: HashMap<i64, usize> = HashMap::new();
+        let mut statement = self.connection.prepare(
+            "SELECT id, path, language, content_hash, size, mtime_ns, lines, tokens, syntax_errors, winnows FROM files ORDER BY path",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let language_name: String = row.get(2)?;
+            let Some(language) = Language::from_name(&language_name) else { continue };
+            let hash_bytes: Vec<u8> = row.get(3)?;
+            let mut content_hash = [0u8; 32];
+            if hash_bytes.len() == 32 {
+                content_hash.copy_from_slice(&hash_bytes);
+            }
+            let winnow_bytes: Vec<u8> = row.get(9)?;
+            ids.insert(row.get(0)?, files.len());
+            files.push(FileRecord {
+                path: row.get(1)?,
+                language,
+                content_hash,
+                size: row.get::<_, i64>(4)? as u64,
+                mtime_ns: row.get(5)?,
+                lines: row.get(6)?,
+                tokens: row.get(7)?,
+                has_syntax_errors: row.get::<_, i64>(8)? != 0,
+                units: Vec::new(),
+                winnows: decode_winnows(&winnow_bytes),
+            });
+        }
+        let mut statement = self.connection.prepare(
+            "SELECT file_id, name, kind, start_line, end_line, start_byte, end_byte, token_start, token_end, nesting, parent, t1, t2, tc, sketch
+             FROM units ORDER BY file_id, ordinal",
+        )?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            let Some(&file) = ids.get(&row.get::<_, i64>(0)?) else { continue };
+            let sketch_bytes: Vec<u8> = row.get(14)?;
+            files[file].units.push(UnitRecord {
+                name: row.get(1)?,
+                kind: row.get(2)?,
+                start_line: row.get(3)?,
+                end_line: row.get(4)?,
+                start_byte: row.get(5)?,
+                end_byte: row.get(6)?,
+                token_start: row.get(7)?,
+                token_end: row.get(8)?,
+                nesting: row.get(9)?,
+                parent: row.get(10)?,
+                hashes: ExactHashes { t1: row.get::<_, i64>(11)? as u64, t2: row.get::<_, i64>(12)? as u64, tc: row.get::<_, i64>(13)? as u64 },
+                sketch: Box::new(decode_sketch(&sketch_bytes)),
+            });
+        }
+        Ok(files)
+    }
+
+    /// Stored Type-3 and block pairs, with the paths of their files.
+    pub fn load_pairs(&self) -> Result<Vec<StoredPair>, IndexError> {
+        let inner = || -> rusqlite::Result<Vec<StoredPair>> {
+            let mut statement = self.connection.prepare(
+                "SELECT fa.path, fb.path, a_start, a_end, a_unit, a_token_start, a_token_end,
+                        b_start, b_end, b_unit, b_token_start, b_token_end, kind, similarity, content
+                 FROM pairs JOIN files fa ON fa.id = file_a JOIN files fb ON fb.id = file_b",
+            )?;
+            let rows = statement.query_map([], |row| {
+                let instance = |offset: usize| -> rusqlite::Result<Instance> {
+                    Ok(Instance {
+                        file: 0,
+                        start_line: row.get(offset)?,
+                        end_line: row.get(offset + 1)?,
+                        unit: row.get(offset + 2)?,
+                        token_start: row.get(offset + 3)?,
+                        token_end: row.get(offset + 4)?,
+                    })
+                };
+                let kind: String = row.get(12)?;
+                Ok(StoredPair {
+                    path_a: row.get(0)?,
+                    path_b: row.get(1)?,
+                    pair: ClonePair {
+                        a: instance(2)?,
+                        b: instance(7)?,
+                        kind: CloneKind::parse(&kind).unwrap_or(CloneKind::T3),
+                        similarity: row.get(13)?,
+                        content: row.get::<_, i64>(14)? as u64,
+                    },
+                })
+            })?;
+            rows.collect()
+        };
+        inner().map_err(|e| self.error(e))
+    }
+
+    pub fn load_labels(&self) -> Result<BTreeMap<String, PatternLabel>, IndexError> {
+        let inner = || -> rusqlite::Result<BTreeMap<String, PatternLabel>> {
+            let mut statement = self.connection.prepare("SELECT id, name, note FROM pattern_labels")?;
+            let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, PatternLabel { name: row.get(1)?, note: row.get(2)? })))?;
+            rows.collect()
+        };
+        inner().map_err(|e| self.error(e))
+    }
+
+    pub fn set_label(&self, id: &str, label: &PatternLabel) -> Result<(), IndexError> {
+        self.connection
+            .execute(
+                "INSERT INTO pattern_labels (id, name, note) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, note = excluded.note",
+                params![id, label.name, label.note],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Replaces the stored state with this scan's: `files` is the complete current file
+    /// list, `changed` says which records are new; `pairs` index into `files`. Only
+    /// Type-3 and block pairs are stored (exact pairs are recomputed from hashes).
+    pub fn save(&mut self, files: &[FileRecord], changed: &[bool], pairs: &[ClonePair], settings_key: &str) -> Result<(), IndexError> {
+        let path = self.path.clone();
+        let result = (|| -> rusqlite::Result<()> {
+            let transaction = self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let mut stored: HashMap<String, i64> = HashMap::new();
+            {
+                let mut statement = transaction.prepare("SELECT path, id FROM files")?;
+                let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))?;
+                for row in rows {
+                    let (path, id) = row?;
+                    stored.insert(path, id);
+                }
+            }
+            transaction.execute("DELETE FROM pairs", [])?;
+            let current: HashMap<&str, usize> = files.iter().enumerate().map(|(i, f)| (f.path.as_str(), i)).collect();
+            {
+                let mut delete = transaction.prepare("DELETE FROM files WHERE id = ?1")?;
+                for (path, id) in &stored {
+                    let keep = current.get(path.as_str()).is_some_and(|&index| !changed[index]);
+                    if !keep {
+                        delete.execute([id])?;
+                    }
+                }
+            }
+            let mut ids: Vec<i64> = vec![0; files.len()];
+            {
+                let mut insert_file = transaction.prepare(
+                    "INSERT INTO files (path, language, content_hash, size, mtime_ns, lines, tokens, syntax_errors, winnows)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                )?;
+                let mut update_file = transaction.prepare("UPDATE files SET mtime_ns = ?2 WHERE id = ?1")?;
+                let mut insert_unit = transaction.prepare(
+                    "INSERT INTO units (file_id, ordinal, name, kind, start_line, end_line, start_byte, end_byte,
+                        token_start, token_end, nesting, parent, t1, t2, tc, sketch)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                )?;
+                for (index, file) in files.iter().enumerate() {
+                    if !changed[index]
+                        && let Some(&id) = stored.get(&file.path)
+                    {
+                        ids[index] = id;
+                        update_file.execute(params![id, file.mtime_ns])?;
+                        continue;
+                    }
+                    insert_file.execute(params![
+                        file.path,
+                        file.language.name(),
+                        &file.content_hash[..],
+                        file.size as i64,
+                        file.mtime_ns,
+                        file.lines,
+                        file.tokens,
+                        i64::from(file.has_syntax_errors),
+                        encode_winnows(&file.winnows),
+                    ])?;
+                    let id = transaction.last_insert_rowid();
+                    ids[index] = id;
+                    for (ordinal, unit) in file.units.iter().enumerate() {
+                        insert_unit.execute(params![
+                            id,
+                            ordinal as i64,
+                            unit.name,
+                            unit.kind,
+                            unit.start_line,
+                            unit.end_line,
+                            unit.start_byte,
+                            unit.end_byte,
+                            unit.token_start,
+                            unit.token_end,
+                            unit.nesting,
+                            unit.parent,
+                            unit.hashes.t1 as i64,
+                            unit.hashes.t2 as i64,
+                            unit.hashes.tc as i64,
+                            encode_sketch(&unit.sketch),
+                        ])?;
+                    }
+                }
+            }
+            {
+                let mut insert_pair = transaction.prepare(
+                    "INSERT INTO pairs (file_a, file_b, a_start, a_end, a_unit, a_token_start, a_token_end,
+                        b_start, b_end, b_unit, b_token_start, b_token_end, kind, similarity, content)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )?;
+                for pair in pairs.iter().filter(|p| p.kind == CloneKind::T3 || p.a.unit.is_none()) {
+                    insert_pair.execute(params![
+                        ids[pair.a.file as usize],
+                        ids[pair.b.file as usize],
+                        pair.a.start_line,
+                        pair.a.end_line,
+                        pair.a.unit,
+                        pair.a.token_start,
+                        pair.a.token_end,
+                        pair.b.start_line,
+                        pair.b.end_line,
+                        pair.b.unit,
+                        pair.b.token_start,
+                        pair.b.token_end,
+                        pair.kind.as_str(),
+                        pair.similarity,
+                        pair.content as i64,
+                    ])?;
+                }
+            }
+            transaction.execute(
+                "INSERT INTO meta (key, value) VALUES ('settings', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [settings_key],
+            )?;
+            transaction.commit()
+        })();
+        result.map_err(|source| IndexError::Sqlite { path, source })
+    }
+}
+
+enum OpenProblem {
+    Sqlite(rusqlite::Error),
+    FutureVersion(i64),
+}
+
+impl From<rusqlite::Error> for OpenProblem {
+    fn from(error: rusqlite::Error) -> Self {
+        OpenProblem::Sqlite(error)
+    }
+}
+
+impl std::fmt::Display for OpenProblem {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpenProblem::Sqlite(error) => write!(formatter, "unreadable ({error})"),
+            OpenProblem::FutureVersion(version) => {
+                write!(formatter, "written by a newer Periodic (schema {version}, this one knows {})", MIGRATIONS.len())
+            }
+        }
+    }
+}
+
+fn encode_sketch(sketch: &Sketch) -> Vec<u8> {
+    sketch.iter().flat_map(|value| value.to_le_bytes()).collect()
+}
+
+fn decode_sketch(bytes: &[u8]) -> Sketch {
+    let mut sketch = [u32::MAX; SKETCH_LEN];
+    for (slot, chunk) in sketch.iter_mut().zip(bytes.chunks_exact(4)) {
+        *slot = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
+    sketch
+}
+
+fn encode_winnows(winnows: &[Winnow]) -> Vec<u8> {
+    winnows.iter().flat_map(|w| w.hash.to_le_bytes().into_iter().chain(w.position.to_le_bytes())).collect()
+}
+
+fn decode_winnows(bytes: &[u8]) -> Vec<Winnow> {
+    bytes
+        .chunks_exact(8)
+        .map(|chunk| Winnow {
+            hash: u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]),
+            position: u32::from_le_bytes([chunk[4], chunk[5], chunk[6], chunk[7]]),
+        })
+        .collect()
+}

@@ -1,0 +1,434 @@
+//! The language registry: every supported language, its grammar, file extensions and the
+//! node kinds that matter to Periodic (units, literals, identifiers, imports), in one place.
+//!
+//! Node kinds are resolved to grammar ids once per language (`LanguageSpec`), so the hot
+//! token walk classifies a node with one array lookup instead of string compares.
+
+use std::sync::OnceLock;
+
+/// A supported language. TSX and JSX are parsed by their own grammar variants but reported
+/// under their family name (`typescript`, `javascript`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Language {
+    Python,
+    JavaScript,
+    TypeScript,
+    Tsx,
+    Java,
+    Rust,
+    Go,
+    C,
+    Cpp,
+    CSharp,
+    Ruby,
+}
+
+/// What a node kind means to the token walk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeClass {
+    /// Ordinary syntax: descend; a leaf becomes a token keyed by its kind.
+    Other,
+    /// A comment: produces no token, but is read for suppression markers.
+    Comment,
+    /// A literal (string, number, boolean...): one atomic token, text abstracted for Type-2.
+    Literal,
+    /// An identifier or a type name: one atomic token, text abstracted for Type-2.
+    Identifier,
+    /// Imports, includes, package clauses: skipped entirely (never clones worth reporting).
+    Skip,
+}
+
+struct Definition {
+    language: Language,
+    name: &'static str,
+    extensions: &'static [&'static str],
+    grammar: fn() -> tree_sitter::Language,
+    units: &'static [&'static str],
+    literals: &'static [&'static str],
+    /// Named kinds that hold a type or identifier but do not end in "identifier".
+    identifiers: &'static [&'static str],
+    skipped: &'static [&'static str],
+}
+
+const JS_UNITS: &[&str] = &[
+    "function_declaration",
+    "function_expression",
+    "arrow_function",
+    "method_definition",
+    "generator_function_declaration",
+    "generator_function",
+];
+const JS_LITERALS: &[&str] = &[
+    "string", "template_string", "number", "regex", "true", "false", "null", "undefined",
+];
+const JS_SKIPPED: &[&str] = &["import_statement"];
+const C_LITERALS: &[&str] = &[
+    "string_literal",
+    "char_literal",
+    "number_literal",
+    "true",
+    "false",
+    "null",
+    "concatenated_string",
+    "system_lib_string",
+];
+const C_IDENTIFIERS: &[&str] = &["primitive_type", "sized_type_specifier"];
+
+// One entry per language: adding a language means adding one entry here and one variant above.
+const DEFINITIONS: &[Definition] = &[
+    Definition {
+        language: Language::Python,
+        name: "python",
+        extensions: &["py", "pyi", "pyw"],
+        grammar: || tree_sitter_python::LANGUAGE.into(),
+        units: &["function_definition", "lambda"],
+        literals: &["string", "concatenated_string", "integer", "float", "true", "false", "none"],
+        identifiers: &[],
+        skipped: &["import_statement", "import_from_statement", "future_import_statement"],
+    },
+    Definition {
+        language: Language::JavaScript,
+        name: "javascript",
+        extensions: &["js", "jsx", "mjs", "cjs"],
+        grammar: || tree_sitter_javascript::LANGUAGE.into(),
+        units: JS_UNITS,
+        literals: JS_LITERALS,
+        identifiers: &[],
+        skipped: JS_SKIPPED,
+    },
+    Definition {
+        language: Language::TypeScript,
+        name: "typescript",
+        extensions: &["ts", "mts", "cts"],
+        grammar: || tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
+        units: JS_UNITS,
+        literals: JS_LITERALS,
+        identifiers: &["predefined_type"],
+        skipped: JS_SKIPPED,
+    },
+    Definition {
+        language: Language::Tsx,
+        name: "tsx",
+        extensions: &["tsx"],
+        grammar: || tree_sitter_typescript::LANGUAGE_TSX.into(),
+        units: JS_UNITS,
+        literals: JS_LITERALS,
+        identifiers: &["predefined_type"],
+        skipped: JS_SKIPPED,
+    },
+    Definition {
+        language: Language::Java,
+        name: "java",
+        extensions: &["java"],
+        grammar: || tree_sitter_java::LANGUAGE.into(),
+        units: &[
+            "method_declaration",
+            "constructor_declaration",
+            "compact_constructor_declaration",
+            "lambda_expression",
+        ],
+        literals: &[
+            "string_literal",
+            "character_literal",
+            "decimal_integer_literal",
+            "hex_integer_literal",
+            "octal_integer_literal",
+            "binary_integer_literal",
+            "decimal_floating_point_literal",
+            "hex_floating_point_literal",
+            "true",
+            "false",
+            "null_literal",
+        ],
+        identifiers: &["integral_type", "floating_point_type", "boolean_type", "void_type"],
+        skipped: &["import_declaration", "package_declaration"],
+    },
+    Definition {
+        language: Language::Rust,
+        name: "rust",
+        extensions: &["rs"],
+        grammar: || tree_sitter_rust::LANGUAGE.into(),
+        units: &["function_item", "closure_expression"],
+        literals: &[
+            "string_literal",
+            "raw_string_literal",
+            "char_literal",
+            "integer_literal",
+            "float_literal",
+            "boolean_literal",
+        ],
+        identifiers: &["primitive_type"],
+        skipped: &["use_declaration", "extern_crate_declaration"],
+    },
+    Definition {
+        language: Language::Go,
+        name: "go",
+        extensions: &["go"],
+        grammar: || tree_sitter_go::LANGUAGE.into(),
+        units: &["function_declaration", "method_declaration", "func_literal"],
+        literals: &[
+            "interpreted_string_literal",
+            "raw_string_literal",
+            "rune_literal",
+            "int_literal",
+            "float_literal",
+            "imaginary_literal",
+            "true",
+            "false",
+            "nil",
+            "iota",
+        ],
+        identifiers: &[],
+        skipped: &["import_declaration", "package_clause"],
+    },
+    Definition {
+        language: Language::C,
+        name: "c",
+        extensions: &["c", "h"],
+        grammar: || tree_sitter_c::LANGUAGE.into(),
+        units: &["function_definition"],
+        literals: C_LITERALS,
+        identifiers: C_IDENTIFIERS,
+        skipped: &["preproc_include"],
+    },
+    Definition {
+        language: Language::Cpp,
+        name: "cpp",
+        extensions: &["cc", "cpp", "cxx", "c++", "hh", "hpp", "hxx", "h++", "ipp"],
+        grammar: || tree_sitter_cpp::LANGUAGE.into(),
+        units: &["function_definition", "lambda_expression"],
+        literals: &[
+            "string_literal",
+            "raw_string_literal",
+            "char_literal",
+            "number_literal",
+            "true",
+            "false",
+            "null",
+            "concatenated_string",
+            "system_lib_string",
+            "user_defined_literal",
+        ],
+        identifiers: C_IDENTIFIERS,
+        skipped: &["preproc_include", "using_declaration"],
+    },
+    Definition {
+        language: Language::CSharp,
+        name: "csharp",
+        extensions: &["cs"],
+        grammar: || tree_sitter_c_sharp::LANGUAGE.into(),
+        units: &[
+            "method_declaration",
+            "constructor_declaration",
+            "destructor_declaration",
+            "operator_declaration",
+            "conversion_operator_declaration",
+            "local_function_statement",
+            "accessor_declaration",
+            "lambda_expression",
+        ],
+        literals: &[
+            "string_literal",
+            "verbatim_string_literal",
+            "raw_string_literal",
+            "character_literal",
+            "integer_literal",
+            "real_literal",
+            "boolean_literal",
+            "null_literal",
+            "interpolated_string_expression",
+        ],
+        identifiers: &["predefined_type"],
+        skipped: &["using_directive", "extern_alias_directive"],
+    },
+    Definition {
+        language: Language::Ruby,
+        name: "ruby",
+        extensions: &["rb", "rake", "gemspec"],
+        grammar: || tree_sitter_ruby::LANGUAGE.into(),
+        units: &["method", "singleton_method", "lambda"],
+        literals: &[
+            "string",
+            "integer",
+            "float",
+            "simple_symbol",
+            "delimited_symbol",
+            "hash_key_symbol",
+            "true",
+            "false",
+            "nil",
+            "regex",
+            "character",
+            "rational",
+            "complex",
+            "heredoc_body",
+        ],
+        identifiers: &["constant", "instance_variable", "class_variable", "global_variable"],
+        skipped: &[],
+    },
+];
+
+/// A language with its grammar loaded and node kinds resolved to grammar ids.
+pub struct LanguageSpec {
+    pub language: Language,
+    pub grammar: tree_sitter::Language,
+    classes: Vec<NodeClass>,
+    is_unit: Vec<bool>,
+}
+
+impl LanguageSpec {
+    fn build(definition: &Definition) -> Self {
+        let grammar = (definition.grammar)();
+        let kind_count = grammar.node_kind_count();
+        let mut classes = vec![NodeClass::Other; kind_count];
+        let mut is_unit = vec![false; kind_count];
+        for id in 0..kind_count {
+            let id16 = id as u16;
+            let Some(kind) = grammar.node_kind_for_id(id16) else { continue };
+            if !grammar.node_kind_is_named(id16) {
+                continue;
+            }
+            let class = if kind.contains("comment") {
+                NodeClass::Comment
+            } else if definition.literals.contains(&kind) {
+                NodeClass::Literal
+            } else if kind.ends_with("identifier") || definition.identifiers.contains(&kind) {
+                NodeClass::Identifier
+            } else if definition.skipped.contains(&kind) {
+                NodeClass::Skip
+            } else {
+                NodeClass::Other
+            };
+            classes[id] = class;
+            is_unit[id] = definition.units.contains(&kind);
+        }
+        LanguageSpec { language: definition.language, grammar, classes, is_unit }
+    }
+
+    /// The class of a node kind; unknown ids (newer grammar than table) are ordinary syntax.
+    #[inline]
+    pub fn class(&self, kind_id: u16) -> NodeClass {
+        self.classes.get(kind_id as usize).copied().unwrap_or(NodeClass::Other)
+    }
+
+    #[inline]
+    pub fn is_unit(&self, kind_id: u16) -> bool {
+        self.is_unit.get(kind_id as usize).copied().unwrap_or(false)
+    }
+
+    /// Node kinds named in the registry that the grammar does not have: a registry mistake.
+    pub fn unknown_kinds(&self) -> Vec<&'static str> {
+        let definition = definition(self.language);
+        definition
+            .units
+            .iter()
+            .chain(definition.literals)
+            .chain(definition.identifiers)
+            .chain(definition.skipped)
+            .copied()
+            .filter(|kind| self.grammar.id_for_node_kind(kind, true) == 0)
+            .collect()
+    }
+}
+
+fn definition(language: Language) -> &'static Definition {
+    DEFINITIONS
+        .iter()
+        .find(|definition| definition.language == language)
+        .expect("every Language variant has a definition")
+}
+
+impl Language {
+    pub const ALL: [Language; 11] = [
+        Language::Python,
+        Language::JavaScript,
+        Language::TypeScript,
+        Language::Tsx,
+        Language::Java,
+        Language::Rust,
+        Language::Go,
+        Language::C,
+        Language::Cpp,
+        Language::CSharp,
+        Language::Ruby,
+    ];
+
+    /// The grammar's name, as used in configuration (`tsx` included).
+    pub fn name(self) -> &'static str {
+        definition(self).name
+    }
+
+    /// The name reports group by: TSX counts as TypeScript.
+    pub fn family(self) -> &'static str {
+        match self {
+            Language::Tsx => "typescript",
+            other => other.name(),
+        }
+    }
+
+    pub fn extensions(self) -> &'static [&'static str] {
+        definition(self).extensions
+    }
+
+    pub fn from_name(name: &str) -> Option<Language> {
+        let lowered = name.to_ascii_lowercase();
+        let alias = match lowered.as_str() {
+            "js" | "jsx" => "javascript",
+            "ts" => "typescript",
+            "c++" => "cpp",
+            "c#" | "cs" => "csharp",
+            "py" => "python",
+            "rb" => "ruby",
+            "rs" => "rust",
+            other => other,
+        };
+        DEFINITIONS.iter().find(|d| d.name == alias).map(|d| d.language)
+    }
+
+    pub fn from_extension(extension: &str) -> Option<Language> {
+        let lowered = extension.to_ascii_lowercase();
+        DEFINITIONS
+            .iter()
+            .find(|d| d.extensions.contains(&lowered.as_str()))
+            .map(|d| d.language)
+    }
+
+    /// The loaded grammar and kind tables, built once per process.
+    pub fn spec(self) -> &'static LanguageSpec {
+        static SPECS: OnceLock<Vec<LanguageSpec>> = OnceLock::new();
+        let specs = SPECS.get_or_init(|| Language::ALL.iter().map(|l| LanguageSpec::build(definition(*l))).collect());
+        &specs[self as usize]
+    }
+}
+
+impl std::fmt::Display for Language {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.family())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_grammar_loads_and_knows_its_registered_kinds() {
+        for language in Language::ALL {
+            let spec = language.spec();
+            assert!(spec.grammar.node_kind_count() > 10, "{language:?} grammar is empty");
+            assert_eq!(spec.unknown_kinds(), Vec::<&str>::new(), "{language:?}");
+            let mut parser = tree_sitter::Parser::new();
+            parser.set_language(&spec.grammar).expect("grammar ABI is supported");
+        }
+    }
+
+    #[test]
+    fn languages_are_found_by_extension_and_name() {
+        assert_eq!(Language::from_extension("PY"), Some(Language::Python));
+        assert_eq!(Language::from_extension("tsx"), Some(Language::Tsx));
+        assert_eq!(Language::from_extension("hpp"), Some(Language::Cpp));
+        assert_eq!(Language::from_extension("txt"), None);
+        assert_eq!(Language::from_name("C#"), Some(Language::CSharp));
+        assert_eq!(Language::Tsx.family(), "typescript");
+    }
+}

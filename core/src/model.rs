@@ -1,0 +1,154 @@
+//! The plain data the engine produces and the index stores: per-file records with their
+//! fingerprinted units, and clone pairs between two instances (a unit or a block).
+
+use crate::analysis::{Analysis, Unit};
+use crate::config::DetectionSettings;
+use crate::fingerprint::{self, ExactHashes, Sketch, Winnow};
+use crate::lang::Language;
+
+/// A unit above the size minimums, with its fingerprints.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnitRecord {
+    pub name: String,
+    pub kind: String,
+    pub start_line: u32,
+    pub end_line: u32,
+    pub start_byte: u32,
+    pub end_byte: u32,
+    pub token_start: u32,
+    pub token_end: u32,
+    pub nesting: u32,
+    /// Index of the enclosing recorded unit in the same file.
+    pub parent: Option<u32>,
+    pub hashes: ExactHashes,
+    pub sketch: Box<Sketch>,
+}
+
+impl UnitRecord {
+    pub fn token_count(&self) -> u32 {
+        self.token_end - self.token_start
+    }
+}
+
+/// Everything the index keeps about one scanned file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileRecord {
+    /// Relative to the scan root, `/`-separated.
+    pub path: String,
+    pub language: Language,
+    /// blake3 of the file's bytes.
+    pub content_hash: [u8; 32],
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub lines: u32,
+    pub tokens: u32,
+    pub has_syntax_errors: bool,
+    pub units: Vec<UnitRecord>,
+    pub winnows: Vec<Winnow>,
+}
+
+impl FileRecord {
+    /// Fingerprints an analysis: keeps the units above the minimums, hashes and sketches
+    /// them, and winnows the whole token stream for block detection.
+    pub fn from_analysis(
+        path: String,
+        language: Language,
+        content_hash: [u8; 32],
+        size: u64,
+        mtime_ns: i64,
+        analysis: &Analysis,
+        settings: &DetectionSettings,
+    ) -> FileRecord {
+        let kept: Vec<&Unit> = analysis
+            .units
+            .iter()
+            .filter(|unit| unit.line_count() >= settings.min_lines && unit.token_count() >= settings.min_tokens)
+            .collect();
+        let mut units: Vec<UnitRecord> = Vec::with_capacity(kept.len());
+        for unit in &kept {
+            let (start, end) = (unit.token_start as usize, unit.token_end as usize);
+            // The innermost kept unit that contains this one (units come in start order).
+            let parent = units
+                .iter()
+                .rposition(|outer| outer.start_byte <= unit.start_byte && unit.end_byte <= outer.end_byte)
+                .map(|index| index as u32);
+            units.push(UnitRecord {
+                name: unit.name.clone(),
+                kind: unit.kind.to_string(),
+                start_line: unit.start_line,
+                end_line: unit.end_line,
+                start_byte: unit.start_byte,
+                end_byte: unit.end_byte,
+                token_start: unit.token_start,
+                token_end: unit.token_end,
+                nesting: unit.nesting,
+                parent,
+                hashes: fingerprint::exact_hashes(&analysis.tokens, start, end),
+                sketch: Box::new(fingerprint::sketch(&analysis.tokens.syms[start..end])),
+            });
+        }
+        let winnows =
+            if settings.blocks { fingerprint::winnow(&analysis.tokens.syms, settings.min_tokens as usize) } else { Vec::new() };
+        FileRecord {
+            path,
+            language,
+            content_hash,
+            size,
+            mtime_ns,
+            lines: analysis.line_count,
+            tokens: analysis.tokens.len() as u32,
+            has_syntax_errors: analysis.has_syntax_errors,
+            units,
+            winnows,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CloneKind {
+    T1,
+    T2,
+    T3,
+}
+
+impl CloneKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloneKind::T1 => "T1",
+            CloneKind::T2 => "T2",
+            CloneKind::T3 => "T3",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CloneKind> {
+        match text {
+            "T1" => Some(CloneKind::T1),
+            "T2" => Some(CloneKind::T2),
+            "T3" => Some(CloneKind::T3),
+            _ => None,
+        }
+    }
+}
+
+/// One side of a clone pair: a unit, or a block of tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Instance {
+    /// Index into the scan's file list.
+    pub file: u32,
+    pub start_line: u32,
+    pub end_line: u32,
+    /// Index of the unit in its file record; `None` for a block.
+    pub unit: Option<u32>,
+    pub token_start: u32,
+    pub token_end: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClonePair {
+    pub a: Instance,
+    pub b: Instance,
+    pub kind: CloneKind,
+    pub similarity: f64,
+    /// Content fingerprint used for the pattern id: the structural hash of the shared code.
+    pub content: u64,
+}

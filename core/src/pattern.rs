@@ -1,0 +1,266 @@
+//! Patterns: clusters of clone instances linked by verified pairs (union-find), each with
+//! a stable id derived from the code's structural hash, an automatic descriptive name
+//! from the members' shared identifiers, and the user's name when one was given.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::model::{ClonePair, CloneKind, FileRecord, Instance};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pattern {
+    /// `P-` and 8 hex digits: the same code gives the same id on every machine.
+    pub id: String,
+    pub auto_name: String,
+    pub user_name: Option<String>,
+    pub note: Option<String>,
+    /// The weakest kind among the pattern's pairs (T3 if any pair is a near miss).
+    pub kind: CloneKind,
+    /// The smallest similarity among the pattern's pairs.
+    pub similarity: f64,
+    /// Sorted by path, then line.
+    pub members: Vec<Instance>,
+    /// Language families, sorted.
+    pub languages: Vec<String>,
+    /// Lines covered by members (overlaps within a file counted once).
+    pub duplicated_lines: u64,
+    /// Indices into the pair list.
+    pub pairs: Vec<usize>,
+}
+
+impl Pattern {
+    pub fn name(&self) -> &str {
+        self.user_name.as_deref().unwrap_or(&self.auto_name)
+    }
+}
+
+/// A user-given name and note for a pattern id.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PatternLabel {
+    pub name: Option<String>,
+    pub note: Option<String>,
+}
+
+type MemberKey = (u32, u32, u32, bool);
+
+fn member_key(instance: &Instance) -> MemberKey {
+    (instance.file, instance.start_line, instance.end_line, instance.unit.is_some())
+}
+
+struct UnionFind {
+    parent: Vec<usize>,
+}
+
+impl UnionFind {
+    fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] != x {
+            self.parent[x] = self.parent[self.parent[x]];
+            x = self.parent[x];
+        }
+        x
+    }
+
+    fn union(&mut self, a: usize, b: usize) {
+        let (root_a, root_b) = (self.find(a), self.find(b));
+        if root_a != root_b {
+            self.parent[root_a.max(root_b)] = root_a.min(root_b);
+        }
+    }
+}
+
+/// Clusters pairs into patterns, largest (duplicated lines, then members) first.
+pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeMap<String, PatternLabel>) -> Vec<Pattern> {
+    let mut keys: HashMap<MemberKey, usize> = HashMap::new();
+    let mut instances: Vec<Instance> = Vec::new();
+    let mut node = |instance: &Instance| -> usize {
+        *keys.entry(member_key(instance)).or_insert_with(|| {
+            instances.push(*instance);
+            instances.len() - 1
+        })
+    };
+    let pair_nodes: Vec<(usize, usize)> = pairs.iter().map(|pair| (node(&pair.a), node(&pair.b))).collect();
+    let mut union_find = UnionFind { parent: (0..instances.len()).collect() };
+    for &(a, b) in &pair_nodes {
+        union_find.union(a, b);
+    }
+    let mut components: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
+    for index in 0..instances.len() {
+        let root = union_find.find(index);
+        components.entry(root).or_default().0.push(index);
+    }
+    for (pair_index, &(a, _)) in pair_nodes.iter().enumerate() {
+        let root = union_find.find(a);
+        components.entry(root).or_default().1.push(pair_index);
+    }
+    let mut patterns: Vec<Pattern> = components
+        .into_values()
+        .map(|(member_nodes, pair_indices)| {
+            let mut members: Vec<Instance> = member_nodes.iter().map(|&n| instances[n]).collect();
+            members.sort_by(|x, y| (&files[x.file as usize].path, x.start_line, x.end_line).cmp(&(&files[y.file as usize].path, y.start_line, y.end_line)));
+            let id = pattern_id(pairs, &pair_indices);
+            let label = labels.get(&id).cloned().unwrap_or_default();
+            let kind = pair_indices.iter().map(|&p| pairs[p].kind).max().unwrap_or(CloneKind::T1);
+            let similarity = pair_indices.iter().map(|&p| pairs[p].similarity).fold(1.0, f64::min);
+            let languages: BTreeSet<String> = members.iter().map(|m| files[m.file as usize].language.family().to_string()).collect();
+            Pattern {
+                auto_name: auto_name(files, &members),
+                user_name: label.name,
+                note: label.note,
+                id,
+                kind,
+                similarity,
+                duplicated_lines: covered_lines(&members),
+                languages: languages.into_iter().collect(),
+                members,
+                pairs: pair_indices,
+            }
+        })
+        .collect();
+    patterns.sort_by(|x, y| {
+        y.duplicated_lines.cmp(&x.duplicated_lines).then(y.members.len().cmp(&x.members.len())).then(x.id.cmp(&y.id))
+    });
+    patterns
+}
+
+/// The content hash shared by the most pairs (smallest on ties): adding one more copy to
+/// a pattern does not change its id.
+fn pattern_id(pairs: &[ClonePair], pair_indices: &[usize]) -> String {
+    let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+    for &index in pair_indices {
+        *counts.entry(pairs[index].content).or_default() += 1;
+    }
+    let best = counts.iter().max_by(|x, y| x.1.cmp(y.1).then(y.0.cmp(x.0))).map_or(0, |(&content, _)| content);
+    format!("P-{:08x}", (best >> 32) as u32)
+}
+
+/// Lines covered by the instances, merging overlapping ranges within each file.
+pub fn covered_lines(instances: &[Instance]) -> u64 {
+    let mut by_file: BTreeMap<u32, Vec<(u32, u32)>> = BTreeMap::new();
+    for instance in instances {
+        by_file.entry(instance.file).or_default().push((instance.start_line, instance.end_line));
+    }
+    by_file.into_values().map(|ranges| merged_length(ranges)).sum()
+}
+
+fn merged_length(mut ranges: Vec<(u32, u32)>) -> u64 {
+    ranges.sort_unstable();
+    let mut total = 0u64;
+    let mut current: Option<(u32, u32)> = None;
+    for (start, end) in ranges {
+        current = match current {
+            Some((current_start, current_end)) if start <= current_end + 1 => Some((current_start, current_end.max(end))),
+            Some((current_start, current_end)) => {
+                total += u64::from(current_end - current_start + 1);
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    if let Some((start, end)) = current {
+        total += u64::from(end - start + 1);
+    }
+    total
+}
+
+/// The name to show for an instance: the unit's name, or for a block the innermost unit
+/// around it (empty at top level).
+pub fn instance_name(files: &[FileRecord], instance: &Instance) -> String {
+    let record = &files[instance.file as usize];
+    if let Some(unit) = instance.unit {
+        return record.units.get(unit as usize).map(|u| u.name.clone()).unwrap_or_default();
+    }
+    record
+        .units
+        .iter()
+        .filter(|u| u.token_start <= instance.token_start && instance.token_end <= u.token_end)
+        .min_by_key(|u| u.token_end - u.token_start)
+        .map(|u| u.name.clone())
+        .unwrap_or_default()
+}
+
+const NOISE_WORDS: [&str; 12] = ["get", "set", "the", "a", "an", "of", "to", "self", "this", "fn", "func", "anonymous"];
+
+fn words(name: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut current = String::new();
+    let mut previous_lower = false;
+    for character in name.chars() {
+        if !character.is_alphanumeric() {
+            if !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            previous_lower = false;
+            continue;
+        }
+        if character.is_uppercase() && previous_lower && !current.is_empty() {
+            words.push(std::mem::take(&mut current));
+        }
+        previous_lower = character.is_lowercase() || character.is_ascii_digit();
+        current.extend(character.to_lowercase());
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words.retain(|word| word.len() > 1 && !NOISE_WORDS.contains(&word.as_str()) && !word.chars().all(|c| c.is_ascii_digit()));
+    words
+}
+
+/// A descriptive name from the words most members' names share, e.g. `parse-config`;
+/// else the most common name; else where the code lives.
+fn auto_name(files: &[FileRecord], members: &[Instance]) -> String {
+    let names: Vec<String> = members.iter().map(|m| instance_name(files, m)).collect();
+    let mut word_counts: BTreeMap<String, usize> = BTreeMap::new();
+    for name in &names {
+        let distinct: BTreeSet<String> = words(name).into_iter().collect();
+        for word in distinct {
+            *word_counts.entry(word).or_default() += 1;
+        }
+    }
+    let needed = (members.len() * 3).div_ceil(5).max(2);
+    let shared: BTreeSet<&String> = word_counts.iter().filter(|(_, count)| **count >= needed).map(|(word, _)| word).collect();
+    if !shared.is_empty() {
+        // Keep the order the words have in the first name that has them all.
+        let ordered: Vec<String> = names
+            .iter()
+            .map(|name| words(name))
+            .find(|list| shared.iter().all(|word| list.contains(word)))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|word| shared.contains(word))
+            .fold(Vec::new(), |mut acc, word| {
+                if !acc.contains(&word) {
+                    acc.push(word);
+                }
+                acc
+            });
+        if !ordered.is_empty() {
+            return ordered.into_iter().take(4).collect::<Vec<_>>().join("-");
+        }
+    }
+    let mut name_counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for name in names.iter().filter(|n| !n.is_empty() && !n.starts_with('<')) {
+        *name_counts.entry(name.as_str()).or_default() += 1;
+    }
+    if let Some((name, _)) = name_counts.iter().max_by(|x, y| x.1.cmp(y.1).then(y.0.cmp(x.0))) {
+        return format!("{}-like", words(name).join("-")).trim_start_matches('-').to_string();
+    }
+    let first = &files[members[0].file as usize].path;
+    let stem = first.rsplit('/').next().unwrap_or(first).split('.').next().unwrap_or("code");
+    format!("block-in-{stem}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_split_camel_snake_and_kebab() {
+        assert_eq!(words("parseConfigFile"), vec!["parse", "config", "file"]);
+        assert_eq!(words("load_user_DB"), vec!["load", "user", "db"]);
+        assert_eq!(words("get-x"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn merged_lines_count_overlaps_once() {
+        assert_eq!(merged_length(vec![(1, 10), (5, 12), (20, 20)]), 13);
+    }
+}

@@ -1,0 +1,324 @@
+//! A whole scan: walk the root, re-parse only files whose content changed since the index
+//! last saw them, detect clones, cluster patterns, and save the index. Plain data in, plain
+//! data out; the command line and the language server render it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::analysis::{self, FileTokens};
+use crate::config::Config;
+use crate::detect::{Detector, TokenSource};
+use crate::index::Index;
+use crate::model::{ClonePair, FileRecord};
+use crate::pattern::{self, Pattern, PatternLabel};
+use crate::walk::{self, FoundFile, SkipReason};
+
+/// Progress events, for a progress bar or `$/progress`.
+#[derive(Clone, Copy, Debug)]
+pub enum ScanProgress {
+    Discovered { files: usize },
+    Parsed { done: usize, total: usize },
+    Detecting,
+}
+
+pub struct ScanOptions<'a> {
+    pub root: PathBuf,
+    pub config: Config,
+    /// Read and write `.periodic/index.db`; `false` scans without writing anything.
+    pub use_index: bool,
+    pub progress: Option<&'a (dyn Fn(ScanProgress) + Sync)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LanguageStats {
+    pub files: u64,
+    pub lines: u64,
+    pub units: u64,
+    pub duplicated_lines: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ScanStats {
+    pub files: u64,
+    pub lines: u64,
+    pub tokens: u64,
+    pub units: u64,
+    pub files_parsed: u64,
+    pub files_with_syntax_errors: u64,
+    pub skipped: BTreeMap<SkipReason, u64>,
+    pub duplicated_lines: u64,
+    pub languages: BTreeMap<String, LanguageStats>,
+    pub duration_ms: u64,
+}
+
+impl ScanStats {
+    pub fn duplication_percent(&self) -> f64 {
+        if self.lines == 0 { 0.0 } else { self.duplicated_lines as f64 * 100.0 / self.lines as f64 }
+    }
+}
+
+pub struct ScanOutcome {
+    pub root: PathBuf,
+    pub files: Vec<FileRecord>,
+    pub pairs: Vec<ClonePair>,
+    pub patterns: Vec<Pattern>,
+    pub stats: ScanStats,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("{path}: no such file or directory")]
+    Missing { path: PathBuf },
+    #[error(transparent)]
+    Index(#[from] crate::index::IndexError),
+}
+
+enum FileOutcome {
+    Clean(FileRecord),
+    Parsed(FileRecord, Arc<FileTokens>),
+    Skipped(SkipReason),
+}
+
+/// The key under which stored fingerprints stay valid: detection settings and engine version.
+fn settings_key(config: &Config) -> String {
+    format!("engine-1|{}|{:?}|{:?}", env!("CARGO_PKG_VERSION"), config.detection, config.per_language)
+}
+
+pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
+    let started = Instant::now();
+    let root = options.root.clone();
+    if !root.exists() {
+        return Err(ScanError::Missing { path: root });
+    }
+    let (walk_root, single_file) = if root.is_file() {
+        (root.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")), Some(root.clone()))
+    } else {
+        (root.clone(), None)
+    };
+    let config = &options.config;
+    let mut warnings = Vec::new();
+    let mut found = walk::discover(&walk_root, config);
+    if let Some(file) = &single_file {
+        let name = walk::relative_path(&walk_root, file);
+        found.files.retain(|f| f.relative == name);
+        found.skipped.retain(|(path, _)| *path == name);
+    }
+    warnings.append(&mut found.warnings);
+    if let Some(report) = options.progress {
+        report(ScanProgress::Discovered { files: found.files.len() });
+    }
+
+    let mut index = None;
+    let mut previous_files: HashMap<String, FileRecord> = HashMap::new();
+    let mut previous_pairs = Vec::new();
+    let mut labels: BTreeMap<String, PatternLabel> = BTreeMap::new();
+    let key = settings_key(config);
+    if options.use_index {
+        let (opened, mut open_warnings) = Index::open(&walk_root)?;
+        warnings.append(&mut open_warnings);
+        if opened.meta("settings")?.as_deref() == Some(key.as_str()) {
+            previous_files = opened.load_files()?.into_iter().map(|f| (f.path.clone(), f)).collect();
+            previous_pairs = opened.load_pairs()?;
+        }
+        labels = opened.load_labels()?;
+        index = Some(opened);
+    }
+    for (id, setting) in &config.patterns {
+        labels.insert(id.clone(), PatternLabel { name: setting.name.clone(), note: setting.note.clone() });
+    }
+
+    let done = AtomicUsize::new(0);
+    let total = found.files.len();
+    let outcomes: Vec<(FileOutcome, Vec<String>)> = found
+        .files
+        .par_iter()
+        .map(|file| {
+            let result = process_file(file, previous_files.get(&file.relative), config);
+            let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(report) = options.progress
+                && (finished % 64 == 0 || finished == total)
+            {
+                report(ScanProgress::Parsed { done: finished, total });
+            }
+            result
+        })
+        .collect();
+
+    let mut files: Vec<FileRecord> = Vec::with_capacity(outcomes.len());
+    let mut dirty: Vec<bool> = Vec::with_capacity(outcomes.len());
+    let mut fresh_tokens: HashMap<u32, Arc<FileTokens>> = HashMap::new();
+    let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
+    for (_, reason) in &found.skipped {
+        *skipped.entry(*reason).or_default() += 1;
+    }
+    for (outcome, mut file_warnings) in outcomes {
+        warnings.append(&mut file_warnings);
+        match outcome {
+            FileOutcome::Clean(record) => {
+                files.push(record);
+                dirty.push(false);
+            }
+            FileOutcome::Parsed(record, tokens) => {
+                fresh_tokens.insert(files.len() as u32, tokens);
+                files.push(record);
+                dirty.push(true);
+            }
+            FileOutcome::Skipped(reason) => *skipped.entry(reason).or_default() += 1,
+        }
+    }
+    let files_changed = dirty.iter().any(|&d| d) || files.len() != previous_files.len();
+
+    if let Some(report) = options.progress {
+        report(ScanProgress::Detecting);
+    }
+    let positions: HashMap<&str, u32> = files.iter().enumerate().map(|(i, f)| (f.path.as_str(), i as u32)).collect();
+    let previous: Vec<ClonePair> = previous_pairs
+        .iter()
+        .filter_map(|stored| {
+            let mut pair = stored.pair;
+            pair.a.file = *positions.get(stored.path_a.as_str())?;
+            pair.b.file = *positions.get(stored.path_b.as_str())?;
+            Some(pair)
+        })
+        .collect();
+    let source = ReparsingSource::new(&walk_root, &files, fresh_tokens);
+    let detector = Detector { files: &files, dirty: &dirty, config, tokens: &source };
+    let pairs = detector.detect(&previous);
+    let patterns = pattern::build_patterns(&files, &pairs, &labels);
+
+    if let Some(index) = index.as_mut()
+        && files_changed
+    {
+        index.save(&files, &dirty, &pairs, &key)?;
+    }
+
+    let stats = statistics(&files, &dirty, &pairs, skipped, started);
+    Ok(ScanOutcome { root: walk_root, files, pairs, patterns, stats, warnings })
+}
+
+fn process_file(file: &FoundFile, previous: Option<&FileRecord>, config: &Config) -> (FileOutcome, Vec<String>) {
+    let mut warnings = Vec::new();
+    let Some(language) = file.language else { return (FileOutcome::Skipped(SkipReason::UnknownLanguage), warnings) };
+    if let Some(previous) = previous
+        && previous.size == file.size
+        && previous.mtime_ns == file.mtime_ns
+        && previous.language == language
+    {
+        return (FileOutcome::Clean(previous.clone()), warnings);
+    }
+    if file.size > config.max_file_bytes {
+        return (FileOutcome::Skipped(SkipReason::TooLarge), warnings);
+    }
+    let bytes = match std::fs::read(&file.path) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            warnings.push(format!("{}: cannot read ({error}); skipped", file.relative));
+            return (FileOutcome::Skipped(SkipReason::Unreadable), warnings);
+        }
+    };
+    if let Err(reason) = walk::classify(&file.relative, &bytes, config.max_file_bytes) {
+        return (FileOutcome::Skipped(reason), warnings);
+    }
+    let content_hash = *blake3::hash(&bytes).as_bytes();
+    if let Some(previous) = previous
+        && previous.content_hash == content_hash
+        && previous.language == language
+    {
+        let mut record = previous.clone();
+        record.mtime_ns = file.mtime_ns;
+        return (FileOutcome::Clean(record), warnings);
+    }
+    let text = decode(&bytes, &file.relative, &mut warnings);
+    let analysis = analysis::analyze(language, &text);
+    let settings = config.detection_for(language);
+    let record =
+        FileRecord::from_analysis(file.relative.clone(), language, content_hash, file.size, file.mtime_ns, &analysis, settings);
+    (FileOutcome::Parsed(record, Arc::new(analysis.tokens)), warnings)
+}
+
+/// Source text of a file; invalid UTF-8 is replaced (with a warning) rather than skipped.
+pub fn decode(bytes: &[u8], relative: &str, warnings: &mut Vec<String>) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_string(),
+        Err(_) => {
+            warnings.push(format!("{relative}: not valid UTF-8; read with replacement characters"));
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+    }
+}
+
+/// Token streams for detection: files parsed this run from memory, others re-parsed from
+/// disk on demand (only the few a changed file's candidates live in) and cached.
+struct ReparsingSource<'a> {
+    root: &'a Path,
+    files: &'a [FileRecord],
+    fresh: HashMap<u32, Arc<FileTokens>>,
+    cache: moka::sync::Cache<u32, Arc<FileTokens>>,
+}
+
+impl<'a> ReparsingSource<'a> {
+    fn new(root: &'a Path, files: &'a [FileRecord], fresh: HashMap<u32, Arc<FileTokens>>) -> Self {
+        let cache = moka::sync::Cache::builder()
+            .weigher(|_: &u32, tokens: &Arc<FileTokens>| tokens.len().try_into().unwrap_or(u32::MAX))
+            .max_capacity(8_000_000)
+            .build();
+        ReparsingSource { root, files, fresh, cache }
+    }
+}
+
+impl TokenSource for ReparsingSource<'_> {
+    fn tokens(&self, file: u32) -> Option<Arc<FileTokens>> {
+        if let Some(tokens) = self.fresh.get(&file) {
+            return Some(Arc::clone(tokens));
+        }
+        let record = self.files.get(file as usize)?;
+        self.cache.try_get_with(file, || -> Result<Arc<FileTokens>, ()> {
+            let bytes = std::fs::read(self.root.join(&record.path)).map_err(|_| ())?;
+            // The file changed since it was indexed: its stored fingerprints no longer apply.
+            if *blake3::hash(&bytes).as_bytes() != record.content_hash {
+                return Err(());
+            }
+            let text = decode(&bytes, &record.path, &mut Vec::new());
+            Ok(Arc::new(analysis::analyze(record.language, &text).tokens))
+        })
+        .ok()
+    }
+}
+
+fn statistics(
+    files: &[FileRecord],
+    dirty: &[bool],
+    pairs: &[ClonePair],
+    skipped: BTreeMap<SkipReason, u64>,
+    started: Instant,
+) -> ScanStats {
+    let mut stats = ScanStats { skipped, ..ScanStats::default() };
+    let mut per_file_instances: Vec<Vec<crate::model::Instance>> = vec![Vec::new(); files.len()];
+    for pair in pairs {
+        per_file_instances[pair.a.file as usize].push(pair.a);
+        per_file_instances[pair.b.file as usize].push(pair.b);
+    }
+    for (index, file) in files.iter().enumerate() {
+        let duplicated = pattern::covered_lines(&per_file_instances[index]);
+        stats.files += 1;
+        stats.lines += u64::from(file.lines);
+        stats.tokens += u64::from(file.tokens);
+        stats.units += file.units.len() as u64;
+        stats.files_parsed += u64::from(dirty[index]);
+        stats.files_with_syntax_errors += u64::from(file.has_syntax_errors);
+        stats.duplicated_lines += duplicated;
+        let language = stats.languages.entry(file.language.family().to_string()).or_default();
+        language.files += 1;
+        language.lines += u64::from(file.lines);
+        language.units += file.units.len() as u64;
+        language.duplicated_lines += duplicated;
+    }
+    stats.duration_ms = started.elapsed().as_millis() as u64;
+    stats
+}

@@ -1,0 +1,210 @@
+//! Token-level similarity, the measure every reported Type-3 pair is verified with.
+//!
+//! Two steps: a bit-parallel LCS over normalised symbols (Hyyrö's algorithm, |a|/64 word
+//! operations per token of b) bounds the similarity from above and rejects most candidates
+//! cheaply; survivors are aligned (Myers diff) and identifiers count as matching only when
+//! they follow one consistent renaming, so two unrelated functions of the same shape do
+//! not look like clones.
+
+use std::collections::HashMap;
+
+use crate::analysis::{SYM_BARRIER, SYM_IDENTIFIER};
+
+/// A run of tokens: normalised symbols and exact text hashes, same length.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenRun<'a> {
+    pub syms: &'a [u16],
+    pub texts: &'a [u32],
+}
+
+/// Length of the longest common subsequence of two symbol runs; barriers never match.
+pub fn lcs_length(a: &[u16], b: &[u16]) -> usize {
+    if a.is_empty() || b.is_empty() {
+        return 0;
+    }
+    let words = a.len().div_ceil(64);
+    let mut alphabet: Vec<u16> = a.iter().copied().filter(|&s| s != SYM_BARRIER).collect();
+    alphabet.sort_unstable();
+    alphabet.dedup();
+    let mut match_masks = vec![0u64; alphabet.len() * words];
+    for (position, &sym) in a.iter().enumerate() {
+        if let Ok(slot) = alphabet.binary_search(&sym) {
+            match_masks[slot * words + position / 64] |= 1u64 << (position % 64);
+        }
+    }
+    let zero_row = vec![0u64; words];
+    let mut row = vec![u64::MAX; words];
+    for &sym in b {
+        let mask = match alphabet.binary_search(&sym) {
+            Ok(slot) => &match_masks[slot * words..(slot + 1) * words],
+            Err(_) => &zero_row[..],
+        };
+        let mut carry = 0u64;
+        for (value, &m) in row.iter_mut().zip(mask) {
+            let v = *value;
+            let u = v & m;
+            let (sum, overflow_a) = v.overflowing_add(u);
+            let (sum, overflow_b) = sum.overflowing_add(carry);
+            carry = u64::from(overflow_a || overflow_b);
+            *value = sum | (v & !m);
+        }
+    }
+    let mut zeros = 0usize;
+    for (index, &value) in row.iter().enumerate() {
+        let bits_in_word = (a.len() - index * 64).min(64);
+        let mask = if bits_in_word == 64 { u64::MAX } else { (1u64 << bits_in_word) - 1 };
+        zeros += (!value & mask).count_ones() as usize;
+    }
+    zeros
+}
+
+/// Dice coefficient of the LCS on normalised symbols: an upper bound of `similarity`.
+pub fn structural_similarity(a: &[u16], b: &[u16]) -> f64 {
+    let total = a.len() + b.len();
+    if total == 0 {
+        return 0.0;
+    }
+    2.0 * lcs_length(a, b) as f64 / total as f64
+}
+
+/// Similarity in [0, 1]: 2 * matched / (|a| + |b|) over an alignment of the normalised
+/// symbols, where an aligned identifier pair counts only if it agrees with the dominant
+/// renaming in both directions. Literals count as matched (Type-2 allows changed values).
+/// Returns `None` early when the structural bound is already below `threshold`.
+pub fn similarity(a: TokenRun<'_>, b: TokenRun<'_>, threshold: f64) -> Option<f64> {
+    let total = a.syms.len() + b.syms.len();
+    if total == 0 {
+        return None;
+    }
+    let shorter = a.syms.len().min(b.syms.len());
+    if 2.0 * shorter as f64 / (total as f64) < threshold {
+        return None;
+    }
+    if structural_similarity(a.syms, b.syms) < threshold {
+        return None;
+    }
+    let key = |syms: &[u16], offset: u32| -> Vec<u32> {
+        syms.iter()
+            .enumerate()
+            .map(|(index, &sym)| if sym == SYM_BARRIER { offset + index as u32 } else { u32::from(sym) })
+            .collect()
+    };
+    let keys_a = key(a.syms, 0x1000_0000);
+    let keys_b = key(b.syms, 0x2000_0000);
+    let operations = similar::capture_diff_slices(similar::Algorithm::Myers, &keys_a, &keys_b);
+    let mut matched = 0usize;
+    let mut renamings: HashMap<(u32, u32), u32> = HashMap::new();
+    for operation in operations {
+        if let similar::DiffOp::Equal { old_index, new_index, len } = operation {
+            for offset in 0..len {
+                let (i, j) = (old_index + offset, new_index + offset);
+                if a.syms[i] == SYM_IDENTIFIER {
+                    *renamings.entry((a.texts[i], b.texts[j])).or_default() += 1;
+                } else {
+                    matched += 1;
+                }
+            }
+        }
+    }
+    matched += consistent_renamings(&renamings);
+    let score = 2.0 * matched as f64 / total as f64;
+    (score >= threshold).then_some(score)
+}
+
+/// Occurrences of aligned identifier pairs (x, y) where y is x's most frequent partner and
+/// x is y's: a systematic renaming keeps them all, an unrelated function keeps few.
+fn consistent_renamings(renamings: &HashMap<(u32, u32), u32>) -> usize {
+    let mut best_for_a: HashMap<u32, (u32, u32)> = HashMap::new();
+    let mut best_for_b: HashMap<u32, (u32, u32)> = HashMap::new();
+    for (&(x, y), &count) in renamings {
+        let entry = best_for_a.entry(x).or_insert((y, count));
+        if count > entry.1 || (count == entry.1 && y < entry.0) {
+            *entry = (y, count);
+        }
+        let entry = best_for_b.entry(y).or_insert((x, count));
+        if count > entry.1 || (count == entry.1 && x < entry.0) {
+            *entry = (x, count);
+        }
+    }
+    renamings
+        .iter()
+        .filter(|&(&(x, y), _)| best_for_a[&x].0 == y && best_for_b[&y].0 == x)
+        .map(|(_, &count)| count as usize)
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::analyze;
+    use crate::lang::Language;
+
+    fn naive_lcs(a: &[u16], b: &[u16]) -> usize {
+        let mut table = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+        for i in 1..=a.len() {
+            for j in 1..=b.len() {
+                table[i][j] = if a[i - 1] == b[j - 1] && a[i - 1] != SYM_BARRIER {
+                    table[i - 1][j - 1] + 1
+                } else {
+                    table[i - 1][j].max(table[i][j - 1])
+                };
+            }
+        }
+        table[a.len()][b.len()]
+    }
+
+    #[test]
+    fn bit_parallel_lcs_matches_the_textbook_dynamic_programme() {
+        let mut state: u32 = 7;
+        let mut next = || {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (state >> 16) % 6
+        };
+        for round in 0..60 {
+            let len_a = 1 + (round * 7) % 150;
+            let len_b = 1 + (round * 13) % 140;
+            let a: Vec<u16> = (0..len_a).map(|_| next() as u16).collect();
+            let mut b: Vec<u16> = (0..len_b).map(|_| next() as u16).collect();
+            if round % 5 == 0 {
+                b[0] = SYM_BARRIER;
+            }
+            assert_eq!(lcs_length(&a, &b), naive_lcs(&a, &b), "round {round}");
+        }
+    }
+
+    fn run_of(source: &str) -> (Vec<u16>, Vec<u32>) {
+        let analysis = analyze(Language::Python, source);
+        (analysis.tokens.syms, analysis.tokens.texts)
+    }
+
+    fn score(a: &str, b: &str) -> f64 {
+        let (syms_a, texts_a) = run_of(a);
+        let (syms_b, texts_b) = run_of(b);
+        similarity(TokenRun { syms: &syms_a, texts: &texts_a }, TokenRun { syms: &syms_b, texts: &texts_b }, 0.0)
+            .unwrap_or(0.0)
+    }
+
+    #[test]
+    fn consistent_renaming_scores_like_identical_code() {
+        let original = "def total(items, rate):\n    s = 0\n    for item in items:\n        s += item.price * rate\n    return s\n";
+        let renamed = "def amount(rows, factor):\n    acc = 0\n    for row in rows:\n        acc += row.price * factor\n    return acc\n";
+        assert!((score(original, renamed) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn same_shape_with_unrelated_names_scores_lower_than_a_renaming() {
+        let original = "def f(a, b):\n    x = a.get(b)\n    y = b.put(a)\n    return x + y\n";
+        let scrambled = "def f(p, q):\n    r = s.get(t)\n    u = v.put(w)\n    return z + k\n";
+        let renamed = "def g(m, n):\n    x = m.get(n)\n    y = n.put(m)\n    return x + y\n";
+        assert!(score(original, scrambled) < score(original, renamed));
+        assert!(score(original, scrambled) < 0.8);
+    }
+
+    #[test]
+    fn a_dissimilar_candidate_is_rejected_by_the_bound() {
+        let (syms_a, texts_a) = run_of("x = [1, 2, 3]\n");
+        let (syms_b, texts_b) = run_of("def f():\n    while True:\n        pass\n");
+        let verdict = similarity(TokenRun { syms: &syms_a, texts: &texts_a }, TokenRun { syms: &syms_b, texts: &texts_b }, 0.7);
+        assert_eq!(verdict, None);
+    }
+}
