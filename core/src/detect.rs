@@ -371,8 +371,10 @@ impl Detector<'_> {
             return None;
         }
         // Renaming check: identical texts, or identifiers following one renaming.
-        let mut params = 0usize;
-        let mut identical_params = 0usize;
+        // Identifiers and literals are judged separately: a table with the same keys but
+        // other values (locale data, fixtures) is not a copy either.
+        let (mut identifiers, mut identical_identifiers) = (0usize, 0usize);
+        let (mut literals, mut identical_literals) = (0usize, 0usize);
         let mut renamings: HashMap<(u32, u32), u32> = HashMap::new();
         let mut all_identical = true;
         for offset in 0..length {
@@ -381,33 +383,32 @@ impl Detector<'_> {
             if text_a != text_b {
                 all_identical = false;
             }
-            if fingerprint::is_param(sym) {
-                params += 1;
-                if text_a == text_b {
-                    identical_params += 1;
-                }
-                if sym == SYM_IDENTIFIER {
-                    *renamings.entry((text_a, text_b)).or_default() += 1;
-                }
+            if sym == SYM_IDENTIFIER {
+                identifiers += 1;
+                identical_identifiers += usize::from(text_a == text_b);
+                *renamings.entry((text_a, text_b)).or_default() += 1;
+            } else if fingerprint::is_param(sym) {
+                literals += 1;
+                identical_literals += usize::from(text_a == text_b);
             }
         }
         let kind = if all_identical {
             CloneKind::T1
         } else {
             // Mostly-renamed runs are code of the same shape, not a copy.
-            if params > 0 && identical_params * 2 < params {
+            if identical_identifiers * 2 < identifiers || identical_literals * 2 < literals {
                 return None;
             }
-            let identifiers: u32 = renamings.values().sum();
             let consistent = consistent_count(&renamings);
-            if identifiers > 0 && (consistent as f64) < 0.9 * f64::from(identifiers) {
+            if (consistent as f64) < 0.9 * identifiers as f64 {
                 return None;
             }
             CloneKind::T2
         };
+        // The exact text of side a: copies of the same code share it across machines.
         let mut content = blake3::Hasher::new();
-        for &sym in &tokens_a.syms[start_a..start_a + length] {
-            content.update(&sym.to_le_bytes());
+        for &text in &tokens_a.texts[start_a..start_a + length] {
+            content.update(&text.to_le_bytes());
         }
         let bytes = content.finalize();
         let content = u64::from_le_bytes(bytes.as_bytes()[..8].try_into().unwrap_or([0; 8]));

@@ -82,6 +82,23 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
     for &(a, b) in &pair_nodes {
         union_find.union(a, b);
     }
+    // Blocks found from different seeds often cover nearly the same lines: one region of
+    // code is one member, so mostly-overlapping blocks in a file join the same pattern.
+    let mut blocks: Vec<usize> = (0..instances.len()).filter(|&i| instances[i].unit.is_none()).collect();
+    blocks.sort_by_key(|&i| (instances[i].file, instances[i].start_line));
+    for (position, &x) in blocks.iter().enumerate() {
+        for &y in &blocks[position + 1..] {
+            let (a, b) = (&instances[x], &instances[y]);
+            if b.file != a.file || b.start_line > a.end_line {
+                break;
+            }
+            let overlap = a.end_line.min(b.end_line).saturating_sub(b.start_line) + 1;
+            let shorter = (a.end_line - a.start_line + 1).min(b.end_line - b.start_line + 1);
+            if overlap * 2 >= shorter {
+                union_find.union(x, y);
+            }
+        }
+    }
     let mut components: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
     for index in 0..instances.len() {
         let root = union_find.find(index);
@@ -115,6 +132,27 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
             }
         })
         .collect();
+    // Two patterns may share their most common content hash (separate copies of the same
+    // block shape): the later one in a stable order gets its first member folded in.
+    let mut order: Vec<usize> = (0..patterns.len()).collect();
+    order.sort_by(|&x, &y| {
+        let key = |p: &Pattern| (files[p.members[0].file as usize].path.clone(), p.members[0].start_line);
+        key(&patterns[x]).cmp(&key(&patterns[y]))
+    });
+    let mut taken: BTreeSet<String> = BTreeSet::new();
+    for index in order {
+        let pattern = &mut patterns[index];
+        if !taken.insert(pattern.id.clone()) {
+            let first = &pattern.members[0];
+            let salted = blake3::hash(format!("{}|{}|{}", pattern.id, files[first.file as usize].path, first.start_line).as_bytes());
+            let bytes = salted.as_bytes();
+            pattern.id = format!("P-{:02x}{:02x}{:02x}{:02x}", bytes[0], bytes[1], bytes[2], bytes[3]);
+            taken.insert(pattern.id.clone());
+            let label = labels.get(&pattern.id).cloned().unwrap_or_default();
+            pattern.user_name = label.name;
+            pattern.note = label.note;
+        }
+    }
     patterns.sort_by(|x, y| {
         y.duplicated_lines.cmp(&x.duplicated_lines).then(y.members.len().cmp(&x.members.len())).then(x.id.cmp(&y.id))
     });
@@ -141,7 +179,8 @@ pub fn covered_lines(instances: &[Instance]) -> u64 {
     by_file.into_values().map(|ranges| merged_length(ranges)).sum()
 }
 
-fn merged_length(mut ranges: Vec<(u32, u32)>) -> u64 {
+/// Total length of inclusive line ranges, overlapping or adjacent ones merged.
+pub fn merged_length(mut ranges: Vec<(u32, u32)>) -> u64 {
     ranges.sort_unstable();
     let mut total = 0u64;
     let mut current: Option<(u32, u32)> = None;

@@ -1,1 +1,7 @@
-fn main() {}
+//! Entry point of the `periodic` binary: parse arguments, run the command, exit with its code.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    periodic::cli::run()
+}

@@ -7,8 +7,12 @@ pub mod sarif;
 pub mod text;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use periodic_core::{Instance, ScanOutcome};
 use serde::{Deserialize, Serialize};
+
+use crate::cli::Format;
 
 /// Bumped when a field changes meaning or disappears; adding fields keeps the version.
 pub const REPORT_FORMAT_VERSION: &str = "1";
@@ -64,7 +68,7 @@ pub struct Pattern {
     pub name: String,
     pub auto_name: String,
     pub user_name: Option<String>,
-    /// The closest kind among the pattern's pairs: "T1", "T2" or "T3".
+    /// The weakest kind among the pattern's pairs: "T3" if any pair is a near miss.
     pub kind: String,
     /// Smallest similarity among the pattern's pairs.
     pub similarity: f64,
@@ -100,4 +104,111 @@ pub struct Pair {
     pub similarity: f64,
     /// Id of the pattern both belong to.
     pub pattern: String,
+}
+
+/// Renders a report in the requested format. `root` is the scan root (the HTML report
+/// reads member code from it).
+pub fn render(report: &Report, format: Format, root: &Path) -> anyhow::Result<String> {
+    match format {
+        Format::Text => Ok(text::render(report, text::use_color())),
+        Format::Json => json::render(report),
+        Format::Sarif => sarif::render(report, root),
+        Format::Html => html::render(report, root),
+    }
+}
+
+/// Builds the report model from a scan outcome.
+pub fn build(outcome: &ScanOutcome) -> Report {
+    let files = &outcome.files;
+    let location = |instance: &Instance| Location {
+        path: files[instance.file as usize].path.clone(),
+        start_line: instance.start_line,
+        end_line: instance.end_line,
+        name: periodic_core::pattern::instance_name(files, instance),
+        unit: if instance.unit.is_some() { "function".to_string() } else { "block".to_string() },
+        language: files[instance.file as usize].language.family().to_string(),
+    };
+    let mut pattern_of_pair = vec![String::new(); outcome.pairs.len()];
+    let patterns: Vec<Pattern> = outcome
+        .patterns
+        .iter()
+        .map(|pattern| {
+            for &pair in &pattern.pairs {
+                pattern_of_pair[pair] = pattern.id.clone();
+            }
+            Pattern {
+                id: pattern.id.clone(),
+                name: pattern.name().to_string(),
+                auto_name: pattern.auto_name.clone(),
+                user_name: pattern.user_name.clone(),
+                kind: pattern.kind.as_str().to_string(),
+                similarity: round(pattern.similarity),
+                languages: pattern.languages.clone(),
+                duplicated_lines: pattern.duplicated_lines,
+                members: pattern.members.iter().map(location).collect(),
+            }
+        })
+        .collect();
+    let pairs: Vec<Pair> = outcome
+        .pairs
+        .iter()
+        .zip(pattern_of_pair)
+        .map(|(pair, pattern)| Pair {
+            a: location(&pair.a),
+            b: location(&pair.b),
+            kind: pair.kind.as_str().to_string(),
+            similarity: round(pair.similarity),
+            pattern,
+        })
+        .collect();
+    let scan_stats = &outcome.stats;
+    let stats = Stats {
+        files: scan_stats.files,
+        lines: scan_stats.lines,
+        tokens: scan_stats.tokens,
+        units: scan_stats.units,
+        files_parsed: scan_stats.files_parsed,
+        files_with_syntax_errors: scan_stats.files_with_syntax_errors,
+        skipped: scan_stats.skipped.iter().map(|(reason, count)| (reason.as_str().to_string(), *count)).collect(),
+        patterns: patterns.len() as u64,
+        clone_pairs: pairs.len() as u64,
+        duplicated_lines: scan_stats.duplicated_lines,
+        duplication_percent: round(scan_stats.duplication_percent()),
+        languages: scan_stats
+            .languages
+            .iter()
+            .map(|(name, language)| {
+                (
+                    name.clone(),
+                    LanguageStats {
+                        files: language.files,
+                        lines: language.lines,
+                        units: language.units,
+                        duplicated_lines: language.duplicated_lines,
+                    },
+                )
+            })
+            .collect(),
+        duration_ms: scan_stats.duration_ms,
+        warnings: outcome.warnings.clone(),
+    };
+    Report { version: REPORT_FORMAT_VERSION.to_string(), tool_version: env!("CARGO_PKG_VERSION").to_string(), stats, patterns, pairs }
+}
+
+/// Four decimals are plenty for a similarity or a percentage and keep reports diffable.
+fn round(value: f64) -> f64 {
+    (value * 10_000.0).round() / 10_000.0
+}
+
+/// Percentage of `total_lines` covered by the given locations (overlaps counted once).
+pub fn covered_percent(locations: &[Location], total_lines: u64) -> f64 {
+    if total_lines == 0 {
+        return 0.0;
+    }
+    let mut by_file: BTreeMap<&str, Vec<(u32, u32)>> = BTreeMap::new();
+    for location in locations {
+        by_file.entry(&location.path).or_default().push((location.start_line, location.end_line));
+    }
+    let covered: u64 = by_file.into_values().map(periodic_core::pattern::merged_length).sum();
+    covered as f64 * 100.0 / total_lines as f64
 }

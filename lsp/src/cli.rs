@@ -1,0 +1,193 @@
+//! Command-line arguments (clap) and dispatch. Exit codes: 0 ok, 1 a failure threshold
+//! was exceeded, 2 usage, configuration or I/O error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::commands;
+
+/// Exit code when a `--fail-on` or `[fail]` threshold is exceeded.
+pub const EXIT_THRESHOLD: u8 = 1;
+/// Exit code for usage, configuration and I/O errors.
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "periodic", version, about = "Finds where the same or nearly the same code already exists.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Scan a folder (or file) for duplicated code and report it.
+    Scan(ScanArgs),
+    /// Show the units most similar to the function at FILE:LINE.
+    Similar(SimilarArgs),
+    /// List the codebase's patterns (clusters of similar code), largest first.
+    Patterns(PatternsArgs),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
+    Sarif,
+    Html,
+}
+
+/// Settings shared by every command that scans.
+#[derive(Args, Debug, Clone, Default)]
+pub struct DetectionArgs {
+    /// Minimum lines of a clone instance [default: 6].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_lines: Option<u32>,
+    /// Minimum tokens of a clone instance [default: 50].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub min_tokens: Option<u32>,
+    /// Token similarity threshold for near-miss (Type-3) clones, in (0, 1] [default: 0.7].
+    #[arg(long, value_name = "F", value_parser = parse_similarity)]
+    pub similarity: Option<f64>,
+    /// Configuration file to use instead of `<root>/.periodic.toml`.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Scan without reading or writing `.periodic/index.db`.
+    #[arg(long)]
+    pub no_index: bool,
+    /// Worker threads [default: number of cores].
+    #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub jobs: Option<u32>,
+}
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Folder or file to scan.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: Format,
+    /// Write the report here instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Exit with 1 when duplication exceeds PERCENT% of lines, or when more than COUNT clone pairs are found.
+    #[arg(long, value_name = "PERCENT%|COUNT", value_parser = parse_fail_on)]
+    pub fail_on: Option<FailOn>,
+    /// An earlier JSON report: clones already in it do not count for --fail-on.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+    /// No progress bar and no summary on standard error.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub detection: DetectionArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct SimilarArgs {
+    /// FILE:LINE of a line inside the function to compare.
+    pub location: String,
+    /// Scan root [default: the nearest folder above FILE with .periodic.toml or .git, else the current folder].
+    #[arg(long, value_name = "PATH")]
+    pub root: Option<PathBuf>,
+    /// How many similar units to show.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: Format,
+    #[command(flatten)]
+    pub detection: DetectionArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PatternsArgs {
+    /// Folder to scan.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// How many patterns to show.
+    #[arg(long, default_value_t = 20)]
+    pub top: usize,
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: Format,
+    #[command(flatten)]
+    pub detection: DetectionArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FailOn {
+    Percent(f64),
+    Count(u64),
+}
+
+fn parse_fail_on(text: &str) -> Result<FailOn, String> {
+    let trimmed = text.trim();
+    if let Some(number) = trimmed.strip_suffix('%') {
+        let percent: f64 = number.trim().parse().map_err(|_| format!("`{text}`: expected a percentage like 5% or a count like 10"))?;
+        if !(0.0..=100.0).contains(&percent) {
+            return Err(format!("`{text}`: a percentage must be between 0% and 100%"));
+        }
+        return Ok(FailOn::Percent(percent));
+    }
+    trimmed.parse::<u64>().map(FailOn::Count).map_err(|_| format!("`{text}`: expected a percentage like 5% or a count like 10"))
+}
+
+fn parse_similarity(text: &str) -> Result<f64, String> {
+    let value: f64 = text.parse().map_err(|_| format!("`{text}` is not a number"))?;
+    if value <= 0.0 || value > 1.0 {
+        return Err(format!("`{text}`: similarity must be in (0, 1]"));
+    }
+    Ok(value)
+}
+
+/// Parses arguments, runs the command and maps its outcome to an exit code.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { EXIT_ERROR } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging();
+    let result = match cli.command {
+        Command::Scan(args) => commands::scan::run(args),
+        Command::Similar(args) => commands::similar::run(args),
+        Command::Patterns(args) => commands::patterns::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("periodic: error: {error:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Logs go to standard error; the level comes from `PERIODIC_LOG` (e.g. `debug`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PERIODIC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_on_reads_percentages_and_counts() {
+        assert_eq!(parse_fail_on("5%"), Ok(FailOn::Percent(5.0)));
+        assert_eq!(parse_fail_on("12"), Ok(FailOn::Count(12)));
+        assert!(parse_fail_on("lots").is_err());
+        assert!(parse_fail_on("150%").is_err());
+    }
+
+    #[test]
+    fn similarity_must_be_a_fraction() {
+        assert_eq!(parse_similarity("0.8"), Ok(0.8));
+        assert!(parse_similarity("0").is_err());
+        assert!(parse_similarity("1.5").is_err());
+    }
+}

@@ -1,0 +1,74 @@
+//! The commands behind `periodic scan`, `similar` and `patterns`, and what they share:
+//! loading the configuration, applying command-line overrides, and running a scan with a
+//! progress bar on standard error when it is a terminal.
+
+pub mod patterns;
+pub mod scan;
+pub mod similar;
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use anyhow::Context;
+use periodic_core::{Config, ScanOptions, ScanOutcome, ScanProgress};
+
+use crate::cli::DetectionArgs;
+
+/// The configuration for `root`: `--config FILE` or `<root>/.periodic.toml`, then the
+/// command-line overrides.
+pub fn load_config(root: &Path, args: &DetectionArgs) -> anyhow::Result<Config> {
+    let config_root = if root.is_file() { root.parent().unwrap_or(Path::new(".")) } else { root };
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::load_from_root(config_root)?,
+    };
+    let overrides = |settings: &mut periodic_core::config::DetectionSettings| {
+        if let Some(value) = args.min_lines {
+            settings.min_lines = value;
+        }
+        if let Some(value) = args.min_tokens {
+            settings.min_tokens = value;
+        }
+        if let Some(value) = args.similarity {
+            settings.similarity = value;
+        }
+    };
+    overrides(&mut config.detection);
+    config.per_language.values_mut().for_each(overrides);
+    Ok(config)
+}
+
+/// Runs a scan on a thread pool of `--jobs` threads, with a progress bar unless quiet.
+pub fn run_scan(root: &Path, config: Config, args: &DetectionArgs, quiet: bool) -> anyhow::Result<ScanOutcome> {
+    let mut pool = rayon::ThreadPoolBuilder::new();
+    if let Some(jobs) = args.jobs {
+        pool = pool.num_threads(jobs as usize);
+    }
+    let pool = pool.build().context("cannot start worker threads")?;
+    let show_progress = !quiet && std::io::stderr().is_terminal();
+    let bar = indicatif::ProgressBar::hidden();
+    if show_progress {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} files")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message("parsing");
+    }
+    let progress = |event: ScanProgress| match event {
+        ScanProgress::Discovered { files } => bar.set_length(files as u64),
+        ScanProgress::Parsed { done, .. } => bar.set_position(done as u64),
+        ScanProgress::Detecting => bar.set_message("detecting"),
+    };
+    let options = ScanOptions { root: root.to_path_buf(), config, use_index: !args.no_index, progress: Some(&progress) };
+    let outcome = pool.install(|| periodic_core::scan(options));
+    bar.finish_and_clear();
+    let outcome = outcome?;
+    if !quiet {
+        for warning in &outcome.warnings {
+            eprintln!("periodic: warning: {warning}");
+        }
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,40 @@
+//! `periodic patterns`: the codebase's periodic table, largest patterns first.
+
+use std::io::Write;
+
+use crate::cli::{Format, PatternsArgs};
+use crate::report;
+
+pub fn run(args: PatternsArgs) -> anyhow::Result<u8> {
+    if !args.path.exists() {
+        anyhow::bail!("{}: no such file or directory", args.path.display());
+    }
+    let config = super::load_config(&args.path, &args.detection)?;
+    let outcome = super::run_scan(&args.path, config, &args.detection, true)?;
+    let mut built = report::build(&outcome);
+    built.patterns.truncate(args.top);
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&built.patterns)?)?,
+        Format::Text => {
+            if built.patterns.is_empty() {
+                writeln!(out, "no patterns: no duplicated code found")?;
+            }
+            for pattern in &built.patterns {
+                writeln!(
+                    out,
+                    "{:<11} {:<32} {:>3} members {:>6} lines  {} {:.0}%  {}",
+                    pattern.id,
+                    pattern.name,
+                    pattern.members.len(),
+                    pattern.duplicated_lines,
+                    pattern.kind,
+                    pattern.similarity * 100.0,
+                    pattern.languages.join(",")
+                )?;
+            }
+        }
+        other => anyhow::bail!("`periodic patterns` writes text or json, not {other:?}"),
+    }
+    Ok(0)
+}

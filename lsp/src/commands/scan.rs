@@ -1,0 +1,80 @@
+//! `periodic scan`: scan, render the report, apply the failure thresholds.
+
+use std::collections::HashSet;
+use std::io::Write;
+
+use anyhow::Context;
+
+use crate::cli::{EXIT_THRESHOLD, FailOn, Format, ScanArgs};
+use crate::report::{self, Pair, Report};
+
+pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
+    if !args.path.exists() {
+        anyhow::bail!("{}: no such file or directory", args.path.display());
+    }
+    let config = super::load_config(&args.path, &args.detection)?;
+    let fail_settings = config.fail.clone();
+    let outcome = super::run_scan(&args.path, config, &args.detection, args.quiet)?;
+    let report = report::build(&outcome);
+    let rendered = report::render(&report, args.format, &outcome.root)?;
+    match &args.output {
+        Some(path) => std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(rendered.as_bytes()).context("cannot write to standard output")?;
+            stdout.flush().context("cannot write to standard output")?;
+        }
+    }
+
+    let baseline = match &args.baseline {
+        Some(path) => Some(load_baseline(path)?),
+        None => None,
+    };
+    let counted: Vec<&Pair> = report.pairs.iter().filter(|pair| baseline.as_ref().is_none_or(|known| !known.contains(&pair_key(pair)))).collect();
+    let counted_percent = if baseline.is_some() {
+        let instances: Vec<report::Location> = counted.iter().flat_map(|pair| [pair.a.clone(), pair.b.clone()]).collect();
+        report::covered_percent(&instances, report.stats.lines)
+    } else {
+        report.stats.duplication_percent
+    };
+    let threshold = args.fail_on.or_else(|| {
+        fail_settings.duplication_percent.map(FailOn::Percent).or(fail_settings.max_pairs.map(FailOn::Count))
+    });
+    let exceeded = match threshold {
+        Some(FailOn::Percent(limit)) => (counted_percent > limit).then(|| format!("duplication {counted_percent:.2}% exceeds {limit}%")),
+        Some(FailOn::Count(limit)) => (counted.len() as u64 > limit).then(|| format!("{} clone pairs exceed {limit}", counted.len())),
+        None => None,
+    };
+    if !args.quiet && (args.output.is_some() || args.format != Format::Text) {
+        eprintln!(
+            "periodic: {} files, {} lines, {} patterns, {} clone pairs, {:.2}% duplicated",
+            report.stats.files, report.stats.lines, report.stats.patterns, report.stats.clone_pairs, report.stats.duplication_percent
+        );
+    }
+    if let Some(message) = exceeded {
+        let scope = if baseline.is_some() { " (new since the baseline)" } else { "" };
+        eprintln!("periodic: threshold exceeded: {message}{scope}");
+        return Ok(EXIT_THRESHOLD);
+    }
+    Ok(0)
+}
+
+/// Identity of a clone pair that survives unrelated edits: paths and names, not lines.
+fn pair_key(pair: &Pair) -> (String, String, String, String, u32) {
+    let side = |location: &report::Location| {
+        if location.unit == "block" { (location.path.clone(), format!("block:{}", location.name)) } else { (location.path.clone(), location.name.clone()) }
+    };
+    let (mut a, mut b) = (side(&pair.a), side(&pair.b));
+    if a > b {
+        std::mem::swap(&mut a, &mut b);
+    }
+    let span = if pair.a.unit == "block" { pair.a.end_line - pair.a.start_line } else { 0 };
+    (a.0, a.1, b.0, b.1, span)
+}
+
+fn load_baseline(path: &std::path::Path) -> anyhow::Result<HashSet<(String, String, String, String, u32)>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read baseline {}", path.display()))?;
+    let report: Report = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a periodic JSON report", path.display()))?;
+    Ok(report.pairs.iter().map(pair_key).collect())
+}

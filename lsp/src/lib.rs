@@ -1,0 +1,7 @@
+//! The `periodic` command: the command-line scan for people and CI, and (next) the
+//! language server. This crate turns engine results into reports and protocol answers;
+//! all analysis lives in `periodic-core`.
+
+pub mod cli;
+pub mod commands;
+pub mod report;
