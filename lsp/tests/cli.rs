@@ -1,0 +1,328 @@
+//! End-to-end tests of the `periodic` binary: every report format, exit codes, bad input,
+//! the index (incremental re-scans, corruption, concurrent scans) and `--no-index`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const ORIGINAL: &str = r#"def summarize_orders(orders, tax_rate):
+    total = 0
+    count = 0
+    for order in orders:
+        if order.status == "paid":
+            total += order.amount * (1 + tax_rate)
+            count += 1
+    average = total / count if count else 0
+    return {"total": round(total, 2), "count": count, "average": average}
+"#;
+
+const RENAMED: &str = r#"def collect_invoices(invoices, vat):
+    acc = 0
+    n = 0
+    for invoice in invoices:
+        if invoice.status == "settled":
+            acc += invoice.amount * (1 + vat)
+            n += 1
+    mean = acc / n if n else 0
+    return {"total": round(acc, 3), "count": n, "average": mean}
+"#;
+
+const UNRELATED: &str = r#"def render_rows(rows, width):
+    lines = []
+    for row in rows:
+        if row.visible:
+            cells = [str(cell).ljust(width) for cell in row.cells]
+            lines.append(" | ".join(cells))
+    header = "-" * (width * len(lines))
+    return "\n".join([header] + lines + [header])
+"#;
+
+fn periodic(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_periodic")).args(args).current_dir(dir).output().expect("run periodic")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("src")).expect("mkdir");
+    std::fs::write(dir.path().join("src/orders.py"), ORIGINAL).expect("write");
+    std::fs::write(dir.path().join("src/invoices.py"), RENAMED).expect("write");
+    std::fs::write(dir.path().join("src/rows.py"), UNRELATED).expect("write");
+    dir
+}
+
+fn json_scan(dir: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["scan", ".", "--format", "json", "--min-lines", "5", "--min-tokens", "30"];
+    args.extend_from_slice(extra);
+    let output = periodic(&args, dir);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    serde_json::from_slice(&output.stdout).expect("JSON report")
+}
+
+fn pair_names(report: &Value) -> Vec<(String, String, String)> {
+    let mut pairs: Vec<(String, String, String)> = report["pairs"]
+        .as_array()
+        .expect("pairs")
+        .iter()
+        .map(|pair| {
+            let (a, b) = (pair["a"]["name"].as_str().unwrap_or("").to_string(), pair["b"]["name"].as_str().unwrap_or("").to_string());
+            let (a, b) = if a <= b { (a, b) } else { (b, a) };
+            (a, b, pair["kind"].as_str().unwrap_or("").to_string())
+        })
+        .collect();
+    pairs.sort();
+    pairs
+}
+
+#[test]
+fn json_report_has_the_documented_shape() {
+    let dir = project();
+    let report = json_scan(dir.path(), &["--no-index"]);
+    assert_eq!(report["version"], "1");
+    assert_eq!(pair_names(&report), vec![("collect_invoices".into(), "summarize_orders".into(), "T2".into())]);
+    let pair = &report["pairs"][0];
+    assert!(pair["a"]["path"].as_str().is_some_and(|p| p.starts_with("src/")), "relative paths: {pair}");
+    assert_eq!(pair["a"]["start_line"], 1);
+    assert_eq!(pair["a"]["end_line"], 9);
+    assert_eq!(pair["similarity"], 1.0);
+    let pattern = &report["patterns"][0];
+    assert!(pattern["id"].as_str().is_some_and(|id| id.starts_with("P-") && id.len() == 10));
+    assert_eq!(pattern["members"].as_array().map(Vec::len), Some(2));
+    assert_eq!(pattern["languages"][0], "python");
+    assert_eq!(report["stats"]["files"], 3);
+    assert!(!dir.path().join(".periodic").exists(), "--no-index writes nothing");
+}
+
+#[test]
+fn pattern_ids_are_stable_across_copies_of_the_tree() {
+    let (first, second) = (project(), project());
+    let id = |dir: &Path| json_scan(dir, &["--no-index"])["patterns"][0]["id"].clone();
+    assert_eq!(id(first.path()), id(second.path()));
+}
+
+#[test]
+fn text_report_groups_by_pattern() {
+    let dir = project();
+    let output = periodic(&["scan", ".", "--min-lines", "5", "--min-tokens", "30", "--no-index"], dir.path());
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("src/orders.py:1-9  summarize_orders"), "{text}");
+    assert!(text.contains("src/invoices.py:1-9  collect_invoices"), "{text}");
+    assert!(text.contains("3 files"), "{text}");
+    assert!(!text.contains("\x1b["), "no colour when not a terminal");
+}
+
+#[test]
+fn sarif_and_html_reports_are_written_to_files() {
+    let dir = project();
+    for format in ["sarif", "html"] {
+        let output = periodic(&["scan", ".", "--format", format, "--output", &format!("report.{format}"), "--no-index", "--min-lines", "5"], dir.path());
+        assert_eq!(output.status.code(), Some(0), "{format}: {}", stderr(&output));
+        let written = std::fs::read_to_string(dir.path().join(format!("report.{format}"))).expect("report written");
+        assert!(written.contains("summarize_orders") || written.contains("orders.py"), "{format} report mentions the clone");
+    }
+    let sarif: Value = serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.sarif")).expect("sarif")).expect("json");
+    assert_eq!(sarif["version"], "2.1.0");
+}
+
+#[test]
+fn fail_on_thresholds_set_the_exit_code() {
+    let dir = project();
+    let base = ["scan", ".", "--no-index", "--min-lines", "5", "--min-tokens", "30", "-q", "--fail-on"];
+    let run = |limit: &str| {
+        let mut args = base.to_vec();
+        args.push(limit);
+        periodic(&args, dir.path()).status.code()
+    };
+    assert_eq!(run("1%"), Some(1));
+    assert_eq!(run("99%"), Some(0));
+    assert_eq!(run("0"), Some(1));
+    assert_eq!(run("1"), Some(0));
+    assert_eq!(run("lots"), Some(2));
+}
+
+#[test]
+fn fail_thresholds_come_from_the_config_file_too() {
+    let dir = project();
+    std::fs::write(dir.path().join(".periodic.toml"), "min_lines = 5\nmin_tokens = 30\n[fail]\nmax_pairs = 0\n").expect("write");
+    let output = periodic(&["scan", ".", "--no-index", "-q"], dir.path());
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("threshold exceeded"));
+}
+
+#[test]
+fn a_baseline_only_gates_new_duplication() {
+    let dir = project();
+    let output = periodic(&["scan", ".", "--no-index", "--min-lines", "5", "--min-tokens", "30", "--format", "json", "--output", "baseline.json"], dir.path());
+    assert_eq!(output.status.code(), Some(0));
+    let gate = ["scan", ".", "--no-index", "--min-lines", "5", "--min-tokens", "30", "-q", "--fail-on", "0", "--baseline", "baseline.json"];
+    assert_eq!(periodic(&gate, dir.path()).status.code(), Some(0), "known clones do not fail");
+    std::fs::write(dir.path().join("src/rows_copy.py"), UNRELATED.replace("render_rows", "render_table")).expect("write");
+    let output = periodic(&gate, dir.path());
+    assert_eq!(output.status.code(), Some(1), "a new clone fails: {}", stderr(&output));
+    assert!(stderr(&output).contains("new since the baseline"));
+}
+
+#[test]
+fn usage_and_config_errors_exit_2_with_a_clear_message() {
+    let dir = project();
+    let output = periodic(&["scan", "no/such/folder"], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("no/such/folder"), "{}", stderr(&output));
+
+    std::fs::write(dir.path().join(".periodic.toml"), "min_lines = 5\nsimilarty = 0.8\n").expect("write");
+    let output = periodic(&["scan", "."], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains(".periodic.toml:2") && message.contains("similarty"), "{message}");
+
+    let output = periodic(&["scan", ".", "--similarity", "3"], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    let output = periodic(&["scan", ".", "--format", "pdf"], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn bad_files_are_reported_and_the_scan_goes_on() {
+    let dir = project();
+    let root = dir.path();
+    std::fs::write(root.join("src/latin1.py"), b"# caf\xe9\nx = 1\n").expect("write");
+    std::fs::write(root.join("src/broken.py"), "def broken(:\n    pass\n").expect("write");
+    std::fs::write(root.join("src/blob.py"), b"\x00\x01\x02binary").expect("write");
+    std::fs::write(root.join("src/huge.py"), "x = 1\n".repeat(600_000)).expect("write");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(root.join("src"), root.join("src/loop")).expect("symlink");
+    let output = periodic(&["scan", ".", "--format", "json", "--no-index", "--min-lines", "5", "--min-tokens", "30"], root);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(pair_names(&report).len(), 1, "the real clone is still found");
+    assert_eq!(report["stats"]["skipped"]["binary"], 1);
+    assert_eq!(report["stats"]["skipped"]["too_large"], 1);
+    assert_eq!(report["stats"]["files_with_syntax_errors"], 1);
+    let message = stderr(&output);
+    assert!(message.contains("latin1.py") && message.contains("UTF-8"), "{message}");
+    #[cfg(unix)]
+    assert!(message.to_lowercase().contains("loop"), "symlink loop warned: {message}");
+}
+
+#[test]
+fn rescans_reuse_the_index_and_follow_edits_deletes_and_renames() {
+    let dir = project();
+    let root = dir.path();
+    let first = json_scan(root, &[]);
+    assert_eq!(first["stats"]["files_parsed"], 3);
+    assert!(root.join(".periodic/index.db").exists());
+    assert_eq!(std::fs::read_to_string(root.join(".periodic/.gitignore")).expect("gitignore").lines().last(), Some("*"));
+
+    let warm = json_scan(root, &[]);
+    assert_eq!(warm["stats"]["files_parsed"], 0);
+    assert_eq!(pair_names(&warm), pair_names(&first));
+
+    // Edit: the unrelated file becomes a near copy of the original.
+    std::fs::write(root.join("src/rows.py"), ORIGINAL.replace("summarize_orders", "summarize_orders_again").replace("count += 1", "count += 2")).expect("write");
+    let edited = json_scan(root, &[]);
+    assert_eq!(edited["stats"]["files_parsed"], 1);
+    let names = pair_names(&edited);
+    assert!(names.iter().any(|(a, b, _)| a == "summarize_orders" && b == "summarize_orders_again"), "{names:?}");
+
+    // Rename: same content, new path.
+    std::fs::rename(root.join("src/invoices.py"), root.join("src/billing.py")).expect("rename");
+    let renamed = json_scan(root, &[]);
+    assert_eq!(renamed["stats"]["files_parsed"], 1);
+    let paths: Vec<String> = renamed["pairs"].as_array().expect("pairs").iter().flat_map(|p| [p["a"]["path"].as_str().unwrap_or("").to_string(), p["b"]["path"].as_str().unwrap_or("").to_string()]).collect();
+    assert!(paths.contains(&"src/billing.py".to_string()) && !paths.contains(&"src/invoices.py".to_string()), "{paths:?}");
+
+    // Delete: its clones disappear.
+    std::fs::remove_file(root.join("src/rows.py")).expect("remove");
+    let deleted = json_scan(root, &[]);
+    assert_eq!(pair_names(&deleted), vec![("collect_invoices".into(), "summarize_orders".into(), "T2".into())]);
+    assert_eq!(deleted["stats"]["files"], 2);
+
+    // The incremental result equals a fresh scan's.
+    let fresh = json_scan(root, &["--no-index"]);
+    assert_eq!(pair_names(&fresh), pair_names(&deleted));
+}
+
+#[test]
+fn a_corrupt_index_is_rebuilt_with_a_warning() {
+    let dir = project();
+    let root = dir.path();
+    json_scan(root, &[]);
+    std::fs::write(root.join(".periodic/index.db"), b"this is not a database at all, just garbage bytes".repeat(100)).expect("corrupt");
+    let _ = std::fs::remove_file(root.join(".periodic/index.db-wal"));
+    let _ = std::fs::remove_file(root.join(".periodic/index.db-shm"));
+    let output = periodic(&["scan", ".", "--format", "json", "--min-lines", "5", "--min-tokens", "30"], root);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("rebuilding the index"), "{}", stderr(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(pair_names(&report).len(), 1);
+    assert_eq!(json_scan(root, &[])["stats"]["files_parsed"], 0, "the rebuilt index is used next time");
+}
+
+#[test]
+fn an_index_from_a_newer_version_is_rebuilt() {
+    let dir = project();
+    let root = dir.path();
+    json_scan(root, &[]);
+    let connection = rusqlite::Connection::open(root.join(".periodic/index.db")).expect("open");
+    connection.pragma_update(None, "user_version", 999).expect("bump");
+    drop(connection);
+    let output = periodic(&["scan", ".", "--format", "json", "--min-lines", "5", "--min-tokens", "30"], root);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("newer Periodic"), "{}", stderr(&output));
+}
+
+#[test]
+fn concurrent_scans_of_one_root_both_succeed() {
+    let dir = project();
+    let root = dir.path().to_path_buf();
+    for index in 0..40 {
+        std::fs::write(root.join(format!("src/gen_{index}.py")), ORIGINAL.replace("summarize_orders", &format!("summarize_{index}"))).expect("write");
+    }
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let root = root.clone();
+            std::thread::spawn(move || periodic(&["scan", ".", "--format", "json", "--min-lines", "5", "--min-tokens", "30"], &root))
+        })
+        .collect();
+    for handle in handles {
+        let output = handle.join().expect("thread");
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+        assert_eq!(report["stats"]["files"], 43);
+    }
+    let after = json_scan(&root, &[]);
+    assert_eq!(after["stats"]["files_parsed"], 0, "the index is intact and complete");
+}
+
+#[test]
+fn similar_lists_the_copies_of_the_function_at_a_line() {
+    let dir = project();
+    std::fs::write(dir.path().join(".periodic.toml"), "min_lines = 5\nmin_tokens = 30\n").expect("write");
+    let output = periodic(&["similar", "src/orders.py:4", "--format", "json"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(answer["unit"]["name"], "summarize_orders");
+    assert_eq!(answer["similar"][0]["path"], "src/invoices.py");
+    assert_eq!(answer["similar"][0]["kind"], "T2");
+    let output = periodic(&["similar", "src/orders.py"], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn patterns_lists_the_table_and_honours_configured_names() {
+    let dir = project();
+    let report = json_scan(dir.path(), &["--no-index"]);
+    let id = report["patterns"][0]["id"].as_str().expect("id").to_string();
+    std::fs::write(dir.path().join(".periodic.toml"), format!("min_lines = 5\nmin_tokens = 30\n[patterns.\"{id}\"]\nname = \"order-totals\"\n")).expect("write");
+    let output = periodic(&["patterns", ".", "--format", "json"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let patterns: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(patterns[0]["id"], id.as_str());
+    assert_eq!(patterns[0]["name"], "order-totals");
+    assert_eq!(patterns[0]["user_name"], "order-totals");
+}
