@@ -106,4 +106,21 @@ return {
     vim.cmd.cd(vim.fn.fnameescape(root .. '/pkg'))
     H.eq(root, require('periodic').root())
   end },
+
+  { 'the help file builds tags and :help finds every command', function()
+    local copy = vim.fn.tempname() .. '-doc'
+    vim.fn.mkdir(copy, 'p')
+    local source = vim.fs.joinpath(vim.fs.dirname(H.tests_dir), 'doc', 'periodic.txt')
+    H.eq(0, vim.fn.writefile(vim.fn.readfile(source), copy .. '/periodic.txt'))
+    vim.cmd('helptags ' .. vim.fn.fnameescape(copy))
+    local tags = vim.fn.readfile(copy .. '/tags')
+    local names = {}
+    for _, line in ipairs(tags) do
+      names[line:match('^[^\t]+')] = true
+    end
+    for _, tag in ipairs({ 'periodic.txt', 'periodic-setup', 'periodic-settings', ':PeriodicScan', ':PeriodicPatterns',
+      ':PeriodicSimilar', ':PeriodicName', 'periodic-health', 'periodic-lspconfig' }) do
+      H.truthy(names[tag], 'missing help tag ' .. tag)
+    end
+  end },
 }

@@ -104,10 +104,10 @@ export function toServerOptions(read: SettingReader, edgeToken?: string): Mapped
   }
   const similarity = read("similarity");
   if (similarity !== undefined && similarity !== null) {
-    if (typeof similarity === "number" && similarity >= 0 && similarity <= 1) {
+    if (typeof similarity === "number" && similarity > 0 && similarity <= 1) {
       options.similarity = similarity;
     } else {
-      problems.push({ key: "similarity", message: "periodic.similarity must be between 0 and 1; the server default is used" });
+      problems.push({ key: "similarity", message: "periodic.similarity must be greater than 0 and at most 1; the server default is used" });
     }
   }
   const debounceMs = nonNegativeInteger(read, "debounceMs", problems);

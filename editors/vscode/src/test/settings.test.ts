@@ -56,7 +56,7 @@ test("invalid values are dropped and each is reported with its key", () => {
   const settings = {
     minLines: 0,
     minTokens: 12.5,
-    similarity: 1.5,
+    similarity: 0,
     debounceMs: -1,
     diagnostics: { severity: "loud", kinds: { T1: "yes" } },
     edge: { url: "ftp://nowhere", share: "everything" },
@@ -88,6 +88,11 @@ test("readerFromObject reads dotted keys through nested sections", () => {
   assert.equal(read("minLines"), 3);
   assert.equal(read("diagnostics.kinds.T9"), undefined);
   assert.equal(read("minLines.deeper"), undefined);
+});
+
+test("similarity 1 is valid, above 1 is not", () => {
+  assert.equal(toServerOptions(readerFromObject({ similarity: 1 })).options.similarity, 1);
+  assert.deepEqual(toServerOptions(readerFromObject({ similarity: 1.5 })).problems.map((problem) => problem.key), ["similarity"]);
 });
 
 test("server log level is passed only when it is a known level", () => {
