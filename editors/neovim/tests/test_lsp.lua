@@ -136,4 +136,39 @@ return {
       H.truthy(not (entry.file == 'pkg/orders.py' and entry.lnum == 4), 'the unit itself is listed as similar to itself')
     end
   end },
+
+  { ':PeriodicPatterns! puts every copy of every pattern into the quickfix list', function()
+    attached()
+    local data = H.wait_user_event('PeriodicPatternsDone', 20000, function()
+      vim.cmd('PeriodicPatterns!')
+    end)
+    H.truthy(data and data.error == nil and data.count >= 1, 'periodic/patterns: ' .. vim.inspect(data))
+    local seen = {}
+    for _, entry in ipairs(H.quickfix(root)) do
+      seen[entry.file .. ':' .. entry.lnum] = true
+    end
+    H.truthy(seen['pkg/orders.py:4'] and seen['pkg/invoices.py:6'], 'copies missing: ' .. vim.inspect(H.quickfix(root)))
+  end },
+
+  { ':PeriodicName names the pattern at the cursor and the pattern table shows the name', function()
+    attached()
+    vim.cmd('cclose')
+    vim.api.nvim_set_current_buf(bufnr)
+    vim.api.nvim_win_set_cursor(0, { 7, 8 })
+    local data = H.wait_user_event('PeriodicNameDone', 20000, function()
+      vim.cmd('PeriodicName order-totals')
+    end)
+    H.truthy(data and data.error == nil, 'naming failed: ' .. vim.inspect(data))
+    H.truthy(data.pattern:match('^P%-'), 'pattern id: ' .. tostring(data.pattern))
+    local response = client:request_sync('periodic/patterns', {}, 10000, bufnr)
+    H.truthy(response and not response.err, 'periodic/patterns failed: ' .. vim.inspect(response))
+    local named
+    for _, pattern in ipairs(response.result or {}) do
+      if pattern.id == data.pattern then
+        named = pattern
+      end
+    end
+    H.truthy(named, 'pattern ' .. data.pattern .. ' not in the table')
+    H.eq('order-totals', named.name)
+  end },
 }
