@@ -369,6 +369,22 @@ function M.setup(user)
       ask_name_then_execute(client, args[1], args[2])
     end
   end
+  -- The server may answer `periodic.showSimilar` with locations instead of opening one itself.
+  vim.lsp.commands['periodic.showSimilar'] = function(command, ctx)
+    local client = vim.lsp.get_client_by_id(ctx.client_id)
+    if not client then
+      return
+    end
+    request(client, 'workspace/executeCommand', { command = command.command, arguments = command.arguments },
+      function(err, result)
+        if err then
+          notify('periodic.showSimilar failed: ' .. (err.message or vim.inspect(err)), vim.log.levels.ERROR)
+        elseif type(result) == 'table' and #result > 0 then
+          locations_to_quickfix(client, result, 'Periodic: similar code')
+          vim.cmd('botright copen')
+        end
+      end, ctx.bufnr)
+  end
   create_commands()
 
   if vim.lsp.config and vim.lsp.enable then
