@@ -27,9 +27,16 @@ passed=0
 failed=0
 cd "$here"
 for test_file in tests/test_*.lua; do
-  output="$(timeout 300 "$nvim" --headless --clean -l tests/run.lua "$test_file" 2>&1)"
+  # Only the runner's stdout is counted; Neovim's own messages (stderr) are shown after it.
+  errors="$(mktemp)"
+  output="$(timeout 300 "$nvim" --headless --clean -l tests/run.lua "$test_file" 2>"$errors")"
   status=$?
   echo "$output"
+  if [[ -s "$errors" ]]; then
+    sed 's/^/  [nvim] /' "$errors"
+    echo
+  fi
+  rm -f "$errors"
   file_passed=$(grep -c '^ok - ' <<<"$output")
   file_failed=$(grep -c '^not ok - ' <<<"$output")
   passed=$((passed + file_passed))

@@ -24,7 +24,7 @@ return {
 
   { ':checkhealth periodic passes and reports binary, version and index', function()
     vim.cmd.cd(vim.fn.fnameescape(root))
-    vim.cmd('checkhealth periodic')
+    vim.cmd('silent checkhealth periodic')
     local lines = vim.api.nvim_buf_get_lines(0, 0, -1, false)
     local text = table.concat(lines, '\n')
     H.truthy(not text:find('ERROR'), 'checkhealth reported an error:\n' .. text)
