@@ -69,6 +69,8 @@ class PeriodicExtension {
     this.registerCommands();
     context.subscriptions.push(
       vscode.workspace.onDidChangeConfiguration((event) => void this.onConfigurationChanged(event)),
+      // With pull diagnostics the server sends no notification after an edit: recount on save.
+      vscode.workspace.onDidSaveTextDocument(() => this.schedulePatternCount(1500)),
       context.secrets.onDidChange((event) => {
         if (event.key === TOKEN_SECRET_KEY) {
           void this.pushConfiguration();
@@ -308,7 +310,7 @@ class PeriodicExtension {
       return;
     }
     const pattern = await vscode.window.showQuickPick(
-      patternPickItems(patterns).map((item) => ({ ...item, matchOnDescription: true })),
+      patternPickItems(patterns),
       { title, placeHolder: "Pick a pattern to see its copies", matchOnDescription: true, matchOnDetail: true },
     );
     if (pattern === undefined) {
