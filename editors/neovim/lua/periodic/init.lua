@@ -71,6 +71,12 @@ local function locations_to_quickfix(client, locations, title)
   return items
 end
 
+--- One quickfix item for one LSP location (line text and encoding handled by Neovim).
+local function location_item(client, location)
+  local encoding = client and client.offset_encoding or 'utf-16'
+  return vim.lsp.util.locations_to_items({ location }, encoding)[1]
+end
+
 local function fire(pattern, data)
   vim.api.nvim_exec_autocmds('User', { pattern = pattern, modeline = false, data = data })
 end
@@ -108,31 +114,20 @@ function M.similar(opts)
     result = result or {}
     local similar = result.similar or {}
     local unit_name = (type(result.unit) == 'table' and result.unit.name) or 'the code at the cursor'
-    local locations = {}
-    for _, item in ipairs(similar) do
+    -- One location at a time: locations_to_items sorts by file, and the server's order (most
+    -- similar first) is the one worth keeping.
+    local items = {}
+    for _, candidate in ipairs(similar) do
       -- Copies in other repositories (from the team server) may not exist on this machine.
-      if item.repo == nil then
-        table.insert(locations, { uri = item.uri, range = item.range })
+      if candidate.repo == nil then
+        local item = location_item(client, { uri = candidate.uri, range = candidate.range })
+        item.text = ('%s  %d%% %s %s'):format(
+          (candidate.name ~= nil and candidate.name ~= '') and candidate.name or '(block)',
+          math.floor((candidate.similarity or 0) * 100 + 0.5), candidate.kind or '', candidate.pattern or '')
+        table.insert(items, item)
       end
     end
-    local items = locations_to_quickfix(client, locations, 'Periodic: similar to ' .. unit_name)
-    -- Annotate each entry with similarity, kind and pattern, in the server's order.
-    for index, item in ipairs(items) do
-      local source
-      for _, candidate in ipairs(similar) do
-        if candidate.repo == nil and vim.uri_to_fname(candidate.uri) == item.filename
-          and candidate.range.start.line + 1 == item.lnum then
-          source = candidate
-          break
-        end
-      end
-      if source then
-        items[index].text = ('%s  %d%% %s %s'):format(
-          source.name ~= '' and source.name or '(block)',
-          math.floor(source.similarity * 100 + 0.5), source.kind, source.pattern)
-      end
-    end
-    vim.fn.setqflist({}, 'r', { title = 'Periodic: similar to ' .. unit_name, items = items })
+    vim.fn.setqflist({}, ' ', { title = 'Periodic: similar to ' .. unit_name, items = items })
     if #items == 0 then
       notify('nothing similar to ' .. unit_name .. ' was found')
     elseif opts.open ~= false then
@@ -153,12 +148,10 @@ end
 local function members_to_quickfix(client, patterns, title)
   local items = {}
   for _, pattern in ipairs(patterns) do
-    local members = pattern.members or {}
-    local converted = vim.lsp.util.locations_to_items(members, client.offset_encoding)
-    for index, item in ipairs(converted) do
-      local member = members[index]
+    for _, member in ipairs(pattern.members or {}) do
+      local item = location_item(client, { uri = member.uri, range = member.range })
       item.text = ('%s [%s] %s'):format(pattern.name ~= '' and pattern.name or pattern.id, pattern.id,
-        (member and member.name ~= '' and member.name) or '(block)')
+        (member.name ~= nil and member.name ~= '') and member.name or '(block)')
       table.insert(items, item)
     end
   end
