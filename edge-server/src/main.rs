@@ -1,2 +1,172 @@
-//! Placeholder.
-fn main() {}
+//! The `periodic-edge` command line: `periodic-edge [serve options]` runs the server;
+//! `periodic-edge token create|list|revoke` manages the tokens file. Logs go to stderr;
+//! stdout carries only what a command is asked to print (a new token, the token list).
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use periodic_edge::api::Limits;
+use periodic_edge::server::{self, ServeConfig};
+use periodic_edge::store::embedded::db::SyncMode;
+use periodic_edge::tokens::{Role, TokensFile};
+
+#[derive(Parser)]
+#[command(name = "periodic-edge", version, about = "Periodic's team edge server", args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token; prints it once on stdout and stores only its hash.
+    Create {
+        #[arg(long)]
+        tokens: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+    /// List tokens (id, tenant, role, creation time); never the tokens themselves.
+    List {
+        #[arg(long)]
+        tokens: PathBuf,
+    },
+    /// Revoke a token by its id (as shown by `token list`). Send SIGHUP to a running server.
+    Revoke {
+        #[arg(long)]
+        tokens: PathBuf,
+        #[arg(long)]
+        id: String,
+    },
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:7700")]
+    listen: SocketAddr,
+    /// Directory of the embedded store (created if missing).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Tokens file (see `token create`); reloaded on SIGHUP.
+    #[arg(long)]
+    tokens: Option<PathBuf>,
+    /// Number of SQLite shards; fixed when the data directory is created.
+    #[arg(long, default_value_t = 16)]
+    shards: usize,
+    /// `full`: fsync every commit (survives power loss); `normal`: survives process crashes only.
+    #[arg(long, value_enum, default_value = "full")]
+    sync: SyncMode,
+    /// PEM certificate chain; with --tls-key, serve HTTPS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Largest request body in bytes (413 beyond).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Most upserts plus removals in one batch (413 beyond).
+    #[arg(long, default_value_t = 5000)]
+    max_batch_units: usize,
+    /// Requests per second allowed per token (429 with Retry-After beyond).
+    #[arg(long, default_value_t = 1000)]
+    rate_limit: u32,
+    /// Burst allowed per token above the steady rate.
+    #[arg(long, default_value_t = 2000)]
+    rate_burst: u32,
+    /// Seconds before a request is abandoned with 503.
+    #[arg(long, default_value_t = 30)]
+    request_timeout: u64,
+    /// Seconds a cached query or pattern answer may be served.
+    #[arg(long, default_value_t = 30)]
+    cache_ttl: u64,
+    /// Entries per cache.
+    #[arg(long, default_value_t = 20_000)]
+    cache_capacity: u64,
+    /// Write the bound address (useful with port 0) to this file once listening.
+    #[arg(long)]
+    addr_file: Option<PathBuf>,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(long, default_value_t = 20)]
+    shutdown_grace: u64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PERIODIC_EDGE_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    match cli.command {
+        Some(Command::Token(command)) => run_token_command(command),
+        None => {
+            let args = cli.serve;
+            let (Some(data_dir), Some(tokens_file)) = (args.data, args.tokens) else {
+                bail!("serving needs --data DIR and --tokens FILE");
+            };
+            let config = ServeConfig {
+                listen: args.listen,
+                data_dir,
+                tokens_file,
+                shards: args.shards,
+                sync: args.sync,
+                tls: args.tls_cert.zip(args.tls_key),
+                limits: Limits {
+                    max_body_bytes: args.max_body_bytes,
+                    max_batch_units: args.max_batch_units,
+                    request_timeout: Duration::from_secs(args.request_timeout),
+                    rate_per_second: args.rate_limit,
+                    rate_burst: args.rate_burst,
+                    ..Limits::default()
+                },
+                cache_ttl: Duration::from_secs(args.cache_ttl),
+                cache_capacity: args.cache_capacity,
+                addr_file: args.addr_file,
+                shutdown_grace: Duration::from_secs(args.shutdown_grace),
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+            runtime.block_on(server::serve(config))
+        }
+    }
+}
+
+fn run_token_command(command: TokenCommand) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match command {
+        TokenCommand::Create { tokens, tenant, role } => {
+            let mut file = TokensFile::load(&tokens)?;
+            let token = file.create(&tenant, role)?;
+            file.save(&tokens)?;
+            writeln!(stdout, "{token}")?;
+        }
+        TokenCommand::List { tokens } => {
+            for entry in TokensFile::load(&tokens)?.tokens {
+                writeln!(stdout, "{}\t{}\t{}\t{}", entry.id, entry.tenant, entry.role.as_str(), entry.created_unix)?;
+            }
+        }
+        TokenCommand::Revoke { tokens, id } => {
+            let mut file = TokensFile::load(&tokens)?;
+            if !file.revoke(&id) {
+                bail!("no token with id {id}");
+            }
+            file.save(&tokens)?;
+        }
+    }
+    Ok(())
+}

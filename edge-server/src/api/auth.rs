@@ -1,0 +1,57 @@
+//! Bearer-token authentication and the per-token rate limit, applied once to every `/v1`
+//! route except the OpenAPI document. The caller (tenant and role) is put in the request's
+//! extensions for the handlers; handlers check the role they need with [`require`].
+
+use std::num::NonZeroU32;
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::api::AppState;
+use crate::api::error::ApiError;
+use crate::tokens::{Caller, Role};
+
+/// One GCRA bucket per token (keyed by the token's hash).
+pub type TokenRateLimiter = DefaultKeyedRateLimiter<[u8; 32]>;
+
+pub fn rate_limiter(per_second: u32, burst: u32) -> TokenRateLimiter {
+    let per_second = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst).unwrap_or(per_second);
+    RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
+}
+
+pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
+    let header_value = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?;
+    let text = header_value.to_str().map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+    let token = match text.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        _ => return Err(ApiError::unauthorized("Authorization must use the Bearer scheme")),
+    };
+    let table = state.tokens.read().map_err(|_| ApiError::unauthorized("token table unavailable"))?.clone();
+    let caller = table.authenticate(token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+    if let Err(not_until) = state.limiter.check_key(&caller.token_hash) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        metrics::counter!("edge_rate_limited_total", "tenant" => caller.tenant.clone()).increment(1);
+        let mut error = ApiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests for this token");
+        error.retry_after_seconds = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+        return Err(error);
+    }
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+/// Fails with 403 unless the caller's role includes `needed`.
+pub fn require(caller: &Caller, needed: Role) -> Result<(), ApiError> {
+    if caller.role >= needed {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(format!("this token has role `{}`; `{}` is needed", caller.role.as_str(), needed.as_str())))
+    }
+}

@@ -1,0 +1,112 @@
+//! The HTTP API (v1): router, shared state, limits, and the table of routes that the OpenAPI
+//! document must match. One file per handler; errors become HTTP statuses only in `error.rs`;
+//! authentication and rate limiting happen once, in `auth.rs`.
+
+pub mod auth;
+pub mod deltas;
+pub mod error;
+pub mod health;
+pub mod observe;
+pub mod patterns;
+pub mod query;
+pub mod stats;
+pub mod validate;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::store::Store;
+use crate::tokens::TokenTable;
+
+/// The OpenAPI 3 document served at `/v1/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+
+/// Every route the server answers, as (method, path template). A test checks the OpenAPI
+/// document against this table and every entry against the running server.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("post", "/v1/repos/{repo}/deltas"),
+    ("post", "/v1/query"),
+    ("get", "/v1/patterns"),
+    ("get", "/v1/patterns/{id}"),
+    ("put", "/v1/patterns/{id}"),
+    ("get", "/v1/stats"),
+    ("get", "/v1/openapi.json"),
+    ("get", "/health/live"),
+    ("get", "/health/ready"),
+    ("get", "/metrics"),
+];
+
+/// Request limits and query defaults.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_batch_units: usize,
+    pub max_query_sketches: usize,
+    pub request_timeout: Duration,
+    pub rate_per_second: u32,
+    pub rate_burst: u32,
+    pub default_min_similarity: f32,
+    pub default_top_k: usize,
+    pub max_top_k: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_batch_units: 5000,
+            max_query_sketches: 256,
+            request_timeout: Duration::from_secs(30),
+            rate_per_second: 1000,
+            rate_burst: 2000,
+            default_min_similarity: 0.7,
+            default_top_k: 10,
+            max_top_k: 100,
+        }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// Replaced as a whole on SIGHUP.
+    pub tokens: Arc<RwLock<Arc<TokenTable>>>,
+    pub limiter: Arc<auth::TokenRateLimiter>,
+    pub limits: Arc<Limits>,
+    pub prometheus: PrometheusHandle,
+}
+
+pub fn router(state: AppState) -> Router {
+    let limits = state.limits.clone();
+    let authenticated = Router::new()
+        .route("/v1/repos/{repo}/deltas", post(deltas::post_deltas))
+        .route("/v1/query", post(query::post_query))
+        .route("/v1/patterns", get(patterns::list_patterns))
+        .route("/v1/patterns/{id}", get(patterns::get_pattern).put(patterns::put_pattern))
+        .route("/v1/stats", get(stats::get_stats))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
+    let public = Router::new()
+        .route("/v1/openapi.json", get(observe::openapi))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/metrics", get(observe::metrics));
+    authenticated
+        .merge(public)
+        .fallback(error::not_found)
+        .route_layer(axum::middleware::from_fn(observe::record_request))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.request_timeout))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

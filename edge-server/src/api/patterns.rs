@@ -1,0 +1,62 @@
+//! `GET /v1/patterns?top=N`, `GET /v1/patterns/{id}`, `PUT /v1/patterns/{id}`: the team's
+//! periodic table and its shared names and notes.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Path, Query, State};
+use periodic_wire::{PatternDetail, PatternList, PatternUpdate};
+use serde::Deserialize;
+
+use crate::api::AppState;
+use crate::api::auth::require;
+use crate::api::error::{ApiError, JsonBody};
+use crate::api::validate;
+use crate::tokens::{Caller, Role};
+
+pub const DEFAULT_TOP: usize = 20;
+pub const MAX_TOP: usize = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    top: Option<usize>,
+}
+
+pub async fn list_patterns(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    params: Result<Query<ListParams>, QueryRejection>,
+) -> Result<Json<PatternList>, ApiError> {
+    require(&caller, Role::Read)?;
+    let Query(params) = params.map_err(|rejection| ApiError::bad_request(format!("query: {}", rejection.body_text())))?;
+    let top = params.top.unwrap_or(DEFAULT_TOP);
+    if top == 0 || top > MAX_TOP {
+        return Err(ApiError::bad_request(format!("query `top`: must be within 1..={MAX_TOP}")));
+    }
+    let patterns = state.store.top_patterns(&caller.tenant, top).await?;
+    Ok(Json(PatternList { patterns }))
+}
+
+pub async fn get_pattern(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<PatternDetail>, ApiError> {
+    require(&caller, Role::Read)?;
+    let id = validate::pattern_id(&id)?;
+    let detail = state.store.pattern(&caller.tenant, id).await?;
+    detail.map(Json).ok_or_else(|| ApiError::not_found("no units and no name for this pattern"))
+}
+
+pub async fn put_pattern(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Result<JsonBody<PatternUpdate>, ApiError>,
+) -> Result<Json<PatternDetail>, ApiError> {
+    require(&caller, Role::Write)?;
+    let id = validate::pattern_id(&id)?;
+    let JsonBody(update) = body?;
+    validate::pattern_update(&update)?;
+    Ok(Json(state.store.set_pattern_meta(&caller.tenant, id, update).await?))
+}

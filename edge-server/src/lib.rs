@@ -1,0 +1,13 @@
+//! `periodic-edge`: Periodic's team edge server. It stores the fingerprints that developers'
+//! language servers send, answers "what in the team looks like this?", and keeps the team's
+//! periodic table of recurring code shapes. This library holds everything; `main.rs` only
+//! parses the command line.
+//!
+//! Layout: `api` (HTTP, the only module that knows axum), `store` (the storage trait, its
+//! backends, wrappers and conformance suite), `tokens` (API tokens), `server` (binding, TLS,
+//! signals, shutdown).
+
+pub mod api;
+pub mod server;
+pub mod store;
+pub mod tokens;

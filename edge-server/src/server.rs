@@ -1,0 +1,139 @@
+//! Running the server: open storage, build the router, bind (plain or rustls), write the
+//! bound address where asked, reload tokens on SIGHUP, and shut down gracefully on SIGTERM or
+//! SIGINT (stop accepting, let in-flight requests finish, flush storage, return).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::api::{self, AppState, Limits};
+use crate::store::Store;
+use crate::store::cached::CachedStore;
+use crate::store::embedded::db::SyncMode;
+use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
+use crate::store::metered::MeteredStore;
+use crate::tokens::{TokenTable, TokensFile};
+
+/// Everything `serve` needs, as parsed from the command line.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tokens_file: PathBuf,
+    pub shards: usize,
+    pub sync: SyncMode,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub limits: Limits,
+    pub cache_ttl: Duration,
+    pub cache_capacity: u64,
+    pub addr_file: Option<PathBuf>,
+    pub shutdown_grace: Duration,
+}
+
+/// The process-wide Prometheus recorder (metrics has one global recorder).
+pub fn prometheus() -> anyhow::Result<PrometheusHandle> {
+    static HANDLE: OnceLock<Result<PrometheusHandle, String>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().map_err(|error| error.to_string()))
+        .clone()
+        .map_err(|error| anyhow::anyhow!("install metrics recorder: {error}"))
+}
+
+fn load_tokens(path: &Path) -> anyhow::Result<TokenTable> {
+    TokenTable::from_file(&TokensFile::load(path)?)
+}
+
+pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    let options = EmbeddedOptions { shards: config.shards, sync: config.sync };
+    let started = std::time::Instant::now();
+    let embedded = tokio::task::spawn_blocking(move || EmbeddedStore::open(&data_dir, &options))
+        .await
+        .context("storage loader panicked")?
+        .with_context(|| format!("open storage in {}", config.data_dir.display()))?;
+    let embedded: Arc<dyn Store> = Arc::new(embedded);
+    let units = embedded.units_stored().await?;
+    tracing::info!(units, shards = config.shards, seconds = started.elapsed().as_secs_f64(), "storage loaded");
+    let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(MeteredStore::new(embedded)), config.cache_capacity, config.cache_ttl));
+
+    let table = load_tokens(&config.tokens_file)?;
+    if table.is_empty() {
+        tracing::warn!(file = %config.tokens_file.display(), "no tokens: every /v1 request will be refused; create one with `periodic-edge token create`");
+    }
+    let tokens = Arc::new(RwLock::new(Arc::new(table)));
+    let state = AppState {
+        store: store.clone(),
+        tokens: tokens.clone(),
+        limiter: Arc::new(api::auth::rate_limiter(config.limits.rate_per_second, config.limits.rate_burst)),
+        limits: Arc::new(config.limits.clone()),
+        prometheus: prometheus()?,
+    };
+    let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let handle = axum_server::Handle::new();
+
+    tokio::spawn(watch_signals(handle.clone(), tokens, config.tokens_file.clone(), config.shutdown_grace));
+    {
+        let handle = handle.clone();
+        let addr_file = config.addr_file.clone();
+        let scheme = if config.tls.is_some() { "https" } else { "http" };
+        tokio::spawn(async move {
+            if let Some(address) = handle.listening().await {
+                tracing::info!(%address, scheme, "listening");
+                if let Some(path) = addr_file
+                    && let Err(error) = std::fs::write(&path, address.to_string())
+                {
+                    tracing::error!(%error, path = %path.display(), "cannot write the address file");
+                }
+            }
+        });
+    }
+
+    match &config.tls {
+        Some((cert, key)) => {
+            // One crypto provider for the process; a second install attempt is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| format!("load TLS certificate {} and key {}", cert.display(), key.display()))?;
+            axum_server::bind_rustls(config.listen, tls).handle(handle).serve(app).await.context("serve https")?;
+        }
+        None => {
+            axum_server::bind(config.listen).handle(handle).serve(app).await.context("serve http")?;
+        }
+    }
+    tracing::info!("stopped accepting; flushing storage");
+    store.flush().await.context("flush storage at shutdown")?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn watch_signals(handle: axum_server::Handle, tokens: Arc<RwLock<Arc<TokenTable>>>, tokens_file: PathBuf, grace: Duration) {
+    let (Ok(mut terminate), Ok(mut interrupt), Ok(mut hangup)) =
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
+    else {
+        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = hangup.recv() => match load_tokens(&tokens_file) {
+                Ok(table) => {
+                    tracing::info!(tokens = table.len(), "tokens reloaded");
+                    if let Ok(mut slot) = tokens.write() {
+                        *slot = Arc::new(table);
+                    }
+                }
+                Err(error) => tracing::error!(%error, "tokens not reloaded; the previous ones stay in force"),
+            },
+        }
+    }
+    tracing::info!("shutdown requested");
+    handle.graceful_shutdown(Some(grace));
+}

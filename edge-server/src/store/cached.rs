@@ -1,0 +1,155 @@
+//! A read cache in front of any [`Store`]: moka TTL caches for similarity queries and for the
+//! pattern table (top lists and single patterns). Writes invalidate by bumping the tenant's
+//! generation, which is part of every cache key, so a cached answer is never served after a
+//! write through this process; entries of old generations simply age out. Across several
+//! replicas on one shared backend, answers may be stale by at most the TTL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use moka::future::Cache;
+use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash};
+
+use crate::store::{QueryOptions, Store, StoreError};
+
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    generations: RwLock<HashMap<String, u64>>,
+    queries: Cache<[u8; 32], Arc<Vec<SketchResult>>>,
+    top_patterns: Cache<[u8; 32], Arc<Vec<PatternSummary>>>,
+    patterns: Cache<[u8; 32], Arc<Option<PatternDetail>>>,
+}
+
+impl CachedStore {
+    pub fn new(inner: Arc<dyn Store>, capacity: u64, ttl: Duration) -> CachedStore {
+        CachedStore {
+            inner,
+            generations: RwLock::new(HashMap::new()),
+            queries: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            top_patterns: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            patterns: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+        }
+    }
+
+    fn generation(&self, tenant: &str) -> u64 {
+        self.generations.read().map(|map| map.get(tenant).copied().unwrap_or(0)).unwrap_or(0)
+    }
+
+    fn invalidate(&self, tenant: &str) {
+        if let Ok(mut map) = self.generations.write() {
+            *map.entry(tenant.to_string()).or_insert(0) += 1;
+        }
+    }
+
+    fn key(&self, tenant: &str, kind: &str, parts: &[&[u8]]) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        for part in [tenant.as_bytes(), &self.generation(tenant).to_le_bytes(), kind.as_bytes()].into_iter().chain(parts.iter().copied()) {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        *hasher.finalize().as_bytes()
+    }
+}
+
+fn record(kind: &'static str, hit: bool) {
+    let outcome = if hit { "hit" } else { "miss" };
+    metrics::counter!("edge_cache_requests_total", "cache" => kind, "outcome" => outcome).increment(1);
+}
+
+#[async_trait]
+impl Store for CachedStore {
+    async fn apply_batch(&self, tenant: &str, repo: &str, batch: DeltaBatch) -> Result<DeltaAck, StoreError> {
+        let result = self.inner.apply_batch(tenant, repo, batch).await;
+        // Also on failure: part of the batch may have been applied.
+        self.invalidate(tenant);
+        result
+    }
+
+    async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError> {
+        let mut encoded = Vec::with_capacity(sketches.len() * 280 + 64);
+        for sketch in sketches {
+            encoded.extend_from_slice(&(sketch.id.len() as u64).to_le_bytes());
+            encoded.extend_from_slice(sketch.id.as_bytes());
+            encoded.extend_from_slice(&sketch.t2_hash.0.to_le_bytes());
+            for value in sketch.sketch.0 {
+                encoded.extend_from_slice(&value.to_le_bytes());
+            }
+        }
+        let exclude = options.exclude_repo.as_deref().unwrap_or("\u{0}none");
+        let key = self.key(tenant, "query", &[&encoded, exclude.as_bytes(), &options.min_similarity.to_le_bytes(), &(options.top_k as u64).to_le_bytes()]);
+        if let Some(found) = self.queries.get(&key).await {
+            record("query", true);
+            return Ok(found.as_ref().clone());
+        }
+        record("query", false);
+        let results = self.inner.query(tenant, sketches, options).await?;
+        self.queries.insert(key, Arc::new(results.clone())).await;
+        Ok(results)
+    }
+
+    async fn top_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
+        let key = self.key(tenant, "top", &[&(top as u64).to_le_bytes()]);
+        if let Some(found) = self.top_patterns.get(&key).await {
+            record("patterns", true);
+            return Ok(found.as_ref().clone());
+        }
+        record("patterns", false);
+        let patterns = self.inner.top_patterns(tenant, top).await?;
+        self.top_patterns.insert(key, Arc::new(patterns.clone())).await;
+        Ok(patterns)
+    }
+
+    async fn pattern(&self, tenant: &str, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
+        let key = self.key(tenant, "pattern", &[&id.0.to_le_bytes()]);
+        if let Some(found) = self.patterns.get(&key).await {
+            record("pattern", true);
+            return Ok(found.as_ref().clone());
+        }
+        record("pattern", false);
+        let detail = self.inner.pattern(tenant, id).await?;
+        self.patterns.insert(key, Arc::new(detail.clone())).await;
+        Ok(detail)
+    }
+
+    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, update: PatternUpdate) -> Result<PatternDetail, StoreError> {
+        let result = self.inner.set_pattern_meta(tenant, id, update).await;
+        self.invalidate(tenant);
+        result
+    }
+
+    async fn stats(&self, tenant: &str) -> Result<Stats, StoreError> {
+        self.inner.stats(tenant).await
+    }
+
+    async fn units_stored(&self) -> Result<u64, StoreError> {
+        self.inner.units_stored().await
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        self.inner.check_ready().await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.inner.flush().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+    use crate::store::embedded::db::SyncMode;
+    use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cached_store_passes_the_conformance_suite() {
+        // The suite writes and then reads back at every step, so a cache that served a
+        // stale answer after a write would fail it.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let embedded = EmbeddedStore::open(dir.path(), &EmbeddedOptions { shards: 2, sync: SyncMode::Normal }).expect("open");
+        let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(embedded), 1000, Duration::from_secs(60)));
+        conformance::run_all(store).await;
+    }
+}

@@ -1,0 +1,238 @@
+//! The storage conformance suite: the behaviour every [`Store`] backend must show, written
+//! once and run against each backend (`run_all`). It uses tenant names unique to the run, so
+//! it can run against a backend that already holds data (a shared Redis Cluster, say).
+//!
+//! The suite panics on the first deviation, naming it; it is called from tests only.
+
+#![allow(clippy::unwrap_used)]
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use periodic_wire::{DeltaBatch, Location, PatternUpdate, QuerySketch, SKETCH_LEN, Sketch, T2Hash, UnitUpsert};
+
+use crate::store::{QueryOptions, Store};
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// A sketch unrelated to every other `sketch_of(m)` (all positions differ in practice).
+pub fn sketch_of(number: u64) -> Sketch {
+    let mut values = [0u32; SKETCH_LEN];
+    for (position, value) in values.iter_mut().enumerate() {
+        *value = splitmix(number.wrapping_mul(SKETCH_LEN as u64) + position as u64) as u32;
+    }
+    Sketch(values)
+}
+
+/// `sketch_of(number)` with the first `changed` positions altered: similarity
+/// `1 - changed / SKETCH_LEN` to the original.
+pub fn near_sketch_of(number: u64, changed: usize) -> Sketch {
+    let mut sketch = sketch_of(number);
+    for value in sketch.0.iter_mut().take(changed) {
+        *value = value.wrapping_add(1);
+    }
+    sketch
+}
+
+pub fn t2_of(number: u64) -> T2Hash {
+    T2Hash(splitmix(number ^ 0x5555_aaaa))
+}
+
+pub fn unit(number: u64) -> UnitUpsert {
+    UnitUpsert {
+        key: format!("unit-{number}"),
+        t2_hash: t2_of(number),
+        sketch: sketch_of(number),
+        tokens: 40 + number as u32 % 100,
+        lines: 8,
+        nesting: 2,
+        language: "rust".into(),
+        location: Some(Location { path: format!("src/file{}.rs", number % 7), name: format!("function_{number}"), start_line: 10, end_line: 18 }),
+    }
+}
+
+/// A batch upserting `unit(n)` for every n in `numbers`.
+pub fn batch(batch_id: &str, numbers: Range<u64>) -> DeltaBatch {
+    DeltaBatch { batch_id: batch_id.into(), upserts: numbers.map(unit).collect(), removals: Vec::new() }
+}
+
+fn probe(id: &str, t2_hash: T2Hash, sketch: Sketch) -> QuerySketch {
+    QuerySketch { id: id.into(), t2_hash, sketch }
+}
+
+fn options(min_similarity: f32, top_k: usize) -> QueryOptions {
+    QueryOptions { exclude_repo: None, min_similarity, top_k }
+}
+
+/// Runs every check against `store`.
+pub async fn run_all(store: Arc<dyn Store>) {
+    let run = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let tenant = |name: &str| format!("conformance-{run}-{name}");
+    unknown_tenant_is_empty_not_an_error(&*store, &tenant("empty")).await;
+    stored_units_are_found_exactly_and_approximately(&*store, &tenant("query")).await;
+    retried_batches_apply_once(&*store, &tenant("retry")).await;
+    removals_and_replacements_take_effect(&*store, &tenant("remove")).await;
+    tenants_are_isolated(&*store, &tenant("a"), &tenant("b")).await;
+    patterns_group_exact_structure_across_repos(&*store, &tenant("patterns")).await;
+    store.check_ready().await.expect("ready");
+    assert!(store.units_stored().await.unwrap() > 0, "units_stored counts stored units");
+    store.flush().await.expect("flush");
+}
+
+async fn unknown_tenant_is_empty_not_an_error(store: &dyn Store, tenant: &str) {
+    let results = store.query(tenant, &[probe("q", t2_of(1), sketch_of(1))], &options(0.0, 10)).await.unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].id, "q");
+    assert!(results[0].matches.is_empty());
+    let stats = store.stats(tenant).await.unwrap();
+    assert_eq!((stats.units, stats.repos, stats.patterns), (0, 0, 0));
+    assert!(store.top_patterns(tenant, 10).await.unwrap().is_empty());
+    assert!(store.pattern(tenant, t2_of(1)).await.unwrap().is_none());
+}
+
+async fn stored_units_are_found_exactly_and_approximately(store: &dyn Store, tenant: &str) {
+    let ack = store.apply_batch(tenant, "alpha", batch("b1", 0..200)).await.unwrap();
+    assert_eq!((ack.duplicate, ack.upserted, ack.removed), (false, 200, 0));
+    store.apply_batch(tenant, "beta", batch("b1", 0..10)).await.unwrap();
+    let stats = store.stats(tenant).await.unwrap();
+    assert_eq!((stats.units, stats.repos), (210, 2));
+
+    // Exact structural match: similarity 1 in both repositories, location kept.
+    let results = store.query(tenant, &[probe("exact", t2_of(5), sketch_of(5))], &options(0.5, 10)).await.unwrap();
+    let matches = &results[0].matches;
+    assert_eq!(matches.len(), 2, "{matches:?}");
+    assert!(matches.iter().all(|m| m.exact && m.similarity == 1.0 && m.key == "unit-5"));
+    assert_eq!(matches[0].repo, "alpha");
+    assert_eq!(matches[0].pattern_id, t2_of(5).to_hex());
+    assert_eq!(matches[0].location.as_ref().map(|l| l.name.as_str()), Some("function_5"));
+
+    // Near miss: 8 of 64 positions differ and the structural hash differs.
+    let results = store.query(tenant, &[probe("near", T2Hash(1), near_sketch_of(150, 8))], &options(0.5, 10)).await.unwrap();
+    let matches = &results[0].matches;
+    assert_eq!(matches.len(), 1, "{matches:?}");
+    assert!(!matches[0].exact);
+    assert!((matches[0].similarity - 56.0 / 64.0).abs() < 1e-6);
+
+    // Below the threshold: not returned.
+    let results = store.query(tenant, &[probe("far", T2Hash(1), near_sketch_of(150, 40))], &options(0.9, 10)).await.unwrap();
+    assert!(results[0].matches.is_empty());
+
+    // Unrelated sketch: nothing.
+    let results = store.query(tenant, &[probe("none", T2Hash(2), sketch_of(99_999))], &options(0.1, 10)).await.unwrap();
+    assert!(results[0].matches.is_empty());
+
+    // exclude_repo and top_k.
+    let mut excluding = options(0.5, 10);
+    excluding.exclude_repo = Some("alpha".into());
+    let results = store.query(tenant, &[probe("ex", t2_of(5), sketch_of(5))], &excluding).await.unwrap();
+    assert_eq!(results[0].matches.iter().map(|m| m.repo.as_str()).collect::<Vec<_>>(), vec!["beta"]);
+    let results = store.query(tenant, &[probe("top", t2_of(5), sketch_of(5))], &options(0.5, 1)).await.unwrap();
+    assert_eq!(results[0].matches.len(), 1);
+
+    // Many sketches at once: one result per sketch, in order.
+    let many: Vec<QuerySketch> = (0..40).map(|n| probe(&format!("m{n}"), t2_of(n), sketch_of(n))).collect();
+    let results = store.query(tenant, &many, &options(0.9, 5)).await.unwrap();
+    assert_eq!(results.len(), 40);
+    for (n, result) in results.iter().enumerate() {
+        assert_eq!(result.id, format!("m{n}"));
+        assert!(result.matches.iter().any(|m| m.key == format!("unit-{n}") && m.repo == "alpha"));
+    }
+}
+
+async fn retried_batches_apply_once(store: &dyn Store, tenant: &str) {
+    let first = store.apply_batch(tenant, "repo", batch("same-id", 0..30)).await.unwrap();
+    assert!(!first.duplicate);
+    // The retry carries other content on purpose: a duplicate must not be applied at all.
+    let retry = store.apply_batch(tenant, "repo", batch("same-id", 100..150)).await.unwrap();
+    assert!(retry.duplicate);
+    assert_eq!((retry.upserted, retry.removed), (30, 0));
+    assert_eq!(store.stats(tenant).await.unwrap().units, 30);
+    // Batch ids are per repository.
+    let other_repo = store.apply_batch(tenant, "other", batch("same-id", 0..5)).await.unwrap();
+    assert!(!other_repo.duplicate);
+    assert_eq!(store.stats(tenant).await.unwrap().units, 35);
+}
+
+async fn removals_and_replacements_take_effect(store: &dyn Store, tenant: &str) {
+    store.apply_batch(tenant, "repo", batch("b1", 0..20)).await.unwrap();
+    let removal = DeltaBatch { batch_id: "b2".into(), upserts: Vec::new(), removals: vec!["unit-3".into(), "unit-4".into(), "never-existed".into()] };
+    let ack = store.apply_batch(tenant, "repo", removal).await.unwrap();
+    assert_eq!(ack.removed, 2);
+    assert_eq!(store.stats(tenant).await.unwrap().units, 18);
+    let results = store.query(tenant, &[probe("gone", t2_of(3), sketch_of(3))], &options(0.1, 10)).await.unwrap();
+    assert!(results[0].matches.is_empty(), "removed unit still found");
+
+    // Same key, new fingerprint: the old one is no longer found, the new one is.
+    let mut replaced = unit(500);
+    replaced.key = "unit-7".into();
+    store.apply_batch(tenant, "repo", DeltaBatch { batch_id: "b3".into(), upserts: vec![replaced], removals: Vec::new() }).await.unwrap();
+    assert_eq!(store.stats(tenant).await.unwrap().units, 18);
+    let old = store.query(tenant, &[probe("old", t2_of(7), sketch_of(7))], &options(0.1, 10)).await.unwrap();
+    assert!(old[0].matches.is_empty());
+    let new = store.query(tenant, &[probe("new", t2_of(500), sketch_of(500))], &options(0.9, 10)).await.unwrap();
+    assert_eq!(new[0].matches.len(), 1);
+    assert_eq!(new[0].matches[0].key, "unit-7");
+}
+
+async fn tenants_are_isolated(store: &dyn Store, tenant_a: &str, tenant_b: &str) {
+    store.apply_batch(tenant_a, "shared-name", batch("b1", 0..10)).await.unwrap();
+    store.apply_batch(tenant_a, "shared-name-2", batch("b1", 0..10)).await.unwrap();
+    store.set_pattern_meta(tenant_a, t2_of(1), PatternUpdate { name: Some("a's name".into()), note: None }).await.unwrap();
+
+    // B sees none of A's units, patterns or names.
+    let results = store.query(tenant_b, &[probe("q", t2_of(1), sketch_of(1))], &options(0.0, 10)).await.unwrap();
+    assert!(results[0].matches.is_empty());
+    assert!(store.pattern(tenant_b, t2_of(1)).await.unwrap().is_none());
+    assert!(store.top_patterns(tenant_b, 10).await.unwrap().is_empty());
+    assert_eq!(store.stats(tenant_b).await.unwrap().units, 0);
+
+    // B using the same repository name, batch id and keys changes nothing of A's.
+    let ack = store.apply_batch(tenant_b, "shared-name", batch("b1", 0..3)).await.unwrap();
+    assert!(!ack.duplicate, "batch ids are per tenant");
+    let removal = DeltaBatch { batch_id: "b2".into(), upserts: Vec::new(), removals: vec!["unit-1".into(), "unit-2".into()] };
+    store.apply_batch(tenant_b, "shared-name", removal).await.unwrap();
+    store.set_pattern_meta(tenant_b, t2_of(1), PatternUpdate { name: Some("b's name".into()), note: None }).await.unwrap();
+    assert_eq!(store.stats(tenant_a).await.unwrap().units, 20);
+    let a_pattern = store.pattern(tenant_a, t2_of(1)).await.unwrap().unwrap();
+    assert_eq!(a_pattern.summary.name.as_deref(), Some("a's name"));
+    assert_eq!(a_pattern.summary.units, 2);
+    let b_results = store.query(tenant_b, &[probe("q", t2_of(0), sketch_of(0))], &options(0.5, 10)).await.unwrap();
+    assert_eq!(b_results[0].matches.len(), 1, "B sees only its own unit");
+}
+
+async fn patterns_group_exact_structure_across_repos(store: &dyn Store, tenant: &str) {
+    // Unit 1 in three repos, unit 2 in two, units 3.. once each.
+    store.apply_batch(tenant, "r1", batch("b", 1..10)).await.unwrap();
+    store.apply_batch(tenant, "r2", batch("b", 1..3)).await.unwrap();
+    store.apply_batch(tenant, "r3", batch("b", 1..2)).await.unwrap();
+    let top = store.top_patterns(tenant, 10).await.unwrap();
+    assert_eq!(top.len(), 2, "single units are not patterns: {top:?}");
+    assert_eq!((top[0].id.as_str(), top[0].units, top[0].repos), (t2_of(1).to_hex().as_str(), 3, 3));
+    assert_eq!((top[1].units, top[1].repos), (2, 2));
+    assert_eq!(store.top_patterns(tenant, 1).await.unwrap().len(), 1);
+    assert_eq!(store.stats(tenant).await.unwrap().patterns, 2);
+
+    let detail = store
+        .set_pattern_meta(tenant, t2_of(1), PatternUpdate { name: Some("Result wrapper".into()), note: Some("prefer util::wrap".into()) })
+        .await
+        .unwrap();
+    assert_eq!(detail.summary.name.as_deref(), Some("Result wrapper"));
+    assert_eq!(detail.occurrences.len(), 3);
+    assert_eq!(detail.occurrences.iter().map(|o| o.repo.as_str()).collect::<Vec<_>>(), vec!["r1", "r2", "r3"]);
+    let top = store.top_patterns(tenant, 10).await.unwrap();
+    assert_eq!(top[0].note.as_deref(), Some("prefer util::wrap"));
+
+    // Naming a shape nobody has yet is allowed and then visible.
+    let lonely = store.set_pattern_meta(tenant, T2Hash(42), PatternUpdate { name: Some("future".into()), note: None }).await.unwrap();
+    assert_eq!(lonely.summary.units, 0);
+    assert!(store.pattern(tenant, T2Hash(42)).await.unwrap().is_some());
+    // Clearing the name.
+    let cleared = store.set_pattern_meta(tenant, t2_of(1), PatternUpdate { name: None, note: None }).await.unwrap();
+    assert_eq!(cleared.summary.name, None);
+}

@@ -1,0 +1,564 @@
+//! The embedded backend: N shards, each a SQLite file in WAL mode plus an in-memory candidate
+//! index of the same units. A unit lives in the shard chosen by the hash of (tenant, repo,
+//! key); a query visits every shard's index and merges the per-shard top-k. SQLite is the
+//! truth: a batch reaches the indexes only after its shard transactions committed, and the
+//! indexes are rebuilt from SQLite at startup.
+//!
+//! A batch spanning several shards is not atomic across them. That is safe because batch
+//! application is idempotent (upsert by key, remove by key) and the batch id is recorded only
+//! after every shard committed: a batch interrupted by a crash is not acknowledged, so the
+//! client retries it and the retry completes it.
+
+pub mod db;
+pub mod index;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use periodic_wire::{
+    DeltaAck, DeltaBatch, Location, PatternDetail, PatternOccurrence, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash,
+    UnitMatch,
+};
+use rayon::prelude::*;
+use rusqlite::Connection;
+
+use self::db::{SyncMode, UnitRow};
+use self::index::{GroupCount, MemUnit, ShardIndex};
+use crate::store::{MAX_PATTERN_OCCURRENCES, QueryOptions, Store, StoreError};
+
+/// Options of the embedded backend.
+#[derive(Debug, Clone)]
+pub struct EmbeddedOptions {
+    pub shards: usize,
+    pub sync: SyncMode,
+}
+
+/// Queries with more sketches than this are scored on the rayon pool instead of inline:
+/// below it, a thread hop costs more than the lookups.
+const PARALLEL_QUERY_SKETCHES: usize = 8;
+/// Stripes of the per-repository write lock (serialises batches of one repository, so the
+/// duplicate check and the application of a batch cannot interleave with a retry of it).
+const WRITE_STRIPES: usize = 64;
+
+/// Interned tenant, repository and language names: the index stores u32 ids.
+#[derive(Default)]
+struct Interner {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+impl Interner {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        let shared: Arc<str> = name.into();
+        self.names.push(shared.clone());
+        self.ids.insert(shared, id);
+        id
+    }
+    fn lookup(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+    fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |name| name)
+    }
+}
+
+struct Shard {
+    connection: Mutex<Connection>,
+    index: RwLock<ShardIndex>,
+}
+
+#[derive(Clone, Default)]
+struct PatternMeta {
+    name: Option<String>,
+    note: Option<String>,
+}
+
+pub struct EmbeddedStore {
+    shards: Vec<Arc<Shard>>,
+    interner: Arc<RwLock<Interner>>,
+    write_stripes: Vec<tokio::sync::Mutex<()>>,
+    pattern_meta: RwLock<HashMap<(u32, u64), PatternMeta>>,
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Unavailable("a storage lock was poisoned by a panic".into())
+}
+
+/// 128-bit identity of a unit: decides its shard and keys it in the index.
+fn unit_identity(tenant: &str, repo: &str, key: &str) -> u128 {
+    let mut hasher = blake3::Hasher::new();
+    for part in [tenant, repo, key] {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let bytes = hasher.finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&bytes.as_bytes()[..16]);
+    u128::from_le_bytes(first)
+}
+
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, StoreError> + Send + 'static) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work).await.map_err(|error| StoreError::Task(error.to_string()))?
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the shard files under `dir` and rebuilds the in-memory indexes.
+    /// Blocking: call before serving or from `spawn_blocking`.
+    pub fn open(dir: &Path, options: &EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
+        if options.shards == 0 || options.shards > 1024 {
+            return Err(StoreError::Unavailable(format!("shard count {} is not within 1..=1024", options.shards)));
+        }
+        std::fs::create_dir_all(dir).map_err(|error| StoreError::Unavailable(format!("create {}: {error}", dir.display())))?;
+        check_shard_count(dir, options.shards)?;
+        let interner = Arc::new(RwLock::new(Interner::default()));
+        let pattern_meta = Mutex::new(Vec::new());
+        let shards: Vec<Result<Shard, StoreError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..options.shards)
+                .map(|shard_number| {
+                    let interner = &interner;
+                    let pattern_meta = &pattern_meta;
+                    scope.spawn(move || open_shard(&dir.join(format!("shard-{shard_number:04}.db")), options.sync, interner, pattern_meta))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().unwrap_or_else(|_| Err(StoreError::Task("shard loader panicked".into()))))
+                .collect()
+        });
+        let shards = shards.into_iter().map(|shard| shard.map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
+        let mut meta = HashMap::new();
+        {
+            let mut interner = interner.write().map_err(poisoned)?;
+            for (tenant, id, name, note) in pattern_meta.into_inner().map_err(poisoned)? {
+                meta.insert((interner.intern(&tenant), id.0), PatternMeta { name, note });
+            }
+        }
+        Ok(EmbeddedStore {
+            shards,
+            interner,
+            write_stripes: (0..WRITE_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            pattern_meta: RwLock::new(meta),
+        })
+    }
+
+    fn shard_of(&self, identity: u128) -> usize {
+        (identity % self.shards.len() as u128) as usize
+    }
+
+    fn tenant_id(&self, tenant: &str) -> Result<Option<u32>, StoreError> {
+        Ok(self.interner.read().map_err(poisoned)?.lookup(tenant))
+    }
+
+    /// Per exact hash, counts over all shards for one tenant.
+    fn all_group_counts(&self, tenant: u32) -> Result<HashMap<u64, GroupCount>, StoreError> {
+        let mut groups: HashMap<u64, GroupCount> = HashMap::new();
+        for shard in &self.shards {
+            shard.index.read().map_err(poisoned)?.group_counts(tenant, &mut groups);
+        }
+        Ok(groups)
+    }
+
+    fn pattern_detail(&self, tenant: u32, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
+        let interner = self.interner.read().map_err(poisoned)?;
+        let mut occurrences = Vec::new();
+        let mut repos = HashSet::new();
+        let mut units = 0u64;
+        let mut language = String::new();
+        let mut tokens = 0;
+        for shard in &self.shards {
+            let index = shard.index.read().map_err(poisoned)?;
+            for slot in index.exact_group(tenant, id) {
+                let Some(unit) = index.unit(slot) else { continue };
+                units += 1;
+                repos.insert(unit.repo);
+                language = interner.name(unit.language).to_string();
+                tokens = unit.tokens;
+                occurrences.push(PatternOccurrence {
+                    repo: interner.name(unit.repo).to_string(),
+                    key: unit.key.to_string(),
+                    location: unit.location.as_deref().cloned(),
+                });
+            }
+        }
+        let meta = self.pattern_meta.read().map_err(poisoned)?.get(&(tenant, id.0)).cloned();
+        if units == 0 && meta.is_none() {
+            return Ok(None);
+        }
+        occurrences.sort_by(|a, b| (&a.repo, &a.key).cmp(&(&b.repo, &b.key)));
+        occurrences.truncate(MAX_PATTERN_OCCURRENCES);
+        let meta = meta.unwrap_or_default();
+        Ok(Some(PatternDetail {
+            summary: PatternSummary { id: id.to_hex(), name: meta.name, note: meta.note, units, repos: repos.len() as u64, language, tokens },
+            occurrences,
+        }))
+    }
+
+    fn query_one(&self, tenant: u32, sketch: &QuerySketch, exclude_repo: Option<u32>, options: &QueryOptions) -> Result<SketchResult, StoreError> {
+        struct Found {
+            similarity: f32,
+            exact: bool,
+            repo: u32,
+            language: u32,
+            unit_key: Box<str>,
+            t2_hash: T2Hash,
+            tokens: u32,
+            lines: u32,
+            location: Option<Location>,
+        }
+        let mut found = Vec::new();
+        for shard in &self.shards {
+            let index = shard.index.read().map_err(poisoned)?;
+            let mut scored = index.candidates(tenant, sketch.t2_hash, &sketch.sketch, exclude_repo, options.min_similarity);
+            scored.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+            scored.truncate(options.top_k);
+            for candidate in scored {
+                let Some(unit) = index.unit(candidate.slot) else { continue };
+                found.push(Found {
+                    similarity: candidate.similarity,
+                    exact: candidate.exact,
+                    repo: unit.repo,
+                    language: unit.language,
+                    unit_key: unit.key.clone(),
+                    t2_hash: unit.t2_hash,
+                    tokens: unit.tokens,
+                    lines: unit.lines,
+                    location: unit.location.as_deref().cloned(),
+                });
+            }
+        }
+        let interner = self.interner.read().map_err(poisoned)?;
+        let mut matches: Vec<UnitMatch> = found
+            .into_iter()
+            .map(|found| UnitMatch {
+                repo: interner.name(found.repo).to_string(),
+                key: found.unit_key.into(),
+                similarity: found.similarity,
+                exact: found.exact,
+                pattern_id: found.t2_hash.to_hex(),
+                language: interner.name(found.language).to_string(),
+                tokens: found.tokens,
+                lines: found.lines,
+                location: found.location,
+            })
+            .collect();
+        matches.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then_with(|| (&a.repo, &a.key).cmp(&(&b.repo, &b.key))));
+        matches.truncate(options.top_k);
+        Ok(SketchResult { id: sketch.id.clone(), matches })
+    }
+}
+
+/// The shard count decides where every unit lives, so a data directory keeps the count it
+/// was created with.
+fn check_shard_count(dir: &Path, shards: usize) -> Result<(), StoreError> {
+    let marker: PathBuf = dir.join("shards");
+    match std::fs::read_to_string(&marker) {
+        Ok(text) => {
+            let existing: usize = text.trim().parse().map_err(|_| StoreError::Corrupt(format!("{} is not a number", marker.display())))?;
+            if existing != shards {
+                return Err(StoreError::Unavailable(format!(
+                    "{} was created with {existing} shards; start with --shards {existing}",
+                    dir.display()
+                )));
+            }
+            Ok(())
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::write(&marker, format!("{shards}\n")).map_err(|error| StoreError::Unavailable(format!("write {}: {error}", marker.display())))
+        }
+        Err(error) => Err(StoreError::Unavailable(format!("read {}: {error}", marker.display()))),
+    }
+}
+
+type PatternMetaRow = (String, T2Hash, Option<String>, Option<String>);
+
+fn open_shard(path: &Path, sync: SyncMode, interner: &RwLock<Interner>, pattern_meta: &Mutex<Vec<PatternMetaRow>>) -> Result<Shard, StoreError> {
+    let connection = db::open(path, sync)?;
+    let mut index = ShardIndex::default();
+    let mut rows = Vec::new();
+    db::load_units(&connection, |row| rows.push(row))?;
+    {
+        let mut interner = interner.write().map_err(poisoned)?;
+        for row in rows {
+            let identity = unit_identity(&row.tenant, &row.repo, &row.key);
+            index.upsert(identity, mem_unit(&mut interner, row));
+        }
+    }
+    let mut metas = Vec::new();
+    db::load_pattern_meta(&connection, |tenant, id, name, note| metas.push((tenant, id, name, note)))?;
+    pattern_meta.lock().map_err(poisoned)?.extend(metas);
+    Ok(Shard { connection: Mutex::new(connection), index: RwLock::new(index) })
+}
+
+fn mem_unit(interner: &mut Interner, row: UnitRow) -> MemUnit {
+    MemUnit {
+        tenant: interner.intern(&row.tenant),
+        repo: interner.intern(&row.repo),
+        language: interner.intern(&row.language),
+        key: row.key.into(),
+        t2_hash: row.t2_hash,
+        sketch: row.sketch,
+        tokens: row.tokens,
+        lines: row.lines,
+        nesting: row.nesting,
+        location: row.location.map(Box::new),
+    }
+}
+
+fn stripe_of(tenant: &str, repo: &str) -> usize {
+    (unit_identity(tenant, repo, "") % WRITE_STRIPES as u128) as usize
+}
+
+#[async_trait]
+impl Store for EmbeddedStore {
+    async fn apply_batch(&self, tenant: &str, repo: &str, batch: DeltaBatch) -> Result<DeltaAck, StoreError> {
+        let _serialised = self.write_stripes[stripe_of(tenant, repo)].lock().await;
+        let batch_shard = self.shards[self.shard_of(unit_identity(tenant, repo, &batch.batch_id))].clone();
+        let (tenant_owned, repo_owned, batch_id) = (tenant.to_string(), repo.to_string(), batch.batch_id.clone());
+        let lookup_shard = batch_shard.clone();
+        let previous = blocking(move || {
+            let connection = lookup_shard.connection.lock().map_err(poisoned)?;
+            db::find_batch(&connection, &tenant_owned, &repo_owned, &batch_id)
+        })
+        .await?;
+        if let Some((upserted, removed)) = previous {
+            return Ok(DeltaAck { batch_id: batch.batch_id, duplicate: true, upserted, removed });
+        }
+
+        // Group the batch by shard; removals are applied after upserts within a shard.
+        let mut per_shard: Vec<(Vec<(u128, UnitRow)>, Vec<(u128, String)>)> = (0..self.shards.len()).map(|_| (Vec::new(), Vec::new())).collect();
+        let upserted = batch.upserts.len() as u32;
+        for upsert in batch.upserts {
+            let identity = unit_identity(tenant, repo, &upsert.key);
+            per_shard[self.shard_of(identity)].0.push((identity, UnitRow {
+                tenant: tenant.to_string(),
+                repo: repo.to_string(),
+                key: upsert.key,
+                t2_hash: upsert.t2_hash,
+                sketch: upsert.sketch,
+                tokens: upsert.tokens,
+                lines: upsert.lines,
+                nesting: upsert.nesting,
+                language: upsert.language,
+                location: upsert.location,
+            }));
+        }
+        for key in batch.removals {
+            let identity = unit_identity(tenant, repo, &key);
+            per_shard[self.shard_of(identity)].1.push((identity, key));
+        }
+
+        let mut tasks = Vec::new();
+        for (shard_number, (upserts, removals)) in per_shard.into_iter().enumerate() {
+            if upserts.is_empty() && removals.is_empty() {
+                continue;
+            }
+            let shard = self.shards[shard_number].clone();
+            let interner = self.interner.clone();
+            let (tenant, repo) = (tenant.to_string(), repo.to_string());
+            tasks.push(tokio::task::spawn_blocking(move || -> Result<u32, StoreError> {
+                let (identities, rows): (Vec<u128>, Vec<UnitRow>) = upserts.into_iter().unzip();
+                let removal_rows: Vec<(String, String, String)> = removals.iter().map(|(_, key)| (tenant.clone(), repo.clone(), key.clone())).collect();
+                {
+                    let mut connection = shard.connection.lock().map_err(poisoned)?;
+                    db::write_units(&mut connection, &rows, &removal_rows)?;
+                }
+                // Committed: now the index may show it.
+                let units: Vec<MemUnit> = {
+                    let mut interner = interner.write().map_err(poisoned)?;
+                    rows.into_iter().map(|row| mem_unit(&mut interner, row)).collect()
+                };
+                let mut index = shard.index.write().map_err(poisoned)?;
+                for (identity, unit) in identities.into_iter().zip(units) {
+                    index.upsert(identity, unit);
+                }
+                let mut removed = 0;
+                for (identity, _) in removals {
+                    removed += u32::from(index.remove(identity));
+                }
+                Ok(removed)
+            }));
+        }
+        let mut removed = 0;
+        let mut first_error = None;
+        for task in tasks {
+            match task.await {
+                Ok(Ok(count)) => removed += count,
+                Ok(Err(error)) => first_error = first_error.or(Some(error)),
+                Err(error) => first_error = first_error.or(Some(StoreError::Task(error.to_string()))),
+            }
+        }
+        if let Some(error) = first_error {
+            return Err(error);
+        }
+        let (tenant_owned, repo_owned, batch_id) = (tenant.to_string(), repo.to_string(), batch.batch_id.clone());
+        blocking(move || {
+            let connection = batch_shard.connection.lock().map_err(poisoned)?;
+            db::record_batch(&connection, &tenant_owned, &repo_owned, &batch_id, upserted, removed)
+        })
+        .await?;
+        Ok(DeltaAck { batch_id: batch.batch_id, duplicate: false, upserted, removed })
+    }
+
+    async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError> {
+        let Some(tenant_id) = self.tenant_id(tenant)? else {
+            return Ok(sketches.iter().map(|sketch| SketchResult { id: sketch.id.clone(), matches: Vec::new() }).collect());
+        };
+        let exclude_repo = match &options.exclude_repo {
+            Some(repo) => self.interner.read().map_err(poisoned)?.lookup(repo),
+            None => None,
+        };
+        if sketches.len() <= PARALLEL_QUERY_SKETCHES {
+            return sketches.iter().map(|sketch| self.query_one(tenant_id, sketch, exclude_repo, options)).collect();
+        }
+        // block_in_place needs the multi-threaded runtime; elsewhere score inline.
+        if tokio::runtime::Handle::current().runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return sketches.iter().map(|sketch| self.query_one(tenant_id, sketch, exclude_repo, options)).collect();
+        }
+        tokio::task::block_in_place(|| sketches.par_iter().map(|sketch| self.query_one(tenant_id, sketch, exclude_repo, options)).collect())
+    }
+
+    async fn top_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
+        let Some(tenant_id) = self.tenant_id(tenant)? else { return Ok(Vec::new()) };
+        let groups = self.all_group_counts(tenant_id)?;
+        let interner = self.interner.read().map_err(poisoned)?;
+        let meta = self.pattern_meta.read().map_err(poisoned)?;
+        let mut patterns: Vec<PatternSummary> = groups
+            .into_iter()
+            .filter(|(_, group)| group.units >= 2)
+            .map(|(id, group)| {
+                let names = meta.get(&(tenant_id, id)).cloned().unwrap_or_default();
+                PatternSummary {
+                    id: T2Hash(id).to_hex(),
+                    name: names.name,
+                    note: names.note,
+                    units: group.units,
+                    repos: group.repos.len() as u64,
+                    language: interner.name(group.language).to_string(),
+                    tokens: group.tokens,
+                }
+            })
+            .collect();
+        patterns.sort_by(|a, b| b.repos.cmp(&a.repos).then(b.units.cmp(&a.units)).then_with(|| a.id.cmp(&b.id)));
+        patterns.truncate(top);
+        Ok(patterns)
+    }
+
+    async fn pattern(&self, tenant: &str, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
+        let Some(tenant_id) = self.tenant_id(tenant)? else { return Ok(None) };
+        self.pattern_detail(tenant_id, id)
+    }
+
+    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, update: PatternUpdate) -> Result<PatternDetail, StoreError> {
+        let shard = self.shards[self.shard_of(unit_identity(tenant, "", &id.to_hex()))].clone();
+        let (tenant_owned, name, note) = (tenant.to_string(), update.name.clone(), update.note.clone());
+        blocking(move || {
+            let connection = shard.connection.lock().map_err(poisoned)?;
+            db::write_pattern_meta(&connection, &tenant_owned, id, name.as_deref(), note.as_deref())
+        })
+        .await?;
+        let tenant_id = self.interner.write().map_err(poisoned)?.intern(tenant);
+        self.pattern_meta.write().map_err(poisoned)?.insert((tenant_id, id.0), PatternMeta { name: update.name, note: update.note });
+        self.pattern_detail(tenant_id, id)?.ok_or_else(|| StoreError::Unavailable("pattern vanished after update".into()))
+    }
+
+    async fn stats(&self, tenant: &str) -> Result<Stats, StoreError> {
+        let shards = self.shards.len() as u32;
+        let Some(tenant_id) = self.tenant_id(tenant)? else {
+            return Ok(Stats { units: 0, repos: 0, patterns: 0, shards });
+        };
+        let mut units = 0;
+        let mut repos = HashSet::new();
+        for shard in &self.shards {
+            let index = shard.index.read().map_err(poisoned)?;
+            units += index.units_of(tenant_id);
+            index.repos_of(tenant_id, &mut repos);
+        }
+        let patterns = self.all_group_counts(tenant_id)?.values().filter(|group| group.units >= 2).count() as u64;
+        Ok(Stats { units, repos: repos.len() as u64, patterns, shards })
+    }
+
+    async fn units_stored(&self) -> Result<u64, StoreError> {
+        let mut total = 0;
+        for shard in &self.shards {
+            total += shard.index.read().map_err(poisoned)?.len() as u64;
+        }
+        Ok(total)
+    }
+
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        let shards = self.shards.clone();
+        blocking(move || {
+            for shard in &shards {
+                db::ping(&*shard.connection.lock().map_err(poisoned)?)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        let shards = self.shards.clone();
+        blocking(move || {
+            for shard in &shards {
+                db::checkpoint(&*shard.connection.lock().map_err(poisoned)?)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::conformance;
+
+    fn open(dir: &Path, shards: usize) -> EmbeddedStore {
+        EmbeddedStore::open(dir, &EmbeddedOptions { shards, sync: SyncMode::Normal }).expect("open store")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn embedded_store_passes_the_conformance_suite() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store: Arc<dyn Store> = Arc::new(open(dir.path(), 4));
+        conformance::run_all(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn data_survives_reopening_and_shard_count_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = open(dir.path(), 3);
+            store.apply_batch("team", "repo", conformance::batch("b1", 0..20)).await.expect("apply");
+            store.set_pattern_meta("team", conformance::t2_of(0), PatternUpdate { name: Some("getter".into()), note: None }).await.expect("name");
+        }
+        let store = open(dir.path(), 3);
+        assert_eq!(store.stats("team").await.expect("stats").units, 20);
+        let detail = store.pattern("team", conformance::t2_of(0)).await.expect("pattern").expect("exists");
+        assert_eq!(detail.summary.name.as_deref(), Some("getter"));
+        let again = store.apply_batch("team", "repo", conformance::batch("b1", 0..20)).await.expect("retry");
+        assert!(again.duplicate);
+        drop(store);
+        assert!(EmbeddedStore::open(dir.path(), &EmbeddedOptions { shards: 5, sync: SyncMode::Normal }).is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_broken_shard_is_an_error_not_an_empty_answer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), 2);
+        store.check_ready().await.expect("ready at first");
+        // Break both shards from outside, as a damaged or replaced file would.
+        for shard_number in 0..2 {
+            let outside = Connection::open(dir.path().join(format!("shard-{shard_number:04}.db"))).expect("open");
+            outside.execute_batch("DROP TABLE units; DROP TABLE batches;").expect("drop");
+        }
+        assert!(store.check_ready().await.is_err());
+        assert!(store.apply_batch("team", "repo", conformance::batch("b1", 0..10)).await.is_err());
+    }
+}

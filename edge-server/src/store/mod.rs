@@ -1,0 +1,72 @@
+//! The storage seam of the edge server: one narrow async trait, [`Store`], used everywhere as
+//! `Arc<dyn Store>`. Backends implement it (`embedded`: SQLite shards plus an in-memory band
+//! index); wrappers compose around it (`cached`: a moka TTL cache, `metered`: store latency
+//! metrics) instead of growing flags. `conformance` is the behaviour every backend must show.
+//!
+//! Every method takes the caller's tenant and may only see or change that tenant's rows.
+//! A failing backend returns `Err`; an empty `Ok` always means "nothing there".
+
+pub mod cached;
+pub mod conformance;
+pub mod embedded;
+pub mod metered;
+
+use async_trait::async_trait;
+use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash};
+
+/// Why a storage operation failed. Every variant becomes a 5xx at the HTTP boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("storage task failed: {0}")]
+    Task(String),
+    #[error("corrupt stored row: {0}")]
+    Corrupt(String),
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Resolved options of a similarity query (defaults already applied by the caller).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryOptions {
+    pub exclude_repo: Option<String>,
+    pub min_similarity: f32,
+    pub top_k: usize,
+}
+
+/// Most occurrences listed in a pattern's detail.
+pub const MAX_PATTERN_OCCURRENCES: usize = 100;
+
+/// The operations the HTTP API needs from storage, and nothing more.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Applies one batch of upserts and removals for `repo`, durably, before returning.
+    /// A batch id already applied for this tenant and repo is not applied again: the first
+    /// acknowledgement is returned with `duplicate = true`.
+    async fn apply_batch(&self, tenant: &str, repo: &str, batch: DeltaBatch) -> Result<DeltaAck, StoreError>;
+
+    /// Similar units of the tenant for each sketch, best first, one result per sketch in order.
+    async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError>;
+
+    /// The tenant's patterns (exact-structure groups of at least two units), most widespread first.
+    async fn top_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError>;
+
+    /// One pattern with its occurrences; `None` when it has neither units nor a name.
+    async fn pattern(&self, tenant: &str, id: T2Hash) -> Result<Option<PatternDetail>, StoreError>;
+
+    /// Stores the team-shared name and note of a pattern and returns its detail.
+    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, update: PatternUpdate) -> Result<PatternDetail, StoreError>;
+
+    /// Counts for the tenant.
+    async fn stats(&self, tenant: &str) -> Result<Stats, StoreError>;
+
+    /// Units stored across all tenants (for the metrics gauge).
+    async fn units_stored(&self) -> Result<u64, StoreError>;
+
+    /// `Ok` only when every part of the backend answers.
+    async fn check_ready(&self) -> Result<(), StoreError>;
+
+    /// Makes everything acknowledged so far durable and compact (called at shutdown).
+    async fn flush(&self) -> Result<(), StoreError>;
+}

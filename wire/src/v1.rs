@@ -1,0 +1,432 @@
+//! Version 1 of the edge wire format (served under `/v1/...`). Every request body rejects
+//! unknown fields, so a client that sends something the server would silently ignore learns
+//! about it at once (HTTP 400 naming the field).
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::ser::{SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+
+/// The URL prefix of this version.
+pub const API_PREFIX: &str = "/v1";
+
+/// Number of MinHash values in a unit's similarity sketch.
+pub const SKETCH_LEN: usize = 64;
+/// Sketch positions per LSH band. Two units become candidates when any band matches exactly.
+pub const BAND_ROWS: usize = 4;
+/// Number of LSH bands (`SKETCH_LEN / BAND_ROWS`).
+pub const BANDS: usize = SKETCH_LEN / BAND_ROWS;
+
+/// How much a client shares about its units. `Off` never reaches the server; it is listed so
+/// that both sides spell the setting the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShareLevel {
+    /// Fingerprints plus path, name and line range.
+    Locations,
+    /// Fingerprints and metrics only.
+    Fingerprints,
+    /// Nothing is sent.
+    Off,
+}
+
+/// Exact structural hash of a unit (Type-1/Type-2 clones share it), written as 16 lowercase
+/// hex characters because JSON numbers lose precision above 2^53.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct T2Hash(pub u64);
+
+impl T2Hash {
+    /// The 16-character lowercase hex form used on the wire and as a pattern id.
+    pub fn to_hex(self) -> String {
+        format!("{:016x}", self.0)
+    }
+
+    /// Parses exactly 16 lowercase hex characters (the only spelling on the wire, so that a
+    /// pattern id has one form).
+    pub fn from_hex(text: &str) -> Option<T2Hash> {
+        if text.len() != 16 || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return None;
+        }
+        u64::from_str_radix(text, 16).ok().map(T2Hash)
+    }
+}
+
+impl Serialize for T2Hash {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for T2Hash {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HexVisitor;
+        impl Visitor<'_> for HexVisitor {
+            type Value = T2Hash;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string of exactly 16 lowercase hex characters")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<T2Hash, E> {
+                T2Hash::from_hex(value).ok_or_else(|| E::invalid_value(de::Unexpected::Str(value), &self))
+            }
+        }
+        deserializer.deserialize_str(HexVisitor)
+    }
+}
+
+/// A MinHash signature: exactly [`SKETCH_LEN`] values. Travels as a JSON array of integers;
+/// any other length is rejected while parsing.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Sketch(pub [u32; SKETCH_LEN]);
+
+impl fmt::Debug for Sketch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sketch({:08x}..)", self.0[0])
+    }
+}
+
+impl Serialize for Sketch {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(SKETCH_LEN))?;
+        for value in &self.0 {
+            seq.serialize_element(value)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Sketch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SketchVisitor;
+        impl<'de> Visitor<'de> for SketchVisitor {
+            type Value = Sketch;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "an array of exactly {SKETCH_LEN} unsigned 32-bit integers")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Sketch, A::Error> {
+                let mut values = [0u32; SKETCH_LEN];
+                for (index, slot) in values.iter_mut().enumerate() {
+                    *slot = seq
+                        .next_element()?
+                        .ok_or_else(|| de::Error::invalid_length(index, &self))?;
+                }
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::invalid_length(SKETCH_LEN + 1, &self));
+                }
+                Ok(Sketch(values))
+            }
+        }
+        deserializer.deserialize_seq(SketchVisitor)
+    }
+}
+
+impl Sketch {
+    /// The LSH band keys of this sketch, one per band.
+    pub fn band_keys(&self) -> [u64; BANDS] {
+        let mut keys = [0u64; BANDS];
+        for (band_index, key) in keys.iter_mut().enumerate() {
+            let rows = &self.0[band_index * BAND_ROWS..(band_index + 1) * BAND_ROWS];
+            *key = band_key(band_index, rows);
+        }
+        keys
+    }
+
+    /// Jaccard estimate: the fraction of positions where both signatures hold the same value.
+    pub fn similarity(&self, other: &Sketch) -> f32 {
+        let equal = self.0.iter().zip(other.0.iter()).filter(|(a, b)| a == b).count();
+        equal as f32 / SKETCH_LEN as f32
+    }
+}
+
+/// Hash of (band index, the band's rows): FNV-1a 64 over the little-endian bytes of the band
+/// index (as u32) followed by each row, then a final avalanche so nearby inputs spread.
+/// Spelled out here, with no hashing dependency, so every implementation computes the same key.
+pub fn band_key(band_index: usize, rows: &[u32]) -> u64 {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = FNV_OFFSET;
+    let mut feed = |word: u32| {
+        for byte in word.to_le_bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(FNV_PRIME);
+        }
+    };
+    feed(band_index as u32);
+    for &row in rows {
+        feed(row);
+    }
+    // splitmix64 finaliser
+    let mut z = hash;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Similarity the edge reports: 1.0 for an exact structural match, otherwise the sketch
+/// estimate.
+pub fn unit_similarity(a_hash: T2Hash, a_sketch: &Sketch, b_hash: T2Hash, b_sketch: &Sketch) -> f32 {
+    if a_hash == b_hash { 1.0 } else { a_sketch.similarity(b_sketch) }
+}
+
+/// Where a unit lives; sent only at share level `locations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    pub path: String,
+    pub name: String,
+    pub start_line: u32,
+    pub end_line: u32,
+}
+
+/// The fingerprint of one unit as the client sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitUpsert {
+    /// Stable key of the unit inside its repository (e.g. blake3 of path, name, ordinal).
+    pub key: String,
+    pub t2_hash: T2Hash,
+    pub sketch: Sketch,
+    pub tokens: u32,
+    pub lines: u32,
+    pub nesting: u32,
+    pub language: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// Body of `POST /v1/repos/{repo}/deltas`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaBatch {
+    /// Chosen by the client, unique per repository; a retried batch with the same id is
+    /// applied once.
+    pub batch_id: String,
+    #[serde(default)]
+    pub upserts: Vec<UnitUpsert>,
+    /// Keys of units that no longer exist.
+    #[serde(default)]
+    pub removals: Vec<String>,
+}
+
+/// Answer to a delta batch. `duplicate` is true when the batch id had already been applied;
+/// the counts are then those of the first application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaAck {
+    pub batch_id: String,
+    pub duplicate: bool,
+    pub upserted: u32,
+    pub removed: u32,
+}
+
+/// One sketch to look up.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuerySketch {
+    /// The client's own correlation id, echoed in the result.
+    pub id: String,
+    pub t2_hash: T2Hash,
+    pub sketch: Sketch,
+}
+
+/// Body of `POST /v1/query`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryRequest {
+    pub sketches: Vec<QuerySketch>,
+    /// Leave out units of this repository (usually the asking one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_repo: Option<String>,
+    /// Smallest similarity returned, 0..=1; the server's default applies when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_similarity: Option<f32>,
+    /// Largest number of matches per sketch; the server's default applies when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+}
+
+/// A stored unit similar to a queried sketch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitMatch {
+    pub repo: String,
+    pub key: String,
+    pub similarity: f32,
+    /// The structural hash matched exactly.
+    pub exact: bool,
+    /// Pattern id (the unit's `t2_hash`).
+    pub pattern_id: String,
+    pub language: String,
+    pub tokens: u32,
+    pub lines: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// Matches for one queried sketch, best first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SketchResult {
+    pub id: String,
+    pub matches: Vec<UnitMatch>,
+}
+
+/// Answer to `POST /v1/query`, one entry per queried sketch in request order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueryResponse {
+    pub results: Vec<SketchResult>,
+}
+
+/// A pattern of the team's periodic table: the units sharing one exact structural hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternSummary {
+    /// The shared `t2_hash`, 16 hex characters.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub units: u64,
+    pub repos: u64,
+    pub language: String,
+    pub tokens: u32,
+}
+
+/// Answer to `GET /v1/patterns?top=N`, most widespread first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternList {
+    pub patterns: Vec<PatternSummary>,
+}
+
+/// One occurrence of a pattern.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternOccurrence {
+    pub repo: String,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// Answer to `GET /v1/patterns/{id}` and `PUT /v1/patterns/{id}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternDetail {
+    pub summary: PatternSummary,
+    /// Up to a server-chosen number of occurrences.
+    pub occurrences: Vec<PatternOccurrence>,
+}
+
+/// Body of `PUT /v1/patterns/{id}`: the team-shared name and note. Absent fields are cleared.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatternUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Answer to `GET /v1/stats`, for the caller's tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {
+    pub units: u64,
+    pub repos: u64,
+    pub patterns: u64,
+    pub shards: u32,
+}
+
+/// Body of every error response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// Machine-readable kind, e.g. `bad_request`, `unauthorized`, `rate_limited`.
+    pub error: String,
+    /// Human-readable detail; for bad input it names the offending field.
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sketch_from(seed: u32) -> Sketch {
+        let mut values = [0u32; SKETCH_LEN];
+        for (index, value) in values.iter_mut().enumerate() {
+            *value = seed.wrapping_mul(2_654_435_761).wrapping_add(index as u32);
+        }
+        Sketch(values)
+    }
+
+    #[test]
+    fn constants_divide_evenly() {
+        assert_eq!(BANDS * BAND_ROWS, SKETCH_LEN);
+        assert_eq!(BANDS, 16);
+    }
+
+    #[test]
+    fn t2_hash_round_trips_as_sixteen_hex_chars() {
+        let hash = T2Hash(0x00ab_cdef_0123_4567);
+        let json = serde_json::to_string(&hash).expect("serialize");
+        assert_eq!(json, "\"00abcdef01234567\"");
+        let back: T2Hash = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, hash);
+        assert!(serde_json::from_str::<T2Hash>("\"abc\"").is_err());
+        assert!(serde_json::from_str::<T2Hash>("\"zzzzzzzzzzzzzzzz\"").is_err());
+        assert!(serde_json::from_str::<T2Hash>("\"00ABCDEF01234567\"").is_err());
+        assert!(serde_json::from_str::<T2Hash>("12").is_err());
+    }
+
+    #[test]
+    fn sketch_requires_exact_length() {
+        let sketch = sketch_from(7);
+        let json = serde_json::to_string(&sketch).expect("serialize");
+        let back: Sketch = serde_json::from_str(&json).expect("parse");
+        assert_eq!(back, sketch);
+        let short = format!("[{}]", vec!["1"; SKETCH_LEN - 1].join(","));
+        let long = format!("[{}]", vec!["1"; SKETCH_LEN + 1].join(","));
+        assert!(serde_json::from_str::<Sketch>(&short).is_err());
+        assert!(serde_json::from_str::<Sketch>(&long).is_err());
+        assert!(serde_json::from_str::<Sketch>("[-1]").is_err());
+    }
+
+    #[test]
+    fn similarity_counts_equal_positions() {
+        let a = sketch_from(1);
+        let mut b = a.clone();
+        for value in b.0.iter_mut().take(16) {
+            *value ^= 1;
+        }
+        assert_eq!(a.similarity(&a), 1.0);
+        assert_eq!(a.similarity(&b), 0.75);
+        assert_eq!(unit_similarity(T2Hash(5), &a, T2Hash(5), &b), 1.0);
+        assert_eq!(unit_similarity(T2Hash(5), &a, T2Hash(6), &b), 0.75);
+    }
+
+    #[test]
+    fn band_keys_follow_band_contents() {
+        let a = sketch_from(3);
+        let mut b = a.clone();
+        b.0[0] ^= 1; // only band 0 differs
+        let keys_a = a.band_keys();
+        let keys_b = b.band_keys();
+        assert_ne!(keys_a[0], keys_b[0]);
+        assert_eq!(keys_a[1..], keys_b[1..]);
+        // The band index is part of the key: equal rows in different bands give different keys.
+        assert_ne!(band_key(0, &[1, 2, 3, 4]), band_key(1, &[1, 2, 3, 4]));
+        // Pinned value (also computed by an independent Python transcription of the
+        // algorithm) so that other implementations can check themselves against it.
+        assert_eq!(band_key(0, &[1, 2, 3, 4]), 0xd49c_2bab_5397_6226);
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let body = r#"{"batch_id":"b1","upserts":[],"removals":[],"extra":1}"#;
+        let error = serde_json::from_str::<DeltaBatch>(body).expect_err("unknown field");
+        assert!(error.to_string().contains("extra"), "{error}");
+    }
+}
