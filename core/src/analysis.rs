@@ -304,7 +304,8 @@ fn unit_name(node: tree_sitter::Node, source: &str) -> String {
         return shorten(text(name));
     }
     // C and C++: function_definition -> declarator (function_declarator) -> declarator ...
-    let mut declarator = node.child_by_field_name("declarator");
+    // A C++ lambda's declarator is only its parameter list (`abstract_function_declarator`).
+    let mut declarator = node.child_by_field_name("declarator").filter(|inner| !inner.kind().starts_with("abstract_"));
     while let Some(current) = declarator {
         match current.child_by_field_name("declarator") {
             Some(inner) => declarator = Some(inner),
@@ -312,7 +313,8 @@ fn unit_name(node: tree_sitter::Node, source: &str) -> String {
         }
     }
     if let Some(parent) = node.parent() {
-        for field in ["name", "left", "key", "pattern", "property"] {
+        // `declarator`: a C++ lambda in `auto name = [..](..) {..};` (an init_declarator).
+        for field in ["name", "left", "key", "pattern", "property", "declarator"] {
             if let Some(named) = parent.child_by_field_name(field)
                 && named.id() != node.id()
             {
