@@ -312,7 +312,12 @@ fn unit_name(node: tree_sitter::Node, source: &str) -> String {
             None => return shorten(text(current)),
         }
     }
-    if let Some(parent) = node.parent() {
+    // Go wraps assigned values in an expression_list: `handler := func(..) {..}`.
+    let parent = node.parent().map(|parent| match parent.parent() {
+        Some(outer) if parent.kind() == "expression_list" => outer,
+        _ => parent,
+    });
+    if let Some(parent) = parent {
         // `declarator`: a C++ lambda in `auto name = [..](..) {..};` (an init_declarator).
         for field in ["name", "left", "key", "pattern", "property", "declarator"] {
             if let Some(named) = parent.child_by_field_name(field)

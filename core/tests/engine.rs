@@ -1,6 +1,7 @@
 //! Engine behaviour that is not tied to one language: recovery from syntax errors,
 //! suppression comments, duplicated blocks that do not align with functions, nested units,
-//! skipped generated and minified files, and the default size minimums.
+//! skipped generated and minified files, the default size minimums, and the names given
+//! to closures and lambdas.
 
 mod support;
 
@@ -370,4 +371,38 @@ public class Product {
     expect![[r#"
         T2 Customer.java:getName ~ Product.java:getTitle
         T2 Customer.java:setName ~ Product.java:setTitle"#]].assert_eq(&pairs_text(&scan_fixture(fixture, tiny)));
+}
+
+#[test]
+fn closures_and_lambdas_are_named_after_what_they_are_assigned_to() {
+    use periodic_core::Language;
+    use periodic_core::analysis::analyze;
+    let cases = [
+        (Language::Python, "def run(rows):\n    score = lambda row: row.hits * 2\n    return sorted(rows, key=score)\n"),
+        (Language::JavaScript, "function run(rows) {\n  const score = (row) => row.hits * 2;\n  return rows.map(score);\n}\n"),
+        (Language::TypeScript, "class Ranker {\n  private score = (row: Row): number => row.hits * 2;\n}\n"),
+        (Language::Java, "class Ranker {\n  void run() {\n    Function<Row, Integer> score = row -> row.hits() * 2;\n  }\n}\n"),
+        (Language::Rust, "fn run(rows: &[Row]) {\n    let score = |row: &Row| row.hits * 2;\n}\n"),
+        (Language::Go, "package rank\n\nfunc run(rows []Row) {\n\tscore := func(row Row) int {\n\t\treturn row.Hits * 2\n\t}\n\tvar total = func() int { return 0 }\n}\n"),
+        (Language::Cpp, "void Ranker::run() {\n  auto score = [&](const Row& row) {\n    return row.hits * 2;\n  };\n}\n"),
+        (Language::CSharp, "class Ranker {\n  void Run() {\n    Func<Row, int> score = row => row.Hits * 2;\n  }\n}\n"),
+        (Language::Ruby, "def run(rows)\n  score = ->(row) { row.hits * 2 }\n  rows.sort_by(&score)\nend\n"),
+    ];
+    let names: Vec<String> = cases
+        .iter()
+        .map(|(language, source)| {
+            let units = analyze(*language, source).units;
+            format!("{}: {}", language.name(), units.iter().map(|unit| unit.name.as_str()).collect::<Vec<_>>().join(", "))
+        })
+        .collect();
+    expect![[r#"
+        python: run, score
+        javascript: run, score
+        typescript: score
+        java: run, score
+        rust: run, score
+        go: run, score, total
+        cpp: Ranker::run, score
+        csharp: Run, score
+        ruby: run, score"#]].assert_eq(&names.join("\n"));
 }
