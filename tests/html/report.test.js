@@ -205,4 +205,41 @@ test("code is shown as text, never as markup", async () => {
   assert.deepEqual(consoleErrors, []);
 });
 
+test("a link with a pattern id opens that pattern", async () => {
+  const data = await embeddedData();
+  const last = data.patterns[data.patterns.length - 1];
+  const linked = await context.newPage();
+  const errors = [];
+  linked.on("pageerror", (error) => errors.push(String(error)));
+  await linked.goto(`${pathToFileURL(reportFile).href}#${last.id}`, { waitUntil: "load" });
+  await linked.waitForSelector(`#detail[data-pattern-id="${last.id}"]`, { state: "visible" });
+  assert.equal(await linked.$$eval("#detail .member", (members) => members.length), Math.min(last.members.length, 6));
+  assert.deepEqual(errors, []);
+  await linked.close();
+});
+
+test("a scan without duplicates gives an empty table that says so", async () => {
+  const quietDir = path.join(scratchDir, "no-duplicates");
+  fs.mkdirSync(quietDir);
+  fs.writeFileSync(path.join(quietDir, "only.py"), "def only():\n    return 1\n");
+  const quietReport = path.join(scratchDir, "empty.html");
+  execFileSync(periodicBin, ["scan", quietDir, "--format", "html", "--output", quietReport, "--no-index"], {
+    stdio: ["ignore", "pipe", "pipe"],
+    timeout: 120_000,
+  });
+  const quiet = await context.newPage();
+  const errors = [];
+  quiet.on("console", (message) => {
+    if (message.type() === "error") errors.push(message.text());
+  });
+  quiet.on("pageerror", (error) => errors.push(String(error)));
+  await quiet.goto(pathToFileURL(quietReport).href, { waitUntil: "load" });
+  assert.equal(await quiet.$$eval(".tile", (tiles) => tiles.length), 0);
+  assert.equal(await quiet.isVisible("#empty"), true);
+  assert.match(await quiet.textContent("#empty"), /No duplicated code/);
+  assert.equal(await quiet.textContent("#stat-patterns"), "0");
+  assert.deepEqual(errors, []);
+  await quiet.close();
+});
+
 fs.mkdirSync(artifactsDir, { recursive: true });
