@@ -269,6 +269,10 @@ async fn bad_input_is_refused_with_a_message_naming_the_field() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(message.contains("batch_id"), "{message}");
     assert_eq!(send_raw(r#"{"batch_id":"ok"} trailing"#.into()).await.unwrap().status(), StatusCode::BAD_REQUEST);
+    // serde would take a struct in positional array form; the API accepts objects only.
+    let (status, _, message) = error_of(send_raw(r#"["b1", [], []]"#.into()).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message.contains("object"), "{message}");
 
     let query = fixture.edge.url("/v1/query");
     for (body, field) in [

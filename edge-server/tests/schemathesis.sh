@@ -39,7 +39,7 @@ trap cleanup EXIT
 
 token="$("$binary" token create --tokens "$work/tokens.json" --tenant fuzz --role admin)"
 "$binary" --listen 127.0.0.1:0 --data "$work/data" --tokens "$work/tokens.json" --addr-file "$work/addr" \
-    --shards 2 --sync normal --rate-limit 100000 --rate-burst 100000 --max-body-bytes 1048576 \
+    --shards 2 --sync normal --rate-limit 100000 --rate-burst 100000 \
     2>"$work/server.log" &
 server_pid=$!
 for _ in $(seq 1 300); do

@@ -84,6 +84,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::new(status, "bad_request", rejection.body_text())
             }
         })?;
+        // Every v1 request body is an object. serde's derived structs would also accept the
+        // positional array form (`[null, null]`), which the API does not document.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::bad_request("body: expected a JSON object"));
+        }
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
             let path = error.path().to_string();

@@ -20,7 +20,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -104,8 +103,8 @@ pub fn router(state: AppState) -> Router {
         .merge(public)
         .fallback(error::not_found)
         .route_layer(axum::middleware::from_fn(observe::record_request))
+        // Enforced where the body is read (api::error::JsonBody), so a 413 is JSON like every error.
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.request_timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
