@@ -248,42 +248,71 @@ fn page_members<'a>(pattern: &'a Pattern, sources: &mut SourceFiles, code_budget
 /// The files members come from, each read once however many members it holds.
 struct SourceFiles<'r> {
     root: &'r Path,
-    lines_by_path: HashMap<String, Result<Vec<String>, String>>,
+    files_by_path: HashMap<String, Result<SourceText, String>>,
+}
+
+/// A file's text with the byte offset where each line starts: one allocation per file
+/// rather than one per line, since a large tree can have thousands of files with members.
+struct SourceText {
+    text: String,
+    line_starts: Vec<usize>,
+}
+
+impl SourceText {
+    fn new(text: String) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(index, _)| index + 1).filter(|start| *start < text.len()));
+        if text.is_empty() {
+            line_starts.clear();
+        }
+        Self { text, line_starts }
+    }
+
+    fn line_count(&self) -> usize {
+        self.line_starts.len()
+    }
+
+    /// Line `number` (1-based) without its line ending.
+    fn line(&self, number: usize) -> &str {
+        let start = self.line_starts[number - 1];
+        let end = self.line_starts.get(number).copied().unwrap_or(self.text.len());
+        self.text[start..end].trim_end_matches('\n').trim_end_matches('\r')
+    }
 }
 
 impl<'r> SourceFiles<'r> {
     fn new(root: &'r Path) -> Self {
-        Self { root, lines_by_path: HashMap::new() }
+        Self { root, files_by_path: HashMap::new() }
     }
 
     /// The member's lines (capped) and how many were left out, or why there are none.
     fn member_code(&mut self, member: &Location) -> Result<(String, usize), String> {
         let root = self.root;
-        let lines = self
-            .lines_by_path
+        let source = self
+            .files_by_path
             .entry(member.path.clone())
-            .or_insert_with(|| read_lines(root, &member.path))
+            .or_insert_with(|| read_source(root, &member.path))
             .as_ref()
             .map_err(Clone::clone)?;
         let start = member.start_line.max(1) as usize;
         let end = (member.end_line as usize).max(start);
-        if start > lines.len() {
-            return Err(format!("lines {start}-{end} are past the end of the file ({} lines)", lines.len()));
+        if start > source.line_count() {
+            return Err(format!("lines {start}-{end} are past the end of the file ({} lines)", source.line_count()));
         }
-        let end = end.min(lines.len());
+        let end = end.min(source.line_count());
         let shown_end = end.min(start + MAX_LINES_PER_MEMBER - 1);
         let mut code = String::new();
-        for (offset, line) in lines[start - 1..shown_end].iter().enumerate() {
-            if offset > 0 {
+        for number in start..=shown_end {
+            if number > start {
                 code.push('\n');
             }
-            code.push_str(capped_line(line));
+            code.push_str(capped_line(source.line(number)));
         }
         Ok((code, end - shown_end))
     }
 }
 
-fn read_lines(root: &Path, relative: &str) -> Result<Vec<String>, String> {
+fn read_source(root: &Path, relative: &str) -> Result<SourceText, String> {
     let relative_path = Path::new(relative);
     // Report paths are relative to the root; anything else is not read, so a crafted
     // report cannot make the page embed files from elsewhere.
@@ -291,7 +320,11 @@ fn read_lines(root: &Path, relative: &str) -> Result<Vec<String>, String> {
         return Err("path is not inside the scanned directory".to_string());
     }
     let bytes = std::fs::read(root.join(relative_path)).map_err(|error| format!("cannot read the file: {error}"))?;
-    Ok(String::from_utf8_lossy(&bytes).lines().map(str::to_string).collect())
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
+    };
+    Ok(SourceText::new(text))
 }
 
 fn capped_line(line: &str) -> &str {
@@ -372,7 +405,7 @@ fn group_thousands(value: u64) -> String {
     let digits = value.to_string();
     let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             grouped.push(',');
         }
         grouped.push(digit);
@@ -651,6 +684,15 @@ mod tests {
         assert_eq!(members.len(), 9);
         let with_code = members.iter().filter(|m| m.get("code").is_some()).count();
         assert_eq!(with_code, MAX_MEMBERS_WITH_CODE);
+    }
+
+    #[test]
+    fn source_text_splits_lines_like_an_editor() {
+        let source = SourceText::new("a\r\nb\n\nd".to_string());
+        assert_eq!(source.line_count(), 4);
+        assert_eq!([source.line(1), source.line(2), source.line(3), source.line(4)], ["a", "b", "", "d"]);
+        assert_eq!(SourceText::new("x\n".to_string()).line_count(), 1, "a final newline ends a line");
+        assert_eq!(SourceText::new(String::new()).line_count(), 0);
     }
 
     #[test]
