@@ -17,8 +17,9 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use crate::analysis::{FileTokens, SYM_BARRIER, SYM_IDENTIFIER};
+use crate::candidates::{CandidateIndex, UnitRef};
 use crate::config::Config;
-use crate::fingerprint::{self, BAND_COUNT};
+use crate::fingerprint;
 use crate::model::{ClonePair, CloneKind, FileRecord, Instance};
 use crate::similarity::{self, TokenRun};
 
@@ -30,25 +31,20 @@ pub trait TokenSource: Sync {
 /// Exact-hash groups larger than this are linked as a star, not every pair.
 const MAX_GROUP_FOR_ALL_PAIRS: usize = 40;
 /// Candidates verified per unit, best Jaccard estimate first.
-const MAX_CANDIDATES_PER_UNIT: usize = 24;
+const MAX_CANDIDATES_PER_UNIT: usize = 8;
 /// Buckets shared by more units than this are too common to be evidence.
-const MAX_BUCKET: usize = 2000;
+const MAX_BUCKET: usize = 150;
 /// Winnow hashes seen more often than this are boilerplate, not copies.
 const MAX_WINNOW_OCCURRENCES: usize = 24;
-/// Sketches estimating less overlap than this are not verified.
-const MIN_ESTIMATED_JACCARD: f64 = 0.2;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct UnitRef {
-    file: u32,
-    unit: u32,
-}
+/// LSH bands two units must share before they are verified.
+const MIN_SHARED_BANDS: usize = 3;
 
 pub struct Detector<'a> {
     pub files: &'a [FileRecord],
     pub dirty: &'a [bool],
     pub config: &'a Config,
     pub tokens: &'a dyn TokenSource,
+    pub index: &'a CandidateIndex,
 }
 
 impl Detector<'_> {
@@ -72,14 +68,6 @@ impl Detector<'_> {
         self.dirty.get(file as usize).copied().unwrap_or(true)
     }
 
-    fn all_units(&self) -> Vec<UnitRef> {
-        self.files
-            .iter()
-            .enumerate()
-            .flat_map(|(file, record)| (0..record.units.len()).map(move |unit| UnitRef { file: file as u32, unit: unit as u32 }))
-            .collect()
-    }
-
     /// Whether one unit contains the other (a closure and its enclosing function).
     fn nested(&self, a: UnitRef, b: UnitRef) -> bool {
         if a.file != b.file {
@@ -92,20 +80,19 @@ impl Detector<'_> {
     /// Runs detection. `previous` holds earlier Type-3 and block pairs, already mapped to
     /// current file indices; those between clean files are kept as they are.
     pub fn detect(&self, previous: &[ClonePair]) -> Vec<ClonePair> {
-        let units = self.all_units();
-        let mut pairs = self.exact_unit_pairs(&units);
-        let exact: HashSet<(UnitRef, UnitRef)> = pairs.iter().filter_map(|pair| unit_key(pair)).collect();
+        let started = std::time::Instant::now();
+        let mut pairs = self.exact_unit_pairs();
+        tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "exact unit pairs");
+        let exact: HashSet<(UnitRef, UnitRef)> = pairs.iter().filter_map(unit_key).collect();
         let kept_previous = previous.iter().filter(|pair| !self.is_dirty(pair.a.file) && !self.is_dirty(pair.b.file));
         let (previous_units, previous_blocks): (Vec<ClonePair>, Vec<ClonePair>) =
             kept_previous.partition(|pair| pair.a.unit.is_some() && pair.b.unit.is_some());
         pairs.extend(previous_units.into_iter().filter(|pair| unit_key(pair).is_none_or(|key| !exact.contains(&key))));
-        pairs.extend(self.near_miss_unit_pairs(&units, &exact));
+        pairs.extend(self.near_miss_unit_pairs(&exact));
+        tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "near-miss unit pairs");
         let pairs = self.drop_nested_pairs(pairs);
-        let mut blocks = if self.config.detection.blocks || self.config.per_language.values().any(|s| s.blocks) {
-            self.block_pairs()
-        } else {
-            Vec::new()
-        };
+        let mut blocks = self.block_pairs();
+        tracing::debug!(blocks = blocks.len(), elapsed_ms = started.elapsed().as_millis() as u64, "block pairs");
         blocks.extend(previous_blocks);
         let mut all = pairs;
         let covered = self.unit_pair_index(&all);
@@ -115,17 +102,12 @@ impl Detector<'_> {
         all
     }
 
-    /// Type-1 and Type-2 pairs: units with equal consistent-renaming hashes.
-    fn exact_unit_pairs(&self, units: &[UnitRef]) -> Vec<ClonePair> {
-        let mut groups: HashMap<u64, Vec<UnitRef>> = HashMap::new();
-        for &unit in units {
-            groups.entry(self.unit(unit).hashes.tc).or_default().push(unit);
-        }
+    /// Type-1 and Type-2 pairs: units with equal consistent-renaming hashes. Computed over
+    /// the whole index every time: it needs no tokens and takes milliseconds.
+    fn exact_unit_pairs(&self) -> Vec<ClonePair> {
         let mut pairs = Vec::new();
-        for (content, members) in groups {
-            if members.len() < 2 {
-                continue;
-            }
+        for members in self.index.exact_groups() {
+            let content = self.unit(members[0]).hashes.tc;
             let mut push = |a: UnitRef, b: UnitRef| {
                 if self.nested(a, b) {
                     return;
@@ -149,73 +131,71 @@ impl Detector<'_> {
     }
 
     /// Type-3 pairs touching at least one dirty unit: LSH candidates, verified on tokens.
-    fn near_miss_unit_pairs(&self, units: &[UnitRef], exact: &HashSet<(UnitRef, UnitRef)>) -> Vec<ClonePair> {
-        let mut buckets: HashMap<u64, Vec<u32>> = HashMap::with_capacity(units.len() * 4);
-        let band_keys: Vec<[u64; BAND_COUNT]> = units.par_iter().map(|&unit| fingerprint::band_keys(&self.unit(unit).sketch)).collect();
-        for (index, keys) in band_keys.iter().enumerate() {
-            for &key in keys {
-                buckets.entry(key).or_default().push(index as u32);
-            }
-        }
-        let dirty_units: Vec<u32> =
-            (0..units.len() as u32).filter(|&index| self.is_dirty(units[index as usize].file)).collect();
-        let candidates: Vec<(u32, u32)> = dirty_units
-            .par_iter()
-            .flat_map_iter(|&index| {
-                let unit = units[index as usize];
-                let sketch = &self.unit(unit).sketch;
-                let mut seen: HashSet<u32> = HashSet::new();
-                for key in &band_keys[index as usize] {
-                    let Some(bucket) = buckets.get(key) else { continue };
-                    if bucket.len() > MAX_BUCKET {
-                        continue;
-                    }
-                    seen.extend(bucket.iter().copied().filter(|&other| other != index));
-                }
-                let mut ranked: Vec<(f64, u32)> = seen
-                    .into_iter()
-                    .filter(|&other| {
-                        let other_unit = units[other as usize];
-                        // A pair of two dirty units is produced once, from its smaller index.
-                        !(self.is_dirty(other_unit.file) && other < index)
-                    })
-                    .map(|other| (fingerprint::estimated_jaccard(sketch, &self.unit(units[other as usize]).sketch), other))
-                    .filter(|&(estimate, _)| estimate >= MIN_ESTIMATED_JACCARD)
-                    .collect();
-                ranked.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
-                ranked.truncate(MAX_CANDIDATES_PER_UNIT);
-                ranked.into_iter().map(move |(_, other)| (index.min(other), index.max(other)))
-            })
+    fn near_miss_unit_pairs(&self, exact: &HashSet<(UnitRef, UnitRef)>) -> Vec<ClonePair> {
+        let dirty_units: Vec<UnitRef> = self
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(file, _)| self.is_dirty(*file as u32))
+            .flat_map(|(file, record)| (0..record.units.len()).map(move |unit| UnitRef { file: file as u32, unit: unit as u32 }))
             .collect();
-        let mut candidates = candidates;
-        candidates.sort_unstable();
+        let mut candidates: Vec<(UnitRef, UnitRef)> =
+            dirty_units.par_iter().flat_map_iter(|&unit| self.candidates_of(unit)).collect();
+        candidates.par_sort_unstable();
         candidates.dedup();
+        tracing::debug!(candidates = candidates.len(), "near-miss candidates");
         candidates
             .par_iter()
-            .filter_map(|&(x, y)| {
-                let (a, b) = (units[x as usize], units[y as usize]);
-                if exact.contains(&(a, b)) || exact.contains(&(b, a)) || self.nested(a, b) {
+            .filter_map(|&(a, b)| {
+                if exact.contains(&(a, b)) || exact.contains(&(b, a)) {
                     return None;
                 }
-                let (record_a, record_b) = (self.unit(a), self.unit(b));
-                if record_a.hashes.tc == record_b.hashes.tc {
-                    return None;
-                }
-                let threshold = self.config.detection_for(self.files[a.file as usize].language).similarity;
-                let tokens_a = self.tokens.tokens(a.file)?;
-                let tokens_b = self.tokens.tokens(b.file)?;
-                let run_a = run(&tokens_a, record_a.token_start, record_a.token_end)?;
-                let run_b = run(&tokens_b, record_b.token_start, record_b.token_end)?;
-                let score = similarity::similarity(run_a, run_b, threshold)?;
-                Some(ClonePair {
-                    a: self.instance(a),
-                    b: self.instance(b),
-                    kind: CloneKind::T3,
-                    similarity: score,
-                    content: record_a.hashes.tc.min(record_b.hashes.tc),
-                })
+                self.verify_units(a, b)
             })
             .collect()
+    }
+
+    /// The best LSH candidates of a unit, as ordered pairs; a pair of two dirty units is
+    /// produced once, by its smaller side. Candidates are ranked by how many bands they
+    /// share (an estimate of the sketches' overlap that needs no extra comparison); one
+    /// shared band of two rows happens by chance too often to be worth a verification.
+    fn candidates_of(&self, unit: UnitRef) -> Vec<(UnitRef, UnitRef)> {
+        let record = self.unit(unit);
+        let mut hits: Vec<UnitRef> = Vec::new();
+        for key in fingerprint::band_keys(&record.sketch) {
+            if self.index.band_count(key) > MAX_BUCKET {
+                continue;
+            }
+            hits.extend(self.index.band(key).filter(|&other| other != unit && !(self.is_dirty(other.file) && other < unit)));
+        }
+        hits.sort_unstable();
+        let mut ranked: Vec<(usize, UnitRef)> = hits
+            .chunk_by(|x, y| x == y)
+            .filter(|run| run.len() >= MIN_SHARED_BANDS)
+            .map(|run| (run.len(), run[0]))
+            .filter(|&(_, other)| !self.nested(unit, other) && self.unit(other).hashes.tc != record.hashes.tc)
+            .collect();
+        ranked.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+        ranked.truncate(MAX_CANDIDATES_PER_UNIT);
+        ranked.into_iter().map(|(_, other)| (unit.min(other), unit.max(other))).collect()
+    }
+
+    /// Verifies a candidate pair on tokens; `Some` when similar enough to report.
+    fn verify_units(&self, a: UnitRef, b: UnitRef) -> Option<ClonePair> {
+        let (record_a, record_b) = (self.unit(a), self.unit(b));
+        let threshold = self.config.detection_for(self.files[a.file as usize].language).similarity;
+        let tokens_a = self.tokens.tokens(a.file)?;
+        let tokens_b = self.tokens.tokens(b.file)?;
+        let run_a = run(&tokens_a, record_a.token_start, record_a.token_end)?;
+        let run_b = run(&tokens_b, record_b.token_start, record_b.token_end)?;
+        let score = similarity::similarity(run_a, run_b, threshold)?;
+        Some(ClonePair {
+            a: self.instance(a),
+            b: self.instance(b),
+            kind: CloneKind::T3,
+            similarity: score,
+            content: record_a.hashes.tc.min(record_b.hashes.tc),
+        })
     }
 
     /// Drops a unit pair when the units' enclosing units already form a pair: the copy of
@@ -237,14 +217,9 @@ impl Detector<'_> {
             .filter(|pair| {
                 let Some((a, b)) = unit_key(pair) else { return true };
                 let (outer_a, outer_b) = (ancestors(a), ancestors(b));
-                if outer_a.is_empty() && outer_b.is_empty() {
-                    return true;
-                }
-                let candidates_a: Vec<UnitRef> = std::iter::once(a).chain(outer_a).collect();
-                let candidates_b: Vec<UnitRef> = std::iter::once(b).chain(outer_b).collect();
-                !candidates_a.iter().any(|&x| {
-                    candidates_b.iter().any(|&y| (x, y) != (a, b) && (keys.contains(&(x, y)) || keys.contains(&(y, x))))
-                })
+                // Both sides must be replaced by an enclosing unit: a closure paired with a
+                // whole function says nothing about the closure's own exact copy.
+                !outer_a.iter().any(|&x| outer_b.iter().any(|&y| keys.contains(&(x, y)) || keys.contains(&(y, x))))
             })
             .collect()
     }
@@ -258,48 +233,62 @@ impl Detector<'_> {
         index
     }
 
+    /// Whether a block adds nothing to the unit pairs between the same two files: what is
+    /// left of it outside their units, on either side, is too short to be a clone itself
+    /// (a run that only spills over a function's closing brace, or spans two copied methods).
     fn covered_by_unit_pair(&self, block: &ClonePair, index: &HashMap<(u32, u32), Vec<(Instance, Instance)>>) -> bool {
-        let inside = |inner: &Instance, outer: &Instance| outer.token_start <= inner.token_start && inner.token_end <= outer.token_end;
-        index
-            .get(&(block.a.file, block.b.file))
-            .is_some_and(|pairs| pairs.iter().any(|(x, y)| inside(&block.a, x) && inside(&block.b, y)))
+        let Some(pairs) = index.get(&(block.a.file, block.b.file)) else { return false };
+        let language = self.files[block.a.file as usize].language;
+        let min_tokens = self.config.detection_for(language).min_tokens;
+        let uncovered = |side: &Instance, units: Vec<(u32, u32)>| -> u32 {
+            let mut ranges: Vec<(u32, u32)> = units
+                .into_iter()
+                .map(|(start, end)| (start.max(side.token_start), end.min(side.token_end)))
+                .filter(|(start, end)| start < end)
+                .collect();
+            ranges.sort_unstable();
+            let mut covered = 0;
+            let mut reach = side.token_start;
+            for (start, end) in ranges {
+                let start = start.max(reach);
+                if end > start {
+                    covered += end - start;
+                    reach = end;
+                }
+            }
+            (side.token_end - side.token_start) - covered
+        };
+        let units_a = pairs.iter().map(|(x, _)| (x.token_start, x.token_end)).collect();
+        let units_b = pairs.iter().map(|(_, y)| (y.token_start, y.token_end)).collect();
+        uncovered(&block.a, units_a) < min_tokens && uncovered(&block.b, units_b) < min_tokens
     }
 
     /// Maximal shared token runs seeded by common winnowed k-grams, for runs touching a
     /// dirty file.
     fn block_pairs(&self) -> Vec<ClonePair> {
-        let mut entries: Vec<(u32, u32, u32)> = Vec::new();
+        let mut by_files: HashMap<(u32, u32), Vec<(u32, u32)>> = HashMap::new();
         for (file, record) in self.files.iter().enumerate() {
-            if !self.config.detection_for(record.language).blocks {
+            let file = file as u32;
+            if !self.is_dirty(file) || !self.config.detection_for(record.language).blocks {
                 continue;
             }
-            entries.extend(record.winnows.iter().map(|w| (w.hash, file as u32, w.position)));
-        }
-        entries.par_sort_unstable();
-        let mut seeds: Vec<((u32, u32), (u32, u32))> = Vec::new();
-        let mut start = 0;
-        while start < entries.len() {
-            let mut end = start + 1;
-            while end < entries.len() && entries[end].0 == entries[start].0 {
-                end += 1;
-            }
-            let group = &entries[start..end];
-            if group.len() >= 2 && group.len() <= MAX_WINNOW_OCCURRENCES && group.iter().any(|e| self.is_dirty(e.1)) {
-                for (index, x) in group.iter().enumerate() {
-                    for y in &group[index + 1..] {
-                        if self.is_dirty(x.1) || self.is_dirty(y.1) {
-                            seeds.push(((x.1, x.2), (y.1, y.2)));
-                        }
+            for winnow in &record.winnows {
+                if self.index.winnow_count(winnow.hash) > MAX_WINNOW_OCCURRENCES {
+                    continue;
+                }
+                for (other, position) in self.index.winnow(winnow.hash) {
+                    let here = (file, winnow.position);
+                    if (other, position) == here || (self.is_dirty(other) && (other, position) < here) {
+                        continue;
                     }
+                    let other_language = self.files[other as usize].language;
+                    if !self.config.detection_for(other_language).blocks {
+                        continue;
+                    }
+                    let (first, second) = if here <= (other, position) { (here, (other, position)) } else { ((other, position), here) };
+                    by_files.entry((first.0, second.0)).or_default().push((first.1, second.1));
                 }
             }
-            start = end;
-        }
-        // Group seeds by file pair so each pair of token streams is fetched once.
-        let mut by_files: HashMap<(u32, u32), Vec<(u32, u32)>> = HashMap::new();
-        for ((file_a, pos_a), (file_b, pos_b)) in seeds {
-            let (first, second) = if (file_a, pos_a) <= (file_b, pos_b) { ((file_a, pos_a), (file_b, pos_b)) } else { ((file_b, pos_b), (file_a, pos_a)) };
-            by_files.entry((first.0, second.0)).or_default().push((first.1, second.1));
         }
         let mut work: Vec<((u32, u32), Vec<(u32, u32)>)> = by_files.into_iter().collect();
         work.sort_unstable_by_key(|(files, _)| *files);

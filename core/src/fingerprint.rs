@@ -32,17 +32,19 @@ fn truncate(hash: blake3::Hash) -> u64 {
 }
 
 pub fn exact_hashes(tokens: &FileTokens, start: usize, end: usize) -> ExactHashes {
-    let mut t1 = blake3::Hasher::new();
-    let mut t2 = blake3::Hasher::new();
-    let mut tc = blake3::Hasher::new();
+    // One buffer per hash, hashed once: blake3 is fast on long inputs, slow on tiny updates.
+    let length = end.saturating_sub(start);
+    let mut exact: Vec<u8> = Vec::with_capacity(length * 4);
+    let mut blinded: Vec<u8> = Vec::with_capacity(length * 2);
+    let mut renamed: Vec<u8> = Vec::with_capacity(length * 4);
     // Identifier texts in first-occurrence order; units are small, a linear scan is cheapest.
     let mut seen: Vec<u32> = Vec::new();
     for index in start..end {
         let sym = tokens.syms[index];
         let text = tokens.texts[index];
-        t1.update(&text.to_le_bytes());
-        t2.update(&sym.to_le_bytes());
-        if sym == SYM_IDENTIFIER {
+        exact.extend_from_slice(&text.to_le_bytes());
+        blinded.extend_from_slice(&sym.to_le_bytes());
+        let canonical = if sym == SYM_IDENTIFIER {
             let ordinal = match seen.iter().position(|&t| t == text) {
                 Some(position) => position,
                 None => {
@@ -50,12 +52,17 @@ pub fn exact_hashes(tokens: &FileTokens, start: usize, end: usize) -> ExactHashe
                     seen.len() - 1
                 }
             };
-            tc.update(&(0x4000_0000u32 | ordinal as u32).to_le_bytes());
+            0x4000_0000u32 | ordinal as u32
         } else {
-            tc.update(&u32::from(sym).to_le_bytes());
-        }
+            u32::from(sym)
+        };
+        renamed.extend_from_slice(&canonical.to_le_bytes());
     }
-    ExactHashes { t1: truncate(t1.finalize()), t2: truncate(t2.finalize()), tc: truncate(tc.finalize()) }
+    ExactHashes {
+        t1: truncate(blake3::hash(&exact)),
+        t2: truncate(blake3::hash(&blinded)),
+        tc: truncate(blake3::hash(&renamed)),
+    }
 }
 
 #[inline]

@@ -4,6 +4,7 @@
 //! LSP, HTTP or Redis; the `periodic` binary and the edge server build on it.
 
 pub mod analysis;
+pub mod candidates;
 pub mod config;
 pub mod detect;
 pub mod fingerprint;

@@ -11,6 +11,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::analysis::{self, FileTokens};
+use crate::candidates::CandidateIndex;
 use crate::config::Config;
 use crate::detect::{Detector, TokenSource};
 use crate::index::Index;
@@ -110,6 +111,7 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
         found.skipped.retain(|(path, _)| *path == name);
     }
     warnings.append(&mut found.warnings);
+    tracing::debug!(files = found.files.len(), elapsed_ms = started.elapsed().as_millis() as u64, "walk done");
     if let Some(report) = options.progress {
         report(ScanProgress::Discovered { files: found.files.len() });
     }
@@ -173,6 +175,7 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
         }
     }
     let files_changed = dirty.iter().any(|&d| d) || files.len() != previous_files.len();
+    tracing::debug!(files = files.len(), elapsed_ms = started.elapsed().as_millis() as u64, "parse done");
 
     if let Some(report) = options.progress {
         report(ScanProgress::Detecting);
@@ -188,14 +191,19 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
         })
         .collect();
     let source = ReparsingSource::new(&walk_root, &files, fresh_tokens);
-    let detector = Detector { files: &files, dirty: &dirty, config, tokens: &source };
+    let candidate_index = CandidateIndex::build(&files);
+    let detector = Detector { files: &files, dirty: &dirty, config, tokens: &source, index: &candidate_index };
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "candidate index built");
     let pairs = detector.detect(&previous);
+    tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "detection done");
     let patterns = pattern::build_patterns(&files, &pairs, &labels);
+    tracing::debug!(patterns = patterns.len(), elapsed_ms = started.elapsed().as_millis() as u64, "patterns built");
 
     if let Some(index) = index.as_mut()
         && files_changed
     {
         index.save(&files, &dirty, &pairs, &key)?;
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "index saved");
     }
 
     let stats = statistics(&files, &dirty, &pairs, skipped, started);

@@ -10,6 +10,9 @@ use std::collections::HashMap;
 
 use crate::analysis::{SYM_BARRIER, SYM_IDENTIFIER};
 
+/// Aligned runs shorter than this do not count as shared code.
+const MIN_RUN: usize = 3;
+
 /// A run of tokens: normalised symbols and exact text hashes, same length.
 #[derive(Clone, Copy, Debug)]
 pub struct TokenRun<'a> {
@@ -96,6 +99,11 @@ pub fn similarity(a: TokenRun<'_>, b: TokenRun<'_>, threshold: f64) -> Option<f6
     let mut renamings: HashMap<(u32, u32), u32> = HashMap::new();
     for operation in operations {
         if let similar::DiffOp::Equal { old_index, new_index, len } = operation {
+            // Isolated agreements of one or two tokens (a `(`, a `;`) are what any two
+            // pieces of code share; only runs are evidence of copied code.
+            if len < MIN_RUN {
+                continue;
+            }
             for offset in 0..len {
                 let (i, j) = (old_index + offset, new_index + offset);
                 if a.syms[i] == SYM_IDENTIFIER {
@@ -106,14 +114,13 @@ pub fn similarity(a: TokenRun<'_>, b: TokenRun<'_>, threshold: f64) -> Option<f6
             }
         }
     }
-    matched += consistent_renamings(&renamings);
-    let score = 2.0 * matched as f64 / total as f64;
+    let score = 2.0 * (matched as f64 + consistent_renamings(&renamings)) / total as f64;
     (score >= threshold).then_some(score)
 }
 
 /// Occurrences of aligned identifier pairs (x, y) where y is x's most frequent partner and
 /// x is y's: a systematic renaming keeps them all, an unrelated function keeps few.
-fn consistent_renamings(renamings: &HashMap<(u32, u32), u32>) -> usize {
+fn consistent_renamings(renamings: &HashMap<(u32, u32), u32>) -> f64 {
     let mut best_for_a: HashMap<u32, (u32, u32)> = HashMap::new();
     let mut best_for_b: HashMap<u32, (u32, u32)> = HashMap::new();
     for (&(x, y), &count) in renamings {
@@ -126,10 +133,12 @@ fn consistent_renamings(renamings: &HashMap<(u32, u32), u32>) -> usize {
             *entry = (x, count);
         }
     }
+    // A renaming seen once is weak evidence: unrelated code "renames" every name it uses
+    // once. Identical names, and renamings followed at every use, count fully.
     renamings
         .iter()
         .filter(|&(&(x, y), _)| best_for_a[&x].0 == y && best_for_b[&y].0 == x)
-        .map(|(_, &count)| count as usize)
+        .map(|(&(x, y), &count)| if x == y || count >= 2 { f64::from(count) } else { 0.5 })
         .sum()
 }
 
@@ -188,7 +197,8 @@ mod tests {
     fn consistent_renaming_scores_like_identical_code() {
         let original = "def total(items, rate):\n    s = 0\n    for item in items:\n        s += item.price * rate\n    return s\n";
         let renamed = "def amount(rows, factor):\n    acc = 0\n    for row in rows:\n        acc += row.price * factor\n    return acc\n";
-        assert!((score(original, renamed) - 1.0).abs() < 1e-9);
+        let renamed_score = score(original, renamed);
+        assert!(renamed_score > 0.95 && renamed_score <= 1.0, "{renamed_score}");
     }
 
     #[test]

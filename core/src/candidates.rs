@@ -1,0 +1,163 @@
+//! The in-memory candidate index: which units share an exact hash or an LSH band, and
+//! which files share a winnowed k-gram. Built once from all file records (sorted arrays,
+//! 16 bytes an entry, searched by binary search), then updated file by file through a
+//! small overlay, so the language server can re-index one edited file in microseconds
+//! without rebuilding millions of entries.
+
+use std::collections::{HashMap, HashSet};
+
+use rayon::prelude::*;
+
+use crate::fingerprint;
+use crate::model::FileRecord;
+
+/// A unit: its file's index and its position in the file record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UnitRef {
+    pub file: u32,
+    pub unit: u32,
+}
+
+#[derive(Default)]
+struct Table<K: Copy + Ord + std::hash::Hash> {
+    /// Sorted by key; entries of files in `replaced` are stale.
+    base: Vec<(K, u32, u32)>,
+    overlay: HashMap<K, Vec<(u32, u32)>>,
+}
+
+impl<K: Copy + Ord + std::hash::Hash + Send + Sync> Table<K> {
+    fn build(mut entries: Vec<(K, u32, u32)>) -> Self {
+        entries.par_sort_unstable();
+        Table { base: entries, overlay: HashMap::new() }
+    }
+
+    fn get<'a>(&'a self, key: K, replaced: &'a HashSet<u32>) -> impl Iterator<Item = (u32, u32)> + 'a {
+        let start = self.base.partition_point(|entry| entry.0 < key);
+        let base = self.base[start..].iter().take_while(move |entry| entry.0 == key).map(|entry| (entry.1, entry.2));
+        let base = base.filter(move |(file, _)| !replaced.contains(file));
+        let overlay = self.overlay.get(&key).into_iter().flatten().copied();
+        base.chain(overlay)
+    }
+
+    fn count(&self, key: K) -> usize {
+        let start = self.base.partition_point(|entry| entry.0 < key);
+        let base = self.base[start..].iter().take_while(|entry| entry.0 == key).count();
+        base + self.overlay.get(&key).map_or(0, Vec::len)
+    }
+
+    fn remove_overlay_file(&mut self, file: u32) {
+        self.overlay.retain(|_, entries| {
+            entries.retain(|entry| entry.0 != file);
+            !entries.is_empty()
+        });
+    }
+
+    /// Sorted runs of equal keys in the base, for whole-index passes.
+    fn base_groups(&self) -> impl Iterator<Item = &[(K, u32, u32)]> {
+        self.base.chunk_by(|x, y| x.0 == y.0)
+    }
+}
+
+#[derive(Default)]
+pub struct CandidateIndex {
+    exact: Table<u64>,
+    bands: Table<u64>,
+    winnows: Table<u32>,
+    /// Files whose base entries are stale (re-indexed into the overlay, or removed).
+    replaced: HashSet<u32>,
+}
+
+impl CandidateIndex {
+    pub fn build(files: &[FileRecord]) -> Self {
+        let per_file: Vec<(Vec<(u64, u32, u32)>, Vec<(u64, u32, u32)>, Vec<(u32, u32, u32)>)> = files
+            .par_iter()
+            .enumerate()
+            .map(|(file, record)| entries_of(file as u32, record))
+            .collect();
+        let (mut exact, mut bands, mut winnows) = (Vec::new(), Vec::new(), Vec::new());
+        for (file_exact, file_bands, file_winnows) in per_file {
+            exact.extend(file_exact);
+            bands.extend(file_bands);
+            winnows.extend(file_winnows);
+        }
+        CandidateIndex {
+            exact: Table::build(exact),
+            bands: Table::build(bands),
+            winnows: Table::build(winnows),
+            replaced: HashSet::new(),
+        }
+    }
+
+    /// Re-indexes one file (new content) under its existing index.
+    pub fn update_file(&mut self, file: u32, record: &FileRecord) {
+        self.remove_file(file);
+        let (exact, bands, winnows) = entries_of(file, record);
+        for (key, f, u) in exact {
+            self.exact.overlay.entry(key).or_default().push((f, u));
+        }
+        for (key, f, u) in bands {
+            self.bands.overlay.entry(key).or_default().push((f, u));
+        }
+        for (key, f, p) in winnows {
+            self.winnows.overlay.entry(key).or_default().push((f, p));
+        }
+    }
+
+    pub fn remove_file(&mut self, file: u32) {
+        self.replaced.insert(file);
+        self.exact.remove_overlay_file(file);
+        self.bands.remove_overlay_file(file);
+        self.winnows.remove_overlay_file(file);
+    }
+
+    /// Units whose consistent-renaming hash is `tc`.
+    pub fn exact(&self, tc: u64) -> impl Iterator<Item = UnitRef> + '_ {
+        self.exact.get(tc, &self.replaced).map(|(file, unit)| UnitRef { file, unit })
+    }
+
+    pub fn exact_count(&self, tc: u64) -> usize {
+        self.exact.count(tc)
+    }
+
+    /// Units sharing an LSH band key.
+    pub fn band(&self, key: u64) -> impl Iterator<Item = UnitRef> + '_ {
+        self.bands.get(key, &self.replaced).map(|(file, unit)| UnitRef { file, unit })
+    }
+
+    pub fn band_count(&self, key: u64) -> usize {
+        self.bands.count(key)
+    }
+
+    /// (file, token position) of every occurrence of a winnowed k-gram hash.
+    pub fn winnow(&self, hash: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.winnows.get(hash, &self.replaced)
+    }
+
+    pub fn winnow_count(&self, hash: u32) -> usize {
+        self.winnows.count(hash)
+    }
+
+    /// Every group of two or more units with equal consistent-renaming hashes (a fresh
+    /// index only: the overlay is empty after `build`).
+    pub fn exact_groups(&self) -> impl Iterator<Item = Vec<UnitRef>> + '_ {
+        self.exact
+            .base_groups()
+            .filter(|group| group.len() >= 2)
+            .map(|group| group.iter().map(|&(_, file, unit)| UnitRef { file, unit }).collect())
+    }
+}
+
+type FileEntries = (Vec<(u64, u32, u32)>, Vec<(u64, u32, u32)>, Vec<(u32, u32, u32)>);
+
+fn entries_of(file: u32, record: &FileRecord) -> FileEntries {
+    let mut exact = Vec::with_capacity(record.units.len());
+    let mut bands = Vec::with_capacity(record.units.len() * fingerprint::BAND_COUNT);
+    for (index, unit) in record.units.iter().enumerate() {
+        exact.push((unit.hashes.tc, file, index as u32));
+        for key in fingerprint::band_keys(&unit.sketch) {
+            bands.push((key, file, index as u32));
+        }
+    }
+    let winnows = record.winnows.iter().map(|w| (w.hash, file, w.position)).collect();
+    (exact, bands, winnows)
+}
