@@ -39,10 +39,11 @@ impl<K: Copy + Ord + std::hash::Hash + Send + Sync> Table<K> {
         base.chain(overlay)
     }
 
+    /// Entries under `key`, counting stale ones too: an upper bound, in O(log n).
     fn count(&self, key: K) -> usize {
         let start = self.base.partition_point(|entry| entry.0 < key);
-        let base = self.base[start..].iter().take_while(|entry| entry.0 == key).count();
-        base + self.overlay.get(&key).map_or(0, Vec::len)
+        let end = self.base.partition_point(|entry| entry.0 <= key);
+        (end - start) + self.overlay.get(&key).map_or(0, Vec::len)
     }
 
     fn remove_overlay_file(&mut self, file: u32) {

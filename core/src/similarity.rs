@@ -20,11 +20,10 @@ pub struct TokenRun<'a> {
     pub texts: &'a [u32],
 }
 
-/// Length of the longest common subsequence of two symbol runs; barriers never match.
-pub fn lcs_length(a: &[u16], b: &[u16]) -> usize {
-    if a.is_empty() || b.is_empty() {
-        return 0;
-    }
+/// Hyyrö's bit-parallel LCS over `a` (one bit per token of `a`), fed the tokens of `b`.
+/// `on_row` sees the bit row after each token of `b`: the number of zero bits among the
+/// first i bits is the LCS of `a[..i]` and the part of `b` consumed so far.
+fn lcs_rows(a: &[u16], b: &[u16], mut on_row: impl FnMut(&[u64])) -> Vec<u64> {
     let words = a.len().div_ceil(64);
     let mut alphabet: Vec<u16> = a.iter().copied().filter(|&s| s != SYM_BARRIER).collect();
     alphabet.sort_unstable();
@@ -51,14 +50,61 @@ pub fn lcs_length(a: &[u16], b: &[u16]) -> usize {
             carry = u64::from(overflow_a || overflow_b);
             *value = sum | (v & !m);
         }
+        on_row(&row);
     }
-    let mut zeros = 0usize;
-    for (index, &value) in row.iter().enumerate() {
-        let bits_in_word = (a.len() - index * 64).min(64);
-        let mask = if bits_in_word == 64 { u64::MAX } else { (1u64 << bits_in_word) - 1 };
-        zeros += (!value & mask).count_ones() as usize;
+    row
+}
+
+/// Zero bits among the first `length` bits of a row.
+fn zeros_in_prefix(row: &[u64], length: usize) -> usize {
+    let full = length / 64;
+    let mut zeros: usize = row[..full].iter().map(|w| w.count_zeros() as usize).sum();
+    let rest = length % 64;
+    if rest > 0 {
+        zeros += (!row[full] & ((1u64 << rest) - 1)).count_ones() as usize;
     }
     zeros
+}
+
+/// Length of the longest common subsequence of two symbol runs; barriers never match.
+pub fn lcs_length(a: &[u16], b: &[u16]) -> usize {
+    if a.is_empty() || b.is_empty() {
+        return 0;
+    }
+    let row = lcs_rows(a, b, |_| {});
+    zeros_in_prefix(&row, a.len())
+}
+
+/// One longest common subsequence, as matched index pairs in increasing order: the
+/// bit rows are kept and walked back from the end (|a|/64 words per token of b).
+fn lcs_alignment(a: &[u16], b: &[u16]) -> Vec<(usize, usize)> {
+    if a.is_empty() || b.is_empty() {
+        return Vec::new();
+    }
+    let words = a.len().div_ceil(64);
+    let mut rows: Vec<u64> = Vec::with_capacity(words * (b.len() + 1));
+    rows.extend(std::iter::repeat_n(u64::MAX, words));
+    lcs_rows(a, b, |row| rows.extend_from_slice(row));
+    let lcs = |i: usize, j: usize| zeros_in_prefix(&rows[j * words..(j + 1) * words], i);
+    let mut matches = Vec::new();
+    let (mut i, mut j) = (a.len(), b.len());
+    while i > 0 && j > 0 {
+        let here = lcs(i, j);
+        if here == 0 {
+            break;
+        }
+        if a[i - 1] == b[j - 1] && a[i - 1] != SYM_BARRIER && lcs(i - 1, j - 1) + 1 == here {
+            matches.push((i - 1, j - 1));
+            i -= 1;
+            j -= 1;
+        } else if lcs(i - 1, j) == here {
+            i -= 1;
+        } else {
+            j -= 1;
+        }
+    }
+    matches.reverse();
+    matches
 }
 
 /// Dice coefficient of the LCS on normalised symbols: an upper bound of `similarity`.
@@ -71,7 +117,7 @@ pub fn structural_similarity(a: &[u16], b: &[u16]) -> f64 {
 }
 
 /// Similarity in [0, 1]: 2 * matched / (|a| + |b|) over an alignment of the normalised
-/// symbols, where an aligned identifier pair counts only if it agrees with the dominant
+/// symbols (one LCS), where an aligned identifier pair counts only if it agrees with the dominant
 /// renaming in both directions. Literals count as matched (Type-2 allows changed values).
 /// Returns `None` early when the structural bound is already below `threshold`.
 pub fn similarity(a: TokenRun<'_>, b: TokenRun<'_>, threshold: f64) -> Option<f64> {
@@ -86,31 +132,20 @@ pub fn similarity(a: TokenRun<'_>, b: TokenRun<'_>, threshold: f64) -> Option<f6
     if structural_similarity(a.syms, b.syms) < threshold {
         return None;
     }
-    let key = |syms: &[u16], offset: u32| -> Vec<u32> {
-        syms.iter()
-            .enumerate()
-            .map(|(index, &sym)| if sym == SYM_BARRIER { offset + index as u32 } else { u32::from(sym) })
-            .collect()
-    };
-    let keys_a = key(a.syms, 0x1000_0000);
-    let keys_b = key(b.syms, 0x2000_0000);
-    let operations = similar::capture_diff_slices(similar::Algorithm::Myers, &keys_a, &keys_b);
+    let alignment = lcs_alignment(a.syms, b.syms);
     let mut matched = 0usize;
     let mut renamings: HashMap<(u32, u32), u32> = HashMap::new();
-    for operation in operations {
-        if let similar::DiffOp::Equal { old_index, new_index, len } = operation {
-            // Isolated agreements of one or two tokens (a `(`, a `;`) are what any two
-            // pieces of code share; only runs are evidence of copied code.
-            if len < MIN_RUN {
-                continue;
-            }
-            for offset in 0..len {
-                let (i, j) = (old_index + offset, new_index + offset);
-                if a.syms[i] == SYM_IDENTIFIER {
-                    *renamings.entry((a.texts[i], b.texts[j])).or_default() += 1;
-                } else {
-                    matched += 1;
-                }
+    // Isolated agreements of one or two tokens (a `(`, a `;`) are what any two pieces of
+    // code share; only runs of consecutive matches are evidence of copied code.
+    for run in alignment.chunk_by(|x, y| y.0 == x.0 + 1 && y.1 == x.1 + 1) {
+        if run.len() < MIN_RUN {
+            continue;
+        }
+        for &(i, j) in run {
+            if a.syms[i] == SYM_IDENTIFIER {
+                *renamings.entry((a.texts[i], b.texts[j])).or_default() += 1;
+            } else {
+                matched += 1;
             }
         }
     }
