@@ -5,7 +5,7 @@
 //! The units are synthetic but shaped like real ones: every 8 units form a family derived
 //! from one base sketch, each member altering 0 to 24 of the 64 MinHash positions (so
 //! near-miss clones at similarity 0.6 to 1.0 exist, and a 0-change member is an exact clone
-//! with the family's structural hash), spread over 20 repositories with paths and names.
+//! with the family's structural hash), in batches assigned round-robin to 20 repositories.
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -78,12 +78,11 @@ fn variant(family: u64, seed: u64, changes: u64) -> Sketch {
     sketch
 }
 
-fn synthetic_unit(number: u64) -> (u64, UnitUpsert) {
+fn synthetic_unit(number: u64) -> UnitUpsert {
     let family = number / FAMILY_SIZE;
     let changes = splitmix(number) % 25;
     let t2_hash = if changes == 0 { T2Hash(splitmix(family ^ 0xfeed)) } else { T2Hash(splitmix(number ^ 0xbeef)) };
-    let repo = splitmix(number ^ 0x1234) % REPOS;
-    let unit = UnitUpsert {
+    UnitUpsert {
         key: format!("{:032x}", u128::from(splitmix(number)) << 64 | u128::from(splitmix(!number))),
         t2_hash,
         sketch: variant(family, number, changes),
@@ -97,8 +96,7 @@ fn synthetic_unit(number: u64) -> (u64, UnitUpsert) {
             start_line: (number % 900) as u32 + 1,
             end_line: (number % 900) as u32 + 30,
         }),
-    };
-    (repo, unit)
+    }
 }
 
 fn percentile(sorted: &[f64], fraction: f64) -> f64 {
@@ -109,8 +107,6 @@ fn percentile(sorted: &[f64], fraction: f64) -> f64 {
 }
 
 async fn ingest(args: &Args, http: reqwest::Client) {
-    // One batch covers consecutive unit numbers; its units go to each unit's repository, so a
-    // batch is split into one request per repository present.
     let next = Arc::new(AtomicU64::new(0));
     let sent_units = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -125,24 +121,17 @@ async fn ingest(args: &Args, http: reqwest::Client) {
                 if first >= total {
                     return latencies;
                 }
-                let mut per_repo: Vec<Vec<UnitUpsert>> = (0..REPOS).map(|_| Vec::new()).collect();
-                for number in first..(first + batch).min(total) {
-                    let (repo, unit) = synthetic_unit(number);
-                    per_repo[repo as usize].push(unit);
-                }
-                for (repo, upserts) in per_repo.into_iter().enumerate() {
-                    if upserts.is_empty() {
-                        continue;
-                    }
-                    let count = upserts.len() as u64;
-                    let body = DeltaBatch { batch_id: format!("load-{first}-{repo}"), upserts, removals: Vec::new() };
-                    let request_started = Instant::now();
-                    let response = http.post(format!("{url}/v1/repos/repo-{repo}/deltas")).bearer_auth(&token).json(&body).send().await.unwrap();
-                    assert!(response.status().is_success(), "ingest failed: {}", response.status());
-                    let _ = response.bytes().await.unwrap();
-                    latencies.push(request_started.elapsed().as_secs_f64());
-                    sent_units.fetch_add(count, Ordering::Relaxed);
-                }
+                // A batch is one request for one repository, as a client's outbox sends it.
+                let repo = (first / batch) % REPOS;
+                let upserts: Vec<UnitUpsert> = (first..(first + batch).min(total)).map(synthetic_unit).collect();
+                let count = upserts.len() as u64;
+                let body = DeltaBatch { batch_id: format!("load-{first}"), upserts, removals: Vec::new() };
+                let request_started = Instant::now();
+                let response = http.post(format!("{url}/v1/repos/repo-{repo}/deltas")).bearer_auth(&token).json(&body).send().await.unwrap();
+                assert!(response.status().is_success(), "ingest failed: {}", response.status());
+                let _ = response.bytes().await.unwrap();
+                latencies.push(request_started.elapsed().as_secs_f64());
+                sent_units.fetch_add(count, Ordering::Relaxed);
             }
         }));
     }
