@@ -69,11 +69,16 @@ pub struct CandidateIndex {
 }
 
 impl CandidateIndex {
-    pub fn build(files: &[FileRecord]) -> Self {
-        let per_file: Vec<(Vec<(u64, u32, u32)>, Vec<(u64, u32, u32)>, Vec<(u32, u32, u32)>)> = files
+    /// Indexes every file. Without `near_miss`, only exact hashes are indexed: enough
+    /// when no file changed and near-miss and block pairs all come from the index.
+    pub fn build(files: &[FileRecord], near_miss: bool) -> Self {
+        let per_file: Vec<FileEntries> = files
             .par_iter()
             .enumerate()
-            .map(|(file, record)| entries_of(file as u32, record))
+            .map(|(file, record)| {
+                let (exact, bands, winnows) = entries_of(file as u32, record);
+                if near_miss { (exact, bands, winnows) } else { (exact, Vec::new(), Vec::new()) }
+            })
             .collect();
         let (mut exact, mut bands, mut winnows) = (Vec::new(), Vec::new(), Vec::new());
         for (file_exact, file_bands, file_winnows) in per_file {

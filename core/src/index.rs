@@ -299,7 +299,8 @@ impl Index {
                     stored.insert(path, id);
                 }
             }
-            transaction.execute("DELETE FROM pairs", [])?;
+            // Pairs of a changed or deleted file go with its row (ON DELETE CASCADE); pairs
+            // between two unchanged files stay as they are.
             let current: HashMap<&str, usize> = files.iter().enumerate().map(|(i, f)| (f.path.as_str(), i)).collect();
             {
                 let mut delete = transaction.prepare("DELETE FROM files WHERE id = ?1")?;
@@ -371,7 +372,8 @@ impl Index {
                         b_start, b_end, b_unit, b_token_start, b_token_end, kind, similarity, content)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
                 )?;
-                for pair in pairs.iter().filter(|p| p.kind == CloneKind::T3 || p.a.unit.is_none()) {
+                let touches_change = |pair: &&ClonePair| changed[pair.a.file as usize] || changed[pair.b.file as usize];
+                for pair in pairs.iter().filter(|p| p.kind == CloneKind::T3 || p.a.unit.is_none()).filter(touches_change) {
                     insert_pair.execute(params![
                         ids[pair.a.file as usize],
                         ids[pair.b.file as usize],

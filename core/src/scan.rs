@@ -191,7 +191,7 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
         })
         .collect();
     let source = ReparsingSource::new(&walk_root, &files, fresh_tokens);
-    let candidate_index = CandidateIndex::build(&files);
+    let candidate_index = CandidateIndex::build(&files, dirty.iter().any(|&d| d));
     let detector = Detector { files: &files, dirty: &dirty, config, tokens: &source, index: &candidate_index };
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "candidate index built");
     let pairs = detector.detect(&previous);

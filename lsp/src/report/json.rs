@@ -2,8 +2,10 @@
 
 use super::Report;
 
+/// Compact JSON: reports of large codebases hold tens of thousands of pairs, and tools, not
+/// people, read this format.
 pub fn render(report: &Report) -> anyhow::Result<String> {
-    let mut text = serde_json::to_string_pretty(report)?;
+    let mut text = serde_json::to_string(report)?;
     text.push('\n');
     Ok(text)
 }
