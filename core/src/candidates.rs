@@ -18,32 +18,76 @@ pub struct UnitRef {
     pub unit: u32,
 }
 
+/// Keys are hashes, uniformly spread: their top bits locate them in the sorted table.
+trait HashKey: Copy + Ord + std::hash::Hash + Send + Sync {
+    /// The key's top bits as the high bits of a u64.
+    fn top(self) -> u64;
+}
+
+impl HashKey for u64 {
+    fn top(self) -> u64 {
+        self
+    }
+}
+
+impl HashKey for u32 {
+    fn top(self) -> u64 {
+        u64::from(self) << 32
+    }
+}
+
 #[derive(Default)]
-struct Table<K: Copy + Ord + std::hash::Hash> {
+struct Table<K: HashKey> {
     /// Sorted by key; entries of files in `replaced` are stale.
     base: Vec<(K, u32, u32)>,
+    /// `directory[p]` is the first base index whose key's top `directory_bits` bits are
+    /// at least `p`: a lookup binary-searches only the one or two entries in its slot
+    /// instead of millions (cache misses dominated the search).
+    directory: Vec<u32>,
+    directory_bits: u32,
     overlay: HashMap<K, Vec<(u32, u32)>>,
 }
 
-impl<K: Copy + Ord + std::hash::Hash + Send + Sync> Table<K> {
+impl<K: HashKey> Table<K> {
     fn build(mut entries: Vec<(K, u32, u32)>) -> Self {
         entries.par_sort_unstable();
-        Table { base: entries, overlay: HashMap::new() }
+        let directory_bits = (usize::BITS - entries.len().leading_zeros()).clamp(4, 24);
+        let slots = 1usize << directory_bits;
+        let mut directory = Vec::with_capacity(slots + 1);
+        let mut index = 0usize;
+        for slot in 0..slots as u64 {
+            while index < entries.len() && (entries[index].0.top() >> (64 - directory_bits)) < slot {
+                index += 1;
+            }
+            directory.push(index as u32);
+        }
+        directory.push(entries.len() as u32);
+        Table { base: entries, directory, directory_bits, overlay: HashMap::new() }
+    }
+
+    /// The base entries under `key`.
+    fn base_range(&self, key: K) -> &[(K, u32, u32)] {
+        if self.base.is_empty() {
+            return &[];
+        }
+        let slot = (key.top() >> (64 - self.directory_bits)) as usize;
+        let (low, high) = (self.directory[slot] as usize, self.directory[slot + 1] as usize);
+        let window = &self.base[low..high];
+        let start = window.partition_point(|entry| entry.0 < key);
+        let end = window.partition_point(|entry| entry.0 <= key);
+        &window[start..end]
     }
 
     fn get<'a>(&'a self, key: K, replaced: &'a HashSet<u32>) -> impl Iterator<Item = (u32, u32)> + 'a {
-        let start = self.base.partition_point(|entry| entry.0 < key);
-        let base = self.base[start..].iter().take_while(move |entry| entry.0 == key).map(|entry| (entry.1, entry.2));
-        let base = base.filter(move |(file, _)| !replaced.contains(file));
+        let base = self.base_range(key).iter().map(|entry| (entry.1, entry.2));
+        let base = base.filter(move |(file, _)| replaced.is_empty() || !replaced.contains(file));
         let overlay = self.overlay.get(&key).into_iter().flatten().copied();
         base.chain(overlay)
     }
 
-    /// Entries under `key`, counting stale ones too: an upper bound, in O(log n).
+    /// Entries under `key`, counting stale ones too: an upper bound.
     fn count(&self, key: K) -> usize {
-        let start = self.base.partition_point(|entry| entry.0 < key);
-        let end = self.base.partition_point(|entry| entry.0 <= key);
-        (end - start) + self.overlay.get(&key).map_or(0, Vec::len)
+        self.base_range(key).len() + if self.overlay.is_empty() { 0 } else { self.overlay.get(&key).map_or(0, Vec::len) }
     }
 
     fn remove_overlay_file(&mut self, file: u32) {

@@ -242,7 +242,7 @@ fn process_file(file: &FoundFile, previous: Option<&FileRecord>, config: &Config
         record.mtime_ns = file.mtime_ns;
         return (FileOutcome::Clean(record), warnings);
     }
-    let text = decode(&bytes, &file.relative, &mut warnings);
+    let text = decode(bytes, &file.relative, &mut warnings);
     let analysis = analysis::analyze(language, &text);
     let settings = config.detection_for(language);
     let record =
@@ -251,14 +251,11 @@ fn process_file(file: &FoundFile, previous: Option<&FileRecord>, config: &Config
 }
 
 /// Source text of a file; invalid UTF-8 is replaced (with a warning) rather than skipped.
-pub fn decode(bytes: &[u8], relative: &str, warnings: &mut Vec<String>) -> String {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => text.to_string(),
-        Err(_) => {
-            warnings.push(format!("{relative}: not valid UTF-8; read with replacement characters"));
-            String::from_utf8_lossy(bytes).into_owned()
-        }
-    }
+pub fn decode(bytes: Vec<u8>, relative: &str, warnings: &mut Vec<String>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|error| {
+        warnings.push(format!("{relative}: not valid UTF-8; read with replacement characters"));
+        String::from_utf8_lossy(error.as_bytes()).into_owned()
+    })
 }
 
 /// Token streams for detection: files parsed this run from memory, others re-parsed from
@@ -292,7 +289,7 @@ impl TokenSource for ReparsingSource<'_> {
             if *blake3::hash(&bytes).as_bytes() != record.content_hash {
                 return Err(());
             }
-            let text = decode(&bytes, &record.path, &mut Vec::new());
+            let text = decode(bytes, &record.path, &mut Vec::new());
             Ok(Arc::new(analysis::analyze(record.language, &text).tokens))
         })
         .ok()
