@@ -97,7 +97,7 @@ impl Detector<'_> {
         let mut all = pairs;
         let covered = self.unit_pair_index(&all);
         all.extend(blocks.into_iter().filter(|block| !self.covered_by_unit_pair(block, &covered)));
-        all.sort_by(|x, y| (x.a, x.b).cmp(&(y.a, y.b)));
+        all.sort_by_key(|pair| (pair.a, pair.b));
         all.dedup_by(|x, y| x.a == y.a && x.b == y.b);
         all
     }
@@ -290,7 +290,7 @@ impl Detector<'_> {
                 }
             }
         }
-        let mut work: Vec<((u32, u32), Vec<(u32, u32)>)> = by_files.into_iter().collect();
+        let mut work: Vec<SeedsByFiles> = by_files.into_iter().collect();
         work.sort_unstable_by_key(|(files, _)| *files);
         work.par_iter()
             .flat_map_iter(|&((file_a, file_b), ref positions)| self.extend_seeds(file_a, file_b, positions))
@@ -418,6 +418,9 @@ impl Detector<'_> {
         })
     }
 }
+
+/// Seed positions (in a, in b) shared by one pair of files.
+type SeedsByFiles = ((u32, u32), Vec<(u32, u32)>);
 
 fn consistent_count(renamings: &HashMap<(u32, u32), u32>) -> usize {
     let mut forward: HashMap<u32, u32> = HashMap::new();

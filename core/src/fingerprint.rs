@@ -104,7 +104,7 @@ pub fn sketch(syms: &[u16]) -> Sketch {
         }
         let mut packed: u64 = 0;
         for &sym in window {
-            packed = packed.wrapping_mul(0x1_0000_0001_B3).wrapping_add(u64::from(sym));
+            packed = packed.wrapping_mul(0x0100_0000_01B3).wrapping_add(u64::from(sym));
         }
         let base = mix64(packed) as u32;
         // xor + odd multiply + shift per lane: vectorises, and orders like independent hashes.

@@ -176,7 +176,7 @@ pub fn covered_lines(instances: &[Instance]) -> u64 {
     for instance in instances {
         by_file.entry(instance.file).or_default().push((instance.start_line, instance.end_line));
     }
-    by_file.into_values().map(|ranges| merged_length(ranges)).sum()
+    by_file.into_values().map(merged_length).sum()
 }
 
 /// Total length of inclusive line ranges, overlapping or adjacent ones merged.

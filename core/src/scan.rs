@@ -144,7 +144,7 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
             let result = process_file(file, previous_files.get(&file.relative), config);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(report) = options.progress
-                && (finished % 64 == 0 || finished == total)
+                && (finished.is_multiple_of(64) || finished == total)
             {
                 report(ScanProgress::Parsed { done: finished, total });
             }

@@ -35,7 +35,7 @@ impl SkipReason {
         }
     }
 
-    pub fn from_str(text: &str) -> Option<SkipReason> {
+    pub fn parse(text: &str) -> Option<SkipReason> {
         [
             SkipReason::Binary,
             SkipReason::Minified,

@@ -60,7 +60,10 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
 }
 
 /// Identity of a clone pair that survives unrelated edits: paths and names, not lines.
-fn pair_key(pair: &Pair) -> (String, String, String, String, u32) {
+/// Paths and names of both sides, plus a block's line span.
+type PairKey = (String, String, String, String, u32);
+
+fn pair_key(pair: &Pair) -> PairKey {
     let side = |location: &report::Location| {
         if location.unit == "block" { (location.path.clone(), format!("block:{}", location.name)) } else { (location.path.clone(), location.name.clone()) }
     };
@@ -72,7 +75,7 @@ fn pair_key(pair: &Pair) -> (String, String, String, String, u32) {
     (a.0, a.1, b.0, b.1, span)
 }
 
-fn load_baseline(path: &std::path::Path) -> anyhow::Result<HashSet<(String, String, String, String, u32)>> {
+fn load_baseline(path: &std::path::Path) -> anyhow::Result<HashSet<PairKey>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read baseline {}", path.display()))?;
     let report: Report = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a periodic JSON report", path.display()))?;
