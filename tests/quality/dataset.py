@@ -1,5 +1,6 @@
-"""Builds the labelled dataset: real functions from the corpus, their Type-1/2/3 variants and
-negative pairs, each function in its own file wrapped so that it parses, plus pairs.json."""
+"""Builds the labelled dataset: real functions from the corpus, their Type-1/2/3 variants
+(plus far Type-3 variants, similarity 0.70-0.80), easy and hard negative pairs, each function
+in its own file wrapped so that it parses, plus pairs.json."""
 
 from __future__ import annotations
 
@@ -13,11 +14,17 @@ from pathlib import Path
 from funcs import Parsed, body_kinds, parse_function
 from langs import LANGUAGES, LangSpec
 from mutate import STATEMENT_OPS, layout, rename
+from negatives import find_hard_negatives, function_name, words
 from tokens import similarity
 
 MIN_LINES, MAX_LINES, MIN_TOKENS = 8, 60, 60
 T3_MIN_SIMILARITY = 0.70
+# Far T3 variants: 2-4 edits, kept only inside this band, FAR_T3_PER_LANG per language, so
+# that recall in the band the engine's default threshold sits on is measured on enough pairs.
+FAR_T3_BAND = (0.70, 0.80)
+FAR_T3_PER_LANG = 10
 NEGATIVE_MAX_SIMILARITY = 0.50
+HARD_NEGATIVES_PER_LANG = 40
 EXTS = {"python": (".py",), "javascript": (".js", ".mjs", ".cjs"), "typescript": (".ts",),
         "java": (".java",), "rust": (".rs",), "go": (".go",), "c": (".c",)}
 
@@ -32,6 +39,9 @@ class Candidate:
     lines: int
     normalised: list[str]
     kinds: tuple[str, ...]
+    name: str = ""
+    idents: frozenset = frozenset()  # identifier texts
+    words: frozenset = frozenset()  # their snake/camel-case parts, lower case
 
 
 @dataclass
@@ -87,9 +97,12 @@ def extract(spec: LangSpec, root: Path, corpus_root: Path) -> list[Candidate]:
             if key in seen:
                 continue
             seen.add(key)
+            idents = frozenset(t.text.decode("utf-8", "replace") for t in parsed.toks
+                               if t.kind == "id")
             out.append(Candidate(spec.name, str(path.relative_to(corpus_root)),
                                  n.start_point.row + 1, n.type, text, lines, norm,
-                                 body_kinds(spec, parsed.node)))
+                                 body_kinds(spec, parsed.node), function_name(parsed.node),
+                                 idents, words(idents)))
     out.sort(key=lambda c: (c.source, c.line))
     return out
 
@@ -123,11 +136,13 @@ def make_t2(spec: LangSpec, c: Candidate, rng: random.Random) -> Variant | None:
     return None
 
 
-def make_t3(spec: LangSpec, c: Candidate, rng: random.Random) -> Variant | None:
-    """1-3 statement edits; then half the variants also get renaming, half get layout
-    changes (independently). Kept only when the similarity stays >= 0.70."""
-    for attempt in range(12):
-        n_edits = rng.choice([1, 2, 3]) if attempt < 8 else 1
+def make_t3(spec: LangSpec, c: Candidate, rng: random.Random, edits=(1, 2, 3),
+            band=(T3_MIN_SIMILARITY, 1.0), attempts: int = 12) -> Variant | None:
+    """1-3 statement edits (by default); then half the variants also get renaming, half get
+    layout changes (independently). Kept only when the similarity is inside `band`
+    (default: >= 0.70 and < 1)."""
+    for attempt in range(attempts):
+        n_edits = rng.choice(edits) if attempt < 2 * attempts // 3 else edits[0]
         p = parse_function(spec, c.text, c.node_type)
         ops: list[str] = []
         for _ in range(n_edits):
@@ -155,9 +170,15 @@ def make_t3(spec: LangSpec, c: Candidate, rng: random.Random) -> Variant | None:
                 p = q
                 ops.append("layout")
         sim = similarity(c.normalised, p.normalised())
-        if T3_MIN_SIMILARITY <= sim < 1.0:
+        if band[0] <= sim < band[1]:
             return Variant("T3", p.text, ops, round(sim, 4))
     return None
+
+
+def make_t3_far(spec: LangSpec, c: Candidate, rng: random.Random) -> Variant | None:
+    """2-4 statement edits (plus the same optional renaming and layout), kept only when the
+    similarity falls in FAR_T3_BAND."""
+    return make_t3(spec, c, rng, edits=(2, 3, 4), band=FAR_T3_BAND, attempts=12)
 
 
 def choose_negative(c: Candidate, pool: list[Candidate], used: set[int],
@@ -205,8 +226,13 @@ def build(specs: dict[str, LangSpec], corpus: Path, subset: str, out_dir: Path, 
         lang_dir.mkdir(parents=True, exist_ok=True)
         written: dict[int, str] = {}
         used_neg: set[int] = set()
-        counts = {"functions": 0, "T1": 0, "T2": 0, "T3": 0, "negative": 0,
-                  "t3_rejected": 0, "t3_similarity_sum": 0.0, "pool": len(pool)}
+        # Separate random streams for the additions, so the T1/T2/T3 variants and the easy
+        # negatives stay the same as without them.
+        far_rng = random.Random(f"{seed}:{lang}:far")
+        hard_rng = random.Random(f"{seed}:{lang}:hard")
+        counts = {"functions": 0, "T1": 0, "T2": 0, "T3": 0, "t3_far": 0, "negative_easy": 0,
+                  "negative_hard": 0, "t3_rejected": 0, "t3_similarity_sum": 0.0,
+                  "pool": len(pool)}
 
         def write(idx: int, text: bytes, name: str, origin: Candidate, node_type: str) -> str:
             body, start, end = wrap_file(spec, text, name, node_type)
@@ -234,13 +260,17 @@ def build(specs: dict[str, LangSpec], corpus: Path, subset: str, out_dir: Path, 
             fid = f"f{chosen:03d}"
             orig = written.get(idx) or write(idx, c.text, f"{fid}_orig", c, c.node_type)
             written[idx] = orig
-            for v in (t1, t2, t3):
+            far = make_t3_far(spec, c, far_rng) if counts["t3_far"] < FAR_T3_PER_LANG else None
+            for v, suffix, recipe in ((t1, "t1", "T1"), (t2, "t2", "T2"), (t3, "t3", "T3"),
+                                      (far, "t3f", "T3-far")):
                 if v is None:
                     continue
-                rel = write(idx, v.text, f"{fid}_{v.kind.lower()}", c, c.node_type)
-                pairs.append({"lang": lang, "type": v.kind, "a": orig, "b": rel,
-                              "similarity": v.similarity, "ops": v.ops})
+                rel = write(idx, v.text, f"{fid}_{suffix}", c, c.node_type)
+                pairs.append({"lang": lang, "type": v.kind, "recipe": recipe, "a": orig,
+                              "b": rel, "similarity": v.similarity, "ops": v.ops})
                 counts[v.kind] += 1
+                if recipe == "T3-far":
+                    counts["t3_far"] += 1
                 if v.kind == "T3":
                     counts["t3_similarity_sum"] += v.similarity
             neg = choose_negative(c, pool, used_neg, rng)
@@ -250,15 +280,30 @@ def build(specs: dict[str, LangSpec], corpus: Path, subset: str, out_dir: Path, 
                 d = pool[j]
                 partner = written.get(j) or write(j, d.text, f"{fid}_neg", d, d.node_type)
                 written[j] = partner
-                pairs.append({"lang": lang, "type": "negative", "a": orig, "b": partner,
+                pairs.append({"lang": lang, "type": "negative_easy", "a": orig, "b": partner,
                               "similarity": sim, "ops": []})
-                counts["negative"] += 1
+                counts["negative_easy"] += 1
         counts["functions"] = chosen
+        hard, search = find_hard_negatives(pool, hard_rng, HARD_NEGATIVES_PER_LANG)
+        for k, (i, j, sim) in enumerate(hard, 1):
+            sides = []
+            for idx, side in ((i, "a"), (j, "b")):
+                d = pool[idx]
+                written[idx] = written.get(idx) or write(idx, d.text, f"h{k:03d}{side}", d,
+                                                         d.node_type)
+                sides.append(written[idx])
+            pairs.append({"lang": lang, "type": "negative_hard", "a": sides[0], "b": sides[1],
+                          "similarity": sim, "ops": []})
+            counts["negative_hard"] += 1
+        counts["hard_search"] = search
         n3 = counts["T3"]
         counts["t3_mean_similarity"] = round(counts.pop("t3_similarity_sum") / n3, 4) if n3 else None
         stats[lang] = counts
         log(f"{lang}: {chosen} functions, T1 {counts['T1']}, T2 {counts['T2']}, "
-            f"T3 {counts['T3']}, negatives {counts['negative']}")
+            f"T3 {counts['T3']} (far {counts['t3_far']}), negatives easy "
+            f"{counts['negative_easy']} hard {counts['negative_hard']} "
+            f"(picked by band {search['picked_by_band']} from {search['found_by_band']}; "
+            f"{search['lcs']} LCS in {search['seconds']} s)")
     meta = {"seed": seed, "subset": subset, "per_lang": per_lang, "files": files_meta,
             "pairs": pairs, "stats": stats}
     (out_dir.parent / "pairs.json").write_text(json.dumps(meta, indent=1))

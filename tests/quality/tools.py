@@ -29,6 +29,14 @@ class ToolRun:
     seconds: float = 0.0
     error: str | None = None
     skipped_files: int = 0  # files the tool could not read (lexical errors)
+    # (file, file) sorted -> the highest similarity the tool reported between the two files
+    reported: dict[tuple[str, str], float] = field(default_factory=dict)
+
+    def note_similarity(self, fa: str, fb: str, sim) -> None:
+        if sim is None or fa == fb:
+            return
+        key = (fa, fb) if fa < fb else (fb, fa)
+        self.reported[key] = max(self.reported.get(key, 0.0), float(sim))
 
 
 def _rel(path: str, dataset: Path) -> str:
@@ -46,7 +54,7 @@ def _group_links(members: list[tuple[str, int, int]]) -> list[Link]:
 
 
 def run_periodic(binary: Path, dataset: Path, work: Path, extra: list[str]) -> ToolRun:
-    out = work / "periodic.json"
+    out = work / ("periodic" + "".join(extra).replace("--", "-") + ".json")
     run = ToolRun("periodic", " ".join(extra) or "defaults")
     cmd = [str(binary), "scan", str(dataset), "--format", "json", "--no-index",
            "--output", str(out), *extra]
@@ -61,10 +69,17 @@ def run_periodic(binary: Path, dataset: Path, work: Path, extra: list[str]) -> T
         a, b = pair["a"], pair["b"]
         run.links.append((_rel(a["path"], dataset), a["start_line"], a["end_line"],
                           _rel(b["path"], dataset), b["start_line"], b["end_line"]))
+        run.note_similarity(run.links[-1][0], run.links[-1][3], pair.get("similarity"))
+    from_pairs = set(run.reported)
     for pattern in report.get("patterns", []):
         members = [(_rel(m["path"], dataset), m["start_line"], m["end_line"])
                    for m in pattern.get("members", [])]
-        run.links.extend(_group_links(members))
+        links = _group_links(members)
+        run.links.extend(links)
+        for link in links:
+            key = (link[0], link[3]) if link[0] < link[3] else (link[3], link[0])
+            if key not in from_pairs:  # a pattern's similarity only where no pair says
+                run.note_similarity(link[0], link[3], pattern.get("similarity"))
     return run
 
 
