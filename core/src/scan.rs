@@ -121,7 +121,9 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
     let mut previous_pairs = Vec::new();
     let mut labels: BTreeMap<String, PatternLabel> = BTreeMap::new();
     let key = settings_key(config);
-    if options.use_index {
+    // A single-file scan sees one file of its folder: saving that as the folder's index
+    // would drop every other file from it, so it reads and writes no index.
+    if options.use_index && single_file.is_none() {
         let (opened, mut open_warnings) = Index::open(&walk_root)?;
         warnings.append(&mut open_warnings);
         if opened.meta("settings")?.as_deref() == Some(key.as_str()) {
@@ -284,6 +286,7 @@ impl TokenSource for ReparsingSource<'_> {
         }
         let record = self.files.get(file as usize)?;
         self.cache.try_get_with(file, || -> Result<Arc<FileTokens>, ()> {
+            tracing::trace!(path = %record.path, "re-parsing an unchanged file for its tokens");
             let bytes = std::fs::read(self.root.join(&record.path)).map_err(|_| ())?;
             // The file changed since it was indexed: its stored fingerprints no longer apply.
             if *blake3::hash(&bytes).as_bytes() != record.content_hash {
