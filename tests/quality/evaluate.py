@@ -56,6 +56,7 @@ def score(links: list[Link], meta: dict, reported: dict | None = None) -> dict:
     t3_buckets = defaultdict(lambda: [0, 0])
     t3_lang_buckets = defaultdict(lambda: [0, 0])
     hard_buckets = defaultdict(lambda: [0, 0])
+    t3_recipes = defaultdict(lambda: [0, 0])
     misses = defaultdict(list)
     for pair in meta["pairs"]:
         hit = detected(index, files, pair["a"], pair["b"])
@@ -65,7 +66,8 @@ def score(links: list[Link], meta: dict, reported: dict | None = None) -> dict:
             tally[key][1] += 1
         if kind == "T3":
             bucket = t3_band(pair["similarity"])
-            for counter in (t3_buckets[bucket], t3_lang_buckets[(lang, bucket)]):
+            recipe = pair.get("recipe", "T3")
+            for counter in (t3_buckets[bucket], t3_lang_buckets[(lang, bucket)], t3_recipes[recipe]):
                 counter[0] += hit
                 counter[1] += 1
         if kind == "negative_hard":
@@ -105,6 +107,7 @@ def score(links: list[Link], meta: dict, reported: dict | None = None) -> dict:
                                for b, v in sorted(hard_buckets.items())},
         "by_language": {},
         "t3_by_similarity": {b: {"recall": ratio(*v), "n": v[1]} for b, v in sorted(t3_buckets.items())},
+        "t3_by_recipe": {r: {"recall": ratio(*v), "n": v[1]} for r, v in sorted(t3_recipes.items())},
         "misses": {k: v for k, v in misses.items()},
     }
     langs = sorted({p["lang"] for p in meta["pairs"]})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -63,6 +64,15 @@ def periodic_binary() -> Path | None:
     return binary
 
 
+def describe_binary(binary: Path) -> dict:
+    """Which Periodic build was measured: the binary can be rebuilt between runs."""
+    st = binary.stat()
+    return {"path": str(binary),
+            "modified": datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc)
+            .isoformat(timespec="seconds"),
+            "sha256": hashlib.sha256(binary.read_bytes()).hexdigest()[:16]}
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
@@ -111,11 +121,13 @@ def main() -> int:
 
     runs = {}
     sweep = []
+    binary_info = None
     if "periodic" in tools:
         binary = periodic_binary()
         if binary is None or not binary.exists():
             log("periodic binary not available: skipped")
         else:
+            binary_info = describe_binary(binary)
             r = run_periodic(binary, dataset_dir, work, [])
             if r.error:
                 log(f"periodic failed: {r.error}")
@@ -127,7 +139,8 @@ def main() -> int:
                     continue
                 s = score(sr.links, meta, sr.reported)
                 sweep.append({"similarity": float(threshold), "seconds": round(sr.seconds, 2),
-                              **{k: s[k] for k in ("recall", "t3_by_similarity", "precision",
+                              **{k: s[k] for k in ("recall", "t3_by_similarity", "t3_by_recipe",
+                                                   "precision",
                                                    "precision_easy", "precision_hard",
                                                    "fp_easy", "negatives_easy", "fp_hard",
                                                    "negatives_hard", "hard_flag_rate",
@@ -177,6 +190,7 @@ def main() -> int:
         "targets": {"T1": 0.99, "T2": 0.97, "T3": 0.90, "precision": 0.95},
         "t3_far_band": list(FAR_T3_BAND), "hard_negative_bands": [list(b) for b in HARD_BANDS],
         "seconds": round(time.monotonic() - started, 1),
+        "periodic_binary": binary_info,
         **results,
     }
     Path(args.results).write_text(json.dumps(out, indent=1))
@@ -212,6 +226,7 @@ def print_tables(results: dict, langs: list[str]) -> None:
                          f"{b['fp_hard']}/{b['negatives_hard']}")
         print(f"| {lang} | " + " | ".join(cells) + " |")
     _band_table("T3 similarity", "t3_by_similarity", "recall", rows)
+    _band_table("T3 recipe", "t3_by_recipe", "recall", rows)
     _band_table("hard negative similarity (flag rate)", "hard_by_similarity", "rate", rows)
 
     sweep = results.get("periodic_similarity_sweep") or []
