@@ -218,7 +218,9 @@ pub fn instance_name(files: &[FileRecord], instance: &Instance) -> String {
 
 const NOISE_WORDS: [&str; 12] = ["get", "set", "the", "a", "an", "of", "to", "self", "this", "fn", "func", "anonymous"];
 
-fn words(name: &str) -> Vec<String> {
+/// Splits an identifier into its words, keeping their case: on non-alphanumerics and on
+/// lower-to-upper changes (`parseConfigFile`, `load_user_DB`).
+pub fn split_words(name: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut current = String::new();
     let mut previous_lower = false;
@@ -233,12 +235,18 @@ fn words(name: &str) -> Vec<String> {
         if character.is_uppercase() && previous_lower && !current.is_empty() {
             words.push(std::mem::take(&mut current));
         }
-        previous_lower = character.is_lowercase() || character.is_ascii_digit();
-        current.extend(character.to_lowercase());
+        previous_lower = character.is_lowercase() || character.is_numeric();
+        current.push(character);
     }
     if !current.is_empty() {
         words.push(current);
     }
+    words
+}
+
+/// Lower-case words of a name, without noise words and numbers.
+fn words(name: &str) -> Vec<String> {
+    let mut words: Vec<String> = split_words(name).into_iter().map(|word| word.to_lowercase()).collect();
     words.retain(|word| word.len() > 1 && !NOISE_WORDS.contains(&word.as_str()) && !word.chars().all(|c| c.is_ascii_digit()));
     words
 }

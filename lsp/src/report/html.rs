@@ -353,7 +353,7 @@ fn tile_size(duplicated_lines: u64, min_lines: u64, max_lines: u64) -> u8 {
 /// A chemical-element-like symbol for a pattern name: the initials of its first two words
 /// (`parse_args` → `Pa`, `loadUserConfig` → `Lu`), or its first two letters.
 fn element_symbol(name: &str) -> String {
-    let words = name_words(name);
+    let words = periodic_core::pattern::split_words(name);
     let mut letters: Vec<char> = match words.as_slice() {
         [] => Vec::new(),
         [only] => only.chars().take(2).collect(),
@@ -368,30 +368,6 @@ fn element_symbol(name: &str) -> String {
     symbol
 }
 
-/// Splits on non-alphanumerics and on lower-to-upper case changes.
-fn name_words(name: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut previous_lowercase = false;
-    for character in name.chars() {
-        if !character.is_alphanumeric() {
-            if !current.is_empty() {
-                words.push(std::mem::take(&mut current));
-            }
-            previous_lowercase = false;
-            continue;
-        }
-        if character.is_uppercase() && previous_lowercase && !current.is_empty() {
-            words.push(std::mem::take(&mut current));
-        }
-        previous_lowercase = character.is_lowercase() || character.is_numeric();
-        current.push(character);
-    }
-    if !current.is_empty() {
-        words.push(current);
-    }
-    words
-}
 
 fn root_display_name(root: &Path) -> String {
     let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
