@@ -116,10 +116,19 @@ pub fn structural_similarity(a: &[u16], b: &[u16]) -> f64 {
     2.0 * lcs_length(a, b) as f64 / total as f64
 }
 
-/// Similarity in [0, 1]: 2 * matched / (|a| + |b|) over an alignment of the normalised
-/// symbols (one LCS), where an aligned identifier pair counts only if it agrees with the dominant
-/// renaming in both directions. Literals count as matched (Type-2 allows changed values).
-/// Returns `None` early when the structural bound is already below `threshold`.
+/// How far below the threshold the evidence score may fall when the token similarity is
+/// above it. Calibrated on the quality benchmark (docs/quality.md): a stricter cut loses
+/// real near-miss copies with scattered edits, a looser one admits same-shape strangers.
+const EVIDENCE_MARGIN: f64 = 0.05;
+
+/// Verifies a candidate pair. Returns its token similarity, the Dice coefficient of the
+/// longest common subsequence of normalised symbols (2 * LCS / (|a| + |b|)), when that is
+/// at least `threshold` *and* the pair's evidence score is at least `threshold` minus a
+/// small margin. The evidence score counts, over one LCS alignment, only runs of three or
+/// more consecutive matches, and identifiers only where they follow one consistent
+/// renaming (a renaming seen once counts half): any two pieces of code share scattered
+/// `(`, `;` and keywords, but copied code shares runs and renames names systematically.
+/// Literals count as matched (Type-2 allows changed values).
 pub fn similarity(a: TokenRun<'_>, b: TokenRun<'_>, threshold: f64) -> Option<f64> {
     let total = a.syms.len() + b.syms.len();
     if total == 0 {
@@ -129,14 +138,22 @@ pub fn similarity(a: TokenRun<'_>, b: TokenRun<'_>, threshold: f64) -> Option<f6
     if 2.0 * shorter as f64 / (total as f64) < threshold {
         return None;
     }
-    if structural_similarity(a.syms, b.syms) < threshold {
+    let token_similarity = structural_similarity(a.syms, b.syms);
+    if token_similarity < threshold {
         return None;
+    }
+    (evidence_score(a, b) >= threshold - EVIDENCE_MARGIN).then_some(token_similarity)
+}
+
+/// The evidence score described at `similarity`, in [0, 1].
+pub fn evidence_score(a: TokenRun<'_>, b: TokenRun<'_>) -> f64 {
+    let total = a.syms.len() + b.syms.len();
+    if total == 0 {
+        return 0.0;
     }
     let alignment = lcs_alignment(a.syms, b.syms);
     let mut matched = 0usize;
     let mut renamings: HashMap<(u32, u32), u32> = HashMap::new();
-    // Isolated agreements of one or two tokens (a `(`, a `;`) are what any two pieces of
-    // code share; only runs of consecutive matches are evidence of copied code.
     for run in alignment.chunk_by(|x, y| y.0 == x.0 + 1 && y.1 == x.1 + 1) {
         if run.len() < MIN_RUN {
             continue;
@@ -149,8 +166,7 @@ pub fn similarity(a: TokenRun<'_>, b: TokenRun<'_>, threshold: f64) -> Option<f6
             }
         }
     }
-    let score = 2.0 * (matched as f64 + consistent_renamings(&renamings)) / total as f64;
-    (score >= threshold).then_some(score)
+    2.0 * (matched as f64 + consistent_renamings(&renamings)) / total as f64
 }
 
 /// Occurrences of aligned identifier pairs (x, y) where y is x's most frequent partner and
@@ -224,8 +240,7 @@ mod tests {
     fn score(a: &str, b: &str) -> f64 {
         let (syms_a, texts_a) = run_of(a);
         let (syms_b, texts_b) = run_of(b);
-        similarity(TokenRun { syms: &syms_a, texts: &texts_a }, TokenRun { syms: &syms_b, texts: &texts_b }, 0.0)
-            .unwrap_or(0.0)
+        evidence_score(TokenRun { syms: &syms_a, texts: &texts_a }, TokenRun { syms: &syms_b, texts: &texts_b })
     }
 
     #[test]
@@ -243,6 +258,21 @@ mod tests {
         let renamed = "def g(m, n):\n    x = m.get(n)\n    y = n.put(m)\n    return x + y\n";
         assert!(score(original, scrambled) < score(original, renamed));
         assert!(score(original, scrambled) < 0.8);
+    }
+
+    #[test]
+    fn equal_structure_is_not_enough_without_evidence() {
+        let original = "def f(a, b):\n    x = a.get(b)\n    y = b.put(a)\n    return x + y\n";
+        let scrambled = "def f(p, q):\n    r = s.get(t)\n    u = v.put(w)\n    return z + k\n";
+        let renamed = "def g(m, n):\n    x = m.get(n)\n    y = n.put(m)\n    return x + y\n";
+        let verdict = |other: &str| {
+            let (syms_a, texts_a) = run_of(original);
+            let (syms_b, texts_b) = run_of(other);
+            assert!((structural_similarity(&syms_a, &syms_b) - 1.0).abs() < 1e-9);
+            similarity(TokenRun { syms: &syms_a, texts: &texts_a }, TokenRun { syms: &syms_b, texts: &texts_b }, 0.9)
+        };
+        assert_eq!(verdict(scrambled), None);
+        assert_eq!(verdict(renamed), Some(1.0));
     }
 
     #[test]
