@@ -124,8 +124,15 @@ impl Config {
             message,
         };
         let raw: RawConfig = toml::from_str(text).map_err(|error| {
-            let message = error.message().trim_end().to_string();
-            invalid(error.span().map(|span| span.start), message)
+            let mut message = error.message().trim_end().to_string();
+            let offset = error.span().map(|span| span.start);
+            // Type errors do not name their key: take it from the line (`key = value`).
+            if !message.contains('`')
+                && let Some(key) = offset.and_then(|offset| key_on_line(text, offset))
+            {
+                message = format!("`{key}`: {message}");
+            }
+            invalid(offset, message)
         })?;
         let mut config = Config { source: Some(path.to_path_buf()), ..Config::default() };
         let top_level = RawDetection {
@@ -183,6 +190,16 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// The key of the `key = value` line holding `offset`, if that line has one.
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let offset = offset.min(text.len());
+    let start = text[..offset].rfind('\n').map_or(0, |newline| newline + 1);
+    let line = text[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty()).then(|| key.to_string())
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -352,7 +369,7 @@ duplication_percent = 5
         let message = parse("[language.cobol]\nmin_lines = 3\n").expect_err("language").to_string();
         assert!(message.contains("cobol"), "{message}");
         let message = parse("min_lines = \"six\"\n").expect_err("type").to_string();
-        assert!(message.starts_with(".periodic.toml:1:"), "{message}");
+        assert!(message.starts_with(".periodic.toml:1:") && message.contains("`min_lines`"), "{message}");
     }
 
     #[test]

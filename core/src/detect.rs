@@ -327,9 +327,13 @@ impl Detector<'_> {
             {
                 length += 1;
             }
-            if file_a == file_b && start_a + length > start_b && start_b + length > start_a {
-                // A run overlapping itself is repetition inside one region, not a copy.
-                continue;
+            if file_a == file_b {
+                // A run overlapping itself, or followed closely by its own repeat, is one
+                // repetitive region (a table, a row of similar setters), not a copy.
+                let (first, second) = (start_a.min(start_b), start_a.max(start_b));
+                if second < first + length + length / 2 {
+                    continue;
+                }
             }
             if let Some(pair) = self.accept_block(file_a, file_b, &tokens_a, &tokens_b, start_a, start_b, length, settings) {
                 pairs.push(pair);

@@ -111,7 +111,7 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
     let mut patterns: Vec<Pattern> = components
         .into_values()
         .map(|(member_nodes, pair_indices)| {
-            let mut members: Vec<Instance> = member_nodes.iter().map(|&n| instances[n]).collect();
+            let mut members: Vec<Instance> = coalesce_blocks(member_nodes.iter().map(|&n| instances[n]).collect());
             members.sort_by(|x, y| (&files[x.file as usize].path, x.start_line, x.end_line).cmp(&(&files[y.file as usize].path, y.start_line, y.end_line)));
             let id = pattern_id(pairs, &pair_indices);
             let label = labels.get(&id).cloned().unwrap_or_default();
@@ -157,6 +157,27 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
         y.duplicated_lines.cmp(&x.duplicated_lines).then(y.members.len().cmp(&x.members.len())).then(x.id.cmp(&y.id))
     });
     patterns
+}
+
+/// One member per region: overlapping blocks of one file (found from different seeds)
+/// become a single block spanning them.
+fn coalesce_blocks(mut members: Vec<Instance>) -> Vec<Instance> {
+    members.sort_by_key(|m| (m.unit.is_some(), m.file, m.token_start));
+    let mut merged: Vec<Instance> = Vec::with_capacity(members.len());
+    for member in members {
+        if let Some(last) = merged.last_mut()
+            && last.unit.is_none()
+            && member.unit.is_none()
+            && last.file == member.file
+            && member.token_start < last.token_end
+        {
+            last.token_end = last.token_end.max(member.token_end);
+            last.end_line = last.end_line.max(member.end_line);
+            continue;
+        }
+        merged.push(member);
+    }
+    merged
 }
 
 /// The content hash shared by the most pairs (smallest on ties): adding one more copy to

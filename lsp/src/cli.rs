@@ -30,6 +30,13 @@ pub enum Command {
     Patterns(PatternsArgs),
 }
 
+/// Output of `similar` and `patterns`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    Text,
+    Json,
+}
+
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Text,
@@ -95,7 +102,7 @@ pub struct SimilarArgs {
     #[arg(long, default_value_t = 10)]
     pub top: usize,
     #[arg(long, short = 'f', value_enum, default_value = "text")]
-    pub format: Format,
+    pub format: ListFormat,
     #[command(flatten)]
     pub detection: DetectionArgs,
 }
@@ -109,7 +116,7 @@ pub struct PatternsArgs {
     #[arg(long, default_value_t = 20)]
     pub top: usize,
     #[arg(long, short = 'f', value_enum, default_value = "text")]
-    pub format: Format,
+    pub format: ListFormat,
     #[command(flatten)]
     pub detection: DetectionArgs,
 }

@@ -152,6 +152,9 @@ fn fail_thresholds_come_from_the_config_file_too() {
     let output = periodic(&["scan", ".", "--no-index", "-q"], dir.path());
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(stderr(&output).contains("threshold exceeded"));
+    // Either of two thresholds fails the scan.
+    std::fs::write(dir.path().join(".periodic.toml"), "min_lines = 5\nmin_tokens = 30\n[fail]\nduplication_percent = 99\nmax_pairs = 0\n").expect("write");
+    assert_eq!(periodic(&["scan", ".", "--no-index", "-q"], dir.path()).status.code(), Some(1));
 }
 
 #[test]
@@ -311,6 +314,9 @@ fn similar_lists_the_copies_of_the_function_at_a_line() {
     assert_eq!(answer["similar"][0]["kind"], "T2");
     let output = periodic(&["similar", "src/orders.py"], dir.path());
     assert_eq!(output.status.code(), Some(2));
+    let output = periodic(&["similar", "src/orders.py:500"], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("the file has 9 lines"), "{}", stderr(&output));
 }
 
 #[test]
@@ -325,4 +331,17 @@ fn patterns_lists_the_table_and_honours_configured_names() {
     assert_eq!(patterns[0]["id"], id.as_str());
     assert_eq!(patterns[0]["name"], "order-totals");
     assert_eq!(patterns[0]["user_name"], "order-totals");
+
+    std::fs::write(dir.path().join(".periodic.toml"), format!("min_lines = 5\nmin_tokens = 30\n[patterns.\"{id}\"]\nnote = \"Use billing::total.\"\n")).expect("write");
+    let output = periodic(&["scan", ".", "--no-index"], dir.path());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("Use billing::total."), "the note is shown");
+}
+
+#[test]
+fn a_missing_baseline_fails_before_scanning() {
+    let dir = project();
+    let output = periodic(&["scan", ".", "--no-index", "--baseline", "missing.json"], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(output.stdout.is_empty(), "no report was printed");
+    assert!(stderr(&output).contains("missing.json"));
 }

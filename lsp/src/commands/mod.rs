@@ -38,6 +38,17 @@ pub fn load_config(root: &Path, args: &DetectionArgs) -> anyhow::Result<Config> 
     Ok(config)
 }
 
+/// Writes to standard output; a closed pipe (`periodic scan | head`) is not an error.
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let result = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    match result {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::Error::new(error).context("cannot write to standard output")),
+        _ => Ok(()),
+    }
+}
+
 /// Runs a scan on a thread pool of `--jobs` threads, with a progress bar unless quiet.
 pub fn run_scan(root: &Path, config: Config, args: &DetectionArgs, quiet: bool) -> anyhow::Result<ScanOutcome> {
     let mut pool = rayon::ThreadPoolBuilder::new();

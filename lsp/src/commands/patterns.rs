@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::cli::{Format, PatternsArgs};
+use crate::cli::{ListFormat, PatternsArgs};
 use crate::report;
 
 pub fn run(args: PatternsArgs) -> anyhow::Result<u8> {
@@ -15,8 +15,8 @@ pub fn run(args: PatternsArgs) -> anyhow::Result<u8> {
     built.patterns.truncate(args.top);
     let mut out = std::io::stdout().lock();
     match args.format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&built.patterns)?)?,
-        Format::Text => {
+        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&built.patterns)?)?,
+        ListFormat::Text => {
             if built.patterns.is_empty() {
                 writeln!(out, "no patterns: no duplicated code found")?;
             }
@@ -34,7 +34,6 @@ pub fn run(args: PatternsArgs) -> anyhow::Result<u8> {
                 )?;
             }
         }
-        other => anyhow::bail!("`periodic patterns` writes text or json, not {other:?}"),
     }
     Ok(0)
 }

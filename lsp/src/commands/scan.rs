@@ -1,7 +1,6 @@
 //! `periodic scan`: scan, render the report, apply the failure thresholds.
 
 use std::collections::HashSet;
-use std::io::Write;
 
 use anyhow::Context;
 
@@ -14,22 +13,19 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     }
     let config = super::load_config(&args.path, &args.detection)?;
     let fail_settings = config.fail.clone();
+    // Read the baseline before the scan, so a wrong path fails at once.
+    let baseline = match &args.baseline {
+        Some(path) => Some(load_baseline(path)?),
+        None => None,
+    };
     let outcome = super::run_scan(&args.path, config, &args.detection, args.quiet)?;
     let report = report::build(&outcome);
     let rendered = report::render(&report, args.format, &outcome.root)?;
     match &args.output {
         Some(path) => std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(rendered.as_bytes()).context("cannot write to standard output")?;
-            stdout.flush().context("cannot write to standard output")?;
-        }
+        None => super::write_stdout(&rendered)?,
     }
 
-    let baseline = match &args.baseline {
-        Some(path) => Some(load_baseline(path)?),
-        None => None,
-    };
     let counted: Vec<&Pair> = report.pairs.iter().filter(|pair| baseline.as_ref().is_none_or(|known| !known.contains(&pair_key(pair)))).collect();
     let counted_percent = if baseline.is_some() {
         let instances: Vec<report::Location> = counted.iter().flat_map(|pair| [pair.a.clone(), pair.b.clone()]).collect();
@@ -37,14 +33,20 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     } else {
         report.stats.duplication_percent
     };
-    let threshold = args.fail_on.or_else(|| {
-        fail_settings.duplication_percent.map(FailOn::Percent).or(fail_settings.max_pairs.map(FailOn::Count))
-    });
-    let exceeded = match threshold {
-        Some(FailOn::Percent(limit)) => (counted_percent > limit).then(|| format!("duplication {counted_percent:.2}% exceeds {limit}%")),
-        Some(FailOn::Count(limit)) => (counted.len() as u64 > limit).then(|| format!("{} clone pairs exceed {limit}", counted.len())),
-        None => None,
+    // `--fail-on` replaces the file's thresholds; the file may set both, and either fails.
+    let thresholds: Vec<FailOn> = match args.fail_on {
+        Some(threshold) => vec![threshold],
+        None => fail_settings
+            .duplication_percent
+            .map(FailOn::Percent)
+            .into_iter()
+            .chain(fail_settings.max_pairs.map(FailOn::Count))
+            .collect(),
     };
+    let exceeded = thresholds.iter().find_map(|threshold| match *threshold {
+        FailOn::Percent(limit) => (counted_percent > limit).then(|| format!("duplication {counted_percent:.2}% exceeds {limit}%")),
+        FailOn::Count(limit) => (counted.len() as u64 > limit).then(|| format!("{} clone pairs exceed {limit}", counted.len())),
+    });
     if !args.quiet && (args.output.is_some() || args.format != Format::Text) {
         eprintln!(
             "periodic: {} files, {} lines, {} patterns, {} clone pairs, {:.2}% duplicated",

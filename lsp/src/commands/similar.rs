@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::cli::{Format, SimilarArgs};
+use crate::cli::{ListFormat, SimilarArgs};
 use crate::report;
 
 #[derive(Serialize)]
@@ -56,6 +56,10 @@ pub fn run(args: SimilarArgs) -> anyhow::Result<u8> {
     let Some(file_index) = outcome.files.iter().position(|f| f.path == relative) else {
         anyhow::bail!("{relative}: not scanned under {} (unknown language, excluded or skipped)", root.display());
     };
+    let line_count = outcome.files[file_index].lines;
+    if line > line_count {
+        anyhow::bail!("{relative}:{line}: the file has {line_count} lines");
+    }
     // The innermost unit at the line, else any clone instance covering it.
     let unit = outcome.files[file_index]
         .units
@@ -86,16 +90,35 @@ pub fn run(args: SimilarArgs) -> anyhow::Result<u8> {
             }
         }
     }
+    if target.is_none()
+        && let Some(unit) = unit
+    {
+        let record = &outcome.files[file_index];
+        let shown = &record.units[unit as usize];
+        target = Some(report::Location {
+            path: record.path.clone(),
+            start_line: shown.start_line,
+            end_line: shown.end_line,
+            name: shown.name.clone(),
+            unit: "function".to_string(),
+            language: record.language.family().to_string(),
+        });
+    }
     similar.sort_by(|x, y| y.similarity.total_cmp(&x.similarity).then(x.location.cmp(&y.location)));
     similar.dedup_by(|x, y| x.location == y.location);
     similar.truncate(args.top);
     let answer = SimilarAnswer { unit: target, similar };
     let mut out = std::io::stdout().lock();
     match args.format {
-        Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?,
-        _ => {
+        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?,
+        ListFormat::Text => {
+            match &answer.unit {
+                Some(unit) if !unit.name.is_empty() => writeln!(out, "{relative}:{}-{} {}:", unit.start_line, unit.end_line, unit.name)?,
+                _ => {}
+            }
             if answer.similar.is_empty() {
-                writeln!(out, "{relative}:{line}: no similar code found")?;
+                let what = if unit.is_some() { "no similar code found" } else { "no function or duplicated block at this line" };
+                writeln!(out, "{relative}:{line}: {what}")?;
             }
             for entry in &answer.similar {
                 writeln!(

@@ -449,6 +449,7 @@ mod tests {
             name: name.to_string(),
             auto_name: name.to_string(),
             user_name: None,
+            note: None,
             kind: kind.to_string(),
             similarity: 0.9,
             languages,

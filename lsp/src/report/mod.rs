@@ -68,6 +68,9 @@ pub struct Pattern {
     pub name: String,
     pub auto_name: String,
     pub user_name: Option<String>,
+    /// The user's note for the pattern (`.periodic.toml`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// The weakest kind among the pattern's pairs: "T3" if any pair is a near miss.
     pub kind: String,
     /// Smallest similarity among the pattern's pairs.
@@ -141,6 +144,7 @@ pub fn build(outcome: &ScanOutcome) -> Report {
                 name: pattern.name().to_string(),
                 auto_name: pattern.auto_name.clone(),
                 user_name: pattern.user_name.clone(),
+                note: pattern.note.clone(),
                 kind: pattern.kind.as_str().to_string(),
                 similarity: round(pattern.similarity),
                 languages: pattern.languages.clone(),

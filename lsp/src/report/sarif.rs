@@ -390,6 +390,7 @@ mod tests {
             name: format!("{id} name"),
             auto_name: format!("{id} name"),
             user_name: None,
+            note: None,
             kind: kind.to_string(),
             similarity: if kind == "T3" { 0.82 } else { 1.0 },
             languages: vec!["python".to_string()],

@@ -20,6 +20,10 @@ impl Style {
     }
 }
 
+fn plural(count: u64, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
+}
+
 pub fn render(report: &Report, color: bool) -> String {
     let style = Style { color };
     let mut out = String::new();
@@ -35,6 +39,9 @@ pub fn render(report: &Report, color: bool) -> String {
             pattern.kind,
             pattern.similarity * 100.0
         );
+        if let Some(note) = &pattern.note {
+            let _ = writeln!(out, "    {}", style.paint("3", note));
+        }
         for member in &pattern.members {
             let name = if member.name.is_empty() { String::new() } else { format!("  {}", member.name) };
             let kind = if member.unit == "block" { style.paint("2", " (block)") } else { String::new() };
@@ -44,10 +51,19 @@ pub fn render(report: &Report, color: bool) -> String {
     }
     let stats = &report.stats;
     let skipped: u64 = stats.skipped.iter().filter(|(reason, _)| reason.as_str() != "unknown_language").map(|(_, n)| n).sum();
+    if stats.files == 0 {
+        let _ = writeln!(out, "no supported source files found (languages: python, javascript, typescript, java, rust, go, c, cpp, csharp, ruby)");
+    }
     let _ = writeln!(
         out,
-        "{} files, {} lines, {} units: {} patterns, {} clone pairs, {} duplicated lines ({:.2}%)",
-        stats.files, stats.lines, stats.units, stats.patterns, stats.clone_pairs, stats.duplicated_lines, stats.duplication_percent
+        "{}, {}, {}: {}, {}, {} ({:.2}%)",
+        plural(stats.files, "file"),
+        plural(stats.lines, "line"),
+        plural(stats.units, "unit"),
+        plural(stats.patterns, "pattern"),
+        plural(stats.clone_pairs, "clone pair"),
+        plural(stats.duplicated_lines, "duplicated line"),
+        stats.duplication_percent
     );
     if skipped > 0 {
         let reasons: Vec<String> = stats
