@@ -53,7 +53,6 @@ CREATE TABLE units (
     sketch BLOB NOT NULL,
     PRIMARY KEY (file_id, ordinal)
 ) WITHOUT ROWID;
-CREATE INDEX units_tc ON units(tc);
 CREATE TABLE pairs (
     file_a INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
     file_b INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
