@@ -95,7 +95,7 @@ pub struct ScanArgs {
 pub struct SimilarArgs {
     /// FILE:LINE of a line inside the function to compare.
     pub location: String,
-    /// Scan root [default: the nearest folder above FILE with .periodic.toml or .git, else the current folder].
+    /// Scan root [default: the nearest folder above FILE with .periodic.toml, .periodic/ or .git, else the current folder].
     #[arg(long, value_name = "PATH")]
     pub root: Option<PathBuf>,
     /// How many similar units to show.

@@ -30,11 +30,15 @@ fn split_location(text: &str) -> anyhow::Result<(PathBuf, u32)> {
     Ok((PathBuf::from(file), line))
 }
 
-/// The nearest folder above `file` holding `.periodic.toml` or `.git`, else the current folder.
+/// The nearest folder above `file` holding `.periodic.toml`, an index (`.periodic/`) or
+/// `.git`, else the current folder.
 fn find_root(file: &Path) -> PathBuf {
     let absolute = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     for folder in absolute.ancestors().skip(1) {
-        if folder.join(periodic_core::config::CONFIG_FILE_NAME).exists() || folder.join(".git").exists() {
+        if folder.join(periodic_core::config::CONFIG_FILE_NAME).exists()
+            || folder.join(periodic_core::index::INDEX_DIR).is_dir()
+            || folder.join(".git").exists()
+        {
             return folder.to_path_buf();
         }
     }
