@@ -102,6 +102,38 @@ impl Detector<'_> {
         all
     }
 
+    /// Every pair touching a dirty file, all computed now: the query after an edit. Exact
+    /// pairs come from index lookups, so files re-indexed into the overlay count.
+    pub fn detect_dirty(&self) -> Vec<ClonePair> {
+        let mut pairs = Vec::new();
+        for (file, record) in self.files.iter().enumerate() {
+            let file = file as u32;
+            if !self.is_dirty(file) {
+                continue;
+            }
+            for (unit, shown) in record.units.iter().enumerate() {
+                let me = UnitRef { file, unit: unit as u32 };
+                for other in self.index.exact(shown.hashes.tc).take(MAX_GROUP_FOR_ALL_PAIRS) {
+                    if other == me || self.nested(me, other) || (self.is_dirty(other.file) && other < me) {
+                        continue;
+                    }
+                    let kind = if self.unit(other).hashes.t1 == shown.hashes.t1 { CloneKind::T1 } else { CloneKind::T2 };
+                    let (a, b) = (me.min(other), me.max(other));
+                    pairs.push(ClonePair { a: self.instance(a), b: self.instance(b), kind, similarity: 1.0, content: shown.hashes.tc });
+                }
+            }
+        }
+        let exact: HashSet<(UnitRef, UnitRef)> = pairs.iter().filter_map(unit_key).collect();
+        pairs.extend(self.near_miss_unit_pairs(&exact));
+        let mut all = self.drop_nested_pairs(pairs);
+        let covered = self.unit_pair_index(&all);
+        let blocks = self.block_pairs();
+        all.extend(blocks.into_iter().filter(|block| !self.covered_by_unit_pair(block, &covered)));
+        all.sort_by_key(|pair| (pair.a, pair.b));
+        all.dedup_by(|x, y| x.a == y.a && x.b == y.b);
+        all
+    }
+
     /// Type-1 and Type-2 pairs: units with equal consistent-renaming hashes. Computed over
     /// the whole index every time: it needs no tokens and takes milliseconds.
     fn exact_unit_pairs(&self) -> Vec<ClonePair> {

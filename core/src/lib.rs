@@ -10,6 +10,7 @@ pub mod detect;
 pub mod fingerprint;
 pub mod index;
 pub mod lang;
+pub mod live;
 pub mod model;
 pub mod pattern;
 pub mod scan;

@@ -192,7 +192,7 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
             Some(pair)
         })
         .collect();
-    let source = ReparsingSource::new(&walk_root, &files, fresh_tokens);
+    let source = ReparsingSource { root: &walk_root, files: &files, fresh: &fresh_tokens, cache: token_cache() };
     let candidate_index = CandidateIndex::build(&files, dirty.iter().any(|&d| d));
     let detector = Detector { files: &files, dirty: &dirty, config, tokens: &source, index: &candidate_index };
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "candidate index built");
@@ -260,23 +260,24 @@ pub fn decode(bytes: Vec<u8>, relative: &str, warnings: &mut Vec<String>) -> Str
     })
 }
 
-/// Token streams for detection: files parsed this run from memory, others re-parsed from
-/// disk on demand (only the few a changed file's candidates live in) and cached.
-struct ReparsingSource<'a> {
-    root: &'a Path,
-    files: &'a [FileRecord],
-    fresh: HashMap<u32, Arc<FileTokens>>,
-    cache: moka::sync::Cache<u32, Arc<FileTokens>>,
+/// Cache of token streams re-parsed from disk, weighed in tokens.
+pub(crate) type TokenCache = moka::sync::Cache<u32, Arc<FileTokens>>;
+
+pub(crate) fn token_cache() -> TokenCache {
+    moka::sync::Cache::builder()
+        .weigher(|_: &u32, tokens: &Arc<FileTokens>| tokens.len().try_into().unwrap_or(u32::MAX))
+        .max_capacity(8_000_000)
+        .build()
 }
 
-impl<'a> ReparsingSource<'a> {
-    fn new(root: &'a Path, files: &'a [FileRecord], fresh: HashMap<u32, Arc<FileTokens>>) -> Self {
-        let cache = moka::sync::Cache::builder()
-            .weigher(|_: &u32, tokens: &Arc<FileTokens>| tokens.len().try_into().unwrap_or(u32::MAX))
-            .max_capacity(8_000_000)
-            .build();
-        ReparsingSource { root, files, fresh, cache }
-    }
+/// Token streams for detection: files parsed this run (or edited) from memory, others
+/// re-parsed from disk on demand (only the few a changed file's candidates live in) and
+/// cached.
+pub(crate) struct ReparsingSource<'a> {
+    pub root: &'a Path,
+    pub files: &'a [FileRecord],
+    pub fresh: &'a HashMap<u32, Arc<FileTokens>>,
+    pub cache: TokenCache,
 }
 
 impl TokenSource for ReparsingSource<'_> {

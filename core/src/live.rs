@@ -1,0 +1,147 @@
+//! A scanned workspace kept in memory for a long-running process (the language server):
+//! the file records, the candidate index with its per-file overlay, and the text of files
+//! being edited. An edit re-analyses one file and re-indexes it in place; a query computes
+//! the clones touching that file against everything else, without a full scan.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::analysis::{self, FileTokens};
+use crate::candidates::CandidateIndex;
+use crate::config::Config;
+use crate::detect::Detector;
+use crate::lang::Language;
+use crate::model::{ClonePair, FileRecord};
+use crate::scan::{ReparsingSource, TokenCache, token_cache};
+
+pub struct LiveIndex {
+    root: PathBuf,
+    config: Config,
+    /// Indexed by a stable slot: a file keeps its slot across edits; a removed file keeps
+    /// an empty record so other slots do not move.
+    files: Vec<FileRecord>,
+    slots: HashMap<String, u32>,
+    index: CandidateIndex,
+    /// Token streams of files whose current text came from an editor, not from disk.
+    edited: HashMap<u32, Arc<FileTokens>>,
+    disk_tokens: TokenCache,
+}
+
+impl LiveIndex {
+    /// Starts from a scan's file records (e.g. `ScanOutcome::files`).
+    pub fn new(root: &Path, config: Config, files: Vec<FileRecord>) -> Self {
+        let index = CandidateIndex::build(&files, true);
+        let slots = files.iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect();
+        LiveIndex { root: root.to_path_buf(), config, files, slots, index, edited: HashMap::new(), disk_tokens: token_cache() }
+    }
+
+    pub fn files(&self) -> &[FileRecord] {
+        &self.files
+    }
+
+    pub fn slot(&self, path: &str) -> Option<u32> {
+        self.slots.get(path).copied()
+    }
+
+    /// Re-analyses `path` from the given text (unsaved editor text wins over the disk) and
+    /// re-indexes it. Returns its slot.
+    pub fn update_text(&mut self, path: &str, language: Language, text: &str) -> u32 {
+        let analysis = analysis::analyze(language, text);
+        let settings = self.config.detection_for(language);
+        let content_hash = *blake3::hash(text.as_bytes()).as_bytes();
+        let record =
+            FileRecord::from_analysis(path.to_string(), language, content_hash, text.len() as u64, 0, &analysis, settings);
+        let slot = match self.slots.get(path) {
+            Some(&slot) => {
+                self.files[slot as usize] = record;
+                slot
+            }
+            None => {
+                self.files.push(record);
+                let slot = (self.files.len() - 1) as u32;
+                self.slots.insert(path.to_string(), slot);
+                slot
+            }
+        };
+        self.index.update_file(slot, &self.files[slot as usize]);
+        self.edited.insert(slot, Arc::new(analysis.tokens));
+        self.disk_tokens.invalidate(&slot);
+        slot
+    }
+
+    /// Forgets a deleted file: it leaves the index and every answer.
+    pub fn remove(&mut self, path: &str) {
+        let Some(&slot) = self.slots.get(path) else { return };
+        let record = &mut self.files[slot as usize];
+        record.units.clear();
+        record.winnows.clear();
+        self.index.remove_file(slot);
+        self.edited.remove(&slot);
+        self.disk_tokens.invalidate(&slot);
+    }
+
+    /// Every clone pair with at least one side in `path`, computed now.
+    pub fn clones_of(&self, path: &str) -> Vec<ClonePair> {
+        let Some(slot) = self.slot(path) else { return Vec::new() };
+        let mut dirty = vec![false; self.files.len()];
+        dirty[slot as usize] = true;
+        let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, cache: self.disk_tokens.clone() };
+        let detector = Detector { files: &self.files, dirty: &dirty, config: &self.config, tokens: &source, index: &self.index };
+        detector.detect_dirty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DetectionSettings;
+    use crate::scan::{ScanOptions, scan};
+
+    const ORIGINAL: &str = "def summarize_orders(orders, tax_rate):\n    total = 0\n    count = 0\n    for order in orders:\n        if order.status == \"paid\":\n            total += order.amount * (1 + tax_rate)\n            count += 1\n    average = total / count if count else 0\n    return {\"total\": round(total, 2), \"count\": count, \"average\": average}\n";
+    const OTHER: &str = "def render_rows(rows, width):\n    lines = []\n    for row in rows:\n        if row.visible:\n            cells = [str(cell).ljust(width) for cell in row.cells]\n            lines.append(\" | \".join(cells))\n    header = \"-\" * (width * len(lines))\n    return \"\\n\".join([header] + lines + [header])\n";
+
+    fn config() -> Config {
+        Config { detection: DetectionSettings { min_lines: 5, min_tokens: 30, ..DetectionSettings::default() }, ..Config::default() }
+    }
+
+    fn live_index(dir: &Path) -> LiveIndex {
+        std::fs::write(dir.join("orders.py"), ORIGINAL).expect("write");
+        std::fs::write(dir.join("rows.py"), OTHER).expect("write");
+        let outcome = scan(ScanOptions { root: dir.to_path_buf(), config: config(), use_index: false, progress: None }).expect("scan");
+        assert!(outcome.pairs.is_empty());
+        LiveIndex::new(dir, config(), outcome.files)
+    }
+
+    #[test]
+    fn an_edit_that_copies_code_is_found_and_undoing_it_clears_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut live = live_index(dir.path());
+        // Unsaved text: the disk still holds the unrelated function.
+        live.update_text("rows.py", Language::Python, &ORIGINAL.replace("summarize_orders", "sum_paid"));
+        let pairs = live.clones_of("rows.py");
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].kind, crate::model::CloneKind::T2);
+        let files = live.files();
+        let paths: Vec<&str> = [pairs[0].a.file, pairs[0].b.file].iter().map(|&f| files[f as usize].path.as_str()).collect();
+        assert!(paths.contains(&"orders.py") && paths.contains(&"rows.py"));
+        assert_eq!(live.clones_of("orders.py").len(), 1, "the clean side sees the edited copy too");
+
+        live.update_text("rows.py", Language::Python, OTHER);
+        assert!(live.clones_of("rows.py").is_empty());
+        assert!(live.clones_of("orders.py").is_empty());
+    }
+
+    #[test]
+    fn near_miss_edits_and_new_files_are_found_and_removed_files_forgotten() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut live = live_index(dir.path());
+        let near_miss = ORIGINAL.replace("count += 1", "count += 1\n            print(order)");
+        live.update_text("new.py", Language::Python, &near_miss);
+        let pairs = live.clones_of("new.py");
+        assert_eq!(pairs.len(), 1);
+        assert_eq!(pairs[0].kind, crate::model::CloneKind::T3);
+        live.remove("orders.py");
+        assert!(live.clones_of("new.py").is_empty());
+    }
+}
