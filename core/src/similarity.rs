@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use crate::analysis::{SYM_BARRIER, SYM_IDENTIFIER};
 
 /// Aligned runs shorter than this do not count as shared code.
-const MIN_RUN: usize = 3;
+const MIN_RUN: usize = 4;
 
 /// A run of tokens: normalised symbols and exact text hashes, same length.
 #[derive(Clone, Copy, Debug)]
