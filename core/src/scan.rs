@@ -193,7 +193,13 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
         })
         .collect();
     let source = ReparsingSource { root: &walk_root, files: &files, fresh: &fresh_tokens, cache: token_cache() };
-    let candidate_index = CandidateIndex::build(&files, dirty.iter().any(|&d| d));
+    // Few changed files (a re-scan): index bands and winnows only under their keys.
+    let dirty_count = dirty.iter().filter(|&&d| d).count();
+    let candidate_index = if dirty_count > 0 && dirty_count * 10 < files.len() {
+        CandidateIndex::build_focused(&files, &dirty)
+    } else {
+        CandidateIndex::build(&files, dirty_count > 0)
+    };
     let detector = Detector { files: &files, dirty: &dirty, config, tokens: &source, index: &candidate_index };
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "candidate index built");
     let pairs = detector.detect(&previous);

@@ -345,3 +345,23 @@ fn a_missing_baseline_fails_before_scanning() {
     assert!(output.stdout.is_empty(), "no report was printed");
     assert!(stderr(&output).contains("missing.json"));
 }
+
+#[test]
+fn an_incremental_rescan_of_a_larger_tree_equals_a_fresh_scan() {
+    let dir = project();
+    let root = dir.path();
+    // Enough files that one edit counts as "a few changed files" (focused candidate index).
+    for index in 0..30 {
+        let body = UNRELATED.replace("render_rows", &format!("render_rows_{index}")).replace("width", &format!("width_{index}"));
+        std::fs::write(root.join(format!("src/view_{index}.py")), body.replace("lines.append", &format!("lines.insert({index}, ")).replace("(\" | \".join(cells))", "\" | \".join(cells))")).expect("write");
+    }
+    json_scan(root, &[]);
+    // One edit that makes a near miss of the original and copies a block.
+    let near_miss = ORIGINAL.replace("summarize_orders", "summarize_refunds").replace("count += 1", "count += 1\n            log(order)");
+    std::fs::write(root.join("src/view_7.py"), near_miss).expect("write");
+    let incremental = json_scan(root, &[]);
+    assert_eq!(incremental["stats"]["files_parsed"], 1);
+    let fresh = json_scan(root, &["--no-index"]);
+    assert_eq!(pair_names(&incremental), pair_names(&fresh));
+    assert!(pair_names(&fresh).iter().any(|(a, b, kind)| a == "summarize_orders" && b == "summarize_refunds" && kind == "T3"), "{:?}", pair_names(&fresh));
+}
