@@ -75,8 +75,8 @@ pub fn run(args: SimilarArgs) -> anyhow::Result<u8> {
     let mut similar: Vec<SimilarEntry> = Vec::new();
     let mut target: Option<report::Location> = None;
     for (pair, shown) in outcome.pairs.iter().zip(&report.pairs) {
-        let sides = [(&pair.a, &pair.b, &shown.a, &shown.b), (&pair.b, &pair.a, &shown.b, &shown.a)];
-        for (mine, other, mine_shown, other_shown) in sides {
+        let sides = [(&pair.a, &shown.a, &shown.b), (&pair.b, &shown.b, &shown.a)];
+        for (mine, mine_shown, other_shown) in sides {
             let here = mine.file as usize == file_index
                 && match unit {
                     Some(unit) => mine.unit == Some(unit),
@@ -84,7 +84,6 @@ pub fn run(args: SimilarArgs) -> anyhow::Result<u8> {
                 };
             if here {
                 target.get_or_insert_with(|| mine_shown.clone());
-                let _ = other;
                 similar.push(SimilarEntry {
                     location: other_shown.clone(),
                     kind: shown.kind.clone(),
