@@ -261,6 +261,11 @@ async fn bad_input_is_refused_with_a_message_naming_the_field() {
     assert_eq!(send_raw(huge).await.unwrap().status(), StatusCode::PAYLOAD_TOO_LARGE);
     let (status, kind, _) = error_of(post_batch(&fixture, token, "billing", &batch("big", 0..11)).await).await;
     assert_eq!((status, kind.as_str()), (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    // More items than the schema's maxItems is a malformed request, not merely a large one.
+    let removals = vec!["\"k\""; 5001].join(",");
+    let (status, _, message) = error_of(send_raw(format!("{{\"batch_id\":\"m\",\"removals\":[{removals}]}}")).await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(message.contains("removals"), "{message}");
 
     let (status, _, message) = error_of(post_batch(&fixture, token, "bad%20name", &batch("b", 0..1)).await).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);

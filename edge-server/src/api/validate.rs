@@ -8,6 +8,8 @@ use crate::api::error::ApiError;
 
 pub const MAX_REPO_LEN: usize = 200;
 pub const MAX_ID_LEN: usize = 128;
+/// `maxItems` of `upserts` and `removals` in the OpenAPI document.
+pub const MAX_BATCH_ITEMS: usize = 5000;
 pub const MAX_KEY_LEN: usize = 512;
 pub const MAX_LANGUAGE_LEN: usize = 64;
 pub const MAX_PATH_LEN: usize = 4096;
@@ -38,9 +40,12 @@ pub fn pattern_id(value: &str) -> Result<T2Hash, ApiError> {
 
 pub fn delta_batch(batch: &DeltaBatch, limits: &Limits) -> Result<(), ApiError> {
     length("batch_id", &batch.batch_id, 1, MAX_ID_LEN)?;
-    let size = batch.upserts.len() + batch.removals.len();
-    if size > limits.max_batch_units {
-        return Err(ApiError::too_large(format!("batch has {size} upserts and removals; at most {} are accepted", limits.max_batch_units)));
+    // An array longer than the schema allows is a malformed request (400); a well-formed
+    // batch above this server's configured size is too large (413), checked last.
+    for (field, items) in [("upserts", batch.upserts.len()), ("removals", batch.removals.len())] {
+        if items > MAX_BATCH_ITEMS {
+            return Err(ApiError::bad_request(format!("field `{field}`: at most {MAX_BATCH_ITEMS} items, got {items}")));
+        }
     }
     for (index, upsert) in batch.upserts.iter().enumerate() {
         length(&format!("upserts[{index}].key"), &upsert.key, 1, MAX_KEY_LEN)?;
@@ -55,6 +60,10 @@ pub fn delta_batch(batch: &DeltaBatch, limits: &Limits) -> Result<(), ApiError> 
     }
     for (index, key) in batch.removals.iter().enumerate() {
         length(&format!("removals[{index}]"), key, 1, MAX_KEY_LEN)?;
+    }
+    let size = batch.upserts.len() + batch.removals.len();
+    if size > limits.max_batch_units {
+        return Err(ApiError::too_large(format!("batch has {size} upserts and removals; at most {} are accepted", limits.max_batch_units)));
     }
     Ok(())
 }
