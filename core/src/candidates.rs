@@ -191,10 +191,6 @@ impl CandidateIndex {
         self.exact.get(tc, &self.replaced).map(|(file, unit)| UnitRef { file, unit })
     }
 
-    pub fn exact_count(&self, tc: u64) -> usize {
-        self.exact.count(tc)
-    }
-
     /// Units sharing an LSH band key.
     pub fn band(&self, key: u64) -> impl Iterator<Item = UnitRef> + '_ {
         self.bands.get(key, &self.replaced).map(|(file, unit)| UnitRef { file, unit })

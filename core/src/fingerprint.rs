@@ -119,12 +119,6 @@ pub fn sketch(syms: &[u16]) -> Sketch {
     signature
 }
 
-/// Fraction of equal signature positions: an estimate of the shingle sets' Jaccard index.
-pub fn estimated_jaccard(a: &Sketch, b: &Sketch) -> f64 {
-    let equal = a.iter().zip(b.iter()).filter(|(x, y)| x == y).count();
-    equal as f64 / SKETCH_LEN as f64
-}
-
 /// The LSH band keys of a sketch: equal keys make two units candidates.
 pub fn band_keys(signature: &Sketch) -> [u64; BAND_COUNT] {
     let mut keys = [0u64; BAND_COUNT];
@@ -227,6 +221,10 @@ mod tests {
     use super::*;
     use crate::analysis::analyze;
     use crate::lang::Language;
+
+    fn estimated_jaccard(a: &Sketch, b: &Sketch) -> f64 {
+        a.iter().zip(b.iter()).filter(|(x, y)| x == y).count() as f64 / SKETCH_LEN as f64
+    }
 
     fn hashes(source: &str) -> ExactHashes {
         let analysis = analyze(Language::Python, source);

@@ -34,20 +34,6 @@ impl SkipReason {
             SkipReason::Excluded => "excluded",
         }
     }
-
-    pub fn parse(text: &str) -> Option<SkipReason> {
-        [
-            SkipReason::Binary,
-            SkipReason::Minified,
-            SkipReason::Generated,
-            SkipReason::TooLarge,
-            SkipReason::Unreadable,
-            SkipReason::UnknownLanguage,
-            SkipReason::Excluded,
-        ]
-        .into_iter()
-        .find(|reason| reason.as_str() == text)
-    }
 }
 
 /// A file found by the walk, before it is read.
