@@ -40,6 +40,14 @@ impl LiveIndex {
         &self.files
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn slot(&self, path: &str) -> Option<u32> {
         self.slots.get(path).copied()
     }
@@ -48,6 +56,12 @@ impl LiveIndex {
     /// re-indexes it. Returns its slot.
     pub fn update_text(&mut self, path: &str, language: Language, text: &str) -> u32 {
         let analysis = analysis::analyze(language, text);
+        self.update_analysis(path, language, text, analysis)
+    }
+
+    /// Like [`LiveIndex::update_text`], for an analysis the caller made from `text` (the
+    /// language server parses incrementally, reusing the previous tree).
+    pub fn update_analysis(&mut self, path: &str, language: Language, text: &str, analysis: analysis::Analysis) -> u32 {
         let settings = self.config.detection_for(language);
         let content_hash = *blake3::hash(text.as_bytes()).as_bytes();
         let record =

@@ -91,6 +91,62 @@ fn settings_key(config: &Config) -> String {
     format!("engine-1|{}|{:?}|{:?}", env!("CARGO_PKG_VERSION"), config.detection, config.per_language)
 }
 
+/// Pattern names from `.periodic.toml` win over names stored in the index.
+fn add_configured_labels(labels: &mut BTreeMap<String, PatternLabel>, config: &Config) {
+    for (id, setting) in &config.patterns {
+        labels.insert(id.clone(), PatternLabel { name: setting.name.clone(), note: setting.note.clone() });
+    }
+}
+
+/// What the index holds for a root, ready to answer from before any re-scan.
+pub struct StoredState {
+    pub files: Vec<FileRecord>,
+    /// Index into `files`.
+    pub pairs: Vec<ClonePair>,
+    pub labels: BTreeMap<String, PatternLabel>,
+}
+
+/// Loads the last scan of `root` from its index without touching the files: `None` when
+/// there is no index, or it was made with other detection settings.
+pub fn load_stored(root: &Path, config: &Config) -> Result<Option<StoredState>, ScanError> {
+    if !Index::path_for(root).is_file() {
+        return Ok(None);
+    }
+    let (index, _) = Index::open(root)?;
+    if index.meta("settings")?.as_deref() != Some(settings_key(config).as_str()) {
+        return Ok(None);
+    }
+    let files = index.load_files()?;
+    let slots: HashMap<&str, u32> = files.iter().enumerate().map(|(slot, file)| (file.path.as_str(), slot as u32)).collect();
+    let pairs = index
+        .load_pairs()?
+        .into_iter()
+        .filter_map(|stored| {
+            let mut pair = stored.pair;
+            pair.a.file = *slots.get(stored.path_a.as_str())?;
+            pair.b.file = *slots.get(stored.path_b.as_str())?;
+            Some(pair)
+        })
+        .collect();
+    let mut labels = index.load_labels()?;
+    add_configured_labels(&mut labels, config);
+    Ok(Some(StoredState { files, pairs, labels }))
+}
+
+/// The pattern names of `root`: stored in its index, then from its configuration.
+pub fn load_labels(root: &Path, config: &Config) -> Result<BTreeMap<String, PatternLabel>, ScanError> {
+    let mut labels = if Index::path_for(root).is_file() { Index::open(root)?.0.load_labels()? } else { BTreeMap::new() };
+    add_configured_labels(&mut labels, config);
+    Ok(labels)
+}
+
+/// Stores a user-given pattern name (and keeps its note) in the index of `root`.
+pub fn save_label(root: &Path, id: &str, label: &PatternLabel) -> Result<(), ScanError> {
+    let (index, _) = Index::open(root)?;
+    index.set_label(id, label)?;
+    Ok(())
+}
+
 pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
     let started = Instant::now();
     let root = options.root.clone();
@@ -133,9 +189,7 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
         labels = opened.load_labels()?;
         index = Some(opened);
     }
-    for (id, setting) in &config.patterns {
-        labels.insert(id.clone(), PatternLabel { name: setting.name.clone(), note: setting.note.clone() });
-    }
+    add_configured_labels(&mut labels, config);
 
     let done = AtomicUsize::new(0);
     let total = found.files.len();

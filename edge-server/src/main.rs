@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use periodic_edge::api::Limits;
 use periodic_edge::server::{self, ServeConfig};
 use periodic_edge::store::embedded::db::SyncMode;
+use periodic_edge::store::redis::RedisOptions;
 use periodic_edge::tokens::{Role, TokensFile};
 
 #[derive(Parser)]
@@ -66,6 +67,21 @@ struct ServeArgs {
     /// Tokens file (see `token create`); reloaded on SIGHUP.
     #[arg(long)]
     tokens: Option<PathBuf>,
+    /// Storage: `embedded` (SQLite shards under --data) or `redis-cluster://host:port,host:port,...`
+    /// (a shared Redis Cluster; any number of replicas may serve from it).
+    #[arg(long, default_value = "embedded")]
+    store: String,
+    /// Redis password; prefer the environment variable PERIODIC_EDGE_REDIS_PASSWORD, which
+    /// process listings do not show.
+    #[arg(long)]
+    redis_password: Option<String>,
+    /// Connect to Redis with TLS, verifying the nodes' certificates against the system roots.
+    #[arg(long)]
+    redis_tls: bool,
+    /// Replicas that must hold a batch (Redis WAIT) before it is acknowledged; 0 acknowledges
+    /// once the masters have it.
+    #[arg(long, default_value_t = 1)]
+    redis_wait_replicas: u32,
     /// Number of SQLite shards; fixed when the data directory is created.
     #[arg(long, default_value_t = 16)]
     shards: usize,
@@ -126,6 +142,7 @@ fn main() -> anyhow::Result<()> {
                 tokens_file,
                 shards: args.shards,
                 sync: args.sync,
+                redis: redis_options(&args.store, args.redis_password.clone(), args.redis_tls, args.redis_wait_replicas)?,
                 tls: args.tls_cert.zip(args.tls_key),
                 limits: Limits {
                     max_body_bytes: args.max_body_bytes,
@@ -144,6 +161,18 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(server::serve(config))
         }
     }
+}
+
+/// Redis options when `--store` names a cluster; `None` for the embedded store.
+fn redis_options(store: &str, password: Option<String>, tls: bool, wait_replicas: u32) -> anyhow::Result<Option<RedisOptions>> {
+    if store == "embedded" {
+        return Ok(None);
+    }
+    let mut options = RedisOptions::from_url(store).map_err(|error| anyhow::anyhow!("--store: {error}"))?;
+    options.password = password.or_else(|| std::env::var("PERIODIC_EDGE_REDIS_PASSWORD").ok().filter(|value| !value.is_empty()));
+    options.tls = tls;
+    options.wait_replicas = wait_replicas;
+    Ok(Some(options))
 }
 
 fn run_token_command(command: TokenCommand) -> anyhow::Result<()> {

@@ -17,6 +17,7 @@ use crate::store::cached::CachedStore;
 use crate::store::embedded::db::SyncMode;
 use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::store::metered::MeteredStore;
+use crate::store::redis::{RedisOptions, RedisStore};
 use crate::tokens::{TokenTable, TokensFile};
 
 /// Everything `serve` needs, as parsed from the command line.
@@ -27,6 +28,8 @@ pub struct ServeConfig {
     pub tokens_file: PathBuf,
     pub shards: usize,
     pub sync: SyncMode,
+    /// Serve from this Redis Cluster instead of the embedded store in `data_dir`.
+    pub redis: Option<RedisOptions>,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub limits: Limits,
     pub cache_ttl: Duration,
@@ -52,14 +55,20 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let options = EmbeddedOptions { shards: config.shards, sync: config.sync };
     let started = std::time::Instant::now();
-    let embedded = tokio::task::spawn_blocking(move || EmbeddedStore::open(&data_dir, &options))
-        .await
-        .context("storage loader panicked")?
-        .with_context(|| format!("open storage in {}", config.data_dir.display()))?;
-    let embedded: Arc<dyn Store> = Arc::new(embedded);
-    let units = embedded.units_stored().await?;
+    let backend: Arc<dyn Store> = match &config.redis {
+        Some(redis) => Arc::new(
+            RedisStore::connect(redis.clone()).await.with_context(|| format!("connect to the Redis Cluster at {}", redis.nodes.join(",")))?,
+        ),
+        None => Arc::new(
+            tokio::task::spawn_blocking(move || EmbeddedStore::open(&data_dir, &options))
+                .await
+                .context("storage loader panicked")?
+                .with_context(|| format!("open storage in {}", config.data_dir.display()))?,
+        ),
+    };
+    let units = backend.units_stored().await?;
     tracing::info!(units, shards = config.shards, seconds = started.elapsed().as_secs_f64(), "storage loaded");
-    let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(MeteredStore::new(embedded)), config.cache_capacity, config.cache_ttl));
+    let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(MeteredStore::new(backend)), config.cache_capacity, config.cache_ttl));
 
     let table = load_tokens(&config.tokens_file)?;
     if table.is_empty() {

@@ -28,6 +28,15 @@ pub enum Command {
     Similar(SimilarArgs),
     /// List the codebase's patterns (clusters of similar code), largest first.
     Patterns(PatternsArgs),
+    /// Run the language server on standard input and output (for editors).
+    Lsp(LspArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct LspArgs {
+    /// Accepted for editors that pass it; standard input/output is the only transport.
+    #[arg(long)]
+    pub stdio: bool,
 }
 
 /// Output of `similar` and `patterns`.
@@ -162,6 +171,7 @@ pub fn run() -> ExitCode {
         Command::Scan(args) => commands::scan::run(args),
         Command::Similar(args) => commands::similar::run(args),
         Command::Patterns(args) => commands::patterns::run(args),
+        Command::Lsp(_) => crate::server::run().map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

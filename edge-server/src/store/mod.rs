@@ -1,7 +1,8 @@
 //! The storage seam of the edge server: one narrow async trait, [`Store`], used everywhere as
 //! `Arc<dyn Store>`. Backends implement it (`embedded`: SQLite shards plus an in-memory band
-//! index); wrappers compose around it (`cached`: a moka TTL cache, `metered`: store latency
-//! metrics) instead of growing flags. `conformance` is the behaviour every backend must show.
+//! index; `redis`: a shared Redis Cluster, for stateless replicas); wrappers compose around it
+//! (`cached`: a moka TTL cache, `metered`: store latency metrics) instead of growing flags.
+//! `conformance` is the behaviour every backend must show.
 //!
 //! Every method takes the caller's tenant and may only see or change that tenant's rows.
 //! A failing backend returns `Err`; an empty `Ok` always means "nothing there".
@@ -10,6 +11,7 @@ pub mod cached;
 pub mod conformance;
 pub mod embedded;
 pub mod metered;
+pub mod redis;
 
 use async_trait::async_trait;
 use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash};

@@ -1,0 +1,269 @@
+//! The Redis Cluster backend against a real 6-node cluster on loopback: the storage
+//! conformance suite, two `periodic-edge` replicas serving one cluster, `kill -9` of a master
+//! under a write and query load through both replicas, losing an edge replica, and a restart
+//! of the whole cluster from its data. Loads are bounded in count and time.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+#[path = "common/redis_cluster.rs"]
+mod redis_cluster;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Edge, client, create_token};
+use periodic_edge::store::conformance::{self, batch, sketch_of, t2_of};
+use periodic_edge::store::redis::{RedisOptions, RedisStore, layout};
+use periodic_edge::store::{QueryOptions, Store};
+use periodic_wire::{DeltaAck, QueryRequest, QueryResponse, QuerySketch, Stats};
+use redis_cluster::RedisCluster;
+
+fn edge_on(cluster: &RedisCluster, dir: &std::path::Path, name: &str, tokens: &std::path::Path) -> Edge {
+    let url = cluster.url();
+    Edge::start(&dir.join(name), tokens, &["--store", &url, "--cache-ttl", "1", "--request-timeout", "20", "--rate-limit", "100000", "--rate-burst", "100000"])
+}
+
+async fn post_batch(edge: &Edge, token: &str, repo: &str, numbers: std::ops::Range<u64>, id: &str) -> Result<DeltaAck, String> {
+    let response = client()
+        .post(edge.url(&format!("/v1/repos/{repo}/deltas")))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(25))
+        .json(&batch(id, numbers))
+        .send()
+        .await
+        .map_err(|error| error.to_string())?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("{status}: {}", response.text().await.unwrap_or_default()));
+    }
+    response.json().await.map_err(|error| error.to_string())
+}
+
+/// Exact matches of `numbers` in `repo` found through `edge`; `top_k` keeps the cache keys of
+/// this check apart from those of the load.
+async fn missing_units(edge: &Edge, token: &str, repo: &str, numbers: &[u64], top_k: usize) -> Vec<u64> {
+    let mut missing = Vec::new();
+    for chunk in numbers.chunks(100) {
+        let request = QueryRequest {
+            sketches: chunk.iter().map(|&n| QuerySketch { id: n.to_string(), t2_hash: t2_of(n), sketch: sketch_of(n) }).collect(),
+            exclude_repo: None,
+            min_similarity: Some(1.0),
+            top_k: Some(top_k as u32),
+        };
+        let response = client().post(edge.url("/v1/query")).bearer_auth(token).json(&request).send().await.unwrap();
+        assert_eq!(response.status(), 200, "query through {}", edge.base);
+        let response: QueryResponse = response.json().await.unwrap();
+        for (result, &number) in response.results.iter().zip(chunk) {
+            if !result.matches.iter().any(|m| m.repo == repo && m.exact && m.key == format!("unit-{number}")) {
+                missing.push(number);
+            }
+        }
+    }
+    missing
+}
+
+async fn stats(edge: &Edge, token: &str) -> Stats {
+    client().get(edge.url("/v1/stats")).bearer_auth(token).send().await.unwrap().json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_suite_passes_on_a_real_redis_cluster() {
+    let cluster = RedisCluster::start(false);
+    let store = RedisStore::connect(RedisOptions::from_url(&cluster.url()).unwrap()).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(store);
+    conformance::run_all(store.clone()).await;
+    // A member left in a band bucket (as an interrupted batch can leave one) never reaches an
+    // answer: candidates are re-checked against their records.
+    let tenant = "leftover-check";
+    store.apply_batch(tenant, "r", batch("b1", 0..3)).await.unwrap();
+    let stray = layout::member(tenant, "r", "unit-2", t2_of(2));
+    let bucket = layout::Keys::new(tenant).band(0, sketch_of(1).band_keys()[0]);
+    let client = redis::cluster::ClusterClient::new(vec![cluster.url().replace("redis-cluster://", "redis://").split(',').next().unwrap().to_string()]).unwrap();
+    let mut connection = client.get_async_connection().await.unwrap();
+    let added: i64 = redis::cmd("SADD").arg(&bucket).arg(&stray[..]).query_async(&mut connection).await.unwrap();
+    assert_eq!(added, 1);
+    let options = QueryOptions { exclude_repo: None, min_similarity: 0.0, top_k: 10 };
+    let found = store.query(tenant, &[QuerySketch { id: "q".into(), t2_hash: t2_of(1), sketch: sketch_of(1) }], &options).await.unwrap();
+    assert_eq!(found[0].matches.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), vec!["unit-1"]);
+    assert!(RedisOptions::from_url("redis://127.0.0.1:1").is_err());
+    assert!(RedisOptions::from_url("redis-cluster://127.0.0.1").is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_edge_replicas_serve_the_same_data_and_one_survives_the_other() {
+    let cluster = RedisCluster::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let token = create_token(&tokens, "team", "write");
+    let mut first = edge_on(&cluster, dir.path(), "first", &tokens);
+    let second = edge_on(&cluster, dir.path(), "second", &tokens);
+
+    post_batch(&first, &token, "billing", 0..50, "b1").await.unwrap();
+    post_batch(&first, &token, "ledger", 0..5, "b1").await.unwrap();
+    assert!(missing_units(&second, &token, "billing", &(0..50).collect::<Vec<_>>(), 5).await.is_empty());
+    let through_second = stats(&second, &token).await;
+    assert_eq!((through_second.units, through_second.repos, through_second.patterns), (55, 2, 5));
+    // A retry through the other replica is recognised as the same batch.
+    let retry = post_batch(&second, &token, "billing", 0..50, "b1").await.unwrap();
+    assert!(retry.duplicate);
+    // A pattern named through one replica is named for the other.
+    let path = format!("/v1/patterns/{}", t2_of(3).to_hex());
+    client().put(second.url(&path)).bearer_auth(&token).json(&serde_json::json!({"name": "money"})).send().await.unwrap().error_for_status().unwrap();
+    let detail: serde_json::Value = client().get(first.url(&path)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(detail["summary"]["name"], "money");
+    assert_eq!(detail["summary"]["units"], 2);
+
+    // Losing one replica: the other keeps reading and writing.
+    first.kill9();
+    post_batch(&second, &token, "billing", 50..60, "b2").await.unwrap();
+    assert!(missing_units(&second, &token, "billing", &(0..60).collect::<Vec<_>>(), 6).await.is_empty());
+    let ready = client().get(second.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+}
+
+#[derive(Default)]
+struct LoadLog {
+    /// (seconds since start, succeeded) of every request.
+    outcomes: Vec<(f64, bool)>,
+    acknowledged: Vec<(String, std::ops::Range<u64>)>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_master_under_load_loses_no_acknowledged_batch() {
+    let mut cluster = RedisCluster::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let token = create_token(&tokens, "team", "write");
+    let edges = Arc::new([edge_on(&cluster, dir.path(), "first", &tokens), edge_on(&cluster, dir.path(), "second", &tokens)]);
+    let log = Arc::new(Mutex::new(LoadLog::default()));
+    let started = Instant::now();
+    // The load: 4 writers (each its own repository, batches of 40 units, alternating
+    // replicas, each batch retried until acknowledged) and 2 readers, for 25 s at most.
+    const LOAD_SECONDS: f64 = 25.0;
+    let mut tasks = Vec::new();
+    for writer in 0..4u64 {
+        let (edges, log, token) = (edges.clone(), log.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let repo = format!("repo{writer}");
+            for number in 0..400u64 {
+                let first_unit = writer * 1_000_000 + number * 40;
+                let (id, range) = (format!("w{writer}-{number}"), first_unit..first_unit + 40);
+                loop {
+                    let elapsed = started.elapsed().as_secs_f64();
+                    if elapsed > LOAD_SECONDS {
+                        return;
+                    }
+                    let edge = &edges[(number % 2) as usize];
+                    let result = post_batch(edge, &token, &repo, range.clone(), &id).await;
+                    {
+                        let mut log = log.lock().unwrap();
+                        log.outcomes.push((started.elapsed().as_secs_f64(), result.is_ok()));
+                        if result.is_ok() {
+                            log.acknowledged.push((repo.clone(), range.clone()));
+                        }
+                    }
+                    if result.is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }));
+    }
+    for reader in 0..2usize {
+        let (edges, log, token) = (edges.clone(), log.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut round = 0u64;
+            while started.elapsed().as_secs_f64() < LOAD_SECONDS {
+                round += 1;
+                let request = QueryRequest {
+                    sketches: (0..20).map(|n| QuerySketch { id: n.to_string(), t2_hash: t2_of(round * 20 + n), sketch: sketch_of(round * 20 + n) }).collect(),
+                    exclude_repo: None,
+                    min_similarity: Some(0.5),
+                    top_k: Some(5),
+                };
+                let response = client().post(edges[reader].url("/v1/query")).bearer_auth(&token).timeout(Duration::from_secs(25)).json(&request).send().await;
+                let ok = response.is_ok_and(|response| response.status().is_success());
+                log.lock().unwrap().outcomes.push((started.elapsed().as_secs_f64(), ok));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }));
+    }
+
+    // Kill a master once the load runs; a supervisor would start it again a second later
+    // (it rejoins as a replica of the promoted one).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let victim = cluster.masters()[0];
+    let killed_at = started.elapsed().as_secs_f64();
+    cluster.kill9(victim);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.restart(victim);
+    for task in tasks {
+        task.await.unwrap();
+    }
+
+    let log = Arc::try_unwrap(log).ok().unwrap().into_inner().unwrap();
+    let failures_after_kill: Vec<f64> = log.outcomes.iter().filter(|(at, ok)| !ok && *at >= killed_at).map(|(at, _)| *at).collect();
+    let last_failure = failures_after_kill.iter().copied().fold(killed_at, f64::max);
+    eprintln!(
+        "master killed at {killed_at:.1} s; {} failed requests after it, the last at {last_failure:.1} s; {} requests, {} batches acknowledged",
+        failures_after_kill.len(),
+        log.outcomes.len(),
+        log.acknowledged.len()
+    );
+    assert!(log.outcomes.iter().all(|(at, ok)| *ok || *at >= killed_at), "requests failed before the kill");
+    assert!(last_failure - killed_at < 10.0, "service not recovered within 10 s of the kill (last failure {:.1} s after)", last_failure - killed_at);
+    let after_recovery = log.outcomes.iter().filter(|(at, ok)| *ok && *at > last_failure).count();
+    assert!(after_recovery >= 20, "too little load after recovery to show it: {after_recovery} requests");
+
+    cluster.wait_healthy(Duration::from_secs(30));
+    for (index, edge) in edges.iter().enumerate() {
+        for writer in 0..4u64 {
+            let repo = format!("repo{writer}");
+            let numbers: Vec<u64> = log.acknowledged.iter().filter(|(r, _)| *r == repo).flat_map(|(_, range)| range.clone()).collect();
+            let missing = missing_units(edge, &token, &repo, &numbers, 7 + index).await;
+            assert!(missing.is_empty(), "acknowledged units missing in {repo}: {} of {}, e.g. {:?}", missing.len(), numbers.len(), &missing[..missing.len().min(5)]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_whole_cluster_from_its_data_loses_nothing_acknowledged() {
+    let mut cluster = RedisCluster::start(true);
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let token = create_token(&tokens, "team", "write");
+    let edge = edge_on(&cluster, dir.path(), "edge", &tokens);
+    for number in 0..10u64 {
+        post_batch(&edge, &token, "kept", number * 30..number * 30 + 30, &format!("b{number}")).await.unwrap();
+    }
+    client()
+        .put(edge.url(&format!("/v1/patterns/{}", t2_of(7).to_hex())))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "kept name"}))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    let before = stats(&edge, &token).await;
+
+    // Every node dies at once, then starts again from its directory.
+    cluster.kill_all();
+    cluster.restart_all();
+    cluster.wait_healthy(Duration::from_secs(60));
+
+    // The same edge process reconnects by itself (bounded wait for readiness).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client().get(edge.url("/health/ready")).send().await.map(|r| r.status()).ok() != Some(reqwest::StatusCode::OK) {
+        assert!(Instant::now() < deadline, "edge not ready within 30 s of the cluster's return");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(stats(&edge, &token).await, before);
+    assert!(missing_units(&edge, &token, "kept", &(0..300).collect::<Vec<_>>(), 9).await.is_empty());
+    let detail: serde_json::Value = client().get(edge.url(&format!("/v1/patterns/{}", t2_of(7).to_hex()))).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(detail["summary"]["name"], "kept name");
+    let retry = post_batch(&edge, &token, "kept", 0..30, "b0").await.unwrap();
+    assert!(retry.duplicate, "the batch log survived the restart");
+}

@@ -1,0 +1,543 @@
+//! Turning a workspace [`Snapshot`] into LSP answers: diagnostics, hover, code lenses, code
+//! actions, workspace symbols and the `periodic/*` custom answers. Pure functions of the
+//! snapshot and the document text: no locks, no I/O except reading the closest copy's
+//! lines for the hover diff.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use periodic_core::{ClonePair, CloneKind, Instance, Language, Pattern};
+use ropey::Rope;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tower_lsp_server::ls_types::{
+    CodeAction, CodeActionKind, CodeActionOrCommand, CodeDescription, CodeLens, Command, Diagnostic, DiagnosticRelatedInformation,
+    DiagnosticSeverity, Location, NumberOrString, OneOf, Position, Range, SymbolKind, TextEdit, Uri, WorkspaceEdit, WorkspaceSymbol,
+};
+
+use super::position::{Encoding, line_end, line_start_of_text};
+use super::workspace::Snapshot;
+
+pub const SOURCE: &str = "periodic";
+pub const SHOW_REFERENCES: &str = "periodic.showReferences";
+pub const SHOW_SIMILAR: &str = "periodic.showSimilar";
+pub const GO_TO_SIMILAR: &str = "periodic.goToSimilar";
+pub const NAME_PATTERN: &str = "periodic.namePattern";
+/// Most copies listed in a hover.
+const HOVER_COPIES: usize = 5;
+/// Longest diff shown in a hover, in lines.
+const HOVER_DIFF_LINES: usize = 40;
+
+/// Another place with the same or similar code.
+#[derive(Clone, Copy, Debug)]
+pub struct Copy {
+    pub instance: Instance,
+    pub kind: CloneKind,
+    pub similarity: f64,
+    pub pair: u32,
+}
+
+/// One place in a file that has clones, with its copies, most similar first.
+#[derive(Clone, Debug)]
+pub struct Group {
+    pub local: Instance,
+    pub copies: Vec<Copy>,
+}
+
+impl Group {
+    pub fn best(&self) -> Option<&Copy> {
+        self.copies.first()
+    }
+
+    fn lines(&self) -> u32 {
+        self.local.end_line - self.local.start_line
+    }
+
+    fn contains_line(&self, line: u32) -> bool {
+        self.local.start_line <= line && line <= self.local.end_line
+    }
+}
+
+/// The places in file `slot` that have clones, in line order. `shown` filters by kind.
+pub fn groups(snapshot: &Snapshot, slot: u32, shown: impl Fn(CloneKind) -> bool) -> Vec<Group> {
+    let mut by_local: BTreeMap<(u32, u32, u32, Option<u32>), Group> = BTreeMap::new();
+    let mut add = |local: Instance, other: Instance, pair: &ClonePair, index: u32| {
+        let key = (local.start_line, local.token_start, local.token_end, local.unit);
+        let group = by_local.entry(key).or_insert_with(|| Group { local, copies: Vec::new() });
+        group.copies.push(Copy { instance: other, kind: pair.kind, similarity: pair.similarity, pair: index });
+    };
+    for (index, pair) in snapshot.pairs_of(slot) {
+        if !shown(pair.kind) {
+            continue;
+        }
+        if pair.a.file == slot {
+            add(pair.a, pair.b, pair, index);
+        }
+        if pair.b.file == slot {
+            add(pair.b, pair.a, pair, index);
+        }
+    }
+    let mut groups: Vec<Group> = by_local.into_values().collect();
+    for group in &mut groups {
+        group.copies.sort_by(|x, y| {
+            y.similarity.total_cmp(&x.similarity).then(x.instance.file.cmp(&y.instance.file)).then(x.instance.start_line.cmp(&y.instance.start_line))
+        });
+    }
+    groups
+}
+
+/// The innermost group containing 1-based `line`.
+pub fn group_at(groups: &[Group], line: u32) -> Option<&Group> {
+    groups.iter().filter(|group| group.contains_line(line)).min_by_key(|group| group.lines())
+}
+
+/// How a workspace's files are addressed in answers.
+pub struct Addresses<'a> {
+    pub root: &'a Path,
+}
+
+impl Addresses<'_> {
+    pub fn uri(&self, snapshot: &Snapshot, slot: u32) -> Option<Uri> {
+        let file = snapshot.file(slot)?;
+        Uri::from_file_path(self.root.join(&file.path))
+    }
+
+    /// Whole lines of an instance: from the start of its first line to the start of the
+    /// line after its last, which needs no knowledge of the other file's text.
+    pub fn location(&self, snapshot: &Snapshot, instance: &Instance) -> Option<Location> {
+        Some(Location { uri: self.uri(snapshot, instance.file)?, range: whole_lines(instance.start_line, instance.end_line) })
+    }
+}
+
+pub fn whole_lines(start_line: u32, end_line: u32) -> Range {
+    Range::new(Position::new(start_line.saturating_sub(1), 0), Position::new(end_line, 0))
+}
+
+/// The open document's text, for ranges that end where the text does.
+pub struct Text<'a> {
+    pub rope: &'a Rope,
+    pub encoding: Encoding,
+}
+
+impl Text<'_> {
+    /// The first line of an instance, from its first non-blank character to its end.
+    fn first_line(&self, instance: &Instance) -> Range {
+        let line = instance.start_line.saturating_sub(1) as usize;
+        if line >= self.rope.len_lines() {
+            // Not open: the whole line, without knowing its text.
+            return whole_lines(instance.start_line, instance.start_line);
+        }
+        Range::new(line_start_of_text(self.rope, line, self.encoding), line_end(self.rope, line, self.encoding))
+    }
+
+    fn line(&self, line_1_based: u32) -> String {
+        let index = line_1_based.saturating_sub(1) as usize;
+        if index >= self.rope.len_lines() { String::new() } else { self.rope.line(index).to_string() }
+    }
+}
+
+pub fn percent(similarity: f64) -> u32 {
+    (similarity * 100.0).round() as u32
+}
+
+fn pattern_label(pattern: Option<&Pattern>) -> String {
+    match pattern {
+        Some(pattern) => format!("'{}'", pattern.name()),
+        None => "unnamed".to_string(),
+    }
+}
+
+fn describe(snapshot: &Snapshot, copy: &Copy) -> String {
+    let file = snapshot.file(copy.instance.file).map_or("?", |file| file.path.as_str());
+    let name = snapshot.instance_name(&copy.instance).map(|name| format!(" `{name}`")).unwrap_or_default();
+    format!("{file}:{}{name}, {}% {}", copy.instance.start_line, percent(copy.similarity), copy.kind.as_str())
+}
+
+fn docs_link() -> Option<CodeDescription> {
+    let href = format!("{}/blob/main/docs/lsp.md#diagnostics", env!("CARGO_PKG_REPOSITORY")).parse().ok()?;
+    Some(CodeDescription { href })
+}
+
+/// What a diagnostic carries for code actions.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct DiagnosticData {
+    pub pattern: Option<String>,
+    pub start_line: u32,
+    pub end_line: u32,
+}
+
+pub fn diagnostics(snapshot: &Snapshot, groups: &[Group], text: &Text<'_>, addresses: &Addresses<'_>, severity: DiagnosticSeverity) -> Vec<Diagnostic> {
+    groups
+        .iter()
+        .filter_map(|group| {
+            let best = group.best()?;
+            let pattern = snapshot.pattern_of(best.pair);
+            let others = group.copies.len();
+            let places = if others == 1 { "1 other place".to_string() } else { format!("{others} other places") };
+            let related = group
+                .copies
+                .iter()
+                .filter_map(|copy| {
+                    Some(DiagnosticRelatedInformation { location: addresses.location(snapshot, &copy.instance)?, message: describe(snapshot, copy) })
+                })
+                .collect();
+            let data = DiagnosticData { pattern: pattern.map(|pattern| pattern.id.clone()), start_line: group.local.start_line, end_line: group.local.end_line };
+            Some(Diagnostic {
+                range: text.first_line(&group.local),
+                severity: Some(severity),
+                code: Some(NumberOrString::String(pattern.map_or_else(|| best.kind.as_str().to_string(), |pattern| pattern.id.clone()))),
+                code_description: docs_link(),
+                source: Some(SOURCE.to_string()),
+                message: format!("Similar to {places} (pattern {}, {}%)", pattern_label(pattern), percent(best.similarity)),
+                related_information: Some(related),
+                tags: None,
+                data: serde_json::to_value(data).ok(),
+            })
+        })
+        .collect()
+}
+
+/// Markdown for a hover on `group`: pattern, closest copies as links, and a diff of the
+/// closest copy against this one.
+pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addresses: &Addresses<'_>, closest_text: Option<String>) -> String {
+    let mut out = String::new();
+    let best = group.best();
+    if let Some(pattern) = best.and_then(|best| snapshot.pattern_of(best.pair)) {
+        out.push_str(&format!(
+            "**Pattern `{}`** · {} · {} · {} copies · {} duplicated lines\n\n",
+            pattern.name(),
+            pattern.id,
+            pattern.kind.as_str(),
+            pattern.members.len(),
+            pattern.duplicated_lines
+        ));
+    } else {
+        out.push_str("**Similar code**\n\n");
+    }
+    for copy in group.copies.iter().take(HOVER_COPIES) {
+        let file = snapshot.file(copy.instance.file).map_or("?", |file| file.path.as_str());
+        let target = addresses.uri(snapshot, copy.instance.file).map(|uri| format!("{}#L{}", uri.as_str(), copy.instance.start_line));
+        let name = snapshot.instance_name(&copy.instance).map(|name| format!(" `{name}`")).unwrap_or_default();
+        let place = format!("{file}:{}", copy.instance.start_line);
+        let link = match target {
+            Some(target) => format!("[{place}]({target})"),
+            None => place,
+        };
+        out.push_str(&format!("- {link}{name} — {}% {}\n", percent(copy.similarity), copy.kind.as_str()));
+    }
+    if group.copies.len() > HOVER_COPIES {
+        out.push_str(&format!("- … and {} more\n", group.copies.len() - HOVER_COPIES));
+    }
+    if let (Some(best), Some(theirs)) = (best, closest_text) {
+        let ours: Vec<String> = (group.local.start_line..=group.local.end_line).map(|line| text.line(line)).collect();
+        let theirs: Vec<&str> = theirs.lines().collect();
+        let file = snapshot.file(best.instance.file).map_or("?", |file| file.path.as_str());
+        out.push_str(&format!("\nClosest copy, `{file}:{}` (`-` here, `+` there):\n\n```diff\n", best.instance.start_line));
+        out.push_str(&line_diff(&ours.iter().map(|line| line.trim_end_matches(['\n', '\r'])).collect::<Vec<_>>(), &theirs, HOVER_DIFF_LINES));
+        out.push_str("```\n");
+    }
+    out
+}
+
+/// A unified-style diff of two short line lists (LCS), cut at `limit` lines.
+pub fn line_diff(ours: &[&str], theirs: &[&str], limit: usize) -> String {
+    // Long units are cut before diffing: the hover shows the start of the difference.
+    let ours = &ours[..ours.len().min(400)];
+    let theirs = &theirs[..theirs.len().min(400)];
+    let (n, m) = (ours.len(), theirs.len());
+    let mut common = vec![vec![0u16; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            common[i][j] = if ours[i].trim() == theirs[j].trim() { common[i + 1][j + 1] + 1 } else { common[i + 1][j].max(common[i][j + 1]) };
+        }
+    }
+    // Walk the table; changed lines are collected per hunk and printed pairwise (each line
+    // here next to its counterpart there), which reads well for renamed copies.
+    let mut out = Vec::new();
+    let (mut removed, mut added): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    let flush = |out: &mut Vec<String>, removed: &mut Vec<&str>, added: &mut Vec<&str>| {
+        for index in 0..removed.len().max(added.len()) {
+            if let Some(line) = removed.get(index) {
+                out.push(format!("-{line}"));
+            }
+            if let Some(line) = added.get(index) {
+                out.push(format!("+{line}"));
+            }
+        }
+        removed.clear();
+        added.clear();
+    };
+    let (mut i, mut j) = (0, 0);
+    while i < n || j < m {
+        if i < n && j < m && ours[i].trim() == theirs[j].trim() {
+            flush(&mut out, &mut removed, &mut added);
+            out.push(format!(" {}", ours[i]));
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || common[i + 1][j] >= common[i][j + 1]) {
+            removed.push(ours[i]);
+            i += 1;
+        } else {
+            added.push(theirs[j]);
+            j += 1;
+        }
+    }
+    flush(&mut out, &mut removed, &mut added);
+    let total = out.len();
+    let mut text: String = out.into_iter().take(limit).map(|line| line + "\n").collect();
+    if total > limit {
+        text.push_str(&format!("… {} more lines\n", total - limit));
+    }
+    text
+}
+
+/// Lines `start..=end` (1-based) of a file on disk.
+pub fn read_lines(path: &Path, start: u32, end: u32) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let lines: Vec<&str> = text.lines().skip(start.saturating_sub(1) as usize).take((end + 1).saturating_sub(start) as usize).collect();
+    Some(lines.join("\n"))
+}
+
+/// Where a code lens points and what it resolves from.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct LensData {
+    pub uri: Uri,
+    /// 1-based first line of the unit.
+    pub line: u32,
+}
+
+pub fn code_lenses(groups: &[Group], uri: &Uri) -> Vec<CodeLens> {
+    groups
+        .iter()
+        .filter(|group| group.local.unit.is_some())
+        .map(|group| CodeLens {
+            range: Range::new(Position::new(group.local.start_line.saturating_sub(1), 0), Position::new(group.local.start_line.saturating_sub(1), 0)),
+            command: None,
+            data: serde_json::to_value(LensData { uri: uri.clone(), line: group.local.start_line }).ok(),
+        })
+        .collect()
+}
+
+/// The command of a resolved lens: "3 similar · pattern P-12" showing every copy.
+pub fn lens_command(snapshot: &Snapshot, group: &Group, uri: &Uri, addresses: &Addresses<'_>) -> Command {
+    let pattern = group.best().and_then(|best| snapshot.pattern_of(best.pair));
+    let count = group.copies.len();
+    let title = match pattern {
+        Some(pattern) => format!("{count} similar · pattern {}", pattern.name()),
+        None => format!("{count} similar"),
+    };
+    show_references_command(title, snapshot, group, uri, addresses)
+}
+
+fn show_references_command(title: String, snapshot: &Snapshot, group: &Group, uri: &Uri, addresses: &Addresses<'_>) -> Command {
+    let locations: Vec<Location> = group.copies.iter().filter_map(|copy| addresses.location(snapshot, &copy.instance)).collect();
+    let position = Position::new(group.local.start_line.saturating_sub(1), 0);
+    Command { title, command: SHOW_REFERENCES.to_string(), arguments: Some(vec![json!(uri), json!(position), json!(locations)]) }
+}
+
+/// The comment that starts a line comment in `language`.
+fn line_comment(language: Language) -> &'static str {
+    match language.family() {
+        "python" | "ruby" => "#",
+        _ => "//",
+    }
+}
+
+/// Code actions for the innermost group at `line`.
+pub fn code_actions(
+    snapshot: &Snapshot,
+    group: &Group,
+    uri: &Uri,
+    language: Language,
+    text: &Text<'_>,
+    addresses: &Addresses<'_>,
+    diagnostics: Vec<Diagnostic>,
+) -> Vec<CodeActionOrCommand> {
+    let mut actions = Vec::new();
+    let position = Position::new(group.local.start_line.saturating_sub(1), 0);
+    if let Some(best) = group.best() {
+        let file = snapshot.file(best.instance.file).map_or("?", |file| file.path.as_str());
+        actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+            title: format!("Go to the most similar copy ({file}:{}, {}%)", best.instance.start_line, percent(best.similarity)),
+            command: Some(Command { title: "Go to the most similar copy".into(), command: GO_TO_SIMILAR.into(), arguments: Some(vec![json!(uri), json!(position)]) }),
+            ..CodeAction::default()
+        }));
+    }
+    let count = group.copies.len();
+    actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+        title: format!("Show all {count} similar {}", if count == 1 { "copy" } else { "copies" }),
+        command: Some(show_references_command("Show similar code".into(), snapshot, group, uri, addresses)),
+        ..CodeAction::default()
+    }));
+    actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+        title: "Ignore this duplicate (periodic-ignore comment)".into(),
+        kind: Some(CodeActionKind::QUICKFIX),
+        diagnostics: if diagnostics.is_empty() { None } else { Some(diagnostics) },
+        edit: Some(ignore_edit(group, uri, language, text)),
+        ..CodeAction::default()
+    }));
+    if let Some(pattern) = group.best().and_then(|best| snapshot.pattern_of(best.pair)) {
+        actions.push(CodeActionOrCommand::CodeAction(CodeAction {
+            title: format!("Name pattern {} ('{}')…", pattern.id, pattern.name()),
+            command: Some(Command { title: "Name this pattern".into(), command: NAME_PATTERN.into(), arguments: Some(vec![json!(pattern.id)]) }),
+            ..CodeAction::default()
+        }));
+    }
+    actions
+}
+
+/// Inserts `periodic-ignore` above a unit, or start/end markers around a block, indented
+/// like the code they mark.
+fn ignore_edit(group: &Group, uri: &Uri, language: Language, text: &Text<'_>) -> WorkspaceEdit {
+    let comment = line_comment(language);
+    let first = text.line(group.local.start_line);
+    let indent: String = first.chars().take_while(|ch| *ch == ' ' || *ch == '\t').collect();
+    let above = Position::new(group.local.start_line.saturating_sub(1), 0);
+    let mut edits = Vec::new();
+    if group.local.unit.is_some() {
+        edits.push(TextEdit { range: Range::new(above, above), new_text: format!("{indent}{comment} periodic-ignore\n") });
+    } else {
+        let below = Position::new(group.local.end_line, 0);
+        edits.push(TextEdit { range: Range::new(above, above), new_text: format!("{indent}{comment} periodic-ignore-start\n") });
+        let ending = if group.local.end_line as usize >= text.rope.len_lines() { "\n" } else { "" };
+        edits.push(TextEdit { range: Range::new(below, below), new_text: format!("{ending}{indent}{comment} periodic-ignore-end\n") });
+    }
+    WorkspaceEdit { changes: Some([(uri.clone(), edits)].into_iter().collect()), ..WorkspaceEdit::default() }
+}
+
+/// A member of a pattern, as `periodic/patterns` lists it.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct PatternMember {
+    pub uri: Uri,
+    pub range: Range,
+    pub name: String,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PatternEntry {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub similarity: f64,
+    pub member_count: usize,
+    pub duplicated_lines: u64,
+    pub languages: Vec<String>,
+    pub members: Vec<PatternMember>,
+}
+
+pub fn pattern_matches(pattern: &Pattern, query: &str) -> bool {
+    let query = query.trim().to_lowercase();
+    query.is_empty() || pattern.name().to_lowercase().contains(&query) || pattern.id.to_lowercase().contains(&query)
+}
+
+pub fn pattern_entry(snapshot: &Snapshot, pattern: &Pattern, addresses: &Addresses<'_>) -> PatternEntry {
+    PatternEntry {
+        id: pattern.id.clone(),
+        name: pattern.name().to_string(),
+        kind: pattern.kind.as_str().to_string(),
+        similarity: pattern.similarity,
+        member_count: pattern.members.len(),
+        duplicated_lines: pattern.duplicated_lines,
+        languages: pattern.languages.clone(),
+        members: pattern
+            .members
+            .iter()
+            .filter_map(|member| {
+                let location = addresses.location(snapshot, member)?;
+                Some(PatternMember { uri: location.uri, range: location.range, name: snapshot.instance_name(member).unwrap_or("").to_string() })
+            })
+            .collect(),
+    }
+}
+
+pub fn workspace_symbols(snapshot: &Snapshot, query: &str, addresses: &Addresses<'_>, limit: usize) -> Vec<WorkspaceSymbol> {
+    let mut symbols = Vec::new();
+    for pattern in snapshot.patterns.iter().filter(|pattern| pattern_matches(pattern, query)) {
+        for member in &pattern.members {
+            if symbols.len() >= limit {
+                return symbols;
+            }
+            let Some(location) = addresses.location(snapshot, member) else { continue };
+            let member_name = snapshot.instance_name(member).unwrap_or("block");
+            symbols.push(WorkspaceSymbol {
+                name: format!("{} · {member_name}", pattern.name()),
+                kind: SymbolKind::CLASS,
+                tags: None,
+                container_name: Some(pattern.id.clone()),
+                location: OneOf::Left(location),
+                data: None,
+            });
+        }
+    }
+    symbols
+}
+
+/// A similar unit as `periodic/similar` returns it.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct SimilarEntry {
+    pub uri: Uri,
+    pub range: Range,
+    pub name: String,
+    pub similarity: f64,
+    pub kind: String,
+    pub pattern: String,
+    /// Set for copies in other repositories (from the team server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct UnitEntry {
+    pub name: String,
+    pub range: Range,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct SimilarAnswer {
+    pub unit: Option<UnitEntry>,
+    pub similar: Vec<SimilarEntry>,
+}
+
+pub fn similar_entries(snapshot: &Snapshot, group: &Group, addresses: &Addresses<'_>) -> Vec<SimilarEntry> {
+    group
+        .copies
+        .iter()
+        .filter_map(|copy| {
+            let location = addresses.location(snapshot, &copy.instance)?;
+            Some(SimilarEntry {
+                uri: location.uri,
+                range: location.range,
+                name: snapshot.instance_name(&copy.instance).unwrap_or("").to_string(),
+                similarity: copy.similarity,
+                kind: copy.kind.as_str().to_string(),
+                pattern: snapshot.pattern_of(copy.pair).map(|pattern| pattern.id.clone()).unwrap_or_default(),
+                repo: None,
+            })
+        })
+        .collect()
+}
+
+/// The innermost unit of file `slot` containing 1-based `line`, for answers about code
+/// that has no clones.
+pub fn unit_at(snapshot: &Snapshot, slot: u32, line: u32) -> Option<UnitEntry> {
+    let file = snapshot.file(slot)?;
+    file.units
+        .iter()
+        .filter(|unit| unit.start_line <= line && line <= unit.end_line)
+        .min_by_key(|unit| unit.end_line - unit.start_line)
+        .map(|unit| UnitEntry { name: unit.name.clone(), range: whole_lines(unit.start_line, unit.end_line) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_diff_marks_changed_lines_only() {
+        let diff = line_diff(&["a", "b", "c"], &["a", "x", "c"], 10);
+        assert_eq!(diff, " a\n-b\n+x\n c\n");
+        assert_eq!(line_diff(&["p", "q"], &["r", "s"], 10), "-p\n+r\n-q\n+s\n", "changed lines pair up");
+        assert!(line_diff(&["a"; 30], &["b"; 30], 5).ends_with("… 55 more lines\n"));
+    }
+}

@@ -1,0 +1,362 @@
+//! One workspace folder: its engine state and the snapshots requests read.
+//!
+//! The [`Engine`] (live candidate index, every clone pair, pattern labels) is changed only
+//! in blocking tasks, one at a time, under a mutex. After each change it publishes an
+//! immutable [`Snapshot`] (file and unit views, pairs, patterns, the editor version each
+//! file was analysed at) that requests read without ever waiting for an analysis.
+//! Snapshots share everything that did not change through `Arc`s, so publishing after an
+//! edit copies pointers, not the workspace.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use periodic_core::analysis::Analysis;
+use periodic_core::config::ConfigError;
+use periodic_core::live::LiveIndex;
+use periodic_core::pattern::{self, PatternLabel};
+use periodic_core::scan::{self, ScanOptions, ScanProgress};
+use periodic_core::{ClonePair, Config, FileRecord, Instance, Language, Pattern};
+
+use super::settings::Settings;
+
+/// What a request needs to know about a unit.
+#[derive(Debug, Clone)]
+pub struct UnitView {
+    pub name: String,
+    /// 1-based, inclusive.
+    pub start_line: u32,
+    pub end_line: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileView {
+    /// Relative to the workspace root, `/`-separated.
+    pub path: String,
+    pub units: Vec<UnitView>,
+}
+
+impl FileView {
+    fn of(record: &FileRecord) -> FileView {
+        FileView {
+            path: record.path.clone(),
+            units: record
+                .units
+                .iter()
+                .map(|unit| UnitView { name: unit.name.clone(), start_line: unit.start_line, end_line: unit.end_line })
+                .collect(),
+        }
+    }
+}
+
+/// An immutable view of a workspace's results.
+#[derive(Default)]
+pub struct Snapshot {
+    /// True until the first complete index of the folder is in.
+    pub indexing: bool,
+    pub files: Vec<Arc<FileView>>,
+    pub slots: Arc<HashMap<String, u32>>,
+    pub pairs: Arc<Vec<ClonePair>>,
+    /// Pair indices per file slot.
+    pub pairs_by_slot: Arc<HashMap<u32, Vec<u32>>>,
+    pub patterns: Arc<Vec<Pattern>>,
+    /// Pattern index of each pair.
+    pub pattern_of_pair: Arc<Vec<u32>>,
+    /// The editor version each edited file was last analysed at.
+    pub versions: Arc<HashMap<u32, i32>>,
+}
+
+impl Snapshot {
+    pub fn slot(&self, path: &str) -> Option<u32> {
+        self.slots.get(path).copied()
+    }
+
+    pub fn pairs_of(&self, slot: u32) -> impl Iterator<Item = (u32, &ClonePair)> {
+        self.pairs_by_slot.get(&slot).into_iter().flatten().map(|&index| (index, &self.pairs[index as usize]))
+    }
+
+    pub fn pattern_of(&self, pair: u32) -> Option<&Pattern> {
+        self.pattern_of_pair.get(pair as usize).and_then(|&index| self.patterns.get(index as usize))
+    }
+
+    pub fn file(&self, slot: u32) -> Option<&FileView> {
+        self.files.get(slot as usize).map(Arc::as_ref)
+    }
+
+    /// Name of an instance: its unit's name, or `None` for a block.
+    pub fn instance_name(&self, instance: &Instance) -> Option<&str> {
+        let unit = instance.unit?;
+        self.file(instance.file)?.units.get(unit as usize).map(|unit| unit.name.as_str())
+    }
+}
+
+/// The mutable engine state of a workspace.
+pub struct Engine {
+    live: LiveIndex,
+    pairs: Vec<ClonePair>,
+    labels: BTreeMap<String, PatternLabel>,
+    views: Vec<Arc<FileView>>,
+    slots: Arc<HashMap<String, u32>>,
+    versions: HashMap<u32, i32>,
+}
+
+/// A document's current text, for re-applying editor state over a fresh index.
+pub struct OpenText {
+    pub path: String,
+    pub language: Language,
+    pub version: i32,
+    pub text: String,
+}
+
+impl Engine {
+    fn new(root: &Path, config: Config, files: Vec<FileRecord>, pairs: Vec<ClonePair>, labels: BTreeMap<String, PatternLabel>) -> Engine {
+        let views = files.iter().map(|file| Arc::new(FileView::of(file))).collect();
+        let slots = Arc::new(files.iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect());
+        let live = LiveIndex::new(root, config, files);
+        Engine { live, pairs, labels, views, slots, versions: HashMap::new() }
+    }
+
+    /// Re-indexes one file from `text` (already analysed) and recomputes its pairs.
+    /// Returns the other files whose pairs changed.
+    pub fn apply_analysis(&mut self, path: &str, language: Language, text: &str, analysis: Analysis, version: Option<i32>) -> HashSet<u32> {
+        let slot = self.live.update_analysis(path, language, text, analysis);
+        self.refresh_slot(slot, path);
+        match version {
+            Some(version) => self.versions.insert(slot, version),
+            None => self.versions.remove(&slot),
+        };
+        self.replace_pairs(slot)
+    }
+
+    /// Forgets a file deleted from disk.
+    pub fn remove(&mut self, path: &str) -> HashSet<u32> {
+        let Some(slot) = self.live.slot(path) else { return HashSet::new() };
+        self.live.remove(path);
+        self.refresh_slot(slot, path);
+        self.versions.remove(&slot);
+        let mut affected = HashSet::new();
+        self.pairs.retain(|pair| {
+            let touches = pair.a.file == slot || pair.b.file == slot;
+            if touches {
+                affected.insert(pair.a.file);
+                affected.insert(pair.b.file);
+            }
+            !touches
+        });
+        affected.remove(&slot);
+        affected
+    }
+
+    /// Whether the engine holds editor text for `path` at `version` or later.
+    pub fn has_version(&self, path: &str, version: i32) -> bool {
+        self.live.slot(path).and_then(|slot| self.versions.get(&slot)).is_some_and(|&applied| applied >= version)
+    }
+
+    pub fn slot(&self, path: &str) -> Option<u32> {
+        self.live.slot(path)
+    }
+
+    /// blake3 of the text the engine holds for `path`.
+    pub fn content_hash(&self, path: &str) -> Option<[u8; 32]> {
+        self.live.slot(path).map(|slot| self.live.files()[slot as usize].content_hash)
+    }
+
+    pub fn config(&self) -> &Config {
+        self.live.config()
+    }
+
+    pub fn set_label(&mut self, id: &str, label: PatternLabel) {
+        self.labels.insert(id.to_string(), label);
+    }
+
+    pub fn label(&self, id: &str) -> Option<&PatternLabel> {
+        self.labels.get(id)
+    }
+
+    fn refresh_slot(&mut self, slot: u32, path: &str) {
+        let view = Arc::new(FileView::of(&self.live.files()[slot as usize]));
+        if slot as usize == self.views.len() {
+            self.views.push(view);
+            Arc::make_mut(&mut self.slots).insert(path.to_string(), slot);
+        } else {
+            self.views[slot as usize] = view;
+        }
+    }
+
+    fn replace_pairs(&mut self, slot: u32) -> HashSet<u32> {
+        let mut affected = HashSet::new();
+        self.pairs.retain(|pair| {
+            let touches = pair.a.file == slot || pair.b.file == slot;
+            if touches {
+                affected.insert(pair.a.file);
+                affected.insert(pair.b.file);
+            }
+            !touches
+        });
+        let path = self.live.files()[slot as usize].path.clone();
+        for pair in self.live.clones_of(&path) {
+            affected.insert(pair.a.file);
+            affected.insert(pair.b.file);
+            self.pairs.push(pair);
+        }
+        affected.remove(&slot);
+        affected
+    }
+
+    fn snapshot(&self, indexing: bool) -> Snapshot {
+        let patterns = pattern::build_patterns(self.live.files(), &self.pairs, &self.labels);
+        let mut pattern_of_pair = vec![u32::MAX; self.pairs.len()];
+        for (index, pattern) in patterns.iter().enumerate() {
+            for &pair in &pattern.pairs {
+                pattern_of_pair[pair] = index as u32;
+            }
+        }
+        let mut pairs_by_slot: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (index, pair) in self.pairs.iter().enumerate() {
+            pairs_by_slot.entry(pair.a.file).or_default().push(index as u32);
+            if pair.b.file != pair.a.file {
+                pairs_by_slot.entry(pair.b.file).or_default().push(index as u32);
+            }
+        }
+        Snapshot {
+            indexing,
+            files: self.views.clone(),
+            slots: self.slots.clone(),
+            pairs: Arc::new(self.pairs.clone()),
+            pairs_by_slot: Arc::new(pairs_by_slot),
+            patterns: Arc::new(patterns),
+            pattern_of_pair: Arc::new(pattern_of_pair),
+            versions: Arc::new(self.versions.clone()),
+        }
+    }
+}
+
+/// Why loading a workspace's configuration failed: shown to the user, old config kept.
+pub type ConfigProblem = ConfigError;
+
+pub struct Workspace {
+    pub root: PathBuf,
+    engine: Mutex<Option<Engine>>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    generation: AtomicU64,
+    /// The last `.periodic.toml` that parsed (defaults when there is none).
+    project_config: Mutex<Config>,
+    /// Serialises full re-indexes of this folder.
+    pub reindexing: tokio::sync::Mutex<()>,
+    /// Ticks with the generation of every published snapshot.
+    pub published: tokio::sync::watch::Sender<u64>,
+}
+
+impl Workspace {
+    /// A workspace with no results yet; `Err` carries a bad `.periodic.toml` (the defaults
+    /// are used meanwhile).
+    pub fn new(root: PathBuf) -> (Arc<Workspace>, Option<ConfigProblem>) {
+        let (config, problem) = match Config::load_from_root(&root) {
+            Ok(config) => (config, None),
+            Err(problem) => (Config::default(), Some(problem)),
+        };
+        let snapshot = Snapshot { indexing: true, ..Snapshot::default() };
+        let workspace = Workspace {
+            root,
+            engine: Mutex::new(None),
+            snapshot: RwLock::new(Arc::new(snapshot)),
+            generation: AtomicU64::new(0),
+            project_config: Mutex::new(config),
+            reindexing: tokio::sync::Mutex::new(()),
+            published: tokio::sync::watch::channel(0).0,
+        };
+        (Arc::new(workspace), problem)
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.read().map(|snapshot| snapshot.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Re-reads `.periodic.toml`; on error the previous configuration stays in force.
+    pub fn reload_project_config(&self) -> Result<(), ConfigProblem> {
+        let config = Config::load_from_root(&self.root)?;
+        *lock(&self.project_config) = config;
+        Ok(())
+    }
+
+    /// The project's configuration with the editor's overrides.
+    pub fn effective_config(&self, settings: &Settings) -> Config {
+        let mut config = lock(&self.project_config).clone();
+        settings.apply_to(&mut config);
+        config
+    }
+
+    pub fn relative(&self, path: &Path) -> Option<String> {
+        path.strip_prefix(&self.root).ok().map(|relative| periodic_core::walk::relative_path(Path::new(""), relative))
+    }
+
+    pub fn language_of(&self, path: &Path) -> Option<Language> {
+        let extension = path.extension()?.to_str()?;
+        let config = lock(&self.project_config);
+        config.language_for_extension(extension).filter(|&language| config.language_enabled(language))
+    }
+
+    /// Answers from the stored index at once, before any file is read (warm start).
+    /// Returns false when there is nothing usable stored.
+    pub fn load_stored(&self, config: Config) -> Result<bool, scan::ScanError> {
+        let Some(stored) = scan::load_stored(&self.root, &config)? else { return Ok(false) };
+        let engine = Engine::new(&self.root, config, stored.files, stored.pairs, stored.labels);
+        let mut guard = lock(&self.engine);
+        if guard.is_none() {
+            *guard = Some(engine);
+            self.publish(guard.as_ref(), true);
+        }
+        Ok(true)
+    }
+
+    /// Scans the folder (re-using `.periodic/index.db`), swaps the result in and re-applies
+    /// the editor's unsaved text on top. Runs on a blocking thread.
+    pub fn reindex(&self, config: Config, progress: &(dyn Fn(ScanProgress) + Sync), open: &dyn Fn() -> Vec<OpenText>) -> Result<Vec<String>, scan::ScanError> {
+        let outcome = scan::scan(ScanOptions { root: self.root.clone(), config: config.clone(), use_index: true, progress: Some(progress) })?;
+        let labels = scan::load_labels(&self.root, &config)?;
+        let mut engine = Engine::new(&self.root, config, outcome.files, outcome.pairs, labels);
+        let mut guard = lock(&self.engine);
+        for document in open() {
+            let (analysis, _) = super::document::parse_and_analyze(document.language, &document.text, None);
+            engine.apply_analysis(&document.path, document.language, &document.text, analysis, Some(document.version));
+        }
+        *guard = Some(engine);
+        self.publish(guard.as_ref(), false);
+        Ok(outcome.warnings)
+    }
+
+    /// Runs `change` on the engine (if loaded) and publishes the result. Returns what
+    /// `change` returned, or `None` before the engine exists.
+    pub fn change<T>(&self, change: impl FnOnce(&mut Engine) -> T) -> Option<T> {
+        let mut guard = lock(&self.engine);
+        let engine = guard.as_mut()?;
+        let result = change(engine);
+        let indexing = self.snapshot().indexing;
+        self.publish(guard.as_ref(), indexing);
+        Some(result)
+    }
+
+    /// Reads the engine without publishing.
+    pub fn inspect<T>(&self, read: impl FnOnce(&Engine) -> T) -> Option<T> {
+        let guard = lock(&self.engine);
+        guard.as_ref().map(read)
+    }
+
+    fn publish(&self, engine: Option<&Engine>, indexing: bool) {
+        let Some(engine) = engine else { return };
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let snapshot = Arc::new(engine.snapshot(indexing));
+        match self.snapshot.write() {
+            Ok(mut current) => *current = snapshot,
+            Err(poisoned) => *poisoned.into_inner() = snapshot,
+        }
+        self.published.send_replace(generation);
+    }
+}
+
+/// Locks a mutex, recovering its data if a panicking thread poisoned it: the engine's
+/// state is replaced wholesale on re-index, so a half-finished change is not fatal.
+pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
