@@ -56,9 +56,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let options = EmbeddedOptions { shards: config.shards, sync: config.sync };
     let started = std::time::Instant::now();
     let backend: Arc<dyn Store> = match &config.redis {
-        Some(redis) => Arc::new(
-            RedisStore::connect(redis.clone()).await.with_context(|| format!("connect to the Redis Cluster at {}", redis.nodes.join(",")))?,
-        ),
+        Some(redis) => {
+            let store =
+                Arc::new(RedisStore::connect(redis.clone()).await.with_context(|| format!("connect to the Redis Cluster at {}", redis.nodes.join(",")))?);
+            store.watch();
+            store
+        }
         None => Arc::new(
             tokio::task::spawn_blocking(move || EmbeddedStore::open(&data_dir, &options))
                 .await

@@ -20,6 +20,7 @@
 pub mod layout;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -82,13 +83,17 @@ const FIELDS_PER_READ: usize = 1000;
 const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// A crashed writer's lock expires after this.
 const LOCK_LEASE_MS: u64 = 30_000;
+/// How often the watchdog checks that every master answers.
+const WATCHDOG_INTERVAL: Duration = Duration::from_millis(500);
 /// How long a failed lock release is retried.
 const UNLOCK_RETRY: Duration = Duration::from_secs(8);
 
 const RELEASE_LOCK: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 pub struct RedisStore {
-    connection: ClusterConnection,
+    client: ClusterClient,
+    /// Replaced by the watchdog when the cluster stops answering through it.
+    connection: Arc<RwLock<ClusterConnection>>,
     apply_script: redis::Script,
     release_script: redis::Script,
     options: RedisOptions,
@@ -142,7 +147,8 @@ impl RedisStore {
         let client = builder.build().map_err(unavailable)?;
         let connection = client.get_async_connection().await.map_err(unavailable)?;
         let store = RedisStore {
-            connection,
+            client,
+            connection: Arc::new(RwLock::new(connection)),
             apply_script: redis::Script::new(include_str!("apply.lua")),
             release_script: redis::Script::new(RELEASE_LOCK),
             options,
@@ -151,8 +157,39 @@ impl RedisStore {
         Ok(store)
     }
 
+    /// Starts the watchdog (for as long as the store lives): every half second it pings every
+    /// master; when that fails, it opens a new cluster connection, which reads the topology
+    /// afresh from the seed nodes. The client's own redirection handling does not always
+    /// notice a failed-over master on its own; this bounds how long a stale view can last.
+    pub fn watch(self: &Arc<Self>) {
+        let store: Weak<RedisStore> = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(WATCHDOG_INTERVAL).await;
+                let Some(store) = store.upgrade() else { return };
+                let pinged = tokio::time::timeout(WATCHDOG_INTERVAL * 2, store.check_ready()).await;
+                if matches!(pinged, Ok(Ok(()))) {
+                    continue;
+                }
+                match tokio::time::timeout(WATCHDOG_INTERVAL * 4, store.client.get_async_connection()).await {
+                    Ok(Ok(connection)) => {
+                        if let Ok(mut slot) = store.connection.write() {
+                            *slot = connection;
+                        }
+                        tracing::warn!("the Redis Cluster stopped answering; reconnected and re-read its topology");
+                    }
+                    Ok(Err(error)) => tracing::warn!(%error, "the Redis Cluster does not answer; retrying"),
+                    Err(_) => tracing::warn!("connecting to the Redis Cluster timed out; retrying"),
+                }
+            }
+        });
+    }
+
     fn conn(&self) -> ClusterConnection {
-        self.connection.clone()
+        match self.connection.read() {
+            Ok(connection) => connection.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// Blocks until every master has `wait_replicas` replicas holding this connection's writes.
