@@ -19,6 +19,10 @@ use periodic_edge::store::{QueryOptions, Store};
 use periodic_wire::{DeltaAck, QueryRequest, QueryResponse, QuerySketch, Stats};
 use redis_cluster::RedisCluster;
 
+/// The tests of this file run one at a time: each runs its own six Redis nodes and edge
+/// replicas, and on a small machine parallel clusters would only slow each other's failovers.
+static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn edge_on(cluster: &RedisCluster, dir: &std::path::Path, name: &str, tokens: &std::path::Path) -> Edge {
     let url = cluster.url();
     Edge::start(&dir.join(name), tokens, &["--store", &url, "--cache-ttl", "1", "--request-timeout", "20", "--rate-limit", "100000", "--rate-burst", "100000"])
@@ -69,6 +73,7 @@ async fn stats(edge: &Edge, token: &str) -> Stats {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_passes_on_a_real_redis_cluster() {
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
     let cluster = RedisCluster::start(false);
     let store = Arc::new(RedisStore::connect(RedisOptions::from_url(&cluster.url()).unwrap()).await.unwrap());
     store.watch();
@@ -93,6 +98,7 @@ async fn conformance_suite_passes_on_a_real_redis_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_edge_replicas_serve_the_same_data_and_one_survives_the_other() {
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
     let cluster = RedisCluster::start(false);
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.json");
@@ -125,13 +131,15 @@ async fn two_edge_replicas_serve_the_same_data_and_one_survives_the_other() {
 
 #[derive(Default)]
 struct LoadLog {
-    /// (seconds since start, succeeded) of every request.
+    /// (seconds from the start of the load to sending the request, succeeded) of every request:
+    /// a request sent after the service recovered must succeed.
     outcomes: Vec<(f64, bool)>,
     acknowledged: Vec<(String, std::ops::Range<u64>)>,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_master_under_load_loses_no_acknowledged_batch() {
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
     let mut cluster = RedisCluster::start(false);
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.json");
@@ -156,10 +164,11 @@ async fn killing_a_master_under_load_loses_no_acknowledged_batch() {
                         return;
                     }
                     let edge = &edges[(number % 2) as usize];
+                    let sent_at = started.elapsed().as_secs_f64();
                     let result = post_batch(edge, &token, &repo, range.clone(), &id).await;
                     {
                         let mut log = log.lock().unwrap();
-                        log.outcomes.push((started.elapsed().as_secs_f64(), result.is_ok()));
+                        log.outcomes.push((sent_at, result.is_ok()));
                         if result.is_ok() {
                             log.acknowledged.push((repo.clone(), range.clone()));
                         }
@@ -184,9 +193,10 @@ async fn killing_a_master_under_load_loses_no_acknowledged_batch() {
                     min_similarity: Some(0.5),
                     top_k: Some(5),
                 };
+                let sent_at = started.elapsed().as_secs_f64();
                 let response = client().post(edges[reader].url("/v1/query")).bearer_auth(&token).timeout(Duration::from_secs(25)).json(&request).send().await;
                 let ok = response.is_ok_and(|response| response.status().is_success());
-                log.lock().unwrap().outcomes.push((started.elapsed().as_secs_f64(), ok));
+                log.lock().unwrap().outcomes.push((sent_at, ok));
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }));
@@ -208,13 +218,17 @@ async fn killing_a_master_under_load_loses_no_acknowledged_batch() {
     let failures_after_kill: Vec<f64> = log.outcomes.iter().filter(|(at, ok)| !ok && *at >= killed_at).map(|(at, _)| *at).collect();
     let last_failure = failures_after_kill.iter().copied().fold(killed_at, f64::max);
     eprintln!(
-        "master killed at {killed_at:.1} s; {} failed requests after it, the last at {last_failure:.1} s; {} requests, {} batches acknowledged",
+        "master killed at {killed_at:.1} s; {} failed requests after it, the last sent at {last_failure:.1} s; {} requests, {} batches acknowledged",
         failures_after_kill.len(),
         log.outcomes.len(),
         log.acknowledged.len()
     );
     assert!(log.outcomes.iter().all(|(at, ok)| *ok || *at >= killed_at), "requests failed before the kill");
-    assert!(last_failure - killed_at < 10.0, "service not recovered within 10 s of the kill (last failure {:.1} s after)", last_failure - killed_at);
+    assert!(
+        last_failure - killed_at < 10.0,
+        "service not recovered within 10 s of the kill (a request sent {:.1} s after it failed)",
+        last_failure - killed_at
+    );
     let after_recovery = log.outcomes.iter().filter(|(at, ok)| *ok && *at > last_failure).count();
     assert!(after_recovery >= 20, "too little load after recovery to show it: {after_recovery} requests");
 
@@ -231,6 +245,7 @@ async fn killing_a_master_under_load_loses_no_acknowledged_batch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restarting_the_whole_cluster_from_its_data_loses_nothing_acknowledged() {
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
     let mut cluster = RedisCluster::start(true);
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.json");
