@@ -29,7 +29,7 @@ cd "$here"
 for test_file in tests/test_*.lua; do
   # Only the runner's stdout is counted; Neovim's own messages (stderr) are shown after it.
   errors="$(mktemp)"
-  output="$(timeout 300 "$nvim" --headless --clean -l tests/run.lua "$test_file" 2>"$errors")"
+  output="$(timeout 180 "$nvim" --headless --clean -l tests/run.lua "$test_file" 2>"$errors")"
   status=$?
   echo "$output"
   if [[ -s "$errors" ]]; then

@@ -315,6 +315,14 @@ function M.client_config(options)
   if options.capabilities then
     capabilities = vim.tbl_deep_extend('force', capabilities, options.capabilities)
   end
+  -- A client that pulls diagnostics hears of new results only through
+  -- `workspace/diagnostic/refresh`. Without it (Neovim up to 0.12 advertises pull but not the
+  -- refresh), diagnostics would stay empty until the next edit of that buffer: after the
+  -- background index and after edits to other files. Such a client gets pushed diagnostics.
+  local workspace_diagnostics = capabilities.workspace and capabilities.workspace.diagnostics
+  if not (workspace_diagnostics and workspace_diagnostics.refreshSupport) and capabilities.textDocument then
+    capabilities.textDocument.diagnostic = nil
+  end
   return {
     cmd = server_cmd(options),
     cmd_env = options.log_level and { PERIODIC_LOG = options.log_level } or nil,
