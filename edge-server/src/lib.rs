@@ -5,9 +5,12 @@
 //!
 //! Layout: `api` (HTTP, the only module that knows axum), `store` (the storage trait, its
 //! backends, wrappers and conformance suite), `tokens` (API tokens), `server` (binding, TLS,
-//! signals, shutdown).
+//! signals, shutdown), `cloud` (the organisation-wide tier, `--role cloud`), `uplink` (a team
+//! edge's outbox to the cloud and its cache of organisation counts).
 
 pub mod api;
+pub mod cloud;
 pub mod server;
 pub mod store;
 pub mod tokens;
+pub mod uplink;

@@ -14,6 +14,8 @@ use periodic_edge::server::{self, ServeConfig};
 use periodic_edge::store::embedded::db::SyncMode;
 use periodic_edge::store::redis::RedisOptions;
 use periodic_edge::tokens::{Role, TokensFile};
+use periodic_edge::cloud::CloudConfig;
+use periodic_edge::uplink::UplinkConfig;
 
 #[derive(Parser)]
 #[command(name = "periodic-edge", version, about = "Periodic's team edge server", args_conflicts_with_subcommands = true)]
@@ -121,6 +123,67 @@ struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, default_value_t = 20)]
     shutdown_grace: u64,
+    #[command(flatten)]
+    cloud: CloudArgs,
+}
+
+/// Which server this process is: a team edge (default) or the organisation-wide cloud tier.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ServerRole {
+    Team,
+    Cloud,
+}
+
+#[derive(Args)]
+struct CloudArgs {
+    /// `team`: a team edge; `cloud`: the organisation-wide tier that team edges push
+    /// statistics to (uses --listen, --data, --tokens, TLS and limit options; tokens need role
+    /// cloud-read or cloud-push).
+    #[arg(long, value_enum, default_value = "team")]
+    role: ServerRole,
+    /// Team edge: base URL of the cloud tier to push statistics to and ask organisation counts.
+    #[arg(long, requires = "cloud_token_file")]
+    cloud_url: Option<String>,
+    /// Team edge: file holding the cloud token (role cloud-push), alone on its first line.
+    #[arg(long, requires = "cloud_url")]
+    cloud_token_file: Option<PathBuf>,
+    /// Team edge: most fingerprints per statistics batch.
+    #[arg(long, default_value_t = 1000)]
+    cloud_batch_size: usize,
+    /// Team edge: milliseconds between outbox drains when it is empty.
+    #[arg(long, default_value_t = 2000)]
+    cloud_push_interval_ms: u64,
+    /// Team edge: largest retry delay in milliseconds (backoff doubles from 500 ms, full jitter).
+    #[arg(long, default_value_t = 300_000)]
+    cloud_retry_max_ms: u64,
+    /// Team edge: seconds an organisation count is cached.
+    #[arg(long, default_value_t = 600)]
+    cloud_cache_ttl: u64,
+}
+
+/// The uplink configuration, when a cloud URL is given.
+fn uplink_config(cloud: &CloudArgs, data_dir: &std::path::Path) -> anyhow::Result<Option<UplinkConfig>> {
+    let (Some(url), Some(token_file)) = (&cloud.cloud_url, &cloud.cloud_token_file) else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(token_file).with_context(|| format!("read the cloud token file {}", token_file.display()))?;
+    let token = text.lines().next().unwrap_or_default().trim().to_string();
+    if token.is_empty() {
+        bail!("the cloud token file {} is empty", token_file.display());
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!("--cloud-url must start with http:// or https://");
+    }
+    Ok(Some(UplinkConfig {
+        url: url.clone(),
+        token,
+        outbox_path: data_dir.join("cloud-outbox.db"),
+        batch_size: cloud.cloud_batch_size.clamp(1, periodic_wire::cloud::MAX_STATISTICS_ENTRIES),
+        push_interval: Duration::from_millis(cloud.cloud_push_interval_ms),
+        retry_base: Duration::from_millis(500).min(Duration::from_millis(cloud.cloud_retry_max_ms.max(1))),
+        retry_max: Duration::from_millis(cloud.cloud_retry_max_ms.max(1)),
+        cache_ttl: Duration::from_secs(cloud.cloud_cache_ttl.max(1)),
+    }))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -136,6 +199,31 @@ fn main() -> anyhow::Result<()> {
             let (Some(data_dir), Some(tokens_file)) = (args.data, args.tokens) else {
                 bail!("serving needs --data DIR and --tokens FILE");
             };
+            let limits = Limits {
+                max_body_bytes: args.max_body_bytes,
+                max_batch_units: args.max_batch_units,
+                request_timeout: Duration::from_secs(args.request_timeout),
+                rate_per_second: args.rate_limit,
+                rate_burst: args.rate_burst,
+                ..Limits::default()
+            };
+            if args.cloud.role == ServerRole::Cloud {
+                if args.cloud.cloud_url.is_some() {
+                    bail!("--cloud-url is for team edges; the cloud tier does not push anywhere");
+                }
+                let config = CloudConfig {
+                    listen: args.listen,
+                    data_dir,
+                    tokens_file,
+                    tls: args.tls_cert.zip(args.tls_key),
+                    limits,
+                    addr_file: args.addr_file,
+                    shutdown_grace: Duration::from_secs(args.shutdown_grace),
+                };
+                let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+                return runtime.block_on(periodic_edge::cloud::serve(config));
+            }
+            let uplink = uplink_config(&args.cloud, &data_dir)?;
             let config = ServeConfig {
                 listen: args.listen,
                 data_dir,
@@ -144,18 +232,12 @@ fn main() -> anyhow::Result<()> {
                 sync: args.sync,
                 redis: redis_options(&args.store, args.redis_password.clone(), args.redis_tls, args.redis_wait_replicas)?,
                 tls: args.tls_cert.zip(args.tls_key),
-                limits: Limits {
-                    max_body_bytes: args.max_body_bytes,
-                    max_batch_units: args.max_batch_units,
-                    request_timeout: Duration::from_secs(args.request_timeout),
-                    rate_per_second: args.rate_limit,
-                    rate_burst: args.rate_burst,
-                    ..Limits::default()
-                },
+                limits,
                 cache_ttl: Duration::from_secs(args.cache_ttl),
                 cache_capacity: args.cache_capacity,
                 addr_file: args.addr_file,
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),
+                uplink,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
             runtime.block_on(server::serve(config))

@@ -36,6 +36,8 @@ pub struct ServeConfig {
     pub cache_capacity: u64,
     pub addr_file: Option<PathBuf>,
     pub shutdown_grace: Duration,
+    /// Push statistics to (and ask) the cloud tier; `None` without `--cloud-url`.
+    pub uplink: Option<crate::uplink::UplinkConfig>,
 }
 
 /// The process-wide Prometheus recorder (metrics has one global recorder).
@@ -47,7 +49,7 @@ pub fn prometheus() -> anyhow::Result<PrometheusHandle> {
         .map_err(|error| anyhow::anyhow!("install metrics recorder: {error}"))
 }
 
-fn load_tokens(path: &Path) -> anyhow::Result<TokenTable> {
+pub(crate) fn load_tokens(path: &Path) -> anyhow::Result<TokenTable> {
     TokenTable::from_file(&TokensFile::load(path)?)
 }
 
@@ -78,12 +80,24 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!(file = %config.tokens_file.display(), "no tokens: every /v1 request will be refused; create one with `periodic-edge token create`");
     }
     let tokens = Arc::new(RwLock::new(Arc::new(table)));
+    let uplink = match config.uplink.clone() {
+        Some(uplink_config) => {
+            let url = uplink_config.url.clone();
+            let uplink = tokio::task::spawn_blocking(move || crate::uplink::Uplink::open(uplink_config)).await.context("uplink opener panicked")??;
+            let uplink = Arc::new(uplink);
+            uplink.clone().spawn_drain(store.clone());
+            tracing::info!(%url, "pushing statistics to the cloud tier");
+            Some(uplink)
+        }
+        None => None,
+    };
     let state = AppState {
         store: store.clone(),
         tokens: tokens.clone(),
         limiter: Arc::new(api::auth::rate_limiter(config.limits.rate_per_second, config.limits.rate_burst)),
         limits: Arc::new(config.limits.clone()),
         prometheus: prometheus()?,
+        uplink,
     };
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
@@ -124,7 +138,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn watch_signals(handle: axum_server::Handle, tokens: Arc<RwLock<Arc<TokenTable>>>, tokens_file: PathBuf, grace: Duration) {
+/// Reloads tokens on SIGHUP; starts a graceful shutdown on SIGTERM or SIGINT. Shared by both
+/// roles (team edge and cloud).
+pub(crate) async fn watch_signals(handle: axum_server::Handle, tokens: Arc<RwLock<Arc<TokenTable>>>, tokens_file: PathBuf, grace: Duration) {
     let (Ok(mut terminate), Ok(mut interrupt), Ok(mut hangup)) =
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
     else {

@@ -12,16 +12,29 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
-/// What a token may do. Each role includes the ones before it.
+/// What a token may do. A role belongs to one tier (team edge or cloud) and includes the
+/// roles of its tier listed before it; it grants nothing on the other tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Role {
-    /// Query units, read patterns and stats.
+    /// Team edge: query units, read patterns and stats.
     Read,
-    /// Also send deltas and name patterns.
+    /// Team edge: also send deltas and name patterns.
     Write,
-    /// Everything (reserved for operations).
+    /// Team edge: everything (reserved for operations).
     Admin,
+    /// Cloud tier: ask how common fingerprints are across the organisation.
+    CloudRead,
+    /// Cloud tier: also push a team edge's statistics (what a team edge's cloud token needs).
+    CloudPush,
+}
+
+/// Which server a token is for. A team edge refuses cloud tokens and the cloud refuses team
+/// tokens, even when both are listed in one tokens file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    Team,
+    Cloud,
 }
 
 impl Role {
@@ -30,7 +43,21 @@ impl Role {
             Role::Read => "read",
             Role::Write => "write",
             Role::Admin => "admin",
+            Role::CloudRead => "cloud-read",
+            Role::CloudPush => "cloud-push",
         }
+    }
+
+    pub fn tier(self) -> Tier {
+        match self {
+            Role::Read | Role::Write | Role::Admin => Tier::Team,
+            Role::CloudRead | Role::CloudPush => Tier::Cloud,
+        }
+    }
+
+    /// Whether a token with this role may do what `needed` allows.
+    pub fn grants(self, needed: Role) -> bool {
+        self.tier() == needed.tier() && self >= needed
     }
 }
 
@@ -69,7 +96,10 @@ pub struct TokenTable {
     by_hash: HashMap<[u8; 32], TokenEntry>,
 }
 
+/// Prefix of team edge tokens; cloud tokens start with [`CLOUD_TOKEN_PREFIX`] so that a
+/// person can tell them apart (the server decides by the role stored with the hash).
 const TOKEN_PREFIX: &str = "pe1_";
+const CLOUD_TOKEN_PREFIX: &str = "pc1_";
 
 pub fn hash_token(token: &str) -> blake3::Hash {
     blake3::hash(token.as_bytes())
@@ -106,7 +136,11 @@ impl TokensFile {
         }
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|error| anyhow::anyhow!("no randomness from the OS: {error}"))?;
-        let token = format!("{TOKEN_PREFIX}{}", secret.iter().map(|byte| format!("{byte:02x}")).collect::<String>());
+        let prefix = match role.tier() {
+            Tier::Team => TOKEN_PREFIX,
+            Tier::Cloud => CLOUD_TOKEN_PREFIX,
+        };
+        let token = format!("{prefix}{}", secret.iter().map(|byte| format!("{byte:02x}")).collect::<String>());
         let hash = hash_token(&token).to_hex().to_string();
         let created_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         self.tokens.push(TokenEntry { id: hash[..8].to_string(), hash, tenant: tenant.to_string(), role, created_unix });
@@ -181,6 +215,24 @@ mod tests {
         let table = TokenTable::from_file(&file).expect("table");
         assert!(table.authenticate(&token).is_none());
         assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn roles_grant_only_within_their_tier() {
+        assert!(Role::Admin.grants(Role::Write));
+        assert!(Role::Write.grants(Role::Read));
+        assert!(!Role::Read.grants(Role::Write));
+        assert!(Role::CloudPush.grants(Role::CloudRead));
+        assert!(!Role::CloudRead.grants(Role::CloudPush));
+        for team in [Role::Read, Role::Write, Role::Admin] {
+            for cloud in [Role::CloudRead, Role::CloudPush] {
+                assert!(!team.grants(cloud) && !cloud.grants(team), "{team:?} / {cloud:?}");
+            }
+        }
+        let mut file = TokensFile::default();
+        assert!(file.create("edge-1", Role::CloudPush).expect("create").starts_with(CLOUD_TOKEN_PREFIX));
+        let text = serde_json::to_string(&file).expect("serialize");
+        assert!(text.contains("\"cloud-push\""), "{text}");
     }
 
     #[test]

@@ -3,10 +3,14 @@
 //! MinHash/LSH parameters both sides must agree on, and the few pure functions (band keys,
 //! sketch similarity) whose results must be identical on both sides.
 //!
+//! `cloud` holds the (also v1) format between team edges and the organisation-wide cloud
+//! tier; it carries fingerprint statistics only.
+//!
 //! This crate depends on serde only and imports neither the language server nor the edge
 //! server, so either side can change its internals without touching the other. Any change
 //! that is not backwards compatible gets a new module (`v2`) and a new URL prefix.
 
+pub mod cloud;
 pub mod v1;
 
 pub use v1::*;

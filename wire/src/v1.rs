@@ -2,6 +2,7 @@
 //! unknown fields, so a client that sends something the server would silently ignore learns
 //! about it at once (HTTP 400 naming the field).
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
@@ -276,6 +277,24 @@ pub struct SketchResult {
 #[serde(deny_unknown_fields)]
 pub struct QueryResponse {
     pub results: Vec<SketchResult>,
+    /// How common each queried `t2_hash` (16 hex characters) is across the organisation, as
+    /// the cloud tier last reported it. Only for hashes whose answer the team edge has cached:
+    /// a query never waits on the cloud, so an absent entry means "not known yet".
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub organisation: BTreeMap<String, Organisation>,
+}
+
+/// Organisation-wide counts of one exact structural hash, summed over every team that pushes
+/// statistics to the cloud tier (the asking team included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Organisation {
+    /// Teams with at least one unit of this hash.
+    pub teams: u64,
+    /// Repositories (over all those teams) with at least one unit of this hash.
+    pub repos: u64,
+    /// Units with this hash.
+    pub units: u64,
 }
 
 /// A pattern of the team's periodic table: the units sharing one exact structural hash.

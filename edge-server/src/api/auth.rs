@@ -3,6 +3,7 @@
 //! extensions for the handlers; handlers check the role they need with [`require`].
 
 use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -13,7 +14,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::api::AppState;
 use crate::api::error::ApiError;
-use crate::tokens::{Caller, Role};
+use crate::tokens::{Caller, Role, Tier, TokenTable};
 
 /// One GCRA bucket per token (keyed by the token's hash).
 pub type TokenRateLimiter = DefaultKeyedRateLimiter<[u8; 32]>;
@@ -25,6 +26,14 @@ pub fn rate_limiter(per_second: u32, burst: u32) -> TokenRateLimiter {
 }
 
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
+    let caller = caller_of(&request, &state.tokens, &state.limiter, Tier::Team)?;
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+/// The caller behind a request's bearer token, for a server of `tier`: 401 without a token,
+/// with an unknown one or with a token of the other tier; 429 beyond the token's rate.
+pub fn caller_of(request: &Request, tokens: &RwLock<Arc<TokenTable>>, limiter: &TokenRateLimiter, tier: Tier) -> Result<Caller, ApiError> {
     let header_value = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -34,22 +43,28 @@ pub async fn authenticate(State(state): State<AppState>, mut request: Request, n
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
         _ => return Err(ApiError::unauthorized("Authorization must use the Bearer scheme")),
     };
-    let table = state.tokens.read().map_err(|_| ApiError::unauthorized("token table unavailable"))?.clone();
+    let table = tokens.read().map_err(|_| ApiError::unauthorized("token table unavailable"))?.clone();
     let caller = table.authenticate(token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
-    if let Err(not_until) = state.limiter.check_key(&caller.token_hash) {
+    if caller.role.tier() != tier {
+        let message = match tier {
+            Tier::Team => "this is a cloud-tier token; a team edge accepts only team tokens",
+            Tier::Cloud => "this is a team edge token; the cloud tier accepts only cloud tokens (role cloud-read or cloud-push)",
+        };
+        return Err(ApiError::unauthorized(message));
+    }
+    if let Err(not_until) = limiter.check_key(&caller.token_hash) {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         metrics::counter!("edge_rate_limited_total", "tenant" => caller.tenant.clone()).increment(1);
         let mut error = ApiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests for this token");
         error.retry_after_seconds = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
         return Err(error);
     }
-    request.extensions_mut().insert(caller);
-    Ok(next.run(request).await)
+    Ok(caller)
 }
 
 /// Fails with 403 unless the caller's role includes `needed`.
 pub fn require(caller: &Caller, needed: Role) -> Result<(), ApiError> {
-    if caller.role >= needed {
+    if caller.role.grants(needed) {
         Ok(())
     } else {
         Err(ApiError::forbidden(format!("this token has role `{}`; `{}` is needed", caller.role.as_str(), needed.as_str())))

@@ -83,6 +83,8 @@ pub struct AppState {
     pub limiter: Arc<auth::TokenRateLimiter>,
     pub limits: Arc<Limits>,
     pub prometheus: PrometheusHandle,
+    /// The link to the cloud tier, when `--cloud-url` is given.
+    pub uplink: Option<Arc<crate::uplink::Uplink>>,
 }
 
 pub fn router(state: AppState) -> Router {

@@ -1,4 +1,5 @@
-//! `POST /v1/query`: similar units of the caller's team for each given sketch.
+//! `POST /v1/query`: similar units of the caller's team for each given sketch, plus how common
+//! each queried hash is across the organisation when the cloud uplink knows it.
 
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -24,5 +25,10 @@ pub async fn post_query(
         top_k: request.top_k.map_or(state.limits.default_top_k, |k| k as usize),
     };
     let results = state.store.query(&caller.tenant, &request.sketches, &options).await?;
-    Ok(Json(QueryResponse { results }))
+    // Organisation counts come from the uplink's cache only; a query never waits on the cloud.
+    let organisation = match &state.uplink {
+        Some(uplink) => uplink.organisation_of(&request.sketches.iter().map(|sketch| sketch.t2_hash).collect::<Vec<_>>()).await,
+        None => Default::default(),
+    };
+    Ok(Json(QueryResponse { results, organisation }))
 }

@@ -134,6 +134,10 @@ impl Store for CachedStore {
     async fn flush(&self) -> Result<(), StoreError> {
         self.inner.flush().await
     }
+
+    async fn fingerprints(&self, tenant: &str, repo: &str, keys: &[String]) -> Result<Vec<Option<T2Hash>>, StoreError> {
+        self.inner.fingerprints(tenant, repo, keys).await
+    }
 }
 
 #[cfg(test)]

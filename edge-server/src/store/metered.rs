@@ -60,4 +60,8 @@ impl Store for MeteredStore {
     async fn flush(&self) -> Result<(), StoreError> {
         timed("flush", self.inner.flush()).await
     }
+
+    async fn fingerprints(&self, tenant: &str, repo: &str, keys: &[String]) -> Result<Vec<Option<T2Hash>>, StoreError> {
+        timed("fingerprints", self.inner.fingerprints(tenant, repo, keys)).await
+    }
 }

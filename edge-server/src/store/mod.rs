@@ -71,4 +71,12 @@ pub trait Store: Send + Sync {
 
     /// Makes everything acknowledged so far durable and compact (called at shutdown).
     async fn flush(&self) -> Result<(), StoreError>;
+    /// The stored `t2_hash` of each of `keys` in `repo` (`None` for a key not stored), in
+    /// order. The cloud uplink uses it to learn which fingerprints a batch's removals and
+    /// replacements take away. Backends that cannot answer keep this default, and the uplink
+    /// then tracks only the fingerprints a batch adds.
+    async fn fingerprints(&self, tenant: &str, repo: &str, keys: &[String]) -> Result<Vec<Option<T2Hash>>, StoreError> {
+        let _ = (tenant, repo, keys);
+        Err(StoreError::Unavailable("this backend cannot look units up by key".into()))
+    }
 }

@@ -123,6 +123,11 @@ impl ShardIndex {
         self.slots.get(slot as usize).and_then(|s| s.unit.as_ref())
     }
 
+    /// The unit with this identity (hash of tenant, repo and key), if stored.
+    pub fn unit_by_identity(&self, identity: u128) -> Option<&MemUnit> {
+        self.by_identity.get(&identity).and_then(|&slot| self.unit(slot))
+    }
+
     /// Inserts or replaces the unit with this identity (hash of tenant, repo and key).
     pub fn upsert(&mut self, identity: u128, unit: MemUnit) {
         self.remove(identity);

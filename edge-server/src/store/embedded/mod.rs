@@ -512,6 +512,17 @@ impl Store for EmbeddedStore {
         })
         .await
     }
+
+    async fn fingerprints(&self, tenant: &str, repo: &str, keys: &[String]) -> Result<Vec<Option<T2Hash>>, StoreError> {
+        // The in-memory indexes mirror SQLite, so this needs no disk access.
+        let mut found = Vec::with_capacity(keys.len());
+        for key in keys {
+            let identity = unit_identity(tenant, repo, key);
+            let index = self.shards[self.shard_of(identity)].index.read().map_err(poisoned)?;
+            found.push(index.unit_by_identity(identity).map(|unit| unit.t2_hash));
+        }
+        Ok(found)
+    }
 }
 
 #[cfg(test)]
@@ -521,6 +532,28 @@ mod tests {
 
     fn open(dir: &Path, shards: usize) -> EmbeddedStore {
         EmbeddedStore::open(dir, &EmbeddedOptions { shards, sync: SyncMode::Normal }).expect("open store")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn fingerprints_are_looked_up_by_key_within_tenant_and_repo() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = open(dir.path(), 3);
+        let upsert = |key: &str, t2: u64| periodic_wire::UnitUpsert {
+            key: key.into(),
+            t2_hash: T2Hash(t2),
+            sketch: periodic_wire::Sketch([t2 as u32; periodic_wire::SKETCH_LEN]),
+            tokens: 10,
+            lines: 3,
+            nesting: 1,
+            language: "rust".into(),
+            location: None,
+        };
+        let batch = DeltaBatch { batch_id: "b1".into(), upserts: vec![upsert("a", 7), upsert("b", 9)], removals: vec![] };
+        store.apply_batch("t1", "r1", batch).await.expect("apply");
+        let keys: Vec<String> = ["a", "b", "c"].iter().map(|k| k.to_string()).collect();
+        assert_eq!(store.fingerprints("t1", "r1", &keys).await.expect("lookup"), vec![Some(T2Hash(7)), Some(T2Hash(9)), None]);
+        assert_eq!(store.fingerprints("t2", "r1", &keys).await.expect("lookup"), vec![None, None, None]);
+        assert_eq!(store.fingerprints("t1", "r2", &keys).await.expect("lookup"), vec![None, None, None]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
