@@ -502,7 +502,8 @@ impl Backend {
         let documents = lock(&self.state.documents);
         if let Some(document) = documents.values().find(|document| document.path == path) {
             let lines: Vec<String> = (instance.start_line..=instance.end_line)
-                .filter_map(|line| (line as usize <= document.rope.len_lines()).then(|| document.rope.line(line as usize - 1).to_string()))
+                .filter(|&line| line as usize <= document.rope.len_lines())
+                .map(|line| document.rope.line(line as usize - 1).to_string())
                 .collect();
             return Some(lines.concat());
         }

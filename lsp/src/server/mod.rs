@@ -10,11 +10,13 @@
 mod answers;
 mod backend;
 mod document;
+mod framing;
 mod position;
 mod settings;
 mod watch;
 mod workspace;
 
+use tokio::io::AsyncWriteExt;
 use tower_lsp_server::{LspService, Server};
 
 use backend::Backend;
@@ -27,7 +29,27 @@ pub fn run() -> anyhow::Result<()> {
             .custom_method("periodic/similar", Backend::similar)
             .custom_method("periodic/patterns", Backend::patterns)
             .finish();
-        Server::new(tokio::io::stdin(), tokio::io::stdout(), socket).serve(service).await;
+        // The handlers talk through in-memory pipes; `framing` sits between them and stdio.
+        let (handlers_input, client_side_input) = tokio::io::duplex(1 << 16);
+        let (client_side_output, handlers_output) = tokio::io::duplex(1 << 16);
+        let (frames, mut to_write) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        tokio::spawn(framing::pump_input(tokio::io::stdin(), client_side_input, frames.clone()));
+        let end_of_output = frames.clone();
+        let output = tokio::spawn(framing::pump_output(client_side_output, frames));
+        let writer = tokio::spawn(async move {
+            let mut stdout = tokio::io::stdout();
+            // An empty frame marks the end of the handlers' output.
+            while let Some(frame) = to_write.recv().await.filter(|frame| !frame.is_empty()) {
+                if stdout.write_all(&frame).await.is_err() || stdout.flush().await.is_err() {
+                    break;
+                }
+            }
+        });
+        Server::new(handlers_input, handlers_output, socket).serve(service).await;
+        // Everything the handlers wrote reaches the client before the process ends.
+        let _ = output.await;
+        let _ = end_of_output.send(Vec::new());
+        let _ = writer.await;
     });
     // Background scans may still be running on blocking threads: do not wait for them.
     runtime.shutdown_background();
