@@ -110,6 +110,11 @@ fn the_handshake_negotiates_the_position_encoding_and_shutdown_exits_cleanly() {
     assert!(result["capabilities"].get("diagnosticProvider").is_none(), "no pull diagnostics for a client without them");
     assert_eq!(client.shutdown(), 0);
 
+    // A client that pulls but cannot be asked to pull again gets pushed diagnostics.
+    let (client, result) = LspClient::initialized(&[&root], json!({"textDocument": {"diagnostic": {}}}), fast());
+    assert!(result["capabilities"].get("diagnosticProvider").is_none());
+    assert_eq!(client.shutdown(), 0);
+
     let (client, result) = LspClient::initialized(&[&root], json!({}), fast());
     assert_eq!(result["capabilities"]["positionEncoding"], "utf-16", "UTF-16 when the client offers nothing else");
     assert_eq!(client.shutdown(), 0);
@@ -354,7 +359,7 @@ fn stale_versions_are_dropped() {
 #[test]
 fn cancelling_a_waiting_request_answers_request_cancelled() {
     let (_dir, root) = workspace();
-    let capabilities = json!({"textDocument": {"diagnostic": {}}});
+    let capabilities = json!({"textDocument": {"diagnostic": {}}, "workspace": {"diagnostics": {"refreshSupport": true}}});
     let (mut client, _) = LspClient::initialized(&[&root], capabilities, json!({"debounceMs": 600000}));
     let uri = client.open(&root.join("pkg/orders.py"), "python", ORDERS);
     client.poll("textDocument/diagnostic", json!({"textDocument": {"uri": uri}}), |report| report["items"].as_array().is_some_and(|items| !items.is_empty()));

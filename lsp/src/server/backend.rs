@@ -648,9 +648,13 @@ fn client_support(capabilities: &ClientCapabilities) -> ClientSupport {
     let text = capabilities.text_document.as_ref();
     let workspace = capabilities.workspace.as_ref();
     let window = capabilities.window.as_ref();
+    let diagnostic_refresh =
+        workspace.and_then(|workspace| workspace.diagnostics.as_ref()).and_then(|diagnostics| diagnostics.refresh_support).unwrap_or(false);
     ClientSupport {
-        pull_diagnostics: text.and_then(|text| text.diagnostic.as_ref()).is_some(),
-        diagnostic_refresh: workspace.and_then(|workspace| workspace.diagnostics.as_ref()).and_then(|diagnostics| diagnostics.refresh_support).unwrap_or(false),
+        // Results change in the background (other files, re-indexes): a client that pulls
+        // but cannot be told to pull again would show stale diagnostics, so it gets pushes.
+        pull_diagnostics: text.and_then(|text| text.diagnostic.as_ref()).is_some() && diagnostic_refresh,
+        diagnostic_refresh,
         code_lens_refresh: workspace.and_then(|workspace| workspace.code_lens.as_ref()).and_then(|lens| lens.refresh_support).unwrap_or(false),
         work_done_progress: window.and_then(|window| window.work_done_progress).unwrap_or(false),
         show_document: window.and_then(|window| window.show_document.as_ref()).is_some_and(|show| show.support),
