@@ -16,7 +16,8 @@ use common::{Edge, client, create_token};
 use periodic_edge::store::conformance::{self, batch, sketch_of, t2_of};
 use periodic_edge::store::redis::{RedisOptions, RedisStore, layout};
 use periodic_edge::store::{QueryOptions, Store};
-use periodic_wire::{DeltaAck, QueryRequest, QueryResponse, QuerySketch, Stats};
+use periodic_edge::uplink::{Uplink, UplinkConfig};
+use periodic_wire::{DeltaAck, DeltaBatch, QueryRequest, QueryResponse, QuerySketch, Stats};
 use redis_cluster::RedisCluster;
 
 /// The tests of this file run one at a time: each runs its own six Redis nodes and edge
@@ -92,8 +93,37 @@ async fn conformance_suite_passes_on_a_real_redis_cluster() {
     let options = QueryOptions { exclude_repo: None, min_similarity: 0.0, top_k: 10 };
     let found = store.query(tenant, &[QuerySketch { id: "q".into(), t2_hash: t2_of(1), sketch: sketch_of(1) }], &options).await.unwrap();
     assert_eq!(found[0].matches.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), vec!["unit-1"]);
+    // The cloud uplink learns through this store which fingerprints a batch takes away.
+    uplink_sees_what_a_batch_removes_or_replaces(&*store).await;
     assert!(RedisOptions::from_url("redis://127.0.0.1:1").is_err());
     assert!(RedisOptions::from_url("redis-cluster://127.0.0.1").is_err());
+}
+
+/// The uplink's view of a batch on this backend: the fingerprints it adds, and those its
+/// removed and replaced keys held before it (so that the cloud's counts of them drop).
+async fn uplink_sees_what_a_batch_removes_or_replaces(store: &dyn Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let uplink = Uplink::open(UplinkConfig {
+        // Never contacted: only the lookup of touched fingerprints is exercised here.
+        url: "http://127.0.0.1:9".into(),
+        token: "unused".into(),
+        outbox_path: dir.path().join("outbox.db"),
+        batch_size: 1000,
+        push_interval: Duration::from_secs(60),
+        retry_base: Duration::from_millis(500),
+        retry_max: Duration::from_secs(60),
+        cache_ttl: Duration::from_secs(60),
+    })
+    .unwrap();
+    let tenant = "uplink-check";
+    store.apply_batch(tenant, "r", batch("b1", 0..5)).await.unwrap();
+    let mut reshaped = conformance::unit(77);
+    reshaped.key = "unit-1".into();
+    let change = DeltaBatch { batch_id: "b2".into(), upserts: vec![reshaped], removals: vec!["unit-3".into(), "never-stored".into()] };
+    let touched = uplink.fingerprints_touched(store, tenant, "r", &change).await;
+    let mut expected = vec![t2_of(1), t2_of(3), t2_of(77)];
+    expected.sort();
+    assert_eq!(touched, expected, "added, replaced and removed fingerprints");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,11 +159,19 @@ async fn two_edge_replicas_serve_the_same_data_and_one_survives_the_other() {
     assert_eq!(ready.status(), 200);
 }
 
+/// One request of the load, timed in seconds from the start of the load. A request that
+/// ended before the kill must have succeeded; one in flight at the kill may fail; one sent
+/// after the service recovered must succeed.
+struct Outcome {
+    sent_at: f64,
+    ended_at: f64,
+    ok: bool,
+}
+
 #[derive(Default)]
 struct LoadLog {
-    /// (seconds from the start of the load to sending the request, succeeded) of every request:
-    /// a request sent after the service recovered must succeed.
-    outcomes: Vec<(f64, bool)>,
+    /// Every request of the load.
+    outcomes: Vec<Outcome>,
     acknowledged: Vec<(String, std::ops::Range<u64>)>,
 }
 
@@ -168,7 +206,7 @@ async fn killing_a_master_under_load_loses_no_acknowledged_batch() {
                     let result = post_batch(edge, &token, &repo, range.clone(), &id).await;
                     {
                         let mut log = log.lock().unwrap();
-                        log.outcomes.push((sent_at, result.is_ok()));
+                        log.outcomes.push(Outcome { sent_at, ended_at: started.elapsed().as_secs_f64(), ok: result.is_ok() });
                         if result.is_ok() {
                             log.acknowledged.push((repo.clone(), range.clone()));
                         }
@@ -196,40 +234,46 @@ async fn killing_a_master_under_load_loses_no_acknowledged_batch() {
                 let sent_at = started.elapsed().as_secs_f64();
                 let response = client().post(edges[reader].url("/v1/query")).bearer_auth(&token).timeout(Duration::from_secs(25)).json(&request).send().await;
                 let ok = response.is_ok_and(|response| response.status().is_success());
-                log.lock().unwrap().outcomes.push((sent_at, ok));
+                log.lock().unwrap().outcomes.push(Outcome { sent_at, ended_at: started.elapsed().as_secs_f64(), ok });
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }));
     }
 
     // Kill a master once the load runs; a supervisor would start it again a second later
-    // (it rejoins as a replica of the promoted one).
+    // (it rejoins as a replica of the promoted one). The harness waits on processes, so it
+    // runs off the two runtime threads that carry the load.
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let victim = cluster.masters()[0];
-    let killed_at = started.elapsed().as_secs_f64();
-    cluster.kill9(victim);
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    cluster.restart(victim);
+    let (cluster, killed_at) = tokio::task::spawn_blocking(move || {
+        let victim = cluster.masters()[0];
+        let killed_at = started.elapsed().as_secs_f64();
+        cluster.kill9(victim);
+        std::thread::sleep(Duration::from_secs(1));
+        cluster.restart(victim);
+        (cluster, killed_at)
+    })
+    .await
+    .unwrap();
     for task in tasks {
         task.await.unwrap();
     }
 
     let log = Arc::try_unwrap(log).ok().unwrap().into_inner().unwrap();
-    let failures_after_kill: Vec<f64> = log.outcomes.iter().filter(|(at, ok)| !ok && *at >= killed_at).map(|(at, _)| *at).collect();
+    let failures_after_kill: Vec<f64> = log.outcomes.iter().filter(|outcome| !outcome.ok && outcome.ended_at >= killed_at).map(|outcome| outcome.sent_at).collect();
     let last_failure = failures_after_kill.iter().copied().fold(killed_at, f64::max);
     eprintln!(
-        "master killed at {killed_at:.1} s; {} failed requests after it, the last sent at {last_failure:.1} s; {} requests, {} batches acknowledged",
+        "master killed at {killed_at:.1} s; {} requests failed after it, the last of them sent at {last_failure:.1} s; {} requests, {} batches acknowledged",
         failures_after_kill.len(),
         log.outcomes.len(),
         log.acknowledged.len()
     );
-    assert!(log.outcomes.iter().all(|(at, ok)| *ok || *at >= killed_at), "requests failed before the kill");
+    assert!(log.outcomes.iter().all(|outcome| outcome.ok || outcome.ended_at >= killed_at), "requests failed before the kill");
     assert!(
         last_failure - killed_at < 10.0,
         "service not recovered within 10 s of the kill (a request sent {:.1} s after it failed)",
         last_failure - killed_at
     );
-    let after_recovery = log.outcomes.iter().filter(|(at, ok)| *ok && *at > last_failure).count();
+    let after_recovery = log.outcomes.iter().filter(|outcome| outcome.ok && outcome.sent_at > last_failure).count();
     assert!(after_recovery >= 20, "too little load after recovery to show it: {after_recovery} requests");
 
     cluster.wait_healthy(Duration::from_secs(30));

@@ -80,6 +80,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     removals_and_replacements_take_effect(&*store, &tenant("remove")).await;
     tenants_are_isolated(&*store, &tenant("a"), &tenant("b")).await;
     patterns_group_exact_structure_across_repos(&*store, &tenant("patterns")).await;
+    fingerprints_follow_upserts_removals_and_replacements(&*store, &tenant("fingerprints"), &tenant("fingerprints-other")).await;
     store.check_ready().await.expect("ready");
     assert!(store.units_stored().await.unwrap() > 0, "units_stored counts stored units");
     store.flush().await.expect("flush");
@@ -235,4 +236,33 @@ async fn patterns_group_exact_structure_across_repos(store: &dyn Store, tenant: 
     // Clearing the name.
     let cleared = store.set_pattern_meta(tenant, t2_of(1), PatternUpdate { name: None, note: None }).await.unwrap();
     assert_eq!(cleared.summary.name, None);
+}
+
+/// `fingerprints` is how the cloud uplink learns what a batch takes away: it must answer the
+/// stored T2 of each key, in order, `None` for keys never stored or removed, the new T2 after a
+/// replacement, and nothing of another repository or tenant. The lookup spans more keys than
+/// one backend read (1000 fields) so that answers stay in order across reads.
+async fn fingerprints_follow_upserts_removals_and_replacements(store: &dyn Store, tenant: &str, other_tenant: &str) {
+    store.apply_batch(tenant, "repo", batch("b1", 0..30)).await.unwrap();
+    let keys: Vec<String> = (0..1500).map(|n| format!("unit-{n}")).collect();
+    let found = store.fingerprints(tenant, "repo", &keys).await.unwrap();
+    let expected: Vec<Option<T2Hash>> = (0..1500).map(|n| (n < 30).then(|| t2_of(n))).collect();
+    assert_eq!(found, expected, "fingerprints of stored keys, None for the rest, in order");
+
+    // A repeated key is answered at each position.
+    let repeated: Vec<String> = ["unit-4", "missing", "unit-4"].iter().map(|key| key.to_string()).collect();
+    assert_eq!(store.fingerprints(tenant, "repo", &repeated).await.unwrap(), vec![Some(t2_of(4)), None, Some(t2_of(4))]);
+    assert!(store.fingerprints(tenant, "repo", &[]).await.unwrap().is_empty());
+
+    // Removed: None. Replaced (same key, new shape): the new T2.
+    let mut replaced = unit(900);
+    replaced.key = "unit-6".into();
+    let change = DeltaBatch { batch_id: "b2".into(), upserts: vec![replaced], removals: vec!["unit-5".into()] };
+    store.apply_batch(tenant, "repo", change).await.unwrap();
+    let probe_keys: Vec<String> = ["unit-5", "unit-6", "unit-7"].iter().map(|key| key.to_string()).collect();
+    assert_eq!(store.fingerprints(tenant, "repo", &probe_keys).await.unwrap(), vec![None, Some(t2_of(900)), Some(t2_of(7))]);
+
+    // Another repository of the tenant, or another tenant with the same repository name: nothing.
+    assert_eq!(store.fingerprints(tenant, "other-repo", &probe_keys).await.unwrap(), vec![None, None, None]);
+    assert_eq!(store.fingerprints(other_tenant, "repo", &probe_keys).await.unwrap(), vec![None, None, None]);
 }

@@ -695,6 +695,18 @@ impl Store for RedisStore {
         Ok(())
     }
 
+    async fn fingerprints(&self, tenant: &str, repo: &str, keys: &[String]) -> Result<Vec<Option<T2Hash>>, StoreError> {
+        let layout = Keys::new(tenant);
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(FIELDS_PER_READ) {
+            let members: Vec<Option<Vec<u8>>> = redis::cmd("HMGET").arg(layout.locator(repo)).arg(chunk).query_async(&mut self.conn()).await.map_err(unavailable)?;
+            for member_bytes in members {
+                found.push(member_bytes.map(|bytes| member_from(&bytes).map(|member| member_t2(&member))).transpose()?);
+            }
+        }
+        Ok(found)
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         // Every acknowledged batch already waited for its replica; nothing is buffered here.
         Ok(())
