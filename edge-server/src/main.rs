@@ -111,9 +111,11 @@ struct ServeArgs {
     /// Seconds before a request is abandoned with 503.
     #[arg(long, default_value_t = 30)]
     request_timeout: u64,
-    /// Seconds a cached query or pattern answer may be served.
-    #[arg(long, default_value_t = 30)]
-    cache_ttl: u64,
+    /// Seconds a cached query or pattern answer may be served. Default: 30 with the embedded
+    /// store (every write passes through this process and clears its cache); 2 with
+    /// redis-cluster, where it bounds how late another replica's writes are seen.
+    #[arg(long)]
+    cache_ttl: Option<u64>,
     /// Entries per cache.
     #[arg(long, default_value_t = 20_000)]
     cache_capacity: u64,
@@ -233,7 +235,7 @@ fn main() -> anyhow::Result<()> {
                 redis: redis_options(&args.store, args.redis_password.clone(), args.redis_tls, args.redis_wait_replicas)?,
                 tls: args.tls_cert.zip(args.tls_key),
                 limits,
-                cache_ttl: Duration::from_secs(args.cache_ttl),
+                cache_ttl: args.cache_ttl.map(Duration::from_secs),
                 cache_capacity: args.cache_capacity,
                 addr_file: args.addr_file,
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),

@@ -32,7 +32,9 @@ pub struct ServeConfig {
     pub redis: Option<RedisOptions>,
     pub tls: Option<(PathBuf, PathBuf)>,
     pub limits: Limits,
-    pub cache_ttl: Duration,
+    /// `None`: the backend's default (`store::cached::default_ttl`): short on a shared
+    /// Redis Cluster, where it bounds how stale another replica's writes may appear.
+    pub cache_ttl: Option<Duration>,
     pub cache_capacity: u64,
     pub addr_file: Option<PathBuf>,
     pub shutdown_grace: Duration,
@@ -72,8 +74,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         ),
     };
     let units = backend.units_stored().await?;
-    tracing::info!(units, shards = config.shards, seconds = started.elapsed().as_secs_f64(), "storage loaded");
-    let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(MeteredStore::new(backend)), config.cache_capacity, config.cache_ttl));
+    let cache_ttl = config.cache_ttl.unwrap_or_else(|| crate::store::cached::default_ttl(config.redis.is_some()));
+    tracing::info!(units, shards = config.shards, seconds = started.elapsed().as_secs_f64(), cache_ttl_seconds = cache_ttl.as_secs_f64(), "storage loaded");
+    let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(MeteredStore::new(backend)), config.cache_capacity, cache_ttl));
 
     let table = load_tokens(&config.tokens_file)?;
     if table.is_empty() {

@@ -1,5 +1,6 @@
 //! The Redis Cluster backend against a real 6-node cluster on loopback: the storage
-//! conformance suite, two `periodic-edge` replicas serving one cluster, `kill -9` of a master
+//! conformance suite, two `periodic-edge` replicas serving one cluster (and how late one sees
+//! the other's writes with the default cache TTL), `kill -9` of a master
 //! under a write and query load through both replicas, losing an edge replica, and a restart
 //! of the whole cluster from its data. Loads are bounded in count and time.
 
@@ -27,6 +28,12 @@ static ONE_CLUSTER_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const
 fn edge_on(cluster: &RedisCluster, dir: &std::path::Path, name: &str, tokens: &std::path::Path) -> Edge {
     let url = cluster.url();
     Edge::start(&dir.join(name), tokens, &["--store", &url, "--cache-ttl", "1", "--request-timeout", "20", "--rate-limit", "100000", "--rate-burst", "100000"])
+}
+
+/// An edge on `cluster` with the cache TTL the server picks for a shared store by itself.
+fn edge_with_default_cache_ttl(cluster: &RedisCluster, dir: &std::path::Path, name: &str, tokens: &std::path::Path) -> Edge {
+    let url = cluster.url();
+    Edge::start(&dir.join(name), tokens, &["--store", &url, "--request-timeout", "20", "--rate-limit", "100000", "--rate-burst", "100000"])
 }
 
 async fn post_batch(edge: &Edge, token: &str, repo: &str, numbers: std::ops::Range<u64>, id: &str) -> Result<DeltaAck, String> {
@@ -134,7 +141,7 @@ async fn two_edge_replicas_serve_the_same_data_and_one_survives_the_other() {
     let tokens = dir.path().join("tokens.json");
     let token = create_token(&tokens, "team", "write");
     let mut first = edge_on(&cluster, dir.path(), "first", &tokens);
-    let second = edge_on(&cluster, dir.path(), "second", &tokens);
+    let second = edge_with_default_cache_ttl(&cluster, dir.path(), "second", &tokens);
 
     post_batch(&first, &token, "billing", 0..50, "b1").await.unwrap();
     post_batch(&first, &token, "ledger", 0..5, "b1").await.unwrap();
@@ -151,10 +158,22 @@ async fn two_edge_replicas_serve_the_same_data_and_one_survives_the_other() {
     assert_eq!(detail["summary"]["name"], "money");
     assert_eq!(detail["summary"]["units"], 2);
 
+    // Staleness bound: `second` has cached an answer without units 60..70; once they are
+    // written through `first`, `second` finds them within its default TTL on a shared store
+    // (2 s; the embedded store's 30 s would fail this), plus the time the requests take.
+    let late: Vec<u64> = (60..70).collect();
+    assert_eq!(missing_units(&second, &token, "billing", &late, 8).await, late);
+    post_batch(&first, &token, "billing", 60..70, "b-late").await.unwrap();
+    let written = Instant::now();
+    while !missing_units(&second, &token, "billing", &late, 8).await.is_empty() {
+        assert!(written.elapsed() < Duration::from_secs(10), "another replica's write still unseen 10 s later");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Losing one replica: the other keeps reading and writing.
     first.kill9();
     post_batch(&second, &token, "billing", 50..60, "b2").await.unwrap();
-    assert!(missing_units(&second, &token, "billing", &(0..60).collect::<Vec<_>>(), 6).await.is_empty());
+    assert!(missing_units(&second, &token, "billing", &(0..70).collect::<Vec<_>>(), 6).await.is_empty());
     let ready = client().get(second.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
 }

@@ -14,6 +14,18 @@ use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, Pattern
 
 use crate::store::{QueryOptions, Store, StoreError};
 
+/// Default TTL in front of a backend only this process writes (the embedded store): every
+/// write goes through this cache and invalidates it, so the TTL bounds nothing but memory.
+pub const PRIVATE_BACKEND_TTL: Duration = Duration::from_secs(30);
+/// Default TTL in front of a backend several replicas share (Redis Cluster): a write through
+/// another replica is not seen here, so the TTL is how stale an answer may be.
+pub const SHARED_BACKEND_TTL: Duration = Duration::from_secs(2);
+
+/// The cache TTL when `--cache-ttl` is not given.
+pub fn default_ttl(backend_is_shared: bool) -> Duration {
+    if backend_is_shared { SHARED_BACKEND_TTL } else { PRIVATE_BACKEND_TTL }
+}
+
 pub struct CachedStore {
     inner: Arc<dyn Store>,
     generations: RwLock<HashMap<String, u64>>,
