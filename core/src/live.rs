@@ -64,8 +64,8 @@ impl LiveIndex {
     pub fn update_analysis(&mut self, path: &str, language: Language, text: &str, analysis: analysis::Analysis) -> u32 {
         let settings = self.config.detection_for(language);
         let content_hash = *blake3::hash(text.as_bytes()).as_bytes();
-        let record =
-            FileRecord::from_analysis(path.to_string(), language, content_hash, text.len() as u64, 0, &analysis, settings);
+        let previous = self.slots.get(path).map(|&slot| &self.files[slot as usize]);
+        let record = FileRecord::from_analysis_reusing(path.to_string(), language, content_hash, text.len() as u64, 0, &analysis, settings, previous);
         let slot = match self.slots.get(path) {
             Some(&slot) => {
                 self.files[slot as usize] = record;
@@ -144,6 +144,20 @@ mod tests {
         live.update_text("rows.py", Language::Python, OTHER);
         assert!(live.clones_of("rows.py").is_empty());
         assert!(live.clones_of("orders.py").is_empty());
+    }
+
+    #[test]
+    fn an_edit_re_fingerprints_to_the_same_record_as_a_fresh_analysis() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut live = live_index(dir.path());
+        let both = format!("{ORIGINAL}\n\n{OTHER}");
+        live.update_text("rows.py", Language::Python, &both);
+        let edited = both.replace("lines = []", "lines = [header_line()]");
+        live.update_text("rows.py", Language::Python, &edited);
+        let slot = live.slot("rows.py").expect("slot") as usize;
+        let analysis = analysis::analyze(Language::Python, &edited);
+        let fresh = FileRecord::from_analysis("rows.py".into(), Language::Python, *blake3::hash(edited.as_bytes()).as_bytes(), edited.len() as u64, 0, &analysis, &config().detection);
+        assert_eq!(live.files()[slot], fresh);
     }
 
     #[test]

@@ -59,6 +59,27 @@ impl FileRecord {
         analysis: &Analysis,
         settings: &DetectionSettings,
     ) -> FileRecord {
+        FileRecord::from_analysis_reusing(path, language, content_hash, size, mtime_ns, analysis, settings, None)
+    }
+
+    /// Like [`FileRecord::from_analysis`], taking the sketches of units whose tokens did not
+    /// change from `previous` (the same file before an edit): while typing, only the
+    /// edited units are sketched again. Equal exact text means equal normalised tokens, so
+    /// a reused sketch is the one that would be computed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_analysis_reusing(
+        path: String,
+        language: Language,
+        content_hash: [u8; 32],
+        size: u64,
+        mtime_ns: i64,
+        analysis: &Analysis,
+        settings: &DetectionSettings,
+        previous: Option<&FileRecord>,
+    ) -> FileRecord {
+        let reusable: std::collections::HashMap<(u64, u32), &Sketch> = previous
+            .map(|previous| previous.units.iter().map(|unit| ((unit.hashes.t1, unit.token_count()), unit.sketch.as_ref())).collect())
+            .unwrap_or_default();
         let kept: Vec<&Unit> = analysis
             .units
             .iter()
@@ -72,6 +93,7 @@ impl FileRecord {
                 .iter()
                 .rposition(|outer| outer.start_byte <= unit.start_byte && unit.end_byte <= outer.end_byte)
                 .map(|index| index as u32);
+            let hashes = fingerprint::exact_hashes(&analysis.tokens, start, end);
             units.push(UnitRecord {
                 name: unit.name.clone(),
                 kind: unit.kind.to_string(),
@@ -83,8 +105,11 @@ impl FileRecord {
                 token_end: unit.token_end,
                 nesting: unit.nesting,
                 parent,
-                hashes: fingerprint::exact_hashes(&analysis.tokens, start, end),
-                sketch: Box::new(fingerprint::sketch(&analysis.tokens.syms[start..end])),
+                sketch: Box::new(match reusable.get(&(hashes.t1, unit.token_count())) {
+                    Some(&sketch) => sketch.clone(),
+                    None => fingerprint::sketch(&analysis.tokens.syms[start..end]),
+                }),
+                hashes,
             });
         }
         let winnows =
