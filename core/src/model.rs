@@ -106,7 +106,7 @@ impl FileRecord {
                 nesting: unit.nesting,
                 parent,
                 sketch: Box::new(match reusable.get(&(hashes.t1, unit.token_count())) {
-                    Some(&sketch) => sketch.clone(),
+                    Some(&sketch) => *sketch,
                     None => fingerprint::sketch(&analysis.tokens.syms[start..end]),
                 }),
                 hashes,
