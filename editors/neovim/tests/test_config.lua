@@ -59,17 +59,6 @@ return {
     end
   end },
 
-  { 'diagnostics are pulled only by a client that can be told to pull again', function()
-    local client_config = require('periodic').client_config(require('periodic.config').merge({ binary = H.bin() }))
-    H.eq(nil, client_config.capabilities.textDocument.diagnostic, 'without workspace/diagnostic/refresh: pushed diagnostics')
-    H.truthy(client_config.capabilities.textDocument.publishDiagnostics, 'publishDiagnostics stays advertised')
-    local refreshing = require('periodic').client_config(require('periodic.config').merge({
-      binary = H.bin(),
-      capabilities = { workspace = { diagnostics = { refreshSupport = true } } },
-    }))
-    H.truthy(refreshing.capabilities.textDocument.diagnostic, 'with refresh support: pulled diagnostics')
-  end },
-
   { 'the code lens command puts its locations into the quickfix list', function()
     local root = H.workspace()
     local target = vim.uri_from_fname(root .. '/pkg/invoices.py')

@@ -1,5 +1,6 @@
 -- The plugin against the real language server (`periodic lsp`): attach with the fixture as root,
--- diagnostics with related locations, hover, the ignore code action editing the buffer,
+-- diagnostics with related locations, hover with its diff, the ignore code action editing the buffer,
+-- the go-to code action opening the other copy, :checkhealth with the running client,
 -- :PeriodicSimilar filling the quickfix list. The fixture has one duplicated function:
 -- pkg/orders.py order_total (lines 4-14) and pkg/invoices.py invoice_amount (lines 6-16), a
 -- Type-2 clone (identifiers renamed).
@@ -76,6 +77,11 @@ return {
         return type(part) == 'string' and part or part.value
       end, contents), '\n')
     H.truthy(text:find('invoices.py', 1, true), 'hover does not mention invoices.py:\n' .. text)
+    H.truthy(text:find('**Pattern', 1, true) and text:find('P%-%x+'), 'hover does not name the pattern:\n' .. text)
+    H.truthy(text:find('`invoice_amount`', 1, true), 'hover does not name the other function:\n' .. text)
+    -- The diff of the closest copy: a line of ours (`-`) next to the renamed line there (`+`).
+    H.truthy(text:find('```diff', 1, true), 'hover has no diff:\n' .. text)
+    H.truthy(text:find('\n%-%s+total = 0') and text:find('\n%+%s+amount = 0'), 'the diff does not pair the renamed lines:\n' .. text)
   end },
 
   { 'the ignore code action inserts a periodic-ignore comment', function()
@@ -113,6 +119,23 @@ return {
     -- Leave the buffer as it was for the next case.
     vim.cmd('silent undo')
     H.eq(nil, H.find_line(bufnr, 'periodic%-ignore'))
+  end },
+
+  { 'the go-to code action opens the most similar copy (server command, window/showDocument)', function()
+    attached()
+    vim.api.nvim_win_set_cursor(0, { 4, 4 })
+    vim.lsp.buf.code_action({
+      apply = true,
+      filter = function(action)
+        return action.title:find('^Go to the most similar copy') ~= nil
+      end,
+    })
+    local invoices = vim.uri_to_fname(invoices_uri)
+    H.wait(10000, function()
+      return vim.api.nvim_buf_get_name(0) == invoices
+    end, 'the other copy was not opened; current buffer: ' .. vim.api.nvim_buf_get_name(0))
+    H.eq(6, vim.api.nvim_win_get_cursor(0)[1], 'the cursor is on the first line of invoice_amount')
+    vim.api.nvim_set_current_buf(bufnr)
   end },
 
   { ':PeriodicSimilar puts the other copy into the quickfix list', function()
@@ -160,7 +183,7 @@ return {
     end)
     H.truthy(data and data.error == nil, 'naming failed: ' .. vim.inspect(data))
     H.truthy(data.pattern:match('^P%-'), 'pattern id: ' .. tostring(data.pattern))
-    local response = client:request_sync('periodic/patterns', {}, 10000, bufnr)
+    local response = client:request_sync('periodic/patterns', vim.empty_dict(), 10000, bufnr)
     H.truthy(response and not response.err, 'periodic/patterns failed: ' .. vim.inspect(response))
     local named
     for _, pattern in ipairs(response.result or {}) do
@@ -170,5 +193,34 @@ return {
     end
     H.truthy(named, 'pattern ' .. data.pattern .. ' not in the table')
     H.eq('order-totals', named.name)
+  end },
+
+  { ':checkhealth periodic lists the running client with the fixture as root', function()
+    attached()
+    vim.cmd('silent checkhealth periodic')
+    local text = table.concat(vim.api.nvim_buf_get_lines(0, 0, -1, false), '\n')
+    H.truthy(not text:find('ERROR'), 'checkhealth reported an error:\n' .. text)
+    H.truthy(text:find(('OK client %d running, root '):format(client.id) .. vim.pesc(root), 1, false),
+      'no line for the running client:\n' .. text)
+    vim.cmd('bwipeout')
+  end },
+
+  { 'editing the other copy updates the diagnostics of this buffer', function()
+    attached()
+    H.truthy(order_total_diagnostic(), 'no diagnostic on order_total to begin with')
+    vim.cmd.edit(vim.fn.fnameescape(vim.uri_to_fname(invoices_uri)))
+    local invoices_buf = vim.api.nvim_get_current_buf()
+    H.wait(20000, function()
+      return require('periodic').client(invoices_buf) ~= nil
+    end, 'the client did not attach to invoices.py')
+    -- invoice_amount's body (lines 7-16) becomes one line: no longer a copy of order_total.
+    vim.api.nvim_buf_set_lines(invoices_buf, 6, 16, false, { '    return 0' })
+    H.wait(20000, function()
+      return order_total_diagnostic() == nil
+    end, 'orders.py still shows a diagnostic after its copy was removed: ' .. vim.inspect(periodic_diagnostics()))
+    vim.cmd('silent undo')
+    H.wait(20000, function()
+      return order_total_diagnostic() ~= nil
+    end, 'orders.py shows no diagnostic after the copy came back')
   end },
 }

@@ -169,7 +169,8 @@ function M.patterns(opts)
     fire('PeriodicPatternsDone', { error = 'the server is not running' })
     return
   end
-  local params = {}
+  -- An empty Lua table is encoded as `[]`; the server reads its parameters from an object.
+  local params = vim.empty_dict()
   if opts.query and opts.query ~= '' then
     params.query = opts.query
   end
@@ -235,7 +236,7 @@ function M.name_pattern(name)
     return
   end
   local function pick_from_table()
-    request(client, 'periodic/patterns', {}, function(err, patterns)
+    request(client, 'periodic/patterns', vim.empty_dict(), function(err, patterns)
       if err or not patterns or #patterns == 0 then
         notify('there is no pattern to name yet', vim.log.levels.WARN)
         return
@@ -314,14 +315,6 @@ function M.client_config(options)
   local capabilities = vim.lsp.protocol.make_client_capabilities()
   if options.capabilities then
     capabilities = vim.tbl_deep_extend('force', capabilities, options.capabilities)
-  end
-  -- A client that pulls diagnostics hears of new results only through
-  -- `workspace/diagnostic/refresh`. Without it (Neovim up to 0.12 advertises pull but not the
-  -- refresh), diagnostics would stay empty until the next edit of that buffer: after the
-  -- background index and after edits to other files. Such a client gets pushed diagnostics.
-  local workspace_diagnostics = capabilities.workspace and capabilities.workspace.diagnostics
-  if not (workspace_diagnostics and workspace_diagnostics.refreshSupport) and capabilities.textDocument then
-    capabilities.textDocument.diagnostic = nil
   end
   return {
     cmd = server_cmd(options),
