@@ -65,6 +65,28 @@ CREATE TABLE pairs (
 CREATE INDEX pairs_b ON pairs(file_b);
 CREATE INDEX pairs_a ON pairs(file_a);
 CREATE TABLE pattern_labels (id TEXT PRIMARY KEY, name TEXT, note TEXT);
+"#, r#"
+-- Sync to a team edge server (written by the `periodic` crate; the engine only owns the
+-- schema). `edge_outbox` holds unit changes not yet acknowledged by the edge, oldest first;
+-- `batch_id` is set once the entry is part of a batch and never changes. `edge_units` is
+-- what the edge holds once the outbox has drained: per key, a digest of what was queued.
+CREATE TABLE edge_outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    repo TEXT NOT NULL,
+    key TEXT NOT NULL,
+    upsert TEXT,
+    batch_id TEXT
+);
+CREATE INDEX edge_outbox_key ON edge_outbox(repo, key);
+CREATE INDEX edge_outbox_batch ON edge_outbox(repo, batch_id);
+CREATE TABLE edge_units (
+    repo TEXT NOT NULL,
+    key TEXT NOT NULL,
+    path TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    PRIMARY KEY (repo, key)
+) WITHOUT ROWID;
+CREATE INDEX edge_units_path ON edge_units(repo, path);
 "#];
 
 #[derive(Debug, thiserror::Error)]

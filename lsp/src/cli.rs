@@ -98,6 +98,36 @@ pub struct ScanArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub detection: DetectionArgs,
+    #[command(flatten)]
+    pub edge: EdgePushArgs,
+}
+
+/// `scan --edge`: push the repository's units to a team edge server after the scan.
+#[derive(Args, Debug, Clone, Default)]
+pub struct EdgePushArgs {
+    /// After the scan, push every unit to this team edge server (e.g. https://edge.example.com:7700).
+    #[arg(long = "edge", value_name = "URL")]
+    pub url: Option<String>,
+    /// File holding the edge token [default: $PERIODIC_EDGE_TOKEN, else `[edge].token_file`].
+    #[arg(long = "edge-token-file", value_name = "FILE", requires = "url")]
+    pub token_file: Option<PathBuf>,
+    /// What the edge receives [default: `[edge].share` when it is not `off`, else locations].
+    #[arg(long = "edge-share", value_enum, requires = "url")]
+    pub share: Option<EdgeShare>,
+    /// Repository name on the edge [default: `[edge].repo`, else the folder's name].
+    #[arg(long = "edge-repo", value_name = "NAME", requires = "url")]
+    pub repo: Option<String>,
+    /// Give up when the edge acknowledges nothing for this long; what is left stays queued.
+    #[arg(long = "edge-timeout", value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_seconds: u64,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EdgeShare {
+    /// Fingerprints plus path, name and line range of each unit.
+    Locations,
+    /// Fingerprints and metrics only.
+    Fingerprints,
 }
 
 #[derive(Args, Debug)]

@@ -4,4 +4,5 @@
 
 pub mod cli;
 pub mod commands;
+pub mod edge_sync;
 pub mod report;

@@ -1,10 +1,12 @@
 //! `periodic scan`: scan, render the report, apply the failure thresholds.
 
 use std::collections::HashSet;
+use std::io::IsTerminal;
 
 use anyhow::Context;
 
-use crate::cli::{EXIT_THRESHOLD, FailOn, Format, ScanArgs};
+use crate::cli::{EXIT_THRESHOLD, EdgeShare, FailOn, Format, ScanArgs};
+use crate::edge_sync::{EdgeOptions, EdgeSettings, ShareLevel, push};
 use crate::report::{self, Pair, Report};
 
 pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
@@ -18,12 +20,20 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
         Some(path) => Some(load_baseline(path)?),
         None => None,
     };
+    // `--edge`: the [edge] table is checked before the scan, so a typo fails at once.
+    let edge_settings = match &args.edge.url {
+        Some(_) => Some(edge_push_settings(&args, &config)?),
+        None => None,
+    };
     let outcome = super::run_scan(&args.path, config, &args.detection, args.quiet)?;
     let report = report::build(&outcome);
     let rendered = report::render(&report, args.format, &outcome.root)?;
     match &args.output {
         Some(path) => std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?,
         None => super::write_stdout(&rendered)?,
+    }
+    if let Some(settings) = edge_settings {
+        push_to_edge(&args, settings, &outcome)?;
     }
 
     let counted: Vec<&Pair> = report.pairs.iter().filter(|pair| baseline.as_ref().is_none_or(|known| !known.contains(&pair_key(pair)))).collect();
@@ -82,4 +92,63 @@ fn load_baseline(path: &std::path::Path) -> anyhow::Result<HashSet<PairKey>> {
     let report: Report = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a periodic JSON report", path.display()))?;
     Ok(report.pairs.iter().map(pair_key).collect())
+}
+
+/// The folder whose index holds the outbox and whose name is the default repository name.
+fn scan_root(path: &std::path::Path) -> std::path::PathBuf {
+    if path.is_file() { path.parent().map(std::path::Path::to_path_buf).unwrap_or_else(|| ".".into()) } else { path.to_path_buf() }
+}
+
+/// `[edge]` of the configuration, overridden by the `--edge*` options. An explicit `--edge`
+/// is consent to share: the level is `--edge-share`, else the file's when it is not `off`,
+/// else `locations`.
+fn edge_push_settings(args: &ScanArgs, config: &periodic_core::Config) -> anyhow::Result<EdgeSettings> {
+    if args.detection.no_index {
+        anyhow::bail!("--edge keeps its outbox in .periodic/index.db and cannot be used with --no-index");
+    }
+    if args.path.is_file() {
+        anyhow::bail!("--edge pushes a whole repository: give its folder, not a file");
+    }
+    let file = EdgeOptions::from_config(config)?;
+    let share = match args.edge.share {
+        Some(EdgeShare::Locations) => ShareLevel::Locations,
+        Some(EdgeShare::Fingerprints) => ShareLevel::Fingerprints,
+        None => file.share.filter(|level| *level != ShareLevel::Off).unwrap_or(ShareLevel::Locations),
+    };
+    let command_line = EdgeOptions {
+        url: args.edge.url.clone(),
+        share: Some(share),
+        token_file: args.edge.token_file.as_ref().map(|file| std::path::absolute(file).unwrap_or_else(|_| file.clone())),
+        repo: args.edge.repo.clone(),
+        query_ttl_seconds: None,
+    };
+    if let Some(repo) = &command_line.repo
+        && !crate::edge_sync::settings::is_valid_repo_name(repo)
+    {
+        anyhow::bail!("--edge-repo: `{repo}` is not a repository name (1-200 letters, digits, `.`, `_`, `-`)");
+    }
+    let settings = EdgeSettings::resolve(&scan_root(&args.path), file.overlay(command_line))?;
+    if settings.token.is_none() {
+        anyhow::bail!("--edge needs a token: set PERIODIC_EDGE_TOKEN, pass --edge-token-file, or set `token_file` in [edge]");
+    }
+    Ok(settings)
+}
+
+fn push_to_edge(args: &ScanArgs, settings: EdgeSettings, outcome: &periodic_core::ScanOutcome) -> anyhow::Result<()> {
+    let url = settings.url.clone().unwrap_or_default();
+    let show_progress = !args.quiet && std::io::stderr().is_terminal();
+    let stall = std::time::Duration::from_secs(args.edge.timeout_seconds);
+    let pushed = push::push_repository(&scan_root(&args.path), settings, &outcome.files, stall, show_progress)
+        .with_context(|| format!("cannot push to the edge at {url}"))?;
+    if !args.quiet {
+        eprintln!(
+            "periodic: edge: {} units of {} files pushed to {url} as repository `{}` ({} changes in {} batches)",
+            pushed.units_now,
+            outcome.files.len(),
+            pushed.repo,
+            pushed.units_sent,
+            pushed.batches_sent
+        );
+    }
+    Ok(())
 }

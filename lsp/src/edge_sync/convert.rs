@@ -1,0 +1,164 @@
+//! Conversion of the engine's units into the edge's wire form: stable unit keys, upserts with
+//! or without a location (by share level), query sketches, and the digest that tells whether
+//! a unit changed since it was last queued.
+
+use periodic_core::{FileRecord, UnitRecord};
+use periodic_wire::v1::{Location, QuerySketch, ShareLevel, Sketch, T2Hash, UnitUpsert};
+
+// The engine's MinHash signature is sent as is: both sides must agree on its length.
+const _: () = assert!(periodic_core::fingerprint::SKETCH_LEN == periodic_wire::v1::SKETCH_LEN);
+
+/// A unit as it will be sent: its key, the file it belongs to, the upsert and its digest.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreparedUnit {
+    pub key: String,
+    pub path: String,
+    pub upsert: UnitUpsert,
+    pub digest: [u8; 16],
+}
+
+/// Stable key of a unit inside its repository: blake3 of the path, the name and the ordinal
+/// among units of the same name in that file, as 32 hex characters. Edits that move a
+/// function keep its key; renaming the function or the file gives a new one.
+pub fn unit_key(path: &str, name: &str, ordinal: u32) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(path.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(name.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&ordinal.to_le_bytes());
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
+/// The keys of a file's units, in unit order.
+pub fn unit_keys(file: &FileRecord) -> Vec<String> {
+    let mut seen: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    file.units
+        .iter()
+        .map(|unit| {
+            let ordinal = seen.entry(unit.name.as_str()).or_insert(0);
+            let key = unit_key(&file.path, &unit.name, *ordinal);
+            *ordinal += 1;
+            key
+        })
+        .collect()
+}
+
+/// The upsert of one unit; the location only at share level `locations`.
+pub fn upsert(file: &FileRecord, unit: &UnitRecord, key: String, share: ShareLevel) -> UnitUpsert {
+    UnitUpsert {
+        key,
+        t2_hash: T2Hash(unit.hashes.t2),
+        sketch: Sketch(*unit.sketch),
+        tokens: unit.token_count(),
+        lines: unit.end_line.saturating_sub(unit.start_line) + 1,
+        nesting: unit.nesting,
+        language: file.language.name().to_string(),
+        location: (share == ShareLevel::Locations).then(|| Location {
+            path: file.path.clone(),
+            name: unit.name.clone(),
+            start_line: unit.start_line,
+            end_line: unit.end_line,
+        }),
+    }
+}
+
+/// Every unit of a file, prepared for sending.
+pub fn prepare_file(file: &FileRecord, share: ShareLevel) -> Vec<PreparedUnit> {
+    unit_keys(file)
+        .into_iter()
+        .zip(&file.units)
+        .map(|(key, unit)| {
+            let upsert = upsert(file, unit, key.clone(), share);
+            PreparedUnit { digest: digest(&upsert), key, path: file.path.clone(), upsert }
+        })
+        .collect()
+}
+
+/// Digest of everything an upsert carries, so that a unit whose fingerprint, metrics or
+/// location did not change is not sent again (and a change of share level is).
+pub fn digest(upsert: &UnitUpsert) -> [u8; 16] {
+    let mut hasher = blake3::Hasher::new();
+    // The JSON form is canonical here: fields serialize in declaration order.
+    if let Ok(bytes) = serde_json::to_vec(upsert) {
+        hasher.update(&bytes);
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    out
+}
+
+/// Identity of a unit's fingerprint for the team-answer cache: two units with the same exact
+/// hash and sketch get the same answer.
+pub fn fingerprint_id(unit: &UnitRecord) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&unit.hashes.t2.to_le_bytes());
+    for value in unit.sketch.iter() {
+        hasher.update(&value.to_le_bytes());
+    }
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
+pub fn query_sketch(unit: &UnitRecord) -> QuerySketch {
+    QuerySketch { id: fingerprint_id(unit), t2_hash: T2Hash(unit.hashes.t2), sketch: Sketch(*unit.sketch) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use periodic_core::Language;
+    use periodic_core::config::DetectionSettings;
+
+    fn record(path: &str, source: &str) -> FileRecord {
+        let analysis = periodic_core::analysis::analyze(Language::Python, source);
+        let settings = DetectionSettings { min_lines: 2, min_tokens: 5, similarity: 0.7, blocks: false };
+        FileRecord::from_analysis(path.to_string(), Language::Python, [0; 32], source.len() as u64, 0, &analysis, &settings)
+    }
+
+    const SOURCE: &str = "def total(items):\n    s = 0\n    for i in items:\n        s += i\n    return s\n\nclass A:\n    def total(self, xs):\n        n = 0\n        for x in xs:\n            n += x\n        return n\n";
+
+    #[test]
+    fn keys_are_stable_and_tell_same_named_units_apart() {
+        let file = record("src/a.py", SOURCE);
+        let keys = unit_keys(&file);
+        assert!(file.units.len() >= 2, "two functions named `total`");
+        let unique: std::collections::HashSet<&String> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len(), "every unit has its own key");
+        assert!(keys.iter().all(|key| key.len() == 32 && key.bytes().all(|b| b.is_ascii_hexdigit())));
+        // Moving code down keeps the keys; another path changes them.
+        let moved = record("src/a.py", &format!("\n\n\n{SOURCE}"));
+        assert_eq!(unit_keys(&moved), keys);
+        assert_ne!(unit_keys(&record("src/b.py", SOURCE)), keys);
+        assert_eq!(unit_key("p", "f", 0), unit_key("p", "f", 0));
+        assert_ne!(unit_key("p", "f", 0), unit_key("p", "f", 1));
+    }
+
+    #[test]
+    fn locations_are_sent_only_at_share_level_locations() {
+        let file = record("src/a.py", SOURCE);
+        let with = prepare_file(&file, ShareLevel::Locations);
+        let without = prepare_file(&file, ShareLevel::Fingerprints);
+        assert!(!with.is_empty());
+        let location = with[0].upsert.location.as_ref().expect("location");
+        assert_eq!(location.path, "src/a.py");
+        assert_eq!((location.start_line, location.end_line), (file.units[0].start_line, file.units[0].end_line));
+        assert!(without.iter().all(|unit| unit.upsert.location.is_none()));
+        let json = serde_json::to_string(&without[0].upsert).expect("json");
+        assert!(!json.contains("src/a.py") && !json.contains("total"), "{json}");
+        // The digest follows the share level, so switching level resends every unit.
+        assert_ne!(with[0].digest, without[0].digest);
+        assert_eq!(with[0].upsert.t2_hash, T2Hash(file.units[0].hashes.t2));
+        assert_eq!(with[0].upsert.sketch.0, *file.units[0].sketch);
+        assert_eq!(with[0].upsert.language, "python");
+    }
+
+    #[test]
+    fn the_digest_changes_with_the_code_and_not_otherwise() {
+        let a = prepare_file(&record("a.py", SOURCE), ShareLevel::Fingerprints);
+        let again = prepare_file(&record("a.py", SOURCE), ShareLevel::Fingerprints);
+        assert_eq!(a, again);
+        let changed = prepare_file(&record("a.py", &SOURCE.replace("s += i", "s += i * 2")), ShareLevel::Fingerprints);
+        assert_ne!(a[0].digest, changed[0].digest);
+        assert_eq!(a[0].key, changed[0].key);
+    }
+}

@@ -1,0 +1,311 @@
+//! The background side of [`super::EdgeSync`]: one thread with its own small tokio runtime,
+//! running three loops: applying recorded changes to the outbox, draining the outbox to the
+//! edge one batch at a time (backoff with full jitter, ids fixed per batch), and answering
+//! team queries into the cache. Nothing here is ever awaited by the caller.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use periodic_wire::v1::{QueryRequest, QuerySketch, ShareLevel};
+use tokio::sync::mpsc;
+
+use super::client::{EdgeClient, SendError};
+use super::outbox::{FileChanges, Outbox};
+use super::{Shared, lock};
+
+/// Largest batch the client forms; the edge's default limit is 5000 upserts + removals.
+pub const MAX_BATCH_ENTRIES: usize = 2000;
+/// The edge answers at most this many sketches per query.
+const MAX_QUERY_SKETCHES: usize = 256;
+
+pub struct Channels {
+    pub records: mpsc::UnboundedReceiver<FileChanges>,
+    pub queries: mpsc::UnboundedReceiver<QuerySketch>,
+}
+
+/// Runs until shutdown. `root` holds the outbox.
+pub fn run(shared: Arc<Shared>, root: std::path::PathBuf, channels: Channels) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            shared.set_error(format!("cannot start the edge sync runtime: {error}"));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let Some(url) = shared.settings.url.clone() else { return };
+        let client = match EdgeClient::new(&url, shared.settings.token.clone()) {
+            Ok(client) => client,
+            Err(message) => {
+                shared.set_error(message);
+                return;
+            }
+        };
+        let outbox = {
+            let share = shared.settings.share;
+            let opened = tokio::task::spawn_blocking(move || {
+                let mut outbox = Outbox::open(&root)?;
+                if share != ShareLevel::Locations {
+                    outbox.strip_locations()?;
+                }
+                let pending = outbox.pending()?;
+                Ok::<_, super::outbox::OutboxError>((outbox, pending))
+            })
+            .await;
+            match opened {
+                Ok(Ok((outbox, pending))) => {
+                    lock(&shared.status).pending_units = pending;
+                    shared.opened.store(true, Ordering::SeqCst);
+                    Arc::new(Mutex::new(outbox))
+                }
+                Ok(Err(error)) => {
+                    shared.set_error(error.to_string());
+                    return;
+                }
+                Err(error) => {
+                    shared.set_error(format!("edge outbox: {error}"));
+                    return;
+                }
+            }
+        };
+        let Channels { records, queries } = channels;
+        tokio::join!(
+            record_loop(shared.clone(), outbox.clone(), records),
+            drain_loop(shared.clone(), outbox, client.clone()),
+            query_loop(shared.clone(), client, queries),
+        );
+    });
+}
+
+/// Runs blocking outbox work on the runtime's blocking pool.
+async fn with_outbox<T: Send + 'static>(
+    outbox: &Arc<Mutex<Outbox>>,
+    work: impl FnOnce(&mut Outbox) -> Result<T, super::outbox::OutboxError> + Send + 'static,
+) -> Result<T, String> {
+    let outbox = outbox.clone();
+    match tokio::task::spawn_blocking(move || work(&mut lock(&outbox))).await {
+        Ok(result) => result.map_err(|error| error.to_string()),
+        Err(error) => Err(format!("edge outbox task failed: {error}")),
+    }
+}
+
+async fn record_loop(shared: Arc<Shared>, outbox: Arc<Mutex<Outbox>>, mut records: mpsc::UnboundedReceiver<FileChanges>) {
+    let repo = shared.settings.repo.clone();
+    loop {
+        let changes = tokio::select! {
+            changes = records.recv() => changes,
+            () = shared.stopped() => None,
+        };
+        let Some(changes) = changes else { break };
+        let repo = repo.clone();
+        let result = with_outbox(&outbox, move |outbox| {
+            let queued = outbox.record(&repo, &changes)?;
+            Ok((queued, outbox.pending()?))
+        })
+        .await;
+        match result {
+            Ok((queued, pending)) => {
+                let mut status = lock(&shared.status);
+                status.queued_units += queued;
+                status.pending_units = pending;
+            }
+            Err(message) => shared.set_error(message),
+        }
+        shared.recorded.fetch_add(1, Ordering::SeqCst);
+        shared.wake_drain.notify_one();
+    }
+}
+
+async fn drain_loop(shared: Arc<Shared>, outbox: Arc<Mutex<Outbox>>, client: EdgeClient) {
+    let retry = shared.settings.retry;
+    let mut bound = retry.initial;
+    let mut limit = MAX_BATCH_ENTRIES;
+    loop {
+        if shared.stopping() {
+            return;
+        }
+        let next = with_outbox(&outbox, move |outbox| outbox.next_batch(limit)).await;
+        let pending = match next {
+            Ok(pending) => pending,
+            Err(message) => {
+                shared.set_error(message);
+                if !sleep_or_shutdown(&shared, full_jitter(bound)).await {
+                    return;
+                }
+                bound = (bound * 2).min(retry.max);
+                continue;
+            }
+        };
+        let Some(pending) = pending else {
+            // Idle until something is recorded.
+            tokio::select! {
+                () = shared.wake_drain.notified() => {}
+                () = shared.stopped() => return,
+            }
+            continue;
+        };
+        let entries = pending.entries() as u64;
+        let result = client.send_batch(&pending.repo, &pending.batch, shared.settings.batch_timeout).await;
+        let (repo, batch_id) = (pending.repo.clone(), pending.batch.batch_id.clone());
+        match result {
+            Ok(ack) => {
+                let acknowledged = with_outbox(&outbox, move |outbox| {
+                    outbox.acknowledge(&repo, &batch_id)?;
+                    outbox.pending()
+                })
+                .await;
+                let mut status = lock(&shared.status);
+                status.connected = true;
+                status.batches_sent += 1;
+                status.units_sent += entries;
+                if ack.duplicate {
+                    status.duplicate_batches += 1;
+                }
+                match acknowledged {
+                    Ok(pending) => {
+                        status.pending_units = pending;
+                        status.last_error = None;
+                    }
+                    Err(message) => status.last_error = Some(message),
+                }
+                bound = retry.initial;
+                tracing::debug!(entries, duplicate = ack.duplicate, "edge: batch acknowledged");
+            }
+            Err(SendError::Retry { message, retry_after }) => {
+                {
+                    let mut status = lock(&shared.status);
+                    status.connected = false;
+                    status.last_error = Some(message.clone());
+                }
+                let delay = full_jitter(bound).max(retry_after.unwrap_or(Duration::ZERO));
+                tracing::debug!(delay_ms = delay.as_millis() as u64, "edge: batch not sent ({message}); retrying");
+                bound = (bound * 2).min(retry.max);
+                if !sleep_or_shutdown(&shared, delay).await {
+                    return;
+                }
+            }
+            Err(SendError::TooLarge { message }) => {
+                tracing::info!(entries, "edge: batch too large ({message}); splitting");
+                lock(&shared.status).connected = true;
+                limit = (pending.entries() / 2).max(1);
+                if let Err(message) = with_outbox(&outbox, move |outbox| outbox.release(&repo, &batch_id)).await {
+                    shared.set_error(message);
+                }
+            }
+            Err(SendError::Rejected { message }) => {
+                tracing::warn!(entries, "edge: batch rejected, dropped: {message}");
+                {
+                    let mut status = lock(&shared.status);
+                    status.connected = true;
+                    status.rejected_batches += 1;
+                    status.last_error = Some(format!("batch rejected: {message}"));
+                }
+                if let Err(message) = with_outbox(&outbox, move |outbox| outbox.reject(&repo, &batch_id)).await {
+                    shared.set_error(message);
+                }
+            }
+            Err(SendError::Unauthorized { message }) => {
+                tracing::warn!("edge: sync stopped until the configuration changes: {message}");
+                {
+                    let mut status = lock(&shared.status);
+                    status.connected = true;
+                    status.halted = true;
+                    status.last_error = Some(message);
+                }
+                shared.halted.store(true, Ordering::SeqCst);
+                // The outbox keeps its entries for a later run with a valid token.
+                shared.stopped().await;
+                return;
+            }
+        }
+    }
+}
+
+async fn query_loop(shared: Arc<Shared>, client: EdgeClient, mut queries: mpsc::UnboundedReceiver<QuerySketch>) {
+    let retry = shared.settings.retry;
+    let mut bound = retry.initial;
+    loop {
+        let first = tokio::select! {
+            sketch = queries.recv() => sketch,
+            () = shared.stopped() => None,
+        };
+        let Some(first) = first else { return };
+        // Units looked at together (a file opened, a hover burst) go in one request.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut sketches = vec![first];
+        while sketches.len() < MAX_QUERY_SKETCHES {
+            match queries.try_recv() {
+                Ok(sketch) => sketches.push(sketch),
+                Err(_) => break,
+            }
+        }
+        let ids: Vec<String> = sketches.iter().map(|sketch| sketch.id.clone()).collect();
+        let request = QueryRequest { sketches, exclude_repo: Some(shared.settings.repo.clone()), min_similarity: None, top_k: None };
+        let result = client.query(&request, shared.settings.query_timeout).await;
+        match result {
+            Ok(response) => {
+                for answer in response.results {
+                    shared.cache.insert(answer.id, Arc::new(answer.matches));
+                }
+                bound = retry.initial;
+                *lock(&shared.queries_paused_until) = None;
+                lock(&shared.status).connected = true;
+                shared.updates.send_modify(|generation| *generation += 1);
+            }
+            Err(error) => {
+                tracing::debug!("edge: team query failed: {}", error.message());
+                let mut status = lock(&shared.status);
+                if error.is_connection_problem() {
+                    status.connected = false;
+                }
+                status.last_error = Some(format!("query: {}", error.message()));
+                drop(status);
+                // Misses are not asked again until the pause ends, so an unreachable edge
+                // costs one failed request per pause, not one per hover.
+                *lock(&shared.queries_paused_until) = Some(Instant::now() + full_jitter(bound).max(retry.initial / 2));
+                bound = (bound * 2).min(retry.max);
+            }
+        }
+        let mut in_flight = lock(&shared.in_flight);
+        for id in &ids {
+            in_flight.remove(id);
+        }
+    }
+}
+
+/// Sleeps for `delay`; false when shutdown came first.
+async fn sleep_or_shutdown(shared: &Shared, delay: Duration) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => !shared.stopping(),
+        () = shared.stopped() => false,
+    }
+}
+
+/// A random duration between 0 and `bound` ("full jitter"): clients that failed together do
+/// not retry together.
+pub fn full_jitter(bound: Duration) -> Duration {
+    let mut bytes = [0u8; 8];
+    let random = if getrandom::fill(&mut bytes).is_ok() {
+        u64::from_le_bytes(bytes)
+    } else {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0)
+    };
+    let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
+    bound.mul_f64(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_its_bound_and_varies() {
+        let bound = Duration::from_millis(1000);
+        let samples: Vec<Duration> = (0..200).map(|_| full_jitter(bound)).collect();
+        assert!(samples.iter().all(|sample| *sample <= bound));
+        let distinct: std::collections::HashSet<Duration> = samples.iter().copied().collect();
+        assert!(distinct.len() > 100, "jitter is random: {} distinct values", distinct.len());
+        assert!(samples.iter().any(|s| *s < bound / 2) && samples.iter().any(|s| *s > bound / 2));
+    }
+}
