@@ -118,9 +118,14 @@ fn edge_push_settings(args: &ScanArgs, config: &periodic_core::Config) -> anyhow
     let command_line = EdgeOptions {
         url: args.edge.url.clone(),
         share: Some(share),
-        token_file: args.edge.token_file.as_ref().map(|file| std::path::absolute(file).unwrap_or_else(|_| file.clone())),
+        token_file: None,
         repo: args.edge.repo.clone(),
         query_ttl_seconds: None,
+        // An explicit --edge-token-file wins over PERIODIC_EDGE_TOKEN and [edge].token_file.
+        token: match &args.edge.token_file {
+            Some(file) => Some(crate::edge_sync::settings::read_token_file(file)?),
+            None => None,
+        },
     };
     if let Some(repo) = &command_line.repo
         && !crate::edge_sync::settings::is_valid_repo_name(repo)

@@ -37,6 +37,9 @@ pub struct EdgeOptions {
     pub token_file: Option<PathBuf>,
     pub repo: Option<String>,
     pub query_ttl_seconds: Option<u64>,
+    /// A token given directly (editor settings only: a committed file holds a token file's
+    /// path, never a token). Wins over `PERIODIC_EDGE_TOKEN` and the token file.
+    pub token: Option<String>,
 }
 
 /// Exponential backoff with full jitter: a retry waits a random time between 0 and the
@@ -130,7 +133,7 @@ impl EdgeOptions {
         Ok(options)
     }
 
-    /// The editor's `edge` initialization options: `{url, share, tokenFile, repo,
+    /// The editor's `edge` initialization options: `{url, share, token, tokenFile, repo,
     /// queryTtlSeconds}` (camelCase, as VS Code and Neovim settings spell them). `null`
     /// values count as absent.
     pub fn from_editor_json(value: &serde_json::Value) -> Result<EdgeOptions, EdgeConfigError> {
@@ -148,6 +151,7 @@ impl EdgeOptions {
                 "url" => options.url = Some(text()?.to_string()),
                 "share" => options.share = Some(parse_share(text()?).map_err(|message| invalid(format!("`edge.share`: {message}")))?),
                 "tokenFile" => options.token_file = Some(PathBuf::from(text()?)),
+                "token" => options.token = Some(text()?.to_string()).filter(|token| !token.trim().is_empty()),
                 "repo" => options.repo = Some(text()?.to_string()),
                 "queryTtlSeconds" => {
                     let seconds = value
@@ -156,7 +160,7 @@ impl EdgeOptions {
                         .ok_or_else(|| invalid(format!("`edge.queryTtlSeconds` must be a whole number between 1 and 86400, not {value}")))?;
                     options.query_ttl_seconds = Some(seconds);
                 }
-                _ => return Err(invalid(format!("unknown key `edge.{key}` (expected one of url, share, tokenFile, repo, queryTtlSeconds)"))),
+                _ => return Err(invalid(format!("unknown key `edge.{key}` (expected one of url, share, token, tokenFile, repo, queryTtlSeconds)"))),
             }
         }
         options.validate(&|_, message| invalid(message))?;
@@ -172,6 +176,7 @@ impl EdgeOptions {
             token_file: over.token_file.or(self.token_file),
             repo: over.repo.or(self.repo),
             query_ttl_seconds: over.query_ttl_seconds.or(self.query_ttl_seconds),
+            token: over.token.or(self.token),
         }
     }
 
@@ -208,8 +213,19 @@ impl EdgeSettings {
         EdgeSettings::resolve(root, EdgeOptions::from_config(config)?)
     }
 
-    /// Fills defaults and reads the token: `PERIODIC_EDGE_TOKEN` if set, else the token file
-    /// (its first line, trimmed). The token file is read only when sync is on.
+    /// What the language server uses: the `[edge]` table, overridden key by key by the
+    /// editor's `edge` initialization options (`initializationOptions.edge`) when given.
+    pub fn for_workspace(root: &Path, config: &Config, editor: Option<&serde_json::Value>) -> Result<EdgeSettings, EdgeConfigError> {
+        let mut options = EdgeOptions::from_config(config)?;
+        if let Some(editor) = editor.filter(|value| !value.is_null()) {
+            options = options.overlay(EdgeOptions::from_editor_json(editor)?);
+        }
+        EdgeSettings::resolve(root, options)
+    }
+
+    /// Fills defaults and reads the token: the one given directly, else `PERIODIC_EDGE_TOKEN`
+    /// if set, else the token file (its first non-empty line, trimmed). The token file is
+    /// read only when sync is on.
     pub fn resolve(root: &Path, options: EdgeOptions) -> Result<EdgeSettings, EdgeConfigError> {
         EdgeSettings::resolve_with_token_env(root, options, std::env::var(TOKEN_ENV).ok())
     }
@@ -232,7 +248,7 @@ impl EdgeSettings {
             settings.query_ttl = Duration::from_secs(seconds);
         }
         if settings.enabled() {
-            settings.token = match token_env {
+            settings.token = match options.token.or(token_env) {
                 Some(token) if !token.trim().is_empty() => Some(token.trim().to_string()),
                 _ => match options.token_file {
                     Some(file) => Some(read_token_file(&root.join(file))?),
@@ -385,10 +401,29 @@ mod tests {
         assert_eq!(options.share, Some(ShareLevel::Locations));
         assert_eq!(options.token_file, Some(PathBuf::from("/tmp/token")));
         assert_eq!(options.repo, None);
+        let direct = EdgeOptions::from_editor_json(&serde_json::json!({"url": "http://127.0.0.1:7700", "share": "fingerprints", "token": "t0k"})).expect("valid");
+        let settings = EdgeSettings::resolve_with_token_env(Path::new("."), direct, Some("env".into())).expect("valid");
+        assert_eq!(settings.token.as_deref(), Some("t0k"), "a token from the editor wins");
         let message = EdgeOptions::from_editor_json(&serde_json::json!({"token_file": "x"})).expect_err("snake case").to_string();
         assert!(message.starts_with("editor settings:") && message.contains("`edge.token_file`"), "{message}");
         let message = EdgeOptions::from_editor_json(&serde_json::json!({"share": 3})).expect_err("type").to_string();
         assert!(message.contains("`edge.share`"), "{message}");
+    }
+
+    #[test]
+    fn the_workspace_settings_are_the_file_overridden_by_the_editor() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join(".periodic.toml");
+        std::fs::write(&path, "[edge]\nurl = \"http://127.0.0.1:7700\"\nshare = \"locations\"\nrepo = \"billing\"\n").expect("write");
+        let config = Config::load(&path).expect("config");
+        let editor = serde_json::json!({"share": "fingerprints", "token": "t"});
+        let settings = EdgeSettings::for_workspace(dir.path(), &config, Some(&editor)).expect("valid");
+        assert_eq!((settings.url.as_deref(), settings.share, settings.repo.as_str()), (Some("http://127.0.0.1:7700"), ShareLevel::Fingerprints, "billing"));
+        assert_eq!(settings.token.as_deref(), Some("t"));
+        let off = EdgeSettings::for_workspace(dir.path(), &Config::default(), None).expect("no table");
+        assert!(!off.enabled());
+        let bad = serde_json::json!({"share": "all"});
+        assert!(EdgeSettings::for_workspace(dir.path(), &config, Some(&bad)).is_err());
     }
 
     #[test]
