@@ -86,14 +86,16 @@ impl Outbox {
         let transaction = self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut queued = 0u64;
         {
-            let mut known_of_path = transaction.prepare("SELECT key, digest FROM edge_units WHERE repo = ?1 AND path = ?2")?;
+            // Without statistics SQLite would walk the whole repository's primary key range
+            // for each file (and, below, every unbatched entry for each key): name the index.
+            let mut known_of_path = transaction.prepare("SELECT key, digest FROM edge_units INDEXED BY edge_units_path WHERE repo = ?1 AND path = ?2")?;
             let mut forget = transaction.prepare("DELETE FROM edge_units WHERE repo = ?1 AND key = ?2")?;
             let mut remember = transaction.prepare(
                 "INSERT INTO edge_units (repo, key, path, digest) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT(repo, key) DO UPDATE SET path = excluded.path, digest = excluded.digest",
             )?;
             // Consecutive changes of one key collapse to the last, unless already in a batch.
-            let mut collapse = transaction.prepare("DELETE FROM edge_outbox WHERE repo = ?1 AND key = ?2 AND batch_id IS NULL")?;
+            let mut collapse = transaction.prepare("DELETE FROM edge_outbox INDEXED BY edge_outbox_key WHERE repo = ?1 AND key = ?2 AND batch_id IS NULL")?;
             let mut append = transaction.prepare("INSERT INTO edge_outbox (repo, key, upsert) VALUES (?1, ?2, ?3)")?;
             let mut queue = |key: &str, upsert: Option<&UnitUpsert>| -> rusqlite::Result<()> {
                 collapse.execute(params![repo, key])?;

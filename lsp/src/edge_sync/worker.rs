@@ -99,11 +99,13 @@ async fn record_loop(shared: Arc<Shared>, outbox: Arc<Mutex<Outbox>>, mut record
         };
         let Some(changes) = changes else { break };
         let repo = repo.clone();
+        let started = Instant::now();
         let result = with_outbox(&outbox, move |outbox| {
             let queued = outbox.record(&repo, &changes)?;
             Ok((queued, outbox.pending()?))
         })
         .await;
+        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "edge: changes recorded in the outbox");
         match result {
             Ok((queued, pending)) => {
                 let mut status = lock(&shared.status);
