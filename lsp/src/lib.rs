@@ -6,3 +6,4 @@ pub mod cli;
 pub mod commands;
 pub mod edge_sync;
 pub mod report;
+pub mod server;
