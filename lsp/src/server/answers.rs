@@ -17,6 +17,7 @@ use tower_lsp_server::ls_types::{
 
 use super::position::{Encoding, line_end, line_start_of_text};
 use super::workspace::Snapshot;
+use crate::edge_sync::UnitMatch;
 
 pub const SOURCE: &str = "periodic";
 pub const SHOW_REFERENCES: &str = "periodic.showReferences";
@@ -166,8 +167,31 @@ pub struct DiagnosticData {
     pub end_line: u32,
 }
 
-pub fn diagnostics(snapshot: &Snapshot, groups: &[Group], text: &Text<'_>, addresses: &Addresses<'_>, severity: DiagnosticSeverity) -> Vec<Diagnostic> {
-    groups
+/// "also in repo `billing`: src/money.rs:40, 88%" for the best team copy, and how many more.
+pub fn team_note(matches: &[UnitMatch]) -> Option<String> {
+    let best = matches.first()?;
+    let place = match &best.location {
+        Some(location) => format!("also in repo `{}`: {}:{}, {}%", best.repo, location.path, location.start_line, percent(f64::from(best.similarity))),
+        None => format!("also in repo `{}`, {}%", best.repo, percent(f64::from(best.similarity))),
+    };
+    Some(match matches.len() {
+        1 => place,
+        count => format!("{place} (and {} more)", count - 1),
+    })
+}
+
+/// Diagnostics of file `slot`: one per place with local copies (noting team copies of the
+/// same unit), and one per unit whose only copies are in the team's other repositories.
+pub fn diagnostics(
+    snapshot: &Snapshot,
+    slot: u32,
+    groups: &[Group],
+    text: &Text<'_>,
+    addresses: &Addresses<'_>,
+    severity: DiagnosticSeverity,
+) -> Vec<Diagnostic> {
+    let team_note_of = |local: &Instance| local.unit.and_then(|unit| snapshot.team_of(slot, unit)).and_then(team_note);
+    let mut diagnostics: Vec<Diagnostic> = groups
         .iter()
         .filter_map(|group| {
             let best = group.best()?;
@@ -188,13 +212,37 @@ pub fn diagnostics(snapshot: &Snapshot, groups: &[Group], text: &Text<'_>, addre
                 code: Some(NumberOrString::String(pattern.map_or_else(|| best.kind.as_str().to_string(), |pattern| pattern.id.clone()))),
                 code_description: docs_link(),
                 source: Some(SOURCE.to_string()),
-                message: format!("Similar to {places} (pattern {}, {}%)", pattern_label(pattern), percent(best.similarity)),
+                message: match team_note_of(&group.local) {
+                    Some(note) => format!("Similar to {places} (pattern {}, {}%); {note}", pattern_label(pattern), percent(best.similarity)),
+                    None => format!("Similar to {places} (pattern {}, {}%)", pattern_label(pattern), percent(best.similarity)),
+                },
                 related_information: Some(related),
                 tags: None,
                 data: serde_json::to_value(data).ok(),
             })
         })
-        .collect()
+        .collect();
+    let local_units: Vec<u32> = groups.iter().filter_map(|group| group.local.unit).collect();
+    let file = snapshot.file(slot);
+    for copies in snapshot.team.get(&slot).into_iter().flatten() {
+        let (Some(file), false) = (file, local_units.contains(&copies.unit)) else { continue };
+        let (Some(unit), Some(note)) = (file.units.get(copies.unit as usize), team_note(&copies.matches)) else { continue };
+        let local = Instance { file: slot, start_line: unit.start_line, end_line: unit.end_line, unit: Some(copies.unit), token_start: 0, token_end: 0 };
+        let mut message = note;
+        message.replace_range(..1, &message[..1].to_uppercase());
+        diagnostics.push(Diagnostic {
+            range: text.first_line(&local),
+            severity: Some(severity),
+            code: copies.matches.first().map(|best| NumberOrString::String(format!("team:{}", best.pattern_id))),
+            code_description: docs_link(),
+            source: Some(SOURCE.to_string()),
+            message,
+            related_information: None,
+            tags: None,
+            data: serde_json::to_value(DiagnosticData { pattern: None, start_line: unit.start_line, end_line: unit.end_line }).ok(),
+        });
+    }
+    diagnostics
 }
 
 /// Markdown for a hover on `group`: pattern, closest copies as links, and a diff of the
@@ -228,6 +276,9 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
     if group.copies.len() > HOVER_COPIES {
         out.push_str(&format!("- … and {} more\n", group.copies.len() - HOVER_COPIES));
     }
+    if let Some(team) = group.local.unit.and_then(|unit| snapshot.team_of(group.local.file, unit)) {
+        out.push_str(&team_markdown(team));
+    }
     if let (Some(best), Some(theirs)) = (best, closest_text) {
         let ours: Vec<String> = (group.local.start_line..=group.local.end_line).map(|line| text.line(line)).collect();
         let theirs: Vec<&str> = theirs.lines().collect();
@@ -235,6 +286,22 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
         out.push_str(&format!("\nClosest copy, `{file}:{}` (`-` here, `+` there):\n\n```diff\n", best.instance.start_line));
         out.push_str(&line_diff(&ours.iter().map(|line| line.trim_end_matches(['\n', '\r'])).collect::<Vec<_>>(), &theirs, HOVER_DIFF_LINES));
         out.push_str("```\n");
+    }
+    out
+}
+
+/// The team's copies of a unit, for a hover.
+pub fn team_markdown(matches: &[UnitMatch]) -> String {
+    let mut out = String::from("\nIn the team's other repositories:\n");
+    for found in matches.iter().take(HOVER_COPIES) {
+        let place = match &found.location {
+            Some(location) => format!("{}:{} `{}`", location.path, location.start_line, location.name),
+            None => "(location not shared)".to_string(),
+        };
+        out.push_str(&format!("- repo `{}`: {place} — {}%\n", found.repo, percent(f64::from(found.similarity))));
+    }
+    if matches.len() > HOVER_COPIES {
+        out.push_str(&format!("- … and {} more\n", matches.len() - HOVER_COPIES));
     }
     out
 }
@@ -322,10 +389,13 @@ pub fn code_lenses(groups: &[Group], uri: &Uri) -> Vec<CodeLens> {
 pub fn lens_command(snapshot: &Snapshot, group: &Group, uri: &Uri, addresses: &Addresses<'_>) -> Command {
     let pattern = group.best().and_then(|best| snapshot.pattern_of(best.pair));
     let count = group.copies.len();
-    let title = match pattern {
+    let mut title = match pattern {
         Some(pattern) => format!("{count} similar · pattern {}", pattern.name()),
         None => format!("{count} similar"),
     };
+    if let Some(team) = group.local.unit.and_then(|unit| snapshot.team_of(group.local.file, unit)) {
+        title.push_str(&format!(" · {} in other repos", team.len()));
+    }
     show_references_command(title, snapshot, group, uri, addresses)
 }
 
@@ -516,6 +586,28 @@ pub fn similar_entries(snapshot: &Snapshot, group: &Group, addresses: &Addresses
             })
         })
         .collect()
+}
+
+/// A copy in another repository of the team, as `periodic/similar` lists it. Its `uri`
+/// names the place (`periodic-edge://repo/path`); it is not a file on this machine.
+pub fn team_entry(found: &UnitMatch) -> SimilarEntry {
+    let (path, name, range) = match &found.location {
+        Some(location) => (location.path.clone(), location.name.clone(), whole_lines(location.start_line, location.end_line)),
+        None => (found.key.clone(), String::new(), whole_lines(1, 1)),
+    };
+    let uri = format!("periodic-edge://{}/{}", found.repo, path.trim_start_matches('/')).parse().unwrap_or_else(|_| {
+        // Repository names are checked by the edge; a path that is not a valid URI keeps only the repository.
+        format!("periodic-edge://{}/", found.repo).parse().unwrap_or_else(|_| "periodic-edge://team/".parse().expect("a valid URI"))
+    });
+    SimilarEntry {
+        uri,
+        range,
+        name,
+        similarity: f64::from(found.similarity),
+        kind: if found.exact { "T2".to_string() } else { "T3".to_string() },
+        pattern: found.pattern_id.clone(),
+        repo: Some(found.repo.clone()),
+    }
 }
 
 /// The innermost unit of file `slot` containing 1-based `line`, for answers about code

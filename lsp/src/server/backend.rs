@@ -27,6 +27,7 @@ use super::document::{Document, parse_and_analyze};
 use super::position::{Encoding, char_index};
 use super::settings::Settings;
 use super::workspace::{OpenText, Snapshot, Workspace, lock};
+use crate::edge_sync::{EdgeSettings, EdgeSync};
 
 /// How long a pull-diagnostics request waits for the analysis of the version it asks about.
 const PULL_WAIT: Duration = Duration::from_secs(5);
@@ -226,7 +227,13 @@ impl Backend {
                     if engine.has_version(&relative, version) {
                         return None;
                     }
-                    Some(engine.apply_analysis(&relative, language, &text, analysis, Some(version)))
+                    let affected = engine.apply_analysis(&relative, language, &text, analysis, Some(version));
+                    let edge = task_workspace.edge();
+                    if let Some(record) = engine.record(&relative) {
+                        edge.record_files(std::slice::from_ref(record), &[]);
+                    }
+                    engine.refresh_team(&relative, &edge);
+                    Some(affected)
                 })
                 .flatten();
             (tree, affected)
@@ -293,7 +300,8 @@ impl Backend {
         let settings = self.settings();
         let Some(severity) = settings.severity else { return Vec::new() };
         let groups = context.groups(|kind| settings.shows(kind));
-        answers::diagnostics(&context.snapshot, &groups, &context.text(), &context.addresses(), severity)
+        let Some(slot) = context.slot else { return Vec::new() };
+        answers::diagnostics(&context.snapshot, slot, &groups, &context.text(), &context.addresses(), severity)
     }
 
     /// Publishes everything again for a workspace (after a re-index or settings change).
@@ -336,6 +344,7 @@ impl Backend {
     /// Loads a workspace: stored results first (answers at once), then a scan of what
     /// changed since, with progress.
     async fn start_workspace(&self, workspace: Arc<Workspace>) {
+        self.start_edge(&workspace).await;
         let config = workspace.effective_config(&self.settings());
         let loading = workspace.clone();
         match tokio::task::spawn_blocking(move || loading.load_stored(config)).await {
@@ -354,6 +363,55 @@ impl Backend {
             Err(error) => self.warn(format!("{}: loading the stored index failed: {error}", workspace.root.display())).await,
         }
         self.reindex(workspace).await;
+    }
+
+    /// (Re)starts the team sync of a workspace from `[edge]` and the editor's `edge` options.
+    /// A bad setting is shown and sync stays off; nothing else depends on it.
+    async fn start_edge(&self, workspace: &Arc<Workspace>) {
+        let settings = self.settings();
+        let edge_settings = match EdgeSettings::for_workspace(&workspace.root, &workspace.project_config(), settings.edge.as_ref()) {
+            Ok(edge_settings) => edge_settings,
+            Err(error) => {
+                self.client.show_message(MessageType::ERROR, format!("Periodic team sync is off: {error}")).await;
+                EdgeSettings::disabled()
+            }
+        };
+        if !edge_settings.enabled() && !workspace.edge().enabled() {
+            return;
+        }
+        // Team answers expire: open files are looked up again at that pace.
+        let lookup_again = edge_settings.query_ttl.max(Duration::from_secs(1));
+        let sync = EdgeSync::start(&workspace.root, edge_settings);
+        let mut answers = sync.subscribe();
+        let enabled = sync.enabled();
+        workspace.set_edge(sync);
+        if !enabled {
+            return;
+        }
+        // New team answers: look the open files up again and show the result.
+        let this = self.clone();
+        let workspace = workspace.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    changed = answers.changed() => if changed.is_err() { break },
+                    () = tokio::time::sleep(lookup_again) => {}
+                }
+                if this.state.shut_down.load(Ordering::SeqCst) {
+                    break;
+                }
+                let paths: Vec<String> = lock(&this.state.documents).values().filter_map(|document| workspace.relative(&document.path)).collect();
+                let refreshing = workspace.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    let edge = refreshing.edge();
+                    refreshing.change(|engine| paths.iter().for_each(|path| {
+                        engine.refresh_team(path, &edge);
+                    }))
+                })
+                .await;
+                this.refresh_all(&workspace).await;
+            }
+        });
     }
 
     /// Scans a workspace folder in the background and swaps the result in. Requests keep
@@ -445,6 +503,7 @@ impl Backend {
             match workspace.reload_project_config() {
                 Ok(()) => {
                     tracing::info!("{} changed: re-indexing", config_path.display());
+                    self.start_edge(&workspace).await;
                     self.reindex(workspace).await;
                 }
                 Err(problem) => {
@@ -515,6 +574,14 @@ impl Backend {
     pub async fn similar(&self, params: SimilarParams) -> Result<answers::SimilarAnswer> {
         let (context, group) = self.answer_group(&params.text_document.uri, params.position)?;
         let line = params.position.line + 1;
+        let team_unit = group.as_ref().map_or_else(|| context.slot.and_then(|slot| innermost_unit(&context.snapshot, slot, line)), |group| group.local.unit);
+        let team = context.slot.zip(team_unit).and_then(|(slot, unit)| context.snapshot.team_of(slot, unit)).unwrap_or(&[]);
+        let mut answer = self.local_similar(&context, group, line);
+        answer.similar.extend(team.iter().map(answers::team_entry));
+        Ok(answer)
+    }
+
+    fn local_similar(&self, context: &DocumentContext, group: Option<Group>, line: u32) -> answers::SimilarAnswer {
         match group {
             Some(group) => {
                 let unit = match group.local.unit {
@@ -524,9 +591,9 @@ impl Backend {
                     }),
                     None => Some(answers::UnitEntry { name: String::new(), range: answers::whole_lines(group.local.start_line, group.local.end_line) }),
                 };
-                Ok(answers::SimilarAnswer { unit, similar: answers::similar_entries(&context.snapshot, &group, &context.addresses()) })
+                answers::SimilarAnswer { unit, similar: answers::similar_entries(&context.snapshot, &group, &context.addresses()) }
             }
-            None => Ok(answers::SimilarAnswer { unit: context.slot.and_then(|slot| answers::unit_at(&context.snapshot, slot, line)), similar: Vec::new() }),
+            None => answers::SimilarAnswer { unit: context.slot.and_then(|slot| answers::unit_at(&context.snapshot, slot, line)), similar: Vec::new() },
         }
     }
 
@@ -606,6 +673,17 @@ impl Backend {
     }
 }
 
+/// Index of the innermost unit of file `slot` containing 1-based `line`.
+fn innermost_unit(snapshot: &Snapshot, slot: u32, line: u32) -> Option<u32> {
+    let file = snapshot.file(slot)?;
+    file.units
+        .iter()
+        .enumerate()
+        .filter(|(_, unit)| unit.start_line <= line && line <= unit.end_line)
+        .min_by_key(|(_, unit)| unit.end_line - unit.start_line)
+        .map(|(index, _)| index as u32)
+}
+
 /// Re-reads known files from disk into the engine; returns the slots whose pairs changed.
 fn update_from_disk(workspace: &Workspace, files: Vec<(PathBuf, String)>) -> Option<HashSet<u32>> {
     let config = workspace.inspect(|engine| engine.config().clone())?;
@@ -623,6 +701,7 @@ fn update_from_disk(workspace: &Workspace, files: Vec<(PathBuf, String)>) -> Opt
             _ => updates.push((relative, None)),
         }
     }
+    let edge = workspace.edge();
     workspace.change(|engine| {
         let mut affected = HashSet::new();
         for (relative, update) in updates {
@@ -633,11 +712,17 @@ fn update_from_disk(workspace: &Workspace, files: Vec<(PathBuf, String)>) -> Opt
                     }
                     let (analysis, _) = parse_and_analyze(language, &text, None);
                     affected.extend(engine.apply_analysis(&relative, language, &text, analysis, None));
+                    if let Some(record) = engine.record(&relative) {
+                        edge.record_files(std::slice::from_ref(record), &[]);
+                    }
                     if let Some(slot) = engine.slot(&relative) {
                         affected.insert(slot);
                     }
                 }
-                None => affected.extend(engine.remove(&relative)),
+                None => {
+                    affected.extend(engine.remove(&relative));
+                    edge.record_files(&[], std::slice::from_ref(&relative));
+                }
             }
         }
         affected
@@ -853,6 +938,9 @@ impl LanguageServer for Backend {
         let previous = self.settings();
         write(&self.state.settings, settings.clone());
         for workspace in self.workspaces() {
+            if previous.edge != settings.edge {
+                self.start_edge(&workspace).await;
+            }
             if previous.detection_differs(&settings) {
                 let this = self.clone();
                 tokio::spawn(async move { this.reindex(workspace).await });
@@ -901,7 +989,17 @@ impl LanguageServer for Backend {
     async fn hover(&self, params: HoverParams) -> Result<Option<Hover>> {
         let position = params.text_document_position_params;
         let (context, group) = self.answer_group(&position.text_document.uri, position.position)?;
-        let Some(group) = group else { return Ok(None) };
+        let Some(group) = group else {
+            // Code with copies only in the team's other repositories.
+            let team = context.slot.and_then(|slot| {
+                let unit = innermost_unit(&context.snapshot, slot, position.position.line + 1)?;
+                context.snapshot.team_of(slot, unit)
+            });
+            return Ok(team.map(|team| Hover {
+                contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: format!("**Similar code elsewhere in the team**\n{}", answers::team_markdown(team)) }),
+                range: None,
+            }));
+        };
         let closest = group.best().and_then(|best| self.copy_text(&context.workspace.root, &context.snapshot, &best.instance));
         let markdown = answers::hover_markdown(&context.snapshot, &group, &context.text(), &context.addresses(), closest);
         Ok(Some(Hover { contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: markdown }), range: None }))
@@ -1019,7 +1117,7 @@ impl LanguageServer for Backend {
                 let groups = answers::groups(&snapshot, slot, |kind| settings.shows(kind));
                 let rope = ropey::Rope::new();
                 let text = Text { rope: &rope, encoding: self.encoding() };
-                let diagnostics = answers::diagnostics(&snapshot, &groups, &text, &addresses, severity);
+                let diagnostics = answers::diagnostics(&snapshot, slot, &groups, &text, &addresses, severity);
                 let id = result_id(&diagnostics);
                 let report = if previous.get(&uri) == Some(&id) {
                     WorkspaceDocumentDiagnosticReport::Unchanged(WorkspaceUnchangedDocumentDiagnosticReport {

@@ -20,6 +20,7 @@ use periodic_core::scan::{self, ScanOptions, ScanProgress};
 use periodic_core::{ClonePair, Config, FileRecord, Instance, Language, Pattern};
 
 use super::settings::Settings;
+use crate::edge_sync::{EdgeSync, UnitMatch};
 
 /// What a request needs to know about a unit.
 #[derive(Debug, Clone)]
@@ -50,6 +51,14 @@ impl FileView {
     }
 }
 
+/// The team's copies of one unit, from the edge server.
+#[derive(Debug, Clone)]
+pub struct TeamCopies {
+    /// Index of the unit in its file.
+    pub unit: u32,
+    pub matches: Arc<Vec<UnitMatch>>,
+}
+
 /// An immutable view of a workspace's results.
 #[derive(Default)]
 pub struct Snapshot {
@@ -65,6 +74,8 @@ pub struct Snapshot {
     pub pattern_of_pair: Arc<Vec<u32>>,
     /// The editor version each edited file was last analysed at.
     pub versions: Arc<HashMap<u32, i32>>,
+    /// Copies in the team's other repositories, per file slot (open files only).
+    pub team: Arc<HashMap<u32, Vec<TeamCopies>>>,
 }
 
 impl Snapshot {
@@ -78,6 +89,10 @@ impl Snapshot {
 
     pub fn pattern_of(&self, pair: u32) -> Option<&Pattern> {
         self.pattern_of_pair.get(pair as usize).and_then(|&index| self.patterns.get(index as usize))
+    }
+
+    pub fn team_of(&self, slot: u32, unit: u32) -> Option<&[UnitMatch]> {
+        self.team.get(&slot)?.iter().find(|copies| copies.unit == unit).map(|copies| copies.matches.as_slice())
     }
 
     pub fn file(&self, slot: u32) -> Option<&FileView> {
@@ -99,6 +114,7 @@ pub struct Engine {
     views: Vec<Arc<FileView>>,
     slots: Arc<HashMap<String, u32>>,
     versions: HashMap<u32, i32>,
+    team: Arc<HashMap<u32, Vec<TeamCopies>>>,
 }
 
 /// A document's current text, for re-applying editor state over a fresh index.
@@ -114,7 +130,7 @@ impl Engine {
         let views = files.iter().map(|file| Arc::new(FileView::of(file))).collect();
         let slots = Arc::new(files.iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect());
         let live = LiveIndex::new(root, config, files);
-        Engine { live, pairs, labels, views, slots, versions: HashMap::new() }
+        Engine { live, pairs, labels, views, slots, versions: HashMap::new(), team: Arc::new(HashMap::new()) }
     }
 
     /// Re-indexes one file from `text` (already analysed) and recomputes its pairs.
@@ -146,6 +162,34 @@ impl Engine {
         });
         affected.remove(&slot);
         affected
+    }
+
+    pub fn record(&self, path: &str) -> Option<&FileRecord> {
+        self.live.slot(path).map(|slot| &self.live.files()[slot as usize])
+    }
+
+    pub fn files(&self) -> &[FileRecord] {
+        self.live.files()
+    }
+
+    /// Looks up the team's copies of every unit of `path` in the sync's cache (asking the
+    /// edge in the background for the ones not known yet). Returns whether any are known.
+    pub fn refresh_team(&mut self, path: &str, edge: &EdgeSync) -> bool {
+        let Some(slot) = self.live.slot(path) else { return false };
+        if !edge.enabled() {
+            return false;
+        }
+        let units: Vec<&periodic_core::UnitRecord> = self.live.files()[slot as usize].units.iter().collect();
+        let copies: Vec<TeamCopies> = edge
+            .team_matches(&units)
+            .into_iter()
+            .enumerate()
+            .filter_map(|(unit, matches)| matches.filter(|matches| !matches.is_empty()).map(|matches| TeamCopies { unit: unit as u32, matches }))
+            .collect();
+        let known = !copies.is_empty();
+        let team = Arc::make_mut(&mut self.team);
+        if known { team.insert(slot, copies) } else { team.remove(&slot) };
+        known
     }
 
     /// Whether the engine holds editor text for `path` at `version` or later.
@@ -228,6 +272,7 @@ impl Engine {
             patterns: Arc::new(patterns),
             pattern_of_pair: Arc::new(pattern_of_pair),
             versions: Arc::new(self.versions.clone()),
+            team: self.team.clone(),
         }
     }
 }
@@ -246,6 +291,8 @@ pub struct Workspace {
     pub reindexing: tokio::sync::Mutex<()>,
     /// Ticks with the generation of every published snapshot.
     pub published: tokio::sync::watch::Sender<u64>,
+    /// Sync with the team edge server (disabled unless configured).
+    edge: RwLock<Arc<EdgeSync>>,
 }
 
 impl Workspace {
@@ -265,8 +312,27 @@ impl Workspace {
             project_config: Mutex::new(config),
             reindexing: tokio::sync::Mutex::new(()),
             published: tokio::sync::watch::channel(0).0,
+            edge: RwLock::new(Arc::new(EdgeSync::disabled())),
         };
         (Arc::new(workspace), problem)
+    }
+
+    pub fn edge(&self) -> Arc<EdgeSync> {
+        self.edge.read().map(|edge| edge.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    /// Replaces the team sync (settings changed); the previous one stops in the background.
+    pub fn set_edge(&self, edge: EdgeSync) {
+        let edge = Arc::new(edge);
+        match self.edge.write() {
+            Ok(mut current) => *current = edge,
+            Err(poisoned) => *poisoned.into_inner() = edge,
+        }
+    }
+
+    /// The configuration from `.periodic.toml` alone (for the `[edge]` table).
+    pub fn project_config(&self) -> Config {
+        lock(&self.project_config).clone()
     }
 
     pub fn snapshot(&self) -> Arc<Snapshot> {
@@ -316,10 +382,17 @@ impl Workspace {
         let outcome = scan::scan(ScanOptions { root: self.root.clone(), config: config.clone(), use_index: true, progress: Some(progress) })?;
         let labels = scan::load_labels(&self.root, &config)?;
         let mut engine = Engine::new(&self.root, config, outcome.files, outcome.pairs, labels);
+        let edge = self.edge();
+        // The team gets the files as on disk; editor text follows as it is analysed.
+        edge.record_snapshot(engine.files());
         let mut guard = lock(&self.engine);
         for document in open() {
             let (analysis, _) = super::document::parse_and_analyze(document.language, &document.text, None);
             engine.apply_analysis(&document.path, document.language, &document.text, analysis, Some(document.version));
+            if let Some(record) = engine.record(&document.path) {
+                edge.record_files(std::slice::from_ref(record), &[]);
+            }
+            engine.refresh_team(&document.path, &edge);
         }
         *guard = Some(engine);
         self.publish(guard.as_ref(), false);

@@ -1,0 +1,97 @@
+//! Two workspaces, two `periodic lsp` processes, one real `periodic-edge` on loopback: the
+//! second sees the first's clone in its hover and `periodic/similar`; with the edge stopped
+//! both keep answering locally, and changes made meanwhile reach the edge when it returns.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/edge.rs"]
+mod edge;
+#[path = "support/lsp_client.rs"]
+mod lsp_client;
+
+use std::path::Path;
+
+use edge::{Edge, create_token};
+use lsp_client::LspClient;
+use serde_json::{Value, json};
+
+const MONEY: &str = "def round_amount(amount, places):\n    factor = 10 ** places\n    scaled = amount * factor\n    if scaled - int(scaled) >= 0.5:\n        scaled = int(scaled) + 1\n    else:\n        scaled = int(scaled)\n    return scaled / factor\n";
+const LEDGER: &str = "def round_value(value, digits):\n    factor = 10 ** digits\n    scaled = value * factor\n    if scaled - int(scaled) >= 0.5:\n        scaled = int(scaled) + 1\n    else:\n        scaled = int(scaled)\n    return scaled / factor\n";
+const ROWS: &str = "def parse_rows(text):\n    rows = []\n    for line in text.splitlines():\n        cells = line.split(',')\n        if len(cells) < 2:\n            continue\n        rows.append((cells[0].strip(), cells[1].strip()))\n    return rows\n";
+
+fn options(url: &str, token: &str, repo: &str) -> Value {
+    json!({"debounceMs": 0, "minLines": 4, "minTokens": 20,
+           "edge": {"url": url, "share": "locations", "token": token, "repo": repo, "queryTtlSeconds": 1}})
+}
+
+fn write(root: &Path, path: &str, text: &str) {
+    let file = root.join(path);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(file, text).unwrap();
+}
+
+fn team_entries(client: &mut LspClient, uri: &str) -> Value {
+    client.poll("periodic/similar", json!({"textDocument": {"uri": uri}, "position": {"line": 2, "character": 4}}), |answer| {
+        answer["similar"].as_array().unwrap().iter().any(|entry| entry["repo"] == "billing")
+    })
+}
+
+#[test]
+fn a_second_workspace_sees_the_first_ones_clone_through_the_edge_and_survives_it_going_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let (billing, ledger) = (base.join("billing"), base.join("ledger"));
+    write(&billing, "src/money.py", MONEY);
+    write(&billing, "src/rows.py", ROWS);
+    write(&ledger, "lib/amounts.py", LEDGER);
+    let tokens = base.join("tokens.json");
+    let token = create_token(&tokens, "team", "write");
+    let data = base.join("edge-data");
+    let edge = Edge::start(&data, &tokens, 0);
+    let url = edge.base.clone();
+
+    let (mut first, _) = LspClient::initialized(&[&billing], json!({}), options(&url, &token, "billing"));
+    // The first server pushes its workspace after indexing it.
+    let deadline = std::time::Instant::now() + lsp_client::PATIENCE;
+    while edge.stats_units(&token) < 2 {
+        assert!(std::time::Instant::now() < deadline, "billing's units never reached the edge");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let (mut second, _) = LspClient::initialized(&[&ledger], json!({}), options(&url, &token, "ledger"));
+    let amounts = second.open(&ledger.join("lib/amounts.py"), "python", LEDGER);
+    let answer = team_entries(&mut second, &amounts);
+    let entry = answer["similar"].as_array().unwrap().iter().find(|entry| entry["repo"] == "billing").unwrap().clone();
+    assert_eq!(entry["uri"], "periodic-edge://billing/src/money.py");
+    assert_eq!(entry["name"], "round_amount");
+    assert_eq!(answer["unit"]["name"], "round_value");
+    let hover = second.call("textDocument/hover", json!({"textDocument": {"uri": amounts}, "position": {"line": 0, "character": 5}}));
+    let markdown = hover["contents"]["value"].as_str().unwrap();
+    assert!(markdown.contains("repo `billing`: src/money.py:1 `round_amount` — 100%"), "{markdown}");
+    let diagnostics = second.diagnostics(&amounts, |diagnostics| !diagnostics.is_empty());
+    assert!(diagnostics[0]["message"].as_str().unwrap().starts_with("Also in repo `billing`: src/money.py:1"), "{diagnostics:?}");
+
+    // The edge goes away: both servers keep answering from local state.
+    let units_before = edge.stats_units(&token);
+    drop(edge);
+    assert_eq!(first.call("periodic/patterns", json!({})), json!([]), "billing alone has no local clone");
+    let money = first.open(&billing.join("src/money.py"), "python", MONEY);
+    let hover = first.call("textDocument/hover", json!({"textDocument": {"uri": money}, "position": {"line": 0, "character": 5}}));
+    assert!(hover.is_null() || hover["contents"]["value"].as_str().is_some());
+    let renamed = LEDGER.replace("round_value", "round_ledger_value");
+    second.notify("textDocument/didChange", json!({"textDocument": {"uri": amounts, "version": 2}, "contentChanges": [{"text": renamed}]}));
+    second.diagnostics_at(&amounts, 2);
+    second.notify("textDocument/didChange", json!({"textDocument": {"uri": amounts, "version": 3}, "contentChanges": [{"text": format!("{renamed}\n{ROWS}")}]}));
+    second.diagnostics_at(&amounts, 3);
+
+    // The edge returns on the same address: the outbox drains.
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let edge = Edge::start(&data, &tokens, port);
+    let deadline = std::time::Instant::now() + lsp_client::PATIENCE;
+    while edge.stats_units(&token) <= units_before {
+        assert!(std::time::Instant::now() < deadline, "changes made while the edge was away never arrived");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(first.shutdown(), 0);
+    assert_eq!(second.shutdown(), 0);
+}
