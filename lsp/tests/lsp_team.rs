@@ -95,3 +95,31 @@ fn a_second_workspace_sees_the_first_ones_clone_through_the_edge_and_survives_it
     assert_eq!(first.shutdown(), 0);
     assert_eq!(second.shutdown(), 0);
 }
+
+#[test]
+fn hover_tells_how_common_a_shape_is_across_the_organisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().canonicalize().unwrap();
+    let billing = base.join("billing");
+    write(&billing, "src/money.py", MONEY);
+    write(&billing, "src/ledger.py", LEDGER);
+    let cloud_tokens = base.join("cloud-tokens.json");
+    let cloud_token_file = base.join("cloud-token");
+    std::fs::write(&cloud_token_file, create_token(&cloud_tokens, "edge-one", "cloud-push")).unwrap();
+    let cloud = Edge::start_with(&base.join("cloud-data"), &cloud_tokens, 0, &["--role", "cloud"]);
+    let tokens = base.join("tokens.json");
+    let token = create_token(&tokens, "team", "write");
+    let token_file = cloud_token_file.display().to_string();
+    let uplink = ["--cloud-url", cloud.base.as_str(), "--cloud-token-file", token_file.as_str(), "--cloud-push-interval-ms", "50", "--cloud-cache-ttl", "3"];
+    let edge = Edge::start_with(&base.join("edge-data"), &tokens, 0, &uplink);
+
+    let (mut client, _) = LspClient::initialized(&[&billing], json!({}), options(&edge.base, &token, "billing"));
+    let money = client.open(&billing.join("src/money.py"), "python", MONEY);
+    let hover = client.poll("textDocument/hover", json!({"textDocument": {"uri": money}, "position": {"line": 0, "character": 5}}), |hover| {
+        hover["contents"]["value"].as_str().is_some_and(|text| text.contains("Common across the organisation"))
+    });
+    let markdown = hover["contents"]["value"].as_str().unwrap();
+    assert!(markdown.contains("Common across the organisation: 1 team, 1 repositories"), "{markdown}");
+    assert!(markdown.contains("src/ledger.py:1"), "the local copy is still listed: {markdown}");
+    assert_eq!(client.shutdown(), 0);
+}

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use periodic_core::{FileRecord, UnitRecord};
-pub use periodic_wire::v1::UnitMatch;
+pub use periodic_wire::v1::{Organisation, UnitMatch};
 use tokio::sync::{mpsc, watch};
 
 use outbox::FileChanges;
@@ -65,6 +65,8 @@ pub struct EdgeSync {
 pub(crate) struct Shared {
     settings: EdgeSettings,
     cache: moka::sync::Cache<String, Arc<Vec<UnitMatch>>>,
+    /// Organisation-wide counts per exact structural hash, when the edge reported them.
+    organisation: moka::sync::Cache<u64, Organisation>,
     in_flight: Mutex<HashSet<String>>,
     queries_paused_until: Mutex<Option<Instant>>,
     status: Mutex<EdgeStatus>,
@@ -107,9 +109,11 @@ impl EdgeSync {
     pub fn start(root: &Path, settings: EdgeSettings) -> EdgeSync {
         let enabled = settings.enabled();
         let cache = moka::sync::Cache::builder().max_capacity(50_000).time_to_live(settings.query_ttl).build();
+        let organisation = moka::sync::Cache::builder().max_capacity(50_000).time_to_live(settings.query_ttl).build();
         let shared = Arc::new(Shared {
             settings,
             cache,
+            organisation,
             in_flight: Mutex::new(HashSet::new()),
             queries_paused_until: Mutex::new(None),
             status: Mutex::new(EdgeStatus { enabled, ..EdgeStatus::default() }),
@@ -224,6 +228,12 @@ impl EdgeSync {
                 None
             })
             .collect()
+    }
+
+    /// How common `unit`'s exact structure is across the organisation (from the cloud tier,
+    /// through the edge), when an answer about it carried the counts.
+    pub fn organisation(&self, unit: &UnitRecord) -> Option<Organisation> {
+        self.shared.organisation.get(&unit.hashes.t2)
     }
 
     /// A receiver whose value increases each time new team answers are cached: the server

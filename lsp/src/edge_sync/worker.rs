@@ -250,6 +250,11 @@ async fn query_loop(shared: Arc<Shared>, client: EdgeClient, mut queries: mpsc::
                 for answer in response.results {
                     shared.cache.insert(answer.id, Arc::new(answer.matches));
                 }
+                for (hash, counts) in response.organisation {
+                    if let Some(hash) = periodic_wire::v1::T2Hash::from_hex(&hash) {
+                        shared.organisation.insert(hash.0, counts);
+                    }
+                }
                 bound = retry.initial;
                 *lock(&shared.queries_paused_until) = None;
                 lock(&shared.status).connected = true;

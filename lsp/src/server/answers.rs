@@ -16,7 +16,7 @@ use tower_lsp_server::ls_types::{
 };
 
 use super::position::{Encoding, line_end, line_start_of_text};
-use super::workspace::Snapshot;
+use super::workspace::{Snapshot, TeamCopies};
 use crate::edge_sync::UnitMatch;
 
 pub const SOURCE: &str = "periodic";
@@ -190,7 +190,7 @@ pub fn diagnostics(
     addresses: &Addresses<'_>,
     severity: DiagnosticSeverity,
 ) -> Vec<Diagnostic> {
-    let team_note_of = |local: &Instance| local.unit.and_then(|unit| snapshot.team_of(slot, unit)).and_then(team_note);
+    let team_note_of = |local: &Instance| local.unit.and_then(|unit| snapshot.team_of(slot, unit)).and_then(|copies| team_note(&copies.matches));
     let mut diagnostics: Vec<Diagnostic> = groups
         .iter()
         .filter_map(|group| {
@@ -229,7 +229,7 @@ pub fn diagnostics(
         let (Some(unit), Some(note)) = (file.units.get(copies.unit as usize), team_note(&copies.matches)) else { continue };
         let local = Instance { file: slot, start_line: unit.start_line, end_line: unit.end_line, unit: Some(copies.unit), token_start: 0, token_end: 0 };
         let mut message = note;
-        message.replace_range(..1, &message[..1].to_uppercase());
+        message.replace_range(..1, "A");
         diagnostics.push(Diagnostic {
             range: text.first_line(&local),
             severity: Some(severity),
@@ -290,9 +290,18 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
     out
 }
 
-/// The team's copies of a unit, for a hover.
-pub fn team_markdown(matches: &[UnitMatch]) -> String {
-    let mut out = String::from("\nIn the team's other repositories:\n");
+/// The team's copies of a unit and how common it is in the organisation, for a hover.
+pub fn team_markdown(copies: &TeamCopies) -> String {
+    let mut out = String::new();
+    if let Some(counts) = copies.organisation {
+        let teams = if counts.teams == 1 { "1 team".to_string() } else { format!("{} teams", counts.teams) };
+        out.push_str(&format!("\nCommon across the organisation: {teams}, {} repositories\n", counts.repos));
+    }
+    let matches = copies.matches.as_slice();
+    if matches.is_empty() {
+        return out;
+    }
+    out.push_str("\nIn the team's other repositories:\n");
     for found in matches.iter().take(HOVER_COPIES) {
         let place = match &found.location {
             Some(location) => format!("{}:{} `{}`", location.path, location.start_line, location.name),
@@ -393,8 +402,8 @@ pub fn lens_command(snapshot: &Snapshot, group: &Group, uri: &Uri, addresses: &A
         Some(pattern) => format!("{count} similar · pattern {}", pattern.name()),
         None => format!("{count} similar"),
     };
-    if let Some(team) = group.local.unit.and_then(|unit| snapshot.team_of(group.local.file, unit)) {
-        title.push_str(&format!(" · {} in other repos", team.len()));
+    if let Some(team) = group.local.unit.and_then(|unit| snapshot.team_of(group.local.file, unit)).filter(|team| !team.matches.is_empty()) {
+        title.push_str(&format!(" · {} in other repos", team.matches.len()));
     }
     show_references_command(title, snapshot, group, uri, addresses)
 }

@@ -575,7 +575,7 @@ impl Backend {
         let (context, group) = self.answer_group(&params.text_document.uri, params.position)?;
         let line = params.position.line + 1;
         let team_unit = group.as_ref().map_or_else(|| context.slot.and_then(|slot| innermost_unit(&context.snapshot, slot, line)), |group| group.local.unit);
-        let team = context.slot.zip(team_unit).and_then(|(slot, unit)| context.snapshot.team_of(slot, unit)).unwrap_or(&[]);
+        let team = context.slot.zip(team_unit).and_then(|(slot, unit)| context.snapshot.team_of(slot, unit)).map_or(&[][..], |copies| copies.matches.as_slice());
         let mut answer = self.local_similar(&context, group, line);
         answer.similar.extend(team.iter().map(answers::team_entry));
         Ok(answer)
@@ -996,7 +996,7 @@ impl LanguageServer for Backend {
                 context.snapshot.team_of(slot, unit)
             });
             return Ok(team.map(|team| Hover {
-                contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: format!("**Similar code elsewhere in the team**\n{}", answers::team_markdown(team)) }),
+                contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: format!("**Beyond this workspace**\n{}", answers::team_markdown(team)) }),
                 range: None,
             }));
         };

@@ -20,7 +20,7 @@ use periodic_core::scan::{self, ScanOptions, ScanProgress};
 use periodic_core::{ClonePair, Config, FileRecord, Instance, Language, Pattern};
 
 use super::settings::Settings;
-use crate::edge_sync::{EdgeSync, UnitMatch};
+use crate::edge_sync::{EdgeSync, Organisation, UnitMatch};
 
 /// What a request needs to know about a unit.
 #[derive(Debug, Clone)]
@@ -56,7 +56,9 @@ impl FileView {
 pub struct TeamCopies {
     /// Index of the unit in its file.
     pub unit: u32,
+    /// Best first; may be empty when only the organisation counts are known.
     pub matches: Arc<Vec<UnitMatch>>,
+    pub organisation: Option<Organisation>,
 }
 
 /// An immutable view of a workspace's results.
@@ -91,8 +93,8 @@ impl Snapshot {
         self.pattern_of_pair.get(pair as usize).and_then(|&index| self.patterns.get(index as usize))
     }
 
-    pub fn team_of(&self, slot: u32, unit: u32) -> Option<&[UnitMatch]> {
-        self.team.get(&slot)?.iter().find(|copies| copies.unit == unit).map(|copies| copies.matches.as_slice())
+    pub fn team_of(&self, slot: u32, unit: u32) -> Option<&TeamCopies> {
+        self.team.get(&slot)?.iter().find(|copies| copies.unit == unit)
     }
 
     pub fn file(&self, slot: u32) -> Option<&FileView> {
@@ -183,8 +185,13 @@ impl Engine {
         let copies: Vec<TeamCopies> = edge
             .team_matches(&units)
             .into_iter()
+            .zip(&units)
             .enumerate()
-            .filter_map(|(unit, matches)| matches.filter(|matches| !matches.is_empty()).map(|matches| TeamCopies { unit: unit as u32, matches }))
+            .filter_map(|(index, (matches, unit))| {
+                let matches = matches.unwrap_or_default();
+                let organisation = edge.organisation(unit).filter(|counts| counts.teams > 0);
+                (!matches.is_empty() || organisation.is_some()).then(|| TeamCopies { unit: index as u32, matches, organisation })
+            })
             .collect();
         let known = !copies.is_empty();
         let team = Arc::make_mut(&mut self.team);

@@ -34,6 +34,11 @@ pub struct Edge {
 impl Edge {
     /// Starts on `port` (0: any free port) with data in `data`.
     pub fn start(data: &Path, tokens: &Path, port: u16) -> Edge {
+        Edge::start_with(data, tokens, port, &[])
+    }
+
+    /// Like [`Edge::start`], with more arguments (e.g. `--role cloud`).
+    pub fn start_with(data: &Path, tokens: &Path, port: u16, extra: &[&str]) -> Edge {
         let addr_file = data.with_extension("addr");
         let _ = std::fs::remove_file(&addr_file);
         let mut child = Command::new(edge_binary())
@@ -43,6 +48,7 @@ impl Edge {
             .arg(tokens)
             .arg("--addr-file")
             .arg(&addr_file)
+            .args(extra)
             .env("PERIODIC_EDGE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
