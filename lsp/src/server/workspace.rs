@@ -190,7 +190,7 @@ impl Engine {
             .filter_map(|(index, (matches, unit))| {
                 let matches = matches.unwrap_or_default();
                 let organisation = edge.organisation(unit).filter(|counts| counts.teams > 0);
-                (!matches.is_empty() || organisation.is_some()).then(|| TeamCopies { unit: index as u32, matches, organisation })
+                (!matches.is_empty() || organisation.is_some()).then_some(TeamCopies { unit: index as u32, matches, organisation })
             })
             .collect();
         let known = !copies.is_empty();
