@@ -89,7 +89,13 @@ thread_local! {
 /// Parses `source` and returns its analysis. Suppression markers are applied: suppressed
 /// tokens become `SYM_BARRIER`, units marked `periodic-ignore` are dropped.
 pub fn analyze(language: Language, source: &str) -> Analysis {
-    let tree = PARSERS.with(|parsers| {
+    analyze_incrementally(language, source, None).0
+}
+
+/// Parses `source` with this thread's parser for `language`, reusing `old` (a tree already
+/// edited with `Tree::edit` to match `source`) when given.
+pub fn parse(language: Language, source: &str, old: Option<&tree_sitter::Tree>) -> Option<tree_sitter::Tree> {
+    PARSERS.with(|parsers| {
         let mut parsers = parsers.borrow_mut();
         let parser = parsers.entry(language).or_insert_with(|| {
             let mut parser = tree_sitter::Parser::new();
@@ -97,11 +103,15 @@ pub fn analyze(language: Language, source: &str) -> Analysis {
             let _ = parser.set_language(&language.spec().grammar);
             parser
         });
-        parser.parse(source, None)
-    });
-    match tree {
-        Some(tree) => analyze_tree(language, source, &tree),
-        None => Analysis { line_count: count_lines(source), ..Analysis::default() },
+        parser.parse(source, old)
+    })
+}
+
+/// [`analyze`] for an editor: reuses the previous tree and returns the new one.
+pub fn analyze_incrementally(language: Language, source: &str, old: Option<&tree_sitter::Tree>) -> (Analysis, Option<tree_sitter::Tree>) {
+    match parse(language, source, old) {
+        Some(tree) => (analyze_tree(language, source, &tree), Some(tree)),
+        None => (Analysis { line_count: count_lines(source), ..Analysis::default() }, None),
     }
 }
 

@@ -95,6 +95,24 @@ impl Config {
         self.per_language.get(&key).unwrap_or(&self.detection)
     }
 
+    /// Overrides the size and similarity thresholds everywhere (global and per language),
+    /// for values given on the command line or by the editor.
+    pub fn override_thresholds(&mut self, min_lines: Option<u32>, min_tokens: Option<u32>, similarity: Option<f64>) {
+        let overrides = |settings: &mut DetectionSettings| {
+            if let Some(value) = min_lines {
+                settings.min_lines = value;
+            }
+            if let Some(value) = min_tokens {
+                settings.min_tokens = value;
+            }
+            if let Some(value) = similarity {
+                settings.similarity = value;
+            }
+        };
+        overrides(&mut self.detection);
+        self.per_language.values_mut().for_each(overrides);
+    }
+
     pub fn language_for_extension(&self, extension: &str) -> Option<Language> {
         let lowered = extension.to_ascii_lowercase();
         self.extensions.get(&lowered).copied().or_else(|| Language::from_extension(&lowered))

@@ -13,7 +13,11 @@ use crate::config::Config;
 use crate::detect::Detector;
 use crate::lang::Language;
 use crate::model::{ClonePair, FileRecord};
-use crate::scan::{ReparsingSource, TokenCache, token_cache};
+use crate::scan::{ReparsingSource, TokenCache, token_cache_of};
+
+/// Tokens of unchanged files kept for verifying an edited file's candidates: a long-running
+/// process keeps a small working set (about 10 MB), a batch scan a larger one.
+const LIVE_TOKEN_CACHE: u64 = 1_000_000;
 
 pub struct LiveIndex {
     root: PathBuf,
@@ -33,7 +37,7 @@ impl LiveIndex {
     pub fn new(root: &Path, config: Config, files: Vec<FileRecord>) -> Self {
         let index = CandidateIndex::build(&files, true);
         let slots = files.iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect();
-        LiveIndex { root: root.to_path_buf(), config, files, slots, index, edited: HashMap::new(), disk_tokens: token_cache() }
+        LiveIndex { root: root.to_path_buf(), config, files, slots, index, edited: HashMap::new(), disk_tokens: token_cache_of(LIVE_TOKEN_CACHE) }
     }
 
     pub fn files(&self) -> &[FileRecord] {

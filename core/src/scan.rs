@@ -324,9 +324,14 @@ pub fn decode(bytes: Vec<u8>, relative: &str, warnings: &mut Vec<String>) -> Str
 pub(crate) type TokenCache = moka::sync::Cache<u32, Arc<FileTokens>>;
 
 pub(crate) fn token_cache() -> TokenCache {
+    token_cache_of(8_000_000)
+}
+
+/// A token cache holding at most `tokens` tokens (10 bytes each).
+pub(crate) fn token_cache_of(tokens: u64) -> TokenCache {
     moka::sync::Cache::builder()
         .weigher(|_: &u32, tokens: &Arc<FileTokens>| tokens.len().try_into().unwrap_or(u32::MAX))
-        .max_capacity(8_000_000)
+        .max_capacity(tokens)
         .build()
 }
 

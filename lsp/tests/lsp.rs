@@ -229,6 +229,7 @@ fn hover_code_lens_symbols_and_custom_requests_name_the_other_copy() {
     assert_eq!(patterns[0]["memberCount"], 2);
     assert_eq!(patterns[0]["languages"], json!(["python"]));
     assert_eq!(client.call("periodic/patterns", json!({"query": "no-such-pattern"})), json!([]));
+    assert_eq!(client.call("periodic/patterns", json!([])).as_array().unwrap().len(), 1, "empty positional params mean all");
 
     let name = patterns[0]["name"].as_str().unwrap().to_string();
     let symbols = client.call("workspace/symbol", json!({"query": name}));

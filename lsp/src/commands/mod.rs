@@ -22,19 +22,7 @@ pub fn load_config(root: &Path, args: &DetectionArgs) -> anyhow::Result<Config> 
         Some(path) => Config::load(path)?,
         None => Config::load_from_root(config_root)?,
     };
-    let overrides = |settings: &mut periodic_core::config::DetectionSettings| {
-        if let Some(value) = args.min_lines {
-            settings.min_lines = value;
-        }
-        if let Some(value) = args.min_tokens {
-            settings.min_tokens = value;
-        }
-        if let Some(value) = args.similarity {
-            settings.similarity = value;
-        }
-    };
-    overrides(&mut config.detection);
-    config.per_language.values_mut().for_each(overrides);
+    config.override_thresholds(args.min_lines, args.min_tokens, args.similarity);
     Ok(config)
 }
 

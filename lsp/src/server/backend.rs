@@ -33,6 +33,8 @@ use crate::edge_sync::{EdgeSettings, EdgeSync};
 const PULL_WAIT: Duration = Duration::from_secs(5);
 /// More changed files than this at once (a branch switch) re-index the folder instead.
 const MAX_FILES_UPDATED_ONE_BY_ONE: usize = 64;
+/// Quiet time after the last change before patterns are clustered again.
+const PATTERN_BUILD_DELAY: Duration = Duration::from_millis(250);
 /// Most workspace symbols in one answer.
 const MAX_SYMBOLS: usize = 500;
 
@@ -63,6 +65,8 @@ struct State {
     /// Set when a re-index is waiting for its turn, per workspace root.
     reindex_queued: Mutex<HashSet<PathBuf>>,
     progress_tokens: AtomicU64,
+    /// Pattern-build generation per workspace root, for debouncing.
+    pattern_builds: Mutex<HashMap<PathBuf, u64>>,
     shut_down: AtomicBool,
 }
 
@@ -126,8 +130,9 @@ pub struct SimilarParams {
     pub position: Position,
 }
 
-/// `periodic/patterns` parameters.
+/// `periodic/patterns` parameters; `{}` and `[]` mean all patterns.
 #[derive(Deserialize, Debug, Default)]
+#[serde(default)]
 pub struct PatternsParams {
     pub top: Option<usize>,
     pub query: Option<String>,
@@ -253,9 +258,45 @@ impl Backend {
         }
     }
 
+    /// Clusters a workspace's pairs into patterns again once changes settle, off the edit
+    /// path, and shows the result.
+    fn schedule_pattern_build(&self, workspace: &Arc<Workspace>) {
+        let generation = {
+            let mut builds = lock(&self.state.pattern_builds);
+            let generation = builds.entry(workspace.root.clone()).or_insert(0);
+            *generation += 1;
+            *generation
+        };
+        let this = self.clone();
+        let workspace = workspace.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(PATTERN_BUILD_DELAY).await;
+            if lock(&this.state.pattern_builds).get(&workspace.root) != Some(&generation) {
+                return;
+            }
+            let building = workspace.clone();
+            let rebuilt = tokio::task::spawn_blocking(move || {
+                building.change(|engine| {
+                    let stale = !engine.patterns_current();
+                    if stale {
+                        engine.rebuild_patterns();
+                    }
+                    stale
+                })
+            })
+            .await;
+            if let Ok(Some(true)) = rebuilt {
+                this.refresh_all(&workspace).await;
+            }
+        });
+    }
+
     /// Tells the client about changed results: diagnostics of `uri` and of open documents
     /// in `affected` slots, and code lenses.
     async fn after_change(&self, workspace: &Arc<Workspace>, uri: Option<&Uri>, affected: &HashSet<u32>) {
+        if workspace.inspect(|engine| engine.patterns_current()) == Some(false) {
+            self.schedule_pattern_build(workspace);
+        }
         let support = self.support();
         let snapshot = workspace.snapshot();
         let mut targets: Vec<Uri> = uri.into_iter().cloned().collect();
@@ -312,18 +353,17 @@ impl Backend {
                 let _ = self.client.workspace_diagnostic_refresh().await;
             }
         } else {
-            let uris: Vec<Uri> = lock(&self.state.documents)
-                .iter()
-                .filter(|(_, document)| document.path.starts_with(&workspace.root))
-                .map(|(uri, _)| uri.clone())
-                .collect();
-            for uri in uris {
+            for uri in self.open_uris(workspace) {
                 self.publish(&uri).await;
             }
         }
         if support.code_lens_refresh {
             let _ = self.client.code_lens_refresh().await;
         }
+    }
+
+    fn open_uris(&self, workspace: &Workspace) -> Vec<Uri> {
+        lock(&self.state.documents).iter().filter(|(_, document)| document.path.starts_with(&workspace.root)).map(|(uri, _)| uri.clone()).collect()
     }
 
     /// The open documents of a workspace, for re-applying unsaved text over a re-index.
@@ -349,12 +389,7 @@ impl Backend {
         let loading = workspace.clone();
         match tokio::task::spawn_blocking(move || loading.load_stored(config)).await {
             Ok(Ok(true)) => {
-                let uris: Vec<Uri> = lock(&self.state.documents)
-                    .iter()
-                    .filter(|(_, document)| document.path.starts_with(&workspace.root))
-                    .map(|(uri, _)| uri.clone())
-                    .collect();
-                for uri in uris {
+                for uri in self.open_uris(&workspace) {
                     self.schedule_analysis(uri, Duration::ZERO);
                 }
             }

@@ -3,8 +3,6 @@
 //! what did not change. Edits are applied all-or-nothing: a change with a position outside
 //! the text leaves the document exactly as it was.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use periodic_core::Language;
@@ -88,27 +86,10 @@ fn point_of(rope: &Rope, char_index: usize) -> Point {
     Point { row, column: rope.char_to_byte(char_index) - rope.line_to_byte(row) }
 }
 
-thread_local! {
-    static PARSERS: RefCell<HashMap<Language, tree_sitter::Parser>> = RefCell::new(HashMap::new());
-}
-
 /// Parses `text`, reusing `old` (already edited to match `text`) when given, and analyses
 /// the new tree. Returns the tree for the next incremental parse.
 pub fn parse_and_analyze(language: Language, text: &str, old: Option<&Tree>) -> (Analysis, Option<Tree>) {
-    let tree = PARSERS.with(|parsers| {
-        let mut parsers = parsers.borrow_mut();
-        let parser = parsers.entry(language).or_insert_with(|| {
-            let mut parser = tree_sitter::Parser::new();
-            // core's registry test guarantees every grammar loads.
-            let _ = parser.set_language(&language.spec().grammar);
-            parser
-        });
-        parser.parse(text, old)
-    });
-    match tree {
-        Some(tree) => (analysis::analyze_tree(language, text, &tree), Some(tree)),
-        None => (analysis::analyze(language, text), None),
-    }
+    analysis::analyze_incrementally(language, text, old)
 }
 
 #[cfg(test)]

@@ -93,19 +93,7 @@ impl Settings {
 
     /// The project's configuration with the editor's threshold overrides applied.
     pub fn apply_to(&self, config: &mut Config) {
-        let overrides = |detection: &mut periodic_core::config::DetectionSettings| {
-            if let Some(value) = self.min_lines {
-                detection.min_lines = value;
-            }
-            if let Some(value) = self.min_tokens {
-                detection.min_tokens = value;
-            }
-            if let Some(value) = self.similarity {
-                detection.similarity = value;
-            }
-        };
-        overrides(&mut config.detection);
-        config.per_language.values_mut().for_each(overrides);
+        config.override_thresholds(self.min_lines, self.min_tokens, self.similarity);
     }
 
     /// Whether switching to `other` changes what the engine finds (and needs a re-index).

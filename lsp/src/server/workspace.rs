@@ -117,6 +117,13 @@ pub struct Engine {
     slots: Arc<HashMap<String, u32>>,
     versions: HashMap<u32, i32>,
     team: Arc<HashMap<u32, Vec<TeamCopies>>>,
+    /// The last pattern build. Clustering every pair costs milliseconds on a big workspace,
+    /// so an edit does not wait for it: pairs are matched to these patterns by their content
+    /// hash until the next build (see [`Engine::rebuild_patterns`]).
+    patterns: Arc<Vec<Pattern>>,
+    pattern_by_content: HashMap<u64, u32>,
+    /// The patterns were built from the current pairs.
+    patterns_current: bool,
 }
 
 /// A document's current text, for re-applying editor state over a fresh index.
@@ -132,7 +139,37 @@ impl Engine {
         let views = files.iter().map(|file| Arc::new(FileView::of(file))).collect();
         let slots = Arc::new(files.iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect());
         let live = LiveIndex::new(root, config, files);
-        Engine { live, pairs, labels, views, slots, versions: HashMap::new(), team: Arc::new(HashMap::new()) }
+        let mut engine = Engine {
+            live,
+            pairs,
+            labels,
+            views,
+            slots,
+            versions: HashMap::new(),
+            team: Arc::new(HashMap::new()),
+            patterns: Arc::new(Vec::new()),
+            pattern_by_content: HashMap::new(),
+            patterns_current: false,
+        };
+        engine.rebuild_patterns();
+        engine
+    }
+
+    /// Clusters the current pairs into patterns again.
+    pub fn rebuild_patterns(&mut self) {
+        let patterns = pattern::build_patterns(self.live.files(), &self.pairs, &self.labels);
+        self.pattern_by_content.clear();
+        for (index, pattern) in patterns.iter().enumerate() {
+            for &pair in &pattern.pairs {
+                self.pattern_by_content.entry(self.pairs[pair].content).or_insert(index as u32);
+            }
+        }
+        self.patterns = Arc::new(patterns);
+        self.patterns_current = true;
+    }
+
+    pub fn patterns_current(&self) -> bool {
+        self.patterns_current
     }
 
     /// Re-indexes one file from `text` (already analysed) and recomputes its pairs.
@@ -153,6 +190,14 @@ impl Engine {
         self.live.remove(path);
         self.refresh_slot(slot, path);
         self.versions.remove(&slot);
+        let mut affected = self.drop_pairs_of(slot);
+        affected.remove(&slot);
+        affected
+    }
+
+    /// Removes every pair touching `slot`; returns the files on their sides.
+    fn drop_pairs_of(&mut self, slot: u32) -> HashSet<u32> {
+        self.patterns_current = false;
         let mut affected = HashSet::new();
         self.pairs.retain(|pair| {
             let touches = pair.a.file == slot || pair.b.file == slot;
@@ -162,7 +207,6 @@ impl Engine {
             }
             !touches
         });
-        affected.remove(&slot);
         affected
     }
 
@@ -219,6 +263,7 @@ impl Engine {
 
     pub fn set_label(&mut self, id: &str, label: PatternLabel) {
         self.labels.insert(id.to_string(), label);
+        self.rebuild_patterns();
     }
 
     pub fn label(&self, id: &str) -> Option<&PatternLabel> {
@@ -236,15 +281,7 @@ impl Engine {
     }
 
     fn replace_pairs(&mut self, slot: u32) -> HashSet<u32> {
-        let mut affected = HashSet::new();
-        self.pairs.retain(|pair| {
-            let touches = pair.a.file == slot || pair.b.file == slot;
-            if touches {
-                affected.insert(pair.a.file);
-                affected.insert(pair.b.file);
-            }
-            !touches
-        });
+        let mut affected = self.drop_pairs_of(slot);
         let path = self.live.files()[slot as usize].path.clone();
         for pair in self.live.clones_of(&path) {
             affected.insert(pair.a.file);
@@ -256,11 +293,16 @@ impl Engine {
     }
 
     fn snapshot(&self, indexing: bool) -> Snapshot {
-        let patterns = pattern::build_patterns(self.live.files(), &self.pairs, &self.labels);
         let mut pattern_of_pair = vec![u32::MAX; self.pairs.len()];
-        for (index, pattern) in patterns.iter().enumerate() {
-            for &pair in &pattern.pairs {
-                pattern_of_pair[pair] = index as u32;
+        if self.patterns_current {
+            for (index, pattern) in self.patterns.iter().enumerate() {
+                for &pair in &pattern.pairs {
+                    pattern_of_pair[pair] = index as u32;
+                }
+            }
+        } else {
+            for (slot, pair) in pattern_of_pair.iter_mut().zip(&self.pairs) {
+                *slot = self.pattern_by_content.get(&pair.content).copied().unwrap_or(u32::MAX);
             }
         }
         let mut pairs_by_slot: HashMap<u32, Vec<u32>> = HashMap::new();
@@ -276,7 +318,7 @@ impl Engine {
             slots: self.slots.clone(),
             pairs: Arc::new(self.pairs.clone()),
             pairs_by_slot: Arc::new(pairs_by_slot),
-            patterns: Arc::new(patterns),
+            patterns: self.patterns.clone(),
             pattern_of_pair: Arc::new(pattern_of_pair),
             versions: Arc::new(self.versions.clone()),
             team: self.team.clone(),
@@ -400,6 +442,9 @@ impl Workspace {
                 edge.record_files(std::slice::from_ref(record), &[]);
             }
             engine.refresh_team(&document.path, &edge);
+        }
+        if !engine.patterns_current() {
+            engine.rebuild_patterns();
         }
         *guard = Some(engine);
         self.publish(guard.as_ref(), false);
