@@ -884,9 +884,12 @@ impl LanguageServer for Backend {
             }
         }
         for workspace in self.workspaces() {
-            self.watch(&workspace);
             let this = self.clone();
+            let watched = workspace.clone();
             tokio::spawn(async move { this.start_workspace(workspace).await });
+            // Watching a big tree takes a while; answers come first.
+            let this = self.clone();
+            tokio::spawn(async move { this.watch(&watched).await });
         }
     }
 
@@ -1005,7 +1008,7 @@ impl LanguageServer for Backend {
         }
         write(&self.state.workspaces, workspaces);
         for workspace in added {
-            self.watch(&workspace);
+            self.watch(&workspace).await;
             let this = self.clone();
             tokio::spawn(async move { this.start_workspace(workspace).await });
         }
@@ -1175,9 +1178,12 @@ impl LanguageServer for Backend {
 }
 
 impl Backend {
-    fn watch(&self, workspace: &Workspace) {
+    async fn watch(&self, workspace: &Workspace) {
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
-        match super::watch::Watcher::start(&workspace.root, sender) {
+        let root = workspace.root.clone();
+        let started = tokio::task::spawn_blocking(move || super::watch::Watcher::start(&root, sender)).await;
+        let started = started.unwrap_or_else(|error| Err(notify_debouncer_full::notify::Error::generic(&error.to_string())));
+        match started {
             Ok(watcher) => lock(&self.state.watchers).push(watcher),
             Err(error) => {
                 tracing::warn!("cannot watch {}: {error}; changes made outside the editor are seen at the next start", workspace.root.display());

@@ -430,11 +430,14 @@ impl Workspace {
     pub fn reindex(&self, config: Config, progress: &(dyn Fn(ScanProgress) + Sync), open: &dyn Fn() -> Vec<OpenText>) -> Result<Vec<String>, scan::ScanError> {
         let outcome = scan::scan(ScanOptions { root: self.root.clone(), config: config.clone(), use_index: true, progress: Some(progress) })?;
         let labels = scan::load_labels(&self.root, &config)?;
+        // Edits wait while the engine is swapped; requests keep reading the last snapshot.
+        // The old engine goes first, so two never coexist in memory.
+        let mut guard = lock(&self.engine);
+        *guard = None;
         let mut engine = Engine::new(&self.root, config, outcome.files, outcome.pairs, labels);
         let edge = self.edge();
         // The team gets the files as on disk; editor text follows as it is analysed.
         edge.record_snapshot(engine.files());
-        let mut guard = lock(&self.engine);
         for document in open() {
             let (analysis, _) = super::document::parse_and_analyze(document.language, &document.text, None);
             engine.apply_analysis(&document.path, document.language, &document.text, analysis, Some(document.version));
