@@ -428,12 +428,13 @@ impl Workspace {
     /// Scans the folder (re-using `.periodic/index.db`), swaps the result in and re-applies
     /// the editor's unsaved text on top. Runs on a blocking thread.
     pub fn reindex(&self, config: Config, progress: &(dyn Fn(ScanProgress) + Sync), open: &dyn Fn() -> Vec<OpenText>) -> Result<Vec<String>, scan::ScanError> {
+        // The scan reads the stored index itself: the engine goes first, so the workspace is
+        // not held twice in memory. Requests keep reading the last snapshot; edits made
+        // meanwhile are applied from the editor's text when the new engine is in.
+        *lock(&self.engine) = None;
         let outcome = scan::scan(ScanOptions { root: self.root.clone(), config: config.clone(), use_index: true, progress: Some(progress) })?;
         let labels = scan::load_labels(&self.root, &config)?;
-        // Edits wait while the engine is swapped; requests keep reading the last snapshot.
-        // The old engine goes first, so two never coexist in memory.
         let mut guard = lock(&self.engine);
-        *guard = None;
         let mut engine = Engine::new(&self.root, config, outcome.files, outcome.pairs, labels);
         let edge = self.edge();
         // The team gets the files as on disk; editor text follows as it is analysed.
