@@ -487,7 +487,9 @@ impl Backend {
                 let _ = sender.send(event);
             };
             let open = || Backend::open_texts(&state, &scanning);
-            scanning.reindex(config, &report, &open)
+            let outcome = scanning.reindex(config, &report, &open);
+            super::memory::release_free_memory();
+            outcome
         })
         .await;
         let _ = forward.await;

@@ -11,6 +11,7 @@ mod answers;
 mod backend;
 mod document;
 mod framing;
+mod memory;
 mod position;
 mod settings;
 mod watch;
