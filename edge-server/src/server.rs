@@ -8,6 +8,8 @@ use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::Router;
+use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -106,35 +108,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let handle = axum_server::Handle::new();
 
     tokio::spawn(watch_signals(handle.clone(), tokens, config.tokens_file.clone(), config.shutdown_grace));
-    {
-        let handle = handle.clone();
-        let addr_file = config.addr_file.clone();
-        let scheme = if config.tls.is_some() { "https" } else { "http" };
-        tokio::spawn(async move {
-            if let Some(address) = handle.listening().await {
-                tracing::info!(%address, scheme, "listening");
-                if let Some(path) = addr_file
-                    && let Err(error) = std::fs::write(&path, address.to_string())
-                {
-                    tracing::error!(%error, path = %path.display(), "cannot write the address file");
-                }
-            }
-        });
-    }
-
-    match &config.tls {
-        Some((cert, key)) => {
-            // One crypto provider for the process; a second install attempt is harmless.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .with_context(|| format!("load TLS certificate {} and key {}", cert.display(), key.display()))?;
-            axum_server::bind_rustls(config.listen, tls).handle(handle).serve(app).await.context("serve https")?;
-        }
-        None => {
-            axum_server::bind(config.listen).handle(handle).serve(app).await.context("serve http")?;
-        }
-    }
+    listen_and_serve(app, config.listen, config.tls.as_ref(), config.addr_file.clone(), handle, "team").await?;
     tracing::info!("stopped accepting; flushing storage");
     store.flush().await.context("flush storage at shutdown")?;
     tracing::info!("shut down cleanly");
@@ -167,4 +141,44 @@ pub(crate) async fn watch_signals(handle: axum_server::Handle, tokens: Arc<RwLoc
     }
     tracing::info!("shutdown requested");
     handle.graceful_shutdown(Some(grace));
+}
+
+/// Serves `app` on `listen` (HTTPS with rustls when `tls` holds a certificate and key) until
+/// `handle` shuts it down; once bound, logs the address and writes it to `addr_file`.
+pub(crate) async fn listen_and_serve(
+    app: IntoMakeServiceWithConnectInfo<Router, SocketAddr>,
+    listen: SocketAddr,
+    tls: Option<&(PathBuf, PathBuf)>,
+    addr_file: Option<PathBuf>,
+    handle: axum_server::Handle,
+    role: &'static str,
+) -> anyhow::Result<()> {
+    {
+        let handle = handle.clone();
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tokio::spawn(async move {
+            if let Some(address) = handle.listening().await {
+                tracing::info!(%address, scheme, role, "listening");
+                if let Some(path) = addr_file
+                    && let Err(error) = std::fs::write(&path, address.to_string())
+                {
+                    tracing::error!(%error, path = %path.display(), "cannot write the address file");
+                }
+            }
+        });
+    }
+    match tls {
+        Some((cert, key)) => {
+            // One crypto provider for the process; a second install attempt is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| format!("load TLS certificate {} and key {}", cert.display(), key.display()))?;
+            axum_server::bind_rustls(listen, tls).handle(handle).serve(app).await.context("serve https")?;
+        }
+        None => {
+            axum_server::bind(listen).handle(handle).serve(app).await.context("serve http")?;
+        }
+    }
+    Ok(())
 }

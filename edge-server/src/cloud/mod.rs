@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::api::Limits;
-use crate::server::{load_tokens, prometheus, watch_signals};
+use crate::server::{listen_and_serve, load_tokens, prometheus, watch_signals};
 
 /// Everything the cloud needs, as parsed from the command line.
 #[derive(Debug, Clone)]
@@ -53,32 +53,7 @@ pub async fn serve(config: CloudConfig) -> anyhow::Result<()> {
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     tokio::spawn(watch_signals(handle.clone(), tokens, config.tokens_file.clone(), config.shutdown_grace));
-    {
-        let handle = handle.clone();
-        let addr_file = config.addr_file.clone();
-        tokio::spawn(async move {
-            if let Some(address) = handle.listening().await {
-                tracing::info!(%address, role = "cloud", "listening");
-                if let Some(path) = addr_file
-                    && let Err(error) = std::fs::write(&path, address.to_string())
-                {
-                    tracing::error!(%error, path = %path.display(), "cannot write the address file");
-                }
-            }
-        });
-    }
-    match &config.tls {
-        Some((cert, key)) => {
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .with_context(|| format!("load TLS certificate {} and key {}", cert.display(), key.display()))?;
-            axum_server::bind_rustls(config.listen, tls).handle(handle).serve(app).await.context("serve https")?;
-        }
-        None => {
-            axum_server::bind(config.listen).handle(handle).serve(app).await.context("serve http")?;
-        }
-    }
+    listen_and_serve(app, config.listen, config.tls.as_ref(), config.addr_file.clone(), handle, "cloud").await?;
     store.flush().await.context("flush the cloud store at shutdown")?;
     tracing::info!("shut down cleanly");
     Ok(())
