@@ -234,10 +234,17 @@ impl RedisStore {
     /// background for a few seconds so that the repository's next batch need not wait for
     /// the lease to expire.
     async fn unlock(&self, key: &str, token: &str) {
-        let (script, mut conn, key, token) = (self.release_script.clone(), self.conn(), key.to_string(), token.to_string());
+        let (script, connection, key, token) = (self.release_script.clone(), self.connection.clone(), key.to_string(), token.to_string());
         let release = async move {
             let deadline = Instant::now() + UNLOCK_RETRY;
             loop {
+                // The current connection each time: after a failover the watchdog replaces
+                // it, and the one this request started with may never answer again (a lock
+                // left behind would stall the repository's writers for its whole lease).
+                let mut conn = match connection.read() {
+                    Ok(current) => current.clone(),
+                    Err(poisoned) => poisoned.into_inner().clone(),
+                };
                 match script.key(&key).arg(&token).invoke_async::<i64>(&mut conn).await {
                     Ok(_) => return,
                     Err(error) if Instant::now() > deadline => {
