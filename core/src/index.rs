@@ -122,7 +122,17 @@ impl Index {
         }
         let path = directory.join(INDEX_FILE);
         let mut warnings = Vec::new();
-        match Index::open_file(&path) {
+        // A process creating the file at the same moment can make the first look fail (its
+        // schema not yet visible); only a second failure means the file is damaged.
+        let first = Index::open_file(&path);
+        let opened = match first {
+            Err(OpenProblem::Sqlite(_)) => {
+                std::thread::sleep(Duration::from_millis(200));
+                Index::open_file(&path)
+            }
+            other => other,
+        };
+        match opened {
             Ok(index) => Ok((index, warnings)),
             Err(problem) => {
                 warnings.push(format!("{}: {problem}; rebuilding the index", path.display()));

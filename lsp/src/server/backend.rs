@@ -384,7 +384,6 @@ impl Backend {
     /// Loads a workspace: stored results first (answers at once), then a scan of what
     /// changed since, with progress.
     async fn start_workspace(&self, workspace: Arc<Workspace>) {
-        self.start_edge(&workspace).await;
         let config = workspace.effective_config(&self.settings());
         let loading = workspace.clone();
         match tokio::task::spawn_blocking(move || loading.load_stored(config)).await {
@@ -397,7 +396,9 @@ impl Backend {
             Ok(Err(error)) => self.warn(format!("{}: the stored index could not be read: {error}", workspace.root.display())).await,
             Err(error) => self.warn(format!("{}: loading the stored index failed: {error}", workspace.root.display())).await,
         }
-        self.reindex(workspace).await;
+        self.reindex(workspace.clone()).await;
+        // The team sync keeps its outbox in the index, which exists from here on.
+        self.start_edge(&workspace).await;
     }
 
     /// (Re)starts the team sync of a workspace from `[edge]` and the editor's `edge` options.
@@ -420,6 +421,13 @@ impl Backend {
         let mut answers = sync.subscribe();
         let enabled = sync.enabled();
         workspace.set_edge(sync);
+        // What the workspace holds now goes to the team; later changes follow as they come.
+        let recording = workspace.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let edge = recording.edge();
+            recording.inspect(|engine| edge.record_snapshot(engine.files()));
+        })
+        .await;
         if !enabled {
             return;
         }
