@@ -64,8 +64,6 @@ pub struct TeamCopies {
 /// An immutable view of a workspace's results.
 #[derive(Default)]
 pub struct Snapshot {
-    /// True until the first complete index of the folder is in.
-    pub indexing: bool,
     pub files: Vec<Arc<FileView>>,
     pub slots: Arc<HashMap<String, u32>>,
     pub pairs: Arc<Vec<ClonePair>>,
@@ -292,7 +290,7 @@ impl Engine {
         affected
     }
 
-    fn snapshot(&self, indexing: bool) -> Snapshot {
+    fn snapshot(&self) -> Snapshot {
         let mut pattern_of_pair = vec![u32::MAX; self.pairs.len()];
         if self.patterns_current {
             for (index, pattern) in self.patterns.iter().enumerate() {
@@ -313,7 +311,6 @@ impl Engine {
             }
         }
         Snapshot {
-            indexing,
             files: self.views.clone(),
             slots: self.slots.clone(),
             pairs: Arc::new(self.pairs.clone()),
@@ -352,7 +349,7 @@ impl Workspace {
             Ok(config) => (config, None),
             Err(problem) => (Config::default(), Some(problem)),
         };
-        let snapshot = Snapshot { indexing: true, ..Snapshot::default() };
+        let snapshot = Snapshot::default();
         let workspace = Workspace {
             root,
             engine: Mutex::new(None),
@@ -420,7 +417,7 @@ impl Workspace {
         let mut guard = lock(&self.engine);
         if guard.is_none() {
             *guard = Some(engine);
-            self.publish(guard.as_ref(), true);
+            self.publish(guard.as_ref());
         }
         Ok(true)
     }
@@ -451,7 +448,7 @@ impl Workspace {
             engine.rebuild_patterns();
         }
         *guard = Some(engine);
-        self.publish(guard.as_ref(), false);
+        self.publish(guard.as_ref());
         Ok(outcome.warnings)
     }
 
@@ -461,8 +458,7 @@ impl Workspace {
         let mut guard = lock(&self.engine);
         let engine = guard.as_mut()?;
         let result = change(engine);
-        let indexing = self.snapshot().indexing;
-        self.publish(guard.as_ref(), indexing);
+        self.publish(guard.as_ref());
         Some(result)
     }
 
@@ -472,10 +468,10 @@ impl Workspace {
         guard.as_ref().map(read)
     }
 
-    fn publish(&self, engine: Option<&Engine>, indexing: bool) {
+    fn publish(&self, engine: Option<&Engine>) {
         let Some(engine) = engine else { return };
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        let snapshot = Arc::new(engine.snapshot(indexing));
+        let snapshot = Arc::new(engine.snapshot());
         match self.snapshot.write() {
             Ok(mut current) => *current = snapshot,
             Err(poisoned) => *poisoned.into_inner() = snapshot,
