@@ -343,6 +343,49 @@ async fn retried_batches_are_applied_once() {
 }
 
 #[tokio::test]
+async fn sketches_are_read_in_both_wire_forms_and_a_bad_compact_one_names_the_field() {
+    let fixture = fixture(&[]);
+    let http = client();
+    let token = &fixture.writer;
+    // The wire crate writes the compact form; the first v1 clients wrote 64 integers.
+    let mut mixed = serde_json::to_value(batch("mixed", 0..2)).unwrap();
+    assert!(mixed["upserts"][1]["sketch"].is_string(), "{}", mixed["upserts"][1]);
+    mixed["upserts"][0]["sketch"] = json!(sketch_of(0).0.to_vec());
+    let deltas = fixture.edge.url("/v1/repos/billing/deltas");
+    let response = http.post(&deltas).bearer_auth(token).json(&mixed).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<DeltaAck>().await.unwrap().upserted, 2);
+
+    // Each stored sketch is found by a query in either form: the two spellings mean the same.
+    let query = fixture.edge.url("/v1/query");
+    let probe = |number: u64, sketch: Value| json!({"sketches": [{"id": "p", "t2_hash": t2_of(number + 1000), "sketch": sketch}], "min_similarity": 1.0});
+    for (number, sketch) in [(0, json!(sketch_of(0).to_base64())), (1, json!(sketch_of(1).0.to_vec()))] {
+        let answer: QueryResponse = http.post(&query).bearer_auth(token).json(&probe(number, sketch)).send().await.unwrap().json().await.unwrap();
+        let keys: Vec<&str> = answer.results[0].matches.iter().map(|found| found.key.as_str()).collect();
+        assert_eq!(keys, [format!("unit-{number}")], "unit {number}");
+    }
+
+    let good = sketch_of(3).to_base64();
+    for (bad, reason) in [
+        (format!("{}!{}", &good[..20], &good[21..]), "base64"),
+        (good[..200].to_string(), "344"),
+        (format!("{good}===="), "344"),
+        (String::new(), "344"),
+    ] {
+        let mut body = serde_json::to_value(batch("bad", 0..1)).unwrap();
+        body["upserts"][0]["sketch"] = json!(bad);
+        let (status, kind, message) = error_of(http.post(&deltas).bearer_auth(token).json(&body).send().await.unwrap()).await;
+        assert_eq!((status, kind.as_str()), (StatusCode::BAD_REQUEST, "bad_request"), "{message}");
+        assert!(message.contains("upserts[0].sketch") && message.contains(reason), "{reason}: {message}");
+        let (status, _, message) = error_of(http.post(&query).bearer_auth(token).json(&probe(3, json!(bad))).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(message.contains("sketches[0].sketch") && message.contains(reason), "{reason}: {message}");
+    }
+    let stats: Stats = http.get(fixture.edge.url("/v1/stats")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(stats.units, 2, "no bad batch was applied");
+}
+
+#[tokio::test]
 async fn storage_failure_is_a_5xx_and_readiness_fails() {
     let fixture = fixture(&[]);
     let http = client();

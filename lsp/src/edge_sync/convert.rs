@@ -145,6 +145,9 @@ mod tests {
         assert!(without.iter().all(|unit| unit.upsert.location.is_none()));
         let json = serde_json::to_string(&without[0].upsert).expect("json");
         assert!(!json.contains("src/a.py") && !json.contains("total"), "{json}");
+        // The sketch travels in the compact form (base64 of its 256 bytes), not as 64 numbers.
+        let sent: serde_json::Value = serde_json::from_str(&json).expect("parse");
+        assert_eq!(sent["sketch"].as_str().map(str::len), Some(periodic_wire::v1::SKETCH_BASE64_LEN), "{json}");
         // The digest follows the share level, so switching level resends every unit.
         assert_ne!(with[0].digest, without[0].digest);
         assert_eq!(with[0].upsert.t2_hash, T2Hash(file.units[0].hashes.t2));

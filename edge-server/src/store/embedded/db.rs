@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use periodic_wire::{Location, SKETCH_LEN, Sketch, T2Hash};
+use periodic_wire::{Location, SKETCH_LEN, Sketch, T2Hash, UnitUpsert};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::store::StoreError;
@@ -22,8 +22,15 @@ pub enum SyncMode {
     Normal,
 }
 
-const SCHEMA: &str = "
+/// Units are rows of a rowid table without any index on their key: the shard's in-memory
+/// index knows every unit's row id (see `MemUnit::row_id`), so an upsert of a known unit
+/// rewrites its row by id and a new unit is appended with the next id. Keyed by its random
+/// (tenant, repo, key), the table would make every insert dirty a random leaf page, and a
+/// commit of a few hundred units would write (and later checkpoint) hundreds of 4 KiB pages
+/// for a few dozen KiB of rows; appended, they fill the last pages in order.
+const UNITS_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS units (
+    id INTEGER PRIMARY KEY,
     tenant TEXT NOT NULL,
     repo TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -36,9 +43,18 @@ CREATE TABLE IF NOT EXISTS units (
     path TEXT,
     name TEXT,
     start_line INTEGER,
-    end_line INTEGER,
-    PRIMARY KEY (tenant, repo, key)
-) WITHOUT ROWID;
+    end_line INTEGER
+);
+";
+
+/// The columns of a unit after its id, in the order every statement here uses.
+const UNIT_COLUMNS: &str = "tenant, repo, key, t2_hash, sketch, tokens, lines, nesting, language, path, name, start_line, end_line";
+/// Bound parameters per inserted row: the id and [`UNIT_COLUMNS`].
+const INSERT_PARAMS_PER_ROW: usize = 14;
+/// Rows per multi-row `INSERT`: one statement execution instead of this many.
+const INSERT_ROWS_PER_STATEMENT: usize = 32;
+
+const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS batches (
     tenant TEXT NOT NULL,
     repo TEXT NOT NULL,
@@ -58,6 +74,7 @@ CREATE TABLE IF NOT EXISTS patterns (
 
 /// A unit row as stored.
 pub struct UnitRow {
+    pub row_id: i64,
     pub tenant: String,
     pub repo: String,
     pub key: String,
@@ -78,88 +95,172 @@ pub fn open(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
         SyncMode::Normal => "NORMAL",
     })?;
     connection.pragma_update(None, "busy_timeout", 5000)?;
+    migrate_keyed_units(&connection)?;
+    connection.execute_batch(UNITS_TABLE)?;
     connection.execute_batch(SCHEMA)?;
     Ok(connection)
 }
 
-fn sketch_to_blob(sketch: &Sketch) -> Vec<u8> {
-    sketch.0.iter().flat_map(|value| value.to_le_bytes()).collect()
+/// Files written before units had row ids keep them in a `WITHOUT ROWID` table keyed by
+/// (tenant, repo, key); their rows move to the rowid table, in one transaction.
+fn migrate_keyed_units(connection: &Connection) -> Result<(), StoreError> {
+    let mut columns = Vec::new();
+    {
+        let mut statement = connection.prepare("SELECT name FROM pragma_table_info('units')")?;
+        let mut rows = statement.query([])?;
+        while let Some(row) = rows.next()? {
+            columns.push(row.get::<_, String>(0)?);
+        }
+    }
+    if columns.is_empty() || columns.iter().any(|column| column == "id") {
+        return Ok(());
+    }
+    tracing::info!("moving units to the rowid table (one-time migration)");
+    connection.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         ALTER TABLE units RENAME TO units_keyed;
+         {UNITS_TABLE}
+         INSERT INTO units ({UNIT_COLUMNS}) SELECT {UNIT_COLUMNS} FROM units_keyed;
+         DROP TABLE units_keyed;
+         COMMIT;"
+    ))?;
+    Ok(())
 }
 
 fn blob_to_sketch(blob: &[u8]) -> Result<Sketch, StoreError> {
-    if blob.len() != SKETCH_LEN * 4 {
-        return Err(StoreError::Corrupt(format!("sketch of {} bytes", blob.len())));
-    }
-    let mut values = [0u32; SKETCH_LEN];
-    for (value, chunk) in values.iter_mut().zip(blob.chunks_exact(4)) {
-        *value = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-    }
-    Ok(Sketch(values))
+    let bytes: &[u8; SKETCH_LEN * 4] = blob.try_into().map_err(|_| StoreError::Corrupt(format!("sketch of {} bytes", blob.len())))?;
+    Ok(Sketch::from_le_bytes(bytes))
 }
 
-/// Writes upserts and removals of one batch for this shard in one transaction.
-pub fn write_units(connection: &mut Connection, upserts: &[UnitRow], removals: &[(String, String, String)]) -> Result<(), StoreError> {
+/// One unit to write: its row id and its fields as the client sent them.
+pub struct UnitWrite<'a> {
+    pub row_id: i64,
+    pub unit: &'a UnitUpsert,
+}
+
+fn insert_sql(rows: usize) -> String {
+    let placeholders = format!("({})", vec!["?"; INSERT_PARAMS_PER_ROW].join(", "));
+    format!("INSERT INTO units (id, {UNIT_COLUMNS}) VALUES {}", vec![placeholders; rows].join(", "))
+}
+
+/// Binds one row's parameters from position `first` (1-based) on.
+fn bind_unit(statement: &mut rusqlite::CachedStatement<'_>, first: usize, tenant: &str, repo: &str, write: &UnitWrite<'_>) -> rusqlite::Result<()> {
+    let unit = write.unit;
+    let location = unit.location.as_ref();
+    statement.raw_bind_parameter(first, write.row_id)?;
+    statement.raw_bind_parameter(first + 1, tenant)?;
+    statement.raw_bind_parameter(first + 2, repo)?;
+    statement.raw_bind_parameter(first + 3, unit.key.as_str())?;
+    statement.raw_bind_parameter(first + 4, unit.t2_hash.0 as i64)?;
+    statement.raw_bind_parameter(first + 5, &unit.sketch.to_le_bytes()[..])?;
+    statement.raw_bind_parameter(first + 6, unit.tokens)?;
+    statement.raw_bind_parameter(first + 7, unit.lines)?;
+    statement.raw_bind_parameter(first + 8, unit.nesting)?;
+    statement.raw_bind_parameter(first + 9, unit.language.as_str())?;
+    statement.raw_bind_parameter(first + 10, location.map(|l| l.path.as_str()))?;
+    statement.raw_bind_parameter(first + 11, location.map(|l| l.name.as_str()))?;
+    statement.raw_bind_parameter(first + 12, location.map(|l| l.start_line))?;
+    statement.raw_bind_parameter(first + 13, location.map(|l| l.end_line))?;
+    Ok(())
+}
+
+/// Writes one batch's changes to this shard in one transaction: `inserts` are new rows (ids
+/// never used before), `rewrites` replace the fields of existing rows, `deletes` remove rows.
+/// Inserts go first, so a row inserted and then deleted by the same batch ends deleted.
+pub fn write_units(
+    connection: &mut Connection,
+    tenant: &str,
+    repo: &str,
+    inserts: &[UnitWrite<'_>],
+    rewrites: &[UnitWrite<'_>],
+    deletes: &[i64],
+) -> Result<(), StoreError> {
     let transaction = connection.transaction()?;
     {
-        let mut insert = transaction.prepare_cached(
-            "INSERT OR REPLACE INTO units (tenant, repo, key, t2_hash, sketch, tokens, lines, nesting, language, path, name, start_line, end_line)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-        )?;
-        for row in upserts {
-            let location = row.location.as_ref();
-            insert.execute(params![
-                row.tenant,
-                row.repo,
-                row.key,
-                row.t2_hash.0 as i64,
-                sketch_to_blob(&row.sketch),
-                row.tokens,
-                row.lines,
-                row.nesting,
-                row.language,
-                location.map(|l| l.path.as_str()),
-                location.map(|l| l.name.as_str()),
-                location.map(|l| l.start_line),
-                location.map(|l| l.end_line),
-            ])?;
+        let mut chunks = inserts.chunks_exact(INSERT_ROWS_PER_STATEMENT);
+        if chunks.len() > 0 {
+            let mut insert_many = transaction.prepare_cached(&insert_sql(INSERT_ROWS_PER_STATEMENT))?;
+            for chunk in &mut chunks {
+                for (position, write) in chunk.iter().enumerate() {
+                    bind_unit(&mut insert_many, 1 + position * INSERT_PARAMS_PER_ROW, tenant, repo, write)?;
+                }
+                insert_many.raw_execute()?;
+            }
         }
-        let mut delete = transaction.prepare_cached("DELETE FROM units WHERE tenant = ?1 AND repo = ?2 AND key = ?3")?;
-        for (tenant, repo, key) in removals {
-            delete.execute(params![tenant, repo, key])?;
+        if !chunks.remainder().is_empty() {
+            let mut insert_one = transaction.prepare_cached(&insert_sql(1))?;
+            for write in chunks.remainder() {
+                bind_unit(&mut insert_one, 1, tenant, repo, write)?;
+                insert_one.raw_execute()?;
+            }
+        }
+        if !rewrites.is_empty() {
+            // Same column order as an insert, the id last (`?1` is the id in both).
+            let mut rewrite = transaction.prepare_cached(
+                "UPDATE units SET tenant = ?2, repo = ?3, key = ?4, t2_hash = ?5, sketch = ?6, tokens = ?7, lines = ?8, nesting = ?9,
+                 language = ?10, path = ?11, name = ?12, start_line = ?13, end_line = ?14 WHERE id = ?1",
+            )?;
+            let mut missing = Vec::new();
+            for write in rewrites {
+                bind_unit(&mut rewrite, 1, tenant, repo, write)?;
+                if rewrite.raw_execute()? == 0 {
+                    missing.push(write);
+                }
+            }
+            // The index named a row the file does not have (the file was changed from
+            // outside): the unit is written anew under that id rather than lost.
+            if !missing.is_empty() {
+                tracing::warn!(rows = missing.len(), "rewritten unit rows were missing; inserting them");
+                let mut insert_one = transaction.prepare_cached(&insert_sql(1))?;
+                for write in missing {
+                    bind_unit(&mut insert_one, 1, tenant, repo, write)?;
+                    insert_one.raw_execute()?;
+                }
+            }
+        }
+        if !deletes.is_empty() {
+            let mut delete = transaction.prepare_cached("DELETE FROM units WHERE id = ?1")?;
+            for row_id in deletes {
+                delete.execute([row_id])?;
+            }
         }
     }
     transaction.commit()?;
     Ok(())
 }
 
-/// Reads every unit of the shard (startup).
+/// Removes rows by id in one transaction (startup clean-up of superseded rows).
+pub fn delete_units(connection: &mut Connection, row_ids: &[i64]) -> Result<(), StoreError> {
+    write_units(connection, "", "", &[], &[], row_ids)
+}
+
+/// Reads every unit of the shard in row id order (startup).
 pub fn load_units(connection: &Connection, mut each: impl FnMut(UnitRow)) -> Result<(), StoreError> {
-    let mut statement = connection.prepare(
-        "SELECT tenant, repo, key, t2_hash, sketch, tokens, lines, nesting, language, path, name, start_line, end_line FROM units",
-    )?;
+    let mut statement = connection.prepare(&format!("SELECT id, {UNIT_COLUMNS} FROM units ORDER BY id"))?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
-        let path: Option<String> = row.get(9)?;
+        let path: Option<String> = row.get(10)?;
         let location = match path {
             Some(path) => Some(Location {
                 path,
-                name: row.get::<_, Option<String>>(10)?.unwrap_or_default(),
-                start_line: row.get::<_, Option<u32>>(11)?.unwrap_or(0),
-                end_line: row.get::<_, Option<u32>>(12)?.unwrap_or(0),
+                name: row.get::<_, Option<String>>(11)?.unwrap_or_default(),
+                start_line: row.get::<_, Option<u32>>(12)?.unwrap_or(0),
+                end_line: row.get::<_, Option<u32>>(13)?.unwrap_or(0),
             }),
             None => None,
         };
-        let blob: Vec<u8> = row.get(4)?;
+        let sketch = blob_to_sketch(row.get_ref(5)?.as_blob().map_err(|error| StoreError::Corrupt(format!("sketch: {error}")))?)?;
         each(UnitRow {
-            tenant: row.get(0)?,
-            repo: row.get(1)?,
-            key: row.get(2)?,
-            t2_hash: T2Hash(row.get::<_, i64>(3)? as u64),
-            sketch: blob_to_sketch(&blob)?,
-            tokens: row.get(5)?,
-            lines: row.get(6)?,
-            nesting: row.get(7)?,
-            language: row.get(8)?,
+            row_id: row.get(0)?,
+            tenant: row.get(1)?,
+            repo: row.get(2)?,
+            key: row.get(3)?,
+            t2_hash: T2Hash(row.get::<_, i64>(4)? as u64),
+            sketch,
+            tokens: row.get(6)?,
+            lines: row.get(7)?,
+            nesting: row.get(8)?,
+            language: row.get(9)?,
             location,
         });
     }

@@ -47,6 +47,8 @@ type PremixedMap<K, V> = HashMap<K, V, BuildHasherDefault<PremixedHasher>>;
 /// A stored unit as the index keeps it. Strings are interned ids (see `Interner`).
 #[derive(Debug, Clone)]
 pub struct MemUnit {
+    /// The unit's row in the shard's SQLite `units` table: rewrites and removals address it.
+    pub row_id: i64,
     pub tenant: u32,
     pub repo: u32,
     pub language: u32,
@@ -99,11 +101,15 @@ fn lane_key(tenant: u32, lane: usize, value: u64) -> u64 {
     mix64(value ^ (u64::from(tenant) << 8 | lane as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
-fn lane_values(unit: &MemUnit) -> [u64; LANES] {
-    let mut values = [0u64; LANES];
-    values[..BANDS].copy_from_slice(&unit.sketch.band_keys());
-    values[T2_LANE] = unit.t2_hash.0;
-    values
+/// The keys of the unit's 17 lanes. Pure, so a writer computes them before it takes the
+/// index's write lock (see [`ShardIndex::upsert_with_lanes`]).
+pub fn lane_keys(unit: &MemUnit) -> [u64; LANES] {
+    let mut keys = [0u64; LANES];
+    for (lane, band_key) in unit.sketch.band_keys().into_iter().enumerate() {
+        keys[lane] = lane_key(unit.tenant, lane, band_key);
+    }
+    keys[T2_LANE] = lane_key(unit.tenant, T2_LANE, unit.t2_hash.0);
+    keys
 }
 
 impl ShardIndex {
@@ -128,9 +134,16 @@ impl ShardIndex {
         self.by_identity.get(&identity).and_then(|&slot| self.unit(slot))
     }
 
-    /// Inserts or replaces the unit with this identity (hash of tenant, repo and key).
-    pub fn upsert(&mut self, identity: u128, unit: MemUnit) {
-        self.remove(identity);
+    /// Inserts or replaces the unit with this identity (hash of tenant, repo and key);
+    /// returns the unit it replaced.
+    pub fn upsert(&mut self, identity: u128, unit: MemUnit) -> Option<MemUnit> {
+        let lanes = lane_keys(&unit);
+        self.upsert_with_lanes(identity, unit, lanes)
+    }
+
+    /// [`ShardIndex::upsert`] with the unit's [`lane_keys`] already computed.
+    pub fn upsert_with_lanes(&mut self, identity: u128, unit: MemUnit, lanes: [u64; LANES]) -> Option<MemUnit> {
+        let replaced = self.take(identity);
         let slot_index = match self.free.pop() {
             Some(index) => index,
             None => {
@@ -138,10 +151,8 @@ impl ShardIndex {
                 (self.slots.len() - 1) as u32
             }
         };
-        let values = lane_values(&unit);
         let mut next = [NIL; LANES];
-        for (lane, value) in values.iter().enumerate() {
-            let key = lane_key(unit.tenant, lane, *value);
+        for (lane, key) in lanes.into_iter().enumerate() {
             next[lane] = self.lane_heads.insert(key, slot_index).unwrap_or(NIL);
         }
         *self.units_per_tenant.entry(unit.tenant).or_insert(0) += 1;
@@ -149,20 +160,20 @@ impl ShardIndex {
         slot.next = next;
         slot.unit = Some(unit);
         self.by_identity.insert(identity, slot_index);
+        replaced
     }
 
     /// Removes the unit with this identity; returns whether it was there.
     pub fn remove(&mut self, identity: u128) -> bool {
-        let Some(slot_index) = self.by_identity.remove(&identity) else {
-            return false;
-        };
-        let Some(unit) = self.slots[slot_index as usize].unit.take() else {
-            return false;
-        };
-        let values = lane_values(&unit);
+        self.take(identity).is_some()
+    }
+
+    /// Removes the unit with this identity and returns it.
+    fn take(&mut self, identity: u128) -> Option<MemUnit> {
+        let slot_index = self.by_identity.remove(&identity)?;
+        let unit = self.slots[slot_index as usize].unit.take()?;
         let own_next = self.slots[slot_index as usize].next;
-        for (lane, value) in values.iter().enumerate() {
-            let key = lane_key(unit.tenant, lane, *value);
+        for (lane, key) in lane_keys(&unit).into_iter().enumerate() {
             let Some(&head) = self.lane_heads.get(&key) else { continue };
             if head == slot_index {
                 if own_next[lane] == NIL {
@@ -187,7 +198,7 @@ impl ShardIndex {
         if let Some(count) = self.units_per_tenant.get_mut(&unit.tenant) {
             *count = count.saturating_sub(1);
         }
-        true
+        Some(unit)
     }
 
     /// Units of `tenant` sharing a band or the exact hash with the query, scored and
@@ -282,6 +293,7 @@ mod tests {
             *value = seed.wrapping_mul(31).wrapping_add(index as u32);
         }
         MemUnit {
+            row_id: 0,
             tenant,
             repo: 1,
             language: 0,

@@ -11,9 +11,11 @@
 
 pub mod db;
 pub mod index;
+mod write;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -26,6 +28,7 @@ use rusqlite::Connection;
 
 use self::db::{SyncMode, UnitRow};
 use self::index::{GroupCount, MemUnit, ShardIndex};
+use self::write::{ShardWork, apply_to_shard};
 use crate::store::{MAX_PATTERN_OCCURRENCES, QueryOptions, Store, StoreError};
 
 /// Options of the embedded backend.
@@ -71,6 +74,9 @@ impl Interner {
 struct Shard {
     connection: Mutex<Connection>,
     index: RwLock<ShardIndex>,
+    /// The row id the next new unit gets (ids are never reused, so an id the index holds
+    /// always names that unit's row).
+    next_row_id: AtomicI64,
 }
 
 #[derive(Clone, Default)]
@@ -278,25 +284,37 @@ fn check_shard_count(dir: &Path, shards: usize) -> Result<(), StoreError> {
 type PatternMetaRow = (String, T2Hash, Option<String>, Option<String>);
 
 fn open_shard(path: &Path, sync: SyncMode, interner: &RwLock<Interner>, pattern_meta: &Mutex<Vec<PatternMetaRow>>) -> Result<Shard, StoreError> {
-    let connection = db::open(path, sync)?;
+    let mut connection = db::open(path, sync)?;
     let mut index = ShardIndex::default();
     let mut rows = Vec::new();
     db::load_units(&connection, |row| rows.push(row))?;
+    let mut last_row_id = 0;
+    // Rows come in id order, so a unit stored twice (which the store never writes) keeps its
+    // newest row; the older ones are deleted, or a later removal would uncover them.
+    let mut superseded = Vec::new();
     {
         let mut interner = interner.write().map_err(poisoned)?;
         for row in rows {
+            last_row_id = last_row_id.max(row.row_id);
             let identity = unit_identity(&row.tenant, &row.repo, &row.key);
-            index.upsert(identity, mem_unit(&mut interner, row));
+            if let Some(replaced) = index.upsert(identity, mem_unit(&mut interner, row)) {
+                superseded.push(replaced.row_id);
+            }
         }
+    }
+    if !superseded.is_empty() {
+        tracing::warn!(rows = superseded.len(), path = %path.display(), "deleting superseded unit rows");
+        db::delete_units(&mut connection, &superseded)?;
     }
     let mut metas = Vec::new();
     db::load_pattern_meta(&connection, |tenant, id, name, note| metas.push((tenant, id, name, note)))?;
     pattern_meta.lock().map_err(poisoned)?.extend(metas);
-    Ok(Shard { connection: Mutex::new(connection), index: RwLock::new(index) })
+    Ok(Shard { connection: Mutex::new(connection), index: RwLock::new(index), next_row_id: AtomicI64::new(last_row_id + 1) })
 }
 
 fn mem_unit(interner: &mut Interner, row: UnitRow) -> MemUnit {
     MemUnit {
+        row_id: row.row_id,
         tenant: interner.intern(&row.tenant),
         repo: interner.intern(&row.repo),
         language: interner.intern(&row.language),
@@ -330,59 +348,35 @@ impl Store for EmbeddedStore {
             return Ok(DeltaAck { batch_id: batch.batch_id, duplicate: true, upserted, removed });
         }
 
+        // Names are interned once per batch (the index stores ids), outside the shard tasks.
+        let (tenant_id, repo_id, language_ids) = {
+            let mut interner = self.interner.write().map_err(poisoned)?;
+            let tenant_id = interner.intern(tenant);
+            let repo_id = interner.intern(repo);
+            let language_ids: Vec<u32> = batch.upserts.iter().map(|upsert| interner.intern(&upsert.language)).collect();
+            (tenant_id, repo_id, language_ids)
+        };
+
         // Group the batch by shard; removals are applied after upserts within a shard.
-        let mut per_shard: Vec<(Vec<(u128, UnitRow)>, Vec<(u128, String)>)> = (0..self.shards.len()).map(|_| (Vec::new(), Vec::new())).collect();
+        let mut per_shard: Vec<ShardWork> = (0..self.shards.len()).map(|_| ShardWork::default()).collect();
         let upserted = batch.upserts.len() as u32;
-        for upsert in batch.upserts {
+        for (upsert, language) in batch.upserts.into_iter().zip(language_ids) {
             let identity = unit_identity(tenant, repo, &upsert.key);
-            per_shard[self.shard_of(identity)].0.push((identity, UnitRow {
-                tenant: tenant.to_string(),
-                repo: repo.to_string(),
-                key: upsert.key,
-                t2_hash: upsert.t2_hash,
-                sketch: upsert.sketch,
-                tokens: upsert.tokens,
-                lines: upsert.lines,
-                nesting: upsert.nesting,
-                language: upsert.language,
-                location: upsert.location,
-            }));
+            per_shard[self.shard_of(identity)].upserts.push((identity, language, upsert));
         }
-        for key in batch.removals {
-            let identity = unit_identity(tenant, repo, &key);
-            per_shard[self.shard_of(identity)].1.push((identity, key));
+        for key in &batch.removals {
+            let identity = unit_identity(tenant, repo, key);
+            per_shard[self.shard_of(identity)].removals.push(identity);
         }
 
         let mut tasks = Vec::new();
-        for (shard_number, (upserts, removals)) in per_shard.into_iter().enumerate() {
-            if upserts.is_empty() && removals.is_empty() {
+        for (shard_number, work) in per_shard.into_iter().enumerate() {
+            if work.upserts.is_empty() && work.removals.is_empty() {
                 continue;
             }
             let shard = self.shards[shard_number].clone();
-            let interner = self.interner.clone();
             let (tenant, repo) = (tenant.to_string(), repo.to_string());
-            tasks.push(tokio::task::spawn_blocking(move || -> Result<u32, StoreError> {
-                let (identities, rows): (Vec<u128>, Vec<UnitRow>) = upserts.into_iter().unzip();
-                let removal_rows: Vec<(String, String, String)> = removals.iter().map(|(_, key)| (tenant.clone(), repo.clone(), key.clone())).collect();
-                {
-                    let mut connection = shard.connection.lock().map_err(poisoned)?;
-                    db::write_units(&mut connection, &rows, &removal_rows)?;
-                }
-                // Committed: now the index may show it.
-                let units: Vec<MemUnit> = {
-                    let mut interner = interner.write().map_err(poisoned)?;
-                    rows.into_iter().map(|row| mem_unit(&mut interner, row)).collect()
-                };
-                let mut index = shard.index.write().map_err(poisoned)?;
-                for (identity, unit) in identities.into_iter().zip(units) {
-                    index.upsert(identity, unit);
-                }
-                let mut removed = 0;
-                for (identity, _) in removals {
-                    removed += u32::from(index.remove(identity));
-                }
-                Ok(removed)
-            }));
+            tasks.push(tokio::task::spawn_blocking(move || apply_to_shard(&shard, &tenant, &repo, tenant_id, repo_id, work)));
         }
         let mut removed = 0;
         let mut first_error = None;
@@ -579,6 +573,92 @@ mod tests {
         assert!(again.duplicate);
         drop(store);
         assert!(EmbeddedStore::open(dir.path(), &EmbeddedOptions { shards: 5, sync: SyncMode::Normal }).is_err());
+    }
+
+    /// (rows, distinct keys) over every shard file, read from outside the store.
+    fn stored_rows(dir: &Path, shards: usize) -> (i64, i64) {
+        let mut totals = (0, 0);
+        for shard_number in 0..shards {
+            let outside = Connection::open(dir.join(format!("shard-{shard_number:04}.db"))).expect("open");
+            let (rows, keys): (i64, i64) =
+                outside.query_row("SELECT count(*), count(DISTINCT tenant || '/' || repo || '/' || key) FROM units", [], |row| Ok((row.get(0)?, row.get(1)?))).expect("count");
+            totals = (totals.0 + rows, totals.1 + keys);
+        }
+        totals
+    }
+
+    fn with_t2(number: u64, t2: u64) -> periodic_wire::UnitUpsert {
+        periodic_wire::UnitUpsert { t2_hash: T2Hash(t2), ..conformance::unit(number) }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn repeated_keys_rewrites_and_removals_leave_one_row_per_unit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = |numbers: &[u64]| numbers.iter().map(|n| format!("unit-{n}")).collect::<Vec<_>>();
+        {
+            let store = open(dir.path(), 2);
+            // unit-3 twice (the later wins), unit-5 upserted and removed by the same batch.
+            let mut first = conformance::batch("b1", 0..10);
+            first.upserts.push(with_t2(3, 300));
+            first.removals.push("unit-5".into());
+            let ack = store.apply_batch("team", "repo", first).await.expect("apply");
+            assert_eq!((ack.upserted, ack.removed), (11, 1));
+            // unit-4 rewritten in place, unit-20 new, unit-6 removed.
+            let second = DeltaBatch { batch_id: "b2".into(), upserts: vec![with_t2(4, 400), conformance::unit(20)], removals: vec!["unit-6".into()] };
+            store.apply_batch("team", "repo", second).await.expect("apply");
+            assert_eq!(store.stats("team").await.expect("stats").units, 9);
+            assert_eq!(stored_rows(dir.path(), 2), (9, 9));
+        }
+        let store = open(dir.path(), 2);
+        assert_eq!(store.stats("team").await.expect("stats").units, 9);
+        let found = store.fingerprints("team", "repo", &keys(&[3, 4, 5, 6, 20])).await.expect("lookup");
+        assert_eq!(found, vec![Some(T2Hash(300)), Some(T2Hash(400)), None, None, Some(conformance::t2_of(20))]);
+        // Row ids continue after the reopened ones: a new unit does not overwrite a stored one.
+        let third = DeltaBatch { batch_id: "b3".into(), upserts: vec![conformance::unit(21)], removals: vec!["unit-20".into()] };
+        store.apply_batch("team", "repo", third).await.expect("apply");
+        assert_eq!(stored_rows(dir.path(), 2), (9, 9));
+        let found = store.fingerprints("team", "repo", &keys(&[0, 20, 21])).await.expect("lookup");
+        assert_eq!(found, vec![Some(conformance::t2_of(0)), None, Some(conformance::t2_of(21))]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_shard_file_with_keyed_units_is_migrated_to_row_ids() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("shards"), "1\n").expect("marker");
+        {
+            // The layout of files written before units had row ids.
+            let old = Connection::open(dir.path().join("shard-0000.db")).expect("create");
+            old.execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 CREATE TABLE units (tenant TEXT NOT NULL, repo TEXT NOT NULL, key TEXT NOT NULL, t2_hash INTEGER NOT NULL, sketch BLOB NOT NULL,
+                     tokens INTEGER NOT NULL, lines INTEGER NOT NULL, nesting INTEGER NOT NULL, language TEXT NOT NULL, path TEXT, name TEXT,
+                     start_line INTEGER, end_line INTEGER, PRIMARY KEY (tenant, repo, key)) WITHOUT ROWID;",
+            )
+            .expect("old schema");
+            for number in [1u64, 2] {
+                let unit = conformance::unit(number);
+                old.execute(
+                    "INSERT INTO units VALUES ('team', 'repo', ?1, ?2, ?3, 40, 8, 2, 'rust', 'src/a.rs', 'f', 1, 9)",
+                    rusqlite::params![unit.key, unit.t2_hash.0 as i64, &unit.sketch.to_le_bytes()[..]],
+                )
+                .expect("old row");
+            }
+        }
+        {
+            let store = open(dir.path(), 1);
+            assert_eq!(store.stats("team").await.expect("stats").units, 2);
+            let probe = QuerySketch { id: "q".into(), t2_hash: conformance::t2_of(2), sketch: conformance::sketch_of(2) };
+            let found = store.query("team", &[probe], &QueryOptions { exclude_repo: None, min_similarity: 0.9, top_k: 5 }).await.expect("query");
+            assert_eq!(found[0].matches[0].key, "unit-2");
+            assert_eq!(found[0].matches[0].location.as_ref().map(|l| l.path.as_str()), Some("src/a.rs"));
+            // A migrated unit is rewritten in place, not stored a second time.
+            let batch = DeltaBatch { batch_id: "b1".into(), upserts: vec![with_t2(1, 100), conformance::unit(3)], removals: vec!["unit-2".into()] };
+            store.apply_batch("team", "repo", batch).await.expect("apply");
+        }
+        assert_eq!(stored_rows(dir.path(), 1), (2, 2));
+        let store = open(dir.path(), 1);
+        let keys: Vec<String> = ["unit-1", "unit-2", "unit-3"].iter().map(|k| k.to_string()).collect();
+        assert_eq!(store.fingerprints("team", "repo", &keys).await.expect("lookup"), vec![Some(T2Hash(100)), None, Some(conformance::t2_of(3))]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
