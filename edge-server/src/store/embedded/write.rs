@@ -64,7 +64,19 @@ pub(super) fn apply_to_shard(shard: &Shard, tenant: &str, repo: &str, tenant_id:
     }
     {
         let mut connection = shard.connection.lock().map_err(poisoned)?;
-        db::write_units(&mut connection, tenant, repo, &inserts, &rewrites, &deletes)?;
+        if let Err(error) = db::write_units(&mut connection, tenant, repo, &inserts, &rewrites, &deletes) {
+            // A commit that reports a failure can still have reached the WAL (a failed fsync
+            // after the frames were written). Rows appended under fresh ids would then be
+            // copies the index does not know, which a later removal would not delete; so
+            // they are deleted now, best effort (the retried batch appends them again).
+            let appended: Vec<i64> = inserts.iter().map(|write| write.row_id).collect();
+            if !appended.is_empty()
+                && let Err(cleanup) = db::delete_units(&mut connection, &appended)
+            {
+                tracing::warn!(%cleanup, "could not delete the rows of a failed write");
+            }
+            return Err(error);
+        }
     }
     drop((inserts, rewrites));
     // Committed: now the index may show it. Lane keys are computed before the write lock.
