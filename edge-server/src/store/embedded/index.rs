@@ -113,6 +113,17 @@ pub fn lane_keys(unit: &MemUnit) -> [u64; LANES] {
 }
 
 impl ShardIndex {
+    /// An empty index with room for `units` units, so that loading a shard does not grow
+    /// (and rehash) its maps step by step.
+    pub fn with_capacity(units: usize) -> ShardIndex {
+        ShardIndex {
+            slots: Vec::with_capacity(units),
+            lane_heads: PremixedMap::with_capacity_and_hasher(units.saturating_mul(LANES), Default::default()),
+            by_identity: PremixedMap::with_capacity_and_hasher(units, Default::default()),
+            ..ShardIndex::default()
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.slots.len() - self.free.len()
     }

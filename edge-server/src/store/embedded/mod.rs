@@ -285,9 +285,9 @@ type PatternMetaRow = (String, T2Hash, Option<String>, Option<String>);
 
 fn open_shard(path: &Path, sync: SyncMode, interner: &RwLock<Interner>, pattern_meta: &Mutex<Vec<PatternMetaRow>>) -> Result<Shard, StoreError> {
     let mut connection = db::open(path, sync)?;
-    let mut index = ShardIndex::default();
     let mut rows = Vec::new();
     db::load_units(&connection, |row| rows.push(row))?;
+    let mut index = ShardIndex::with_capacity(rows.len());
     let mut last_row_id = 0;
     // Rows come in id order, so a unit stored twice (which the store never writes) keeps its
     // newest row; the older ones are deleted, or a later removal would uncover them.
