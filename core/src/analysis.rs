@@ -26,8 +26,9 @@ pub struct FileTokens {
     pub syms: Vec<u16>,
     /// Hash of the token's kind and exact text: equal texts give equal hashes.
     pub texts: Vec<u32>,
-    /// 0-based row of each token's first byte.
-    pub rows: Vec<u32>,
+    /// `row_starts[r]`: the index of the first token on 0-based row `r` or after it. One
+    /// entry a line instead of one a token: lines are needed only at a clone's two ends.
+    pub row_starts: Vec<u32>,
 }
 
 impl FileTokens {
@@ -39,9 +40,28 @@ impl FileTokens {
         self.syms.is_empty()
     }
 
-    /// 1-based line of a token.
+    /// 1-based line of a token (of its first byte).
     pub fn line(&self, token: usize) -> u32 {
-        self.rows[token] + 1
+        // Rows whose first token is at or before `token` are its row and the ones above.
+        self.row_starts.partition_point(|&first| first as usize <= token) as u32
+    }
+
+    /// Records a token on `row`, which is never above the previous token's.
+    fn push(&mut self, sym: u16, text: u32, row: u32) {
+        let index = self.syms.len() as u32;
+        while self.row_starts.len() <= row as usize {
+            self.row_starts.push(index);
+        }
+        self.syms.push(sym);
+        self.texts.push(text);
+    }
+
+    /// Gives back capacity reserved for an estimated token count: the streams of every
+    /// file stay in memory until detection ends.
+    fn shrink_to_fit(&mut self) {
+        self.syms.shrink_to_fit();
+        self.texts.shrink_to_fit();
+        self.row_starts.shrink_to_fit();
     }
 }
 
@@ -158,12 +178,20 @@ fn marker_in(comment: &str) -> Option<Marker> {
     }
 }
 
+/// A unit whose node the walk is inside of.
+struct OpenUnit {
+    unit: u32,
+    depth: u32,
+    /// Deepest node depth seen inside it so far.
+    deepest: u32,
+}
+
 struct Walker<'a> {
     spec: &'static crate::lang::LanguageSpec,
     source: &'a str,
     tokens: FileTokens,
     units: Vec<Unit>,
-    open_units: Vec<(u32, u32)>,
+    open_units: Vec<OpenUnit>,
     /// (marker, the token index it stands before, its row)
     markers: Vec<(Marker, u32, u32)>,
 }
@@ -177,7 +205,7 @@ impl<'a> Walker<'a> {
             tokens: FileTokens {
                 syms: Vec::with_capacity(estimated_tokens),
                 texts: Vec::with_capacity(estimated_tokens),
-                rows: Vec::with_capacity(estimated_tokens),
+                row_starts: Vec::with_capacity(source.len() / 24),
             },
             units: Vec::new(),
             open_units: Vec::new(),
@@ -185,52 +213,55 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn push_token(&mut self, node: tree_sitter::Node, sym: u16, named: bool) {
+    fn push_token(&mut self, node: tree_sitter::Node, kind_id: u16, sym: u16, named: bool) {
         let text = if named {
             let bytes = &self.source.as_bytes()[node.start_byte()..node.end_byte()];
-            text_hash(node.kind_id(), bytes)
+            text_hash(kind_id, bytes)
         } else {
-            u32::from(node.kind_id()).wrapping_mul(0x9E37_79B1)
+            u32::from(kind_id).wrapping_mul(0x9E37_79B1)
         };
-        self.tokens.syms.push(sym);
-        self.tokens.texts.push(text);
-        self.tokens.rows.push(node.start_position().row as u32);
+        self.tokens.push(sym, text, node.start_position().row as u32);
     }
 
-    /// Iterative pre-order walk with explicit enter/leave so units get their token ranges.
+    /// Iterative pre-order walk. Units are closed by depth on the way back up, so leaving
+    /// a node needs no second look at it (each `TreeCursor::node` resolves aliases again).
     fn walk(&mut self, root: tree_sitter::Node) {
         let mut cursor = root.walk();
         let mut depth: u32 = 0;
         loop {
-            let node = cursor.node();
-            let descend = self.enter(node, depth);
-            if descend && cursor.goto_first_child() {
+            if self.enter(&mut cursor, depth) {
                 depth += 1;
                 continue;
             }
-            self.leave(node);
+            self.leave(depth);
             loop {
                 if cursor.goto_next_sibling() {
                     break;
                 }
                 if !cursor.goto_parent() {
+                    self.tokens.shrink_to_fit();
                     return;
                 }
                 depth -= 1;
-                self.leave(cursor.node());
+                self.leave(depth);
             }
         }
     }
 
-    /// Handles a node on the way down; returns whether to visit its children.
-    fn enter(&mut self, node: tree_sitter::Node, depth: u32) -> bool {
-        let kind_id = node.kind_id();
+    /// Handles the cursor's node on the way down; returns `true` when it moved the cursor
+    /// to the node's first child.
+    fn enter(&mut self, cursor: &mut tree_sitter::TreeCursor, depth: u32) -> bool {
+        let node = cursor.node();
         if node.is_missing() {
             return false;
         }
+        if let Some(open) = self.open_units.last_mut() {
+            open.deepest = open.deepest.max(depth);
+        }
+        let kind_id = node.kind_id();
         if self.spec.is_unit(kind_id) {
             let index = self.units.len() as u32;
-            let parent = self.open_units.last().map(|&(unit, _)| unit);
+            let parent = self.open_units.last().map(|open| open.unit);
             self.units.push(Unit {
                 name: unit_name(node, self.source),
                 kind: node.kind(),
@@ -243,11 +274,7 @@ impl<'a> Walker<'a> {
                 nesting: 0,
                 parent,
             });
-            self.open_units.push((index, depth));
-        }
-        for &(unit, unit_depth) in &self.open_units {
-            let nesting = &mut self.units[unit as usize].nesting;
-            *nesting = (*nesting).max(depth - unit_depth);
+            self.open_units.push(OpenUnit { unit: index, depth, deepest: depth });
         }
         match self.spec.class(kind_id) {
             NodeClass::Comment => {
@@ -260,31 +287,36 @@ impl<'a> Walker<'a> {
             }
             NodeClass::Skip => false,
             NodeClass::Identifier => {
-                self.push_token(node, SYM_IDENTIFIER, true);
+                self.push_token(node, kind_id, SYM_IDENTIFIER, true);
                 false
             }
             NodeClass::Literal => {
-                self.push_token(node, SYM_LITERAL, true);
+                self.push_token(node, kind_id, SYM_LITERAL, true);
                 false
             }
             NodeClass::Other => {
-                if node.child_count() == 0 {
-                    if node.end_byte() > node.start_byte() {
-                        self.push_token(node, kind_id & !PARAM_BIT, node.is_named());
-                    }
-                    false
-                } else {
-                    true
+                if cursor.goto_first_child() {
+                    return true;
                 }
+                if node.end_byte() > node.start_byte() {
+                    self.push_token(node, kind_id, kind_id & !PARAM_BIT, node.is_named());
+                }
+                false
             }
         }
     }
 
-    fn leave(&mut self, node: tree_sitter::Node) {
-        if self.spec.is_unit(node.kind_id())
-            && let Some((unit, _)) = self.open_units.pop()
+    /// Called when the walk leaves the node at `depth`: closes the unit opened there.
+    fn leave(&mut self, depth: u32) {
+        if self.open_units.last().is_some_and(|open| open.depth == depth)
+            && let Some(open) = self.open_units.pop()
         {
-            self.units[unit as usize].token_end = self.tokens.len() as u32;
+            let unit = &mut self.units[open.unit as usize];
+            unit.token_end = self.tokens.len() as u32;
+            unit.nesting = open.deepest - open.depth;
+            if let Some(outer) = self.open_units.last_mut() {
+                outer.deepest = outer.deepest.max(open.deepest);
+            }
         }
     }
 }
@@ -467,10 +499,27 @@ mod tests {
         assert_eq!(names, vec!["b"]);
         let blanked_rows: Vec<u32> = (0..analysis.tokens.len())
             .filter(|&t| analysis.tokens.syms[t] == SYM_BARRIER)
-            .map(|t| analysis.tokens.rows[t])
+            .map(|t| analysis.tokens.line(t) - 1)
             .collect();
         assert!(blanked_rows.contains(&1) && blanked_rows.contains(&4));
         assert!(!blanked_rows.contains(&2) && !blanked_rows.contains(&6));
+    }
+
+    #[test]
+    fn token_lines_survive_blank_lines_and_multi_line_tokens() {
+        let source = "x = 1\n\n\ny = \"\"\"a\nb\"\"\"\nz = 2\n";
+        let tokens = analyze(Language::Python, source).tokens;
+        let lines: Vec<u32> = (0..tokens.len()).map(|t| tokens.line(t)).collect();
+        assert_eq!(lines, vec![1, 1, 1, 4, 4, 4, 6, 6, 6]);
+    }
+
+    #[test]
+    fn nesting_is_the_deepest_level_below_the_unit() {
+        let shallow = analyze(Language::Python, "def f():\n    return 1\n");
+        let deep = analyze(Language::Python, "def f():\n    if a:\n        if b:\n            return [x for x in y]\n");
+        assert!(deep.units[0].nesting > shallow.units[0].nesting + 3, "{} vs {}", deep.units[0].nesting, shallow.units[0].nesting);
+        let nested = analyze(Language::Python, "def f():\n    def g():\n        if a:\n            return 1\n    return g\n");
+        assert!(nested.units[0].nesting > nested.units[1].nesting);
     }
 
     #[test]

@@ -51,7 +51,9 @@ struct Table<K: HashKey> {
 impl<K: HashKey> Table<K> {
     fn build(mut entries: Vec<(K, u32, u32)>) -> Self {
         entries.par_sort_unstable();
-        let directory_bits = (usize::BITS - entries.len().leading_zeros()).clamp(4, 24);
+        // About four entries a slot: a directory a quarter of the table's length stays in
+        // cache better, and a four-entry window is one or two cache lines of the table.
+        let directory_bits = (usize::BITS - entries.len().leading_zeros()).saturating_sub(2).clamp(4, 24);
         let slots = 1usize << directory_bits;
         let mut directory = Vec::with_capacity(slots + 1);
         let mut index = 0usize;
@@ -85,9 +87,17 @@ impl<K: HashKey> Table<K> {
         base.chain(overlay)
     }
 
-    /// Entries under `key`, counting stale ones too: an upper bound.
-    fn count(&self, key: K) -> usize {
-        self.base_range(key).len() + if self.overlay.is_empty() { 0 } else { self.overlay.get(&key).map_or(0, Vec::len) }
+    /// Entries under `key` when there are at most `limit` of them (stale ones counted):
+    /// one lookup for the check and the answer.
+    fn get_at_most<'a>(&'a self, key: K, limit: usize, replaced: &'a HashSet<u32>) -> Option<impl Iterator<Item = (u32, u32)> + 'a> {
+        let base = self.base_range(key);
+        let overlay = if self.overlay.is_empty() { None } else { self.overlay.get(&key) };
+        if base.len() + overlay.map_or(0, Vec::len) > limit {
+            return None;
+        }
+        let base = base.iter().map(|entry| (entry.1, entry.2));
+        let base = base.filter(move |(file, _)| replaced.is_empty() || !replaced.contains(file));
+        Some(base.chain(overlay.into_iter().flatten().copied()))
     }
 
     fn remove_overlay_file(&mut self, file: u32) {
@@ -191,22 +201,15 @@ impl CandidateIndex {
         self.exact.get(tc, &self.replaced).map(|(file, unit)| UnitRef { file, unit })
     }
 
-    /// Units sharing an LSH band key.
-    pub fn band(&self, key: u64) -> impl Iterator<Item = UnitRef> + '_ {
-        self.bands.get(key, &self.replaced).map(|(file, unit)| UnitRef { file, unit })
+    /// Units sharing an LSH band key, unless more than `limit` do.
+    pub fn band_at_most(&self, key: u64, limit: usize) -> Option<impl Iterator<Item = UnitRef> + '_> {
+        Some(self.bands.get_at_most(key, limit, &self.replaced)?.map(|(file, unit)| UnitRef { file, unit }))
     }
 
-    pub fn band_count(&self, key: u64) -> usize {
-        self.bands.count(key)
-    }
-
-    /// (file, token position) of every occurrence of a winnowed k-gram hash.
-    pub fn winnow(&self, hash: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
-        self.winnows.get(hash, &self.replaced)
-    }
-
-    pub fn winnow_count(&self, hash: u32) -> usize {
-        self.winnows.count(hash)
+    /// (file, token position) of every occurrence of a winnowed k-gram hash, unless it
+    /// occurs more than `limit` times.
+    pub fn winnow_at_most(&self, hash: u32, limit: usize) -> Option<impl Iterator<Item = (u32, u32)> + '_> {
+        self.winnows.get_at_most(hash, limit, &self.replaced)
     }
 
     /// Every group of two or more units with equal consistent-renaming hashes (a fresh

@@ -195,10 +195,9 @@ impl Detector<'_> {
         let record = self.unit(unit);
         let mut hits: Vec<UnitRef> = Vec::new();
         for key in fingerprint::band_keys(&record.sketch) {
-            if self.index.band_count(key) > MAX_BUCKET {
-                continue;
+            if let Some(bucket) = self.index.band_at_most(key, MAX_BUCKET) {
+                hits.extend(bucket.filter(|&other| other != unit && !(self.is_dirty(other.file) && other < unit)));
             }
-            hits.extend(self.index.band(key).filter(|&other| other != unit && !(self.is_dirty(other.file) && other < unit)));
         }
         hits.sort_unstable();
         let mut ranked: Vec<(usize, UnitRef)> = hits
@@ -298,34 +297,41 @@ impl Detector<'_> {
     /// Maximal shared token runs seeded by common winnowed k-grams, for runs touching a
     /// dirty file.
     fn block_pairs(&self) -> Vec<ClonePair> {
-        let mut by_files: HashMap<(u32, u32), Vec<(u32, u32)>> = HashMap::new();
-        for (file, record) in self.files.iter().enumerate() {
-            let file = file as u32;
-            if !self.is_dirty(file) || !self.config.detection_for(record.language).blocks {
-                continue;
-            }
-            for winnow in &record.winnows {
-                if self.index.winnow_count(winnow.hash) > MAX_WINNOW_OCCURRENCES {
-                    continue;
-                }
-                for (other, position) in self.index.winnow(winnow.hash) {
-                    let here = (file, winnow.position);
-                    if (other, position) == here || (self.is_dirty(other) && (other, position) < here) {
-                        continue;
+        // Seeds are gathered per dirty file in parallel, then sorted so each pair of files
+        // is one contiguous run of seed positions.
+        let mut seeds: Vec<Seed> = self
+            .files
+            .par_iter()
+            .enumerate()
+            .filter(|&(file, record)| self.is_dirty(file as u32) && self.config.detection_for(record.language).blocks)
+            .flat_map_iter(|(file, record)| {
+                let file = file as u32;
+                let mut found: Vec<Seed> = Vec::new();
+                for winnow in &record.winnows {
+                    let Some(occurrences) = self.index.winnow_at_most(winnow.hash, MAX_WINNOW_OCCURRENCES) else { continue };
+                    for (other, position) in occurrences {
+                        let here = (file, winnow.position);
+                        if (other, position) == here || (self.is_dirty(other) && (other, position) < here) {
+                            continue;
+                        }
+                        if !self.config.detection_for(self.files[other as usize].language).blocks {
+                            continue;
+                        }
+                        let (first, second) = if here <= (other, position) { (here, (other, position)) } else { ((other, position), here) };
+                        found.push(((first.0, second.0), (first.1, second.1)));
                     }
-                    let other_language = self.files[other as usize].language;
-                    if !self.config.detection_for(other_language).blocks {
-                        continue;
-                    }
-                    let (first, second) = if here <= (other, position) { (here, (other, position)) } else { ((other, position), here) };
-                    by_files.entry((first.0, second.0)).or_default().push((first.1, second.1));
                 }
-            }
-        }
-        let mut work: Vec<SeedsByFiles> = by_files.into_iter().collect();
-        work.sort_unstable_by_key(|(files, _)| *files);
-        work.par_iter()
-            .flat_map_iter(|&((file_a, file_b), ref positions)| self.extend_seeds(file_a, file_b, positions))
+                found
+            })
+            .collect();
+        seeds.par_sort_unstable();
+        seeds.dedup();
+        let runs: Vec<&[Seed]> = seeds.chunk_by(|x, y| x.0 == y.0).collect();
+        runs.par_iter()
+            .flat_map_iter(|run| {
+                let positions: Vec<(u32, u32)> = run.iter().map(|seed| seed.1).collect();
+                self.extend_seeds(run[0].0.0, run[0].0.1, &positions)
+            })
             .collect()
     }
 
@@ -455,8 +461,8 @@ impl Detector<'_> {
     }
 }
 
-/// Seed positions (in a, in b) shared by one pair of files.
-type SeedsByFiles = ((u32, u32), Vec<(u32, u32)>);
+/// A shared winnowed k-gram: (file a, file b) and its positions (in a, in b).
+type Seed = ((u32, u32), (u32, u32));
 
 fn consistent_count(renamings: &HashMap<(u32, u32), u32>) -> usize {
     let mut forward: HashMap<u32, u32> = HashMap::new();

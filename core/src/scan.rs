@@ -193,10 +193,13 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
 
     let done = AtomicUsize::new(0);
     let total = found.files.len();
-    let outcomes: Vec<(FileOutcome, Vec<String>)> = found
-        .files
+    // Largest files first: one big file parsed last would leave the other cores idle.
+    let mut order: Vec<usize> = (0..total).collect();
+    order.sort_by_key(|&index| std::cmp::Reverse(found.files[index].size));
+    let processed: Vec<(usize, (FileOutcome, Vec<String>))> = order
         .par_iter()
-        .map(|file| {
+        .map(|&index| {
+            let file = &found.files[index];
             let result = process_file(file, previous_files.get(&file.relative), config);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(report) = options.progress
@@ -204,12 +207,17 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
             {
                 report(ScanProgress::Parsed { done: finished, total });
             }
-            result
+            (index, result)
         })
         .collect();
+    let mut slots: Vec<Option<(FileOutcome, Vec<String>)>> = (0..total).map(|_| None).collect();
+    for (index, result) in processed {
+        slots[index] = Some(result);
+    }
+    let outcomes = slots.into_iter().flatten();
 
-    let mut files: Vec<FileRecord> = Vec::with_capacity(outcomes.len());
-    let mut dirty: Vec<bool> = Vec::with_capacity(outcomes.len());
+    let mut files: Vec<FileRecord> = Vec::with_capacity(total);
+    let mut dirty: Vec<bool> = Vec::with_capacity(total);
     let mut fresh_tokens: HashMap<u32, Arc<FileTokens>> = HashMap::new();
     let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
     for (_, reason) in &found.skipped {
