@@ -45,6 +45,11 @@ struct Table<K: HashKey> {
     /// instead of millions (cache misses dominated the search).
     directory: Vec<u32>,
     directory_bits: u32,
+    /// One bit per key prefix, set when a key with that prefix has two or more base
+    /// entries. Most keys belong to one unit only, the one asking about them: this bitmap,
+    /// small enough for the cache, answers those without a miss in the table.
+    repeated: Vec<u64>,
+    repeated_bits: u32,
     overlay: HashMap<K, Vec<(u32, u32)>>,
 }
 
@@ -64,7 +69,22 @@ impl<K: HashKey> Table<K> {
             directory.push(index as u32);
         }
         directory.push(entries.len() as u32);
-        Table { base: entries, directory, directory_bits, overlay: HashMap::new() }
+        let repeated_bits = (usize::BITS - entries.len().leading_zeros() + 3).clamp(6, 26);
+        let mut repeated = vec![0u64; (1usize << repeated_bits) / 64];
+        for run in entries.chunk_by(|x, y| x.0 == y.0).filter(|run| run.len() >= 2) {
+            let bit = (run[0].0.top() >> (64 - repeated_bits)) as usize;
+            repeated[bit / 64] |= 1 << (bit % 64);
+        }
+        Table { base: entries, directory, directory_bits, repeated, repeated_bits, overlay: HashMap::new() }
+    }
+
+    /// Whether `key` may have two or more base entries (false: at most one).
+    fn may_repeat(&self, key: K) -> bool {
+        if self.repeated.is_empty() {
+            return true;
+        }
+        let bit = (key.top() >> (64 - self.repeated_bits)) as usize;
+        self.repeated[bit / 64] & (1 << (bit % 64)) != 0
     }
 
     /// The base entries under `key`.
@@ -87,10 +107,13 @@ impl<K: HashKey> Table<K> {
         base.chain(overlay)
     }
 
-    /// Entries under `key` when there are at most `limit` of them (stale ones counted):
-    /// one lookup for the check and the answer.
-    fn get_at_most<'a>(&'a self, key: K, limit: usize, replaced: &'a HashSet<u32>) -> Option<impl Iterator<Item = (u32, u32)> + 'a> {
-        let base = self.base_range(key);
+    /// Entries under `key` other than the asker's, when there are at most `limit` of them
+    /// (stale ones counted): one lookup for the check and the answer. The asker must be
+    /// indexed under `key` itself (every key asked about is one of its own), so a key
+    /// with a single base entry and no overlay yields nothing.
+    fn others_at_most<'a>(&'a self, key: K, limit: usize, replaced: &'a HashSet<u32>) -> Option<impl Iterator<Item = (u32, u32)> + 'a> {
+        let alone = self.overlay.is_empty() && replaced.is_empty() && !self.may_repeat(key);
+        let base = if alone { &[][..] } else { self.base_range(key) };
         let overlay = if self.overlay.is_empty() { None } else { self.overlay.get(&key) };
         if base.len() + overlay.map_or(0, Vec::len) > limit {
             return None;
@@ -201,15 +224,17 @@ impl CandidateIndex {
         self.exact.get(tc, &self.replaced).map(|(file, unit)| UnitRef { file, unit })
     }
 
-    /// Units sharing an LSH band key, unless more than `limit` do.
+    /// Units under an LSH band key, unless more than `limit` are. `key` must be one of the
+    /// asking unit's own keys: one only the asker has may yield nothing.
     pub fn band_at_most(&self, key: u64, limit: usize) -> Option<impl Iterator<Item = UnitRef> + '_> {
-        Some(self.bands.get_at_most(key, limit, &self.replaced)?.map(|(file, unit)| UnitRef { file, unit }))
+        Some(self.bands.others_at_most(key, limit, &self.replaced)?.map(|(file, unit)| UnitRef { file, unit }))
     }
 
     /// (file, token position) of every occurrence of a winnowed k-gram hash, unless it
-    /// occurs more than `limit` times.
+    /// occurs more than `limit` times. `hash` must be one of the asking file's own: one
+    /// only the asker has may yield nothing.
     pub fn winnow_at_most(&self, hash: u32, limit: usize) -> Option<impl Iterator<Item = (u32, u32)> + '_> {
-        self.winnows.get_at_most(hash, limit, &self.replaced)
+        self.winnows.others_at_most(hash, limit, &self.replaced)
     }
 
     /// Every group of two or more units with equal consistent-renaming hashes (a fresh

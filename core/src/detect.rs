@@ -11,10 +11,10 @@
 //! between two clean files come from the index. Token streams are fetched through
 //! `TokenSource`, which re-parses clean files on demand.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rayon::prelude::*;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::analysis::{FileTokens, SYM_BARRIER, SYM_IDENTIFIER};
 use crate::candidates::{CandidateIndex, UnitRef};
@@ -256,7 +256,7 @@ impl Detector<'_> {
     }
 
     fn unit_pair_index(&self, pairs: &[ClonePair]) -> HashMap<(u32, u32), Vec<(Instance, Instance)>> {
-        let mut index: HashMap<(u32, u32), Vec<(Instance, Instance)>> = HashMap::new();
+        let mut index: HashMap<(u32, u32), Vec<(Instance, Instance)>> = HashMap::default();
         for pair in pairs {
             index.entry((pair.a.file, pair.b.file)).or_default().push((pair.a, pair.b));
             index.entry((pair.b.file, pair.a.file)).or_default().push((pair.b, pair.a));
@@ -342,7 +342,7 @@ impl Detector<'_> {
         let language = self.files[file_a as usize].language;
         let settings = self.config.detection_for(language);
         let (syms_a, syms_b) = (&tokens_a.syms, &tokens_b.syms);
-        let mut found: HashSet<(u32, u32)> = HashSet::new();
+        let mut found: HashSet<(u32, u32)> = HashSet::default();
         let mut pairs = Vec::new();
         for &(pos_a, pos_b) in positions {
             let (pos_a, pos_b) = (pos_a as usize, pos_b as usize);
@@ -406,7 +406,7 @@ impl Detector<'_> {
         // other values (locale data, fixtures) is not a copy either.
         let (mut identifiers, mut identical_identifiers) = (0usize, 0usize);
         let (mut literals, mut identical_literals) = (0usize, 0usize);
-        let mut renamings: HashMap<(u32, u32), u32> = HashMap::new();
+        let mut renamings: HashMap<(u32, u32), u32> = HashMap::default();
         let mut all_identical = true;
         for offset in 0..length {
             let (text_a, text_b) = (tokens_a.texts[start_a + offset], tokens_b.texts[start_b + offset]);
@@ -465,8 +465,8 @@ impl Detector<'_> {
 type Seed = ((u32, u32), (u32, u32));
 
 fn consistent_count(renamings: &HashMap<(u32, u32), u32>) -> usize {
-    let mut forward: HashMap<u32, u32> = HashMap::new();
-    let mut backward: HashMap<u32, u32> = HashMap::new();
+    let mut forward: HashMap<u32, u32> = HashMap::default();
+    let mut backward: HashMap<u32, u32> = HashMap::default();
     let mut consistent = 0usize;
     let mut ordered: Vec<(&(u32, u32), &u32)> = renamings.iter().collect();
     ordered.sort_by(|x, y| y.1.cmp(x.1).then(x.0.cmp(y.0)));

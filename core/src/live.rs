@@ -7,12 +7,15 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rustc_hash::FxHashMap;
+
 use crate::analysis::{self, FileTokens};
 use crate::candidates::CandidateIndex;
 use crate::config::Config;
 use crate::detect::Detector;
 use crate::lang::Language;
 use crate::model::{ClonePair, FileRecord};
+
 use crate::scan::{ReparsingSource, TokenCache, token_cache_of};
 
 /// Tokens of unchanged files kept for verifying an edited file's candidates: a long-running
@@ -28,7 +31,7 @@ pub struct LiveIndex {
     slots: HashMap<String, u32>,
     index: CandidateIndex,
     /// Token streams of files whose current text came from an editor, not from disk.
-    edited: HashMap<u32, Arc<FileTokens>>,
+    edited: FxHashMap<u32, Arc<FileTokens>>,
     disk_tokens: TokenCache,
 }
 
@@ -37,7 +40,7 @@ impl LiveIndex {
     pub fn new(root: &Path, config: Config, files: Vec<FileRecord>) -> Self {
         let index = CandidateIndex::build(&files, true);
         let slots = files.iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect();
-        LiveIndex { root: root.to_path_buf(), config, files, slots, index, edited: HashMap::new(), disk_tokens: token_cache_of(LIVE_TOKEN_CACHE) }
+        LiveIndex { root: root.to_path_buf(), config, files, slots, index, edited: FxHashMap::default(), disk_tokens: token_cache_of(LIVE_TOKEN_CACHE) }
     }
 
     pub fn files(&self) -> &[FileRecord] {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap;
 
 use crate::analysis::{self, FileTokens};
 use crate::candidates::CandidateIndex;
@@ -218,7 +219,7 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
 
     let mut files: Vec<FileRecord> = Vec::with_capacity(total);
     let mut dirty: Vec<bool> = Vec::with_capacity(total);
-    let mut fresh_tokens: HashMap<u32, Arc<FileTokens>> = HashMap::new();
+    let mut fresh_tokens: FxHashMap<u32, Arc<FileTokens>> = FxHashMap::default();
     let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
     for (_, reason) in &found.skipped {
         *skipped.entry(*reason).or_default() += 1;
@@ -349,7 +350,7 @@ pub(crate) fn token_cache_of(tokens: u64) -> TokenCache {
 pub(crate) struct ReparsingSource<'a> {
     pub root: &'a Path,
     pub files: &'a [FileRecord],
-    pub fresh: &'a HashMap<u32, Arc<FileTokens>>,
+    pub fresh: &'a FxHashMap<u32, Arc<FileTokens>>,
     pub cache: TokenCache,
 }
 
