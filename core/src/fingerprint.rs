@@ -249,7 +249,7 @@ mod tests {
             let syms: Vec<u16> = (0..length)
                 .map(|_| {
                     state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-                    if state % 97 == 0 { SYM_BARRIER } else { (state >> 16) as u16 % 300 }
+                    if state.is_multiple_of(97) { SYM_BARRIER } else { (state >> 16) as u16 % 300 }
                 })
                 .collect();
             assert_eq!(sketch(&syms), sketch_lanes(&syms), "length {length}");
