@@ -21,4 +21,4 @@ pub use config::Config;
 pub use lang::Language;
 pub use model::{ClonePair, CloneKind, FileRecord, Instance, UnitRecord};
 pub use pattern::Pattern;
-pub use scan::{ScanOptions, ScanOutcome, ScanProgress, scan};
+pub use scan::{ScanOptions, ScanOutcome, ScanProgress, scan, scan_then};

@@ -149,6 +149,13 @@ pub fn save_label(root: &Path, id: &str, label: &PatternLabel) -> Result<(), Sca
 }
 
 pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
+    scan_then(options, |_| ()).map(|(outcome, ())| outcome)
+}
+
+/// [`scan`], running `while_saving` on the results while the index is being written (a
+/// command line renders its report meanwhile). Returns once both are done; a failure to
+/// write the index is an error even though `while_saving` ran.
+pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOutcome) -> R) -> Result<(ScanOutcome, R), ScanError> {
     let started = Instant::now();
     let root = options.root.clone();
     if !root.exists() {
@@ -270,15 +277,32 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
     let patterns = pattern::build_patterns(&files, &pairs, &labels);
     tracing::debug!(patterns = patterns.len(), elapsed_ms = started.elapsed().as_millis() as u64, "patterns built");
 
-    if let Some(index) = index.as_mut()
-        && files_changed
-    {
-        index.save(&files, &dirty, &pairs, &key)?;
-        tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "index saved");
-    }
+    drop(detector);
+    drop(candidate_index);
+    drop(source);
+    drop(fresh_tokens);
 
     let stats = statistics(&files, &dirty, &pairs, skipped, started);
-    Ok(ScanOutcome { root: walk_root, files, pairs, patterns, stats, warnings })
+    let outcome = ScanOutcome { root: walk_root, files, pairs, patterns, stats, warnings };
+    // Writing the index and the caller's work with the results (rendering a report) are
+    // independent: on a large tree each takes a few tenths of a second on one core.
+    let index_to_save = index.filter(|_| files_changed);
+    let (saved, result) = std::thread::scope(|scope| {
+        let saver = index_to_save.map(|mut index| {
+            let outcome = &outcome;
+            let (dirty, key) = (&dirty, &key);
+            scope.spawn(move || index.save(&outcome.files, dirty, &outcome.pairs, key))
+        });
+        let result = while_saving(&outcome);
+        let saved = match saver {
+            Some(saver) => saver.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            None => Ok(()),
+        };
+        (saved, result)
+    });
+    saved?;
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "index saved");
+    Ok((outcome, result))
 }
 
 fn process_file(file: &FoundFile, previous: Option<&FileRecord>, config: &Config) -> (FileOutcome, Vec<String>) {

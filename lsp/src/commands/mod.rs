@@ -39,6 +39,20 @@ pub fn write_stdout(text: &str) -> anyhow::Result<()> {
 
 /// Runs a scan on a thread pool of `--jobs` threads, with a progress bar unless quiet.
 pub fn run_scan(root: &Path, config: Config, args: &DetectionArgs, quiet: bool) -> anyhow::Result<ScanOutcome> {
+    run_scan_then(root, config, args, quiet, |_| ()).map(|(outcome, ())| outcome)
+}
+
+/// [`run_scan`], running `while_saving` on the results while the index is written.
+pub fn run_scan_then<R>(
+    root: &Path,
+    config: Config,
+    args: &DetectionArgs,
+    quiet: bool,
+    while_saving: impl FnOnce(&ScanOutcome) -> R + Send,
+) -> anyhow::Result<(ScanOutcome, R)>
+where
+    R: Send,
+{
     let mut pool = rayon::ThreadPoolBuilder::new();
     if let Some(jobs) = args.jobs {
         pool = pool.num_threads(jobs as usize);
@@ -61,13 +75,13 @@ pub fn run_scan(root: &Path, config: Config, args: &DetectionArgs, quiet: bool) 
         ScanProgress::Detecting => bar.set_message("detecting"),
     };
     let options = ScanOptions { root: root.to_path_buf(), config, use_index: !args.no_index, progress: Some(&progress) };
-    let outcome = pool.install(|| periodic_core::scan(options));
+    let outcome = pool.install(|| periodic_core::scan_then(options, while_saving));
     bar.finish_and_clear();
-    let outcome = outcome?;
+    let (outcome, result) = outcome?;
     if !quiet {
         for warning in &outcome.warnings {
             eprintln!("periodic: warning: {warning}");
         }
     }
-    Ok(outcome)
+    Ok((outcome, result))
 }

@@ -25,13 +25,17 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
         Some(_) => Some(edge_push_settings(&args, &config)?),
         None => None,
     };
-    let outcome = super::run_scan(&args.path, config, &args.detection, args.quiet)?;
-    let report = report::build(&outcome);
-    let rendered = report::render(&report, args.format, &outcome.root)?;
-    match &args.output {
-        Some(path) => std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?,
-        None => super::write_stdout(&rendered)?,
-    }
+    // The report is rendered and written while the index is being saved.
+    let (outcome, report) = super::run_scan_then(&args.path, config, &args.detection, args.quiet, |outcome| {
+        let report = report::build(outcome);
+        let rendered = report::render(&report, args.format, &outcome.root)?;
+        match &args.output {
+            Some(path) => std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?,
+            None => super::write_stdout(&rendered)?,
+        }
+        anyhow::Ok(report)
+    })?;
+    let report = report?;
     if let Some(settings) = edge_settings {
         push_to_edge(&args, settings, &outcome)?;
     }
