@@ -277,7 +277,6 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
     let patterns = pattern::build_patterns(&files, &pairs, &labels);
     tracing::debug!(patterns = patterns.len(), elapsed_ms = started.elapsed().as_millis() as u64, "patterns built");
 
-    drop(detector);
     drop(candidate_index);
     drop(source);
     drop(fresh_tokens);
