@@ -214,12 +214,13 @@ impl Detector<'_> {
     /// Verifies a candidate pair on tokens; `Some` when similar enough to report.
     fn verify_units(&self, a: UnitRef, b: UnitRef) -> Option<ClonePair> {
         let (record_a, record_b) = (self.unit(a), self.unit(b));
-        let threshold = self.config.detection_for(self.files[a.file as usize].language).similarity;
+        let language = self.files[a.file as usize].language;
+        let threshold = self.config.detection_for(language).similarity;
         let tokens_a = self.tokens.tokens(a.file)?;
         let tokens_b = self.tokens.tokens(b.file)?;
         let run_a = run(&tokens_a, record_a.token_start, record_a.token_end)?;
         let run_b = run(&tokens_b, record_b.token_start, record_b.token_end)?;
-        let score = similarity::similarity(run_a, run_b, threshold)?;
+        let score = similarity::similarity(run_a, run_b, threshold, similarity::NameContext::of(language))?;
         Some(ClonePair {
             a: self.instance(a),
             b: self.instance(b),
