@@ -201,13 +201,12 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
 
     let done = AtomicUsize::new(0);
     let total = found.files.len();
-    // Largest files first: one big file parsed last would leave the other cores idle.
-    let mut order: Vec<usize> = (0..total).collect();
-    order.sort_by_key(|&index| std::cmp::Reverse(found.files[index].size));
-    let processed: Vec<(usize, (FileOutcome, Vec<String>))> = order
+    // Files in walk order, which mixes sizes: largest-first measured much slower on
+    // `large` (parse phase 8.1-8.4 s instead of 5.2 s on 2 cores, the same CPU time).
+    let outcomes: Vec<(FileOutcome, Vec<String>)> = found
+        .files
         .par_iter()
-        .map(|&index| {
-            let file = &found.files[index];
+        .map(|file| {
             let result = process_file(file, previous_files.get(&file.relative), config);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(report) = options.progress
@@ -215,14 +214,9 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
             {
                 report(ScanProgress::Parsed { done: finished, total });
             }
-            (index, result)
+            result
         })
         .collect();
-    let mut slots: Vec<Option<(FileOutcome, Vec<String>)>> = (0..total).map(|_| None).collect();
-    for (index, result) in processed {
-        slots[index] = Some(result);
-    }
-    let outcomes = slots.into_iter().flatten();
 
     let mut files: Vec<FileRecord> = Vec::with_capacity(total);
     let mut dirty: Vec<bool> = Vec::with_capacity(total);
