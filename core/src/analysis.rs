@@ -213,9 +213,10 @@ impl<'a> Walker<'a> {
         }
     }
 
-    fn push_token(&mut self, node: tree_sitter::Node, kind_id: u16, sym: u16, named: bool) {
+    /// Records a leaf spanning `span` (bytes).
+    fn push_token(&mut self, node: tree_sitter::Node, span: (usize, usize), kind_id: u16, sym: u16, named: bool) {
         let text = if named {
-            let bytes = &self.source.as_bytes()[node.start_byte()..node.end_byte()];
+            let bytes = &self.source.as_bytes()[span.0..span.1];
             text_hash(kind_id, bytes)
         } else {
             u32::from(kind_id).wrapping_mul(0x9E37_79B1)
@@ -252,13 +253,16 @@ impl<'a> Walker<'a> {
     /// to the node's first child.
     fn enter(&mut self, cursor: &mut tree_sitter::TreeCursor, depth: u32) -> bool {
         let node = cursor.node();
-        if node.is_missing() {
+        let kind_id = node.kind_id();
+        let class = self.spec.class(kind_id);
+        // Missing nodes (inserted by error recovery) are zero-width leaves, never tokens; each
+        // call into tree-sitter costs, so inner `Other` nodes skip the check.
+        if class != NodeClass::Other && node.is_missing() {
             return false;
         }
         if let Some(open) = self.open_units.last_mut() {
             open.deepest = open.deepest.max(depth);
         }
-        let kind_id = node.kind_id();
         if self.spec.is_unit(kind_id) {
             let index = self.units.len() as u32;
             let parent = self.open_units.last().map(|open| open.unit);
@@ -276,7 +280,7 @@ impl<'a> Walker<'a> {
             });
             self.open_units.push(OpenUnit { unit: index, depth, deepest: depth });
         }
-        match self.spec.class(kind_id) {
+        match class {
             NodeClass::Comment => {
                 let text = &self.source[node.start_byte()..node.end_byte()];
                 if let Some(marker) = marker_in(text) {
@@ -287,19 +291,21 @@ impl<'a> Walker<'a> {
             }
             NodeClass::Skip => false,
             NodeClass::Identifier => {
-                self.push_token(node, kind_id, SYM_IDENTIFIER, true);
+                self.push_token(node, (node.start_byte(), node.end_byte()), kind_id, SYM_IDENTIFIER, true);
                 false
             }
             NodeClass::Literal => {
-                self.push_token(node, kind_id, SYM_LITERAL, true);
+                self.push_token(node, (node.start_byte(), node.end_byte()), kind_id, SYM_LITERAL, true);
                 false
             }
             NodeClass::Other => {
                 if cursor.goto_first_child() {
                     return true;
                 }
-                if node.end_byte() > node.start_byte() {
-                    self.push_token(node, kind_id, kind_id & !PARAM_BIT, node.is_named());
+                // A zero-width leaf (a missing node among them) is no token.
+                let span = (node.start_byte(), node.end_byte());
+                if span.1 > span.0 {
+                    self.push_token(node, span, kind_id, kind_id & !PARAM_BIT, node.is_named());
                 }
                 false
             }
