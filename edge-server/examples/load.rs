@@ -11,8 +11,10 @@
 //! changed, path, name and lines kept. Real sketches are skewed (common shapes such as
 //! getters and constructors share LSH buckets), which synthetic ones are not. Queries are
 //! sketches of the scanned units, the same share of them edited the same way (with other
-//! positions), with the options `periodic lsp` sends (server defaults for `min_similarity`
-//! and `top_k`), excluding `repo-0` as the asking repository.
+//! random changes), with the options `periodic lsp` sends (server defaults for `min_similarity`
+//! and `top_k`), excluding `repo-0` as the asking repository. Each query request carries
+//! fresh sketch ids (unless `--repeat-queries`), so the server's query cache, which keys
+//! answers by the whole request, never answers it and every query reaches the index.
 //!
 //! Without `--units-from` the units are synthetic: every 8 units form a family derived from
 //! one base sketch, each member altering 0 to 24 of the 64 MinHash positions, in batches
