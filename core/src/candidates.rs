@@ -101,10 +101,7 @@ impl<K: HashKey> Table<K> {
     }
 
     fn get<'a>(&'a self, key: K, replaced: &'a HashSet<u32>) -> impl Iterator<Item = (u32, u32)> + 'a {
-        let base = self.base_range(key).iter().map(|entry| (entry.1, entry.2));
-        let base = base.filter(move |(file, _)| replaced.is_empty() || !replaced.contains(file));
-        let overlay = self.overlay.get(&key).into_iter().flatten().copied();
-        base.chain(overlay)
+        live_entries(self.base_range(key), self.overlay.get(&key), replaced)
     }
 
     /// Entries under `key` other than the asker's, when there are at most `limit` of them
@@ -118,9 +115,7 @@ impl<K: HashKey> Table<K> {
         if base.len() + overlay.map_or(0, Vec::len) > limit {
             return None;
         }
-        let base = base.iter().map(|entry| (entry.1, entry.2));
-        let base = base.filter(move |(file, _)| replaced.is_empty() || !replaced.contains(file));
-        Some(base.chain(overlay.into_iter().flatten().copied()))
+        Some(live_entries(base, overlay, replaced))
     }
 
     fn remove_overlay_file(&mut self, file: u32) {
@@ -134,6 +129,17 @@ impl<K: HashKey> Table<K> {
     fn base_groups(&self) -> impl Iterator<Item = &[(K, u32, u32)]> {
         self.base.chunk_by(|x, y| x.0 == y.0)
     }
+}
+
+/// Base entries of files not `replaced`, then the overlay's: what a key currently holds.
+fn live_entries<'a, K>(
+    base: &'a [(K, u32, u32)],
+    overlay: Option<&'a Vec<(u32, u32)>>,
+    replaced: &'a HashSet<u32>,
+) -> impl Iterator<Item = (u32, u32)> + 'a {
+    let base = base.iter().map(|entry| (entry.1, entry.2));
+    let base = base.filter(move |(file, _)| replaced.is_empty() || !replaced.contains(file));
+    base.chain(overlay.into_iter().flatten().copied())
 }
 
 #[derive(Default)]

@@ -70,7 +70,6 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     // The process ends after this command: handing back a few hundred megabytes of small
     // allocations one by one would only delay the exit (about 0.1 s on a large tree).
     std::mem::forget(outcome);
-    std::mem::forget(counted);
     std::mem::forget(report);
     if let Some(message) = exceeded {
         let scope = if baseline.is_some() { " (new since the baseline)" } else { "" };
