@@ -151,15 +151,10 @@ fn read_corpus(index: &std::path::Path) -> Vec<UnitUpsert> {
             *slot = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
         }
         let ordinal = ordinals.entry((path.clone(), name.clone())).or_insert(0);
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(path.as_bytes());
-        hasher.update(&[0]);
-        hasher.update(name.as_bytes());
-        hasher.update(&[0]);
-        hasher.update(&ordinal.to_le_bytes());
+        let key = periodic_wire::v1::unit_key(&path, &name, *ordinal);
         *ordinal += 1;
         units.push(UnitUpsert {
-            key: hasher.finalize().to_hex()[..32].to_string(),
+            key,
             t2_hash: T2Hash(t2 as u64),
             sketch: Sketch(sketch),
             tokens: token_end - token_start,

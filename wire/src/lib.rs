@@ -6,7 +6,7 @@
 //! `cloud` holds the (also v1) format between team edges and the organisation-wide cloud
 //! tier; it carries fingerprint statistics only.
 //!
-//! This crate depends on serde (and base64, for the compact sketch) and imports neither the language server nor the edge
+//! This crate depends on serde (base64 for the compact sketch, blake3 for unit keys) and imports neither the language server nor the edge
 //! server, so either side can change its internals without touching the other. Any change
 //! that is not backwards compatible gets a new module (`v2`) and a new URL prefix.
 

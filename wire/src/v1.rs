@@ -450,6 +450,20 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// Stable key of a unit inside its repository, as `periodic` clients send it: blake3 of the
+/// path, the name and the ordinal among units of the same name in that file, as 32 hex
+/// characters. Edits that move a function keep its key; renaming the function or the file
+/// gives a new one. The server treats keys as opaque; this is the one definition clients use.
+pub fn unit_key(path: &str, name: &str, ordinal: u32) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(path.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(name.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(&ordinal.to_le_bytes());
+    hasher.finalize().to_hex()[..32].to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

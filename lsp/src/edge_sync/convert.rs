@@ -3,7 +3,7 @@
 //! a unit changed since it was last queued.
 
 use periodic_core::{FileRecord, UnitRecord};
-use periodic_wire::v1::{Location, QuerySketch, ShareLevel, Sketch, T2Hash, UnitUpsert};
+use periodic_wire::v1::{Location, QuerySketch, ShareLevel, Sketch, T2Hash, UnitUpsert, unit_key};
 
 // The engine's MinHash signature is sent as is: both sides must agree on its length.
 const _: () = assert!(periodic_core::fingerprint::SKETCH_LEN == periodic_wire::v1::SKETCH_LEN);
@@ -15,19 +15,6 @@ pub struct PreparedUnit {
     pub path: String,
     pub upsert: UnitUpsert,
     pub digest: [u8; 16],
-}
-
-/// Stable key of a unit inside its repository: blake3 of the path, the name and the ordinal
-/// among units of the same name in that file, as 32 hex characters. Edits that move a
-/// function keep its key; renaming the function or the file gives a new one.
-pub fn unit_key(path: &str, name: &str, ordinal: u32) -> String {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(path.as_bytes());
-    hasher.update(&[0]);
-    hasher.update(name.as_bytes());
-    hasher.update(&[0]);
-    hasher.update(&ordinal.to_le_bytes());
-    hasher.finalize().to_hex()[..32].to_string()
 }
 
 /// The keys of a file's units, in unit order.
