@@ -85,8 +85,10 @@ const LOCK_WAIT: Duration = Duration::from_secs(10);
 const LOCK_LEASE_MS: u64 = 30_000;
 /// How often the watchdog checks that every master answers.
 const WATCHDOG_INTERVAL: Duration = Duration::from_millis(500);
-/// How long a failed lock release is retried.
-const UNLOCK_RETRY: Duration = Duration::from_secs(8);
+/// How long one attempt to release a lock may take before the next is tried: a command to a
+/// dead master waits for the full response timeout, and the lock is usually reachable again
+/// through a new connection (after the watchdog re-read the topology) well before that.
+const UNLOCK_ATTEMPT: Duration = Duration::from_millis(1000);
 
 const RELEASE_LOCK: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
@@ -218,8 +220,16 @@ impl RedisStore {
         let token: String = token.iter().map(|byte| format!("{byte:02x}")).collect();
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
-            let taken: Option<String> =
-                redis::cmd("SET").arg(key).arg(&token).arg("NX").arg("PX").arg(LOCK_LEASE_MS).query_async(&mut self.conn()).await.map_err(unavailable)?;
+            let taken: Option<String> = match redis::cmd("SET").arg(key).arg(&token).arg("NX").arg("PX").arg(LOCK_LEASE_MS).query_async(&mut self.conn()).await {
+                Ok(taken) => taken,
+                Err(error) => {
+                    // The master may have taken the lock and lost only the reply (it died or
+                    // failed over); release it, or the repository's writers would wait out the
+                    // whole lease.
+                    self.unlock(key, &token).await;
+                    return Err(unavailable(error));
+                }
+            };
             if taken.is_some() {
                 return Ok(token);
             }
@@ -231,12 +241,12 @@ impl RedisStore {
     }
 
     /// Releases the lock if still ours. When its master is failing over, keeps trying in the
-    /// background for a few seconds so that the repository's next batch need not wait for
-    /// the lease to expire.
+    /// background, each attempt bounded, until the lease would have expired anyway, so that
+    /// the repository's next batch need not wait for the lease to run out.
     async fn unlock(&self, key: &str, token: &str) {
         let (script, connection, key, token) = (self.release_script.clone(), self.connection.clone(), key.to_string(), token.to_string());
         let release = async move {
-            let deadline = Instant::now() + UNLOCK_RETRY;
+            let deadline = Instant::now() + Duration::from_millis(LOCK_LEASE_MS);
             loop {
                 // The current connection each time: after a failover the watchdog replaces
                 // it, and the one this request started with may never answer again (a lock
@@ -245,14 +255,15 @@ impl RedisStore {
                     Ok(current) => current.clone(),
                     Err(poisoned) => poisoned.into_inner().clone(),
                 };
-                match script.key(&key).arg(&token).invoke_async::<i64>(&mut conn).await {
-                    Ok(_) => return,
-                    Err(error) if Instant::now() > deadline => {
-                        tracing::warn!(%error, "repository lock not released; it expires by itself");
-                        return;
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                let attempt = tokio::time::timeout(UNLOCK_ATTEMPT, script.key(&key).arg(&token).invoke_async::<i64>(&mut conn)).await;
+                if matches!(attempt, Ok(Ok(_))) {
+                    return;
                 }
+                if Instant::now() > deadline {
+                    tracing::warn!("repository lock not released; its lease has run out by now");
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         };
         // Spawned, so that it goes on after this request has its answer.
