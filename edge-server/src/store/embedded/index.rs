@@ -1,25 +1,32 @@
-//! The in-memory candidate index of one shard: every unit the shard's SQLite file holds, with
-//! its sketch, chained into 17 "lanes" per unit (16 LSH bands plus the exact structural hash).
+//! The in-memory candidate index of the embedded store: every unit its shard files hold,
+//! grouped into shapes, and the names those units refer to. A shape is what units of one
+//! tenant with the same structural hash and sketch share (one function present in several
+//! repositories, forks or branches); it is filed under 17 lanes (16 LSH bands plus the exact
+//! structural hash) and keeps its units in answer order (repository name, then key).
 //!
-//! Memory matters at a million units, so a lane bucket is not a `Vec` but the head of an
-//! intrusive singly linked list: the map holds `lane key -> first slot`, and each slot holds
-//! its successor in each of its 17 lanes. A lane key mixes tenant, lane number and value, so
-//! a collision can only add a candidate; scoring re-checks the tenant and the band itself.
+//! A query looks up its 17 lane keys, scores each distinct shape once and expands only the
+//! shapes that pass into their first units, so its cost follows the number of distinct
+//! shapes near it, not the number of copies. Memory matters at a million units: a sketch is
+//! stored once per shape, and a lane holding a single shape (most lanes) is one `u32` in the
+//! map; only shared lanes spill into a `Vec`. A lane key mixes tenant, lane number and
+//! value, so a collision can only add a candidate; scoring re-checks the tenant.
 
-use std::collections::HashMap;
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use periodic_wire::{BANDS, Location, Sketch, T2Hash};
-#[cfg(test)]
-use periodic_wire::SKETCH_LEN;
 
-/// Lanes per unit: one per LSH band, then one for the exact structural hash.
+/// Lanes per shape: one per LSH band, then one for the exact structural hash.
 pub const LANES: usize = BANDS + 1;
 const T2_LANE: usize = BANDS;
-const NIL: u32 = u32::MAX;
-/// Longest stretch of one lane walked per query: bounds the cost of very common shapes
-/// (thousands of identical getters) at the price of possibly missing some of their copies.
+/// Most shapes read from one lane per query: bounds the cost of very common shapes (thousands
+/// of near-identical getters) at the price of possibly missing some of them.
 pub const MAX_LANE_WALK: usize = 2048;
+/// Set in a lane's map value when the lane holds several shapes: the rest of the value is
+/// then an index into `spilled`; otherwise the value is the one shape's id.
+const SPILLED: u32 = 1 << 31;
 
 /// Keys are already well-mixed 64-bit values, so hashing them again is wasted work.
 #[derive(Default, Clone, Copy)]
@@ -44,10 +51,38 @@ impl Hasher for PremixedHasher {
 
 type PremixedMap<K, V> = HashMap<K, V, BuildHasherDefault<PremixedHasher>>;
 
-/// A stored unit as the index keeps it. Strings are interned ids (see `Interner`).
+/// Tenant, repository and language names, stored once: units hold their u32 ids.
+#[derive(Default)]
+pub struct Names {
+    ids: HashMap<Arc<str>, u32>,
+    names: Vec<Arc<str>>,
+}
+
+impl Names {
+    pub fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        let shared: Arc<str> = name.into();
+        self.names.push(shared.clone());
+        self.ids.insert(shared, id);
+        id
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    pub fn name(&self, id: u32) -> &str {
+        self.names.get(id as usize).map_or("", |name| name)
+    }
+}
+
+/// A unit on its way into the index (its sketch goes to its shape).
 #[derive(Debug, Clone)]
 pub struct MemUnit {
-    /// The unit's row in the shard's SQLite `units` table: rewrites and removals address it.
+    /// The unit's row in its shard's SQLite `units` table: rewrites and removals address it.
     pub row_id: i64,
     pub tenant: u32,
     pub repo: u32,
@@ -61,19 +96,40 @@ pub struct MemUnit {
     pub location: Option<Box<Location>>,
 }
 
-struct Slot {
-    unit: Option<MemUnit>,
-    next: [u32; LANES],
+/// A unit as the index keeps it.
+#[derive(Debug)]
+pub struct StoredUnit {
+    pub row_id: i64,
+    pub tenant: u32,
+    pub repo: u32,
+    pub language: u32,
+    pub key: Box<str>,
+    pub t2_hash: T2Hash,
+    pub tokens: u32,
+    pub lines: u32,
+    pub nesting: u32,
+    pub location: Option<Box<Location>>,
+    shape: u32,
 }
 
-/// A candidate found by [`ShardIndex::candidates`], already scored.
-pub struct ScoredSlot {
+struct Shape {
+    tenant: u32,
+    t2_hash: T2Hash,
+    sketch: Sketch,
+    /// Hash of (tenant, structural hash, sketch): this shape's key in `shape_by_content`.
+    content: u64,
+    /// Slots of the units holding this shape, in answer order (repository name, then key).
+    units: Vec<u32>,
+}
+
+/// A unit found by [`CandidateIndex::query`].
+pub struct Candidate {
     pub slot: u32,
     pub similarity: f32,
     pub exact: bool,
 }
 
-/// Aggregate of one exact-structure group inside one shard.
+/// Aggregate of one exact-structure group.
 #[derive(Debug, Clone, Default)]
 pub struct GroupCount {
     pub units: u64,
@@ -83,11 +139,18 @@ pub struct GroupCount {
 }
 
 #[derive(Default)]
-pub struct ShardIndex {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    lane_heads: PremixedMap<u64, u32>,
+pub struct CandidateIndex {
+    pub names: Names,
+    units: Vec<Option<StoredUnit>>,
+    free_units: Vec<u32>,
     by_identity: PremixedMap<u128, u32>,
+    shapes: Vec<Option<Shape>>,
+    free_shapes: Vec<u32>,
+    shape_by_content: PremixedMap<u64, u32>,
+    /// Lane key -> one shape id, or `SPILLED | index into spilled`.
+    lanes: PremixedMap<u64, u32>,
+    spilled: Vec<Vec<u32>>,
+    free_spilled: Vec<u32>,
     units_per_tenant: HashMap<u32, u64>,
 }
 
@@ -101,76 +164,104 @@ fn lane_key(tenant: u32, lane: usize, value: u64) -> u64 {
     mix64(value ^ (u64::from(tenant) << 8 | lane as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
-/// The keys of the unit's 17 lanes. Pure, so a writer computes them before it takes the
-/// index's write lock (see [`ShardIndex::upsert_with_lanes`]).
-pub fn lane_keys(unit: &MemUnit) -> [u64; LANES] {
+/// The 17 lane keys of a sketch and structural hash within a tenant. Pure, so a writer
+/// computes them before it takes the index's write lock (see [`CandidateIndex::upsert_with_lanes`]).
+pub fn lane_keys_of(tenant: u32, t2_hash: T2Hash, sketch: &Sketch) -> [u64; LANES] {
     let mut keys = [0u64; LANES];
-    for (lane, band_key) in unit.sketch.band_keys().into_iter().enumerate() {
-        keys[lane] = lane_key(unit.tenant, lane, band_key);
+    for (lane, band_key) in sketch.band_keys().into_iter().enumerate() {
+        keys[lane] = lane_key(tenant, lane, band_key);
     }
-    keys[T2_LANE] = lane_key(unit.tenant, T2_LANE, unit.t2_hash.0);
+    keys[T2_LANE] = lane_key(tenant, T2_LANE, t2_hash.0);
     keys
 }
 
-impl ShardIndex {
-    /// An empty index with room for `units` units, so that loading a shard does not grow
-    /// (and rehash) its maps step by step.
-    pub fn with_capacity(units: usize) -> ShardIndex {
-        ShardIndex {
-            slots: Vec::with_capacity(units),
-            lane_heads: PremixedMap::with_capacity_and_hasher(units.saturating_mul(LANES), Default::default()),
-            by_identity: PremixedMap::with_capacity_and_hasher(units, Default::default()),
-            ..ShardIndex::default()
-        }
+pub fn lane_keys(unit: &MemUnit) -> [u64; LANES] {
+    lane_keys_of(unit.tenant, unit.t2_hash, &unit.sketch)
+}
+
+fn content_hash(tenant: u32, t2_hash: T2Hash, sketch: &Sketch) -> u64 {
+    let mut hash = mix64(u64::from(tenant) ^ t2_hash.0.rotate_left(17));
+    for pair in sketch.0.chunks_exact(2) {
+        hash = mix64(hash ^ (u64::from(pair[0]) | u64::from(pair[1]) << 32));
+    }
+    hash
+}
+
+impl CandidateIndex {
+    /// Room for `units` more units, so that loading the store does not grow (and rehash) its
+    /// unit table step by step.
+    pub fn reserve(&mut self, units: usize) {
+        self.units.reserve(units);
+        self.by_identity.reserve(units);
     }
 
     pub fn len(&self) -> usize {
-        self.slots.len() - self.free.len()
+        self.units.len() - self.free_units.len()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Distinct shapes stored.
+    pub fn shapes(&self) -> usize {
+        self.shapes.len() - self.free_shapes.len()
+    }
+
     pub fn units_of(&self, tenant: u32) -> u64 {
         self.units_per_tenant.get(&tenant).copied().unwrap_or(0)
     }
 
-    pub fn unit(&self, slot: u32) -> Option<&MemUnit> {
-        self.slots.get(slot as usize).and_then(|s| s.unit.as_ref())
+    pub fn unit(&self, slot: u32) -> Option<&StoredUnit> {
+        self.units.get(slot as usize).and_then(Option::as_ref)
     }
 
     /// The unit with this identity (hash of tenant, repo and key), if stored.
-    pub fn unit_by_identity(&self, identity: u128) -> Option<&MemUnit> {
+    pub fn unit_by_identity(&self, identity: u128) -> Option<&StoredUnit> {
         self.by_identity.get(&identity).and_then(|&slot| self.unit(slot))
     }
 
     /// Inserts or replaces the unit with this identity (hash of tenant, repo and key);
     /// returns the unit it replaced.
-    pub fn upsert(&mut self, identity: u128, unit: MemUnit) -> Option<MemUnit> {
+    pub fn upsert(&mut self, identity: u128, unit: MemUnit) -> Option<StoredUnit> {
         let lanes = lane_keys(&unit);
         self.upsert_with_lanes(identity, unit, lanes)
     }
 
-    /// [`ShardIndex::upsert`] with the unit's [`lane_keys`] already computed.
-    pub fn upsert_with_lanes(&mut self, identity: u128, unit: MemUnit, lanes: [u64; LANES]) -> Option<MemUnit> {
+    /// [`CandidateIndex::upsert`] with the unit's [`lane_keys`] already computed.
+    pub fn upsert_with_lanes(&mut self, identity: u128, unit: MemUnit, lanes: [u64; LANES]) -> Option<StoredUnit> {
         let replaced = self.take(identity);
-        let slot_index = match self.free.pop() {
-            Some(index) => index,
+        let shape = self.shape_for(&unit, &lanes);
+        let stored = StoredUnit {
+            row_id: unit.row_id,
+            tenant: unit.tenant,
+            repo: unit.repo,
+            language: unit.language,
+            key: unit.key,
+            t2_hash: unit.t2_hash,
+            tokens: unit.tokens,
+            lines: unit.lines,
+            nesting: unit.nesting,
+            location: unit.location,
+            shape,
+        };
+        let slot = match self.free_units.pop() {
+            Some(slot) => slot,
             None => {
-                self.slots.push(Slot { unit: None, next: [NIL; LANES] });
-                (self.slots.len() - 1) as u32
+                self.units.push(None);
+                (self.units.len() - 1) as u32
             }
         };
-        let mut next = [NIL; LANES];
-        for (lane, key) in lanes.into_iter().enumerate() {
-            next[lane] = self.lane_heads.insert(key, slot_index).unwrap_or(NIL);
+        let Self { units, shapes, names, .. } = self;
+        if let Some(shape) = shapes[shape as usize].as_mut() {
+            let position = shape.units.partition_point(|&other| {
+                units[other as usize].as_ref().is_some_and(|other| answer_order(names, other, &stored) == Ordering::Less)
+            });
+            shape.units.insert(position, slot);
         }
-        *self.units_per_tenant.entry(unit.tenant).or_insert(0) += 1;
-        let slot = &mut self.slots[slot_index as usize];
-        slot.next = next;
-        slot.unit = Some(unit);
-        self.by_identity.insert(identity, slot_index);
+        *self.units_per_tenant.entry(stored.tenant).or_insert(0) += 1;
+        self.units[slot as usize] = Some(stored);
+        self.by_identity.insert(identity, slot);
         replaced
     }
 
@@ -180,137 +271,233 @@ impl ShardIndex {
     }
 
     /// Removes the unit with this identity and returns it.
-    fn take(&mut self, identity: u128) -> Option<MemUnit> {
-        let slot_index = self.by_identity.remove(&identity)?;
-        let unit = self.slots[slot_index as usize].unit.take()?;
-        let own_next = self.slots[slot_index as usize].next;
-        for (lane, key) in lane_keys(&unit).into_iter().enumerate() {
-            let Some(&head) = self.lane_heads.get(&key) else { continue };
-            if head == slot_index {
-                if own_next[lane] == NIL {
-                    self.lane_heads.remove(&key);
-                } else {
-                    self.lane_heads.insert(key, own_next[lane]);
-                }
-                continue;
-            }
-            let mut current = head;
-            while current != NIL {
-                let following = self.slots[current as usize].next[lane];
-                if following == slot_index {
-                    self.slots[current as usize].next[lane] = own_next[lane];
-                    break;
-                }
-                current = following;
-            }
-        }
-        self.slots[slot_index as usize].next = [NIL; LANES];
-        self.free.push(slot_index);
+    fn take(&mut self, identity: u128) -> Option<StoredUnit> {
+        let slot = self.by_identity.remove(&identity)?;
+        let unit = self.units[slot as usize].take()?;
+        self.free_units.push(slot);
         if let Some(count) = self.units_per_tenant.get_mut(&unit.tenant) {
             *count = count.saturating_sub(1);
+        }
+        let emptied = match self.shapes[unit.shape as usize].as_mut() {
+            Some(shape) => {
+                if let Some(position) = shape.units.iter().position(|&other| other == slot) {
+                    shape.units.remove(position);
+                }
+                shape.units.is_empty()
+            }
+            None => false,
+        };
+        if emptied {
+            self.drop_shape(unit.shape);
         }
         Some(unit)
     }
 
-    /// Units of `tenant` sharing a band or the exact hash with the query, scored and
-    /// filtered by `min_similarity`, excluding `exclude_repo`.
-    pub fn candidates(&self, tenant: u32, t2_hash: T2Hash, sketch: &Sketch, exclude_repo: Option<u32>, min_similarity: f32) -> Vec<ScoredSlot> {
-        let mut values = [0u64; LANES];
-        values[..BANDS].copy_from_slice(&sketch.band_keys());
-        values[T2_LANE] = t2_hash.0;
-        let mut seen: Vec<u32> = Vec::new();
-        for (lane, value) in values.into_iter().enumerate() {
-            let Some(&head) = self.lane_heads.get(&lane_key(tenant, lane, value)) else { continue };
-            let mut current = head;
-            let mut walked = 0;
-            while current != NIL && walked < MAX_LANE_WALK {
-                seen.push(current);
-                current = self.slots[current as usize].next[lane];
-                walked += 1;
+    /// The shape this unit belongs to, created (and filed under its lanes) if new.
+    fn shape_for(&mut self, unit: &MemUnit, lanes: &[u64; LANES]) -> u32 {
+        let content = content_hash(unit.tenant, unit.t2_hash, &unit.sketch);
+        if let Some(&id) = self.shape_by_content.get(&content)
+            && let Some(shape) = &self.shapes[id as usize]
+            && shape.tenant == unit.tenant
+            && shape.t2_hash == unit.t2_hash
+            && shape.sketch == unit.sketch
+        {
+            return id;
+        }
+        let shape = Shape { tenant: unit.tenant, t2_hash: unit.t2_hash, sketch: unit.sketch.clone(), content, units: Vec::new() };
+        let id = match self.free_shapes.pop() {
+            Some(id) => {
+                self.shapes[id as usize] = Some(shape);
+                id
             }
+            None => {
+                self.shapes.push(Some(shape));
+                (self.shapes.len() - 1) as u32
+            }
+        };
+        // A content hash taken by a different shape (a 64-bit collision) leaves this one
+        // unshared: correct, only without deduplication.
+        self.shape_by_content.entry(content).or_insert(id);
+        for &key in lanes {
+            self.lane_add(key, id);
+        }
+        id
+    }
+
+    fn drop_shape(&mut self, id: u32) {
+        let Some(shape) = self.shapes[id as usize].take() else { return };
+        if self.shape_by_content.get(&shape.content) == Some(&id) {
+            self.shape_by_content.remove(&shape.content);
+        }
+        for key in lane_keys_of(shape.tenant, shape.t2_hash, &shape.sketch) {
+            self.lane_remove(key, id);
+        }
+        self.free_shapes.push(id);
+    }
+
+    fn lane_add(&mut self, key: u64, shape: u32) {
+        match self.lanes.get(&key).copied() {
+            None => {
+                self.lanes.insert(key, shape);
+            }
+            Some(value) if value & SPILLED != 0 => self.spilled[(value & !SPILLED) as usize].push(shape),
+            Some(single) => {
+                let shapes = vec![single, shape];
+                let index = match self.free_spilled.pop() {
+                    Some(index) => {
+                        self.spilled[index as usize] = shapes;
+                        index
+                    }
+                    None => {
+                        self.spilled.push(shapes);
+                        (self.spilled.len() - 1) as u32
+                    }
+                };
+                self.lanes.insert(key, SPILLED | index);
+            }
+        }
+    }
+
+    fn lane_remove(&mut self, key: u64, shape: u32) {
+        let Some(value) = self.lanes.get(&key).copied() else { return };
+        if value & SPILLED == 0 {
+            if value == shape {
+                self.lanes.remove(&key);
+            }
+            return;
+        }
+        let index = (value & !SPILLED) as usize;
+        let shapes = &mut self.spilled[index];
+        if let Some(position) = shapes.iter().position(|&other| other == shape) {
+            shapes.swap_remove(position);
+        }
+        if shapes.len() <= 1 {
+            match shapes.first().copied() {
+                Some(last) => self.lanes.insert(key, last),
+                None => self.lanes.remove(&key),
+            };
+            self.spilled[index] = Vec::new();
+            self.free_spilled.push(index as u32);
+        }
+    }
+
+    /// The shapes filed under a lane key.
+    fn lane(&self, key: u64) -> &[u32] {
+        match self.lanes.get(&key) {
+            None => &[],
+            Some(value) if value & SPILLED != 0 => &self.spilled[(value & !SPILLED) as usize],
+            Some(single) => std::slice::from_ref(single),
+        }
+    }
+
+    /// The `top_k` units of `tenant` most similar to the query (at least `min_similarity`,
+    /// sharing a band or the exact hash with it, not in `exclude_repo`), in answer order:
+    /// similarity descending, then repository name, then key.
+    pub fn query(&self, tenant: u32, t2_hash: T2Hash, sketch: &Sketch, exclude_repo: Option<u32>, min_similarity: f32, top_k: usize) -> Vec<Candidate> {
+        if top_k == 0 {
+            return Vec::new();
+        }
+        let mut seen: Vec<u32> = Vec::new();
+        for key in lane_keys_of(tenant, t2_hash, sketch) {
+            let shapes = self.lane(key);
+            seen.extend_from_slice(&shapes[..shapes.len().min(MAX_LANE_WALK)]);
         }
         seen.sort_unstable();
         seen.dedup();
-        let mut scored = Vec::new();
-        for slot in seen {
-            let Some(unit) = self.unit(slot) else { continue };
-            if unit.tenant != tenant || exclude_repo == Some(unit.repo) {
+        let mut passing: Vec<(f32, &Shape)> = Vec::new();
+        for id in seen {
+            let Some(shape) = &self.shapes[id as usize] else { continue };
+            if shape.tenant != tenant {
                 continue;
             }
-            let exact = unit.t2_hash == t2_hash;
-            let similarity = if exact { 1.0 } else { unit.sketch.similarity(sketch) };
+            let similarity = if shape.t2_hash == t2_hash { 1.0 } else { shape.sketch.similarity(sketch) };
             if similarity >= min_similarity {
-                scored.push(ScoredSlot { slot, similarity, exact });
+                passing.push((similarity, shape));
             }
         }
-        scored
+        passing.sort_by(|a, b| b.0.total_cmp(&a.0));
+        // A shape's units are already in answer order, so each shape gives at most `top_k`,
+        // and shapes less similar than the k-th unit found so far cannot enter the answer.
+        let mut found: Vec<Candidate> = Vec::new();
+        for (similarity, shape) in passing {
+            if found.len() >= top_k && similarity < found[top_k - 1].similarity {
+                break;
+            }
+            let exact = shape.t2_hash == t2_hash;
+            let members = shape.units.iter().filter(|&&slot| self.unit(slot).is_some_and(|unit| exclude_repo != Some(unit.repo)));
+            found.extend(members.take(top_k).map(|&slot| Candidate { slot, similarity, exact }));
+        }
+        found.sort_by(|a, b| {
+            b.similarity.total_cmp(&a.similarity).then_with(|| match (self.unit(a.slot), self.unit(b.slot)) {
+                (Some(a), Some(b)) => answer_order(&self.names, a, b),
+                _ => Ordering::Equal,
+            })
+        });
+        found.truncate(top_k);
+        found
     }
 
     /// Slots of `tenant`'s units whose exact hash is `t2_hash`.
     pub fn exact_group(&self, tenant: u32, t2_hash: T2Hash) -> Vec<u32> {
         let mut found = Vec::new();
-        let Some(&head) = self.lane_heads.get(&lane_key(tenant, T2_LANE, t2_hash.0)) else {
-            return found;
-        };
-        let mut current = head;
-        while current != NIL {
-            if let Some(unit) = self.unit(current)
-                && unit.tenant == tenant
-                && unit.t2_hash == t2_hash
+        for &id in self.lane(lane_key(tenant, T2_LANE, t2_hash.0)) {
+            if let Some(shape) = &self.shapes[id as usize]
+                && shape.tenant == tenant
+                && shape.t2_hash == t2_hash
             {
-                found.push(current);
+                found.extend_from_slice(&shape.units);
             }
-            current = self.slots[current as usize].next[T2_LANE];
         }
         found
     }
 
     /// Per exact hash, how many units and in which repositories, for one tenant.
-    pub fn group_counts(&self, tenant: u32, into: &mut HashMap<u64, GroupCount>) {
-        for slot in &self.slots {
-            let Some(unit) = &slot.unit else { continue };
+    pub fn group_counts(&self, tenant: u32) -> HashMap<u64, GroupCount> {
+        let mut groups: HashMap<u64, GroupCount> = HashMap::new();
+        for unit in self.units.iter().flatten() {
             if unit.tenant != tenant {
                 continue;
             }
-            let group = into.entry(unit.t2_hash.0).or_insert_with(|| GroupCount {
-                language: unit.language,
-                tokens: unit.tokens,
-                ..GroupCount::default()
-            });
+            let group = groups.entry(unit.t2_hash.0).or_insert_with(|| GroupCount { language: unit.language, tokens: unit.tokens, ..GroupCount::default() });
             group.units += 1;
             *group.repos.entry(unit.repo).or_insert(0) += 1;
         }
+        groups
     }
 
-    /// Repositories of `tenant` with at least one unit here.
-    pub fn repos_of(&self, tenant: u32, into: &mut std::collections::HashSet<u32>) {
-        for slot in &self.slots {
-            if let Some(unit) = &slot.unit
-                && unit.tenant == tenant
-            {
-                into.insert(unit.repo);
-            }
-        }
+    /// Repositories of `tenant` with at least one unit stored.
+    pub fn repos_of(&self, tenant: u32) -> HashSet<u32> {
+        self.units.iter().flatten().filter(|unit| unit.tenant == tenant).map(|unit| unit.repo).collect()
     }
+}
+
+/// The order in which units of equal similarity are answered: repository name, then key.
+fn answer_order(names: &Names, a: &StoredUnit, b: &StoredUnit) -> Ordering {
+    names.name(a.repo).cmp(names.name(b.repo)).then_with(|| a.key.cmp(&b.key))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use periodic_wire::SKETCH_LEN;
 
-    fn unit(tenant: u32, key: &str, t2: u64, seed: u32) -> MemUnit {
+    fn sketch(seed: u32) -> Sketch {
         let mut values = [0u32; SKETCH_LEN];
         for (index, value) in values.iter_mut().enumerate() {
             *value = seed.wrapping_mul(31).wrapping_add(index as u32);
         }
+        Sketch(values)
+    }
+
+    fn unit(index: &mut CandidateIndex, tenant: u32, repo: &str, key: &str, t2: u64, seed: u32) -> MemUnit {
         MemUnit {
             row_id: 0,
             tenant,
-            repo: 1,
+            repo: index.names.intern(repo),
             language: 0,
             key: key.into(),
             t2_hash: T2Hash(t2),
-            sketch: Sketch(values),
+            sketch: sketch(seed),
             tokens: 10,
             lines: 3,
             nesting: 1,
@@ -318,30 +505,89 @@ mod tests {
         }
     }
 
+    fn keys_found(index: &CandidateIndex, found: &[Candidate]) -> Vec<String> {
+        found.iter().map(|candidate| {
+            let unit = index.unit(candidate.slot).expect("stored");
+            format!("{}/{}", index.names.name(unit.repo), unit.key)
+        }).collect()
+    }
+
     #[test]
-    fn upsert_replace_and_remove_keep_chains_consistent() {
-        let mut index = ShardIndex::default();
+    fn upsert_replace_and_remove_keep_shapes_and_lanes_consistent() {
+        let mut index = CandidateIndex::default();
         for number in 0..50u32 {
-            // Five copies of each sketch so that chains are longer than one.
-            index.upsert(u128::from(number), unit(1, &format!("k{number}"), u64::from(number % 5), number % 5));
+            // Five shapes with ten units each, so that shapes and lanes are shared.
+            let added = unit(&mut index, 1, "repo", &format!("k{number}"), u64::from(number % 5), number % 5);
+            index.upsert(u128::from(number), added);
         }
-        assert_eq!(index.len(), 50);
-        let probe = unit(1, "probe", 3, 3);
-        assert_eq!(index.candidates(1, probe.t2_hash, &probe.sketch, None, 0.9).len(), 10);
+        assert_eq!((index.len(), index.shapes()), (50, 5));
+        let probe = sketch(3);
+        assert_eq!(index.query(1, T2Hash(3), &probe, None, 0.9, 100).len(), 10);
         assert_eq!(index.exact_group(1, T2Hash(3)).len(), 10);
         // Another tenant sees nothing.
-        assert!(index.candidates(2, probe.t2_hash, &probe.sketch, None, 0.0).is_empty());
-        // Remove every other unit, in an order that exercises heads and middles.
+        assert!(index.query(2, T2Hash(3), &probe, None, 0.0, 100).is_empty());
+        // Remove every other unit, then the rest of shape 4: its lanes go with it.
         for number in (0..50u32).rev().step_by(2) {
             assert!(index.remove(u128::from(number)));
         }
         assert!(!index.remove(u128::from(49u32)));
         assert_eq!(index.len(), 25);
         assert_eq!(index.exact_group(1, T2Hash(3)).len(), 5);
-        // Replacing a unit moves it to its new group.
-        index.upsert(0, unit(1, "k0", 3, 3));
+        for number in (0..50u32).filter(|n| n % 5 == 4 && n % 2 == 0) {
+            assert!(index.remove(u128::from(number)));
+        }
+        assert_eq!(index.shapes(), 4);
+        assert!(index.query(1, T2Hash(4), &sketch(4), None, 0.0, 100).is_empty());
+        // Replacing a unit moves it to its new shape.
+        let moved = unit(&mut index, 1, "repo", "k0", 3, 3);
+        index.upsert(0, moved);
         assert_eq!(index.exact_group(1, T2Hash(3)).len(), 6);
         assert_eq!(index.exact_group(1, T2Hash(0)).len(), 4);
-        assert_eq!(index.units_of(1), 25);
+        assert_eq!(index.units_of(1), 25 - 5);
+    }
+
+    #[test]
+    fn answers_are_ordered_by_similarity_then_repository_then_key_and_cut_at_top_k() {
+        let mut index = CandidateIndex::default();
+        let mut near = sketch(7);
+        near.0[0] ^= 1; // 63 of 64 positions equal
+        let entries = [("zeta", "a", 7u64, None), ("alpha", "b", 7, None), ("alpha", "a", 7, None), ("mid", "x", 8, Some(near.clone())), ("beta", "q", 7, None)];
+        for (number, (repo, key, t2, sketch_override)) in entries.into_iter().enumerate() {
+            let mut added = unit(&mut index, 1, repo, key, t2, 7);
+            if let Some(sketch) = sketch_override {
+                added.sketch = sketch;
+            }
+            index.upsert(number as u128, added);
+        }
+        let found = index.query(1, T2Hash(7), &sketch(7), None, 0.5, 10);
+        assert_eq!(keys_found(&index, &found), ["alpha/a", "alpha/b", "beta/q", "zeta/a", "mid/x"]);
+        assert!(found[..4].iter().all(|candidate| candidate.exact && candidate.similarity == 1.0));
+        assert!(!found[4].exact && found[4].similarity < 1.0);
+        let top = index.query(1, T2Hash(7), &sketch(7), index.names.lookup("alpha"), 0.5, 2);
+        assert_eq!(keys_found(&index, &top), ["beta/q", "zeta/a"]);
+        // The near shape alone, when the exact one is not asked for.
+        let near_only = index.query(1, T2Hash(99), &near, None, 0.99, 10);
+        assert_eq!(keys_found(&index, &near_only), ["mid/x"]);
+    }
+
+    #[test]
+    fn many_shapes_in_one_lane_spill_and_collapse_back() {
+        let mut index = CandidateIndex::default();
+        // Same first band (rows 0..4) for every shape, different elsewhere.
+        for number in 0..6u32 {
+            let mut added = unit(&mut index, 1, "repo", &format!("k{number}"), u64::from(number), 1);
+            for value in &mut added.sketch.0[4..] {
+                *value = value.wrapping_add(number * 1000);
+            }
+            index.upsert(u128::from(number), added);
+        }
+        let probe = sketch(1);
+        assert_eq!(index.query(1, T2Hash(999), &probe, None, 0.0, 100).len(), 6);
+        for number in 0..5u32 {
+            index.remove(u128::from(number));
+        }
+        let left = index.query(1, T2Hash(999), &probe, None, 0.0, 100);
+        assert_eq!(keys_found(&index, &left), ["repo/k5"]);
+        assert!(index.spilled.iter().all(Vec::is_empty));
     }
 }

@@ -1,8 +1,9 @@
-//! The embedded backend: N shards, each a SQLite file in WAL mode plus an in-memory candidate
-//! index of the same units. A unit lives in the shard chosen by the hash of (tenant, repo,
-//! key); a query visits every shard's index and merges the per-shard top-k. SQLite is the
-//! truth: a batch reaches the indexes only after its shard transactions committed, and the
-//! indexes are rebuilt from SQLite at startup.
+//! The embedded backend: N shards, each a SQLite file in WAL mode, and one in-memory candidate
+//! index over all of them (see `index`). A unit's row lives in the shard chosen by the hash of
+//! (tenant, repo, key), so that the shards' writes proceed in parallel; the index groups
+//! units by shape across shards, so that a query scores each shape once however many
+//! repositories hold it. SQLite is the truth: a batch reaches the index only after its shard
+//! transactions committed, and the index is rebuilt from the shard files at startup.
 //!
 //! A batch spanning several shards is not atomic across them. That is safe because batch
 //! application is idempotent (upsert by key, remove by key) and the batch id is recorded only
@@ -20,14 +21,14 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use periodic_wire::{
-    DeltaAck, DeltaBatch, Location, PatternDetail, PatternOccurrence, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash,
+    DeltaAck, DeltaBatch, PatternDetail, PatternOccurrence, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash,
     UnitMatch,
 };
 use rayon::prelude::*;
 use rusqlite::Connection;
 
 use self::db::{SyncMode, UnitRow};
-use self::index::{GroupCount, MemUnit, ShardIndex};
+use self::index::{CandidateIndex, MemUnit, Names};
 use self::write::{ShardWork, apply_to_shard};
 use crate::store::{MAX_PATTERN_OCCURRENCES, QueryOptions, Store, StoreError};
 
@@ -45,35 +46,8 @@ const PARALLEL_QUERY_SKETCHES: usize = 8;
 /// duplicate check and the application of a batch cannot interleave with a retry of it).
 const WRITE_STRIPES: usize = 64;
 
-/// Interned tenant, repository and language names: the index stores u32 ids.
-#[derive(Default)]
-struct Interner {
-    ids: HashMap<Arc<str>, u32>,
-    names: Vec<Arc<str>>,
-}
-
-impl Interner {
-    fn intern(&mut self, name: &str) -> u32 {
-        if let Some(&id) = self.ids.get(name) {
-            return id;
-        }
-        let id = self.names.len() as u32;
-        let shared: Arc<str> = name.into();
-        self.names.push(shared.clone());
-        self.ids.insert(shared, id);
-        id
-    }
-    fn lookup(&self, name: &str) -> Option<u32> {
-        self.ids.get(name).copied()
-    }
-    fn name(&self, id: u32) -> &str {
-        self.names.get(id as usize).map_or("", |name| name)
-    }
-}
-
 struct Shard {
     connection: Mutex<Connection>,
-    index: RwLock<ShardIndex>,
     /// The row id the next new unit gets (ids are never reused, so an id the index holds
     /// always names that unit's row).
     next_row_id: AtomicI64,
@@ -87,7 +61,8 @@ struct PatternMeta {
 
 pub struct EmbeddedStore {
     shards: Vec<Arc<Shard>>,
-    interner: Arc<RwLock<Interner>>,
+    /// Every stored unit, and the names they refer to.
+    index: Arc<RwLock<CandidateIndex>>,
     write_stripes: Vec<tokio::sync::Mutex<()>>,
     pattern_meta: RwLock<HashMap<(u32, u64), PatternMeta>>,
 }
@@ -114,7 +89,7 @@ async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T, StoreError
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the shard files under `dir` and rebuilds the in-memory indexes.
+    /// Opens (or creates) the shard files under `dir` and rebuilds the in-memory index.
     /// Blocking: call before serving or from `spawn_blocking`.
     pub fn open(dir: &Path, options: &EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
         if options.shards == 0 || options.shards > 1024 {
@@ -122,14 +97,14 @@ impl EmbeddedStore {
         }
         std::fs::create_dir_all(dir).map_err(|error| StoreError::Unavailable(format!("create {}: {error}", dir.display())))?;
         check_shard_count(dir, options.shards)?;
-        let interner = Arc::new(RwLock::new(Interner::default()));
+        let index = Mutex::new(CandidateIndex::default());
         let pattern_meta = Mutex::new(Vec::new());
         let shards: Vec<Result<Shard, StoreError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..options.shards)
                 .map(|shard_number| {
-                    let interner = &interner;
+                    let index = &index;
                     let pattern_meta = &pattern_meta;
-                    scope.spawn(move || open_shard(&dir.join(format!("shard-{shard_number:04}.db")), options.sync, interner, pattern_meta))
+                    scope.spawn(move || open_shard(&dir.join(format!("shard-{shard_number:04}.db")), options.sync, index, pattern_meta))
                 })
                 .collect();
             handles
@@ -138,16 +113,14 @@ impl EmbeddedStore {
                 .collect()
         });
         let shards = shards.into_iter().map(|shard| shard.map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
+        let mut index = index.into_inner().map_err(poisoned)?;
         let mut meta = HashMap::new();
-        {
-            let mut interner = interner.write().map_err(poisoned)?;
-            for (tenant, id, name, note) in pattern_meta.into_inner().map_err(poisoned)? {
-                meta.insert((interner.intern(&tenant), id.0), PatternMeta { name, note });
-            }
+        for (tenant, id, name, note) in pattern_meta.into_inner().map_err(poisoned)? {
+            meta.insert((index.names.intern(&tenant), id.0), PatternMeta { name, note });
         }
         Ok(EmbeddedStore {
             shards,
-            interner,
+            index: Arc::new(RwLock::new(index)),
             write_stripes: (0..WRITE_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             pattern_meta: RwLock::new(meta),
         })
@@ -158,40 +131,29 @@ impl EmbeddedStore {
     }
 
     fn tenant_id(&self, tenant: &str) -> Result<Option<u32>, StoreError> {
-        Ok(self.interner.read().map_err(poisoned)?.lookup(tenant))
-    }
-
-    /// Per exact hash, counts over all shards for one tenant.
-    fn all_group_counts(&self, tenant: u32) -> Result<HashMap<u64, GroupCount>, StoreError> {
-        let mut groups: HashMap<u64, GroupCount> = HashMap::new();
-        for shard in &self.shards {
-            shard.index.read().map_err(poisoned)?.group_counts(tenant, &mut groups);
-        }
-        Ok(groups)
+        Ok(self.index.read().map_err(poisoned)?.names.lookup(tenant))
     }
 
     fn pattern_detail(&self, tenant: u32, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
-        let interner = self.interner.read().map_err(poisoned)?;
+        let index = self.index.read().map_err(poisoned)?;
         let mut occurrences = Vec::new();
         let mut repos = HashSet::new();
         let mut units = 0u64;
         let mut language = String::new();
         let mut tokens = 0;
-        for shard in &self.shards {
-            let index = shard.index.read().map_err(poisoned)?;
-            for slot in index.exact_group(tenant, id) {
-                let Some(unit) = index.unit(slot) else { continue };
-                units += 1;
-                repos.insert(unit.repo);
-                language = interner.name(unit.language).to_string();
-                tokens = unit.tokens;
-                occurrences.push(PatternOccurrence {
-                    repo: interner.name(unit.repo).to_string(),
-                    key: unit.key.to_string(),
-                    location: unit.location.as_deref().cloned(),
-                });
-            }
+        for slot in index.exact_group(tenant, id) {
+            let Some(unit) = index.unit(slot) else { continue };
+            units += 1;
+            repos.insert(unit.repo);
+            language = index.names.name(unit.language).to_string();
+            tokens = unit.tokens;
+            occurrences.push(PatternOccurrence {
+                repo: index.names.name(unit.repo).to_string(),
+                key: unit.key.to_string(),
+                location: unit.location.as_deref().cloned(),
+            });
         }
+        drop(index);
         let meta = self.pattern_meta.read().map_err(poisoned)?.get(&(tenant, id.0)).cloned();
         if units == 0 && meta.is_none() {
             return Ok(None);
@@ -205,57 +167,26 @@ impl EmbeddedStore {
         }))
     }
 
-    fn query_one(&self, tenant: u32, sketch: &QuerySketch, exclude_repo: Option<u32>, options: &QueryOptions) -> Result<SketchResult, StoreError> {
-        struct Found {
-            similarity: f32,
-            exact: bool,
-            repo: u32,
-            language: u32,
-            unit_key: Box<str>,
-            t2_hash: T2Hash,
-            tokens: u32,
-            lines: u32,
-            location: Option<Location>,
-        }
-        let mut found = Vec::new();
-        for shard in &self.shards {
-            let index = shard.index.read().map_err(poisoned)?;
-            let mut scored = index.candidates(tenant, sketch.t2_hash, &sketch.sketch, exclude_repo, options.min_similarity);
-            scored.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
-            scored.truncate(options.top_k);
-            for candidate in scored {
-                let Some(unit) = index.unit(candidate.slot) else { continue };
-                found.push(Found {
+    fn query_one(index: &CandidateIndex, tenant: u32, sketch: &QuerySketch, exclude_repo: Option<u32>, options: &QueryOptions) -> SketchResult {
+        let found = index.query(tenant, sketch.t2_hash, &sketch.sketch, exclude_repo, options.min_similarity, options.top_k);
+        let matches = found
+            .into_iter()
+            .filter_map(|candidate| {
+                let unit = index.unit(candidate.slot)?;
+                Some(UnitMatch {
+                    repo: index.names.name(unit.repo).to_string(),
+                    key: unit.key.to_string(),
                     similarity: candidate.similarity,
                     exact: candidate.exact,
-                    repo: unit.repo,
-                    language: unit.language,
-                    unit_key: unit.key.clone(),
-                    t2_hash: unit.t2_hash,
+                    pattern_id: unit.t2_hash.to_hex(),
+                    language: index.names.name(unit.language).to_string(),
                     tokens: unit.tokens,
                     lines: unit.lines,
                     location: unit.location.as_deref().cloned(),
-                });
-            }
-        }
-        let interner = self.interner.read().map_err(poisoned)?;
-        let mut matches: Vec<UnitMatch> = found
-            .into_iter()
-            .map(|found| UnitMatch {
-                repo: interner.name(found.repo).to_string(),
-                key: found.unit_key.into(),
-                similarity: found.similarity,
-                exact: found.exact,
-                pattern_id: found.t2_hash.to_hex(),
-                language: interner.name(found.language).to_string(),
-                tokens: found.tokens,
-                lines: found.lines,
-                location: found.location,
+                })
             })
             .collect();
-        matches.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then_with(|| (&a.repo, &a.key).cmp(&(&b.repo, &b.key))));
-        matches.truncate(options.top_k);
-        Ok(SketchResult { id: sketch.id.clone(), matches })
+        SketchResult { id: sketch.id.clone(), matches }
     }
 }
 
@@ -283,21 +214,25 @@ fn check_shard_count(dir: &Path, shards: usize) -> Result<(), StoreError> {
 
 type PatternMetaRow = (String, T2Hash, Option<String>, Option<String>);
 
-fn open_shard(path: &Path, sync: SyncMode, interner: &RwLock<Interner>, pattern_meta: &Mutex<Vec<PatternMetaRow>>) -> Result<Shard, StoreError> {
+/// Opens one shard file and adds its units to the shared index (one shard's rows are read
+/// while another's are being indexed).
+fn open_shard(path: &Path, sync: SyncMode, index: &Mutex<CandidateIndex>, pattern_meta: &Mutex<Vec<PatternMetaRow>>) -> Result<Shard, StoreError> {
     let mut connection = db::open(path, sync)?;
     let mut rows = Vec::new();
     db::load_units(&connection, |row| rows.push(row))?;
-    let mut index = ShardIndex::with_capacity(rows.len());
     let mut last_row_id = 0;
     // Rows come in id order, so a unit stored twice (which the store never writes) keeps its
-    // newest row; the older ones are deleted, or a later removal would uncover them.
+    // newest row; the older ones are deleted, or a later removal would uncover them. A unit's
+    // identity decides its shard, so what a row replaces is always a row of this shard.
     let mut superseded = Vec::new();
     {
-        let mut interner = interner.write().map_err(poisoned)?;
+        let mut index = index.lock().map_err(poisoned)?;
+        index.reserve(rows.len());
         for row in rows {
             last_row_id = last_row_id.max(row.row_id);
             let identity = unit_identity(&row.tenant, &row.repo, &row.key);
-            if let Some(replaced) = index.upsert(identity, mem_unit(&mut interner, row)) {
+            let unit = mem_unit(&mut index.names, row);
+            if let Some(replaced) = index.upsert(identity, unit) {
                 superseded.push(replaced.row_id);
             }
         }
@@ -309,15 +244,15 @@ fn open_shard(path: &Path, sync: SyncMode, interner: &RwLock<Interner>, pattern_
     let mut metas = Vec::new();
     db::load_pattern_meta(&connection, |tenant, id, name, note| metas.push((tenant, id, name, note)))?;
     pattern_meta.lock().map_err(poisoned)?.extend(metas);
-    Ok(Shard { connection: Mutex::new(connection), index: RwLock::new(index), next_row_id: AtomicI64::new(last_row_id + 1) })
+    Ok(Shard { connection: Mutex::new(connection), next_row_id: AtomicI64::new(last_row_id + 1) })
 }
 
-fn mem_unit(interner: &mut Interner, row: UnitRow) -> MemUnit {
+fn mem_unit(names: &mut Names, row: UnitRow) -> MemUnit {
     MemUnit {
         row_id: row.row_id,
-        tenant: interner.intern(&row.tenant),
-        repo: interner.intern(&row.repo),
-        language: interner.intern(&row.language),
+        tenant: names.intern(&row.tenant),
+        repo: names.intern(&row.repo),
+        language: names.intern(&row.language),
         key: row.key.into(),
         t2_hash: row.t2_hash,
         sketch: row.sketch,
@@ -350,10 +285,10 @@ impl Store for EmbeddedStore {
 
         // Names are interned once per batch (the index stores ids), outside the shard tasks.
         let (tenant_id, repo_id, language_ids) = {
-            let mut interner = self.interner.write().map_err(poisoned)?;
-            let tenant_id = interner.intern(tenant);
-            let repo_id = interner.intern(repo);
-            let language_ids: Vec<u32> = batch.upserts.iter().map(|upsert| interner.intern(&upsert.language)).collect();
+            let names = &mut self.index.write().map_err(poisoned)?.names;
+            let tenant_id = names.intern(tenant);
+            let repo_id = names.intern(repo);
+            let language_ids: Vec<u32> = batch.upserts.iter().map(|upsert| names.intern(&upsert.language)).collect();
             (tenant_id, repo_id, language_ids)
         };
 
@@ -376,7 +311,8 @@ impl Store for EmbeddedStore {
             }
             let shard = self.shards[shard_number].clone();
             let (tenant, repo) = (tenant.to_string(), repo.to_string());
-            tasks.push(tokio::task::spawn_blocking(move || apply_to_shard(&shard, &tenant, &repo, tenant_id, repo_id, work)));
+            let index = self.index.clone();
+            tasks.push(tokio::task::spawn_blocking(move || apply_to_shard(&shard, &index, &tenant, &repo, tenant_id, repo_id, work)));
         }
         let mut removed = 0;
         let mut first_error = None;
@@ -400,27 +336,24 @@ impl Store for EmbeddedStore {
     }
 
     async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError> {
-        let Some(tenant_id) = self.tenant_id(tenant)? else {
+        let index = self.index.read().map_err(poisoned)?;
+        let Some(tenant_id) = index.names.lookup(tenant) else {
             return Ok(sketches.iter().map(|sketch| SketchResult { id: sketch.id.clone(), matches: Vec::new() }).collect());
         };
-        let exclude_repo = match &options.exclude_repo {
-            Some(repo) => self.interner.read().map_err(poisoned)?.lookup(repo),
-            None => None,
-        };
-        if sketches.len() <= PARALLEL_QUERY_SKETCHES {
-            return sketches.iter().map(|sketch| self.query_one(tenant_id, sketch, exclude_repo, options)).collect();
-        }
+        let exclude_repo = options.exclude_repo.as_deref().and_then(|repo| index.names.lookup(repo));
+        let index = &*index;
+        let one = |sketch: &QuerySketch| EmbeddedStore::query_one(index, tenant_id, sketch, exclude_repo, options);
         // block_in_place needs the multi-threaded runtime; elsewhere score inline.
-        if tokio::runtime::Handle::current().runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-            return sketches.iter().map(|sketch| self.query_one(tenant_id, sketch, exclude_repo, options)).collect();
+        if sketches.len() <= PARALLEL_QUERY_SKETCHES || tokio::runtime::Handle::current().runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return Ok(sketches.iter().map(one).collect());
         }
-        tokio::task::block_in_place(|| sketches.par_iter().map(|sketch| self.query_one(tenant_id, sketch, exclude_repo, options)).collect())
+        Ok(tokio::task::block_in_place(|| sketches.par_iter().map(one).collect()))
     }
 
     async fn top_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
         let Some(tenant_id) = self.tenant_id(tenant)? else { return Ok(Vec::new()) };
-        let groups = self.all_group_counts(tenant_id)?;
-        let interner = self.interner.read().map_err(poisoned)?;
+        let index = self.index.read().map_err(poisoned)?;
+        let groups = index.group_counts(tenant_id);
         let meta = self.pattern_meta.read().map_err(poisoned)?;
         let mut patterns: Vec<PatternSummary> = groups
             .into_iter()
@@ -433,7 +366,7 @@ impl Store for EmbeddedStore {
                     note: names.note,
                     units: group.units,
                     repos: group.repos.len() as u64,
-                    language: interner.name(group.language).to_string(),
+                    language: index.names.name(group.language).to_string(),
                     tokens: group.tokens,
                 }
             })
@@ -456,7 +389,7 @@ impl Store for EmbeddedStore {
             db::write_pattern_meta(&connection, &tenant_owned, id, name.as_deref(), note.as_deref())
         })
         .await?;
-        let tenant_id = self.interner.write().map_err(poisoned)?.intern(tenant);
+        let tenant_id = self.index.write().map_err(poisoned)?.names.intern(tenant);
         self.pattern_meta.write().map_err(poisoned)?.insert((tenant_id, id.0), PatternMeta { name: update.name, note: update.note });
         self.pattern_detail(tenant_id, id)?.ok_or_else(|| StoreError::Unavailable("pattern vanished after update".into()))
     }
@@ -466,23 +399,15 @@ impl Store for EmbeddedStore {
         let Some(tenant_id) = self.tenant_id(tenant)? else {
             return Ok(Stats { units: 0, repos: 0, patterns: 0, shards });
         };
-        let mut units = 0;
-        let mut repos = HashSet::new();
-        for shard in &self.shards {
-            let index = shard.index.read().map_err(poisoned)?;
-            units += index.units_of(tenant_id);
-            index.repos_of(tenant_id, &mut repos);
-        }
-        let patterns = self.all_group_counts(tenant_id)?.values().filter(|group| group.units >= 2).count() as u64;
-        Ok(Stats { units, repos: repos.len() as u64, patterns, shards })
+        let index = self.index.read().map_err(poisoned)?;
+        let units = index.units_of(tenant_id);
+        let repos = index.repos_of(tenant_id).len() as u64;
+        let patterns = index.group_counts(tenant_id).values().filter(|group| group.units >= 2).count() as u64;
+        Ok(Stats { units, repos, patterns, shards })
     }
 
     async fn units_stored(&self) -> Result<u64, StoreError> {
-        let mut total = 0;
-        for shard in &self.shards {
-            total += shard.index.read().map_err(poisoned)?.len() as u64;
-        }
-        Ok(total)
+        Ok(self.index.read().map_err(poisoned)?.len() as u64)
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {
@@ -508,14 +433,9 @@ impl Store for EmbeddedStore {
     }
 
     async fn fingerprints(&self, tenant: &str, repo: &str, keys: &[String]) -> Result<Vec<Option<T2Hash>>, StoreError> {
-        // The in-memory indexes mirror SQLite, so this needs no disk access.
-        let mut found = Vec::with_capacity(keys.len());
-        for key in keys {
-            let identity = unit_identity(tenant, repo, key);
-            let index = self.shards[self.shard_of(identity)].index.read().map_err(poisoned)?;
-            found.push(index.unit_by_identity(identity).map(|unit| unit.t2_hash));
-        }
-        Ok(found)
+        // The in-memory index mirrors SQLite, so this needs no disk access.
+        let index = self.index.read().map_err(poisoned)?;
+        Ok(keys.iter().map(|key| index.unit_by_identity(unit_identity(tenant, repo, key)).map(|unit| unit.t2_hash)).collect())
     }
 }
 

@@ -1,14 +1,15 @@
-//! Applying one shard's part of a delta batch: row ids resolved against the shard's index,
-//! one SQLite transaction, then the index update. Split from the store so that the write
+//! Applying one shard's part of a delta batch: row ids resolved against the index, one SQLite
+//! transaction, then the index update. Split from the store so that the write
 //! path, where ingest time goes, reads in one place.
 
 use std::collections::HashMap;
+use std::sync::RwLock;
 use std::sync::atomic::Ordering;
 
 use periodic_wire::UnitUpsert;
 
 use super::db::{self, UnitWrite};
-use super::index::{self, MemUnit, lane_keys};
+use super::index::{self, CandidateIndex, MemUnit, lane_keys};
 use super::{Shard, poisoned};
 use crate::store::StoreError;
 
@@ -26,7 +27,7 @@ pub(super) struct ShardWork {
 /// The caller holds the repository's write stripe, so the units of this batch (their
 /// identities include the repository) cannot change between the row id lookups here and
 /// the index update at the end.
-pub(super) fn apply_to_shard(shard: &Shard, tenant: &str, repo: &str, tenant_id: u32, repo_id: u32, work: ShardWork) -> Result<u32, StoreError> {
+pub(super) fn apply_to_shard(shard: &Shard, index: &RwLock<CandidateIndex>, tenant: &str, repo: &str, tenant_id: u32, repo_id: u32, work: ShardWork) -> Result<u32, StoreError> {
     // A unit the index knows keeps its row; a new one is appended with a fresh id. `pending`
     // tracks units this batch already placed (or removed), in case a key occurs twice.
     let mut pending: HashMap<u128, Option<i64>> = HashMap::new();
@@ -35,7 +36,7 @@ pub(super) fn apply_to_shard(shard: &Shard, tenant: &str, repo: &str, tenant_id:
     let mut rewrites = Vec::new();
     let mut deletes = Vec::new();
     {
-        let index = shard.index.read().map_err(poisoned)?;
+        let index = index.read().map_err(poisoned)?;
         let row_of = |pending: &HashMap<u128, Option<i64>>, identity: u128| match pending.get(&identity) {
             Some(placed) => *placed,
             None => index.unit_by_identity(identity).map(|unit| unit.row_id),
@@ -105,7 +106,7 @@ pub(super) fn apply_to_shard(shard: &Shard, tenant: &str, repo: &str, tenant_id:
     let mut replaced = Vec::new();
     let mut removed = 0;
     {
-        let mut index = shard.index.write().map_err(poisoned)?;
+        let mut index = index.write().map_err(poisoned)?;
         for (identity, unit, lanes) in prepared {
             replaced.extend(index.upsert_with_lanes(identity, unit, lanes));
         }
