@@ -3,6 +3,12 @@
 //! generation, which is part of every cache key, so a cached answer is never served after a
 //! write through this process; entries of old generations simply age out. Across several
 //! replicas on one shared backend, answers may be stale by at most the TTL.
+//!
+//! A query answer is only cached when computing it took at least [`QUERY_CACHE_MIN_COST`]:
+//! the embedded index answers a one-sketch query in tens of microseconds, less than a cache
+//! insertion (with eviction) costs, so caching such answers would only slow the server down
+//! (measured: about a quarter of its query throughput). Redis Cluster answers and large
+//! multi-sketch queries cost more and are cached.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -21,6 +27,9 @@ pub const PRIVATE_BACKEND_TTL: Duration = Duration::from_secs(30);
 /// another replica is not seen here, so the TTL is how stale an answer may be.
 pub const SHARED_BACKEND_TTL: Duration = Duration::from_secs(2);
 
+/// Query answers computed faster than this are not worth caching.
+pub const QUERY_CACHE_MIN_COST: Duration = Duration::from_micros(250);
+
 /// The cache TTL when `--cache-ttl` is not given.
 pub fn default_ttl(backend_is_shared: bool) -> Duration {
     if backend_is_shared { SHARED_BACKEND_TTL } else { PRIVATE_BACKEND_TTL }
@@ -29,7 +38,7 @@ pub fn default_ttl(backend_is_shared: bool) -> Duration {
 pub struct CachedStore {
     inner: Arc<dyn Store>,
     generations: RwLock<HashMap<String, u64>>,
-    queries: Cache<[u8; 32], Arc<Vec<SketchResult>>>,
+    queries: Cache<[u8; 32], Arc<[SketchResult]>>,
     top_patterns: Cache<[u8; 32], Arc<Vec<PatternSummary>>>,
     patterns: Cache<[u8; 32], Arc<Option<PatternDetail>>>,
 }
@@ -79,7 +88,7 @@ impl Store for CachedStore {
         result
     }
 
-    async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError> {
+    async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Arc<[SketchResult]>, StoreError> {
         let mut encoded = Vec::with_capacity(sketches.len() * 280 + 64);
         for sketch in sketches {
             encoded.extend_from_slice(&(sketch.id.len() as u64).to_le_bytes());
@@ -93,11 +102,14 @@ impl Store for CachedStore {
         let key = self.key(tenant, "query", &[&encoded, exclude.as_bytes(), &options.min_similarity.to_le_bytes(), &(options.top_k as u64).to_le_bytes()]);
         if let Some(found) = self.queries.get(&key).await {
             record("query", true);
-            return Ok(found.as_ref().clone());
+            return Ok(found);
         }
         record("query", false);
+        let started = std::time::Instant::now();
         let results = self.inner.query(tenant, sketches, options).await?;
-        self.queries.insert(key, Arc::new(results.clone())).await;
+        if started.elapsed() >= QUERY_CACHE_MIN_COST {
+            self.queries.insert(key, results.clone()).await;
+        }
         Ok(results)
     }
 

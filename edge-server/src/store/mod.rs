@@ -13,6 +13,8 @@ pub mod embedded;
 pub mod metered;
 pub mod redis;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash};
 
@@ -49,7 +51,8 @@ pub trait Store: Send + Sync {
     async fn apply_batch(&self, tenant: &str, repo: &str, batch: DeltaBatch) -> Result<DeltaAck, StoreError>;
 
     /// Similar units of the tenant for each sketch, best first, one result per sketch in order.
-    async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError>;
+    /// Shared, so that a cached answer is served without copying it.
+    async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Arc<[SketchResult]>, StoreError>;
 
     /// The tenant's patterns (exact-structure groups of at least two units), most widespread first.
     async fn top_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError>;

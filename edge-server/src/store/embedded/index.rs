@@ -6,7 +6,9 @@
 //!
 //! A query looks up its 17 lane keys, scores each distinct shape once and expands only the
 //! shapes that pass into their first units, so its cost follows the number of distinct
-//! shapes near it, not the number of copies. Memory matters at a million units: a sketch is
+//! shapes near it, not the number of copies. Most shapes met in a lane are far below the
+//! similarity asked for; a 16-byte digest per shape, in a dense array that stays in cache,
+//! rules them out before their sketch (a cache miss each) is read. Memory matters at a million units: a sketch is
 //! stored once per shape, and a lane holding a single shape (most lanes) is one `u32` in the
 //! map; only shared lanes spill into a `Vec`. A lane key mixes tenant, lane number and
 //! value, so a collision can only add a candidate; scoring re-checks the tenant.
@@ -16,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use periodic_wire::{BANDS, Location, Sketch, T2Hash};
+use periodic_wire::{BANDS, Location, SKETCH_LEN, Sketch, T2Hash};
 
 /// Lanes per shape: one per LSH band, then one for the exact structural hash.
 pub const LANES: usize = BANDS + 1;
@@ -112,6 +114,35 @@ pub struct StoredUnit {
     shape: u32,
 }
 
+/// Two bits of each sketch position, and the structural hash: enough to bound a shape's
+/// similarity to a query from above without reading its sketch. Positions whose bits differ
+/// certainly differ, so `64 - differing` is an upper bound of the equal positions; the bound
+/// never rules out a shape that could pass.
+#[derive(Clone, Copy, Default)]
+struct ShapeDigest {
+    low_bits: u128,
+    t2_hash: u64,
+}
+
+impl ShapeDigest {
+    fn of(t2_hash: T2Hash, sketch: &Sketch) -> ShapeDigest {
+        let mut low_bits = 0u128;
+        for (position, value) in sketch.0.iter().enumerate() {
+            low_bits |= u128::from(value & 3) << (2 * position);
+        }
+        ShapeDigest { low_bits, t2_hash: t2_hash.0 }
+    }
+
+    /// Whether a shape with this digest may reach `min_similarity` with the query (whose
+    /// digest is `query`): always true when the structural hashes are equal (similarity 1).
+    fn may_reach(&self, query: &ShapeDigest, min_similarity: f32) -> bool {
+        const LOW_OF_PAIRS: u128 = 0x5555_5555_5555_5555_5555_5555_5555_5555;
+        let differing_bits = self.low_bits ^ query.low_bits;
+        let differing_positions = ((differing_bits | differing_bits >> 1) & LOW_OF_PAIRS).count_ones() as usize;
+        self.t2_hash == query.t2_hash || (SKETCH_LEN - differing_positions) as f32 / SKETCH_LEN as f32 >= min_similarity
+    }
+}
+
 struct Shape {
     tenant: u32,
     t2_hash: T2Hash,
@@ -145,6 +176,8 @@ pub struct CandidateIndex {
     free_units: Vec<u32>,
     by_identity: PremixedMap<u128, u32>,
     shapes: Vec<Option<Shape>>,
+    /// The digest of every shape, by shape id (also of freed ids, whose shape is `None`).
+    digests: Vec<ShapeDigest>,
     free_shapes: Vec<u32>,
     shape_by_content: PremixedMap<u64, u32>,
     /// Lane key -> one shape id, or `SPILLED | index into spilled`.
@@ -305,13 +338,16 @@ impl CandidateIndex {
             return id;
         }
         let shape = Shape { tenant: unit.tenant, t2_hash: unit.t2_hash, sketch: unit.sketch.clone(), content, units: Vec::new() };
+        let digest = ShapeDigest::of(unit.t2_hash, &unit.sketch);
         let id = match self.free_shapes.pop() {
             Some(id) => {
                 self.shapes[id as usize] = Some(shape);
+                self.digests[id as usize] = digest;
                 id
             }
             None => {
                 self.shapes.push(Some(shape));
+                self.digests.push(digest);
                 (self.shapes.len() - 1) as u32
             }
         };
@@ -404,8 +440,12 @@ impl CandidateIndex {
         }
         seen.sort_unstable();
         seen.dedup();
+        let query_digest = ShapeDigest::of(t2_hash, sketch);
         let mut passing: Vec<(f32, &Shape)> = Vec::new();
         for id in seen {
+            if !self.digests[id as usize].may_reach(&query_digest, min_similarity) {
+                continue;
+            }
             let Some(shape) = &self.shapes[id as usize] else { continue };
             if shape.tenant != tenant {
                 continue;
@@ -479,7 +519,6 @@ fn answer_order(names: &Names, a: &StoredUnit, b: &StoredUnit) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use periodic_wire::SKETCH_LEN;
 
     fn sketch(seed: u32) -> Sketch {
         let mut values = [0u32; SKETCH_LEN];
@@ -568,6 +607,36 @@ mod tests {
         // The near shape alone, when the exact one is not asked for.
         let near_only = index.query(1, T2Hash(99), &near, None, 0.99, 10);
         assert_eq!(keys_found(&index, &near_only), ["mid/x"]);
+    }
+
+    #[test]
+    fn the_digest_never_rules_out_a_shape_that_reaches_the_threshold() {
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut next = move || {
+            state = mix64(state.wrapping_add(0x9e37_79b9_7f4a_7c15));
+            state
+        };
+        for round in 0..20_000u32 {
+            let base = Sketch(std::array::from_fn(|_| next() as u32));
+            let mut other = base.clone();
+            // 0 to 63 positions changed; some changes keep the low bits, as real values may.
+            for _ in 0..(round % 64) {
+                let position = (next() % SKETCH_LEN as u64) as usize;
+                other.0[position] = if next() % 4 == 0 { other.0[position] ^ 0x100 } else { next() as u32 };
+            }
+            let min_similarity = [0.5f32, 0.7, 0.9][(round % 3) as usize];
+            let query = ShapeDigest::of(T2Hash(1), &base);
+            let may = ShapeDigest::of(T2Hash(2), &other).may_reach(&query, min_similarity);
+            if other.similarity(&base) >= min_similarity {
+                assert!(may, "round {round}: similarity {} ruled out at {min_similarity}", other.similarity(&base));
+            }
+            // Equal structural hashes always pass (an exact match scores 1).
+            assert!(ShapeDigest::of(T2Hash(1), &other).may_reach(&query, 1.0));
+        }
+        // And it does rule out what is far: unrelated sketches, at the default threshold.
+        let query = ShapeDigest::of(T2Hash(1), &Sketch(std::array::from_fn(|_| next() as u32)));
+        let kept = (0..1000).filter(|_| ShapeDigest::of(T2Hash(2), &Sketch(std::array::from_fn(|_| next() as u32))).may_reach(&query, 0.7)).count();
+        assert!(kept <= 10, "{kept} of 1000 unrelated shapes kept");
     }
 
     #[test]

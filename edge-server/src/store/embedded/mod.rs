@@ -24,7 +24,6 @@ use periodic_wire::{
     DeltaAck, DeltaBatch, PatternDetail, PatternOccurrence, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash,
     UnitMatch,
 };
-use rayon::prelude::*;
 use rusqlite::Connection;
 
 use self::db::{SyncMode, UnitRow};
@@ -39,9 +38,10 @@ pub struct EmbeddedOptions {
     pub sync: SyncMode,
 }
 
-/// Queries with more sketches than this are scored on the rayon pool instead of inline:
-/// below it, a thread hop costs more than the lookups.
-const PARALLEL_QUERY_SKETCHES: usize = 8;
+/// Queries with more sketches than this are answered on the blocking pool, so that they do
+/// not hold an async worker (and the connections it serves) for long; below it, the thread
+/// hop costs more than the lookups (tens of microseconds per sketch).
+const INLINE_QUERY_SKETCHES: usize = 8;
 /// Stripes of the per-repository write lock (serialises batches of one repository, so the
 /// duplicate check and the application of a batch cannot interleave with a retry of it).
 const WRITE_STRIPES: usize = 64;
@@ -190,6 +190,16 @@ impl EmbeddedStore {
     }
 }
 
+/// The answer to every sketch of a query, in order.
+fn query_all(index: &RwLock<CandidateIndex>, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError> {
+    let index = index.read().map_err(poisoned)?;
+    let Some(tenant_id) = index.names.lookup(tenant) else {
+        return Ok(sketches.iter().map(|sketch| SketchResult { id: sketch.id.clone(), matches: Vec::new() }).collect());
+    };
+    let exclude_repo = options.exclude_repo.as_deref().and_then(|repo| index.names.lookup(repo));
+    Ok(sketches.iter().map(|sketch| EmbeddedStore::query_one(&index, tenant_id, sketch, exclude_repo, options)).collect())
+}
+
 /// The shard count decides where every unit lives, so a data directory keeps the count it
 /// was created with.
 fn check_shard_count(dir: &Path, shards: usize) -> Result<(), StoreError> {
@@ -335,19 +345,12 @@ impl Store for EmbeddedStore {
         Ok(DeltaAck { batch_id: batch.batch_id, duplicate: false, upserted, removed })
     }
 
-    async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError> {
-        let index = self.index.read().map_err(poisoned)?;
-        let Some(tenant_id) = index.names.lookup(tenant) else {
-            return Ok(sketches.iter().map(|sketch| SketchResult { id: sketch.id.clone(), matches: Vec::new() }).collect());
-        };
-        let exclude_repo = options.exclude_repo.as_deref().and_then(|repo| index.names.lookup(repo));
-        let index = &*index;
-        let one = |sketch: &QuerySketch| EmbeddedStore::query_one(index, tenant_id, sketch, exclude_repo, options);
-        // block_in_place needs the multi-threaded runtime; elsewhere score inline.
-        if sketches.len() <= PARALLEL_QUERY_SKETCHES || tokio::runtime::Handle::current().runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-            return Ok(sketches.iter().map(one).collect());
+    async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Arc<[SketchResult]>, StoreError> {
+        if sketches.len() <= INLINE_QUERY_SKETCHES {
+            return Ok(query_all(&self.index, tenant, sketches, options)?.into());
         }
-        Ok(tokio::task::block_in_place(|| sketches.par_iter().map(one).collect()))
+        let (index, tenant, sketches, options) = (self.index.clone(), tenant.to_string(), sketches.to_vec(), options.clone());
+        Ok(blocking(move || query_all(&index, &tenant, &sketches, &options)).await?.into())
     }
 
     async fn top_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {

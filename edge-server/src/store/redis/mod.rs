@@ -556,7 +556,7 @@ impl Store for RedisStore {
         result
     }
 
-    async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError> {
+    async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Arc<[SketchResult]>, StoreError> {
         let keys = Keys::new(tenant);
         let per_sketch_lanes: Vec<Vec<String>> = sketches.iter().map(|sketch| lane_keys(&keys, sketch)).collect();
         let mut unique_lanes: Vec<String> = per_sketch_lanes.iter().flatten().cloned().collect();
@@ -608,7 +608,7 @@ impl Store for RedisStore {
             matches.truncate(options.top_k);
             results.push(SketchResult { id: sketch.id.clone(), matches });
         }
-        Ok(results)
+        Ok(results.into())
     }
 
     async fn top_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
