@@ -116,9 +116,10 @@ struct ServeArgs {
     /// redis-cluster, where it bounds how late another replica's writes are seen.
     #[arg(long)]
     cache_ttl: Option<u64>,
-    /// Entries per cache.
-    #[arg(long, default_value_t = 20_000)]
-    cache_capacity: u64,
+    /// Memory each cache (query answers, pattern lists, pattern details) may hold, in MiB,
+    /// by an estimate of its entries' sizes.
+    #[arg(long, default_value_t = 64)]
+    cache_mib: u64,
     /// Write the bound address (useful with port 0) to this file once listening.
     #[arg(long)]
     addr_file: Option<PathBuf>,
@@ -236,7 +237,7 @@ fn main() -> anyhow::Result<()> {
                 tls: args.tls_cert.zip(args.tls_key),
                 limits,
                 cache_ttl: args.cache_ttl.map(Duration::from_secs),
-                cache_capacity: args.cache_capacity,
+                cache_bytes: args.cache_mib.saturating_mul(1 << 20),
                 addr_file: args.addr_file,
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),
                 uplink,

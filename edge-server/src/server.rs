@@ -37,7 +37,8 @@ pub struct ServeConfig {
     /// `None`: the backend's default (`store::cached::default_ttl`): short on a shared
     /// Redis Cluster, where it bounds how stale another replica's writes may appear.
     pub cache_ttl: Option<Duration>,
-    pub cache_capacity: u64,
+    /// Bytes each cache may hold (estimated from its entries).
+    pub cache_bytes: u64,
     pub addr_file: Option<PathBuf>,
     pub shutdown_grace: Duration,
     /// Push statistics to (and ask) the cloud tier; `None` without `--cloud-url`.
@@ -78,7 +79,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     let units = backend.units_stored().await?;
     let cache_ttl = config.cache_ttl.unwrap_or_else(|| crate::store::cached::default_ttl(config.redis.is_some()));
     tracing::info!(units, shards = config.shards, seconds = started.elapsed().as_secs_f64(), cache_ttl_seconds = cache_ttl.as_secs_f64(), "storage loaded");
-    let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(MeteredStore::new(backend)), config.cache_capacity, cache_ttl));
+    let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(MeteredStore::new(backend)), config.cache_bytes, cache_ttl));
 
     let table = load_tokens(&config.tokens_file)?;
     if table.is_empty() {

@@ -44,13 +44,23 @@ pub struct CachedStore {
 }
 
 impl CachedStore {
-    pub fn new(inner: Arc<dyn Store>, capacity: u64, ttl: Duration) -> CachedStore {
+    /// Each of the three caches holds at most `bytes` (by [`answer_bytes`] and the like: an
+    /// entry count would not bound memory, as one answer may hold 1 or 2,560 matches).
+    pub fn new(inner: Arc<dyn Store>, bytes: u64, ttl: Duration) -> CachedStore {
         CachedStore {
             inner,
             generations: RwLock::new(HashMap::new()),
-            queries: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
-            top_patterns: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
-            patterns: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            queries: Cache::builder().max_capacity(bytes).weigher(|_, answer: &Arc<[SketchResult]>| answer_bytes(answer)).time_to_live(ttl).build(),
+            top_patterns: Cache::builder()
+                .max_capacity(bytes)
+                .weigher(|_, patterns: &Arc<Vec<PatternSummary>>| weight(patterns.iter().map(summary_bytes).sum()))
+                .time_to_live(ttl)
+                .build(),
+            patterns: Cache::builder()
+                .max_capacity(bytes)
+                .weigher(|_, detail: &Arc<Option<PatternDetail>>| weight(detail.as_ref().as_ref().map_or(0, detail_bytes)))
+                .time_to_live(ttl)
+                .build(),
         }
     }
 
@@ -72,6 +82,53 @@ impl CachedStore {
         }
         *hasher.finalize().as_bytes()
     }
+}
+
+/// Bytes of a cache entry: its key and bookkeeping, plus what the value holds.
+fn weight(value_bytes: usize) -> u32 {
+    u32::try_from(value_bytes + 128).unwrap_or(u32::MAX)
+}
+
+/// Estimated heap size of a string (the allocator rounds up and keeps a header).
+fn text_bytes(text: &str) -> usize {
+    text.len().next_multiple_of(16) + 16
+}
+
+fn location_bytes(location: &Option<periodic_wire::Location>) -> usize {
+    location.as_ref().map_or(0, |location| text_bytes(&location.path) + text_bytes(&location.name))
+}
+
+fn answer_bytes(answer: &[SketchResult]) -> u32 {
+    let matches = |result: &SketchResult| -> usize {
+        result
+            .matches
+            .iter()
+            .map(|found| {
+                std::mem::size_of_val(found)
+                    + text_bytes(&found.repo)
+                    + text_bytes(&found.key)
+                    + text_bytes(&found.pattern_id)
+                    + text_bytes(&found.language)
+                    + location_bytes(&found.location)
+            })
+            .sum()
+    };
+    weight(answer.iter().map(|result| std::mem::size_of_val(result) + text_bytes(&result.id) + matches(result)).sum())
+}
+
+fn summary_bytes(summary: &PatternSummary) -> usize {
+    std::mem::size_of_val(summary)
+        + text_bytes(&summary.id)
+        + text_bytes(&summary.language)
+        + summary.name.as_deref().map_or(0, text_bytes)
+        + summary.note.as_deref().map_or(0, text_bytes)
+}
+
+fn detail_bytes(detail: &PatternDetail) -> usize {
+    let occurrence_bytes = |occurrence: &periodic_wire::PatternOccurrence| {
+        std::mem::size_of_val(occurrence) + text_bytes(&occurrence.repo) + text_bytes(&occurrence.key) + location_bytes(&occurrence.location)
+    };
+    summary_bytes(&detail.summary) + detail.occurrences.iter().map(occurrence_bytes).sum::<usize>()
 }
 
 fn record(kind: &'static str, hit: bool) {
@@ -177,7 +234,37 @@ mod tests {
         // stale answer after a write would fail it.
         let dir = tempfile::tempdir().expect("tempdir");
         let embedded = EmbeddedStore::open(dir.path(), &EmbeddedOptions { shards: 2, sync: SyncMode::Normal }).expect("open");
-        let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(embedded), 1000, Duration::from_secs(60)));
+        let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(embedded), 1 << 20, Duration::from_secs(60)));
         conformance::run_all(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_query_cache_is_bounded_by_bytes_not_entries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let embedded = EmbeddedStore::open(dir.path(), &EmbeddedOptions { shards: 1, sync: SyncMode::Normal }).expect("open");
+        const BYTES: u64 = 256 << 10;
+        let store = CachedStore::new(Arc::new(embedded), BYTES, Duration::from_secs(60));
+        let found = periodic_wire::UnitMatch {
+            repo: "billing".into(),
+            key: "k".repeat(64),
+            similarity: 0.9,
+            exact: false,
+            pattern_id: "00000000000000ff".into(),
+            language: "rust".into(),
+            tokens: 60,
+            lines: 9,
+            location: Some(periodic_wire::Location { path: "src/money/ledger.rs".into(), name: "post".into(), start_line: 1, end_line: 9 }),
+        };
+        // 16 sketches of 10 matches each: one answer is tens of kilobytes.
+        let answer: Arc<[SketchResult]> = (0..16).map(|n| SketchResult { id: n.to_string(), matches: vec![found.clone(); 10] }).collect::<Vec<_>>().into();
+        let one = u64::from(answer_bytes(&answer));
+        assert!(one > 16 * 10 * 200, "an answer of 160 matches weighs {one} bytes");
+        for number in 0..200u64 {
+            store.queries.insert(store.key("team", "query", &[&number.to_le_bytes()]), answer.clone()).await;
+        }
+        store.queries.run_pending_tasks().await;
+        assert!(store.queries.weighted_size() <= BYTES, "{} bytes held", store.queries.weighted_size());
+        assert!(store.queries.entry_count() <= BYTES / one, "{} answers held", store.queries.entry_count());
+        assert!(store.queries.entry_count() > 0);
     }
 }
