@@ -174,12 +174,12 @@ impl EmbeddedStore {
             .filter_map(|candidate| {
                 let unit = index.unit(candidate.slot)?;
                 Some(UnitMatch {
-                    repo: index.names.name(unit.repo).to_string(),
-                    key: unit.key.to_string(),
+                    repo: String::from(index.names.name(unit.repo)),
+                    key: String::from(&*unit.key),
                     similarity: candidate.similarity,
                     exact: candidate.exact,
                     pattern_id: unit.t2_hash.to_hex(),
-                    language: index.names.name(unit.language).to_string(),
+                    language: String::from(index.names.name(unit.language)),
                     tokens: unit.tokens,
                     lines: unit.lines,
                     location: unit.location.as_deref().cloned(),
