@@ -81,7 +81,7 @@ impl Names {
     }
 }
 
-/// A unit on its way into the index (its sketch goes to its shape).
+/// A stored unit. Its sketch is not here: the unit's shape keeps it, once for all its copies.
 #[derive(Debug, Clone)]
 pub struct MemUnit {
     /// The unit's row in its shard's SQLite `units` table: rewrites and removals address it.
@@ -91,26 +91,15 @@ pub struct MemUnit {
     pub language: u32,
     pub key: Box<str>,
     pub t2_hash: T2Hash,
-    pub sketch: Sketch,
     pub tokens: u32,
     pub lines: u32,
     pub nesting: u32,
     pub location: Option<Box<Location>>,
 }
 
-/// A unit as the index keeps it.
-#[derive(Debug)]
-pub struct StoredUnit {
-    pub row_id: i64,
-    pub tenant: u32,
-    pub repo: u32,
-    pub language: u32,
-    pub key: Box<str>,
-    pub t2_hash: T2Hash,
-    pub tokens: u32,
-    pub lines: u32,
-    pub nesting: u32,
-    pub location: Option<Box<Location>>,
+/// A unit and the shape it belongs to.
+struct Stored {
+    unit: MemUnit,
     shape: u32,
 }
 
@@ -172,7 +161,7 @@ pub struct GroupCount {
 #[derive(Default)]
 pub struct CandidateIndex {
     pub names: Names,
-    units: Vec<Option<StoredUnit>>,
+    units: Vec<Option<Stored>>,
     free_units: Vec<u32>,
     by_identity: PremixedMap<u128, u32>,
     shapes: Vec<Option<Shape>>,
@@ -208,10 +197,6 @@ pub fn lane_keys_of(tenant: u32, t2_hash: T2Hash, sketch: &Sketch) -> [u64; LANE
     keys
 }
 
-pub fn lane_keys(unit: &MemUnit) -> [u64; LANES] {
-    lane_keys_of(unit.tenant, unit.t2_hash, &unit.sketch)
-}
-
 fn content_hash(tenant: u32, t2_hash: T2Hash, sketch: &Sketch) -> u64 {
     let mut hash = mix64(u64::from(tenant) ^ t2_hash.0.rotate_left(17));
     for pair in sketch.0.chunks_exact(2) {
@@ -245,39 +230,27 @@ impl CandidateIndex {
         self.units_per_tenant.get(&tenant).copied().unwrap_or(0)
     }
 
-    pub fn unit(&self, slot: u32) -> Option<&StoredUnit> {
-        self.units.get(slot as usize).and_then(Option::as_ref)
+    pub fn unit(&self, slot: u32) -> Option<&MemUnit> {
+        self.units.get(slot as usize).and_then(Option::as_ref).map(|stored| &stored.unit)
     }
 
     /// The unit with this identity (hash of tenant, repo and key), if stored.
-    pub fn unit_by_identity(&self, identity: u128) -> Option<&StoredUnit> {
+    pub fn unit_by_identity(&self, identity: u128) -> Option<&MemUnit> {
         self.by_identity.get(&identity).and_then(|&slot| self.unit(slot))
     }
 
     /// Inserts or replaces the unit with this identity (hash of tenant, repo and key);
     /// returns the unit it replaced.
-    pub fn upsert(&mut self, identity: u128, unit: MemUnit) -> Option<StoredUnit> {
-        let lanes = lane_keys(&unit);
-        self.upsert_with_lanes(identity, unit, lanes)
+    pub fn upsert(&mut self, identity: u128, unit: MemUnit, sketch: Sketch) -> Option<MemUnit> {
+        let lanes = lane_keys_of(unit.tenant, unit.t2_hash, &sketch);
+        self.upsert_with_lanes(identity, unit, sketch, lanes)
     }
 
-    /// [`CandidateIndex::upsert`] with the unit's [`lane_keys`] already computed.
-    pub fn upsert_with_lanes(&mut self, identity: u128, unit: MemUnit, lanes: [u64; LANES]) -> Option<StoredUnit> {
+    /// [`CandidateIndex::upsert`] with the unit's [`lane_keys_of`] already computed.
+    pub fn upsert_with_lanes(&mut self, identity: u128, unit: MemUnit, sketch: Sketch, lanes: [u64; LANES]) -> Option<MemUnit> {
         let replaced = self.take(identity);
-        let shape = self.shape_for(&unit, &lanes);
-        let stored = StoredUnit {
-            row_id: unit.row_id,
-            tenant: unit.tenant,
-            repo: unit.repo,
-            language: unit.language,
-            key: unit.key,
-            t2_hash: unit.t2_hash,
-            tokens: unit.tokens,
-            lines: unit.lines,
-            nesting: unit.nesting,
-            location: unit.location,
-            shape,
-        };
+        let shape = self.shape_for(&unit, sketch, &lanes);
+        let stored = Stored { unit, shape };
         let slot = match self.free_units.pop() {
             Some(slot) => slot,
             None => {
@@ -288,11 +261,11 @@ impl CandidateIndex {
         let Self { units, shapes, names, .. } = self;
         if let Some(shape) = shapes[shape as usize].as_mut() {
             let position = shape.units.partition_point(|&other| {
-                units[other as usize].as_ref().is_some_and(|other| answer_order(names, other, &stored) == Ordering::Less)
+                units[other as usize].as_ref().is_some_and(|other| answer_order(names, &other.unit, &stored.unit) == Ordering::Less)
             });
             shape.units.insert(position, slot);
         }
-        *self.units_per_tenant.entry(stored.tenant).or_insert(0) += 1;
+        *self.units_per_tenant.entry(stored.unit.tenant).or_insert(0) += 1;
         self.units[slot as usize] = Some(stored);
         self.by_identity.insert(identity, slot);
         replaced
@@ -304,14 +277,14 @@ impl CandidateIndex {
     }
 
     /// Removes the unit with this identity and returns it.
-    fn take(&mut self, identity: u128) -> Option<StoredUnit> {
+    fn take(&mut self, identity: u128) -> Option<MemUnit> {
         let slot = self.by_identity.remove(&identity)?;
-        let unit = self.units[slot as usize].take()?;
+        let Stored { unit, shape: shape_id } = self.units[slot as usize].take()?;
         self.free_units.push(slot);
         if let Some(count) = self.units_per_tenant.get_mut(&unit.tenant) {
             *count = count.saturating_sub(1);
         }
-        let emptied = match self.shapes[unit.shape as usize].as_mut() {
+        let emptied = match self.shapes[shape_id as usize].as_mut() {
             Some(shape) => {
                 if let Some(position) = shape.units.iter().position(|&other| other == slot) {
                     shape.units.remove(position);
@@ -321,24 +294,24 @@ impl CandidateIndex {
             None => false,
         };
         if emptied {
-            self.drop_shape(unit.shape);
+            self.drop_shape(shape_id);
         }
         Some(unit)
     }
 
     /// The shape this unit belongs to, created (and filed under its lanes) if new.
-    fn shape_for(&mut self, unit: &MemUnit, lanes: &[u64; LANES]) -> u32 {
-        let content = content_hash(unit.tenant, unit.t2_hash, &unit.sketch);
+    fn shape_for(&mut self, unit: &MemUnit, sketch: Sketch, lanes: &[u64; LANES]) -> u32 {
+        let content = content_hash(unit.tenant, unit.t2_hash, &sketch);
         if let Some(&id) = self.shape_by_content.get(&content)
             && let Some(shape) = &self.shapes[id as usize]
             && shape.tenant == unit.tenant
             && shape.t2_hash == unit.t2_hash
-            && shape.sketch == unit.sketch
+            && shape.sketch == sketch
         {
             return id;
         }
-        let shape = Shape { tenant: unit.tenant, t2_hash: unit.t2_hash, sketch: unit.sketch.clone(), content, units: Vec::new() };
-        let digest = ShapeDigest::of(unit.t2_hash, &unit.sketch);
+        let digest = ShapeDigest::of(unit.t2_hash, &sketch);
+        let shape = Shape { tenant: unit.tenant, t2_hash: unit.t2_hash, sketch, content, units: Vec::new() };
         let id = match self.free_shapes.pop() {
             Some(id) => {
                 self.shapes[id as usize] = Some(shape);
@@ -494,7 +467,7 @@ impl CandidateIndex {
     /// Per exact hash, how many units and in which repositories, for one tenant.
     pub fn group_counts(&self, tenant: u32) -> HashMap<u64, GroupCount> {
         let mut groups: HashMap<u64, GroupCount> = HashMap::new();
-        for unit in self.units.iter().flatten() {
+        for Stored { unit, .. } in self.units.iter().flatten() {
             if unit.tenant != tenant {
                 continue;
             }
@@ -507,12 +480,12 @@ impl CandidateIndex {
 
     /// Repositories of `tenant` with at least one unit stored.
     pub fn repos_of(&self, tenant: u32) -> HashSet<u32> {
-        self.units.iter().flatten().filter(|unit| unit.tenant == tenant).map(|unit| unit.repo).collect()
+        self.units.iter().flatten().filter(|stored| stored.unit.tenant == tenant).map(|stored| stored.unit.repo).collect()
     }
 }
 
 /// The order in which units of equal similarity are answered: repository name, then key.
-fn answer_order(names: &Names, a: &StoredUnit, b: &StoredUnit) -> Ordering {
+fn answer_order(names: &Names, a: &MemUnit, b: &MemUnit) -> Ordering {
     names.name(a.repo).cmp(names.name(b.repo)).then_with(|| a.key.cmp(&b.key))
 }
 
@@ -528,20 +501,20 @@ mod tests {
         Sketch(values)
     }
 
-    fn unit(index: &mut CandidateIndex, tenant: u32, repo: &str, key: &str, t2: u64, seed: u32) -> MemUnit {
-        MemUnit {
+    fn unit(index: &mut CandidateIndex, tenant: u32, repo: &str, key: &str, t2: u64, seed: u32) -> (MemUnit, Sketch) {
+        let unit = MemUnit {
             row_id: 0,
             tenant,
             repo: index.names.intern(repo),
             language: 0,
             key: key.into(),
             t2_hash: T2Hash(t2),
-            sketch: sketch(seed),
             tokens: 10,
             lines: 3,
             nesting: 1,
             location: None,
-        }
+        };
+        (unit, sketch(seed))
     }
 
     fn keys_found(index: &CandidateIndex, found: &[Candidate]) -> Vec<String> {
@@ -556,8 +529,8 @@ mod tests {
         let mut index = CandidateIndex::default();
         for number in 0..50u32 {
             // Five shapes with ten units each, so that shapes and lanes are shared.
-            let added = unit(&mut index, 1, "repo", &format!("k{number}"), u64::from(number % 5), number % 5);
-            index.upsert(u128::from(number), added);
+            let (added, sketch) = unit(&mut index, 1, "repo", &format!("k{number}"), u64::from(number % 5), number % 5);
+            index.upsert(u128::from(number), added, sketch);
         }
         assert_eq!((index.len(), index.shapes()), (50, 5));
         let probe = sketch(3);
@@ -578,8 +551,8 @@ mod tests {
         assert_eq!(index.shapes(), 4);
         assert!(index.query(1, T2Hash(4), &sketch(4), None, 0.0, 100).is_empty());
         // Replacing a unit moves it to its new shape.
-        let moved = unit(&mut index, 1, "repo", "k0", 3, 3);
-        index.upsert(0, moved);
+        let (moved, sketch) = unit(&mut index, 1, "repo", "k0", 3, 3);
+        index.upsert(0, moved, sketch);
         assert_eq!(index.exact_group(1, T2Hash(3)).len(), 6);
         assert_eq!(index.exact_group(1, T2Hash(0)).len(), 4);
         assert_eq!(index.units_of(1), 25 - 5);
@@ -592,11 +565,8 @@ mod tests {
         near.0[0] ^= 1; // 63 of 64 positions equal
         let entries = [("zeta", "a", 7u64, None), ("alpha", "b", 7, None), ("alpha", "a", 7, None), ("mid", "x", 8, Some(near.clone())), ("beta", "q", 7, None)];
         for (number, (repo, key, t2, sketch_override)) in entries.into_iter().enumerate() {
-            let mut added = unit(&mut index, 1, repo, key, t2, 7);
-            if let Some(sketch) = sketch_override {
-                added.sketch = sketch;
-            }
-            index.upsert(number as u128, added);
+            let (added, sketch) = unit(&mut index, 1, repo, key, t2, 7);
+            index.upsert(number as u128, added, sketch_override.unwrap_or(sketch));
         }
         let found = index.query(1, T2Hash(7), &sketch(7), None, 0.5, 10);
         assert_eq!(keys_found(&index, &found), ["alpha/a", "alpha/b", "beta/q", "zeta/a", "mid/x"]);
@@ -644,11 +614,11 @@ mod tests {
         let mut index = CandidateIndex::default();
         // Same first band (rows 0..4) for every shape, different elsewhere.
         for number in 0..6u32 {
-            let mut added = unit(&mut index, 1, "repo", &format!("k{number}"), u64::from(number), 1);
-            for value in &mut added.sketch.0[4..] {
+            let (added, mut sketch) = unit(&mut index, 1, "repo", &format!("k{number}"), u64::from(number), 1);
+            for value in &mut sketch.0[4..] {
                 *value = value.wrapping_add(number * 1000);
             }
-            index.upsert(u128::from(number), added);
+            index.upsert(u128::from(number), added, sketch);
         }
         let probe = sketch(1);
         assert_eq!(index.query(1, T2Hash(999), &probe, None, 0.0, 100).len(), 6);

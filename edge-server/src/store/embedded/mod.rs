@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use periodic_wire::{
-    DeltaAck, DeltaBatch, PatternDetail, PatternOccurrence, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash,
+    DeltaAck, DeltaBatch, PatternDetail, PatternOccurrence, PatternSummary, PatternUpdate, QuerySketch, Sketch, SketchResult, Stats, T2Hash,
     UnitMatch,
 };
 use rusqlite::Connection;
@@ -241,8 +241,8 @@ fn open_shard(path: &Path, sync: SyncMode, index: &Mutex<CandidateIndex>, patter
         for row in rows {
             last_row_id = last_row_id.max(row.row_id);
             let identity = unit_identity(&row.tenant, &row.repo, &row.key);
-            let unit = mem_unit(&mut index.names, row);
-            if let Some(replaced) = index.upsert(identity, unit) {
+            let (unit, sketch) = mem_unit(&mut index.names, row);
+            if let Some(replaced) = index.upsert(identity, unit, sketch) {
                 superseded.push(replaced.row_id);
             }
         }
@@ -257,20 +257,21 @@ fn open_shard(path: &Path, sync: SyncMode, index: &Mutex<CandidateIndex>, patter
     Ok(Shard { connection: Mutex::new(connection), next_row_id: AtomicI64::new(last_row_id + 1) })
 }
 
-fn mem_unit(names: &mut Names, row: UnitRow) -> MemUnit {
-    MemUnit {
+/// A shard row as the index keeps it, and its sketch.
+fn mem_unit(names: &mut Names, row: UnitRow) -> (MemUnit, Sketch) {
+    let unit = MemUnit {
         row_id: row.row_id,
         tenant: names.intern(&row.tenant),
         repo: names.intern(&row.repo),
         language: names.intern(&row.language),
         key: row.key.into(),
         t2_hash: row.t2_hash,
-        sketch: row.sketch,
         tokens: row.tokens,
         lines: row.lines,
         nesting: row.nesting,
         location: row.location.map(Box::new),
-    }
+    };
+    (unit, row.sketch)
 }
 
 fn stripe_of(tenant: &str, repo: &str) -> usize {

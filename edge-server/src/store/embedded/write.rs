@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use periodic_wire::UnitUpsert;
 
 use super::db::{self, UnitWrite};
-use super::index::{self, CandidateIndex, MemUnit, lane_keys};
+use super::index::{self, CandidateIndex, MemUnit, lane_keys_of};
 use super::{Shard, poisoned};
 use crate::store::StoreError;
 
@@ -81,7 +81,7 @@ pub(super) fn apply_to_shard(shard: &Shard, index: &RwLock<CandidateIndex>, tena
     }
     drop((inserts, rewrites));
     // Committed: now the index may show it. Lane keys are computed before the write lock.
-    let prepared: Vec<(u128, MemUnit, [u64; index::LANES])> = work
+    let prepared: Vec<(u128, MemUnit, periodic_wire::Sketch, [u64; index::LANES])> = work
         .upserts
         .into_iter()
         .zip(row_ids)
@@ -93,22 +93,21 @@ pub(super) fn apply_to_shard(shard: &Shard, index: &RwLock<CandidateIndex>, tena
                 language,
                 key: upsert.key.into_boxed_str(),
                 t2_hash: upsert.t2_hash,
-                sketch: upsert.sketch,
                 tokens: upsert.tokens,
                 lines: upsert.lines,
                 nesting: upsert.nesting,
                 location: upsert.location.map(Box::new),
             };
-            let lanes = lane_keys(&unit);
-            (identity, unit, lanes)
+            let lanes = lane_keys_of(tenant_id, upsert.t2_hash, &upsert.sketch);
+            (identity, unit, upsert.sketch, lanes)
         })
         .collect();
     let mut replaced = Vec::new();
     let mut removed = 0;
     {
         let mut index = index.write().map_err(poisoned)?;
-        for (identity, unit, lanes) in prepared {
-            replaced.extend(index.upsert_with_lanes(identity, unit, lanes));
+        for (identity, unit, sketch, lanes) in prepared {
+            replaced.extend(index.upsert_with_lanes(identity, unit, sketch, lanes));
         }
         for identity in work.removals {
             removed += u32::from(index.remove(identity));
