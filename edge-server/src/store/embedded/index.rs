@@ -251,13 +251,7 @@ impl CandidateIndex {
         let replaced = self.take(identity);
         let shape = self.shape_for(&unit, sketch, &lanes);
         let stored = Stored { unit, shape };
-        let slot = match self.free_units.pop() {
-            Some(slot) => slot,
-            None => {
-                self.units.push(None);
-                (self.units.len() - 1) as u32
-            }
-        };
+        let slot = place(&mut self.units, &mut self.free_units, None);
         let Self { units, shapes, names, .. } = self;
         if let Some(shape) = shapes[shape as usize].as_mut() {
             let position = shape.units.partition_point(|&other| {
@@ -312,18 +306,11 @@ impl CandidateIndex {
         }
         let digest = ShapeDigest::of(unit.t2_hash, &sketch);
         let shape = Shape { tenant: unit.tenant, t2_hash: unit.t2_hash, sketch, content, units: Vec::new() };
-        let id = match self.free_shapes.pop() {
-            Some(id) => {
-                self.shapes[id as usize] = Some(shape);
-                self.digests[id as usize] = digest;
-                id
-            }
-            None => {
-                self.shapes.push(Some(shape));
-                self.digests.push(digest);
-                (self.shapes.len() - 1) as u32
-            }
-        };
+        let id = place(&mut self.shapes, &mut self.free_shapes, Some(shape));
+        match self.digests.get_mut(id as usize) {
+            Some(slot) => *slot = digest,
+            None => self.digests.push(digest),
+        }
         // A content hash taken by a different shape (a 64-bit collision) leaves this one
         // unshared: correct, only without deduplication.
         self.shape_by_content.entry(content).or_insert(id);
@@ -351,17 +338,7 @@ impl CandidateIndex {
             }
             Some(value) if value & SPILLED != 0 => self.spilled[(value & !SPILLED) as usize].push(shape),
             Some(single) => {
-                let shapes = vec![single, shape];
-                let index = match self.free_spilled.pop() {
-                    Some(index) => {
-                        self.spilled[index as usize] = shapes;
-                        index
-                    }
-                    None => {
-                        self.spilled.push(shapes);
-                        (self.spilled.len() - 1) as u32
-                    }
-                };
+                let index = place(&mut self.spilled, &mut self.free_spilled, vec![single, shape]);
                 self.lanes.insert(key, SPILLED | index);
             }
         }
@@ -481,6 +458,20 @@ impl CandidateIndex {
     /// Repositories of `tenant` with at least one unit stored.
     pub fn repos_of(&self, tenant: u32) -> HashSet<u32> {
         self.units.iter().flatten().filter(|stored| stored.unit.tenant == tenant).map(|stored| stored.unit.repo).collect()
+    }
+}
+
+/// Puts `item` at a freed position of `items` if there is one, else at the end; returns where.
+fn place<T>(items: &mut Vec<T>, free: &mut Vec<u32>, item: T) -> u32 {
+    match free.pop() {
+        Some(index) => {
+            items[index as usize] = item;
+            index
+        }
+        None => {
+            items.push(item);
+            (items.len() - 1) as u32
+        }
     }
 }
 
