@@ -171,8 +171,12 @@ impl Detector<'_> {
             .filter(|(file, _)| self.is_dirty(*file as u32))
             .flat_map(|(file, record)| (0..record.units.len()).map(move |unit| UnitRef { file: file as u32, unit: unit as u32 }))
             .collect();
-        let mut candidates: Vec<(UnitRef, UnitRef)> =
-            dirty_units.par_iter().flat_map_iter(|&unit| self.candidates_of(unit)).collect();
+        let numbering = UnitNumbering::of(self.files);
+        let mut candidates: Vec<(UnitRef, UnitRef)> = dirty_units
+            .par_iter()
+            .map_init(|| BandCounts::new(numbering.len()), |counts, &unit| self.candidates_of(unit, &numbering, counts))
+            .flatten_iter()
+            .collect();
         candidates.par_sort_unstable();
         candidates.dedup();
         tracing::debug!(candidates = candidates.len(), "near-miss candidates");
@@ -191,19 +195,22 @@ impl Detector<'_> {
     /// produced once, by its smaller side. Candidates are ranked by how many bands they
     /// share (an estimate of the sketches' overlap that needs no extra comparison); one
     /// shared band of two rows happens by chance too often to be worth a verification.
-    fn candidates_of(&self, unit: UnitRef) -> Vec<(UnitRef, UnitRef)> {
+    fn candidates_of(&self, unit: UnitRef, numbering: &UnitNumbering, counts: &mut BandCounts) -> Vec<(UnitRef, UnitRef)> {
         let record = self.unit(unit);
-        let mut hits: Vec<UnitRef> = Vec::new();
+        // A unit meets a few hundred others in its buckets: counting them in a dense
+        // array is several times cheaper than sorting the hits to count them.
         for key in fingerprint::band_keys(&record.sketch) {
             if let Some(bucket) = self.index.band_at_most(key, MAX_BUCKET) {
-                hits.extend(bucket.filter(|&other| other != unit && !(self.is_dirty(other.file) && other < unit)));
+                for other in bucket.filter(|&other| other != unit && !(self.is_dirty(other.file) && other < unit)) {
+                    if let Some(number) = numbering.number(self.files, other) {
+                        counts.add(number, other);
+                    }
+                }
             }
         }
-        hits.sort_unstable();
-        let mut ranked: Vec<(usize, UnitRef)> = hits
-            .chunk_by(|x, y| x == y)
-            .filter(|run| run.len() >= MIN_SHARED_BANDS)
-            .map(|run| (run.len(), run[0]))
+        let mut ranked: Vec<(usize, UnitRef)> = counts
+            .drain()
+            .filter(|&(shared, _)| shared >= MIN_SHARED_BANDS)
             .filter(|&(_, other)| !self.nested(unit, other) && self.unit(other).hashes.tc != record.hashes.tc)
             .collect();
         ranked.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
@@ -459,6 +466,61 @@ impl Detector<'_> {
             similarity: 1.0,
             content,
         })
+    }
+}
+
+/// Dense numbers for the units of a file list: the units of file `f` are numbered from
+/// `first[f]` on, in their order in the file record.
+struct UnitNumbering {
+    first: Vec<u32>,
+}
+
+impl UnitNumbering {
+    fn of(files: &[FileRecord]) -> Self {
+        let mut first = Vec::with_capacity(files.len() + 1);
+        let mut next = 0u32;
+        for record in files {
+            first.push(next);
+            next += record.units.len() as u32;
+        }
+        first.push(next);
+        UnitNumbering { first }
+    }
+
+    fn len(&self) -> usize {
+        self.first.last().copied().unwrap_or(0) as usize
+    }
+
+    fn number(&self, files: &[FileRecord], unit: UnitRef) -> Option<usize> {
+        let record = files.get(unit.file as usize)?;
+        ((unit.unit as usize) < record.units.len()).then(|| self.first[unit.file as usize] as usize + unit.unit as usize)
+    }
+}
+
+/// Shared-band counts of the units one unit met, reused from unit to unit: only the
+/// entries touched are read back and cleared.
+struct BandCounts {
+    counts: Vec<u8>,
+    touched: Vec<(usize, UnitRef)>,
+}
+
+impl BandCounts {
+    fn new(units: usize) -> Self {
+        BandCounts { counts: vec![0; units], touched: Vec::new() }
+    }
+
+    fn add(&mut self, number: usize, unit: UnitRef) {
+        let count = &mut self.counts[number];
+        if *count == 0 {
+            self.touched.push((number, unit));
+        }
+        // At most one entry per band: `BAND_COUNT` fits a byte.
+        *count = count.saturating_add(1);
+    }
+
+    /// (shared bands, unit) of every unit met since the last drain, clearing the counts.
+    fn drain(&mut self) -> impl Iterator<Item = (usize, UnitRef)> + '_ {
+        self.touched.drain(..).map(|(number, unit)| (usize::from(std::mem::take(&mut self.counts[number])), unit))
     }
 }
 

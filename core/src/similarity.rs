@@ -8,6 +8,7 @@
 //! only when they are the same name, so two unrelated functions of the same shape do not
 //! look like clones.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -82,39 +83,56 @@ impl NameContext {
     }
 }
 
+/// No slot: the symbol is not in the alphabet of `a`.
+const NO_SLOT: u16 = u16::MAX;
+
+thread_local! {
+    /// Slot of every symbol of the current `a` in its match masks, `NO_SLOT` for all others:
+    /// one load per token of `b` instead of a search. Cleared again after each use.
+    static SLOTS: RefCell<Vec<u16>> = RefCell::new(vec![NO_SLOT; 1 << 16]);
+}
+
 /// Hyyrö's bit-parallel LCS over `a` (one bit per token of `a`), fed the tokens of `b`.
 /// `on_row` sees the bit row after each token of `b`: the number of zero bits among the
 /// first i bits is the LCS of `a[..i]` and the part of `b` consumed so far.
 fn lcs_rows(a: &[u16], b: &[u16], mut on_row: impl FnMut(&[u64])) -> Vec<u64> {
     let words = a.len().div_ceil(64);
-    let mut alphabet: Vec<u16> = a.iter().copied().filter(|&s| s != SYM_BARRIER).collect();
-    alphabet.sort_unstable();
-    alphabet.dedup();
-    let mut match_masks = vec![0u64; alphabet.len() * words];
-    for (position, &sym) in a.iter().enumerate() {
-        if let Ok(slot) = alphabet.binary_search(&sym) {
-            match_masks[slot * words + position / 64] |= 1u64 << (position % 64);
+    SLOTS.with_borrow_mut(|slots| {
+        let mut match_masks: Vec<u64> = Vec::new();
+        for (position, &sym) in a.iter().enumerate() {
+            if sym == SYM_BARRIER {
+                continue;
+            }
+            let mut slot = slots[usize::from(sym)];
+            if slot == NO_SLOT {
+                // Fewer distinct symbols than `NO_SLOT`: the barrier is never given one.
+                slot = (match_masks.len() / words) as u16;
+                slots[usize::from(sym)] = slot;
+                match_masks.resize(match_masks.len() + words, 0);
+            }
+            match_masks[usize::from(slot) * words + position / 64] |= 1u64 << (position % 64);
         }
-    }
-    let zero_row = vec![0u64; words];
-    let mut row = vec![u64::MAX; words];
-    for &sym in b {
-        let mask = match alphabet.binary_search(&sym) {
-            Ok(slot) => &match_masks[slot * words..(slot + 1) * words],
-            Err(_) => &zero_row[..],
-        };
-        let mut carry = 0u64;
-        for (value, &m) in row.iter_mut().zip(mask) {
-            let v = *value;
-            let u = v & m;
-            let (sum, overflow_a) = v.overflowing_add(u);
-            let (sum, overflow_b) = sum.overflowing_add(carry);
-            carry = u64::from(overflow_a || overflow_b);
-            *value = sum | (v & !m);
+        let zero_row = vec![0u64; words];
+        let mut row = vec![u64::MAX; words];
+        for &sym in b {
+            let slot = usize::from(slots[usize::from(sym)]);
+            let mask = if slot == usize::from(NO_SLOT) { &zero_row[..] } else { &match_masks[slot * words..(slot + 1) * words] };
+            let mut carry = 0u64;
+            for (value, &m) in row.iter_mut().zip(mask) {
+                let v = *value;
+                let u = v & m;
+                let (sum, overflow_a) = v.overflowing_add(u);
+                let (sum, overflow_b) = sum.overflowing_add(carry);
+                carry = u64::from(overflow_a || overflow_b);
+                *value = sum | (v & !m);
+            }
+            on_row(&row);
         }
-        on_row(&row);
-    }
-    row
+        for &sym in a {
+            slots[usize::from(sym)] = NO_SLOT;
+        }
+        row
+    })
 }
 
 /// Zero bits among the first `length` bits of a row.
@@ -138,7 +156,9 @@ pub fn lcs_length(a: &[u16], b: &[u16]) -> usize {
 }
 
 /// One longest common subsequence, as matched index pairs in increasing order: the
-/// bit rows are kept and walked back from the end (|a|/64 words per token of b).
+/// bit rows are kept and walked back from the end (|a|/64 words per token of b). Bit
+/// i-1 of row j is set exactly when dropping a[i-1] keeps the LCS of a[..i] and b[..j],
+/// so each step back is one bit test.
 fn lcs_alignment(a: &[u16], b: &[u16]) -> Vec<(usize, usize)> {
     if a.is_empty() || b.is_empty() {
         return Vec::new();
@@ -147,21 +167,21 @@ fn lcs_alignment(a: &[u16], b: &[u16]) -> Vec<(usize, usize)> {
     let mut rows: Vec<u64> = Vec::with_capacity(words * (b.len() + 1));
     rows.extend(std::iter::repeat_n(u64::MAX, words));
     lcs_rows(a, b, |row| rows.extend_from_slice(row));
-    let lcs = |i: usize, j: usize| zeros_in_prefix(&rows[j * words..(j + 1) * words], i);
-    let mut matches = Vec::new();
+    let keeps_lcs_without_a = |i: usize, j: usize| rows[j * words + (i - 1) / 64] >> ((i - 1) % 64) & 1 == 1;
+    let mut remaining = zeros_in_prefix(&rows[b.len() * words..], a.len());
+    let mut matches = Vec::with_capacity(remaining);
     let (mut i, mut j) = (a.len(), b.len());
-    while i > 0 && j > 0 {
-        let here = lcs(i, j);
-        if here == 0 {
-            break;
-        }
-        if a[i - 1] == b[j - 1] && a[i - 1] != SYM_BARRIER && lcs(i - 1, j - 1) + 1 == here {
+    while remaining > 0 {
+        if a[i - 1] == b[j - 1] && a[i - 1] != SYM_BARRIER {
+            // Equal symbols always extend the LCS of the prefixes before them.
             matches.push((i - 1, j - 1));
             i -= 1;
             j -= 1;
-        } else if lcs(i - 1, j) == here {
+            remaining -= 1;
+        } else if keeps_lcs_without_a(i, j) {
             i -= 1;
         } else {
+            // Neither equal nor droppable from a: then dropping b[j-1] keeps the LCS.
             j -= 1;
         }
     }
@@ -303,6 +323,27 @@ mod tests {
                 b[0] = SYM_BARRIER;
             }
             assert_eq!(lcs_length(&a, &b), naive_lcs(&a, &b), "round {round}");
+        }
+    }
+
+    #[test]
+    fn the_alignment_is_a_longest_common_subsequence() {
+        let mut state: u32 = 11;
+        let mut next = || {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (state >> 16) % 5
+        };
+        for round in 0..60 {
+            let a: Vec<u16> = (0..1 + (round * 11) % 170).map(|_| next() as u16).collect();
+            let mut b: Vec<u16> = (0..1 + (round * 5) % 130).map(|_| next() as u16).collect();
+            if round % 4 == 0 {
+                let middle = b.len() / 2;
+                b[middle] = SYM_BARRIER;
+            }
+            let alignment = lcs_alignment(&a, &b);
+            assert_eq!(alignment.len(), naive_lcs(&a, &b), "round {round}");
+            assert!(alignment.iter().all(|&(i, j)| a[i] == b[j] && a[i] != SYM_BARRIER), "round {round}");
+            assert!(alignment.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "round {round}");
         }
     }
 
