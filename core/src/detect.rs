@@ -38,6 +38,13 @@ const MAX_BUCKET: usize = 150;
 const MAX_WINNOW_OCCURRENCES: usize = 24;
 /// LSH bands two units must share before they are verified.
 const MIN_SHARED_BANDS: usize = 3;
+/// Most work items in one rayon job. Costs are skewed (a few huge units or file pairs),
+/// and rayon's default splitting can leave one thread a long run of them that no idle
+/// thread may steal; small jobs keep both busy to the end. Candidate jobs are larger since
+/// each starts a fresh counting array.
+const CANDIDATE_JOB_UNITS: usize = 256;
+const VERIFICATION_JOB_PAIRS: usize = 64;
+const BLOCK_JOB_FILE_PAIRS: usize = 16;
 
 pub struct Detector<'a> {
     pub files: &'a [FileRecord],
@@ -174,6 +181,7 @@ impl Detector<'_> {
         let numbering = UnitNumbering::of(self.files);
         let mut candidates: Vec<(UnitRef, UnitRef)> = dirty_units
             .par_iter()
+            .with_max_len(CANDIDATE_JOB_UNITS)
             .map_init(|| BandCounts::new(numbering.len()), |counts, &unit| self.candidates_of(unit, &numbering, counts))
             .flatten_iter()
             .collect();
@@ -182,6 +190,7 @@ impl Detector<'_> {
         tracing::debug!(candidates = candidates.len(), "near-miss candidates");
         candidates
             .par_iter()
+            .with_max_len(VERIFICATION_JOB_PAIRS)
             .filter_map(|&(a, b)| {
                 if exact.contains(&(a, b)) || exact.contains(&(b, a)) {
                     return None;
@@ -336,6 +345,7 @@ impl Detector<'_> {
         seeds.dedup();
         let runs: Vec<&[Seed]> = seeds.chunk_by(|x, y| x.0 == y.0).collect();
         runs.par_iter()
+            .with_max_len(BLOCK_JOB_FILE_PAIRS)
             .flat_map_iter(|run| {
                 let positions: Vec<(u32, u32)> = run.iter().map(|seed| seed.1).collect();
                 self.extend_seeds(run[0].0.0, run[0].0.1, &positions)
