@@ -307,41 +307,39 @@ mod tests {
         table[a.len()][b.len()]
     }
 
+    /// Sixty pseudo-random pairs of symbol runs over a small alphabet (so they share much),
+    /// every fourth with a barrier inside `b`.
+    fn random_runs(seed: u32, alphabet: u32) -> Vec<(Vec<u16>, Vec<u16>)> {
+        let mut state = seed;
+        let mut next = move || {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            ((state >> 16) % alphabet) as u16
+        };
+        (0..60)
+            .map(|round| {
+                let a: Vec<u16> = (0..1 + (round * 7) % 150).map(|_| next()).collect();
+                let mut b: Vec<u16> = (0..1 + (round * 13) % 140).map(|_| next()).collect();
+                if round % 4 == 0 {
+                    let middle = b.len() / 2;
+                    b[middle] = SYM_BARRIER;
+                }
+                (a, b)
+            })
+            .collect()
+    }
+
     #[test]
     fn bit_parallel_lcs_matches_the_textbook_dynamic_programme() {
-        let mut state: u32 = 7;
-        let mut next = || {
-            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            (state >> 16) % 6
-        };
-        for round in 0..60 {
-            let len_a = 1 + (round * 7) % 150;
-            let len_b = 1 + (round * 13) % 140;
-            let a: Vec<u16> = (0..len_a).map(|_| next() as u16).collect();
-            let mut b: Vec<u16> = (0..len_b).map(|_| next() as u16).collect();
-            if round % 5 == 0 {
-                b[0] = SYM_BARRIER;
-            }
-            assert_eq!(lcs_length(&a, &b), naive_lcs(&a, &b), "round {round}");
+        for (round, (a, b)) in random_runs(7, 6).iter().enumerate() {
+            assert_eq!(lcs_length(a, b), naive_lcs(a, b), "round {round}");
         }
     }
 
     #[test]
     fn the_alignment_is_a_longest_common_subsequence() {
-        let mut state: u32 = 11;
-        let mut next = || {
-            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            (state >> 16) % 5
-        };
-        for round in 0..60 {
-            let a: Vec<u16> = (0..1 + (round * 11) % 170).map(|_| next() as u16).collect();
-            let mut b: Vec<u16> = (0..1 + (round * 5) % 130).map(|_| next() as u16).collect();
-            if round % 4 == 0 {
-                let middle = b.len() / 2;
-                b[middle] = SYM_BARRIER;
-            }
-            let alignment = lcs_alignment(&a, &b);
-            assert_eq!(alignment.len(), naive_lcs(&a, &b), "round {round}");
+        for (round, (a, b)) in random_runs(11, 5).iter().enumerate() {
+            let alignment = lcs_alignment(a, b);
+            assert_eq!(alignment.len(), naive_lcs(a, b), "round {round}");
             assert!(alignment.iter().all(|&(i, j)| a[i] == b[j] && a[i] != SYM_BARRIER), "round {round}");
             assert!(alignment.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "round {round}");
         }
