@@ -2,11 +2,11 @@
 //!
 //! Two steps: a bit-parallel LCS over normalised symbols (Hyyrö's algorithm, |a|/64 word
 //! operations per token of b) bounds the similarity from above and rejects most candidates
-//! cheaply; survivors are aligned (Myers diff) and scored on evidence of copying: local
-//! identifiers count as matching only when they follow one consistent renaming, and the
-//! names the code uses but does not bind (called functions, attributes, fields, methods)
-//! only when they are the same name, so two unrelated functions of the same shape do not
-//! look like clones.
+//! cheaply; survivors are aligned (one LCS, walked back through the kept bit rows) and
+//! scored on evidence of copying: local identifiers count as matching only when they follow
+//! one consistent renaming, and the names the code uses but does not bind (called
+//! functions, attributes, fields, methods) only when they are the same name, so two
+//! unrelated functions of the same shape do not look like clones.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
