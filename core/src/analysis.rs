@@ -268,7 +268,7 @@ impl<'a> Walker<'a> {
             let parent = self.open_units.last().map(|open| open.unit);
             self.units.push(Unit {
                 name: unit_name(node, self.source),
-                kind: node.kind(),
+                kind: self.spec.grammar.node_kind_for_id(kind_id).unwrap_or("unit"),
                 start_line: node.start_position().row as u32 + 1,
                 end_line: end_row(node) + 1,
                 start_byte: node.start_byte() as u32,
