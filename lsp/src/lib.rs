@@ -2,6 +2,7 @@
 //! language server. This crate turns engine results into reports and protocol answers;
 //! all analysis lives in `periodic-core`.
 
+pub mod answers;
 pub mod cli;
 pub mod commands;
 pub mod edge_sync;

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use crate::answers::{self, PatternFilter, Snapshot};
 use crate::cli::{ListFormat, PatternsArgs};
 use crate::report;
 
@@ -11,16 +12,16 @@ pub fn run(args: PatternsArgs) -> anyhow::Result<u8> {
     }
     let config = super::load_config(&args.path, &args.detection)?;
     let outcome = super::run_scan(&args.path, config, &args.detection, true)?;
-    let mut built = report::build(&outcome);
-    built.patterns.truncate(args.top);
+    let snapshot = Snapshot::of_scan(&outcome);
+    let patterns: Vec<report::Pattern> = answers::patterns(&snapshot, &PatternFilter::default(), args.top).iter().map(report::pattern_of).collect();
     let mut out = std::io::stdout().lock();
     match args.format {
-        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&built.patterns)?)?,
+        ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&patterns)?)?,
         ListFormat::Text => {
-            if built.patterns.is_empty() {
+            if patterns.is_empty() {
                 writeln!(out, "no patterns: no duplicated code found")?;
             }
-            for pattern in &built.patterns {
+            for pattern in &patterns {
                 writeln!(
                     out,
                     "{:<11} {:<32} {:>3} members {:>6} lines  {} {:.0}%  {}",

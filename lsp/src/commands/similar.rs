@@ -1,4 +1,5 @@
-//! `periodic similar FILE:LINE`: the clones of the function (or block) at a line.
+//! `periodic similar FILE:LINE`: the clones of the function (or block) at a line, asked of
+//! the answers layer like the language server's `periodic/similar`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -6,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::answers::{self, Snapshot};
 use crate::cli::{ListFormat, SimilarArgs};
 use crate::report;
 
@@ -56,61 +58,28 @@ pub fn run(args: SimilarArgs) -> anyhow::Result<u8> {
     let relative = periodic_core::walk::relative_path(&absolute_root, &absolute_file);
     let config = super::load_config(&root, &args.detection)?;
     let outcome = super::run_scan(&root, config, &args.detection, true)?;
-    let report = report::build(&outcome);
-    let Some(file_index) = outcome.files.iter().position(|f| f.path == relative) else {
+    let snapshot = Snapshot::of_scan(&outcome);
+    let Some(slot) = snapshot.slot(&relative) else {
         anyhow::bail!("{relative}: not scanned under {} (unknown language, excluded or skipped)", root.display());
     };
-    let line_count = outcome.files[file_index].lines;
+    let line_count = snapshot.file(slot).map_or(0, |file| file.lines);
     if line > line_count {
         anyhow::bail!("{relative}:{line}: the file has {line_count} lines");
     }
-    // The innermost unit at the line, else any clone instance covering it.
-    let unit = outcome.files[file_index]
-        .units
-        .iter()
-        .enumerate()
-        .filter(|(_, u)| u.start_line <= line && line <= u.end_line)
-        .min_by_key(|(_, u)| u.end_line - u.start_line)
-        .map(|(index, _)| index as u32);
-    let mut similar: Vec<SimilarEntry> = Vec::new();
-    let mut target: Option<report::Location> = None;
-    for (pair, shown) in outcome.pairs.iter().zip(&report.pairs) {
-        let sides = [(&pair.a, &shown.a, &shown.b), (&pair.b, &shown.b, &shown.a)];
-        for (mine, mine_shown, other_shown) in sides {
-            let here = mine.file as usize == file_index
-                && match unit {
-                    Some(unit) => mine.unit == Some(unit),
-                    None => mine.start_line <= line && line <= mine.end_line,
-                };
-            if here {
-                target.get_or_insert_with(|| mine_shown.clone());
-                similar.push(SimilarEntry {
-                    location: other_shown.clone(),
-                    kind: shown.kind.clone(),
-                    similarity: shown.similarity,
-                    pattern: shown.pattern.clone(),
-                });
-            }
-        }
-    }
-    if target.is_none()
-        && let Some(unit) = unit
-    {
-        let record = &outcome.files[file_index];
-        let shown = &record.units[unit as usize];
-        target = Some(report::Location {
-            path: record.path.clone(),
-            start_line: shown.start_line,
-            end_line: shown.end_line,
-            name: shown.name.clone(),
-            unit: "function".to_string(),
-            language: record.language.family().to_string(),
-        });
-    }
-    similar.sort_by(|x, y| y.similarity.total_cmp(&x.similarity).then(x.location.cmp(&y.location)));
-    similar.dedup_by(|x, y| x.location == y.location);
-    similar.truncate(args.top);
-    let answer = SimilarAnswer { unit: target, similar };
+    let found = answers::similar_at(&snapshot, slot, line, |_| true, args.top);
+    let answer = SimilarAnswer {
+        unit: found.subject.as_ref().map(report::location_of),
+        similar: found
+            .similar
+            .iter()
+            .map(|code| SimilarEntry {
+                location: report::location_of(&code.place),
+                kind: code.kind.as_str().to_string(),
+                similarity: report::round(code.similarity),
+                pattern: code.pattern.as_ref().map(|pattern| pattern.id.clone()).unwrap_or_default(),
+            })
+            .collect(),
+    };
     let mut out = std::io::stdout().lock();
     match args.format {
         ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&answer)?)?,
@@ -120,7 +89,7 @@ pub fn run(args: SimilarArgs) -> anyhow::Result<u8> {
                 _ => {}
             }
             if answer.similar.is_empty() {
-                let what = if unit.is_some() { "no similar code found" } else { "no function or duplicated block at this line" };
+                let what = if answer.unit.is_some() { "no similar code found" } else { "no function or duplicated block at this line" };
                 writeln!(out, "{relative}:{line}: {what}")?;
             }
             for entry in &answer.similar {
@@ -130,7 +99,7 @@ pub fn run(args: SimilarArgs) -> anyhow::Result<u8> {
                     entry.location.path,
                     entry.location.start_line,
                     entry.location.end_line,
-                    if entry.location.name.is_empty() { "(block)" } else { &entry.location.name },
+                    if entry.location.unit == "block" { "(block)" } else { &entry.location.name },
                     entry.kind,
                     entry.similarity * 100.0,
                     entry.pattern

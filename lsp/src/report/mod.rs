@@ -12,6 +12,7 @@ use std::path::Path;
 use periodic_core::{Instance, ScanOutcome};
 use serde::{Deserialize, Serialize};
 
+use crate::answers::{PatternAnswer, Place};
 use crate::cli::Format;
 
 /// Bumped when a field changes meaning or disappears; adding fields keeps the version.
@@ -199,8 +200,36 @@ pub fn build(outcome: &ScanOutcome) -> Report {
     Report { version: REPORT_FORMAT_VERSION.to_string(), tool_version: env!("CARGO_PKG_VERSION").to_string(), stats, patterns, pairs }
 }
 
+/// A place in an answer, as reports show it.
+pub fn location_of(place: &Place) -> Location {
+    Location {
+        path: place.path.clone(),
+        start_line: place.start_line,
+        end_line: place.end_line,
+        name: place.display_name().to_string(),
+        unit: if place.is_block() { "block".to_string() } else { "function".to_string() },
+        language: place.language.family().to_string(),
+    }
+}
+
+/// A pattern answer, as reports show it.
+pub fn pattern_of(pattern: &PatternAnswer) -> Pattern {
+    Pattern {
+        id: pattern.id.clone(),
+        name: pattern.name.clone(),
+        auto_name: pattern.auto_name.clone(),
+        user_name: pattern.user_name.clone(),
+        note: pattern.note.clone(),
+        kind: pattern.kind.as_str().to_string(),
+        similarity: round(pattern.similarity),
+        languages: pattern.languages.clone(),
+        duplicated_lines: pattern.duplicated_lines,
+        members: pattern.members.iter().map(|member| location_of(&member.place)).collect(),
+    }
+}
+
 /// Four decimals are plenty for a similarity or a percentage and keep reports diffable.
-fn round(value: f64) -> f64 {
+pub fn round(value: f64) -> f64 {
     (value * 10_000.0).round() / 10_000.0
 }
 

@@ -1,21 +1,26 @@
 //! `periodic lsp`: the language server, over stdio. Standard output carries only the
 //! protocol; logs go to standard error.
 //!
-//! `backend` holds the protocol handlers, `workspace` the engine state of each folder and
-//! the snapshots requests read, `answers` turns snapshots into LSP answers, `document` keeps
-//! open documents (rope + incrementally edited syntax tree), `position` converts positions
-//! in the negotiated encoding, `settings` reads the editor's options, `watch` reports file
-//! changes made outside the editor.
+//! `backend` holds the server's state and dispatches each request to its handler in
+//! `handlers/`; `scheduling`, `indexing` and `team` hold the work handlers start; the
+//! questions themselves are answered by `crate::answers` and converted by `to_proto`.
+//! `document` keeps open documents (rope + incrementally edited syntax tree), `position`
+//! converts positions in the negotiated encoding, `settings` reads the editor's options,
+//! `capabilities` negotiates, `watch` reports file changes made outside the editor.
 
-mod answers;
 mod backend;
+mod capabilities;
 mod document;
 mod framing;
+mod handlers;
+mod indexing;
 mod memory;
 mod position;
+mod scheduling;
 mod settings;
+mod team;
+mod to_proto;
 mod watch;
-mod workspace;
 
 use tokio::io::AsyncWriteExt;
 use tower_lsp_server::{LspService, Server};

@@ -1,4 +1,5 @@
-//! One workspace folder: its engine state and the snapshots requests read.
+//! One workspace folder: its engine state and the snapshots every question is answered
+//! from (by the language server, the MCP server and the command line alike).
 //!
 //! The [`Engine`] (live candidate index, every clone pair, pattern labels) is changed only
 //! in blocking tasks, one at a time, under a mutex. After each change it publishes an
@@ -16,10 +17,9 @@ use periodic_core::analysis::Analysis;
 use periodic_core::config::ConfigError;
 use periodic_core::live::LiveIndex;
 use periodic_core::pattern::{self, PatternLabel};
-use periodic_core::scan::{self, ScanOptions, ScanProgress};
+use periodic_core::scan::{self, ScanOptions, ScanOutcome, ScanProgress};
 use periodic_core::{ClonePair, Config, FileRecord, Instance, Language, Pattern};
 
-use super::settings::Settings;
 use crate::edge_sync::{EdgeSync, Organisation, UnitMatch};
 
 /// What a request needs to know about a unit.
@@ -35,6 +35,8 @@ pub struct UnitView {
 pub struct FileView {
     /// Relative to the workspace root, `/`-separated.
     pub path: String,
+    pub language: Language,
+    pub lines: u32,
     pub units: Vec<UnitView>,
 }
 
@@ -42,6 +44,8 @@ impl FileView {
     fn of(record: &FileRecord) -> FileView {
         FileView {
             path: record.path.clone(),
+            language: record.language,
+            lines: record.lines,
             units: record
                 .units
                 .iter()
@@ -104,6 +108,41 @@ impl Snapshot {
         let unit = instance.unit?;
         self.file(instance.file)?.units.get(unit as usize).map(|unit| unit.name.as_str())
     }
+}
+
+impl Snapshot {
+    /// The results of a one-off scan as a snapshot, for front ends that answer one
+    /// question and exit (the command line): no live index is built.
+    pub fn of_scan(outcome: &ScanOutcome) -> Snapshot {
+        let mut pattern_of_pair = vec![u32::MAX; outcome.pairs.len()];
+        for (index, pattern) in outcome.patterns.iter().enumerate() {
+            for &pair in &pattern.pairs {
+                pattern_of_pair[pair] = index as u32;
+            }
+        }
+        Snapshot {
+            files: outcome.files.iter().map(|file| Arc::new(FileView::of(file))).collect(),
+            slots: Arc::new(outcome.files.iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect()),
+            pairs: Arc::new(outcome.pairs.clone()),
+            pairs_by_slot: Arc::new(pairs_by_slot(&outcome.pairs)),
+            patterns: Arc::new(outcome.patterns.clone()),
+            pattern_of_pair: Arc::new(pattern_of_pair),
+            versions: Arc::default(),
+            team: Arc::default(),
+        }
+    }
+}
+
+/// Pair indices per file slot (a pair within one file is listed once).
+fn pairs_by_slot(pairs: &[ClonePair]) -> HashMap<u32, Vec<u32>> {
+    let mut by_slot: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (index, pair) in pairs.iter().enumerate() {
+        by_slot.entry(pair.a.file).or_default().push(index as u32);
+        if pair.b.file != pair.a.file {
+            by_slot.entry(pair.b.file).or_default().push(index as u32);
+        }
+    }
+    by_slot
 }
 
 /// The mutable engine state of a workspace.
@@ -303,18 +342,11 @@ impl Engine {
                 *slot = self.pattern_by_content.get(&pair.content).copied().unwrap_or(u32::MAX);
             }
         }
-        let mut pairs_by_slot: HashMap<u32, Vec<u32>> = HashMap::new();
-        for (index, pair) in self.pairs.iter().enumerate() {
-            pairs_by_slot.entry(pair.a.file).or_default().push(index as u32);
-            if pair.b.file != pair.a.file {
-                pairs_by_slot.entry(pair.b.file).or_default().push(index as u32);
-            }
-        }
         Snapshot {
             files: self.views.clone(),
             slots: self.slots.clone(),
             pairs: Arc::new(self.pairs.clone()),
-            pairs_by_slot: Arc::new(pairs_by_slot),
+            pairs_by_slot: Arc::new(pairs_by_slot(&self.pairs)),
             patterns: self.patterns.clone(),
             pattern_of_pair: Arc::new(pattern_of_pair),
             versions: Arc::new(self.versions.clone()),
@@ -392,10 +424,11 @@ impl Workspace {
         Ok(())
     }
 
-    /// The project's configuration with the editor's overrides.
-    pub fn effective_config(&self, settings: &Settings) -> Config {
+    /// The project's configuration with a front end's overrides (editor settings,
+    /// command-line thresholds) applied.
+    pub fn effective_config(&self, overrides: impl FnOnce(&mut Config)) -> Config {
         let mut config = lock(&self.project_config).clone();
-        settings.apply_to(&mut config);
+        overrides(&mut config);
         config
     }
 
@@ -437,7 +470,7 @@ impl Workspace {
         // The team gets the files as on disk; editor text follows as it is analysed.
         edge.record_snapshot(engine.files());
         for document in open() {
-            let (analysis, _) = super::document::parse_and_analyze(document.language, &document.text, None);
+            let analysis = periodic_core::analysis::analyze(document.language, &document.text);
             engine.apply_analysis(&document.path, document.language, &document.text, analysis, Some(document.version));
             if let Some(record) = engine.record(&document.path) {
                 edge.record_files(std::slice::from_ref(record), &[]);

@@ -1,12 +1,11 @@
-//! Turning a workspace [`Snapshot`] into LSP answers: diagnostics, hover, code lenses, code
+//! Converting answers (`crate::answers`) into LSP: diagnostics, hover, code lenses, code
 //! actions, workspace symbols and the `periodic/*` custom answers. Pure functions of the
-//! snapshot and the document text: no locks, no I/O except reading the closest copy's
-//! lines for the hover diff.
+//! snapshot, the answers and the document text: no locks, no I/O. Positions are converted
+//! here and in `position`, nowhere else.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use periodic_core::{ClonePair, CloneKind, Instance, Language, Pattern};
+use periodic_core::{Instance, Language, Pattern};
 use ropey::Rope;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -16,7 +15,8 @@ use tower_lsp_server::ls_types::{
 };
 
 use super::position::{Encoding, line_end, line_start_of_text};
-use super::workspace::{Snapshot, TeamCopies};
+use crate::answers::workspace::{Snapshot, TeamCopies};
+use crate::answers::{Copy, Group, PatternAnswer, Place, SimilarAt, SimilarCode, text::line_diff};
 use crate::edge_sync::UnitMatch;
 
 pub const SOURCE: &str = "periodic";
@@ -28,69 +28,6 @@ pub const NAME_PATTERN: &str = "periodic.namePattern";
 const HOVER_COPIES: usize = 5;
 /// Longest diff shown in a hover, in lines.
 const HOVER_DIFF_LINES: usize = 40;
-
-/// Another place with the same or similar code.
-#[derive(Clone, Copy, Debug)]
-pub struct Copy {
-    pub instance: Instance,
-    pub kind: CloneKind,
-    pub similarity: f64,
-    pub pair: u32,
-}
-
-/// One place in a file that has clones, with its copies, most similar first.
-#[derive(Clone, Debug)]
-pub struct Group {
-    pub local: Instance,
-    pub copies: Vec<Copy>,
-}
-
-impl Group {
-    pub fn best(&self) -> Option<&Copy> {
-        self.copies.first()
-    }
-
-    fn lines(&self) -> u32 {
-        self.local.end_line - self.local.start_line
-    }
-
-    fn contains_line(&self, line: u32) -> bool {
-        self.local.start_line <= line && line <= self.local.end_line
-    }
-}
-
-/// The places in file `slot` that have clones, in line order. `shown` filters by kind.
-pub fn groups(snapshot: &Snapshot, slot: u32, shown: impl Fn(CloneKind) -> bool) -> Vec<Group> {
-    let mut by_local: BTreeMap<(u32, u32, u32, Option<u32>), Group> = BTreeMap::new();
-    let mut add = |local: Instance, other: Instance, pair: &ClonePair, index: u32| {
-        let key = (local.start_line, local.token_start, local.token_end, local.unit);
-        let group = by_local.entry(key).or_insert_with(|| Group { local, copies: Vec::new() });
-        group.copies.push(Copy { instance: other, kind: pair.kind, similarity: pair.similarity, pair: index });
-    };
-    for (index, pair) in snapshot.pairs_of(slot) {
-        if !shown(pair.kind) {
-            continue;
-        }
-        if pair.a.file == slot {
-            add(pair.a, pair.b, pair, index);
-        }
-        if pair.b.file == slot {
-            add(pair.b, pair.a, pair, index);
-        }
-    }
-    let mut groups: Vec<Group> = by_local.into_values().collect();
-    for group in &mut groups {
-        group.copies.sort_by(|x, y| {
-            y.similarity.total_cmp(&x.similarity).then(x.instance.file.cmp(&y.instance.file)).then(x.instance.start_line.cmp(&y.instance.start_line))
-        });
-    }
-    groups
-}
-
-/// The innermost group containing 1-based `line`.
-pub fn group_at(groups: &[Group], line: u32) -> Option<&Group> {
-    groups.iter().filter(|group| group.contains_line(line)).min_by_key(|group| group.lines())
-}
 
 /// How a workspace's files are addressed in answers.
 pub struct Addresses<'a> {
@@ -107,6 +44,11 @@ impl Addresses<'_> {
     /// line after its last, which needs no knowledge of the other file's text.
     pub fn location(&self, snapshot: &Snapshot, instance: &Instance) -> Option<Location> {
         Some(Location { uri: self.uri(snapshot, instance.file)?, range: whole_lines(instance.start_line, instance.end_line) })
+    }
+
+    /// Whole lines of a place in an answer.
+    pub fn place_location(&self, place: &Place) -> Option<Location> {
+        Some(Location { uri: Uri::from_file_path(self.root.join(&place.path))?, range: whole_lines(place.start_line, place.end_line) })
     }
 }
 
@@ -315,65 +257,6 @@ pub fn team_markdown(copies: &TeamCopies) -> String {
     out
 }
 
-/// A unified-style diff of two short line lists (LCS), cut at `limit` lines.
-pub fn line_diff(ours: &[&str], theirs: &[&str], limit: usize) -> String {
-    // Long units are cut before diffing: the hover shows the start of the difference.
-    let ours = &ours[..ours.len().min(400)];
-    let theirs = &theirs[..theirs.len().min(400)];
-    let (n, m) = (ours.len(), theirs.len());
-    let mut common = vec![vec![0u16; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            common[i][j] = if ours[i].trim() == theirs[j].trim() { common[i + 1][j + 1] + 1 } else { common[i + 1][j].max(common[i][j + 1]) };
-        }
-    }
-    // Walk the table; changed lines are collected per hunk and printed pairwise (each line
-    // here next to its counterpart there), which reads well for renamed copies.
-    let mut out = Vec::new();
-    let (mut removed, mut added): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
-    let flush = |out: &mut Vec<String>, removed: &mut Vec<&str>, added: &mut Vec<&str>| {
-        for index in 0..removed.len().max(added.len()) {
-            if let Some(line) = removed.get(index) {
-                out.push(format!("-{line}"));
-            }
-            if let Some(line) = added.get(index) {
-                out.push(format!("+{line}"));
-            }
-        }
-        removed.clear();
-        added.clear();
-    };
-    let (mut i, mut j) = (0, 0);
-    while i < n || j < m {
-        if i < n && j < m && ours[i].trim() == theirs[j].trim() {
-            flush(&mut out, &mut removed, &mut added);
-            out.push(format!(" {}", ours[i]));
-            i += 1;
-            j += 1;
-        } else if i < n && (j == m || common[i + 1][j] >= common[i][j + 1]) {
-            removed.push(ours[i]);
-            i += 1;
-        } else {
-            added.push(theirs[j]);
-            j += 1;
-        }
-    }
-    flush(&mut out, &mut removed, &mut added);
-    let total = out.len();
-    let mut text: String = out.into_iter().take(limit).map(|line| line + "\n").collect();
-    if total > limit {
-        text.push_str(&format!("… {} more lines\n", total - limit));
-    }
-    text
-}
-
-/// Lines `start..=end` (1-based) of a file on disk.
-pub fn read_lines(path: &Path, start: u32, end: u32) -> Option<String> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let lines: Vec<&str> = text.lines().skip(start.saturating_sub(1) as usize).take((end + 1).saturating_sub(start) as usize).collect();
-    Some(lines.join("\n"))
-}
-
 /// Where a code lens points and what it resolves from.
 #[derive(Serialize, Deserialize, Debug, Clone)]
 pub struct LensData {
@@ -505,15 +388,11 @@ pub struct PatternEntry {
     pub members: Vec<PatternMember>,
 }
 
-pub fn pattern_matches(pattern: &Pattern, query: &str) -> bool {
-    let query = query.trim().to_lowercase();
-    query.is_empty() || pattern.name().to_lowercase().contains(&query) || pattern.id.to_lowercase().contains(&query)
-}
-
-pub fn pattern_entry(snapshot: &Snapshot, pattern: &Pattern, addresses: &Addresses<'_>) -> PatternEntry {
+/// A pattern answer as `periodic/patterns` lists it.
+pub fn pattern_entry(pattern: &PatternAnswer, addresses: &Addresses<'_>) -> PatternEntry {
     PatternEntry {
         id: pattern.id.clone(),
-        name: pattern.name().to_string(),
+        name: pattern.name.clone(),
         kind: pattern.kind.as_str().to_string(),
         similarity: pattern.similarity,
         member_count: pattern.members.len(),
@@ -523,8 +402,8 @@ pub fn pattern_entry(snapshot: &Snapshot, pattern: &Pattern, addresses: &Address
             .members
             .iter()
             .filter_map(|member| {
-                let location = addresses.location(snapshot, member)?;
-                Some(PatternMember { uri: location.uri, range: location.range, name: snapshot.instance_name(member).unwrap_or("").to_string() })
+                let location = addresses.place_location(&member.place)?;
+                Some(PatternMember { uri: location.uri, range: location.range, name: member.place.unit.clone().unwrap_or_default() })
             })
             .collect(),
     }
@@ -532,7 +411,7 @@ pub fn pattern_entry(snapshot: &Snapshot, pattern: &Pattern, addresses: &Address
 
 pub fn workspace_symbols(snapshot: &Snapshot, query: &str, addresses: &Addresses<'_>, limit: usize) -> Vec<WorkspaceSymbol> {
     let mut symbols = Vec::new();
-    for pattern in snapshot.patterns.iter().filter(|pattern| pattern_matches(pattern, query)) {
+    for pattern in snapshot.patterns.iter().filter(|pattern| crate::answers::matches_text(pattern, query)) {
         for member in &pattern.members {
             if symbols.len() >= limit {
                 return symbols;
@@ -578,23 +457,26 @@ pub struct SimilarAnswer {
     pub similar: Vec<SimilarEntry>,
 }
 
-pub fn similar_entries(snapshot: &Snapshot, group: &Group, addresses: &Addresses<'_>) -> Vec<SimilarEntry> {
-    group
-        .copies
-        .iter()
-        .filter_map(|copy| {
-            let location = addresses.location(snapshot, &copy.instance)?;
-            Some(SimilarEntry {
-                uri: location.uri,
-                range: location.range,
-                name: snapshot.instance_name(&copy.instance).unwrap_or("").to_string(),
-                similarity: copy.similarity,
-                kind: copy.kind.as_str().to_string(),
-                pattern: snapshot.pattern_of(copy.pair).map(|pattern| pattern.id.clone()).unwrap_or_default(),
-                repo: None,
-            })
-        })
-        .collect()
+fn similar_entry(code: &SimilarCode, addresses: &Addresses<'_>) -> Option<SimilarEntry> {
+    let location = addresses.place_location(&code.place)?;
+    Some(SimilarEntry {
+        uri: location.uri,
+        range: location.range,
+        name: code.place.unit.clone().unwrap_or_default(),
+        similarity: code.similarity,
+        kind: code.kind.as_str().to_string(),
+        pattern: code.pattern.as_ref().map(|pattern| pattern.id.clone()).unwrap_or_default(),
+        repo: None,
+    })
+}
+
+/// The `periodic/similar` answer: the unit (or block) at the position, its copies here,
+/// then its copies in the team's other repositories.
+pub fn similar_answer(answer: &SimilarAt, addresses: &Addresses<'_>) -> SimilarAnswer {
+    let unit = answer.subject.as_ref().map(|place| UnitEntry { name: place.unit.clone().unwrap_or_default(), range: whole_lines(place.start_line, place.end_line) });
+    let mut similar: Vec<SimilarEntry> = answer.similar.iter().filter_map(|code| similar_entry(code, addresses)).collect();
+    similar.extend(answer.team.iter().map(team_entry));
+    SimilarAnswer { unit, similar }
 }
 
 /// A copy in another repository of the team, as `periodic/similar` lists it. Its `uri`
@@ -616,29 +498,5 @@ pub fn team_entry(found: &UnitMatch) -> SimilarEntry {
         kind: if found.exact { "T2".to_string() } else { "T3".to_string() },
         pattern: found.pattern_id.clone(),
         repo: Some(found.repo.clone()),
-    }
-}
-
-/// The innermost unit of file `slot` containing 1-based `line`, for answers about code
-/// that has no clones.
-pub fn unit_at(snapshot: &Snapshot, slot: u32, line: u32) -> Option<UnitEntry> {
-    let file = snapshot.file(slot)?;
-    file.units
-        .iter()
-        .filter(|unit| unit.start_line <= line && line <= unit.end_line)
-        .min_by_key(|unit| unit.end_line - unit.start_line)
-        .map(|unit| UnitEntry { name: unit.name.clone(), range: whole_lines(unit.start_line, unit.end_line) })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_line_diff_marks_changed_lines_only() {
-        let diff = line_diff(&["a", "b", "c"], &["a", "x", "c"], 10);
-        assert_eq!(diff, " a\n-b\n+x\n c\n");
-        assert_eq!(line_diff(&["p", "q"], &["r", "s"], 10), "-p\n+r\n-q\n+s\n", "changed lines pair up");
-        assert!(line_diff(&["a"; 30], &["b"; 30], 5).ends_with("… 55 more lines\n"));
     }
 }

@@ -1,0 +1,187 @@
+//! The answers layer on its own: a fixture of several files (`//- /path` headers), scanned
+//! without an index, and each question's answer rendered as stable text.
+
+use std::fmt::Write;
+
+use expect_test::{Expect, expect};
+use periodic_core::config::DetectionSettings;
+use periodic_core::{Config, ScanOptions};
+
+use super::*;
+
+const FIXTURE: &str = r#"
+//- /src/orders.py
+def summarize_orders(orders, tax_rate):
+    total = 0
+    count = 0
+    for order in orders:
+        if order.status == "paid":
+            total += order.amount * (1 + tax_rate)
+            count += 1
+    average = total / count if count else 0
+    return {"total": round(total, 2), "count": count, "average": average}
+//- /src/invoices.py
+def collect_invoices(invoices, vat):
+    acc = 0
+    n = 0
+    for invoice in invoices:
+        if invoice.status == "settled":
+            acc += invoice.amount * (1 + vat)
+            n += 1
+    mean = acc / n if n else 0
+    return {"total": round(acc, 3), "count": n, "average": mean}
+//- /lib/refunds.py
+def summarize_refunds(refunds, tax_rate):
+    total = 0
+    count = 0
+    for refund in refunds:
+        if refund.status == "paid":
+            total += refund.amount * (1 + tax_rate)
+            count += 1
+            audit(refund)
+    average = total / count if count else 0
+    return {"total": round(total, 2), "count": count, "average": average}
+//- /src/rows.py
+def render_rows(rows, width):
+    lines = []
+    for row in rows:
+        if row.visible:
+            cells = [str(cell).ljust(width) for cell in row.cells]
+            lines.append(" | ".join(cells))
+    header = "-" * (width * len(lines))
+    return "\n".join([header] + lines + [header])
+"#;
+
+/// Writes the fixture's files under a temporary folder and scans it.
+fn snapshot_of(fixture: &str) -> (tempfile::TempDir, Snapshot) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in fixture.split("//- /").skip(1) {
+        let (path, text) = file.split_once('\n').expect("a path line");
+        let path = dir.path().join(path.trim());
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    let config = Config { detection: DetectionSettings { min_lines: 5, min_tokens: 30, ..DetectionSettings::default() }, ..Config::default() };
+    let outcome = periodic_core::scan(ScanOptions { root: dir.path().to_path_buf(), config, use_index: false, progress: None }).expect("scan");
+    let snapshot = Snapshot::of_scan(&outcome);
+    (dir, snapshot)
+}
+
+fn place(place: &Place) -> String {
+    let name = if place.is_block() { format!("block in {}", place.display_name()) } else { place.display_name().to_string() };
+    format!("{}:{}-{} {name} ({})", place.path, place.start_line, place.end_line, place.language.family())
+}
+
+fn check_similar(path: &str, line: u32, expect: Expect) {
+    let (_dir, snapshot) = snapshot_of(FIXTURE);
+    let slot = snapshot.slot(path).expect("scanned");
+    let answer = similar_at(&snapshot, slot, line, |_| true, 10);
+    let mut text = String::new();
+    match &answer.subject {
+        Some(subject) => writeln!(text, "subject {}", place(subject)).ok(),
+        None => writeln!(text, "no subject").ok(),
+    };
+    for code in &answer.similar {
+        let pattern = code.pattern.as_ref().map_or("-".to_string(), |pattern| pattern.name.clone());
+        writeln!(text, "{} {} {:.2} {pattern}", place(&code.place), code.kind.as_str(), code.similarity).ok();
+    }
+    expect.assert_eq(&text);
+}
+
+fn check_patterns(filter: PatternFilter, expect: Expect) {
+    let (_dir, snapshot) = snapshot_of(FIXTURE);
+    let mut text = String::new();
+    for pattern in patterns(&snapshot, &filter, 10) {
+        writeln!(text, "{} {} lines, {} members, {} {:.2}", pattern.name, pattern.duplicated_lines, pattern.members.len(), pattern.kind.as_str(), pattern.similarity).ok();
+        for member in &pattern.members {
+            let link = member.kind.zip(member.similarity).map_or("-".to_string(), |(kind, similarity)| format!("{} {similarity:.2}", kind.as_str()));
+            writeln!(text, "  {} {link}", place(&member.place)).ok();
+        }
+    }
+    expect.assert_eq(&text);
+}
+
+#[test]
+fn similar_at_a_line_lists_every_copy_best_first() {
+    check_similar(
+        "src/orders.py",
+        4,
+        expect![[r#"
+            subject src/orders.py:1-9 summarize_orders (python)
+            src/invoices.py:1-9 collect_invoices (python) T2 1.00 summarize
+            lib/refunds.py:1-10 summarize_refunds (python) T3 0.97 summarize
+        "#]],
+    );
+}
+
+#[test]
+fn code_without_copies_names_its_unit_and_nothing_else() {
+    check_similar(
+        "src/rows.py",
+        3,
+        expect![[r#"
+            subject src/rows.py:1-8 render_rows (python)
+        "#]],
+    );
+}
+
+#[test]
+fn patterns_are_listed_largest_first_with_each_members_closest_link() {
+    check_patterns(
+        PatternFilter::default(),
+        expect![[r#"
+            summarize 28 lines, 3 members, T3 0.97
+              lib/refunds.py:1-10 summarize_refunds (python) T3 0.97
+              src/invoices.py:1-9 collect_invoices (python) T2 1.00
+              src/orders.py:1-9 summarize_orders (python) T2 1.00
+        "#]],
+    );
+}
+
+#[test]
+fn pattern_filters_narrow_by_text_language_and_path() {
+    check_patterns(PatternFilter { text: Some("no-such".into()), ..PatternFilter::default() }, expect![[""]]);
+    check_patterns(PatternFilter { language: Some("rust".into()), ..PatternFilter::default() }, expect![[""]]);
+    check_patterns(PatternFilter { path_prefix: Some("lib/other".into()), ..PatternFilter::default() }, expect![[""]]);
+    let (_dir, snapshot) = snapshot_of(FIXTURE);
+    let filter = PatternFilter { text: Some("SUMMARIZE".into()), language: Some("python".into()), path_prefix: Some("lib/".into()) };
+    let found = patterns(&snapshot, &filter, 10);
+    assert_eq!(found.len(), 1);
+    let representative = found[0].representative(filter.path_prefix.as_deref()).expect("a member");
+    assert_eq!(representative.place.path, "lib/refunds.py");
+}
+
+#[test]
+fn a_pattern_is_found_by_its_id_in_any_case_and_an_unknown_id_is_none() {
+    let (_dir, snapshot) = snapshot_of(FIXTURE);
+    let id = snapshot.patterns[0].id.clone();
+    let found = pattern(&snapshot, &id.to_lowercase()).expect("found");
+    assert_eq!(found.id, id);
+    assert_eq!(found.members.len(), 3);
+    assert!(pattern(&snapshot, "P-00000000").is_none());
+}
+
+#[test]
+fn paths_are_under_a_prefix_by_whole_components() {
+    assert!(is_under("src/a.py", "src"));
+    assert!(is_under("src/a.py", "src/"));
+    assert!(is_under("src/a.py", "./src/a.py"));
+    assert!(is_under("src/a.py", ""));
+    assert!(!is_under("src2/a.py", "src"));
+}
+
+#[test]
+fn the_answers_layer_knows_no_protocol_and_no_front_end() {
+    let folder = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/answers");
+    let forbidden = ["tower_lsp", "ls_types", "serde_json", "rmcp", "crate::server", "crate::commands", "crate::mcp", "crate::cli"];
+    for entry in std::fs::read_dir(&folder).expect("read src/answers") {
+        let path = entry.expect("entry").path();
+        if path.file_name().is_some_and(|name| name == "tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("read");
+        for word in forbidden {
+            assert!(!text.contains(word), "{} mentions `{word}`", path.display());
+        }
+    }
+}

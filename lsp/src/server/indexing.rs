@@ -1,0 +1,244 @@
+//! Keeping a workspace's index current: loading it at start (stored results first, then a
+//! background scan with `$/progress`), re-indexing after configuration changes or big
+//! batches of file changes, re-reading single files changed on disk, and watching folders.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use periodic_core::ScanProgress;
+use tower_lsp_server::ls_types::{MessageType, NumberOrString};
+
+use super::backend::Backend;
+use super::document::parse_and_analyze;
+use crate::answers::workspace::{Workspace, lock};
+
+/// More changed files than this at once (a branch switch) re-index the folder instead.
+const MAX_FILES_UPDATED_ONE_BY_ONE: usize = 64;
+
+impl Backend {
+    /// Loads a workspace: stored results first (answers at once), then a scan of what
+    /// changed since, with progress.
+    pub(super) async fn start_workspace(&self, workspace: Arc<Workspace>) {
+        let config = workspace.effective_config(|config| self.settings().apply_to(config));
+        let loading = workspace.clone();
+        match tokio::task::spawn_blocking(move || loading.load_stored(config)).await {
+            Ok(Ok(true)) => {
+                for uri in self.open_uris(&workspace) {
+                    self.schedule_analysis(uri, Duration::ZERO);
+                }
+            }
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => self.warn(format!("{}: the stored index could not be read: {error}", workspace.root.display())).await,
+            Err(error) => self.warn(format!("{}: loading the stored index failed: {error}", workspace.root.display())).await,
+        }
+        self.reindex(workspace.clone()).await;
+        // The team sync keeps its outbox in the index, which exists from here on.
+        self.start_edge(&workspace).await;
+    }
+
+    /// Scans a workspace folder in the background and swaps the result in. Requests keep
+    /// being answered from the previous snapshot meanwhile; calls made while one waits
+    /// for its turn are merged into it.
+    pub(super) async fn reindex(&self, workspace: Arc<Workspace>) {
+        if !lock(&self.state.reindex_queued).insert(workspace.root.clone()) {
+            return;
+        }
+        let _turn = workspace.reindexing.lock().await;
+        lock(&self.state.reindex_queued).remove(&workspace.root);
+        if self.state.shut_down.load(Ordering::SeqCst) {
+            return;
+        }
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<ScanProgress>();
+        let progress = self.begin_progress(&workspace).await;
+        let forward = tokio::spawn(async move {
+            let mut last_percent = None;
+            while let Some(event) = receiver.recv().await {
+                let Some(progress) = &progress else { continue };
+                if let ScanProgress::Parsed { done, total } = event {
+                    let percent = (done * 100 / total.max(1)) as u32;
+                    if last_percent != Some(percent) {
+                        last_percent = Some(percent);
+                        progress.report_with_message(format!("{done}/{total} files"), percent).await;
+                    }
+                }
+            }
+            if let Some(progress) = progress {
+                progress.finish().await;
+            }
+        });
+        let config = workspace.effective_config(|config| self.settings().apply_to(config));
+        let scanning = workspace.clone();
+        let state = self.state.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let report = move |event: ScanProgress| {
+                let _ = sender.send(event);
+            };
+            let open = || Backend::open_texts(&state, &scanning);
+            let outcome = scanning.reindex(config, &report, &open);
+            super::memory::release_free_memory();
+            outcome
+        })
+        .await;
+        let _ = forward.await;
+        match outcome {
+            Ok(Ok(warnings)) => {
+                for warning in warnings.into_iter().take(20) {
+                    self.warn(warning).await;
+                }
+            }
+            Ok(Err(error)) => {
+                let message = format!("Periodic could not index {}: {error}", workspace.root.display());
+                tracing::error!("{message}");
+                self.client.show_message(MessageType::ERROR, message).await;
+            }
+            Err(error) => self.warn(format!("indexing {} failed: {error}", workspace.root.display())).await,
+        }
+        self.refresh_all(&workspace).await;
+    }
+
+    pub(super) async fn begin_progress(&self, workspace: &Workspace) -> Option<tower_lsp_server::OngoingProgress<tower_lsp_server::Bounded, tower_lsp_server::NotCancellable>> {
+        if !self.support().work_done_progress {
+            return None;
+        }
+        let number = self.state.progress_tokens.fetch_add(1, Ordering::SeqCst);
+        let token = NumberOrString::String(format!("periodic-index-{number}"));
+        self.client.create_work_done_progress(token.clone()).await.ok()?;
+        let title = format!("Periodic: indexing {}", workspace.root.file_name().map_or_else(|| workspace.root.display().to_string(), |name| name.to_string_lossy().into_owned()));
+        Some(self.client.progress(token, title).with_percentage(0).begin().await)
+    }
+
+    /// Files changed on disk (watcher or client): re-read known files one by one; new
+    /// files, `.periodic.toml` and big batches re-index the folder.
+    pub(super) async fn on_disk_changes(&self, paths: Vec<PathBuf>) {
+        let mut by_workspace: HashMap<PathBuf, (Arc<Workspace>, Vec<PathBuf>)> = HashMap::new();
+        for path in paths {
+            if let Some(workspace) = self.workspace_for(&path) {
+                by_workspace.entry(workspace.root.clone()).or_insert_with(|| (workspace, Vec::new())).1.push(path);
+            }
+        }
+        for (_, (workspace, paths)) in by_workspace {
+            self.on_workspace_disk_changes(workspace, paths).await;
+        }
+    }
+
+    pub(super) async fn on_workspace_disk_changes(&self, workspace: Arc<Workspace>, paths: Vec<PathBuf>) {
+        let config_path = workspace.root.join(periodic_core::config::CONFIG_FILE_NAME);
+        if paths.contains(&config_path) {
+            match workspace.reload_project_config() {
+                Ok(()) => {
+                    tracing::info!("{} changed: re-indexing", config_path.display());
+                    self.start_edge(&workspace).await;
+                    self.reindex(workspace).await;
+                }
+                Err(problem) => {
+                    let message = format!("Periodic: {problem} (the previous configuration stays in force)");
+                    tracing::error!("{message}");
+                    self.client.show_message(MessageType::ERROR, message).await;
+                }
+            }
+            return;
+        }
+        let open: HashSet<PathBuf> = lock(&self.state.documents).values().map(|document| document.path.clone()).collect();
+        let snapshot = workspace.snapshot();
+        let mut known = Vec::new();
+        let mut new_files = false;
+        for path in paths {
+            // Unsaved editor text wins over the file on disk.
+            if open.contains(&path) || workspace.language_of(&path).is_none() {
+                continue;
+            }
+            let Some(relative) = workspace.relative(&path) else { continue };
+            if relative.split('/').any(|part| part == ".git" || part == ".periodic") {
+                continue;
+            }
+            if snapshot.slot(&relative).is_some() {
+                known.push((path, relative));
+            } else if path.is_file() {
+                new_files = true;
+            }
+        }
+        if new_files || known.len() > MAX_FILES_UPDATED_ONE_BY_ONE {
+            self.reindex(workspace).await;
+            return;
+        }
+        if known.is_empty() {
+            return;
+        }
+        let updating = workspace.clone();
+        let affected = tokio::task::spawn_blocking(move || update_from_disk(&updating, known)).await.ok().flatten();
+        if let Some(affected) = affected {
+            self.after_change(&workspace, None, &affected).await;
+        }
+    }
+
+    pub(super) async fn watch(&self, workspace: &Workspace) {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Vec<PathBuf>>();
+        let root = workspace.root.clone();
+        let started = tokio::task::spawn_blocking(move || super::watch::Watcher::start(&root, sender)).await;
+        let started = started.unwrap_or_else(|error| Err(notify_debouncer_full::notify::Error::generic(&error.to_string())));
+        match started {
+            Ok(watcher) => lock(&self.state.watchers).push(watcher),
+            Err(error) => {
+                tracing::warn!("cannot watch {}: {error}; changes made outside the editor are seen at the next start", workspace.root.display());
+                return;
+            }
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            while let Some(paths) = receiver.recv().await {
+                if this.state.shut_down.load(Ordering::SeqCst) {
+                    break;
+                }
+                this.on_disk_changes(paths).await;
+            }
+        });
+    }
+}
+
+/// Re-reads known files from disk into the engine; returns the slots whose pairs changed.
+fn update_from_disk(workspace: &Workspace, files: Vec<(PathBuf, String)>) -> Option<HashSet<u32>> {
+    let config = workspace.inspect(|engine| engine.config().clone())?;
+    let mut updates = Vec::new();
+    for (path, relative) in files {
+        let Some(language) = workspace.language_of(&path) else { continue };
+        match std::fs::read(&path) {
+            Ok(bytes) if periodic_core::walk::classify(&relative, &bytes, config.max_file_bytes).is_ok() => {
+                let hash = *blake3::hash(&bytes).as_bytes();
+                let mut warnings = Vec::new();
+                let text = periodic_core::scan::decode(bytes, &relative, &mut warnings);
+                updates.push((relative, Some((language, text, hash))));
+            }
+            // Deleted, unreadable, or now binary/generated/too large: it leaves the index.
+            _ => updates.push((relative, None)),
+        }
+    }
+    let edge = workspace.edge();
+    workspace.change(|engine| {
+        let mut affected = HashSet::new();
+        for (relative, update) in updates {
+            match update {
+                Some((language, text, hash)) => {
+                    if engine.content_hash(&relative) == Some(hash) {
+                        continue;
+                    }
+                    let (analysis, _) = parse_and_analyze(language, &text, None);
+                    affected.extend(engine.apply_analysis(&relative, language, &text, analysis, None));
+                    if let Some(record) = engine.record(&relative) {
+                        edge.record_files(std::slice::from_ref(record), &[]);
+                    }
+                    if let Some(slot) = engine.slot(&relative) {
+                        affected.insert(slot);
+                    }
+                }
+                None => {
+                    affected.extend(engine.remove(&relative));
+                    edge.record_files(&[], std::slice::from_ref(&relative));
+                }
+            }
+        }
+        affected
+    })
+}
