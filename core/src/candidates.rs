@@ -1,5 +1,5 @@
-//! The in-memory candidate index: which units share an exact hash or an LSH band, and
-//! which files share a winnowed k-gram. Built once from all file records (sorted arrays,
+//! The in-memory candidate index: which units share an exact hash, an LSH band, a sampled
+//! k-gram or a used name, and which files share a winnowed k-gram. Built once from all file records (sorted arrays,
 //! 16 bytes an entry, searched by binary search), then updated file by file through a
 //! small overlay, so the language server can re-index one edited file in microseconds
 //! without rebuilding millions of entries.
@@ -118,6 +118,12 @@ impl<K: HashKey> Table<K> {
         Some(live_entries(base, overlay, replaced))
     }
 
+    fn add_to_overlay(&mut self, entries: Vec<(K, u32, u32)>) {
+        for (key, file, position) in entries {
+            self.overlay.entry(key).or_default().push((file, position));
+        }
+    }
+
     fn remove_overlay_file(&mut self, file: u32) {
         self.overlay.retain(|_, entries| {
             entries.retain(|entry| entry.0 != file);
@@ -146,6 +152,8 @@ fn live_entries<'a, K>(
 pub struct CandidateIndex {
     exact: Table<u64>,
     bands: Table<u64>,
+    grams: Table<u32>,
+    names: Table<u32>,
     winnows: Table<u32>,
     /// Files whose base entries are stale (re-indexed into the overlay, or removed).
     replaced: HashSet<u32>,
@@ -162,43 +170,50 @@ impl CandidateIndex {
     /// the `focus` files have: all that detection for those files looks up. A re-scan
     /// after a few edits then sorts thousands of entries instead of millions.
     pub fn build_focused(files: &[FileRecord], focus: &[bool]) -> Self {
-        let mut band_keys: HashSet<u64> = HashSet::new();
-        let mut winnow_keys: HashSet<u32> = HashSet::new();
+        let mut keys = FocusKeys::default();
         for (record, _) in files.iter().zip(focus).filter(|(_, focused)| **focused) {
             for unit in &record.units {
-                band_keys.extend(fingerprint::band_keys(&unit.sketch));
+                keys.bands.extend(fingerprint::band_keys(&unit.sketch));
+                keys.grams.extend(unit.grams.iter().copied());
+                keys.names.extend(unit.used_names.iter().copied());
             }
-            winnow_keys.extend(record.winnows.iter().map(|w| w.hash));
+            keys.winnows.extend(record.winnows.iter().map(|w| w.hash));
         }
-        CandidateIndex::build_with(files, true, Some((&band_keys, &winnow_keys)))
+        CandidateIndex::build_with(files, true, Some(&keys))
     }
 
-    fn build_with(files: &[FileRecord], near_miss: bool, keys: Option<(&HashSet<u64>, &HashSet<u32>)>) -> Self {
+    fn build_with(files: &[FileRecord], near_miss: bool, keys: Option<&FocusKeys>) -> Self {
         let per_file: Vec<FileEntries> = files
             .par_iter()
             .enumerate()
             .map(|(file, record)| {
-                let (exact, mut bands, mut winnows) = entries_of(file as u32, record);
+                let mut entries = entries_of(file as u32, record);
                 if !near_miss {
-                    return (exact, Vec::new(), Vec::new());
+                    return FileEntries { exact: entries.exact, ..FileEntries::default() };
                 }
-                if let Some((band_keys, winnow_keys)) = keys {
-                    bands.retain(|entry| band_keys.contains(&entry.0));
-                    winnows.retain(|entry| winnow_keys.contains(&entry.0));
+                if let Some(keys) = keys {
+                    entries.bands.retain(|entry| keys.bands.contains(&entry.0));
+                    entries.grams.retain(|entry| keys.grams.contains(&entry.0));
+                    entries.names.retain(|entry| keys.names.contains(&entry.0));
+                    entries.winnows.retain(|entry| keys.winnows.contains(&entry.0));
                 }
-                (exact, bands, winnows)
+                entries
             })
             .collect();
-        let (mut exact, mut bands, mut winnows) = (Vec::new(), Vec::new(), Vec::new());
-        for (file_exact, file_bands, file_winnows) in per_file {
-            exact.extend(file_exact);
-            bands.extend(file_bands);
-            winnows.extend(file_winnows);
+        let mut all = FileEntries::default();
+        for entries in per_file {
+            all.exact.extend(entries.exact);
+            all.bands.extend(entries.bands);
+            all.grams.extend(entries.grams);
+            all.names.extend(entries.names);
+            all.winnows.extend(entries.winnows);
         }
         CandidateIndex {
-            exact: Table::build(exact),
-            bands: Table::build(bands),
-            winnows: Table::build(winnows),
+            exact: Table::build(all.exact),
+            bands: Table::build(all.bands),
+            grams: Table::build(all.grams),
+            names: Table::build(all.names),
+            winnows: Table::build(all.winnows),
             replaced: HashSet::new(),
         }
     }
@@ -206,22 +221,20 @@ impl CandidateIndex {
     /// Re-indexes one file (new content) under its existing index.
     pub fn update_file(&mut self, file: u32, record: &FileRecord) {
         self.remove_file(file);
-        let (exact, bands, winnows) = entries_of(file, record);
-        for (key, f, u) in exact {
-            self.exact.overlay.entry(key).or_default().push((f, u));
-        }
-        for (key, f, u) in bands {
-            self.bands.overlay.entry(key).or_default().push((f, u));
-        }
-        for (key, f, p) in winnows {
-            self.winnows.overlay.entry(key).or_default().push((f, p));
-        }
+        let entries = entries_of(file, record);
+        self.exact.add_to_overlay(entries.exact);
+        self.bands.add_to_overlay(entries.bands);
+        self.grams.add_to_overlay(entries.grams);
+        self.names.add_to_overlay(entries.names);
+        self.winnows.add_to_overlay(entries.winnows);
     }
 
     pub fn remove_file(&mut self, file: u32) {
         self.replaced.insert(file);
         self.exact.remove_overlay_file(file);
         self.bands.remove_overlay_file(file);
+        self.grams.remove_overlay_file(file);
+        self.names.remove_overlay_file(file);
         self.winnows.remove_overlay_file(file);
     }
 
@@ -234,6 +247,18 @@ impl CandidateIndex {
     /// asking unit's own keys: one only the asker has may yield nothing.
     pub fn band_at_most(&self, key: u64, limit: usize) -> Option<impl Iterator<Item = UnitRef> + '_> {
         Some(self.bands.others_at_most(key, limit, &self.replaced)?.map(|(file, unit)| UnitRef { file, unit }))
+    }
+
+    /// Units whose k-gram sample holds `gram`, unless more than `limit` do (a k-gram that
+    /// common is boilerplate). `gram` must be one of the asking unit's own.
+    pub fn gram_at_most(&self, gram: u32, limit: usize) -> Option<impl Iterator<Item = UnitRef> + '_> {
+        Some(self.grams.others_at_most(gram, limit, &self.replaced)?.map(|(file, unit)| UnitRef { file, unit }))
+    }
+
+    /// Units that use the name `name`, unless more than `limit` do. `name` must be one of
+    /// the asking unit's own.
+    pub fn name_at_most(&self, name: u32, limit: usize) -> Option<impl Iterator<Item = UnitRef> + '_> {
+        Some(self.names.others_at_most(name, limit, &self.replaced)?.map(|(file, unit)| UnitRef { file, unit }))
     }
 
     /// (file, token position) of every occurrence of a winnowed k-gram hash, unless it
@@ -253,17 +278,38 @@ impl CandidateIndex {
     }
 }
 
-type FileEntries = (Vec<(u64, u32, u32)>, Vec<(u64, u32, u32)>, Vec<(u32, u32, u32)>);
+/// The keys the focus files have, per table.
+#[derive(Default)]
+struct FocusKeys {
+    bands: HashSet<u64>,
+    grams: HashSet<u32>,
+    names: HashSet<u32>,
+    winnows: HashSet<u32>,
+}
+
+/// One file's entries, per table.
+#[derive(Default)]
+struct FileEntries {
+    exact: Vec<(u64, u32, u32)>,
+    bands: Vec<(u64, u32, u32)>,
+    grams: Vec<(u32, u32, u32)>,
+    names: Vec<(u32, u32, u32)>,
+    winnows: Vec<(u32, u32, u32)>,
+}
 
 fn entries_of(file: u32, record: &FileRecord) -> FileEntries {
-    let mut exact = Vec::with_capacity(record.units.len());
-    let mut bands = Vec::with_capacity(record.units.len() * fingerprint::BAND_COUNT);
+    let mut entries = FileEntries {
+        exact: Vec::with_capacity(record.units.len()),
+        bands: Vec::with_capacity(record.units.len() * fingerprint::BAND_COUNT),
+        ..FileEntries::default()
+    };
     for (index, unit) in record.units.iter().enumerate() {
-        exact.push((unit.hashes.tc, file, index as u32));
-        for key in fingerprint::band_keys(&unit.sketch) {
-            bands.push((key, file, index as u32));
-        }
+        let index = index as u32;
+        entries.exact.push((unit.hashes.tc, file, index));
+        entries.bands.extend(fingerprint::band_keys(&unit.sketch).into_iter().map(|key| (key, file, index)));
+        entries.grams.extend(unit.grams.iter().map(|&gram| (gram, file, index)));
+        entries.names.extend(unit.used_names.iter().map(|&name| (name, file, index)));
     }
-    let winnows = record.winnows.iter().map(|w| (w.hash, file, w.position)).collect();
-    (exact, bands, winnows)
+    entries.winnows = record.winnows.iter().map(|w| (w.hash, file, w.position)).collect();
+    entries
 }

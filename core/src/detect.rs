@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::fingerprint;
 use crate::model::{ClonePair, CloneKind, FileRecord, Instance};
 use crate::similarity::{self, TokenRun};
+use crate::{trace, verify};
 
 /// Gives the token stream of a file by index; `None` if it can no longer be read.
 pub trait TokenSource: Sync {
@@ -30,10 +31,22 @@ pub trait TokenSource: Sync {
 
 /// Exact-hash groups larger than this are linked as a star, not every pair.
 const MAX_GROUP_FOR_ALL_PAIRS: usize = 40;
-/// Candidates verified per unit, best Jaccard estimate first.
-const MAX_CANDIDATES_PER_UNIT: usize = 8;
-/// Buckets shared by more units than this are too common to be evidence.
+/// Candidates verified per unit, best first.
+const MAX_CANDIDATES_PER_UNIT: usize = 16;
+/// LSH buckets shared by more units than this are too common to be evidence.
 const MAX_BUCKET: usize = 150;
+/// A sampled k-gram or a used name found in more units than this is boilerplate (an idiom
+/// of the language, a ubiquitous API), like a stop word: it is skipped, not its unit.
+const MAX_GRAM_POSTINGS: usize = 200;
+const MAX_NAME_POSTINGS: usize = 400;
+/// A k-gram candidate shares at least this many sampled k-grams, and this share of the
+/// smaller sample (NIL's filtration threshold is 10% of the distinct n-grams).
+const MIN_SHARED_GRAMS: usize = 2;
+const MIN_GRAM_SHARE: f32 = 0.1;
+/// A used-name candidate shares at least this many names, and this share of the smaller
+/// set: the names alone are weak evidence, so most of them must agree.
+const MIN_SHARED_NAMES: usize = 3;
+const MIN_NAME_SHARE: f32 = 0.6;
 /// Winnow hashes seen more often than this are boilerplate, not copies.
 const MAX_WINNOW_OCCURRENCES: usize = 24;
 /// LSH bands two units must share before they are verified.
@@ -126,7 +139,7 @@ impl Detector<'_> {
                     }
                     let kind = if self.unit(other).hashes.t1 == shown.hashes.t1 { CloneKind::T1 } else { CloneKind::T2 };
                     let (a, b) = (me.min(other), me.max(other));
-                    pairs.push(ClonePair { a: self.instance(a), b: self.instance(b), kind, similarity: 1.0, content: shown.hashes.tc });
+                    pairs.push(ClonePair { a: self.instance(a), b: self.instance(b), kind, similarity: 1.0, content: shown.hashes.tc, evidence: None });
                 }
             }
         }
@@ -152,7 +165,7 @@ impl Detector<'_> {
                     return;
                 }
                 let kind = if self.unit(a).hashes.t1 == self.unit(b).hashes.t1 { CloneKind::T1 } else { CloneKind::T2 };
-                pairs.push(ClonePair { a: self.instance(a), b: self.instance(b), kind, similarity: 1.0, content });
+                pairs.push(ClonePair { a: self.instance(a), b: self.instance(b), kind, similarity: 1.0, content, evidence: None });
             };
             if members.len() <= MAX_GROUP_FOR_ALL_PAIRS {
                 for (index, &a) in members.iter().enumerate() {
@@ -169,7 +182,8 @@ impl Detector<'_> {
         pairs
     }
 
-    /// Type-3 pairs touching at least one dirty unit: LSH candidates, verified on tokens.
+    /// Type-3 pairs touching at least one dirty unit: candidates from the LSH bands, the
+    /// k-gram samples and the used names, verified on tokens.
     fn near_miss_unit_pairs(&self, exact: &HashSet<(UnitRef, UnitRef)>) -> Vec<ClonePair> {
         let dirty_units: Vec<UnitRef> = self
             .files
@@ -179,56 +193,111 @@ impl Detector<'_> {
             .flat_map(|(file, record)| (0..record.units.len()).map(move |unit| UnitRef { file: file as u32, unit: unit as u32 }))
             .collect();
         let numbering = UnitNumbering::of(self.files);
-        let mut candidates: Vec<(UnitRef, UnitRef)> = dirty_units
+        let mut candidates: Vec<Candidate> = dirty_units
             .par_iter()
             .with_max_len(CANDIDATE_JOB_UNITS)
-            .map_init(|| BandCounts::new(numbering.len()), |counts, &unit| self.candidates_of(unit, &numbering, counts))
+            .map_init(|| MeetCounts::new(numbering.len()), |counts, &unit| self.candidates_of(unit, &numbering, counts))
             .flatten_iter()
             .collect();
-        candidates.par_sort_unstable();
-        candidates.dedup();
+        candidates.par_sort_unstable_by_key(|candidate| (candidate.a, candidate.b));
+        // The same pair proposed from both sides: one verification, both sources.
+        candidates.dedup_by(|later, kept| {
+            let same = (later.a, later.b) == (kept.a, kept.b);
+            if same {
+                kept.sources |= later.sources;
+            }
+            same
+        });
         tracing::debug!(candidates = candidates.len(), "near-miss candidates");
+        let trace = trace::T3Trace::get();
         candidates
             .par_iter()
             .with_max_len(VERIFICATION_JOB_PAIRS)
-            .filter_map(|&(a, b)| {
-                if exact.contains(&(a, b)) || exact.contains(&(b, a)) {
+            .filter_map(|candidate| {
+                if exact.contains(&(candidate.a, candidate.b)) || exact.contains(&(candidate.b, candidate.a)) {
                     return None;
                 }
-                self.verify_units(a, b)
+                self.verify_units(candidate, trace)
             })
             .collect()
     }
 
-    /// The best LSH candidates of a unit, as ordered pairs; a pair of two dirty units is
-    /// produced once, by its smaller side. Candidates are ranked by how many bands they
-    /// share (an estimate of the sketches' overlap that needs no extra comparison); one
-    /// shared band of two rows happens by chance too often to be worth a verification.
-    fn candidates_of(&self, unit: UnitRef, numbering: &UnitNumbering, counts: &mut BandCounts) -> Vec<(UnitRef, UnitRef)> {
+    /// The best near-miss candidates of a unit; a pair of two dirty units is proposed once,
+    /// by its smaller side. A unit meets others through three doors: LSH bands of its
+    /// MinHash sketch (fast, for close copies), its sampled k-grams over the
+    /// semi-normalised stream (an exact inverted index: scattered edits leave most k-grams
+    /// of a copy intact, and used names make them specific), and the names it calls and
+    /// reads (independent implementations of one job use the same APIs). Keys shared by
+    /// too many units are boilerplate and skipped. Candidates are ranked by how much of
+    /// their samples they share, and only those that can reach the similarity threshold
+    /// by length are kept.
+    fn candidates_of(&self, unit: UnitRef, numbering: &UnitNumbering, counts: &mut MeetCounts) -> Vec<Candidate> {
         let record = self.unit(unit);
+        let meets = |other: UnitRef| other != unit && !(self.is_dirty(other.file) && other < unit);
         // A unit meets a few hundred others in its buckets: counting them in a dense
         // array is several times cheaper than sorting the hits to count them.
         for key in fingerprint::band_keys(&record.sketch) {
             if let Some(bucket) = self.index.band_at_most(key, MAX_BUCKET) {
-                for other in bucket.filter(|&other| other != unit && !(self.is_dirty(other.file) && other < unit)) {
+                for other in bucket.filter(|&other| meets(other)) {
                     if let Some(number) = numbering.number(self.files, other) {
-                        counts.add(number, other);
+                        counts.add(number, other, Door::Bands);
                     }
                 }
             }
         }
-        let mut ranked: Vec<(usize, UnitRef)> = counts
+        for &gram in record.grams.iter() {
+            if let Some(postings) = self.index.gram_at_most(gram, MAX_GRAM_POSTINGS) {
+                for other in postings.filter(|&other| meets(other)) {
+                    if let Some(number) = numbering.number(self.files, other) {
+                        counts.add(number, other, Door::Grams);
+                    }
+                }
+            }
+        }
+        for &name in record.used_names.iter() {
+            if let Some(postings) = self.index.name_at_most(name, MAX_NAME_POSTINGS) {
+                for other in postings.filter(|&other| meets(other)) {
+                    if let Some(number) = numbering.number(self.files, other) {
+                        counts.add(number, other, Door::Names);
+                    }
+                }
+            }
+        }
+        let language = self.files[unit.file as usize].language;
+        let threshold = self.config.detection_for(language).similarity;
+        let length = record.token_count() as f64;
+        let mut ranked: Vec<(f32, UnitRef, u8)> = counts
             .drain()
-            .filter(|&(shared, _)| shared >= MIN_SHARED_BANDS)
-            .filter(|&(_, other)| !self.nested(unit, other) && self.unit(other).hashes.tc != record.hashes.tc)
+            .filter_map(|(met, other)| {
+                let other_record = self.unit(other);
+                let other_length = other_record.token_count() as f64;
+                if 2.0 * length.min(other_length) / (length + other_length) < threshold {
+                    return None;
+                }
+                let grams = met.grams as f32 / record.grams.len().min(other_record.grams.len()).max(1) as f32;
+                let names = met.names as f32 / record.used_names.len().min(other_record.used_names.len()).max(1) as f32;
+                let mut sources = 0u8;
+                if usize::from(met.bands) >= MIN_SHARED_BANDS {
+                    sources |= SOURCE_BANDS;
+                }
+                if usize::from(met.grams) >= MIN_SHARED_GRAMS && grams >= MIN_GRAM_SHARE {
+                    sources |= SOURCE_GRAMS;
+                }
+                if usize::from(met.names) >= MIN_SHARED_NAMES && names >= MIN_NAME_SHARE {
+                    sources |= SOURCE_NAMES;
+                }
+                (sources != 0).then_some((grams + f32::from(met.bands) / fingerprint::BAND_COUNT as f32 + names / 2.0, other, sources))
+            })
+            .filter(|&(_, other, _)| !self.nested(unit, other) && self.unit(other).hashes.tc != record.hashes.tc)
             .collect();
-        ranked.sort_by(|x, y| y.0.cmp(&x.0).then(x.1.cmp(&y.1)));
+        ranked.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
         ranked.truncate(MAX_CANDIDATES_PER_UNIT);
-        ranked.into_iter().map(|(_, other)| (unit.min(other), unit.max(other))).collect()
+        ranked.into_iter().map(|(_, other, sources)| Candidate { a: unit.min(other), b: unit.max(other), sources }).collect()
     }
 
     /// Verifies a candidate pair on tokens; `Some` when similar enough to report.
-    fn verify_units(&self, a: UnitRef, b: UnitRef) -> Option<ClonePair> {
+    fn verify_units(&self, candidate: &Candidate, trace: Option<&trace::T3Trace>) -> Option<ClonePair> {
+        let (a, b) = (candidate.a, candidate.b);
         let (record_a, record_b) = (self.unit(a), self.unit(b));
         let language = self.files[a.file as usize].language;
         let threshold = self.config.detection_for(language).similarity;
@@ -236,13 +305,20 @@ impl Detector<'_> {
         let tokens_b = self.tokens.tokens(b.file)?;
         let run_a = run(&tokens_a, record_a.token_start, record_a.token_end)?;
         let run_b = run(&tokens_b, record_b.token_start, record_b.token_end)?;
-        let score = similarity::similarity(run_a, run_b, threshold, similarity::NameContext::of(language))?;
+        let context = crate::names::NameContext::of(language);
+        let verdict = verify::verify(run_a, run_b, threshold, context);
+        if let Some(trace) = trace {
+            let old = similarity::evidence_score(run_a, run_b, context);
+            trace.record(&self.files[a.file as usize].path, record_a, &self.files[b.file as usize].path, record_b, candidate.sources, &verdict, old);
+        }
+        let verify::Verdict::Accepted(evidence) = verdict else { return None };
         Some(ClonePair {
             a: self.instance(a),
             b: self.instance(b),
             kind: CloneKind::T3,
-            similarity: score,
+            similarity: f64::from(evidence.tokens),
             content: record_a.hashes.tc.min(record_b.hashes.tc),
+            evidence: Some(evidence),
         })
     }
 
@@ -475,6 +551,7 @@ impl Detector<'_> {
             kind,
             similarity: 1.0,
             content,
+            evidence: None,
         })
     }
 }
@@ -507,30 +584,63 @@ impl UnitNumbering {
     }
 }
 
-/// Shared-band counts of the units one unit met, reused from unit to unit: only the
+/// Where a candidate came from (bits of `Candidate::sources`).
+pub const SOURCE_BANDS: u8 = 1;
+pub const SOURCE_GRAMS: u8 = 2;
+pub const SOURCE_NAMES: u8 = 4;
+
+/// A near-miss candidate pair (a < b) and the doors it came through.
+#[derive(Clone, Copy, Debug)]
+struct Candidate {
+    a: UnitRef,
+    b: UnitRef,
+    sources: u8,
+}
+
+#[derive(Clone, Copy)]
+enum Door {
+    Bands,
+    Grams,
+    Names,
+}
+
+/// How much one unit shares with another it met.
+#[derive(Clone, Copy, Default)]
+struct Met {
+    bands: u8,
+    grams: u8,
+    names: u8,
+}
+
+/// Shared-key counts of the units one unit met, reused from unit to unit: only the
 /// entries touched are read back and cleared.
-struct BandCounts {
-    counts: Vec<u8>,
+struct MeetCounts {
+    counts: Vec<Met>,
     touched: Vec<(usize, UnitRef)>,
 }
 
-impl BandCounts {
+impl MeetCounts {
     fn new(units: usize) -> Self {
-        BandCounts { counts: vec![0; units], touched: Vec::new() }
+        MeetCounts { counts: vec![Met::default(); units], touched: Vec::new() }
     }
 
-    fn add(&mut self, number: usize, unit: UnitRef) {
-        let count = &mut self.counts[number];
-        if *count == 0 {
+    fn add(&mut self, number: usize, unit: UnitRef, door: Door) {
+        let met = &mut self.counts[number];
+        if met.bands == 0 && met.grams == 0 && met.names == 0 {
             self.touched.push((number, unit));
         }
-        // At most one entry per band: `BAND_COUNT` fits a byte.
+        // Samples hold at most a few dozen keys: every count fits a byte.
+        let count = match door {
+            Door::Bands => &mut met.bands,
+            Door::Grams => &mut met.grams,
+            Door::Names => &mut met.names,
+        };
         *count = count.saturating_add(1);
     }
 
-    /// (shared bands, unit) of every unit met since the last drain, clearing the counts.
-    fn drain(&mut self) -> impl Iterator<Item = (usize, UnitRef)> + '_ {
-        self.touched.drain(..).map(|(number, unit)| (usize::from(std::mem::take(&mut self.counts[number])), unit))
+    /// What each unit met since the last drain shares, clearing the counts.
+    fn drain(&mut self) -> impl Iterator<Item = (Met, UnitRef)> + '_ {
+        self.touched.drain(..).map(|(number, unit)| (std::mem::take(&mut self.counts[number]), unit))
     }
 }
 

@@ -15,6 +15,7 @@ use crate::fingerprint::{ExactHashes, SKETCH_LEN, Sketch, Winnow};
 use crate::lang::Language;
 use crate::model::{ClonePair, CloneKind, FileRecord, Instance, UnitRecord};
 use crate::pattern::PatternLabel;
+use crate::verify::Evidence;
 
 pub const INDEX_DIR: &str = ".periodic";
 pub const INDEX_FILE: &str = "index.db";
@@ -87,6 +88,11 @@ CREATE TABLE edge_units (
     PRIMARY KEY (repo, key)
 ) WITHOUT ROWID;
 CREATE INDEX edge_units_path ON edge_units(repo, path);
+"#, r#"
+-- Near-miss candidate samples of each unit (k-grams and used names), and the evidence
+-- behind each stored Type-3 pair.
+ALTER TABLE units ADD COLUMN samples BLOB NOT NULL DEFAULT x'';
+ALTER TABLE pairs ADD COLUMN evidence BLOB;
 "#];
 
 #[derive(Debug, thiserror::Error)]
@@ -232,13 +238,14 @@ impl Index {
             });
         }
         let mut statement = self.connection.prepare(
-            "SELECT file_id, name, kind, start_line, end_line, start_byte, end_byte, token_start, token_end, nesting, parent, t1, t2, tc, sketch
+            "SELECT file_id, name, kind, start_line, end_line, start_byte, end_byte, token_start, token_end, nesting, parent, t1, t2, tc, sketch, samples
              FROM units ORDER BY file_id, ordinal",
         )?;
         let mut rows = statement.query([])?;
         while let Some(row) = rows.next()? {
             let Some(&file) = ids.get(&row.get::<_, i64>(0)?) else { continue };
             let sketch_bytes: Vec<u8> = row.get(14)?;
+            let (grams, used_names) = decode_samples(&row.get::<_, Vec<u8>>(15)?);
             files[file].units.push(UnitRecord {
                 name: row.get(1)?,
                 kind: row.get(2)?,
@@ -252,6 +259,8 @@ impl Index {
                 parent: row.get(10)?,
                 hashes: ExactHashes { t1: row.get::<_, i64>(11)? as u64, t2: row.get::<_, i64>(12)? as u64, tc: row.get::<_, i64>(13)? as u64 },
                 sketch: Box::new(decode_sketch(&sketch_bytes)),
+                grams,
+                used_names,
             });
         }
         Ok(files)
@@ -262,7 +271,7 @@ impl Index {
         let inner = || -> rusqlite::Result<Vec<StoredPair>> {
             let mut statement = self.connection.prepare(
                 "SELECT fa.path, fb.path, a_start, a_end, a_unit, a_token_start, a_token_end,
-                        b_start, b_end, b_unit, b_token_start, b_token_end, kind, similarity, content
+                        b_start, b_end, b_unit, b_token_start, b_token_end, kind, similarity, content, evidence
                  FROM pairs JOIN files fa ON fa.id = file_a JOIN files fb ON fb.id = file_b",
             )?;
             let rows = statement.query_map([], |row| {
@@ -286,6 +295,7 @@ impl Index {
                         kind: CloneKind::parse(&kind).unwrap_or(CloneKind::T3),
                         similarity: row.get(13)?,
                         content: row.get::<_, i64>(14)? as u64,
+                        evidence: row.get::<_, Option<Vec<u8>>>(15)?.as_deref().and_then(decode_evidence),
                     },
                 })
             })?;
@@ -351,8 +361,8 @@ impl Index {
                 let mut update_file = transaction.prepare("UPDATE files SET mtime_ns = ?2 WHERE id = ?1")?;
                 let mut insert_unit = transaction.prepare(
                     "INSERT INTO units (file_id, ordinal, name, kind, start_line, end_line, start_byte, end_byte,
-                        token_start, token_end, nesting, parent, t1, t2, tc, sketch)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+                        token_start, token_end, nesting, parent, t1, t2, tc, sketch, samples)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
                 )?;
                 for (index, file) in files.iter().enumerate() {
                     if !changed[index]
@@ -393,6 +403,7 @@ impl Index {
                             unit.hashes.t2 as i64,
                             unit.hashes.tc as i64,
                             encode_sketch(&unit.sketch),
+                            encode_samples(&unit.grams, &unit.used_names),
                         ])?;
                     }
                 }
@@ -400,8 +411,8 @@ impl Index {
             {
                 let mut insert_pair = transaction.prepare(
                     "INSERT INTO pairs (file_a, file_b, a_start, a_end, a_unit, a_token_start, a_token_end,
-                        b_start, b_end, b_unit, b_token_start, b_token_end, kind, similarity, content)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                        b_start, b_end, b_unit, b_token_start, b_token_end, kind, similarity, content, evidence)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
                 )?;
                 let touches_change = |pair: &&ClonePair| changed[pair.a.file as usize] || changed[pair.b.file as usize];
                 for pair in pairs.iter().filter(|p| p.kind == CloneKind::T3 || p.a.unit.is_none()).filter(touches_change) {
@@ -421,6 +432,7 @@ impl Index {
                         pair.kind.as_str(),
                         pair.similarity,
                         pair.content as i64,
+                        pair.evidence.as_ref().map(encode_evidence),
                     ])?;
                 }
             }
@@ -466,6 +478,34 @@ fn decode_sketch(bytes: &[u8]) -> Sketch {
         *slot = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
     }
     sketch
+}
+
+/// A pair's evidence: every signal, then the score (f32 each).
+fn encode_evidence(evidence: &Evidence) -> Vec<u8> {
+    evidence.signals().iter().chain([&evidence.score]).flat_map(|value| value.to_le_bytes()).collect()
+}
+
+fn decode_evidence(bytes: &[u8]) -> Option<Evidence> {
+    let values: Vec<f32> = bytes.chunks_exact(4).map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect();
+    let &[tokens, aligned, runs, names, size, shape, score] = values.as_slice() else { return None };
+    Some(Evidence { tokens, aligned, runs, names, size, shape, score })
+}
+
+/// A unit's k-gram and used-name samples: the k-gram count (u16), then every value (u32).
+fn encode_samples(grams: &[u32], used_names: &[u32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(2 + 4 * (grams.len() + used_names.len()));
+    bytes.extend_from_slice(&(grams.len() as u16).to_le_bytes());
+    for value in grams.iter().chain(used_names) {
+        bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    bytes
+}
+
+fn decode_samples(bytes: &[u8]) -> (Box<[u32]>, Box<[u32]>) {
+    let Some((count, values)) = bytes.split_first_chunk::<2>() else { return (Box::default(), Box::default()) };
+    let values: Vec<u32> = values.chunks_exact(4).map(|chunk| u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect();
+    let split = usize::from(u16::from_le_bytes(*count)).min(values.len());
+    (values[..split].into(), values[split..].into())
 }
 
 fn encode_winnows(winnows: &[Winnow]) -> Vec<u8> {

@@ -12,9 +12,12 @@ pub mod index;
 pub mod lang;
 pub mod live;
 pub mod model;
+pub mod names;
 pub mod pattern;
 pub mod scan;
 pub mod similarity;
+pub mod trace;
+pub mod verify;
 pub mod walk;
 
 pub use config::Config;

@@ -5,6 +5,7 @@ use crate::analysis::{Analysis, Unit};
 use crate::config::DetectionSettings;
 use crate::fingerprint::{self, ExactHashes, Sketch, Winnow};
 use crate::lang::Language;
+use crate::names::{NameContext, TokenRun};
 
 /// A unit above the size minimums, with its fingerprints.
 #[derive(Clone, Debug, PartialEq)]
@@ -22,6 +23,11 @@ pub struct UnitRecord {
     pub parent: Option<u32>,
     pub hashes: ExactHashes,
     pub sketch: Box<Sketch>,
+    /// A consistent sample of the unit's k-grams over the semi-normalised stream (used
+    /// names by text): the exact inverted index for near-miss candidates.
+    pub grams: Box<[u32]>,
+    /// A sample of the names the unit calls or reads (`names::NameContext::used_names`).
+    pub used_names: Box<[u32]>,
 }
 
 impl UnitRecord {
@@ -86,6 +92,7 @@ impl FileRecord {
             .filter(|unit| unit.line_count() >= settings.min_lines && unit.token_count() >= settings.min_tokens)
             .collect();
         let mut units: Vec<UnitRecord> = Vec::with_capacity(kept.len());
+        let context = NameContext::of(language);
         for unit in &kept {
             let (start, end) = (unit.token_start as usize, unit.token_end as usize);
             // The innermost kept unit that contains this one (units come in start order).
@@ -94,6 +101,7 @@ impl FileRecord {
                 .rposition(|outer| outer.start_byte <= unit.start_byte && unit.end_byte <= outer.end_byte)
                 .map(|index| index as u32);
             let hashes = fingerprint::exact_hashes(&analysis.tokens, start, end);
+            let run = TokenRun { syms: &analysis.tokens.syms[start..end], texts: &analysis.tokens.texts[start..end] };
             units.push(UnitRecord {
                 name: unit.name.clone(),
                 kind: unit.kind.to_string(),
@@ -110,6 +118,8 @@ impl FileRecord {
                     None => fingerprint::sketch(&analysis.tokens.syms[start..end]),
                 }),
                 hashes,
+                grams: context.gram_sample(run).into_boxed_slice(),
+                used_names: context.used_names(run).into_boxed_slice(),
             });
         }
         let winnows =
@@ -176,4 +186,6 @@ pub struct ClonePair {
     pub similarity: f64,
     /// Content fingerprint used for the pattern id: the structural hash of the shared code.
     pub content: u64,
+    /// Why a Type-3 pair was reported (`None` for exact pairs and blocks).
+    pub evidence: Option<crate::verify::Evidence>,
 }

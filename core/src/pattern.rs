@@ -48,9 +48,21 @@ fn member_key(instance: &Instance) -> MemberKey {
 
 struct UnionFind {
     parent: Vec<usize>,
+    size: Vec<usize>,
+    /// Per root: how many pairs join it to each other root (kept for roots only).
+    links: Vec<HashMap<usize, u32>>,
 }
 
 impl UnionFind {
+    fn new(nodes: usize, pair_nodes: &[(usize, usize)]) -> Self {
+        let mut links: Vec<HashMap<usize, u32>> = vec![HashMap::new(); nodes];
+        for &(a, b) in pair_nodes.iter().filter(|(a, b)| a != b) {
+            *links[a].entry(b).or_default() += 1;
+            *links[b].entry(a).or_default() += 1;
+        }
+        UnionFind { parent: (0..nodes).collect(), size: vec![1; nodes], links }
+    }
+
     fn find(&mut self, mut x: usize) -> usize {
         while self.parent[x] != x {
             self.parent[x] = self.parent[self.parent[x]];
@@ -61,13 +73,57 @@ impl UnionFind {
 
     fn union(&mut self, a: usize, b: usize) {
         let (root_a, root_b) = (self.find(a), self.find(b));
-        if root_a != root_b {
-            self.parent[root_a.max(root_b)] = root_a.min(root_b);
+        if root_a == root_b {
+            return;
         }
+        let (root, absorbed) = (root_a.min(root_b), root_a.max(root_b));
+        self.parent[absorbed] = root;
+        self.size[root] += self.size[absorbed];
+        // Small-to-large: the absorbed root's links move to the surviving root, and each
+        // neighbour's link to it is renamed.
+        let mut moved = std::mem::take(&mut self.links[absorbed]);
+        let mut kept = std::mem::take(&mut self.links[root]);
+        if moved.len() > kept.len() {
+            std::mem::swap(&mut moved, &mut kept);
+        }
+        for (neighbour, count) in moved {
+            *kept.entry(neighbour).or_default() += count;
+        }
+        kept.remove(&root);
+        kept.remove(&absorbed);
+        for (&neighbour, &count) in &kept {
+            let theirs = &mut self.links[neighbour];
+            theirs.remove(&absorbed);
+            theirs.remove(&root);
+            theirs.insert(root, count);
+        }
+        self.links[root] = kept;
+    }
+
+    /// Whether a near-miss pair may join the groups of `a` and `b`: the pairs between the
+    /// two groups must link at least half of the member pairs that could be linked (each
+    /// member proposes a bounded number of candidates, hence the cap). One pair between
+    /// two large families is a bridge, not a family, and single links chained through
+    /// look-alikes (table-driven tests, guard-then-delegate methods) stop at the first
+    /// member that resembles only its neighbour.
+    fn dense_enough(&mut self, a: usize, b: usize) -> bool {
+        let (root_a, root_b) = (self.find(a), self.find(b));
+        if root_a == root_b {
+            return true;
+        }
+        let (size_a, size_b) = (self.size[root_a], self.size[root_b]);
+        let possible = (size_a * size_b).min(LINKS_PER_MEMBER * size_a.min(size_b));
+        let links = self.links[root_a].get(&root_b).copied().unwrap_or(0) as usize;
+        2 * links >= possible
     }
 }
 
-/// Clusters pairs into patterns, largest (duplicated lines, then members) first.
+/// Links a member can be expected to have into another group (see `dense_enough`).
+const LINKS_PER_MEMBER: usize = 8;
+
+/// Clusters pairs into patterns, largest (duplicated lines, then members) first. Exact
+/// pairs (Type-1/2) and blocks join their groups freely; near-miss pairs, strongest first,
+/// only when the two groups are densely linked (`UnionFind::dense_enough`).
 pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeMap<String, PatternLabel>) -> Vec<Pattern> {
     let mut keys: HashMap<MemberKey, usize> = HashMap::new();
     let mut instances: Vec<Instance> = Vec::new();
@@ -78,9 +134,14 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
         })
     };
     let pair_nodes: Vec<(usize, usize)> = pairs.iter().map(|pair| (node(&pair.a), node(&pair.b))).collect();
-    let mut union_find = UnionFind { parent: (0..instances.len()).collect() };
-    for &(a, b) in &pair_nodes {
-        union_find.union(a, b);
+    let mut union_find = UnionFind::new(instances.len(), &pair_nodes);
+    let mut near_misses: Vec<usize> = Vec::new();
+    for (index, &(a, b)) in pair_nodes.iter().enumerate() {
+        if pairs[index].kind == CloneKind::T3 && pairs[index].a.unit.is_some() && pairs[index].b.unit.is_some() {
+            near_misses.push(index);
+        } else {
+            union_find.union(a, b);
+        }
     }
     // Blocks found from different seeds often cover nearly the same lines: one region of
     // code is one member, so mostly-overlapping blocks in a file join the same pattern.
@@ -99,15 +160,30 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
             }
         }
     }
+    let strength = |pair: &ClonePair| pair.evidence.map_or(pair.similarity, |evidence| f64::from(evidence.score));
+    near_misses.sort_by(|&x, &y| {
+        strength(&pairs[y]).total_cmp(&strength(&pairs[x])).then(pairs[y].similarity.total_cmp(&pairs[x].similarity)).then(x.cmp(&y))
+    });
+    for index in near_misses {
+        let (a, b) = pair_nodes[index];
+        if union_find.dense_enough(a, b) {
+            union_find.union(a, b);
+        }
+    }
     let mut components: BTreeMap<usize, (Vec<usize>, Vec<usize>)> = BTreeMap::new();
     for index in 0..instances.len() {
         let root = union_find.find(index);
         components.entry(root).or_default().0.push(index);
     }
-    for (pair_index, &(a, _)) in pair_nodes.iter().enumerate() {
+    // A pair belongs to the pattern holding both its sides; a pair between two patterns
+    // (a link refused above) belongs to none.
+    for (pair_index, &(a, b)) in pair_nodes.iter().enumerate() {
         let root = union_find.find(a);
-        components.entry(root).or_default().1.push(pair_index);
+        if root == union_find.find(b) {
+            components.entry(root).or_default().1.push(pair_index);
+        }
     }
+    components.retain(|_, (members, pair_indices)| members.len() >= 2 && !pair_indices.is_empty());
     let mut patterns: Vec<Pattern> = components
         .into_values()
         .map(|(member_nodes, pair_indices)| {

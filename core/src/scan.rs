@@ -89,7 +89,7 @@ enum FileOutcome {
 
 /// The key under which stored fingerprints stay valid: detection settings and engine version.
 fn settings_key(config: &Config) -> String {
-    format!("engine-1|{}|{:?}|{:?}", env!("CARGO_PKG_VERSION"), config.detection, config.per_language)
+    format!("engine-2|{}|{:?}|{:?}", env!("CARGO_PKG_VERSION"), config.detection, config.per_language)
 }
 
 /// Pattern names from `.periodic.toml` win over names stored in the index.

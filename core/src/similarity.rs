@@ -10,78 +10,11 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::OnceLock;
-
 use crate::analysis::{SYM_BARRIER, SYM_IDENTIFIER};
-use crate::lang::Language;
+pub use crate::names::{NameContext, TokenRun};
 
 /// Aligned runs shorter than this do not count as shared code.
 const MIN_RUN: usize = 5;
-
-/// The lowest symbol `NameContext::name_symbols` gives a used name: above every grammar
-/// kind id and the two parameter symbols, so it never equals one of them.
-const SYM_USED_NAME: u16 = 0xC000;
-
-/// A run of tokens: normalised symbols and exact text hashes, same length.
-#[derive(Clone, Copy, Debug)]
-pub struct TokenRun<'a> {
-    pub syms: &'a [u16],
-    pub texts: &'a [u32],
-}
-
-/// The grammar's token kinds that mark an identifier as a used name rather than a bound
-/// one: a member access before it (`.`, `->`, `::`, `?.`) or an opening parenthesis after
-/// it (a call).
-#[derive(Debug, Default)]
-pub struct NameContext {
-    member_access: Vec<u16>,
-    open_paren: Vec<u16>,
-}
-
-impl NameContext {
-    /// The context of a language, resolved from its grammar once per process. Every kind
-    /// id with the token's text is taken: a grammar may alias one token under several ids.
-    pub fn of(language: Language) -> &'static NameContext {
-        static CONTEXTS: OnceLock<Vec<NameContext>> = OnceLock::new();
-        let contexts = CONTEXTS.get_or_init(|| Language::ALL.iter().map(|&l| NameContext::build(l)).collect());
-        &contexts[language as usize]
-    }
-
-    fn build(language: Language) -> NameContext {
-        let grammar = &language.spec().grammar;
-        let mut context = NameContext::default();
-        for id in 0..grammar.node_kind_count() {
-            let id = id as u16;
-            if grammar.node_kind_is_named(id) {
-                continue;
-            }
-            match grammar.node_kind_for_id(id) {
-                Some("." | "->" | "::" | "?.") => context.member_access.push(id),
-                Some("(") => context.open_paren.push(id),
-                _ => {}
-            }
-        }
-        context
-    }
-
-    /// The symbols with every used name replaced by a symbol of its own text, so that the
-    /// alignment matches such a name only with the same name. The symbols lie from
-    /// `SYM_USED_NAME` to just below the barrier (two names may share one, rarely).
-    fn name_symbols(&self, run: TokenRun<'_>) -> Vec<u16> {
-        let mut syms = run.syms.to_vec();
-        for (i, sym) in syms.iter_mut().enumerate() {
-            if *sym != SYM_IDENTIFIER {
-                continue;
-            }
-            let member = i > 0 && self.member_access.contains(&run.syms[i - 1]);
-            let call = run.syms.get(i + 1).is_some_and(|next| self.open_paren.contains(next));
-            if member || call {
-                *sym = SYM_USED_NAME | (run.texts[i] % 0x3FFF) as u16;
-            }
-        }
-        syms
-    }
-}
 
 /// No slot: the symbol is not in the alphabet of `a`.
 const NO_SLOT: u16 = u16::MAX;
@@ -159,7 +92,7 @@ pub fn lcs_length(a: &[u16], b: &[u16]) -> usize {
 /// bit rows are kept and walked back from the end (|a|/64 words per token of b). Bit
 /// i-1 of row j is set exactly when dropping a[i-1] keeps the LCS of a[..i] and b[..j],
 /// so each step back is one bit test.
-fn lcs_alignment(a: &[u16], b: &[u16]) -> Vec<(usize, usize)> {
+pub(crate) fn lcs_alignment(a: &[u16], b: &[u16]) -> Vec<(usize, usize)> {
     if a.is_empty() || b.is_empty() {
         return Vec::new();
     }
@@ -386,17 +319,6 @@ mod tests {
         let (copy, other) = (score(original, renamed), score(original, stranger));
         assert!(copy > 0.9, "{copy}");
         assert!(other < copy - 0.1, "{other} against {copy}");
-    }
-
-    #[test]
-    fn used_names_are_found_after_member_access_and_before_calls() {
-        let (syms, texts) = run_of("def f(a):\n    return a.size + g(a)\n");
-        let context = NameContext::of(Language::Python);
-        let named = context.name_symbols(TokenRun { syms: &syms, texts: &texts });
-        let renamed: Vec<usize> = (0..syms.len()).filter(|&i| named[i] != syms[i]).collect();
-        // `f` (before its parameter list), `size` (after `.`) and `g` (called); `a` never.
-        assert_eq!(renamed.len(), 3, "{named:?}");
-        assert!(renamed.iter().all(|&i| syms[i] == SYM_IDENTIFIER && named[i] >= SYM_USED_NAME && named[i] != SYM_BARRIER));
     }
 
     #[test]
