@@ -5,6 +5,7 @@ controls and distractors. docs/quality.md ("Near-miss evaluation set") describes
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,6 +21,7 @@ from dataset import Candidate, make_t1, make_t2
 from langs import LANGUAGES, LangSpec
 import nm_funcs
 from nm_funcs import Func, band, measure
+import nm_behaviour
 import nm_pairs
 from nm_pairs import Cand
 import nm_sources
@@ -42,7 +44,7 @@ HARD_PER_BAND = 45
 LIB_HARD_PER_BAND = 15
 HARD_SIZE_RATIO = 1.3
 HARD_MIN_CALLED = 0.3
-HARD_MAX_RAW = 0.6
+HARD_MAX_RAW = 0.75
 HARD_LCS_BUDGET = 12000
 T12_PER_LANG = 12
 DISTRACTORS_PER_LANG = 4000
@@ -64,10 +66,11 @@ def _code_hash() -> str:
 
 
 def load_funcs(spec: LangSpec, root: Path, dirs: list[str], origin: str, project: str,
-               expressions: bool = False, stamp: Path | None = None) -> list[Func]:
+               expressions: bool = False, stamp: Path | None = None,
+               exclude: str | None = None) -> list[Func]:
     stamp = stamp or root / ".unpacked"
     mark = stamp.stat().st_mtime_ns if stamp.exists() else 0
-    key = hashlib.sha256(json.dumps([str(root), dirs, origin, project, expressions, mark,
+    key = hashlib.sha256(json.dumps([str(root), dirs, origin, project, expressions, mark, exclude,
                                      MIN_LINES, MAX_LINES, MIN_TOKENS, _code_hash()]).encode()).hexdigest()[:20]
     path = registry.CACHE / "funcs" / f"{origin.replace('/', '_')}-{key}.pkl"
     if path.exists():
@@ -75,7 +78,7 @@ def load_funcs(spec: LangSpec, root: Path, dirs: list[str], origin: str, project
             return pickle.load(f)
     t = time.monotonic()
     funcs = nm_funcs.extract_tree(spec, root, dirs, origin, project, MIN_LINES, MAX_LINES,
-                                  MIN_TOKENS, expressions)
+                                  MIN_TOKENS, expressions, exclude=exclude)
     # Packages ship the same code twice (.js and .mjs builds, compat copies): keep one.
     seen, unique = set(), []
     for f in funcs:
@@ -243,6 +246,10 @@ def build(specs: dict[str, LangSpec], corpus: Path, out_dir: Path, seed: int, qu
     for old, new in real_trees:
         spec = specs[old.language]
         fo = load_funcs(spec, old.root, old.dirs, old.label, old.project)
+        if old.rename:
+            src, dst = old.rename
+            fo = [dataclasses.replace(f, relpath=dst + f.relpath[len(src):])
+                  if f.relpath.startswith(src) else f for f in fo]
         fn = load_funcs(spec, new.root, new.dirs, new.label, new.project)
         real_funcs.append((old, new, fo, fn))
     fam_funcs: dict[str, list[list[Func]]] = {}
@@ -250,7 +257,8 @@ def build(specs: dict[str, LangSpec], corpus: Path, out_dir: Path, seed: int, qu
     for lang, trees in families.items():
         spec = specs[lang]
         fam_funcs[lang] = [load_funcs(spec, t.root, t.dirs, t.label, t.project,
-                                      expressions=lang in ("javascript", "typescript"))
+                                      expressions=lang in ("javascript", "typescript"),
+                                      exclude=t.exclude)
                            for t in trees]
         fam_labels[lang] = [t.label for t in trees]
     corpus_pool: dict[str, list[Func]] = {}
@@ -280,10 +288,13 @@ def build(specs: dict[str, LangSpec], corpus: Path, out_dir: Path, seed: int, qu
 
     # ---- independent implementations
     rng = random.Random(f"{seed}:independent")
-    cands, ind_stats = nm_pairs.independent(fam_funcs, INDEPENDENT_MIN_SIMILARITY,
+    # A function already in a real-edit pair (commons-lang3) stays out of this category.
+    fam_free = {lang: [[f for f in fs if f.digest not in used_digests] for fs in packages]
+                for lang, packages in fam_funcs.items()}
+    cands, ind_stats = nm_pairs.independent(fam_free, INDEPENDENT_MIN_SIMILARITY,
                                             INDEPENDENT_COPY_RAW, INDEPENDENT_PER_TASK, rng)
     review = _review()["reviewed"]
-    kept, rejected, reviewed_in = [], 0, 0
+    kept, rejected, reviewed_in, shared = [], 0, 0, 0
     for c in cands:
         pid = nm_pairs.pair_id(c.a, c.b)
         verdict = review.get(pid, {}).get("verdict")
@@ -292,9 +303,19 @@ def build(specs: dict[str, LangSpec], corpus: Path, out_dir: Path, seed: int, qu
         if verdict == "different_job":
             rejected += 1
             continue
+        if verdict == "shared_origin":
+            shared += 1
+            continue
         c.info["reviewed"] = verdict is not None
         c.info["pair_id"] = pid
         kept.append(c)
+    # Python pairs: run both functions on the same inputs (an extra check beside reading).
+    roots = {t.label: t.root for trees in families.values() for t in trees}
+    behaviour = nm_behaviour.run([(c.a, c.b) for c in kept], roots)
+    for c, bres in zip(kept, behaviour):
+        if bres is not None:
+            c.info["behaviour"] = bres
+    ran = [b for b in behaviour if b is not None]
     if dump_independent is not None:
         dump_pairs(kept, dump_independent)
     per_lang = defaultdict(list)
@@ -312,11 +333,14 @@ def build(specs: dict[str, LangSpec], corpus: Path, out_dir: Path, seed: int, qu
         "candidates_after_review": len(kept), "review_file": REVIEW_FILE.name,
         "reviewed_total": len(review),
         "reviewed_rejected_total": sum(1 for v in review.values() if v.get("verdict") == "different_job"),
+        "reviewed_shared_origin_total": sum(1 for v in review.values() if v.get("verdict") == "shared_origin"),
         "reviewed_among_candidates": reviewed_in, "rejected_among_candidates": rejected,
+        "shared_origin_among_candidates": shared,
         "kept": {f"{l}/{b}": n for (l, b), n in sorted(ind_kept.items())},
+        "behaviour_check": dict(Counter(b["verdict"] for b in ran)),
     }
     log(f"independent: {sum(ind_kept.values())} pairs kept of {len(kept)} "
-        f"(review: {reviewed_in} candidates read, {rejected} rejected)")
+        f"(review: {reviewed_in} candidates read, {rejected} rejected, {shared} shared origin)")
     t0 = lap("independent", t0)
 
     # ---- scattered edits (corpus functions)
@@ -501,6 +525,7 @@ def dump_pairs(cands: list[Cand], path: Path) -> None:
         for c in sorted(cands, key=lambda c: (c.a.lang, c.info["task"], c.info["pair_id"])):
             f.write(f"=== {c.info['pair_id']}\n")
             f.write(f"--- lang {c.a.lang} task {c.info['task']} similarity {c.m['similarity']} "
-                    f"raw {c.info['raw_similarity']} band {c.band} reviewed {c.info['reviewed']}\n")
+                    f"raw {c.info['raw_similarity']} band {c.band} reviewed {c.info['reviewed']}"
+                    f" behaviour {c.info.get('behaviour', {}).get('verdict', '-')}\n")
             f.write(f"--- A {c.a.source}\n{c.a.text.decode('utf-8', 'replace')}\n")
             f.write(f"--- B {c.b.source}\n{c.b.text.decode('utf-8', 'replace')}\n\n")

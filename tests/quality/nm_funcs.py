@@ -62,6 +62,9 @@ class Func:
     idents: frozenset = frozenset()
     words: frozenset = frozenset()
     kinds: tuple = ()
+    # comment texts of at least 20 characters (whitespace collapsed): two functions sharing
+    # one have a common origin
+    comments: frozenset = frozenset()
 
     @property
     def n_lines(self) -> int:
@@ -217,10 +220,12 @@ def make_func(spec: LangSpec, p: Parsed, origin: str, project: str, relpath: str
               node_type: str, name: str, qual: str, params: int) -> Func:
     idents = frozenset(t.text.decode("utf-8", "replace") for t in p.toks if t.kind == "id")
     from funcs import body_kinds
+    comments = frozenset(c for c in (" ".join(t.text.decode("utf-8", "replace").strip("/*#! \t\n").split())
+                                     for t in p.toks if t.kind == "comment") if len(c) >= 20)
     return Func(spec.name, origin, project, relpath, line, node_type, p.text, name, qual, params,
                 normalise(p.toks), normalised_lines(p),
                 [t.text.decode("utf-8", "replace") for t in p.toks if t.kind != "comment"],
-                called_names(p.toks), idents, words(idents), body_kinds(spec, p.node))
+                called_names(p.toks), idents, words(idents), body_kinds(spec, p.node), comments)
 
 
 def extract_file(spec: LangSpec, src: bytes, origin: str, project: str, relpath: str,
@@ -245,6 +250,9 @@ def extract_file(spec: LangSpec, src: bytes, origin: str, project: str, relpath:
             continue
         if n.type in EXPRESSION_TYPES:
             name = _bound_name(n)
+            if name in ("exports", "module.exports", "default"):
+                # `module.exports = function (...)`: the module is the function
+                name = relpath.rsplit("/", 1)[-1].split(".")[0]
             if not name:
                 continue
         else:
@@ -270,7 +278,9 @@ EXTS = {"python": (".py",), "javascript": (".js", ".mjs", ".cjs"), "typescript":
 
 def extract_tree(spec: LangSpec, root: Path, dirs: list[str], origin: str, project: str,
                  min_lines: int = 6, max_lines: int = 120, min_tokens: int = 50,
-                 expressions: bool = False, max_bytes: int = 400_000) -> list[Func]:
+                 expressions: bool = False, max_bytes: int = 400_000,
+                 exclude: str | None = None) -> list[Func]:
+    skip = re.compile(exclude) if exclude else None
     out: list[Func] = []
     for d in dirs:
         base = root / d
@@ -280,6 +290,8 @@ def extract_tree(spec: LangSpec, root: Path, dirs: list[str], origin: str, proje
             if path.name.endswith((".d.ts", ".min.js")) or path.stat().st_size > max_bytes:
                 continue
             rel = path.relative_to(base).as_posix() if d == "." else f"{d}/{path.relative_to(base).as_posix()}"
+            if skip is not None and skip.search(rel):
+                continue
             out.extend(extract_file(spec, path.read_bytes(), origin, project, rel, min_lines,
                                     max_lines, min_tokens, expressions))
     return out

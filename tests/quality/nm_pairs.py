@@ -74,16 +74,16 @@ def real_edits(old: list[Func], new: list[Func]) -> tuple[list[Cand], dict]:
 # listed is its own task.
 SYNONYMS = {
     "chunk": ["chunked", "chunks", "partitionall", "splitevery", "cluster", "batched",
-              "inchunks", "chunk"],
+              "inchunks", "chunk", "arraychunk"],
     "flatten": ["flatten", "flat", "flattenit", "flattendeep", "flattendepth", "collapse",
                 "flattenlist"],
-    "unique": ["uniq", "unique", "uniqueeverseen", "distinct", "dedupe", "unique_everseen"],
+    "unique": ["uniq", "unique", "uniqueeverseen", "distinct", "dedupe", "arrayunique"],
     "groupby": ["groupby", "group", "bucket"],
     "deepequal": ["isequal", "deepequal", "dequal", "isdeepequal", "equal", "equals"],
     "camelcase": ["camelcase", "camelize", "tocamelcase", "camel"],
     "kebabcase": ["kebabcase", "kebab", "dasherize", "tokebabcase", "paramcase"],
     "snakecase": ["snakecase", "tosnakecase", "snake", "underscored"],
-    "escapehtml": ["escapehtml", "escape", "htmlescape"],
+    "escapehtml": ["escapehtml", "escape", "htmlescape", "htmlspecialchars"],
     "unescapehtml": ["unescapehtml", "unescape", "htmlunescape"],
     "compareversions": ["compareversions", "semvercompare", "versioncompare"],
     "pick": ["pick", "selectkeys", "project"],
@@ -99,12 +99,25 @@ SYNONYMS = {
     "windowed": ["windowed", "sliding", "slidingwindow", "aperture"],
     "partition": ["partition", "splitwith"],
     "compact": ["compact", "removefalsy"],
-    "difference": ["difference", "without"],
+    "difference": ["difference", "without", "arraydiff"],
     "mergedeep": ["mergedeep", "deepmerge", "merge"],
     "debounce": ["debounce", "debounced"],
     "throttle": ["throttle", "throttled"],
     "range": ["range", "numericrange", "frange"],
     "strtol": ["strtol", "strtoll"], "strtoul": ["strtoul", "strtoull"],
+    # PHP names (locutus) for the utility libraries' jobs
+    "repeat": ["repeat", "strrepeat"], "pad": ["pad", "strpad"],
+    "capitalize": ["capitalize", "ucfirst", "upperfirst"], "sum": ["sum", "arraysum"],
+    "includes": ["includes", "inarray"], "join": ["join", "implode"],
+    "split": ["split", "explode"], "reverse": ["reverse", "strrev", "arrayreverse"],
+    "intersection": ["intersection", "intersect", "arrayintersect"],
+    "filter": ["filter", "arrayfilter"], "map": ["map", "arraymap"],
+    "reduce": ["reduce", "arrayreduce"], "sample": ["sample", "arrayrand"],
+    "trimstart": ["trimstart", "ltrim", "trimleft"], "trimend": ["trimend", "rtrim", "trimright"],
+    "invert": ["invert", "arrayflip"], "keys": ["keys", "arraykeys"],
+    "values": ["values", "arrayvalues"], "fill": ["fill", "arrayfill"],
+    "levenshtein": ["levenshtein", "leven", "levenshteindistance"],
+    "wordwrap": ["wordwrap", "wrap"], "striptags": ["striptags", "stripTags"],
 }
 SYNONYM_OF = {n: task for task, names in SYNONYMS.items() for n in names}
 # Interface methods every container or stream has: the same name in two libraries is two
@@ -127,6 +140,29 @@ GENERIC_NAMES = {
 }
 
 
+# Java methods that override or implement a contract of their own class: the same name in
+# two libraries is two classes' behaviour, not one job (found by reading the pairs).
+JAVA_GENERIC = {"clone", "equals", "hashcode", "tryadvance", "trysplit", "transform",
+                "translate", "nextentry", "estimatesize", "characteristics", "accept", "test",
+                "apply", "evaluate", "iterator", "spliterator", "toarray"}
+
+
+def generic_name(name: str, lang: str) -> bool:
+    n = name.lower().strip("_$").replace("_", "")
+    return n in GENERIC_NAMES or name.lower() in GENERIC_NAMES or \
+        (lang == "java" and n in JAVA_GENERIC)
+
+
+def shared_origin(a: Func, b: Func) -> str:
+    """Why two functions of different packages are not independent work, or ''."""
+    if a.comments & b.comments:
+        return "a comment in common"
+    packages = {re.sub(r"-\d.*$", "", a.origin), re.sub(r"-\d.*$", "", b.origin)}
+    if packages == {"libcommons-lang3-java", "commons-text"}:
+        return "commons-text took its text classes from commons-lang3"
+    return ""
+
+
 def task_of(name: str) -> str:
     n = name.lstrip("_$")
     n = re.sub(r"(Implementation|Impl|_impl|_impl_)$", "", n)
@@ -137,8 +173,10 @@ def task_of(name: str) -> str:
 
 
 def pair_id(a: Func, b: Func) -> str:
-    x, y = sorted([f"{a.origin}/{a.relpath}#{a.qual}/{a.params}",
-                   f"{b.origin}/{b.relpath}#{b.qual}/{b.params}"])
+    """Stable across runs (pinned releases): package, file, qualified name, parameter count
+    and first line of both functions."""
+    x, y = sorted([f"{a.origin}/{a.relpath}#{a.qual}/{a.params}@{a.line}",
+                   f"{b.origin}/{b.relpath}#{b.qual}/{b.params}@{b.line}"])
     return f"{x} ~ {y}"
 
 
@@ -157,7 +195,7 @@ def independent(families: dict[str, list[list[Func]]], min_sim: float, copy_raw:
         for pi, funcs in enumerate(packages):
             for f in funcs:
                 t = task_of(f.name)
-                if len(t) < 3 or t in GENERIC_NAMES or t.lower() in GENERIC_NAMES:
+                if len(t) < 3 or t in GENERIC_NAMES or generic_name(f.name, lang):
                     continue
                 by_task[t].append((pi, f))
         for task in sorted(by_task):
@@ -180,6 +218,9 @@ def independent(families: dict[str, list[list[Func]]], min_sim: float, copy_raw:
                     raw = nm_funcs.raw_similarity(a, b)
                     if raw >= copy_raw:
                         st["dropped_copies"] += 1
+                        continue
+                    if shared_origin(a, b):
+                        st["dropped_shared_origin"] += 1
                         continue
                     found.append(Cand(a, b, m, {"task": task, "raw_similarity": round(raw, 4)}))
             # The densest tasks (overloads in Java, many near-identical helpers) would fill the
@@ -257,6 +298,10 @@ def hard_negatives(pool: list[Func], group_of, rng: random.Random, per_band: int
         if st["lcs"] >= lcs_budget or not open_bands:
             break
         a, b = pool[i], pool[j]
+        if a.relpath == b.relpath and a.origin == b.origin and \
+                a.line <= b.line + b.n_lines and b.line <= a.line + a.n_lines:
+            st["nested"] += 1  # one function inside the other
+            continue
         if a.digest == b.digest or name_twins(a, b):
             st["names"] += 1
             continue
@@ -303,7 +348,7 @@ def hard_negatives(pool: list[Func], group_of, rng: random.Random, per_band: int
 
 # ---------------------------------------------------------------- scattered edits
 
-SCATTER_EDITS = {"very_strong": (1, 2, 2), "strong": (2, 3, 4, 5), "moderate": (4, 5, 6, 8, 10)}
+SCATTER_EDITS = {"very_strong": (1, 2, 2), "strong": (2, 3, 4, 5), "moderate": (5, 6, 8, 10, 12)}
 
 
 def scattered(spec: LangSpec, pool: list[Func], targets: dict[str, int], rng: random.Random,
@@ -314,6 +359,7 @@ def scattered(spec: LangSpec, pool: list[Func], targets: dict[str, int], rng: ra
     need = dict(targets)
     out: list[Cand] = []
     st = Counter()
+    donors = nm_scatter.donor_statements(spec, pool, random.Random(rng.random()))
     for f in pool:
         if all(v <= 0 for v in need.values()):
             break
@@ -321,7 +367,7 @@ def scattered(spec: LangSpec, pool: list[Func], targets: dict[str, int], rng: ra
         renaming = len(out) % 2 == 1
         for attempt in range(attempts):
             k = rng.choice(SCATTER_EDITS[target])
-            res = nm_scatter.scatter(spec, f, rng, k, renaming)
+            res = nm_scatter.scatter(spec, f, rng, k, renaming, donors)
             st["tries"] += 1
             if res is None:
                 st["too_few_edits"] += 1

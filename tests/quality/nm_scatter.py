@@ -79,8 +79,10 @@ class Editor:
     """Edits of one parsed function, each restricted to the lines [lo, hi) (relative to the
     function's first line)."""
 
-    def __init__(self, spec: LangSpec, p: Parsed, rng: random.Random, lo: int, hi: int):
+    def __init__(self, spec: LangSpec, p: Parsed, rng: random.Random, lo: int, hi: int,
+                 donors: dict | None = None):
         self.spec, self.p, self.rng, self.lo, self.hi = spec, p, rng, lo, hi
+        self.donors = donors or {}
         self.taken = {t.text.decode("utf-8", "replace") for t in p.toks if t.kind == "id"}
         names, fn = bound_names(spec, p)
         self.fn = (fn or b"").decode()
@@ -148,6 +150,26 @@ class Editor:
         line = self.rng.choice(templates).format(v=self.rng.choice(self.vars), w=self.fresh(),
                                                   ind=ind)
         return self.insert_before(stmt, line), f"{what} at line {self.row(stmt) + 1}"
+
+    def replace_stmt(self):
+        """A one-line statement swapped for a real one-line statement of another function
+        (a changed line: lowers the token and the line ratio alike)."""
+        if not self.donors:
+            return None
+        cands = [stmt for stmt, _, _ in self.line_stmts()
+                 if stmt.type in REPLACEABLE and b"\n" not in stmt.text
+                 and self.p.rest_of_line_blank(self.local(stmt)[1])]
+        if not cands:
+            return None
+        stmt = self.rng.choice(cands)
+        kind = "return" if stmt.type == "return_statement" else "other"
+        pool = self.donors.get(kind) or []
+        if not pool:
+            return None
+        donor = self.rng.choice(pool)
+        if donor == self.text(stmt):
+            return None
+        return self.replace(stmt, donor), f"replace {stmt.type} at line {self.row(stmt) + 1}"
 
     def delete(self):
         cands = []
@@ -459,15 +481,37 @@ class Editor:
         return None
 
 
-OPERATORS = ["guard", "log", "modify", "delete", "loop", "extract", "wrap", "invert"]
+OPERATORS = ["guard", "log", "modify", "delete", "loop", "extract", "wrap", "invert",
+             "replace_stmt"]
 # Structural operators first choice: they are what makes a scattered edit different from
-# a contiguous insertion; the rest fill in where a window has none.
-WEIGHTS = {"guard": 2, "log": 1, "modify": 3, "delete": 1, "loop": 3, "extract": 3, "wrap": 2,
-           "invert": 3}
+# a contiguous insertion; the rest fill in where a window has none. Insertions (guard, log,
+# extract) lower the line ratio more than the token ratio; replacements and deletions lower
+# both, as edits of real code do.
+WEIGHTS = {"guard": 2, "log": 1, "modify": 3, "delete": 2, "loop": 3, "extract": 2, "wrap": 2,
+           "invert": 3, "replace_stmt": 3}
+REPLACEABLE = {"expression_statement", "return_statement", "local_variable_declaration",
+               "lexical_declaration", "variable_declaration", "let_declaration",
+               "short_var_declaration", "assignment_statement", "declaration"}
+
+
+def donor_statements(spec: LangSpec, funcs: list, rng: random.Random, n: int = 400) -> dict:
+    """One-line statements of real functions, to replace statements with: {"return": [...],
+    "other": [...]}."""
+    out = {"return": [], "other": []}
+    for f in rng.sample(funcs, min(n, len(funcs))):
+        p = nm_funcs.parse(spec, f.text, f.node_type)
+        if p is None:
+            continue
+        for stmt, _, _ in statements(spec, p):
+            t = stmt.text
+            if stmt.type in REPLACEABLE and b"\n" not in t and 12 <= len(t) <= 90:
+                out["return" if stmt.type == "return_statement" else "other"].append(
+                    t.decode("utf-8", "replace"))
+    return out
 
 
 def scatter(spec: LangSpec, func: nm_funcs.Func, rng: random.Random, k: int,
-            renaming: bool) -> tuple[bytes, list[str]] | None:
+            renaming: bool, donors: dict | None = None) -> tuple[bytes, list[str]] | None:
     """A variant with k edits spread over the function (None when fewer than k/2 landed)."""
     p = nm_funcs.parse(spec, func.text, func.node_type)
     if p is None:
@@ -482,7 +526,7 @@ def scatter(spec: LangSpec, func: nm_funcs.Func, rng: random.Random, k: int,
         rng.shuffle(ops)
         ops.sort(key=lambda o: -WEIGHTS[o] * rng.random())
         for op in ops:
-            ed = Editor(spec, p, rng, lo, hi)
+            ed = Editor(spec, p, rng, lo, hi, donors)
             res = getattr(ed, op)()
             if res is None:
                 continue

@@ -28,6 +28,12 @@ class Tree:
     # sub-directories of root that hold the code (paths relative to them are the file
     # identities used to match releases)
     dirs: list[str] = field(default_factory=lambda: ["."])
+    # (old prefix, new prefix) applied to the older release's paths before matching, for a
+    # package renamed between releases (commons-lang -> commons-lang3)
+    rename: tuple[str, str] | None = None
+    # files (paths relative to root) left out: packages that ship one module in several
+    # formats (.js / .mjs / .cjs builds) keep one
+    exclude: str | None = None
 
 
 def _lang_ext(lang: str) -> tuple[str, ...]:
@@ -56,11 +62,12 @@ def pypi_tree(name: str, version: str, project: str, dirs: list[str]) -> Tree:
     return Tree(key, f"{name}-{version}", project, "python", root, dirs)
 
 
-def npm_tree(name: str, version: str, project: str, lang: str, dirs: list[str]) -> Tree:
+def npm_tree(name: str, version: str, project: str, lang: str, dirs: list[str],
+             exclude: str | None = None) -> Tree:
     key = f"npm/{name.lstrip('@').replace('/', '-')}-{version}"
     tgz = R.npm_tarball(name, version)
     root = R.unpacked(key, lambda out: R.extract_tar(tgz, out, _code_filter(lang, dirs), strip=1))
-    return Tree(key, f"{name}-{version}", project, lang, root, dirs)
+    return Tree(key, f"{name}-{version}", project, lang, root, dirs, exclude=exclude)
 
 
 def crate_tree(name: str, version: str, project: str, dirs: list[str]) -> Tree:
@@ -146,6 +153,11 @@ def real_edit_pairs(quick: bool) -> list[tuple[Tree, Tree]]:
         (go_tree("1.19", "1.19.8-2", "bookworm", GO_DIRS),
          go_tree("1.24", "1.24.4-1", "trixie", GO_DIRS)),
     ]
+    lang2 = debian_source_tree("libcommons-lang-java", "2.6-10+deb13u1", "trixie",
+                               "commons-lang", "java", ["src/main/java"])
+    lang2.rename = ("src/main/java/org/apache/commons/lang/", "src/main/java/org/apache/commons/lang3/")
+    out.append((lang2, debian_source_tree("libcommons-lang3-java", "3.17.0-1+deb13u1", "trixie",
+                                          "commons-lang", "java", ["src/main/java"])))
     if not quick:
         out.append((linux_tree("6.1", "6.1.172-1", "bookworm", LINUX_DIRS),
                     linux_tree("6.12", "6.12.94-1", "trixie", LINUX_DIRS)))
@@ -171,6 +183,10 @@ def independent_families(quick: bool) -> dict[str, list[Tree]]:
             debian_source_tree("commons-io", "2.19.0-1", "trixie", "commons-io", "java", main),
             debian_source_tree("guava-libraries", "32.0.1-1", "trixie", "guava", "java",
                                ["guava/src"]),
+            debian_source_tree("libspring-java", "4.3.30-3", "trixie", "spring", "java",
+                               ["spring-core/src/main/java/org/springframework/util"]),
+            debian_source_tree("commons-math3", "3.6.1-4", "trixie", "commons-math3", "java",
+                               ["src/main/java/org/apache/commons/math3/util"]),
             jdk,
         ],
         "c": [
@@ -184,6 +200,15 @@ def independent_families(quick: bool) -> dict[str, list[Tree]]:
                                 "newlib/libc/search", "newlib/libc/stdio", "newlib/libc/misc",
                                 "newlib/libc/ctype", "newlib/libc/time", "newlib/libc/posix",
                                 "newlib/libc/argz", "newlib/libc/locale"]),
+            debian_source_tree("glibc", "2.41-12+deb13u5", "trixie", "glibc", "c",
+                               ["string", "stdlib", "search", "ctype", "time", "misc", "posix",
+                                "argp"]),
+            debian_source_tree("libbsd", "0.12.2-2", "trixie", "libbsd", "c", ["src"]),
+            debian_source_tree("uclibc", "1.0.35-1", "trixie", "uclibc", "c",
+                               ["libc/string", "libc/stdlib", "libc/misc", "libc/inet",
+                                "libc/unistd", "libc/signal", "libc/pwd_grp"]),
+            debian_source_tree("avr-libc", "1:2.2.1-1", "trixie", "avr-libc", "c",
+                               ["libc/stdlib", "libc/string", "libc/misc", "libc/time"]),
         ],
         "python": [
             pypi_tree("more-itertools", "10.5.0", "more-itertools", ["more_itertools"]),
@@ -191,15 +216,28 @@ def independent_families(quick: bool) -> dict[str, list[Tree]]:
             pypi_tree("boltons", "24.1.0", "boltons", ["boltons"]),
             pypi_tree("funcy", "2.0", "funcy", ["funcy"]),
             pypi_tree("pydash", "8.0.4", "pydash", ["pydash"]),
+            pypi_tree("ubelt", "1.4.3", "ubelt", ["ubelt"]),
+            pypi_tree("inflection", "0.5.1", "inflection", ["inflection"]),
+            pypi_tree("pyhumps", "3.8.0", "pyhumps", ["humps"]),
         ],
         "javascript": [
             npm_tree("lodash", "4.18.1", "lodash", "javascript", ["."]),
             npm_tree("underscore", "1.13.8", "underscore", "javascript", ["modules"]),
-            npm_tree("es-toolkit", "1.53.2", "es-toolkit", "javascript", ["dist"]),
+            npm_tree("es-toolkit", "1.53.2", "es-toolkit", "javascript", ["dist"],
+                     r"\.(js|cjs)$|browser\.global"),
             npm_tree("ramda", "0.32.0", "ramda", "javascript", ["src"]),
-            npm_tree("remeda", "2.62.2", "remeda", "javascript", ["dist"]),
-            npm_tree("radash", "12.1.1", "radash", "javascript", ["dist"]),
-        ] + [npm_tree(n, v, n, "javascript", ["."]) for n, v in MICRO_PACKAGES],
+            npm_tree("remeda", "2.62.2", "remeda", "javascript", ["dist"], r"\.cjs$"),
+            npm_tree("radash", "12.1.1", "radash", "javascript", ["dist"], r"^dist/(cjs|index)"),
+            npm_tree("rambda", "11.3.0", "rambda", "javascript", ["src"]),
+            npm_tree("mout", "1.2.4", "mout", "javascript", ["src"]),
+            npm_tree("voca", "1.4.1", "voca", "javascript", ["es"]),
+            npm_tree("underscore.string", "3.3.6", "underscore.string", "javascript",
+                     ["."], r"^dist/"),
+            npm_tree("moderndash", "4.0.2", "moderndash", "javascript", ["dist"], r"\.cjs$"),
+            npm_tree("collect.js", "4.36.1", "collect.js", "javascript", ["src/methods"]),
+            npm_tree("locutus", "3.0.36", "locutus", "javascript", ["php"]),
+        ] + [npm_tree(n, v, n, "javascript", ["."], r"(^|/)(dist|umd|test)/|\.min\.js$")
+             for n, v in MICRO_PACKAGES],
     }
     return fams
 
@@ -216,5 +254,8 @@ MICRO_PACKAGES = [
     ("just-zip-it", "3.2.0"), ("just-unique", "4.2.0"), ("just-range", "4.2.0"),
     ("just-partition", "2.2.0"), ("just-group-by", "2.2.0"), ("just-memoize", "2.2.0"),
     ("just-once", "2.2.0"), ("just-clone", "6.2.0"), ("just-kebab-case", "4.2.0"),
-    ("just-snake-case", "3.2.0"),
+    ("just-snake-case", "3.2.0"), ("just-map-values", "3.2.0"), ("just-intersect", "4.3.0"),
+    ("just-union", "3.2.0"), ("just-remove", "3.2.0"), ("just-shuffle", "4.2.0"),
+    ("just-last", "3.2.0"), ("just-index", "4.2.0"), ("just-extend", "6.2.0"),
+    ("just-diff", "6.0.2"), ("leven", "4.1.0"),
 ]
