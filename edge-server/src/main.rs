@@ -193,7 +193,9 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PERIODIC_EDGE_LOG").unwrap_or_else(|_| "info".into()))
+        // The Redis client warns at every reconnection attempt (several a second while a node
+        // is down); the store logs each outage once (store::metered), so only its errors show.
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PERIODIC_EDGE_LOG").unwrap_or_else(|_| "info,redis=error".into()))
         .init();
     match cli.command {
         Some(Command::Token(command)) => run_token_command(command),

@@ -304,6 +304,87 @@ async fn bad_input_is_refused_with_a_message_naming_the_field() {
     assert_eq!(http.get(fixture.edge.url("/health/live")).send().await.unwrap().status(), StatusCode::OK);
 }
 
+/// Sends `head` (request line and headers) and then `body_parts` on a raw connection, one
+/// part every 100 ms, without ever finishing the body; returns the status line the server
+/// answers and how long after the headers it came. Bounded: 20 s.
+async fn answer_to_an_unfinished_body(edge: &Edge, head: String, body_parts: Vec<Vec<u8>>) -> (String, std::time::Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = edge.base.trim_start_matches("http://").to_string();
+    let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    writer.write_all(head.as_bytes()).await.unwrap();
+    let sent_headers = std::time::Instant::now();
+    let sender = tokio::spawn(async move {
+        for part in body_parts {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if writer.write_all(&part).await.is_err() {
+                return writer;
+            }
+        }
+        // The body never ends: the client stalls, as a slow or hostile one would.
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        writer
+    });
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        while !answer.windows(2).any(|window| window == b"\r\n") {
+            match reader.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(read) => answer.extend_from_slice(&buffer[..read]),
+            }
+        }
+    })
+    .await;
+    let elapsed = sent_headers.elapsed();
+    sender.abort();
+    assert!(read.is_ok(), "no answer within 20 s");
+    let text = String::from_utf8_lossy(&answer);
+    (text.lines().next().unwrap_or_default().to_string(), elapsed)
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_refused_with_413_without_waiting_for_it() {
+    // A request timeout far above the bounds below: a server that waited for the body would
+    // answer only after it.
+    let fixture = fixture(&["--max-body-bytes", "200000", "--request-timeout", "60"]);
+    let token = &fixture.writer;
+    let address = fixture.edge.base.trim_start_matches("http://").to_string();
+
+    // A declared length of 256 MiB: refused as soon as the headers are in, body unread.
+    let head = format!(
+        "POST /v1/repos/billing/deltas HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: 268435456\r\n\r\n"
+    );
+    let (status, elapsed) = answer_to_an_unfinished_body(&fixture.edge, head, vec![b"{\"batch_id\":\"".to_vec()]).await;
+    eprintln!("declared 256 MiB: {status:?} after {elapsed:?}");
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    assert!(elapsed < std::time::Duration::from_secs(10), "413 came only after {elapsed:?}");
+
+    // The same with `Expect: 100-continue`: the client learns 413 without sending anything.
+    let head = format!(
+        "POST /v1/query HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Length: 268435456\r\nExpect: 100-continue\r\n\r\n"
+    );
+    let (status, _) = answer_to_an_unfinished_body(&fixture.edge, head, Vec::new()).await;
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+
+    // A chunked body (no declared length) that grows past the limit and then stalls: 413
+    // once the limit is crossed, not at the request timeout.
+    let head = format!(
+        "POST /v1/repos/billing/deltas HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let chunk = |data: &[u8]| [format!("{:x}\r\n", data.len()).into_bytes(), data.to_vec(), b"\r\n".to_vec()].concat();
+    let mut parts = vec![chunk(b"{\"batch_id\":\"")];
+    parts.extend((0..5).map(|_| chunk(&[b'x'; 64 * 1024])));
+    let (status, elapsed) = answer_to_an_unfinished_body(&fixture.edge, head, parts).await;
+    eprintln!("chunked past the limit: {status:?} after {elapsed:?}");
+    assert!(status.starts_with("HTTP/1.1 413"), "{status}");
+    assert!(elapsed < std::time::Duration::from_secs(10), "413 came only after {elapsed:?}");
+
+    // The server still serves.
+    let response = post_batch(&fixture, token, "billing", &batch("b1", 0..2)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn rate_limit_answers_429_with_retry_after_per_token() {
     let fixture = fixture(&["--rate-limit", "2", "--rate-burst", "3"]);

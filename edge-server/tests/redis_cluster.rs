@@ -346,3 +346,155 @@ async fn restarting_the_whole_cluster_from_its_data_loses_nothing_acknowledged()
     let retry = post_batch(&edge, &token, "kept", 0..30, "b0").await.unwrap();
     assert!(retry.duplicate, "the batch log survived the restart");
 }
+
+/// One answer to a push: status, `Retry-After` seconds, error kind.
+struct PushAnswer {
+    status: reqwest::StatusCode,
+    retry_after: Option<u64>,
+    kind: String,
+}
+
+async fn push_once(edge: &Edge, token: &str, repo: &str, batch: &DeltaBatch) -> PushAnswer {
+    let response = client()
+        .post(edge.url(&format!("/v1/repos/{repo}/deltas")))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(25))
+        .json(batch)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let retry_after = response.headers().get("retry-after").and_then(|value| value.to_str().ok()?.parse().ok());
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    PushAnswer { status, retry_after, kind: body["error"].as_str().unwrap_or_default().to_string() }
+}
+
+/// The layout docs/deploy.md describes (one replica per master) with the default
+/// `--redis-wait-replicas 1`: a master dies and stays dead, so its promoted replica has no
+/// replica of its own. Writes answer 503 with Retry-After (the store cannot confirm them),
+/// never 500; the episode is logged once; nothing is acknowledged. Once the node is back, the
+/// same batch (the client's retry) goes through within seconds, and its units are there: the
+/// failed attempts left no repository lock behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_lost_for_good_answers_503_and_the_same_push_succeeds_once_it_is_back() {
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let cluster = RedisCluster::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let token = create_token(&tokens, "team", "write");
+    let log = dir.path().join("edge.log");
+    let url = cluster.url();
+    let edge = Edge::start_logging_to(
+        &dir.path().join("edge"),
+        &tokens,
+        &["--store", &url, "--cache-ttl", "1", "--request-timeout", "20", "--rate-limit", "100000", "--rate-burst", "100000"],
+        &log,
+    );
+    post_batch(&edge, &token, "billing", 0..50, "b0").await.unwrap();
+
+    // The master holding the repository's lock and batch log: the worst one to lose.
+    let victim = cluster.master_of(&layout::Keys::new("team").lock("billing"));
+    let mut cluster = tokio::task::spawn_blocking(move || {
+        let mut cluster = cluster;
+        cluster.kill9(victim);
+        cluster
+    })
+    .await
+    .unwrap();
+    let killed_at = Instant::now();
+
+    // The client's view: the same batch retried (as `periodic lsp` and `scan --edge` do), for
+    // 12 s, through the failover and the degraded state after it.
+    let retried = batch("b1", 50..100);
+    let mut answers = Vec::new();
+    while killed_at.elapsed() < Duration::from_secs(12) {
+        let answer = push_once(&edge, &token, "billing", &retried).await;
+        answers.push(answer);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let summary: Vec<String> = answers.iter().map(|answer| format!("{} {}", answer.status.as_u16(), answer.kind)).collect();
+    eprintln!("answers while the master was gone: {summary:?}");
+    assert!(answers.iter().all(|answer| answer.status != reqwest::StatusCode::INTERNAL_SERVER_ERROR), "a 500 while the store was degraded: {summary:?}");
+    assert!(answers.iter().all(|answer| !answer.status.is_success()), "a write acknowledged without its replica: {summary:?}");
+    let unavailable: Vec<&PushAnswer> = answers.iter().filter(|answer| answer.status == reqwest::StatusCode::SERVICE_UNAVAILABLE).collect();
+    assert!(unavailable.len() >= 3, "{summary:?}");
+    assert!(unavailable.iter().all(|answer| answer.retry_after.is_some_and(|seconds| seconds >= 1) && answer.kind == "storage_unavailable"), "{summary:?}");
+    let metrics = client().get(edge.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("edge_store_unavailable_total{op=\"apply_batch\"}"), "unavailable writes are counted:\n{metrics}");
+
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.restart(victim);
+        cluster.wait_healthy(Duration::from_secs(30));
+        cluster
+    })
+    .await
+    .unwrap();
+    let healthy_at = Instant::now();
+    let acknowledged = loop {
+        let answer = push_once(&edge, &token, "billing", &retried).await;
+        if answer.status.is_success() {
+            break healthy_at.elapsed();
+        }
+        assert_ne!(answer.status, reqwest::StatusCode::INTERNAL_SERVER_ERROR, "a 500 after the node came back");
+        assert!(healthy_at.elapsed() < Duration::from_secs(5), "the push still fails {:?} after the cluster is healthy: {} {}", healthy_at.elapsed(), answer.status, answer.kind);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!("the retried push succeeded {:.2} s after the cluster was healthy again", acknowledged.as_secs_f64());
+    assert!(missing_units(&edge, &token, "billing", &(0..100).collect::<Vec<_>>(), 5).await.is_empty());
+    drop(edge);
+    drop(cluster);
+
+    let log = std::fs::read_to_string(&log).unwrap();
+    let episodes = log.lines().filter(|line| line.contains("storage unavailable or degraded for writes")).count();
+    assert!((1..=2).contains(&episodes), "the degraded state is logged once per episode, not per request ({} requests):\n{log}", answers.len());
+    let complaints = log.lines().filter(|line| line.contains("WARN") || line.contains("ERROR")).count();
+    assert!(complaints <= 8, "{complaints} warnings and errors for one outage of {} requests:\n{log}", answers.len());
+}
+
+/// An edge replica killed (`kill -9`) in the middle of a batch leaves its repository's lock
+/// behind; the repository's next writer, through another replica, waits one short lease
+/// (renewed only while a batch runs), not the length of the longest batch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_killed_holding_the_lock_stalls_its_repository_for_one_short_lease() {
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let cluster = RedisCluster::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.json");
+    let token = create_token(&tokens, "team", "write");
+    let mut dying = edge_on(&cluster, dir.path(), "dying", &tokens);
+    let surviving = edge_on(&cluster, dir.path(), "surviving", &tokens);
+    let lock_key = layout::Keys::new("team").lock("billing");
+    let lock_port = cluster.nodes[cluster.master_of(&lock_key)].port;
+
+    let big = {
+        let url = dying.url("/v1/repos/billing/deltas");
+        let token = token.clone();
+        tokio::spawn(async move { client().post(url).bearer_auth(token).json(&batch("big", 0..5000)).send().await.map(|response| response.status()) })
+    };
+    let lock_seen = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if redis_cluster::cli(lock_port, &["GET", &lock_key]).is_some_and(|value| !value.trim().is_empty()) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        false
+    })
+    .await
+    .unwrap();
+    assert!(lock_seen, "the big batch never took the repository's lock");
+    dying.kill9();
+    let killed_at = Instant::now();
+    assert!(big.await.unwrap().is_err(), "the killed edge answered");
+
+    let acknowledged = loop {
+        match post_batch(&surviving, &token, "billing", 10_000..10_010, "after").await {
+            Ok(_) => break killed_at.elapsed(),
+            Err(error) => assert!(killed_at.elapsed() < Duration::from_secs(12), "the repository is still locked {:?} after its writer died: {error}", killed_at.elapsed()),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    eprintln!("the repository took writes again {:.2} s after its writer was killed", acknowledged.as_secs_f64());
+    assert!(missing_units(&surviving, &token, "billing", &(10_000..10_010).collect::<Vec<_>>(), 5).await.is_empty());
+}

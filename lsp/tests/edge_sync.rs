@@ -1,8 +1,9 @@
 //! Sync to the team edge against the real `periodic-edge` binary on loopback ports:
 //! `scan --edge` pushes, another repository's query finds the clone with its location, share
 //! level `fingerprints` sends no paths or names, an unreachable edge only grows the outbox
-//! which drains exactly once when the edge comes up, the outbox survives the process, and a
-//! bad `[edge]` table or token is reported.
+//! which drains exactly once when the edge comes up, the outbox survives the process, a
+//! bad `[edge]` table or token is reported, and an edge on a real Redis Cluster that lost a
+//! master for good (503 until the node is back) keeps the push queued until it goes through.
 //!
 //! The edge binary is `$PERIODIC_EDGE_BIN`, else `periodic-edge` in this target directory
 //! (built by `cargo build --workspace`, which the test command runs first).
@@ -11,6 +12,8 @@
 
 #[path = "support/edge.rs"]
 mod edge;
+#[path = "../../edge-server/tests/common/redis_cluster.rs"]
+mod redis_cluster;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -245,4 +248,32 @@ fn a_bad_edge_table_or_token_is_an_error_naming_it() {
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("refused the token") && stderr.contains("403"), "{stderr}");
     assert_eq!(edge.stats_units(&ws.token), 0);
+}
+
+/// The layout docs/deploy.md describes (one replica per master, `--redis-wait-replicas 1`): a
+/// master dies and stays dead. `scan --edge` is answered 503 (never acknowledged), gives up
+/// after `--edge-timeout` and keeps every unit change queued; once the node is back, the next
+/// push sends them, and the edge holds them all.
+#[test]
+fn a_push_to_an_edge_whose_redis_cluster_lost_a_master_stays_queued_until_it_is_back() {
+    let ws = workspace();
+    let billing = ws.root.join("billing");
+    let mut cluster = redis_cluster::RedisCluster::start(false);
+    let url = cluster.url();
+    let edge = Edge::start_with(&ws.data, &ws.tokens, 0, &["--store", &url]);
+    let victim = cluster.masters()[0];
+    cluster.kill9(victim);
+
+    let output = run_scan_edge(&billing, &edge.base, &["--edge-timeout", "4"], &ws.token_file);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("2 unit changes stay queued"), "{stderr}");
+    assert!(stderr.contains("503"), "the reason names the edge's answer: {stderr}");
+    assert!(!stderr.contains("500"), "{stderr}");
+
+    cluster.restart(victim);
+    cluster.wait_healthy(Duration::from_secs(30));
+    let output = run_scan_edge(&billing, &edge.base, &["--edge-timeout", "20"], &ws.token_file);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(edge.stats_units(&ws.token), 2);
 }

@@ -41,9 +41,23 @@ impl ApiError {
     }
 }
 
+/// Seconds a client is told to wait when the store is unavailable or degraded: about the time
+/// a Redis Cluster needs to fail a master over.
+pub const STORE_RETRY_AFTER_SECONDS: u64 = 2;
+
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
-        // Details go to the log (see store::metered); the client learns only that it failed.
+        // Details go to the log (see store::metered); the client learns what it can do.
+        if error.is_transient() {
+            tracing::debug!(%error, "storage unavailable, answered with 503");
+            let message = match error {
+                StoreError::Unconfirmed(_) => "storage cannot confirm writes as durably as configured right now; nothing was acknowledged, retry later",
+                _ => "storage is unavailable right now; the request was not completed, retry later",
+            };
+            let mut answer = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", message);
+            answer.retry_after_seconds = Some(STORE_RETRY_AFTER_SECONDS);
+            return answer;
+        }
         tracing::debug!(%error, "storage error answered with 500");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "storage_error", "storage failed; the request was not completed, retry later")
     }
@@ -107,5 +121,32 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
         })?;
         deserializer.end().map_err(|error| ApiError::bad_request(format!("body: {error}")))?;
         Ok(JsonBody(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(error: StoreError) -> (StatusCode, &'static str, Option<u64>) {
+        let answer = ApiError::from(error);
+        (answer.status, answer.kind, answer.retry_after_seconds)
+    }
+
+    #[test]
+    fn an_unavailable_or_degraded_store_is_a_503_with_retry_after_and_only_faults_are_500s() {
+        let unavailable = (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable", Some(STORE_RETRY_AFTER_SECONDS));
+        assert_eq!(answer(StoreError::Unavailable("redis: timed out".into())), unavailable);
+        assert_eq!(answer(StoreError::Unconfirmed("confirmed on 0 of 1 replicas".into())), unavailable);
+        let busy = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY), None);
+        assert_eq!(answer(StoreError::Sqlite(busy)), unavailable);
+        let full = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL), None);
+        assert_eq!(answer(StoreError::Sqlite(full)), unavailable);
+
+        let fault = (StatusCode::INTERNAL_SERVER_ERROR, "storage_error", None);
+        assert_eq!(answer(StoreError::Corrupt("a stored unit record is truncated".into())), fault);
+        assert_eq!(answer(StoreError::Task("shard loader panicked".into())), fault);
+        let constraint = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT), None);
+        assert_eq!(answer(StoreError::Sqlite(constraint)), fault);
     }
 }

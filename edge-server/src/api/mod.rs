@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod deltas;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod observe;
 pub mod patterns;
@@ -17,10 +18,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::store::Store;
@@ -74,6 +73,13 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// The part of the limits checked before any handler runs.
+    pub fn guard(&self) -> guard::GuardLimits {
+        guard::GuardLimits { max_body_bytes: self.max_body_bytes, request_timeout: self.request_timeout }
+    }
+}
+
 /// Shared by every handler.
 #[derive(Clone)]
 pub struct AppState {
@@ -85,6 +91,13 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// The link to the cloud tier, when `--cloud-url` is given.
     pub uplink: Option<Arc<crate::uplink::Uplink>>,
+}
+
+/// Request spans and events for `PERIODIC_EDGE_LOG=debug`. Failed responses are not logged
+/// one by one at error level: the cause is logged where it is known (a storage episode once,
+/// in `store::metered`), and every answer is counted in `edge_http_requests_total`.
+pub fn trace_layer() -> TraceLayer<tower_http::classify::SharedClassifier<tower_http::classify::ServerErrorsAsFailures>, tower_http::trace::DefaultMakeSpan, tower_http::trace::DefaultOnRequest, tower_http::trace::DefaultOnResponse, tower_http::trace::DefaultOnBodyChunk, tower_http::trace::DefaultOnEos, tower_http::trace::DefaultOnFailure> {
+    TraceLayer::new_for_http().on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
 }
 
 pub fn router(state: AppState) -> Router {
@@ -104,10 +117,11 @@ pub fn router(state: AppState) -> Router {
     authenticated
         .merge(public)
         .fallback(error::not_found)
+        // Inside the request metrics, so that early 413s and timeouts are counted per route.
+        .route_layer(axum::middleware::from_fn_with_state(limits.guard(), guard::guard))
         .route_layer(axum::middleware::from_fn(observe::record_request))
         // Enforced where the body is read (api::error::JsonBody), so a 413 is JSON like every error.
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.request_timeout))
-        .layer(TraceLayer::new_for_http())
+        .layer(trace_layer())
         .with_state(state)
 }

@@ -17,13 +17,11 @@ use periodic_wire::cloud::{
     StatisticsAck, StatisticsBatch, is_team_pseudonym,
 };
 use serde_json::{Value, json};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::api::Limits;
 use crate::api::auth::{TokenRateLimiter, caller_of, require};
 use crate::api::error::{self, ApiError, JsonBody};
-use crate::api::observe;
+use crate::api::{guard, observe};
 use crate::cloud::store::CloudStore;
 use crate::tokens::{Caller, Role, Tier, TokenTable};
 
@@ -69,10 +67,11 @@ pub fn router(state: CloudState) -> Router {
     authenticated
         .merge(public)
         .fallback(error::not_found)
+        // Inside the request metrics, so that early 413s and timeouts are counted per route.
+        .route_layer(axum::middleware::from_fn_with_state(limits.guard(), guard::guard))
         .route_layer(axum::middleware::from_fn(observe::record_request))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, limits.request_timeout))
-        .layer(TraceLayer::new_for_http())
+        .layer(crate::api::trace_layer())
         .with_state(state)
 }
 

@@ -58,7 +58,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 }
 
 fn unavailable<T>(_: T) -> StoreError {
-    StoreError::Unavailable("the cloud store lock was poisoned by a panic".into())
+    StoreError::Task("the cloud store lock was poisoned by a panic".into())
 }
 
 fn now_unix() -> u64 {

@@ -1,8 +1,15 @@
 //! Store latency and failure metrics around any [`Store`]: a histogram
-//! `edge_store_seconds{op}` and a counter `edge_store_errors_total{op}`.
+//! `edge_store_seconds{op}`, a counter `edge_store_errors_total{op}` of every failure, a
+//! counter `edge_store_unavailable_total{op}` of the transient ones (answered 503) and a gauge
+//! `edge_store_degraded{kind}` (1 while writes, or reads, fail that way).
+//!
+//! A transient failure is logged once per episode, not once per request: the first one with
+//! its cause, and the end of the episode (the next success) with its length and the number of
+//! operations that failed in it. Every other failure is logged each time it happens.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -12,56 +19,107 @@ use crate::store::{QueryOptions, Store, StoreError};
 
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
+    /// Writes and reads have separate episodes: a store that serves reads but cannot confirm
+    /// writes (too few replicas) would otherwise start a new episode at every write.
+    writes: Episode,
+    reads: Episode,
+}
+
+/// An ongoing stretch of transient failures.
+struct Episode {
+    kind: &'static str,
+    ongoing: AtomicBool,
+    started: Mutex<Option<Instant>>,
+    failures: AtomicU64,
+}
+
+impl Episode {
+    fn new(kind: &'static str) -> Episode {
+        Episode { kind, ongoing: AtomicBool::new(false), started: Mutex::new(None), failures: AtomicU64::new(0) }
+    }
+
+    fn failed(&self, op: &'static str, error: &StoreError) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if self.ongoing.swap(true, Ordering::AcqRel) {
+            tracing::debug!(op, %error, "storage still unavailable");
+            return;
+        }
+        if let Ok(mut started) = self.started.lock() {
+            *started = Some(Instant::now());
+        }
+        metrics::gauge!("edge_store_degraded", "kind" => self.kind).set(1.0);
+        tracing::warn!(op, %error, "storage unavailable or degraded for {}: answering 503 with Retry-After until it recovers (logged once per episode)", self.kind);
+    }
+
+    fn succeeded(&self) {
+        // The common case costs one atomic load.
+        if !self.ongoing.load(Ordering::Acquire) || !self.ongoing.swap(false, Ordering::AcqRel) {
+            return;
+        }
+        let seconds = self.started.lock().ok().and_then(|mut started| started.take()).map_or(0.0, |started| started.elapsed().as_secs_f64());
+        let failures = self.failures.swap(0, Ordering::Relaxed);
+        metrics::gauge!("edge_store_degraded", "kind" => self.kind).set(0.0);
+        tracing::warn!(seconds, failures, "storage available again for {}", self.kind);
+    }
 }
 
 impl MeteredStore {
     pub fn new(inner: Arc<dyn Store>) -> MeteredStore {
-        MeteredStore { inner }
+        MeteredStore { inner, writes: Episode::new("writes"), reads: Episode::new("reads") }
     }
-}
 
-async fn timed<T>(op: &'static str, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-    let started = Instant::now();
-    let result = work.await;
-    metrics::histogram!("edge_store_seconds", "op" => op).record(started.elapsed().as_secs_f64());
-    if let Err(error) = &result {
-        metrics::counter!("edge_store_errors_total", "op" => op).increment(1);
-        tracing::error!(op, %error, "storage operation failed");
+    async fn timed<T>(&self, op: &'static str, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        let episode = if matches!(op, "apply_batch" | "set_pattern_meta" | "flush") { &self.writes } else { &self.reads };
+        let started = Instant::now();
+        let result = work.await;
+        metrics::histogram!("edge_store_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+        match &result {
+            Ok(_) => episode.succeeded(),
+            Err(error) => {
+                metrics::counter!("edge_store_errors_total", "op" => op).increment(1);
+                if error.is_transient() {
+                    metrics::counter!("edge_store_unavailable_total", "op" => op).increment(1);
+                    episode.failed(op, error);
+                } else {
+                    tracing::error!(op, %error, "storage operation failed");
+                }
+            }
+        }
+        result
     }
-    result
 }
 
 #[async_trait]
 impl Store for MeteredStore {
     async fn apply_batch(&self, tenant: &str, repo: &str, batch: DeltaBatch) -> Result<DeltaAck, StoreError> {
-        timed("apply_batch", self.inner.apply_batch(tenant, repo, batch)).await
+        self.timed("apply_batch", self.inner.apply_batch(tenant, repo, batch)).await
     }
     async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Arc<[SketchResult]>, StoreError> {
-        timed("query", self.inner.query(tenant, sketches, options)).await
+        self.timed("query", self.inner.query(tenant, sketches, options)).await
     }
     async fn top_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
-        timed("top_patterns", self.inner.top_patterns(tenant, top)).await
+        self.timed("top_patterns", self.inner.top_patterns(tenant, top)).await
     }
     async fn pattern(&self, tenant: &str, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
-        timed("pattern", self.inner.pattern(tenant, id)).await
+        self.timed("pattern", self.inner.pattern(tenant, id)).await
     }
     async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, update: PatternUpdate) -> Result<PatternDetail, StoreError> {
-        timed("set_pattern_meta", self.inner.set_pattern_meta(tenant, id, update)).await
+        self.timed("set_pattern_meta", self.inner.set_pattern_meta(tenant, id, update)).await
     }
     async fn stats(&self, tenant: &str) -> Result<Stats, StoreError> {
-        timed("stats", self.inner.stats(tenant)).await
+        self.timed("stats", self.inner.stats(tenant)).await
     }
     async fn units_stored(&self) -> Result<u64, StoreError> {
-        timed("units_stored", self.inner.units_stored()).await
+        self.timed("units_stored", self.inner.units_stored()).await
     }
     async fn check_ready(&self) -> Result<(), StoreError> {
-        timed("check_ready", self.inner.check_ready()).await
+        self.timed("check_ready", self.inner.check_ready()).await
     }
     async fn flush(&self) -> Result<(), StoreError> {
-        timed("flush", self.inner.flush()).await
+        self.timed("flush", self.inner.flush()).await
     }
 
     async fn fingerprints(&self, tenant: &str, repo: &str, keys: &[String]) -> Result<Vec<Option<T2Hash>>, StoreError> {
-        timed("fingerprints", self.inner.fingerprints(tenant, repo, keys)).await
+        self.timed("fingerprints", self.inner.fingerprints(tenant, repo, keys)).await
     }
 }

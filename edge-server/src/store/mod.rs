@@ -18,7 +18,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash};
 
-/// Why a storage operation failed. Every variant becomes a 5xx at the HTTP boundary.
+/// Why a storage operation failed. Every variant becomes a 5xx at the HTTP boundary: 503
+/// with `Retry-After` when the store is (for now) unreachable or cannot confirm a write
+/// durably ([`StoreError::is_transient`]), 500 only for a fault of this server or its data.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("sqlite: {0}")]
@@ -27,8 +29,37 @@ pub enum StoreError {
     Task(String),
     #[error("corrupt stored row: {0}")]
     Corrupt(String),
+    /// The store does not answer, or answers too slowly; the same request may succeed later.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The store took the write but cannot confirm it as durably as configured (e.g. a shard
+    /// has fewer replicas than `--redis-wait-replicas` right after a failover). Nothing is
+    /// acknowledged; the retry of the same batch converges.
+    #[error("storage degraded: {0}")]
+    Unconfirmed(String),
+}
+
+impl StoreError {
+    /// Whether the failure is a condition of the store that passes (unreachable, busy, full,
+    /// under-replicated) rather than a fault of this server or of stored data.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) | StoreError::Unconfirmed(_) => true,
+            StoreError::Sqlite(error) => matches!(
+                error.sqlite_error_code(),
+                Some(
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::CannotOpen
+                        | rusqlite::ErrorCode::ReadOnly
+                        | rusqlite::ErrorCode::OutOfMemory
+                )
+            ),
+            StoreError::Task(_) | StoreError::Corrupt(_) => false,
+        }
+    }
 }
 
 /// Resolved options of a similarity query (defaults already applied by the caller).

@@ -67,7 +67,7 @@ pub struct Outbox {
 }
 
 fn poisoned<T>(_: T) -> StoreError {
-    StoreError::Unavailable("the cloud outbox lock was poisoned by a panic".into())
+    StoreError::Task("the cloud outbox lock was poisoned by a panic".into())
 }
 
 fn corrupt(error: serde_json::Error) -> StoreError {

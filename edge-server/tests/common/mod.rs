@@ -17,6 +17,8 @@ pub struct Edge {
     pub data: PathBuf,
     pub tokens: PathBuf,
     pub args: Vec<String>,
+    /// Where the server's log (stderr) goes; `None`: this test's stderr.
+    pub log: Option<PathBuf>,
 }
 
 /// Creates a token with `periodic-edge token create` and returns it.
@@ -37,7 +39,21 @@ pub fn create_token(tokens: &Path, tenant: &str, role: &str) -> String {
 impl Edge {
     /// Starts a server on `data` with `tokens`, plus `extra` arguments.
     pub fn start(data: &Path, tokens: &Path, extra: &[&str]) -> Edge {
-        let mut edge = Edge { child: None, base: String::new(), data: data.to_path_buf(), tokens: tokens.to_path_buf(), args: extra.iter().map(|s| s.to_string()).collect() };
+        let mut edge = Edge { child: None, base: String::new(), data: data.to_path_buf(), tokens: tokens.to_path_buf(), args: extra.iter().map(|s| s.to_string()).collect(), log: None };
+        edge.spawn("http");
+        edge
+    }
+
+    /// Like [`Edge::start`], with the server's log (warnings and errors) appended to `log`.
+    pub fn start_logging_to(data: &Path, tokens: &Path, extra: &[&str], log: &Path) -> Edge {
+        let mut edge = Edge {
+            child: None,
+            base: String::new(),
+            data: data.to_path_buf(),
+            tokens: tokens.to_path_buf(),
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            log: Some(log.to_path_buf()),
+        };
         edge.spawn("http");
         edge
     }
@@ -45,7 +61,7 @@ impl Edge {
     pub fn start_tls(data: &Path, tokens: &Path, cert: &Path, key: &Path) -> Edge {
         let mut args = vec!["--tls-cert".to_string(), cert.display().to_string(), "--tls-key".to_string(), key.display().to_string()];
         args.extend(["--shards".to_string(), "2".to_string()]);
-        let mut edge = Edge { child: None, base: String::new(), data: data.to_path_buf(), tokens: tokens.to_path_buf(), args };
+        let mut edge = Edge { child: None, base: String::new(), data: data.to_path_buf(), tokens: tokens.to_path_buf(), args, log: None };
         edge.spawn("https");
         edge
     }
@@ -61,9 +77,13 @@ impl Edge {
             .arg("--addr-file")
             .arg(&addr_file)
             .args(&self.args)
-            .env("PERIODIC_EDGE_LOG", "warn")
+            // A test that reads the log sees what an operator sees: the default filter.
+            .env("PERIODIC_EDGE_LOG", if self.log.is_some() { "info,redis=error" } else { "warn,redis=error" })
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(match &self.log {
+                Some(path) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap()),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .unwrap();
         self.child = Some(child);

@@ -150,6 +150,28 @@ impl RedisCluster {
             .collect()
     }
 
+    /// Index of the running master that serves `key` now.
+    pub fn master_of(&self, key: &str) -> usize {
+        let first = self.nodes.iter().find(|node| node.running()).expect("a running node");
+        let slot: u16 = cli(first.port, &["CLUSTER", "KEYSLOT", key]).unwrap().trim().parse().unwrap();
+        let nodes = cli(first.port, &["CLUSTER", "NODES"]).unwrap();
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                continue;
+            }
+            let serves = fields[8..].iter().any(|range| match range.split_once('-') {
+                Some((low, high)) => low.parse::<u16>().is_ok_and(|low| low <= slot) && high.parse::<u16>().is_ok_and(|high| slot <= high),
+                None => range.parse::<u16>().is_ok_and(|single| single == slot),
+            });
+            let port: Option<u16> = fields[1].split('@').next().and_then(|address| address.rsplit_once(':')).and_then(|(_, port)| port.parse().ok());
+            if serves && let Some(index) = self.nodes.iter().position(|node| Some(node.port) == port) {
+                return index;
+            }
+        }
+        panic!("no master serves slot {slot} of {key}:\n{nodes}");
+    }
+
     /// Waits until every running node reports `cluster_state:ok`, all slots are covered and
     /// every master has an online replica.
     pub fn wait_healthy(&self, limit: Duration) {

@@ -49,7 +49,7 @@ impl Edge {
             .arg("--addr-file")
             .arg(&addr_file)
             .args(extra)
-            .env("PERIODIC_EDGE_LOG", "warn")
+            .env("PERIODIC_EDGE_LOG", "warn,redis=error")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

@@ -68,7 +68,7 @@ pub struct EmbeddedStore {
 }
 
 fn poisoned<T>(_: T) -> StoreError {
-    StoreError::Unavailable("a storage lock was poisoned by a panic".into())
+    StoreError::Task("a storage lock was poisoned by a panic".into())
 }
 
 /// 128-bit identity of a unit: decides its shard and keys it in the index.

@@ -18,10 +18,11 @@
 //! backend scores them.
 
 pub mod layout;
+mod lock;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -32,6 +33,7 @@ use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use serde::{Deserialize, Serialize};
 
+use self::lock::RepoLock;
 use self::layout::{Keys, Member, PARTITIONS, Record, UNITS_GAUGE_KEY, decode, encode, member, member_from, member_t2, partition_of};
 use crate::store::embedded::index::MAX_LANE_WALK;
 use crate::store::{MAX_PATTERN_OCCURRENCES, QueryOptions, Store, StoreError};
@@ -79,25 +81,14 @@ const CONCURRENT_COMMANDS: usize = 256;
 const OPS_PER_SCRIPT: usize = 400;
 /// Fields per HMGET.
 const FIELDS_PER_READ: usize = 1000;
-/// How long a batch waits for another replica's batch of the same repository to finish.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
-/// A crashed writer's lock expires after this.
-const LOCK_LEASE_MS: u64 = 30_000;
 /// How often the watchdog checks that every master answers.
 const WATCHDOG_INTERVAL: Duration = Duration::from_millis(500);
-/// How long one attempt to release a lock may take before the next is tried: a command to a
-/// dead master waits for the full response timeout, and the lock is usually reachable again
-/// through a new connection (after the watchdog re-read the topology) well before that.
-const UNLOCK_ATTEMPT: Duration = Duration::from_millis(1000);
-
-const RELEASE_LOCK: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end";
 
 pub struct RedisStore {
     client: ClusterClient,
     /// Replaced by the watchdog when the cluster stops answering through it.
     connection: Arc<RwLock<ClusterConnection>>,
     apply_script: redis::Script,
-    release_script: redis::Script,
     options: RedisOptions,
 }
 
@@ -152,7 +143,6 @@ impl RedisStore {
             client,
             connection: Arc::new(RwLock::new(connection)),
             apply_script: redis::Script::new(include_str!("apply.lua")),
-            release_script: redis::Script::new(RELEASE_LOCK),
             options,
         };
         store.check_ready().await?;
@@ -206,7 +196,7 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         if confirmed < i64::from(self.options.wait_replicas) {
-            return Err(StoreError::Unavailable(format!(
+            return Err(StoreError::Unconfirmed(format!(
                 "a shard confirmed the write on {confirmed} of {} replicas within {:?}; not acknowledged",
                 self.options.wait_replicas, self.options.wait_timeout
             )));
@@ -214,66 +204,7 @@ impl RedisStore {
         Ok(())
     }
 
-    async fn lock(&self, key: &str) -> Result<String, StoreError> {
-        let mut token = [0u8; 16];
-        getrandom::fill(&mut token).map_err(|error| StoreError::Unavailable(format!("random lock token: {error}")))?;
-        let token: String = token.iter().map(|byte| format!("{byte:02x}")).collect();
-        let deadline = Instant::now() + LOCK_WAIT;
-        loop {
-            let taken: Option<String> = match redis::cmd("SET").arg(key).arg(&token).arg("NX").arg("PX").arg(LOCK_LEASE_MS).query_async(&mut self.conn()).await {
-                Ok(taken) => taken,
-                Err(error) => {
-                    // The master may have taken the lock and lost only the reply (it died or
-                    // failed over); release it, or the repository's writers would wait out the
-                    // whole lease.
-                    self.unlock(key, &token).await;
-                    return Err(unavailable(error));
-                }
-            };
-            if taken.is_some() {
-                return Ok(token);
-            }
-            if Instant::now() > deadline {
-                return Err(StoreError::Unavailable("another writer held this repository's lock for too long".into()));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Releases the lock if still ours. When its master is failing over, keeps trying in the
-    /// background, each attempt bounded, until the lease would have expired anyway, so that
-    /// the repository's next batch need not wait for the lease to run out.
-    async fn unlock(&self, key: &str, token: &str) {
-        let (script, connection, key, token) = (self.release_script.clone(), self.connection.clone(), key.to_string(), token.to_string());
-        let release = async move {
-            let deadline = Instant::now() + Duration::from_millis(LOCK_LEASE_MS);
-            loop {
-                // The current connection each time: after a failover the watchdog replaces
-                // it, and the one this request started with may never answer again (a lock
-                // left behind would stall the repository's writers for its whole lease).
-                let mut conn = match connection.read() {
-                    Ok(current) => current.clone(),
-                    Err(poisoned) => poisoned.into_inner().clone(),
-                };
-                let attempt = tokio::time::timeout(UNLOCK_ATTEMPT, script.key(&key).arg(&token).invoke_async::<i64>(&mut conn)).await;
-                if matches!(attempt, Ok(Ok(_))) {
-                    return;
-                }
-                if Instant::now() > deadline {
-                    tracing::warn!("repository lock not released; its lease has run out by now");
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        };
-        // Spawned, so that it goes on after this request has its answer.
-        let releasing = tokio::spawn(release);
-        if tokio::time::timeout(Duration::from_millis(500), releasing).await.is_err() {
-            tracing::debug!("repository lock release continues in the background");
-        }
-    }
-
-    async fn apply_locked(&self, keys: &Keys, tenant: &str, repo: &str, batch: DeltaBatch) -> Result<DeltaAck, StoreError> {
+    async fn apply_locked(&self, keys: &Keys, tenant: &str, repo: &str, batch: DeltaBatch, lock: &RepoLock) -> Result<DeltaAck, StoreError> {
         let mut conn = self.conn();
         let previous: Option<String> = redis::cmd("HGET").arg(keys.batches(repo)).arg(&batch.batch_id).query_async(&mut conn).await.map_err(unavailable)?;
         if let Some(previous) = previous {
@@ -386,8 +317,11 @@ impl RedisStore {
             let () = redis::cmd("INCRBY").arg(UNITS_GAUGE_KEY).arg(unit_delta).query_async::<i64>(&mut conn).await.map(|_| ()).map_err(unavailable)?;
         }
 
-        // Acknowledge only what a replica holds: data first, then the batch id.
+        // Acknowledge only what a replica holds: data first, then the batch id. A batch that
+        // lost its lock on the way may have interleaved with another writer's: its retry,
+        // not this attempt, records the id.
         self.wait_for_replicas().await?;
+        lock.still_held()?;
         let () = redis::cmd("HSET")
             .arg(keys.batches(repo))
             .arg(&batch.batch_id)
@@ -550,9 +484,9 @@ impl Store for RedisStore {
     async fn apply_batch(&self, tenant: &str, repo: &str, batch: DeltaBatch) -> Result<DeltaAck, StoreError> {
         let keys = Keys::new(tenant);
         let lock_key = keys.lock(repo);
-        let token = self.lock(&lock_key).await?;
-        let result = self.apply_locked(&keys, tenant, repo, batch).await;
-        self.unlock(&lock_key, &token).await;
+        let lock = RepoLock::acquire(&self.connection, &lock_key).await?;
+        let result = self.apply_locked(&keys, tenant, repo, batch, &lock).await;
+        lock.release().await;
         result
     }
 

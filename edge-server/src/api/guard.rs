@@ -1,0 +1,53 @@
+//! Guards that run before any handler, shared by the team edge and the cloud tier: a request
+//! whose declared body (`Content-Length`) exceeds the limit is answered 413 as soon as its
+//! headers arrive, without reading a byte of the body, and a request that outlasts the
+//! request timeout is answered 503 with `Retry-After`. A body without a declared length
+//! (chunked) is limited where it is read (`DefaultBodyLimit`, enforced by
+//! `error::JsonBody`), which answers 413 as soon as the limit is crossed.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::error::ApiError;
+
+/// What the guards need: the body limit and the request timeout.
+#[derive(Clone, Copy, Debug)]
+pub struct GuardLimits {
+    pub max_body_bytes: usize,
+    pub request_timeout: Duration,
+}
+
+/// Seconds a client is told to wait after a timeout.
+const TIMEOUT_RETRY_AFTER_SECONDS: u64 = 5;
+
+/// Refuses a declared oversized body at once; bounds the rest of the request by the timeout.
+pub async fn guard(State(limits): State<GuardLimits>, request: Request, next: Next) -> Response {
+    if let Some(declared) = declared_length(&request)
+        && declared > limits.max_body_bytes as u64
+    {
+        return ApiError::too_large(format!("the request declares a body of {declared} bytes; the limit is {} bytes", limits.max_body_bytes))
+            .into_response();
+    }
+    match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut error = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                format!("the request took longer than {} s and was abandoned; retry later", limits.request_timeout.as_secs_f64()),
+            );
+            error.retry_after_seconds = Some(TIMEOUT_RETRY_AFTER_SECONDS);
+            error.into_response()
+        }
+    }
+}
+
+/// The `Content-Length` the client declared; `None` when absent. A malformed value is left
+/// to hyper, which refuses it before a request reaches the router.
+fn declared_length(request: &Request) -> Option<u64> {
+    request.headers().get(header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
