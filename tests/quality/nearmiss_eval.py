@@ -7,11 +7,13 @@ For each --similarity setting (the default and a sweep) it runs `periodic scan D
 - hard negatives flagged as direct pairs and after clustering (two members of one pattern:
   what a user sees);
 - recall at a fixed 1% hard-negative flag rate, ranking pairs by the report's pair `score`
-  (or `evidence`, else `similarity`);
+  (or `evidence.score`, else `similarity`; a field with one value for every pair is skipped);
 - bootstrap 95% intervals (pairs resampled, 1,000 rounds, fixed seed);
 - for every lost positive, the stage it was lost at, from the trace: no traced candidate
   touching both functions = "candidates", traced but never accepted = "verification",
-  accepted but not linked in the report = "other"; "unknown" without a trace.
+  accepted but not linked in the report = "other"; "untraced" when neither function is in
+  any traced candidate (most likely not a unit: under Periodic's size minimum); "unknown"
+  without a trace.
 
 A labelled pair is detected when the lines the tool links between its two files cover at
 least 50% of each function (the rule of evaluate.py). Writes tests/quality/nearmiss-results.json
@@ -37,11 +39,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
+
+from run import describe_binary, git_commit  # noqa: E402
 COVER = 0.5
 FLAG_RATE = 0.01
 ROUNDS = 1000
 BANDS = ["identical", "very_strong", "strong", "moderate", "weak"]
 HEADLINE_BANDS = ["very_strong", "strong", "moderate"]
+STAGES = ("candidates", "verification", "other", "untraced", "unknown")
 
 
 def log(msg: str) -> None:
@@ -76,14 +81,25 @@ def run_scan(binary: Path, dataset: Path, work: Path, similarity: float | None) 
 
 # ---------------------------------------------------------------- links and detection
 
-def pair_score(p: dict) -> float:
-    for k in ("score", "evidence"):
-        v = p.get(k)
-        if isinstance(v, (int, float)):
-            return float(v)
-        if isinstance(v, dict) and isinstance(v.get("score"), (int, float)):
-            return float(v["score"])
-    return float(p.get("similarity", 0.0))
+SCORE_FIELDS = ("score", "evidence.score", "similarity")
+
+
+def _field(p: dict, name: str):
+    v = p
+    for part in name.split("."):
+        v = v.get(part) if isinstance(v, dict) else None
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def ranking_field(pairs: list[dict]) -> str:
+    """The first of SCORE_FIELDS that the report's near-miss pairs carry with more than one
+    value (a constant placeholder ranks nothing)."""
+    t3 = [p for p in pairs if p.get("kind") == "T3"] or pairs
+    for name in SCORE_FIELDS:
+        values = {_field(p, name) for p in t3}
+        if None not in values and len(values) > 1:
+            return name
+    return "similarity"
 
 
 class Links:
@@ -92,19 +108,19 @@ class Links:
 
     def __init__(self, report: dict):
         self.direct: dict[tuple, list] = defaultdict(list)  # (fa, fb) sorted -> [(fa, sa, ea, fb, sb, eb, score)]
+        self.ranked_by = ranking_field(report.get("pairs", []))
         for p in report.get("pairs", []):
             a, b = p["a"], p["b"]
             if a["path"] == b["path"]:
                 continue
             key = tuple(sorted((a["path"], b["path"])))
             self.direct[key].append((a["path"], a["start_line"], a["end_line"],
-                                     b["path"], b["start_line"], b["end_line"], pair_score(p)))
+                                     b["path"], b["start_line"], b["end_line"],
+                                     _field(p, self.ranked_by) or 0.0))
         self.members: dict[str, list] = defaultdict(list)  # file -> [(pattern index, start, end)]
         for k, pat in enumerate(report.get("patterns", [])):
             for m in pat.get("members", []):
                 self.members[m["path"]].append((k, m["start_line"], m["end_line"]))
-        self.scored = any(isinstance(p.get("score"), (int, float)) or "evidence" in p
-                          for p in report.get("pairs", []))
 
     def covered_direct(self, fa: str, fb: str) -> tuple[set, set]:
         la, lb = set(), set()
@@ -169,6 +185,7 @@ def read_trace(trace: Path | None, pairs: list[dict], files: dict):
     for i, p in enumerate(pairs):
         by_file_pair[tuple(sorted((p["a"]["path"], p["b"]["path"])))].append(i)
     seen = [[False, False, None] for _ in pairs]
+    touched: set[str] = set()  # files with a function in any traced candidate
     stats = Counter()
     with trace.open() as f:
         for line in f:
@@ -182,6 +199,7 @@ def read_trace(trace: Path | None, pairs: list[dict], files: dict):
                 stats["malformed"] += 1
                 continue
             stats["lines"] += 1
+            touched.update((ta["path"], tb["path"]))
             stats[f"source:{t.get('source')}"] += 1
             stats["accepted"] += bool(t.get("accepted"))
             for i in by_file_pair.get(tuple(sorted((ta["path"], tb["path"]))), ()):
@@ -195,6 +213,8 @@ def read_trace(trace: Path | None, pairs: list[dict], files: dict):
                     s[1] = s[1] or bool(t.get("accepted"))
                     if isinstance(t.get("score"), (int, float)):
                         s[2] = t["score"] if s[2] is None else max(s[2], t["score"])
+    for i, p in enumerate(pairs):
+        seen[i].append(p["a"]["path"] in touched or p["b"]["path"] in touched)
     return seen, dict(stats)
 
 
@@ -320,7 +340,7 @@ def score_run(run: dict, meta: dict, boot: Boot, trace_info) -> dict:
                  "report_stats": {k: run["report"].get("stats", {}).get(k) for k in
                                   ("files", "units", "patterns", "clone_pairs",
                                    "files_with_syntax_errors", "skipped")},
-                 "scored_by": "score" if links.scored else "similarity"}
+                 "ranked_by": links.ranked_by}
     det = [detect(links, p) for p in pairs]
     scores = [links.best_score(p["a"], p["b"]) for p in pairs]
     groups: dict[tuple, list[int]] = defaultdict(list)
@@ -382,6 +402,8 @@ def score_run(run: dict, meta: dict, boot: Boot, trace_info) -> dict:
             continue
         if seen is None:
             stage = "unknown"
+        elif not seen[i][0] and not seen[i][3]:
+            stage = "untraced"  # neither function in any candidate: not a unit (too small)?
         elif not seen[i][0]:
             stage = "candidates"
         elif not seen[i][1]:
@@ -455,7 +477,8 @@ def print_tables(runs: list[dict]) -> None:
                              f"{pct(v['direct']['rate'])} / {pct(v['clustered']['rate'])}"
                              f"{ci(v['clustered']['ci95'])}")
             print(f"| {kind}: {n} | {first['direct']['n']} | " + " | ".join(cells) + " |")
-    print("\nRecall at a 1% hard-negative flag rate (direct pairs ranked by score)")
+    print("\nRecall at a 1% hard-negative flag rate (direct pairs ranked by "
+          + ", ".join(f"{r['tag']}: {r['ranked_by']}" for r in runs) + ")")
     print("| band | " + " | ".join(heads) + " |")
     print("|---|" + "---|" * len(heads))
     for b in HEADLINE_BANDS + ["all_headline"]:
@@ -465,7 +488,7 @@ def print_tables(runs: list[dict]) -> None:
             cells.append("n/a" if not v or v["recall"] is None else
                          f"{pct(v['recall'])}{ci(v['ci95'])} (t={v['threshold']})")
         print(f"| {b} | " + " | ".join(cells) + " |")
-    print("\nLost positives by stage (candidates / verification / other / unknown)")
+    print("\nLost positives by stage (" + " / ".join(STAGES) + ")")
     print("| group | " + " | ".join(heads) + " |")
     print("|---|" + "---|" * len(heads))
     keys = sorted({k for r in runs for k in r["lost_by_stage"] if not k.startswith("language/")})
@@ -473,29 +496,12 @@ def print_tables(runs: list[dict]) -> None:
         cells = []
         for r in runs:
             v = r["lost_by_stage"].get(k, {})
-            cells.append(" / ".join(str(v.get(s, 0)) for s in ("candidates", "verification", "other", "unknown")))
+            cells.append(" / ".join(str(v.get(s, 0)) for s in STAGES))
         print(f"| {k} | " + " | ".join(cells) + " |")
 
 
 # ---------------------------------------------------------------- main
 
-def describe_binary(binary: Path) -> dict:
-    st = binary.stat()
-    h = hashlib.sha256()
-    with binary.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return {"path": str(binary),
-            "modified": datetime.datetime.fromtimestamp(st.st_mtime, datetime.timezone.utc)
-            .isoformat(timespec="seconds"), "sha256": h.hexdigest()[:16]}
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, text=True,
-                              capture_output=True).stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def main(work: Path, results_path: Path, sweep: list[float], seed: int) -> int:

@@ -31,7 +31,9 @@ HERE = Path(__file__).resolve().parent
 REVIEW_FILE = HERE / "nearmiss_review.json"
 CODE_FILES = ["nm_funcs.py", "langs.py", "tokens.py", "funcs.py", "negatives.py"]
 
-MIN_LINES, MAX_LINES, MIN_TOKENS = 6, 150, 50
+# Periodic's unit minimum is 6 lines and 50 of its tokens (nm_funcs.engine_tokens): a margin
+# of 4 tokens keeps every labelled function a unit.
+MIN_LINES, MAX_LINES, MIN_TOKENS = 6, 150, 54
 # Pair quotas per language (full set; --quick divides them).
 REAL_EDIT_CAPS = {"very_strong": 40, "strong": 60, "moderate": 60, "weak": 15}
 SCATTER_TARGETS = {"very_strong": 10, "strong": 30, "moderate": 30}
@@ -44,7 +46,7 @@ HARD_PER_BAND = 45
 LIB_HARD_PER_BAND = 15
 HARD_SIZE_RATIO = 1.3
 HARD_MIN_CALLED = 0.3
-HARD_MAX_RAW = 0.75
+HARD_MAX_RAW = 0.7
 HARD_LCS_BUDGET = 12000
 T12_PER_LANG = 12
 DISTRACTORS_PER_LANG = 4000
@@ -200,6 +202,15 @@ def _cap_by_band(cands: list[Cand], caps: dict[str, int], rng: random.Random,
     return out
 
 
+def _fresh(pool: list[Func], used: set[str], rng: random.Random, lines: tuple[int, int],
+           min_tokens: int) -> list[Func]:
+    """Pool functions of a size range not yet in a labelled pair, in a seeded order."""
+    out = [f for f in pool if lines[0] <= f.n_lines <= lines[1] and len(f.toks) >= min_tokens
+           and f.digest not in used]
+    rng.shuffle(out)
+    return out
+
+
 def _review() -> dict:
     if REVIEW_FILE.exists():
         return json.loads(REVIEW_FILE.read_text())
@@ -227,6 +238,9 @@ def build(specs: dict[str, LangSpec], corpus: Path, out_dir: Path, seed: int, qu
             "label": label, "category": category, "project": project,
             "band": c.band, "similarity": c.m["similarity"], "token_ratio": c.m["token_ratio"],
             "line_ratio": c.m["line_ratio"],
+            # the same ratio over the tokens' own texts (no normalisation): how much of the
+            # text itself is shared (an edited copy scores high, a look-alike low)
+            "raw_ratio": round(nm_funcs.raw_similarity(c.a, c.b), 4),
             "sources": [c.a.source, c.b.source], "names": [c.a.qual, c.b.qual],
             **({"info": {**c.info, **(extra or {})}} if c.info or extra else {}),
         })
@@ -348,9 +362,7 @@ def build(specs: dict[str, LangSpec], corpus: Path, out_dir: Path, seed: int, qu
     for lang in LANGUAGES:
         spec = specs[lang]
         rng = random.Random(f"{seed}:scattered:{lang}")
-        pool = [f for f in corpus_pool[lang] if 10 <= f.n_lines <= 80 and len(f.toks) >= 70
-                and f.digest not in used_digests]
-        rng.shuffle(pool)
+        pool = _fresh(corpus_pool[lang], used_digests, rng, (10, 80), 70)
         targets = {b: max(2, round(v * scale)) for b, v in SCATTER_TARGETS.items()}
         cands, st = nm_pairs.scattered(spec, pool, targets, rng)
         sc_stats[lang] = st
@@ -365,9 +377,7 @@ def build(specs: dict[str, LangSpec], corpus: Path, out_dir: Path, seed: int, qu
     for lang in LANGUAGES:
         spec = specs[lang]
         rng = random.Random(f"{seed}:t12:{lang}")
-        pool = [f for f in corpus_pool[lang] if 8 <= f.n_lines <= 60 and len(f.toks) >= 60
-                and f.digest not in used_digests]
-        rng.shuffle(pool)
+        pool = _fresh(corpus_pool[lang], used_digests, rng, (8, 60), 60)
         n = 0
         for f in pool:
             if n >= max(2, round(T12_PER_LANG * scale)):
@@ -504,18 +514,18 @@ def distractors(specs, pools, used: set[str], out_dir: Path, files_meta: dict, s
     return counts
 
 
+COUNT_KEYS = {"by_category_band": ("category", "band"),
+              "by_category_language": ("category", "language"),
+              "by_label_band_language": ("label", "band", "language"),
+              "by_split_category": ("split", "category"),
+              "by_split_language": ("split", "language")}
+
+
 def counts(pairs: list[dict]) -> dict:
     out: dict = {"total": len(pairs)}
-    c = Counter((p["category"], p["band"]) for p in pairs)
-    out["by_category_band"] = {f"{k[0]}/{k[1]}": v for k, v in sorted(c.items())}
-    c = Counter((p["category"], p["language"]) for p in pairs)
-    out["by_category_language"] = {f"{k[0]}/{k[1]}": v for k, v in sorted(c.items())}
-    c = Counter((p["label"], p["band"], p["language"]) for p in pairs)
-    out["by_label_band_language"] = {f"{k[0]}/{k[1]}/{k[2]}": v for k, v in sorted(c.items())}
-    c = Counter((p["split"], p["category"]) for p in pairs if "split" in p)
-    out["by_split_category"] = {f"{k[0]}/{k[1]}": v for k, v in sorted(c.items())}
-    c = Counter((p["split"], p["language"]) for p in pairs if "split" in p)
-    out["by_split_language"] = {f"{k[0]}/{k[1]}": v for k, v in sorted(c.items())}
+    for name, fields in COUNT_KEYS.items():
+        c = Counter(tuple(p[f] for f in fields) for p in pairs if all(f in p for f in fields))
+        out[name] = {"/".join(k): v for k, v in sorted(c.items())}
     return out
 
 

@@ -54,7 +54,9 @@ class Log:
     warnings: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        return {"fetched": [asdict(f) for f in self.fetched], "warnings": self.warnings}
+        unique = {(f.registry, f.name, f.version): asdict(f) for f in self.fetched}
+        return {"fetched": sorted(unique.values(), key=lambda f: (f["registry"], f["name"], f["version"])),
+                "warnings": sorted(set(self.warnings))}
 
 
 LOG = Log()
@@ -208,6 +210,21 @@ def _pick(entries: list[dict], pinned: str, what: str) -> tuple[dict | None, str
     return best, note
 
 
+def _entry(suite: str, kind: str, package: str, pinned: str) -> tuple[dict, str]:
+    """The index entry of PACKAGE at the pinned version (the index is fetched again once
+    when the pin is missing), else the newest one with a warning note."""
+    entries = list(_stanzas(_index(suite, kind), package))
+    if not any(e.get("Version") == pinned for e in entries):
+        entries = list(_stanzas(_index(suite, kind, refresh=True), package))
+    entry, note = _pick(entries, pinned, package)
+    if entry is None:
+        raise RuntimeError(f"{package} not in the {suite}/main {kind} index")
+    if note:
+        say(f"WARNING: {note}")
+        LOG.warnings.append(note)
+    return entry, note
+
+
 def _corpus_cache_copy(filename: str, dest: Path) -> bool:
     """The benchmark corpus script keeps the same .deb files; reuse one when present."""
     corpus = Path(os.environ.get("CORPUS", HERE.parent.parent.parent / "corpus"))
@@ -230,15 +247,7 @@ def debian_binary(package: str, pinned: str, suite: str) -> tuple[Path, str]:
         LOG.fetched.append(Fetched("debian", package, pinned, pinned, f"{suite}: {dest.name}",
                                    _sha256(dest)))
         return dest, pinned
-    entries = list(_stanzas(_index(suite, "binary"), package))
-    if not any(e.get("Version") == pinned for e in entries):
-        entries = list(_stanzas(_index(suite, "binary", refresh=True), package))
-    entry, note = _pick(entries, pinned, package)
-    if entry is None:
-        raise RuntimeError(f"{package} not in {suite}/main binary-all")
-    if note:
-        say(f"WARNING: {note}")
-        LOG.warnings.append(note)
+    entry, note = _entry(suite, "binary", package, pinned)
     version = entry["Version"]
     dest = CACHE / "debian" / Path(entry["Filename"]).name
     if not dest.exists() and not _corpus_cache_copy(dest.name, dest):
@@ -256,15 +265,7 @@ def debian_orig(source: str, pinned: str, suite: str) -> tuple[Path, str]:
         LOG.fetched.append(Fetched("debian-source", source, pinned, pinned,
                                    f"{suite}: {cached[0].name}", _sha256(cached[0])))
         return cached[0], pinned
-    entries = list(_stanzas(_index(suite, "source"), source))
-    if not any(e.get("Version") == pinned for e in entries):
-        entries = list(_stanzas(_index(suite, "source", refresh=True), source))
-    entry, note = _pick(entries, pinned, source)
-    if entry is None:
-        raise RuntimeError(f"{source} not in {suite}/main source")
-    if note:
-        say(f"WARNING: {note}")
-        LOG.warnings.append(note)
+    entry, note = _entry(suite, "source", source, pinned)
     files = entry.get("Checksums-Sha256") or []
     for line in files:
         sha, _size, name = line.split()
@@ -296,34 +297,31 @@ def unpacked(key: str, fill) -> Path:
     return out
 
 
+def _copy_out(entries, out: Path, members, strip: int) -> None:
+    """Writes (name, open) archive entries under OUT: names with `strip` leading components
+    dropped, only those `members(name)` accepts (all without it)."""
+    for name, open_entry in entries:
+        parts = name.lstrip("./").split("/")[strip:]
+        if not parts or (members and not members("/".join(parts))):
+            continue
+        target = out.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open_entry() as src, target.open("wb") as dst:
+            shutil.copyfileobj(src, dst)
+
+
 def extract_tar(archive: Path, out: Path, members=None, strip: int = 0) -> None:
     """Extracts regular files (all, or those whose name `members(name)` accepts), dropping
     `strip` leading path components."""
     with tarfile.open(archive) as tf:
-        for m in tf:
-            if not m.isfile():
-                continue
-            parts = m.name.lstrip("./").split("/")[strip:]
-            if not parts or (members and not members("/".join(parts))):
-                continue
-            target = out.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with tf.extractfile(m) as src, target.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
+        _copy_out(((m.name, lambda m=m: tf.extractfile(m)) for m in tf if m.isfile()),
+                  out, members, strip)
 
 
 def extract_zip(archive: Path, out: Path, members=None, strip: int = 0) -> None:
     with zipfile.ZipFile(archive) as zf:
-        for info in zf.infolist():
-            if info.is_dir():
-                continue
-            parts = info.filename.split("/")[strip:]
-            if not parts or (members and not members("/".join(parts))):
-                continue
-            target = out.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(info) as src, target.open("wb") as dst:
-                shutil.copyfileobj(src, dst)
+        _copy_out(((i.filename, lambda i=i: zf.open(i)) for i in zf.infolist() if not i.is_dir()),
+                  out, members, strip)
 
 
 def deb_member(deb: Path, member: str, dest: Path) -> Path:
