@@ -18,6 +18,9 @@ use crate::model::{ClonePair, FileRecord};
 
 use crate::scan::{ReparsingSource, TokenCache, token_cache_of};
 
+mod probe;
+pub use probe::Probe;
+
 /// Tokens of unchanged files kept for verifying an edited file's candidates: a long-running
 /// process keeps a small working set (about 10 MB), a batch scan a larger one.
 const LIVE_TOKEN_CACHE: u64 = 1_000_000;

@@ -30,6 +30,15 @@ pub enum Command {
     Patterns(PatternsArgs),
     /// Run the language server on standard input and output (for editors).
     Lsp(LspArgs),
+    /// Run the MCP server on standard input and output (for coding agents).
+    Mcp(McpArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct McpArgs {
+    /// The folder to answer about [default: the current folder].
+    #[arg(long, value_name = "PATH")]
+    pub root: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -202,6 +211,7 @@ pub fn run() -> ExitCode {
         Command::Similar(args) => commands::similar::run(args),
         Command::Patterns(args) => commands::patterns::run(args),
         Command::Lsp(_) => crate::server::run().map(|()| 0),
+        Command::Mcp(args) => crate::mcp::run(args.root).map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -10,6 +10,7 @@
 
 mod patterns;
 mod similar;
+pub mod snippet;
 pub mod text;
 pub mod workspace;
 

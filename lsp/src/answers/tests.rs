@@ -185,3 +185,71 @@ fn the_answers_layer_knows_no_protocol_and_no_front_end() {
         }
     }
 }
+
+/// Asks a snippet question of a workspace loaded from the fixture.
+fn ask(question: &snippet::SnippetQuestion<'_>) -> Result<snippet::SnippetAnswer, snippet::SnippetError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in FIXTURE.split("//- /").skip(1) {
+        let (path, text) = file.split_once('\n').expect("a path line");
+        let path = dir.path().join(path.trim());
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    std::fs::write(dir.path().join(".periodic.toml"), "min_lines = 5\nmin_tokens = 30\n").expect("write");
+    let (workspace, problem) = Workspace::new(dir.path().to_path_buf());
+    assert!(problem.is_none());
+    workspace.refresh(workspace.effective_config(|_| ()), &|_| ()).expect("index");
+    workspace
+        .probe(|engine, snapshot| {
+            let mut prepared = snippet::prepare(question, engine.config(), snapshot)?;
+            let analysis = std::mem::take(&mut prepared.analysis);
+            let probe = engine.probe(prepared.language, &prepared.text, analysis, None);
+            Ok(snippet::answer(&prepared, &probe, snapshot, question))
+        })
+        .expect("indexed")
+}
+
+fn question(code: &str) -> snippet::SnippetQuestion<'_> {
+    snippet::SnippetQuestion { code, language: None, path: None, min_similarity: None, limit: 10 }
+}
+
+fn matched_paths(answer: &snippet::SnippetAnswer) -> Vec<String> {
+    answer.matches.iter().map(|found| format!("{} {}", found.similar.place.path, found.similar.kind.as_str())).collect()
+}
+
+const NEAR_COPY: &str = "def total_paid(payments, rate):\n    total = 0\n    count = 0\n    for payment in payments:\n        if payment.status == \"paid\":\n            total += payment.amount * (1 + rate)\n            count += 1\n            notify(payment)\n    average = total / count if count else 0\n    return {\"total\": round(total, 2), \"count\": count, \"average\": average}\n";
+
+#[test]
+fn a_snippet_finds_every_near_copy_and_a_stranger_finds_nothing() {
+    let answer = ask(&question(NEAR_COPY)).expect("answer");
+    assert_eq!(answer.language, Language::Python);
+    assert!(answer.guessed);
+    assert_eq!(answer.units, 1);
+    assert_eq!(matched_paths(&answer), ["lib/refunds.py T2", "src/invoices.py T3", "src/orders.py T3"]);
+    assert!(answer.matches.iter().all(|found| found.snippet_lines == (1, 10)));
+    let stranger = "def parse_headers(raw_lines):\n    headers = {}\n    for raw in raw_lines:\n        if \":\" not in raw:\n            continue\n        name, _, value = raw.partition(\":\")\n        key = name.strip().lower()\n        headers.setdefault(key, []).append(value.strip())\n    return {key: \", \".join(values) for key, values in headers.items()}\n";
+    let answer = ask(&snippet::SnippetQuestion { language: Some(Language::Python), ..question(stranger) }).expect("answer");
+    assert!(!answer.guessed);
+    assert!(answer.matches.is_empty(), "{:?}", answer.matches);
+}
+
+#[test]
+fn a_body_fragment_is_parsed_inside_a_function_and_the_target_file_is_left_out() {
+    let body: String = NEAR_COPY.lines().skip(1).map(|line| format!("{line}\n")).collect();
+    let answer = ask(&question(&body)).expect("answer");
+    assert_eq!(answer.units, 1, "the fragment became a unit");
+    assert!(matched_paths(&answer).contains(&"src/orders.py T3".to_string()), "{:?}", matched_paths(&answer));
+    assert_eq!(answer.matches[0].snippet_lines, (1, 9));
+    let answer = ask(&snippet::SnippetQuestion { path: Some("src/orders.py"), ..question(NEAR_COPY) }).expect("answer");
+    assert_eq!(matched_paths(&answer), ["lib/refunds.py T2", "src/invoices.py T3"]);
+    assert!(!answer.guessed, "the path names the language");
+}
+
+#[test]
+fn bad_snippets_are_refused_with_a_reason() {
+    assert_eq!(ask(&question(" \n")), Err(snippet::SnippetError::Empty));
+    let huge = "x = 1\n".repeat(20_000);
+    assert!(matches!(ask(&question(&huge)), Err(snippet::SnippetError::TooLarge { .. })));
+    let unknown = ask(&snippet::SnippetQuestion { path: Some("notes.txt"), ..question(NEAR_COPY) });
+    assert_eq!(unknown, Err(snippet::SnippetError::UnknownLanguage("notes.txt".into())));
+}

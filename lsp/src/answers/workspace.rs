@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use periodic_core::analysis::Analysis;
 use periodic_core::config::ConfigError;
-use periodic_core::live::LiveIndex;
+use periodic_core::live::{LiveIndex, Probe};
 use periodic_core::pattern::{self, PatternLabel};
 use periodic_core::scan::{self, ScanOptions, ScanOutcome, ScanProgress};
 use periodic_core::{ClonePair, Config, FileRecord, Instance, Language, Pattern};
@@ -298,6 +298,12 @@ impl Engine {
         self.live.config()
     }
 
+    /// The clones `text` (already analysed) would have as a file here; nothing of it is
+    /// kept (see [`LiveIndex::probe`]).
+    pub fn probe(&mut self, language: Language, text: &str, analysis: Analysis, similarity: Option<f64>) -> Probe {
+        self.live.probe(language, text, analysis, similarity)
+    }
+
     pub fn set_label(&mut self, id: &str, label: PatternLabel) {
         self.labels.insert(id.to_string(), label);
         self.rebuild_patterns();
@@ -462,6 +468,17 @@ impl Workspace {
         // not held twice in memory. Requests keep reading the last snapshot; edits made
         // meanwhile are applied from the editor's text when the new engine is in.
         *lock(&self.engine) = None;
+        self.scan_and_swap(config, progress, open)
+    }
+
+    /// Like [`Workspace::reindex`] without open documents, keeping the current engine
+    /// until the new one is in: questions that need the engine (snippets) are answered
+    /// from the previous state meanwhile, at the cost of holding both for a moment.
+    pub fn refresh(&self, config: Config, progress: &(dyn Fn(ScanProgress) + Sync)) -> Result<Vec<String>, scan::ScanError> {
+        self.scan_and_swap(config, progress, &Vec::new)
+    }
+
+    fn scan_and_swap(&self, config: Config, progress: &(dyn Fn(ScanProgress) + Sync), open: &dyn Fn() -> Vec<OpenText>) -> Result<Vec<String>, scan::ScanError> {
         let outcome = scan::scan(ScanOptions { root: self.root.clone(), config: config.clone(), use_index: true, progress: Some(progress) })?;
         let labels = scan::load_labels(&self.root, &config)?;
         let mut guard = lock(&self.engine);
@@ -493,6 +510,15 @@ impl Workspace {
         let result = change(engine);
         self.publish(guard.as_ref());
         Some(result)
+    }
+
+    /// Runs `probe` on the engine with the snapshot published from it (their slots agree),
+    /// without publishing: `probe` must leave the results as they were.
+    pub fn probe<T>(&self, probe: impl FnOnce(&mut Engine, &Snapshot) -> T) -> Option<T> {
+        let mut guard = lock(&self.engine);
+        let engine = guard.as_mut()?;
+        let snapshot = self.snapshot();
+        Some(probe(engine, &snapshot))
     }
 
     /// Reads the engine without publishing.
