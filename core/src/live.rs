@@ -18,6 +18,7 @@ use crate::model::{ClonePair, FileRecord};
 
 use crate::scan::{ReparsingSource, TokenCache, token_cache_of};
 
+mod complete;
 mod probe;
 pub use probe::Probe;
 

@@ -173,9 +173,19 @@ pub struct OpenText {
 
 impl Engine {
     fn new(root: &Path, config: Config, files: Vec<FileRecord>, pairs: Vec<ClonePair>, labels: BTreeMap<String, PatternLabel>) -> Engine {
-        let views = files.iter().map(|file| Arc::new(FileView::of(file))).collect();
-        let slots = Arc::new(files.iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect());
+        Engine::assemble(LiveIndex::new(root, config, files), pairs, labels)
+    }
+
+    /// From a stored index, which holds no exact pairs: they are recomputed (no file is read).
+    fn from_stored(root: &Path, config: Config, files: Vec<FileRecord>, stored: &[ClonePair], labels: BTreeMap<String, PatternLabel>) -> Engine {
         let live = LiveIndex::new(root, config, files);
+        let pairs = live.complete_pairs(stored);
+        Engine::assemble(live, pairs, labels)
+    }
+
+    fn assemble(live: LiveIndex, pairs: Vec<ClonePair>, labels: BTreeMap<String, PatternLabel>) -> Engine {
+        let views = live.files().iter().map(|file| Arc::new(FileView::of(file))).collect();
+        let slots = Arc::new(live.files().iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect());
         let mut engine = Engine {
             live,
             pairs,
@@ -452,7 +462,7 @@ impl Workspace {
     /// Returns false when there is nothing usable stored.
     pub fn load_stored(&self, config: Config) -> Result<bool, scan::ScanError> {
         let Some(stored) = scan::load_stored(&self.root, &config)? else { return Ok(false) };
-        let engine = Engine::new(&self.root, config, stored.files, stored.pairs, stored.labels);
+        let engine = Engine::from_stored(&self.root, config, stored.files, &stored.pairs, stored.labels);
         let mut guard = lock(&self.engine);
         if guard.is_none() {
             *guard = Some(engine);

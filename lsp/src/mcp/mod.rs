@@ -160,18 +160,26 @@ impl State {
 
     /// Waits (bounded) until the folder has been indexed once.
     async fn wait_for_index(&self) {
+        if self.workspace.inspect(|_| ()).is_some() {
+            return;
+        }
         let mut published = self.workspace.published.subscribe();
         let deadline = tokio::time::Instant::now() + FIRST_INDEX_WAIT;
         while self.workspace.inspect(|_| ()).is_none() {
             if tokio::time::timeout_at(deadline, published.changed()).await.is_err() {
-                break;
+                return;
             }
+        }
+        // The first index is published just before its scan is done: the answer waits for
+        // that too, so it does not say it comes from an index being refreshed.
+        while lock(&self.status).indexing && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
     fn index_state(&self) -> IndexState {
         let status = lock(&self.status);
-        let files = self.workspace.snapshot().files.iter().filter(|file| !file.path.is_empty()).count() as u64;
+        let files = self.workspace.snapshot().files.len() as u64;
         IndexState {
             files,
             indexing: status.indexing,
