@@ -301,7 +301,9 @@ def build(specs: dict[str, LangSpec], corpus: Path, out_dir: Path, seed: int, qu
     t0 = lap("real_edit", t0)
 
     # ---- independent implementations
-    rng = random.Random(f"{seed}:independent")
+    # The candidates do not depend on the seed, so that every seed draws from the pairs
+    # that were read (nearmiss_review.json).
+    rng = random.Random("independent")
     # A function already in a real-edit pair (commons-lang3) stays out of this category.
     fam_free = {lang: [[f for f in fs if f.digest not in used_digests] for fs in packages]
                 for lang, packages in fam_funcs.items()}

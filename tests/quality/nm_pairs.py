@@ -266,7 +266,8 @@ def hard_negatives(pool: list[Func], group_of, rng: random.Random, per_band: int
     """Different functions of one group (same file, same class or same module: `group_of`
     returns the keys of a function's groups) with token counts within size_ratio, called /
     accessed names overlapping >= min_called (Jaccard), different names (no overloads, no
-    accessor twins), raw token texts < max_raw alike (not an edited copy), and similarity in
+    accessor twins), no comment in common and raw token texts < max_raw alike (not an
+    edited copy), and similarity in
     one of `bands` ((name, lo, hi)). At most per_band per band, each function in at most
     per_func pairs, each file pair once."""
     started = time.monotonic()
@@ -304,6 +305,9 @@ def hard_negatives(pool: list[Func], group_of, rng: random.Random, per_band: int
             continue
         if a.digest == b.digest or name_twins(a, b):
             st["names"] += 1
+            continue
+        if a.comments & b.comments:
+            st["shared_comment"] += 1  # a comment copied along: an edited copy
             continue
         if jaccard(a.called, b.called) < min_called:
             st["called"] += 1
