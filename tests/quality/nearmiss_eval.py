@@ -10,7 +10,7 @@ For each --similarity setting (the default and a sweep) it runs `periodic scan D
   (or `evidence.score`, else `similarity`; a field with one value for every pair is skipped);
 - bootstrap 95% intervals (pairs resampled, 1,000 rounds, fixed seed);
 - for every lost positive, the stage it was lost at, from the trace: no traced candidate
-  touching both functions = "candidates", traced but never accepted = "verification",
+  between the two functions (units spanning >= 90% of each) = "candidates", traced but never accepted = "verification",
   accepted but not linked in the report = "other"; "untraced" when neither function is in
   any traced candidate (most likely not a unit: under Periodic's size minimum); "unknown"
   without a trace.
@@ -159,6 +159,14 @@ def _overlap(r1, r2) -> bool:
     return r1[0] <= r2[1] and r2[0] <= r1[1]
 
 
+def _same_unit(traced: dict, side: dict) -> bool:
+    """A traced unit is the labelled function when it spans at least 90% of its lines (a
+    nested closure or lambda inside it is a unit of its own, not the function)."""
+    lo = max(traced["start_line"], side["start_line"])
+    hi = min(traced["end_line"], side["end_line"])
+    return hi - lo + 1 >= 0.9 * (side["end_line"] - side["start_line"] + 1)
+
+
 def _covers(lines: set, side: dict) -> bool:
     region = range(side["start_line"], side["end_line"] + 1)
     return sum(1 for x in region if x in lines) >= COVER * len(region)
@@ -206,8 +214,7 @@ def read_trace(trace: Path | None, pairs: list[dict], files: dict):
                 p = pairs[i]
                 A, B = p["a"], p["b"]
                 ra, rb = (ta, tb) if ta["path"] == A["path"] else (tb, ta)
-                if _overlap((ra["start_line"], ra["end_line"]), (A["start_line"], A["end_line"])) and \
-                        _overlap((rb["start_line"], rb["end_line"]), (B["start_line"], B["end_line"])):
+                if _same_unit(ra, A) and _same_unit(rb, B):
                     s = seen[i]
                     s[0] = True
                     s[1] = s[1] or bool(t.get("accepted"))
@@ -258,6 +265,10 @@ def write_csvs(trace: Path | None, meta: dict, work: Path) -> dict:
                 counts["mixed_or_unknown_split"] += 1
                 continue
             p = labelled.get(tuple(sorted((ta["path"], tb["path"]))))
+            if p is not None:
+                ra, rb = (ta, tb) if ta["path"] == p["a"]["path"] else (tb, ta)
+                if not (_same_unit(ra, p["a"]) and _same_unit(rb, p["b"])):
+                    p = None  # units nested inside the labelled functions
             if p is not None:
                 label = "positive" if p["label"] == "positive" else "negative"
                 row = [label, p["band"], p["category"], p["language"], p["id"]]
