@@ -334,7 +334,7 @@ fn end_row(node: tree_sitter::Node) -> u32 {
 }
 
 /// FNV-1a over the kind and the bytes: cheap, and only ever compared for equality.
-fn text_hash(kind_id: u16, bytes: &[u8]) -> u32 {
+pub(crate) fn text_hash(kind_id: u16, bytes: &[u8]) -> u32 {
     let mut hash: u32 = 0x811C_9DC5 ^ u32::from(kind_id);
     for &byte in bytes {
         hash ^= u32::from(byte);

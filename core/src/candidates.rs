@@ -261,6 +261,16 @@ impl CandidateIndex {
         Some(self.names.others_at_most(name, limit, &self.replaced)?.map(|(file, unit)| UnitRef { file, unit }))
     }
 
+    /// How many units use the name `name` (stale entries counted: a frequency, not a list).
+    pub fn name_frequency(&self, name: u32) -> usize {
+        self.names.base_range(name).len() + self.names.overlay.get(&name).map_or(0, Vec::len)
+    }
+
+    /// How many units the index holds (stale entries counted).
+    pub fn unit_count(&self) -> usize {
+        self.exact.base.len() + self.exact.overlay.values().map(Vec::len).sum::<usize>()
+    }
+
     /// (file, token position) of every occurrence of a winnowed k-gram hash, unless it
     /// occurs more than `limit` times. `hash` must be one of the asking file's own: one
     /// only the asker has may yield nothing.

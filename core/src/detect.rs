@@ -31,8 +31,10 @@ pub trait TokenSource: Sync {
 
 /// Exact-hash groups larger than this are linked as a star, not every pair.
 const MAX_GROUP_FOR_ALL_PAIRS: usize = 40;
-/// Candidates verified per unit, best first.
+/// Candidate families (units and their exact copies) verified per unit, best first.
 const MAX_CANDIDATES_PER_UNIT: usize = 16;
+/// Candidates of a unit counting every member of its candidate families.
+const MAX_CANDIDATES_WITH_FAMILIES: usize = 160;
 /// LSH buckets shared by more units than this are too common to be evidence.
 const MAX_BUCKET: usize = 150;
 /// A sampled k-gram or a used name found in more units than this is boilerplate (an idiom
@@ -264,14 +266,14 @@ impl Detector<'_> {
             }
         }
         let language = self.files[unit.file as usize].language;
-        let threshold = self.config.detection_for(language).similarity;
+        let floor = verify::token_floor(self.config.detection_for(language).similarity);
         let length = record.token_count() as f64;
         let mut ranked: Vec<(f32, UnitRef, u8)> = counts
             .drain()
             .filter_map(|(met, other)| {
                 let other_record = self.unit(other);
                 let other_length = other_record.token_count() as f64;
-                if 2.0 * length.min(other_length) / (length + other_length) < threshold {
+                if 2.0 * length.min(other_length) / (length + other_length) < floor {
                     return None;
                 }
                 let grams = met.grams as f32 / record.grams.len().min(other_record.grams.len()).max(1) as f32;
@@ -291,7 +293,23 @@ impl Detector<'_> {
             .filter(|&(_, other, _)| !self.nested(unit, other) && self.unit(other).hashes.tc != record.hashes.tc)
             .collect();
         ranked.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
-        ranked.truncate(MAX_CANDIDATES_PER_UNIT);
+        // The best families, not the best units: exact copies of one another (equal
+        // renaming hashes) take one place together, so a family of thirty copies neither
+        // crowds out every other candidate nor leaves which of its members are paired to
+        // the order of a tie (a scan after one copy is deleted must equal a fresh one).
+        let mut families: Vec<u64> = Vec::with_capacity(MAX_CANDIDATES_PER_UNIT);
+        ranked.retain(|&(_, other, _)| {
+            let family = self.unit(other).hashes.tc;
+            if families.contains(&family) {
+                true
+            } else if families.len() < MAX_CANDIDATES_PER_UNIT {
+                families.push(family);
+                true
+            } else {
+                false
+            }
+        });
+        ranked.truncate(MAX_CANDIDATES_WITH_FAMILIES);
         ranked.into_iter().map(|(_, other, sources)| Candidate { a: unit.min(other), b: unit.max(other), sources }).collect()
     }
 
@@ -306,7 +324,10 @@ impl Detector<'_> {
         let run_a = run(&tokens_a, record_a.token_start, record_a.token_end)?;
         let run_b = run(&tokens_b, record_b.token_start, record_b.token_end)?;
         let context = crate::names::NameContext::of(language);
-        let verdict = verify::verify(run_a, run_b, threshold, context);
+        let (own_a, own_b) = (context.name_keys(&record_a.name), context.name_keys(&record_b.name));
+        let frequency = |name: u32| self.index.name_frequency(name);
+        let weights = verify::NameWeights { context, own_a: &own_a, own_b: &own_b, frequency: &frequency, units: self.index.unit_count() };
+        let verdict = verify::verify(run_a, run_b, threshold, &weights, trace.is_some());
         if let Some(trace) = trace {
             let old = similarity::evidence_score(run_a, run_b, context);
             trace.record(&self.files[a.file as usize].path, record_a, &self.files[b.file as usize].path, record_b, candidate.sources, &verdict, old);

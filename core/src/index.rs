@@ -487,8 +487,8 @@ fn encode_evidence(evidence: &Evidence) -> Vec<u8> {
 
 fn decode_evidence(bytes: &[u8]) -> Option<Evidence> {
     let values: Vec<f32> = bytes.chunks_exact(4).map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect();
-    let &[tokens, aligned, runs, names, size, shape, score] = values.as_slice() else { return None };
-    Some(Evidence { tokens, aligned, runs, names, size, shape, score })
+    let &[tokens, aligned, runs, names, literals, swaps, size, shape, score] = values.as_slice() else { return None };
+    Some(Evidence { tokens, aligned, runs, names, literals, swaps, size, shape, score })
 }
 
 /// A unit's k-gram and used-name samples: the k-gram count (u16), then every value (u32).

@@ -119,7 +119,7 @@ impl FileRecord {
                 }),
                 hashes,
                 grams: context.gram_sample(run).into_boxed_slice(),
-                used_names: context.used_names(run).into_boxed_slice(),
+                used_names: context.used_names(run, &context.name_keys(&unit.name)).into_boxed_slice(),
             });
         }
         let winnows =

@@ -29,6 +29,8 @@ pub struct TokenRun<'a> {
 pub struct NameContext {
     member_access: Vec<u16>,
     open_paren: Vec<u16>,
+    /// Kinds of identifier tokens: a unit's own name is one of them.
+    identifier_kinds: Vec<u16>,
 }
 
 impl NameContext {
@@ -41,11 +43,15 @@ impl NameContext {
     }
 
     fn build(language: Language) -> NameContext {
-        let grammar = &language.spec().grammar;
+        let spec = language.spec();
+        let grammar = &spec.grammar;
         let mut context = NameContext::default();
         for id in 0..grammar.node_kind_count() {
             let id = id as u16;
             if grammar.node_kind_is_named(id) {
+                if spec.class(id) == crate::lang::NodeClass::Identifier {
+                    context.identifier_kinds.push(id);
+                }
                 continue;
             }
             match grammar.node_kind_for_id(id) {
@@ -77,8 +83,9 @@ pub const GRAM: usize = 5;
 /// k-gram hashes kept per unit (the smallest ones: a consistent sample, so two units
 /// sample their shared k-grams alike).
 pub const GRAM_SAMPLE: usize = 40;
-/// Used names kept per unit (the smallest hashes of the distinct names).
-pub const NAME_SAMPLE: usize = 24;
+/// Used names kept per unit (the smallest keys of the distinct names; most units use
+/// fewer, so the index also gives each name's frequency).
+pub const NAME_SAMPLE: usize = 48;
 
 impl NameContext {
     /// Whether the identifier at `index` is a used name.
@@ -88,13 +95,28 @@ impl NameContext {
                 || run.syms.get(index + 1).is_some_and(|next| self.open_paren.contains(next)))
     }
 
-    /// The distinct used names of a run (text hashes), the `NAME_SAMPLE` smallest, sorted.
-    pub fn used_names(&self, run: TokenRun<'_>) -> Vec<u32> {
-        let mut names: Vec<u32> = (0..run.syms.len()).filter(|&i| self.is_used(run, i)).map(|i| mix32(run.texts[i])).collect();
+    /// The distinct used names of a run (keys of their texts), sorted, leaving out the
+    /// unit's own name (`own`: its `name_keys`): a function's name says what it is called,
+    /// not what it does, and a recursive call would count it twice.
+    pub fn all_used_names(&self, run: TokenRun<'_>, own: &[u32]) -> Vec<u32> {
+        let mut names: Vec<u32> =
+            (0..run.syms.len()).filter(|&i| self.is_used(run, i)).map(|i| mix32(run.texts[i])).filter(|key| !own.contains(key)).collect();
         names.sort_unstable();
         names.dedup();
+        names
+    }
+
+    /// The `NAME_SAMPLE` smallest keys of `all_used_names`: what the candidate index holds.
+    pub fn used_names(&self, run: TokenRun<'_>, own: &[u32]) -> Vec<u32> {
+        let mut names = self.all_used_names(run, own);
         names.truncate(NAME_SAMPLE);
         names
+    }
+
+    /// The keys an identifier token spelled `name` has (one per identifier kind): how the
+    /// unit's own name is recognised among its tokens.
+    pub fn name_keys(&self, name: &str) -> Vec<u32> {
+        self.identifier_kinds.iter().map(|&kind| mix32(crate::analysis::text_hash(kind, name.as_bytes()))).collect()
     }
 
     /// The `GRAM_SAMPLE` smallest distinct hashes of the run's `GRAM`-token windows over
@@ -121,6 +143,11 @@ impl NameContext {
         grams.truncate(GRAM_SAMPLE);
         grams
     }
+}
+
+/// The key of a name token's text: what `used_names` and `name_keys` hold.
+pub fn name_key(text: u32) -> u32 {
+    mix32(text)
 }
 
 /// A full-avalanche 32-bit mix, so the smallest hashes are a uniform sample.

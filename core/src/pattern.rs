@@ -407,4 +407,63 @@ mod tests {
     fn merged_lines_count_overlaps_once() {
         assert_eq!(merged_length(vec![(1, 10), (5, 12), (20, 20)]), 13);
     }
+
+    /// One file of eight small functions, each a unit.
+    fn eight_units() -> FileRecord {
+        let source: String = (0..8).map(|i| format!("def f{i}(x):\n    y = x + {i}\n    return y * 2\n\n")).collect();
+        let analysis = crate::analysis::analyze(crate::Language::Python, &source);
+        let settings = crate::config::DetectionSettings { min_lines: 1, min_tokens: 1, ..Default::default() };
+        let file = FileRecord::from_analysis("f.py".into(), crate::Language::Python, [0; 32], source.len() as u64, 0, &analysis, &settings);
+        assert_eq!(file.units.len(), 8, "every function is a unit");
+        file
+    }
+
+    fn unit_pair(file: &FileRecord, x: usize, y: usize, kind: CloneKind) -> ClonePair {
+        let instance = |u: usize| {
+            let unit = &file.units[u];
+            Instance { file: 0, start_line: unit.start_line, end_line: unit.end_line, unit: Some(u as u32), token_start: unit.token_start, token_end: unit.token_end }
+        };
+        let evidence = (kind == CloneKind::T3).then(|| crate::verify::Evidence { score: 0.9, ..Default::default() });
+        ClonePair { a: instance(x), b: instance(y), kind, similarity: if kind == CloneKind::T3 { 0.8 } else { 1.0 }, content: x as u64, evidence }
+    }
+
+    /// Two families of four exact copies each (units 0-3 and 4-7).
+    fn two_families(file: &FileRecord) -> Vec<ClonePair> {
+        let mut pairs = Vec::new();
+        for family in [0..4, 4..8] {
+            for x in family.clone() {
+                for y in x + 1..family.end {
+                    pairs.push(unit_pair(file, x, y, CloneKind::T2));
+                }
+            }
+        }
+        pairs
+    }
+
+    #[test]
+    fn one_near_miss_edge_does_not_chain_two_families() {
+        let file = eight_units();
+        let mut pairs = two_families(&file);
+        pairs.push(unit_pair(&file, 0, 4, CloneKind::T3));
+        let patterns = build_patterns(std::slice::from_ref(&file), &pairs, &BTreeMap::new());
+        let sizes: Vec<usize> = patterns.iter().map(|p| p.members.len()).collect();
+        assert_eq!(sizes, vec![4, 4], "the bridge between the families is refused");
+    }
+
+    #[test]
+    fn densely_linked_families_form_one_pattern() {
+        let file = eight_units();
+        let mut pairs = two_families(&file);
+        for x in 0..4 {
+            for y in 4..8 {
+                if (x + y) % 2 == 0 {
+                    pairs.push(unit_pair(&file, x, y, CloneKind::T3));
+                }
+            }
+        }
+        let patterns = build_patterns(std::slice::from_ref(&file), &pairs, &BTreeMap::new());
+        let sizes: Vec<usize> = patterns.iter().map(|p| p.members.len()).collect();
+        assert_eq!(sizes, vec![8], "half of the cross pairs linked: one family");
+        assert_eq!(patterns[0].kind, CloneKind::T3);
+    }
 }

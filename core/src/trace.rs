@@ -53,7 +53,7 @@ impl T3Trace {
             .collect();
         line.push_str(&format!(",\"source\":\"{}\"", names.join("+")));
         let (accepted, evidence, tokens) = match verdict {
-            Verdict::BelowThreshold { tokens } => (false, None, *tokens),
+            Verdict::BelowThreshold { tokens } | Verdict::Unreachable { tokens } => (false, None, *tokens),
             Verdict::Rejected(evidence) => (false, Some(evidence), evidence.tokens),
             Verdict::Accepted(evidence) => (true, Some(evidence), evidence.tokens),
         };

@@ -10,7 +10,11 @@
 //! - `runs`: the aligned tokens weighted by the length of the run they sit in (a lone `(`
 //!   or `;` in common means nothing, a run of five means much), bound identifiers counted
 //!   only where they follow one consistent renaming;
-//! - `names`: the overlap of the names both units call or read;
+//! - `names`: the overlap of the names both units call or read (their own names left out),
+//!   each weighted by its rarity in the codebase: sharing `len` and `append` says little,
+//!   sharing `lookupMX` much, and two siblings that differ in the one rare call they make
+//!   (`getArray` / `putArray`) differ where it matters;
+//! - `literals`: the share of aligned literals with the same value;
 //! - `size`: the ratio of their lengths;
 //! - `shape`: the cosine of their histograms of token kinds.
 //!
@@ -20,9 +24,9 @@
 
 use std::collections::HashMap;
 
-use crate::analysis::{SYM_BARRIER, SYM_IDENTIFIER};
+use crate::analysis::{SYM_BARRIER, SYM_IDENTIFIER, SYM_LITERAL};
 use crate::fingerprint::is_param;
-use crate::names::{NameContext, SYM_USED_NAME, TokenRun};
+use crate::names::{NameContext, TokenRun};
 use crate::similarity::{lcs_alignment, structural_similarity};
 
 /// The signals behind a verified Type-3 pair, each in [0, 1], and the model's score.
@@ -32,6 +36,8 @@ pub struct Evidence {
     pub aligned: f32,
     pub runs: f32,
     pub names: f32,
+    pub literals: f32,
+    pub swaps: f32,
     pub size: f32,
     pub shape: f32,
     /// The model's estimate that the pair is a real near-miss clone.
@@ -39,11 +45,29 @@ pub struct Evidence {
 }
 
 /// Names of the signals in the order of `Evidence::signals`, for reports and traces.
-pub const SIGNAL_NAMES: [&str; 6] = ["tokens", "aligned", "runs", "names", "size", "shape"];
+pub const SIGNAL_NAMES: [&str; 8] = ["tokens", "aligned", "runs", "names", "literals", "swaps", "size", "shape"];
 
 impl Evidence {
-    pub fn signals(&self) -> [f32; 6] {
-        [self.tokens, self.aligned, self.runs, self.names, self.size, self.shape]
+    pub fn signals(&self) -> [f32; 8] {
+        [self.tokens, self.aligned, self.runs, self.names, self.literals, self.swaps, self.size, self.shape]
+    }
+}
+
+/// What verification needs beyond the two token runs: the language's name context, each
+/// unit's own-name keys, and how common each used name is in the codebase.
+pub struct NameWeights<'a> {
+    pub context: &'a NameContext,
+    pub own_a: &'a [u32],
+    pub own_b: &'a [u32],
+    /// Units using a name (by key).
+    pub frequency: &'a (dyn Fn(u32) -> usize + Sync),
+    pub units: usize,
+}
+
+impl NameWeights<'_> {
+    /// Inverse document frequency of a used name.
+    fn weight(&self, name: u32) -> f64 {
+        (1.0 + self.units as f64 / (1.0 + (self.frequency)(name) as f64)).ln()
     }
 }
 
@@ -51,44 +75,104 @@ impl Evidence {
 const FULL_RUN: usize = 5;
 
 /// Model weights, in `SIGNAL_NAMES` order, and intercept: a pair is accepted when
-/// `INTERCEPT + Σ weight·signal >= 0` (score 0.5).
-const WEIGHTS: [f64; 6] = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
-const INTERCEPT: f64 = 0.0;
+/// `INTERCEPT + Σ weight·signal >= 0` (score 0.5) at the default `--similarity`.
+const WEIGHTS: [f64; 8] = [-0.106, 2.317, 8.658, 2.268, 1.228, 0.3419, 1.273, 1.253];
+const INTERCEPT: f64 = -12.68;
+
+/// The `--similarity` setting the model's cut was chosen at (the default).
+const SETTING_AT_FIT: f64 = 0.7;
+/// How much the model's log-odds cut moves per unit of `--similarity`: 0.1 up asks for
+/// odds e^1.8 ≈ 6 times stronger, 0.1 down accepts odds 6 times weaker.
+const CUT_PER_SETTING: f64 = 18.0;
+/// How far below the `--similarity` setting a pair's token similarity may lie and still be
+/// weighed by the model: edits spread through a function pull the token similarity of a
+/// real copy well below what its other signals show.
+const FLOOR_BELOW_SETTING: f64 = 0.2;
+
+/// The lowest token similarity a pair may have to be verified at this `--similarity`.
+pub fn token_floor(setting: f64) -> f64 {
+    setting - FLOOR_BELOW_SETTING
+}
+
+/// The model's log-odds cut at this `--similarity` setting.
+fn cut(setting: f64) -> f64 {
+    CUT_PER_SETTING * (setting - SETTING_AT_FIT)
+}
 
 /// The outcome of verifying a candidate pair.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Verdict {
     /// The pair's token similarity is below the threshold: no alignment was made.
     BelowThreshold { tokens: f32 },
+    /// Even the most favourable values of the signals not yet computed would not make the
+    /// model accept the pair: no alignment was made.
+    Unreachable { tokens: f32 },
     Rejected(Evidence),
     Accepted(Evidence),
 }
 
-/// Verifies a candidate: the token similarity must reach `threshold` (the `--similarity`
-/// setting), then the model decides on the evidence.
-pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, threshold: f64, context: &NameContext) -> Verdict {
+/// Verifies a candidate at a `--similarity` setting: the pair's token similarity must
+/// reach `token_floor(setting)`, then the model decides on the evidence, with a cut that
+/// rises with the setting (`cut`). Most candidates are settled before the alignment, by
+/// the token similarity and length ratio alone (`best_possible`); `always_gather`
+/// computes every signal anyway (for the trace).
+pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeights<'_>, always_gather: bool) -> Verdict {
+    let floor = token_floor(setting);
     let total = a.syms.len() + b.syms.len();
     let shorter = a.syms.len().min(b.syms.len());
-    if total == 0 || 2.0 * shorter as f64 / (total as f64) < threshold {
+    if total == 0 || 2.0 * shorter as f64 / (total as f64) < floor {
         return Verdict::BelowThreshold { tokens: 0.0 };
     }
     let tokens = structural_similarity(a.syms, b.syms);
-    if tokens < threshold {
+    if tokens < floor {
         return Verdict::BelowThreshold { tokens: tokens as f32 };
     }
-    let mut evidence = gather(a, b, tokens, context);
-    let z = INTERCEPT + WEIGHTS.iter().zip(evidence.signals()).map(|(w, s)| w * f64::from(s)).sum::<f64>();
+    if !always_gather && best_possible(tokens, shorter, total) < cut(setting) {
+        return Verdict::Unreachable { tokens: tokens as f32 };
+    }
+    let mut evidence = gather(a, b, tokens, names);
+    let z = model_value(&evidence);
     evidence.score = (1.0 / (1.0 + (-z).exp())) as f32;
-    let accepted = crate::similarity::evidence_score(a, b, context) >= threshold - 0.08;
-    if accepted { Verdict::Accepted(evidence) } else { Verdict::Rejected(evidence) }
+    if z >= cut(setting) { Verdict::Accepted(evidence) } else { Verdict::Rejected(evidence) }
+}
+
+/// The model's log-odds that the pair is a real near-miss clone.
+fn model_value(evidence: &Evidence) -> f64 {
+    INTERCEPT + WEIGHTS.iter().zip(evidence.signals()).map(|(w, s)| w * f64::from(s)).sum::<f64>()
+}
+
+/// The highest model value a pair of these lengths and this token similarity can reach.
+/// The alignment the other signals come from is an LCS of streams that refine the
+/// normalised one, so it is no longer than the normalised LCS: `runs` cannot exceed the
+/// token similarity, nor `aligned` the normalised LCS over the shorter length. The rest
+/// take their most favourable value in [0, 1].
+fn best_possible(tokens: f64, shorter: usize, total: usize) -> f64 {
+    let longer = total - shorter;
+    let aligned = (tokens * total as f64 / (2.0 * shorter as f64)).min(1.0);
+    let size = shorter as f64 / longer as f64;
+    let bounds = [(tokens, tokens), (0.0, aligned), (0.0, tokens), (0.0, 1.0), (0.0, 1.0), (0.0, 1.0), (size, size), (0.0, 1.0)];
+    INTERCEPT + WEIGHTS.iter().zip(bounds).map(|(&w, (low, high))| if w > 0.0 { w * high } else { w * low }).sum::<f64>()
 }
 
 /// Computes every signal of a pair whose token similarity is `tokens`.
-pub fn gather(a: TokenRun<'_>, b: TokenRun<'_>, tokens: f64, context: &NameContext) -> Evidence {
+pub fn gather(a: TokenRun<'_>, b: TokenRun<'_>, tokens: f64, names: &NameWeights<'_>) -> Evidence {
     let (total, shorter, longer) = (a.syms.len() + b.syms.len(), a.syms.len().min(b.syms.len()), a.syms.len().max(b.syms.len()));
-    let (syms_a, syms_b) = (context.name_symbols(a), context.name_symbols(b));
+    let (mut syms_a, mut syms_b) = (names.context.name_symbols(a), names.context.name_symbols(b));
+    // A unit's own name (in its header, or a recursive call) is a name it binds: a copy
+    // renames it like a local.
+    for (syms, run) in [(&mut syms_a, a), (&mut syms_b, b)] {
+        for (sym, &text) in syms.iter_mut().zip(run.texts) {
+            if *sym >= crate::names::SYM_USED_NAME && *sym != SYM_BARRIER {
+                let key = crate::names::name_key(text);
+                if names.own_a.contains(&key) || names.own_b.contains(&key) {
+                    *sym = SYM_IDENTIFIER;
+                }
+            }
+        }
+    }
     let alignment = lcs_alignment(&syms_a, &syms_b);
     let mut weighted = 0.0f64;
+    let (mut literals, mut same_literals) = (0usize, 0usize);
     let mut renamings: HashMap<(u32, u32), (u32, f64)> = HashMap::new();
     for run in alignment.chunk_by(|x, y| y.0 == x.0 + 1 && y.1 == x.1 + 1) {
         let weight = (run.len().saturating_sub(1) as f64 / (FULL_RUN - 1) as f64).min(1.0);
@@ -99,6 +183,10 @@ pub fn gather(a: TokenRun<'_>, b: TokenRun<'_>, tokens: f64, context: &NameConte
                 entry.1 += weight;
             } else {
                 weighted += weight;
+                if syms_a[i] == SYM_LITERAL {
+                    literals += 1;
+                    same_literals += usize::from(a.texts[i] == b.texts[j]);
+                }
             }
         }
     }
@@ -107,7 +195,9 @@ pub fn gather(a: TokenRun<'_>, b: TokenRun<'_>, tokens: f64, context: &NameConte
         tokens: tokens as f32,
         aligned: if shorter == 0 { 0.0 } else { (alignment.len() as f64 / shorter as f64) as f32 },
         runs: if total == 0 { 0.0 } else { (2.0 * weighted / total as f64) as f32 },
-        names: name_overlap(&syms_a, &syms_b),
+        names: name_overlap(a, b, names),
+        swaps: swapped_names(&syms_a, &syms_b, &alignment),
+        literals: if literals == 0 { 1.0 } else { (same_literals as f64 / literals as f64) as f32 },
         size: if longer == 0 { 0.0 } else { (shorter as f64 / longer as f64) as f32 },
         shape: shape_cosine(a.syms, b.syms),
         score: 0.0,
@@ -138,22 +228,60 @@ fn consistent_weight(renamings: &HashMap<(u32, u32), (u32, f64)>) -> f64 {
         .sum()
 }
 
-/// Dice coefficient of the distinct used names of the two streams; 1 when neither uses
-/// any (nothing to tell them apart by).
-fn name_overlap(syms_a: &[u16], syms_b: &[u16]) -> f32 {
-    let used = |syms: &[u16]| {
-        let mut names: Vec<u16> = syms.iter().copied().filter(|&s| s >= SYM_USED_NAME && s != SYM_BARRIER).collect();
+/// Weighted overlap of the two units' used names (own names left out): the rarity-weighted
+/// share of the smaller set's names that the other unit uses too. Names added with new
+/// statements leave it intact, names swapped for others do not. 1 when either uses none
+/// (nothing to tell them apart by).
+fn name_overlap(a: TokenRun<'_>, b: TokenRun<'_>, names: &NameWeights<'_>) -> f32 {
+    let own: Vec<u32> = names.own_a.iter().chain(names.own_b).copied().collect();
+    let (names_a, names_b) = (names.context.all_used_names(a, &own), names.context.all_used_names(b, &own));
+    if names_a.is_empty() || names_b.is_empty() {
+        return 1.0;
+    }
+    let weight_a: f64 = names_a.iter().map(|&name| names.weight(name)).sum();
+    let weight_b: f64 = names_b.iter().map(|&name| names.weight(name)).sum();
+    let shared: f64 = names_a.iter().filter(|name| names_b.binary_search(name).is_ok()).map(|&name| names.weight(name)).sum();
+    let smaller = weight_a.min(weight_b);
+    if smaller == 0.0 { 1.0 } else { (shared / smaller) as f32 }
+}
+
+/// The share of used-name occurrences swapped for another: in a short two-sided gap of
+/// the alignment, a name the other unit never uses facing a name this unit never uses
+/// (`getArray` for `putArray`). That is how sibling functions of one template differ;
+/// edits to a copy mostly add or remove statements instead, and keep the names they had.
+fn swapped_names(syms_a: &[u16], syms_b: &[u16], alignment: &[(usize, usize)]) -> f32 {
+    let used = |sym: u16| sym >= crate::names::SYM_USED_NAME && sym != SYM_BARRIER;
+    let distinct = |syms: &[u16]| {
+        let mut names: Vec<u16> = syms.iter().copied().filter(|&sym| used(sym)).collect();
         names.sort_unstable();
         names.dedup();
         names
     };
-    let (names_a, names_b) = (used(syms_a), used(syms_b));
-    if names_a.is_empty() && names_b.is_empty() {
-        return 1.0;
+    let (names_a, names_b) = (distinct(syms_a), distinct(syms_b));
+    let total = syms_a.iter().chain(syms_b).filter(|&&sym| used(sym)).count();
+    if total == 0 {
+        return 0.0;
     }
-    let shared = names_a.iter().filter(|name| names_b.binary_search(name).is_ok()).count();
-    (2.0 * shared as f64 / (names_a.len() + names_b.len()) as f64) as f32
+    // Used names of a gap that the other unit does not use anywhere.
+    let foreign = |gap: &[u16], other: &[u16]| gap.iter().filter(|&&sym| used(sym) && other.binary_search(&sym).is_err()).count();
+    let mut swapped = 0usize;
+    let ends = alignment.iter().map(|&(i, j)| (i, j)).chain(std::iter::once((syms_a.len(), syms_b.len())));
+    let (mut start_a, mut start_b) = (0usize, 0usize);
+    for (i, j) in ends {
+        let (gap_a, gap_b) = (&syms_a[start_a..i], &syms_b[start_b..j]);
+        if !gap_a.is_empty() && !gap_b.is_empty() && gap_a.len() <= MAX_SWAP_GAP && gap_b.len() <= MAX_SWAP_GAP {
+            let (foreign_a, foreign_b) = (foreign(gap_a, &names_b), foreign(gap_b, &names_a));
+            if foreign_a > 0 && foreign_b > 0 {
+                swapped += foreign_a + foreign_b;
+            }
+        }
+        (start_a, start_b) = (i + 1, j + 1);
+    }
+    (swapped as f64 / total as f64) as f32
 }
+
+/// Longest gap, in tokens on each side, still read as a swap rather than an edit.
+const MAX_SWAP_GAP: usize = 3;
 
 /// Cosine of the two histograms of token kinds (identifiers and literals left out: the
 /// code's shape, not its names).
@@ -186,4 +314,127 @@ fn shape_cosine(a: &[u16], b: &[u16]) -> f32 {
         }
     }
     (dot / (norm_a * norm_b)) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Language;
+    use crate::analysis::analyze;
+
+    /// Original of the labelled pairs below: a function of a real shape (validate, loop,
+    /// accumulate, format).
+    const ORIGINAL: &str = r#"def summarize_orders(orders, currency):
+    if not orders:
+        return None
+    total = 0
+    paid = []
+    for order in orders:
+        if order.status != "paid":
+            continue
+        amount = order.amount * order.quantity
+        total += amount
+        paid.append(order.identifier)
+    average = total / len(paid)
+    report = {"total": total, "count": len(paid), "average": average}
+    return format_report(report, currency)
+"#;
+
+    /// A copy edited throughout: a guard and a log call added, one loop statement
+    /// rewritten, an expression extracted, a name changed — a strongly modified clone.
+    const EDITED_COPY: &str = r#"def summarize_paid(orders, currency, log):
+    if not orders or currency is None:
+        log.warning("nothing to summarize")
+        return None
+    total = 0
+    paid = []
+    for order in orders:
+        if order.status != "paid":
+            continue
+        quantity = max(order.quantity, 1)
+        amount = order.amount * quantity
+        total += amount
+        paid.append(order.identifier)
+    log.debug("paid orders: %d", len(paid))
+    average = total / len(paid)
+    report = {"total": total, "count": len(paid), "average": average}
+    return format_report(report, currency)
+"#;
+
+    /// A look-alike: the same guard-loop-accumulate shape doing another job with other
+    /// names — common in any codebase, not a copy.
+    const LOOK_ALIKE: &str = r#"def collect_warnings(entries, limit):
+    if not entries:
+        return []
+    seen = 0
+    result = []
+    for entry in entries:
+        if entry.level == "debug":
+            break
+        message = entry.render(limit)
+        seen += 1
+        result.extend(message.split_lines())
+    ratio = seen / max(limit, 1)
+    summary = [seen, ratio]
+    return sorted(result + summary)
+"#;
+
+    struct Unit {
+        syms: Vec<u16>,
+        texts: Vec<u32>,
+        own: Vec<u32>,
+    }
+
+    fn unit(source: &str) -> Unit {
+        let analysis = analyze(Language::Python, source);
+        let name = source.split(['(', ' ']).nth(1).expect("def NAME(");
+        let own = NameContext::of(Language::Python).name_keys(name);
+        Unit { syms: analysis.tokens.syms, texts: analysis.tokens.texts, own }
+    }
+
+    fn run(unit: &Unit) -> TokenRun<'_> {
+        TokenRun { syms: &unit.syms, texts: &unit.texts }
+    }
+
+    /// Verifies at `setting` with every name equally common.
+    fn decide(a: &Unit, b: &Unit, setting: f64, always_gather: bool) -> Verdict {
+        let frequency = |_: u32| 1usize;
+        let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, frequency: &frequency, units: 1000 };
+        verify(run(a), run(b), setting, &weights, always_gather)
+    }
+
+    #[test]
+    fn an_edited_copy_is_accepted_and_a_look_alike_rejected() {
+        let (original, copy, look_alike) = (unit(ORIGINAL), unit(EDITED_COPY), unit(LOOK_ALIKE));
+        let accepted = decide(&original, &copy, SETTING_AT_FIT, false);
+        assert!(matches!(accepted, Verdict::Accepted(_)), "{accepted:?}");
+        let rejected = decide(&original, &look_alike, SETTING_AT_FIT, false);
+        assert!(matches!(rejected, Verdict::Rejected(_) | Verdict::Unreachable { .. }), "weighed by the model, and rejected: {rejected:?}");
+    }
+
+    #[test]
+    fn a_stricter_setting_asks_for_more() {
+        let (original, copy) = (unit(ORIGINAL), unit(EDITED_COPY));
+        let Verdict::Accepted(evidence) = decide(&original, &copy, SETTING_AT_FIT, true) else { panic!("accepted at the default") };
+        // The strictest setting whose cut this pair's value still meets, and just above it.
+        let z = model_value(&evidence);
+        let limit = SETTING_AT_FIT + z / CUT_PER_SETTING;
+        assert!(matches!(decide(&original, &copy, limit - 0.01, true), Verdict::Accepted(_)));
+        assert!(!matches!(decide(&original, &copy, limit + 0.01, true), Verdict::Accepted(_)));
+    }
+
+    #[test]
+    fn the_shortcut_bound_is_never_below_the_model() {
+        let units: Vec<Unit> = [ORIGINAL, EDITED_COPY, LOOK_ALIKE].into_iter().map(unit).collect();
+        for a in &units {
+            for b in &units {
+                let (total, shorter) = (a.syms.len() + b.syms.len(), a.syms.len().min(b.syms.len()));
+                let tokens = structural_similarity(&a.syms, &b.syms);
+                let frequency = |_: u32| 1usize;
+                let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, frequency: &frequency, units: 1000 };
+                let evidence = gather(run(a), run(b), tokens, &weights);
+                assert!(model_value(&evidence) <= best_possible(tokens, shorter, total) + 1e-9, "{evidence:?}");
+            }
+        }
+    }
 }

@@ -338,7 +338,6 @@ export function UserTable({ users, onPick }: UserTableProps): JSX.Element {
             T2 src/components/OrderTable.tsx:OrderTable ~ src/components/UserTable.tsx:UserTable
             T2 src/invoices.ts:collectInvoices ~ src/orders.ts:summarizeOrders
             T2 src/invoices.ts:collectInvoices ~ src/orders_t1.ts:summarizeOrders
-            T3 src/invoices.ts:collectInvoices ~ src/orders_v2.ts:summarizeOrdersV2
             T3 src/orders.ts:summarizeOrders ~ src/orders_v2.ts:summarizeOrdersV2
             T3 src/orders_t1.ts:summarizeOrders ~ src/orders_v2.ts:summarizeOrdersV2"#]],
     );
@@ -528,7 +527,6 @@ public class WordCounter {
             T2 src/billing/InvoiceLedger.java:settledSum ~ src/shop/OrderReport.java:paidTotal
             T3 src/archive/OrderReport.java:OrderReport ~ src/shop/OrderReportV2.java:OrderReportV2
             T3 src/archive/OrderReport.java:paidTotal ~ src/shop/OrderReportV2.java:paidTotal
-            T3 src/billing/InvoiceLedger.java:InvoiceLedger ~ src/shop/OrderReportV2.java:OrderReportV2
             T3 src/billing/InvoiceLedger.java:settledSum ~ src/shop/OrderReportV2.java:paidTotal
             T3 src/shop/OrderReport.java:OrderReport ~ src/shop/OrderReportV2.java:OrderReportV2
             T3 src/shop/OrderReport.java:paidTotal ~ src/shop/OrderReportV2.java:paidTotal"#]],
@@ -665,7 +663,6 @@ pub fn merge_ranges(mut ranges: Vec<Range<u64>>, gap: u64) -> Vec<Range<u64>> {
             T2 src/invoices.rs:canonical_name ~ src/orders.rs:normalise_title
             T2 src/invoices.rs:collect_invoices ~ src/orders.rs:summarize_orders
             T2 src/invoices.rs:collect_invoices ~ src/orders_copy.rs:summarize_orders
-            T3 src/invoices.rs:collect_invoices ~ src/orders_v2.rs:summarize_orders_v2
             T3 src/orders.rs:summarize_orders ~ src/orders_v2.rs:summarize_orders_v2
             T3 src/orders_copy.rs:summarize_orders ~ src/orders_v2.rs:summarize_orders_v2"#]],
     );
@@ -804,7 +801,6 @@ func CountWords(lines []string, minLength int) map[string]int {
             T2 billing/invoices.go:CollectInvoices ~ legacy/summary.go:SummarizeOrders
             T2 billing/invoices.go:CollectInvoices ~ orders/summary.go:SummarizeOrders
             T2 billing/invoices.go:Expire ~ orders/summary.go:Evict
-            T3 billing/invoices.go:CollectInvoices ~ orders/summary_v2.go:SummarizeOrdersV2
             T3 legacy/summary.go:SummarizeOrders ~ orders/summary_v2.go:SummarizeOrdersV2
             T3 orders/summary.go:SummarizeOrders ~ orders/summary_v2.go:SummarizeOrdersV2"#]],
     );
@@ -903,7 +899,6 @@ int count_words(const char *text, const char *end, unsigned min_length) {
             T1 src/orders.c:summarize_orders ~ src/orders_copy.c:summarize_orders
             T2 src/invoices.c:collect_invoices ~ src/orders.c:summarize_orders
             T2 src/invoices.c:collect_invoices ~ src/orders_copy.c:summarize_orders
-            T3 src/invoices.c:collect_invoices ~ src/orders_v2.c:summarize_orders_v2
             T3 src/orders.c:summarize_orders ~ src/orders_v2.c:summarize_orders_v2
             T3 src/orders_copy.c:summarize_orders ~ src/orders_v2.c:summarize_orders_v2"#]],
     );
@@ -1041,7 +1036,6 @@ std::size_t Histogram::add_samples(std::span<const double> samples) {
             T2 src/ledger.cpp:Ledger::settled_sum ~ src/legacy/order_book.cpp:OrderBook::paid_total
             T2 src/ledger.cpp:Ledger::settled_sum ~ src/order_book.cpp:OrderBook::paid_total
             T2 src/ledger.cpp:is_stale ~ src/order_book.cpp:is_expired
-            T3 src/ledger.cpp:Ledger::settled_sum ~ src/order_book_v2.cpp:OrderBook::paid_total_v2
             T3 src/legacy/order_book.cpp:OrderBook::paid_total ~ src/order_book_v2.cpp:OrderBook::paid_total_v2
             T3 src/order_book.cpp:OrderBook::paid_total ~ src/order_book_v2.cpp:OrderBook::paid_total_v2"#]],
     );
@@ -1247,8 +1241,6 @@ public class WordCounter
             T2 src/Billing/InvoiceLedger.cs:SettledSum ~ src/Shop/OrderReport.cs:PaidTotal
             T3 src/Archive/OrderReport.cs:OrderReport ~ src/Shop/OrderReportV2.cs:OrderReportV2
             T3 src/Archive/OrderReport.cs:PaidTotal ~ src/Shop/OrderReportV2.cs:PaidTotal
-            T3 src/Billing/InvoiceLedger.cs:InvoiceLedger ~ src/Shop/OrderReportV2.cs:OrderReportV2
-            T3 src/Billing/InvoiceLedger.cs:SettledSum ~ src/Shop/OrderReportV2.cs:PaidTotal
             T3 src/Shop/OrderReport.cs:OrderReport ~ src/Shop/OrderReportV2.cs:OrderReportV2
             T3 src/Shop/OrderReport.cs:PaidTotal ~ src/Shop/OrderReportV2.cs:PaidTotal"#]],
     );
@@ -1360,7 +1352,6 @@ end
             T2 lib/billing/invoice_totals.rb:canonical_artist ~ lib/shop/order_summary.rb:NORMALISE_TITLE
             T2 lib/billing/invoice_totals.rb:collect_invoices ~ lib/shop/order_summary.rb:summarize_orders
             T3 lib/archive/order_summary.rb:summarize_orders ~ lib/shop/order_summary_v2.rb:summarize_orders_v2
-            T3 lib/billing/invoice_totals.rb:collect_invoices ~ lib/shop/order_summary_v2.rb:summarize_orders_v2
             T3 lib/shop/order_summary.rb:summarize_orders ~ lib/shop/order_summary_v2.rb:summarize_orders_v2"#]],
     );
 }

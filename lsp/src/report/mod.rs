@@ -106,8 +106,52 @@ pub struct Pair {
     pub kind: String,
     /// Token-level similarity in [0, 1].
     pub similarity: f64,
-    /// Id of the pattern both belong to.
+    /// Id of the pattern both belong to; empty when the pair links two patterns that were
+    /// kept apart (a near-miss pair between two families that are not densely linked).
     pub pattern: String,
+    /// Why a Type-3 pair was reported: the verifier's signals and score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<Evidence>,
+}
+
+/// The signals behind a Type-3 pair, each in [0, 1] (docs/report-format.md).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Evidence {
+    /// The verifier's estimate that the pair is a real near-miss clone.
+    pub score: f64,
+    /// Dice coefficient of the LCS of normalised tokens (the pair's `similarity`).
+    pub tokens: f64,
+    /// Aligned share of the shorter unit, called and read names matching only themselves.
+    pub aligned: f64,
+    /// Aligned tokens weighted by the length of their run, renamings consistent.
+    pub runs: f64,
+    /// Overlap of the names both call or read, weighted by rarity (1 when neither uses any).
+    pub names: f64,
+    /// Share of aligned literals with the same value (1 when none are aligned).
+    pub literals: f64,
+    /// Share of called and read names swapped one for another (0 when none).
+    pub swaps: f64,
+    /// Length ratio.
+    pub size: f64,
+    /// Cosine of the histograms of token kinds.
+    pub shape: f64,
+}
+
+impl Evidence {
+    fn of(evidence: &periodic_core::verify::Evidence) -> Evidence {
+        let value = |signal: f32| round(f64::from(signal));
+        Evidence {
+            score: value(evidence.score),
+            tokens: value(evidence.tokens),
+            aligned: value(evidence.aligned),
+            runs: value(evidence.runs),
+            names: value(evidence.names),
+            literals: value(evidence.literals),
+            swaps: value(evidence.swaps),
+            size: value(evidence.size),
+            shape: value(evidence.shape),
+        }
+    }
 }
 
 /// Renders a report in the requested format. `root` is the scan root (the HTML report
@@ -164,6 +208,7 @@ pub fn build(outcome: &ScanOutcome) -> Report {
             kind: pair.kind.as_str().to_string(),
             similarity: round(pair.similarity),
             pattern,
+            evidence: pair.evidence.as_ref().map(Evidence::of),
         })
         .collect();
     let scan_stats = &outcome.stats;

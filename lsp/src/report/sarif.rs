@@ -443,6 +443,7 @@ mod tests {
                 kind: "T1".to_string(),
                 similarity: 1.0,
                 pattern: "P-00000001".to_string(),
+                evidence: None,
             }],
         }
     }

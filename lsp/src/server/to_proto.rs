@@ -218,6 +218,9 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
     if group.copies.len() > HOVER_COPIES {
         out.push_str(&format!("- … and {} more\n", group.copies.len() - HOVER_COPIES));
     }
+    if let Some(evidence) = best.and_then(|best| snapshot.pairs.get(best.pair as usize)).and_then(|pair| pair.evidence.as_ref()) {
+        out.push_str(&format!("\n{}\n", evidence_sentence(evidence)));
+    }
     if let Some(team) = group.local.unit.and_then(|unit| snapshot.team_of(group.local.file, unit)) {
         out.push_str(&team_markdown(team));
     }
@@ -230,6 +233,21 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
         out.push_str("```\n");
     }
     out
+}
+
+/// Why the closest near miss was paired, in one sentence: the verifier's signals.
+pub fn evidence_sentence(evidence: &periodic_core::verify::Evidence) -> String {
+    let share = |signal: f32| (f64::from(signal) * 100.0).round() as u32;
+    format!(
+        "Why a near miss (score {:.2}): {}% of tokens in common, {}% aligned, {}% in long shared runs, {}% of called and read names shared, {}% of the length, shape {}% alike.",
+        evidence.score,
+        share(evidence.tokens),
+        share(evidence.aligned),
+        share(evidence.runs),
+        share(evidence.names),
+        share(evidence.size),
+        share(evidence.shape)
+    )
 }
 
 /// The team's copies of a unit and how common it is in the organisation, for a hover.
