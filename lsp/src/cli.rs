@@ -81,6 +81,10 @@ pub struct DetectionArgs {
     /// Scan without reading or writing `.periodic/index.db`.
     #[arg(long)]
     pub no_index: bool,
+    /// Read no .gitignore, .ignore, .git/info/exclude or global git excludes (`exclude` and
+    /// .periodicignore still apply) [config: `no_ignore = true`].
+    #[arg(long)]
+    pub no_ignore: bool,
     /// Worker threads [default: number of cores].
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: Option<u32>,

@@ -365,3 +365,42 @@ fn an_incremental_rescan_of_a_larger_tree_equals_a_fresh_scan() {
     assert_eq!(pair_names(&incremental), pair_names(&fresh));
     assert!(pair_names(&fresh).iter().any(|(a, b, kind)| a == "summarize_orders" && b == "summarize_refunds" && kind == "T3"), "{:?}", pair_names(&fresh));
 }
+
+/// A source tarball whose `.gitignore` hides everything (Debian's `linux-source` ships `/*`):
+/// the plain scan finds nothing and says what hid the files and which flag to use;
+/// `--no-ignore` (or `no_ignore = true`) scans them, for `scan`, `similar` and `patterns`,
+/// and the configuration's `exclude` still applies.
+#[test]
+fn no_ignore_scans_a_tree_whose_gitignore_hides_everything() {
+    let dir = project();
+    std::fs::write(dir.path().join(".gitignore"), "/*\n").expect("write");
+    let output = periodic(&["scan", ".", "--min-lines", "5", "--min-tokens", "30", "--quiet"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("hide 3 source files") && message.contains("--no-ignore"), "{message}");
+
+    let report = json_scan(dir.path(), &["--no-ignore"]);
+    assert_eq!(report["stats"]["files"], 3, "{report}");
+    assert_eq!(pair_names(&report), vec![("collect_invoices".into(), "summarize_orders".into(), "T2".into())]);
+
+    std::fs::write(dir.path().join(".periodic.toml"), "min_lines = 5\nmin_tokens = 30\nno_ignore = true\nexclude = [\"src/rows.py\"]\n").expect("write");
+    let report = json_scan(dir.path(), &[]);
+    assert_eq!(report["stats"]["files"], 2, "exclude still applies: {report}");
+
+    std::fs::write(dir.path().join(".periodic.toml"), "min_lines = 5\nmin_tokens = 30\n").expect("write");
+    let output = periodic(&["similar", "src/orders.py:4", "--format", "json", "--no-ignore"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(answer["similar"][0]["path"], "src/invoices.py");
+    let output = periodic(&["patterns", ".", "--format", "json", "--no-ignore"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let patterns: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(patterns.as_array().map(Vec::len), Some(1), "{patterns}");
+    let output = periodic(&["patterns", ".", "--format", "json"], dir.path());
+    assert!(stderr(&output).contains("--no-ignore"), "{}", stderr(&output));
+
+    std::fs::write(dir.path().join(".periodic.toml"), "no_ignore = \"yes\"\n").expect("write");
+    let output = periodic(&["scan", "."], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains(".periodic.toml:1"), "{}", stderr(&output));
+}

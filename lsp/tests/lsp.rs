@@ -474,6 +474,27 @@ fn configuration_changes_apply_and_a_bad_file_keeps_the_previous_one() {
     assert_eq!(client.shutdown(), 0);
 }
 
+/// Files a `.gitignore` hides are indexed once the editor sets `noIgnore` (at start or later).
+#[test]
+fn the_no_ignore_setting_indexes_files_a_gitignore_hides() {
+    let (_dir, root) = workspace();
+    // Two more copies that no ignore file hides: once they are found, the index is done.
+    std::fs::create_dir_all(root.join("shown")).unwrap();
+    std::fs::write(root.join("shown/orders.py"), ORDERS).unwrap();
+    std::fs::write(root.join("shown/invoices.py"), INVOICES).unwrap();
+    std::fs::write(root.join(".gitignore"), "/pkg/\n").unwrap();
+    let (mut client, _) = LspClient::initialized(&[&root], push_client(), fast());
+    client.poll("periodic/patterns", json!({}), |patterns| member_count(patterns) == 2);
+
+    client.notify("workspace/didChangeConfiguration", json!({"settings": {"periodic": {"noIgnore": true, "debounceMs": 0}}}));
+    client.poll("periodic/patterns", json!({}), |patterns| member_count(patterns) == 4);
+    assert_eq!(client.shutdown(), 0);
+
+    let (mut client, _) = LspClient::initialized(&[&root], push_client(), json!({"noIgnore": true, "debounceMs": 0}));
+    client.poll("periodic/patterns", json!({}), |patterns| member_count(patterns) == 4);
+    assert_eq!(client.shutdown(), 0);
+}
+
 #[test]
 fn diagnostics_follow_the_configured_severity_and_kinds() {
     let (_dir, root) = workspace();

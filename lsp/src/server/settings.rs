@@ -24,6 +24,8 @@ pub struct Settings {
     pub kinds: [bool; 3],
     /// The `edge` object as given (url, share, token, repo); read by the team sync.
     pub edge: Option<Value>,
+    /// `noIgnore`: overrides `no_ignore` of `.periodic.toml` when set.
+    pub no_ignore: Option<bool>,
 }
 
 impl Default for Settings {
@@ -36,6 +38,7 @@ impl Default for Settings {
             severity: Some(DiagnosticSeverity::INFORMATION),
             kinds: [true; 3],
             edge: None,
+            no_ignore: None,
         }
     }
 }
@@ -75,6 +78,10 @@ impl Settings {
                 }
                 "diagnostics" => read_diagnostics(value, &mut settings, &mut problems),
                 "edge" => settings.edge = Some(value.clone()),
+                "noIgnore" => match value.as_bool() {
+                    Some(no_ignore) => settings.no_ignore = Some(no_ignore),
+                    None => problems.push(format!("`noIgnore` must be true or false, not {value}")),
+                },
                 // Client-side settings some extensions send along; not ours to judge.
                 "server" | "trace" | "share" => {}
                 other => problems.push(format!("unknown option `{other}`")),
@@ -94,11 +101,14 @@ impl Settings {
     /// The project's configuration with the editor's threshold overrides applied.
     pub fn apply_to(&self, config: &mut Config) {
         config.override_thresholds(self.min_lines, self.min_tokens, self.similarity);
+        if let Some(no_ignore) = self.no_ignore {
+            config.no_ignore = no_ignore;
+        }
     }
 
     /// Whether switching to `other` changes what the engine finds (and needs a re-index).
     pub fn detection_differs(&self, other: &Settings) -> bool {
-        self.min_lines != other.min_lines || self.min_tokens != other.min_tokens || self.similarity != other.similarity
+        self.min_lines != other.min_lines || self.min_tokens != other.min_tokens || self.similarity != other.similarity || self.no_ignore != other.no_ignore
     }
 }
 
