@@ -552,3 +552,35 @@ fn a_warm_start_answers_from_the_index_a_scan_left() {
     client.poll("periodic/patterns", json!({}), |patterns| member_count(patterns) == 2);
     assert_eq!(client.shutdown(), 0);
 }
+
+/// What Neovim sends when started in a plain folder with `setup({})`: no root, no workspace
+/// folders, empty Lua tables for the options (`[]`, `{"periodic": []}`). The server shows no
+/// warning, indexes the opened file's folder, and answers for it like for any workspace.
+#[test]
+fn a_file_outside_every_workspace_folder_gets_its_folder_indexed_without_a_warning() {
+    let (_dir, root) = workspace();
+    let mut client = LspClient::start();
+    let response = client.request(
+        "initialize",
+        json!({"processId": null, "rootUri": null, "workspaceFolders": null, "capabilities": push_client(), "initializationOptions": []}),
+    );
+    assert!(response.get("result").is_some(), "{response}");
+    client.notify("initialized", json!({}));
+    client.notify("workspace/didChangeConfiguration", json!({"settings": {"periodic": []}}));
+    let orders = client.open(&root.join("pkg/orders.py"), "python", ORDERS);
+    let invoices = uri_of(&root.join("pkg/invoices.py"));
+
+    let diagnostics = client.diagnostics(&orders, |diagnostics| !diagnostics.is_empty());
+    let related = diagnostics[0]["relatedInformation"].as_array().unwrap();
+    assert_eq!(related[0]["location"]["uri"], json!(invoices), "{diagnostics:?}");
+    let similar = client.call("periodic/similar", text_position(&orders, 7, 8));
+    let uris: Vec<&Value> = similar["similar"].as_array().unwrap().iter().map(|candidate| &candidate["uri"]).collect();
+    assert!(uris.contains(&&json!(invoices)), "{similar}");
+    let hover = client.call("textDocument/hover", text_position(&orders, 3, 6));
+    assert!(hover["contents"]["value"].as_str().unwrap().contains("invoice_amount"), "{hover}");
+
+    let warnings: Vec<&Value> = client.seen.iter().filter(|message| message["method"] == "window/showMessage").collect();
+    assert!(warnings.is_empty(), "the server showed {warnings:?}");
+    assert!(root.join("pkg/.periodic/index.db").exists(), "the file's folder (no root marker above it) has an index");
+    assert_eq!(client.shutdown(), 0);
+}

@@ -45,14 +45,18 @@ impl Default for Settings {
 
 impl Settings {
     /// Reads the options object; `{"periodic": {...}}` (a whole settings tree) is accepted
-    /// too. Returns the settings and one message per value that was not used.
+    /// too. An empty array counts as an empty object wherever an object is meant, because
+    /// Lua clients (Neovim) cannot tell `{}` from `[]` and send empty tables as arrays.
+    /// Returns the settings and one message per value that was not used.
     pub fn from_json(value: Option<&Value>) -> (Settings, Vec<String>) {
         let mut settings = Settings::default();
         let mut problems = Vec::new();
         let object = match value {
             None | Some(Value::Null) => return (settings, problems),
+            Some(empty) if is_empty_table(empty) => return (settings, problems),
             Some(Value::Object(object)) => match object.get("periodic") {
                 Some(Value::Object(inner)) => inner,
+                Some(inner) if inner.is_null() || is_empty_table(inner) => return (settings, problems),
                 _ => object,
             },
             Some(other) => {
@@ -77,6 +81,7 @@ impl Settings {
                     }
                 }
                 "diagnostics" => read_diagnostics(value, &mut settings, &mut problems),
+                "edge" if is_empty_table(value) => {}
                 "edge" => settings.edge = Some(value.clone()),
                 "noIgnore" => match value.as_bool() {
                     Some(no_ignore) => settings.no_ignore = Some(no_ignore),
@@ -112,6 +117,11 @@ impl Settings {
     }
 }
 
+/// `[]`: how a Lua client encodes an empty table, meant as `{}`.
+fn is_empty_table(value: &Value) -> bool {
+    value.as_array().is_some_and(|items| items.is_empty())
+}
+
 fn whole(value: &Value, key: &str, minimum: u64, problems: &mut Vec<String>) -> Option<u32> {
     match value.as_u64() {
         Some(number) if number >= minimum && number <= u64::from(u32::MAX) => Some(number as u32),
@@ -123,6 +133,9 @@ fn whole(value: &Value, key: &str, minimum: u64, problems: &mut Vec<String>) -> 
 }
 
 fn read_diagnostics(value: &Value, settings: &mut Settings, problems: &mut Vec<String>) {
+    if is_empty_table(value) {
+        return;
+    }
     let Some(object) = value.as_object() else {
         problems.push(format!("`diagnostics` must be an object, not {value}"));
         return;
@@ -149,6 +162,9 @@ fn read_diagnostics(value: &Value, settings: &mut Settings, problems: &mut Vec<S
 }
 
 fn read_kinds(value: &Value, settings: &mut Settings, problems: &mut Vec<String>) {
+    if is_empty_table(value) {
+        return;
+    }
     let empty = Map::new();
     let object = value.as_object().unwrap_or_else(|| {
         problems.push(format!("`diagnostics.kinds` must be an object like {{\"T1\": true}}, not {value}"));
@@ -204,5 +220,17 @@ mod tests {
         let (settings, problems) = Settings::from_json(Some(&json!({"periodic": {"diagnostics": {"severity": "off"}}})));
         assert!(problems.is_empty());
         assert_eq!(settings.severity, None);
+    }
+
+    /// What Neovim sends for a default setup: empty Lua tables, encoded as arrays.
+    #[test]
+    fn empty_lua_tables_are_empty_options_not_problems() {
+        for options in [json!([]), json!({"periodic": []}), json!({"periodic": null}), json!({"periodic": {"diagnostics": [], "edge": []}}), json!({"diagnostics": {"kinds": []}})] {
+            let (settings, problems) = Settings::from_json(Some(&options));
+            assert!(problems.is_empty(), "{options}: {problems:?}");
+            assert_eq!(settings, Settings::default(), "{options}");
+        }
+        let (_, problems) = Settings::from_json(Some(&json!([1])));
+        assert_eq!(problems.len(), 1, "a non-empty array is still refused: {problems:?}");
     }
 }
