@@ -137,7 +137,7 @@ fn diagnostics_list_the_other_copy_and_every_code_action_works() {
     assert!(message.starts_with("Similar to 1 other place (pattern '") && message.ends_with("100%)"), "{message}");
     let pattern = diagnostic["code"].as_str().unwrap().to_string();
     assert!(pattern.starts_with("P-"), "{pattern}");
-    assert!(diagnostic["codeDescription"]["href"].as_str().unwrap().ends_with("docs/lsp.md#diagnostics"));
+    assert!(diagnostic.get("codeDescription").is_none(), "a diagnostic links nowhere: {diagnostic}");
     assert_eq!(diagnostic["data"]["pattern"], json!(pattern));
     let related = diagnostic["relatedInformation"].as_array().unwrap();
     assert_eq!(related.len(), 1);
