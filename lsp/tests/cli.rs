@@ -404,3 +404,36 @@ fn no_ignore_scans_a_tree_whose_gitignore_hides_everything() {
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).contains(".periodic.toml:1"), "{}", stderr(&output));
 }
+
+/// `--version` names the commit the binary was built from (HEAD of the checkout the test
+/// runs in); `completions` and `man` come from the same clap definitions.
+#[test]
+fn version_names_the_commit_and_completions_and_man_page_are_generated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = periodic(&["--version"], dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let head = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("git");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    // A build outside a git checkout (a source tarball) says so instead.
+    let head = if head.is_empty() { "unknown commit".to_string() } else { head };
+    let expected_prefix = format!("periodic {} (", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&expected_prefix) && version.ends_with(')'), "{version}");
+    let commit = &version[expected_prefix.len()..version.len() - 1];
+    assert!(commit.len() >= 7 && head.starts_with(commit), "--version names {commit}, HEAD is {head}");
+
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef periodic"), ("fish", "complete -c periodic"), ("powershell", "Register-ArgumentCompleter")] {
+        let output = periodic(&["completions", shell], dir.path());
+        assert!(output.status.success(), "{shell}: {}", stderr(&output));
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(script.contains(marker), "{shell} completions lack {marker:?}");
+        assert!(script.contains("no-ignore") && script.contains("similar"), "{shell} completions miss options or subcommands");
+    }
+    let output = periodic(&["completions", "tcsh"], dir.path());
+    assert_eq!(output.status.code(), Some(2), "an unknown shell is a usage error");
+
+    let output = periodic(&["man"], dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = String::from_utf8_lossy(&output.stdout);
+    assert!(page.contains(".TH periodic 1") && page.contains("completions") && page.contains("scan"), "{page}");
+}

@@ -1,7 +1,8 @@
-//! The commands behind `periodic scan`, `similar` and `patterns`, and what they share:
+//! The commands behind `periodic scan`, `similar`, `patterns`, `completions` and `man`, and what they share:
 //! loading the configuration, applying command-line overrides, and running a scan with a
 //! progress bar on standard error when it is a terminal.
 
+pub mod manual;
 pub mod patterns;
 pub mod scan;
 pub mod similar;
