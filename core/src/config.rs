@@ -61,6 +61,10 @@ pub struct Config {
     pub extensions: BTreeMap<String, Language>,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// Read no `.gitignore`, `.ignore`, `.git/info/exclude` or global git excludes (source
+    /// tarballs may ship a `.gitignore` that hides everything); `exclude` and
+    /// `.periodicignore` still apply.
+    pub no_ignore: bool,
     pub max_file_bytes: u64,
     pub patterns: BTreeMap<String, PatternSetting>,
     pub fail: FailSettings,
@@ -79,6 +83,7 @@ impl Default for Config {
             extensions: BTreeMap::new(),
             include: Vec::new(),
             exclude: Vec::new(),
+            no_ignore: false,
             max_file_bytes: 2 * 1024 * 1024,
             patterns: BTreeMap::new(),
             fail: FailSettings::default(),
@@ -184,6 +189,7 @@ impl Config {
         }
         config.include = raw.include.into_iter().map(|g| g.into_inner()).collect();
         config.exclude = raw.exclude.into_iter().map(|g| g.into_inner()).collect();
+        config.no_ignore = raw.no_ignore.unwrap_or(false);
         if let Some(size) = raw.max_file_size {
             config.max_file_bytes = parse_size(size.get_ref())
                 .ok_or_else(|| invalid(Some(size.span().start), format!("`max_file_size`: cannot read `{}` as a size (e.g. 2MB, 500KB, 100000)", size.get_ref())))?;
@@ -316,6 +322,7 @@ struct RawConfig {
     include: Vec<toml::Spanned<String>>,
     #[serde(default)]
     exclude: Vec<toml::Spanned<String>>,
+    no_ignore: Option<bool>,
     max_file_size: Option<toml::Spanned<String>>,
     #[serde(default)]
     language: BTreeMap<toml::Spanned<String>, RawDetection>,

@@ -71,6 +71,9 @@ pub struct ScanOutcome {
     pub patterns: Vec<Pattern>,
     pub stats: ScanStats,
     pub warnings: Vec<String>,
+    /// When the walk found no file: how many ignore files (`.gitignore`, ...) hid. 0 with
+    /// `no_ignore`, and whenever some file was found.
+    pub hidden_by_ignore_files: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -175,6 +178,7 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
         found.skipped.retain(|(path, _)| *path == name);
     }
     warnings.append(&mut found.warnings);
+    let found_none = found.files.is_empty() && single_file.is_none();
     tracing::debug!(files = found.files.len(), elapsed_ms = started.elapsed().as_millis() as u64, "walk done");
     if let Some(report) = options.progress {
         report(ScanProgress::Discovered { files: found.files.len() });
@@ -278,7 +282,8 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
     drop(fresh_tokens);
 
     let stats = statistics(&files, &dirty, &pairs, skipped, started);
-    let outcome = ScanOutcome { root: walk_root, files, pairs, patterns, stats, warnings };
+    let hidden_by_ignore_files = if found_none { walk::count_hidden_by_ignore_files(&walk_root, config) } else { 0 };
+    let outcome = ScanOutcome { root: walk_root, files, pairs, patterns, stats, warnings, hidden_by_ignore_files };
     // Writing the index and the caller's work with the results (rendering a report) are
     // independent: on a large tree each takes a few tenths of a second on one core.
     let index_to_save = index.filter(|_| files_changed);

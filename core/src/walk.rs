@@ -1,7 +1,8 @@
-//! Finding the files to scan: the `ignore` crate's walker (`.gitignore`, `.git/info/exclude`,
-//! global git excludes and `.periodicignore`, inside or outside a git repository), the
-//! configuration's include/exclude globs, and the checks that leave out binary, minified,
-//! generated and oversized files. Problems are warnings; the walk goes on.
+//! Finding the files to scan: the `ignore` crate's walker (`.gitignore`, `.ignore`,
+//! `.git/info/exclude`, global git excludes and `.periodicignore`, inside or outside a git
+//! repository; with `no_ignore`, only `.periodicignore`), the configuration's include/exclude
+//! globs, and the checks that leave out binary, minified, generated and oversized files.
+//! Problems are warnings; the walk goes on.
 
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
@@ -61,8 +62,13 @@ pub fn discover(root: &Path, config: &Config) -> WalkOutcome {
     let include = build_globs(&config.include);
     let exclude = build_globs(&config.exclude);
     let walk_root = root.to_path_buf();
+    let honour_ignore_files = !config.no_ignore;
     let walker = ignore::WalkBuilder::new(&walk_root)
         .require_git(false)
+        .git_ignore(honour_ignore_files)
+        .git_exclude(honour_ignore_files)
+        .git_global(honour_ignore_files)
+        .ignore(honour_ignore_files)
         .follow_links(true)
         .add_custom_ignore_filename(IGNORE_FILE_NAME)
         .filter_entry(|entry| entry.file_name() != ".periodic")
@@ -113,6 +119,16 @@ pub fn discover(root: &Path, config: &Config) -> WalkOutcome {
     outcome.files.sort_by(|a, b| a.relative.cmp(&b.relative));
     outcome.files.dedup_by(|a, b| a.relative == b.relative);
     outcome
+}
+
+/// How many files with a language the walk would find if ignore files were not read: asked
+/// when a walk found none, to tell the user what the ignore files hid.
+pub fn count_hidden_by_ignore_files(root: &Path, config: &Config) -> usize {
+    if config.no_ignore {
+        return 0;
+    }
+    let unignored = Config { no_ignore: true, ..config.clone() };
+    discover(root, &unignored).files.len().saturating_sub(discover(root, config).files.len())
 }
 
 fn build_globs(patterns: &[String]) -> Option<globset::GlobSet> {
@@ -217,5 +233,26 @@ mod tests {
         let found: Vec<_> = outcome.files.iter().map(|f| f.relative.as_str()).collect();
         assert_eq!(found, vec!["src/a.py"]);
         assert!(outcome.skipped.contains(&("notes.txt".to_string(), SkipReason::UnknownLanguage)));
+    }
+
+    #[test]
+    fn no_ignore_reads_past_a_gitignore_that_hides_everything_but_keeps_excludes_and_periodicignore() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("src/vendor")).expect("mkdir");
+        for file in ["src/a.py", "src/b.py", "src/vendor/c.py", "src/skip.py", "top.py"] {
+            std::fs::write(root.join(file), "x = 1\n").expect("write");
+        }
+        // Debian's linux-source ships a `.gitignore` of `/*`.
+        std::fs::write(root.join(".gitignore"), "/*\n").expect("write");
+        std::fs::write(root.join(".ignore"), "top.py\n").expect("write");
+        std::fs::write(root.join(IGNORE_FILE_NAME), "src/skip.py\n").expect("write");
+        let honoured = discover(root, &Config::default());
+        assert!(honoured.files.is_empty(), "{:?}", honoured.files);
+        let config = Config { no_ignore: true, exclude: vec!["**/vendor/**".into()], ..Config::default() };
+        let found: Vec<String> = discover(root, &config).files.into_iter().map(|f| f.relative).collect();
+        assert_eq!(found, vec!["src/a.py", "src/b.py", "top.py"]);
+        assert_eq!(count_hidden_by_ignore_files(root, &Config::default()), 4);
+        assert_eq!(count_hidden_by_ignore_files(root, &config), 0);
     }
 }

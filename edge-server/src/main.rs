@@ -18,7 +18,7 @@ use periodic_edge::cloud::CloudConfig;
 use periodic_edge::uplink::UplinkConfig;
 
 #[derive(Parser)]
-#[command(name = "periodic-edge", version, about = "Periodic's team edge server", args_conflicts_with_subcommands = true)]
+#[command(name = "periodic-edge", version = env!("PERIODIC_LONG_VERSION"), about = "Periodic's team edge server", args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,

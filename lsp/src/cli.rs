@@ -14,7 +14,7 @@ pub const EXIT_THRESHOLD: u8 = 1;
 pub const EXIT_ERROR: u8 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "periodic", version, about = "Finds where the same or nearly the same code already exists.")]
+#[command(name = "periodic", version = env!("PERIODIC_LONG_VERSION"), about = "Finds where the same or nearly the same code already exists.")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -32,6 +32,17 @@ pub enum Command {
     Lsp(LspArgs),
     /// Run the MCP server on standard input and output (for coding agents).
     Mcp(McpArgs),
+    /// Print a shell completion script (e.g. `periodic completions bash > ~/.local/share/bash-completion/completions/periodic`).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff; e.g. `periodic man > periodic.1; man ./periodic.1`).
+    Man,
+}
+
+#[derive(Args, Debug)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]
@@ -81,6 +92,10 @@ pub struct DetectionArgs {
     /// Scan without reading or writing `.periodic/index.db`.
     #[arg(long)]
     pub no_index: bool,
+    /// Read no .gitignore, .ignore, .git/info/exclude or global git excludes (`exclude` and
+    /// .periodicignore still apply) [config: `no_ignore = true`].
+    #[arg(long)]
+    pub no_ignore: bool,
     /// Worker threads [default: number of cores].
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: Option<u32>,
@@ -212,6 +227,8 @@ pub fn run() -> ExitCode {
         Command::Patterns(args) => commands::patterns::run(args),
         Command::Lsp(_) => crate::server::run().map(|()| 0),
         Command::Mcp(args) => crate::mcp::run(args.root).map(|()| 0),
+        Command::Completions(args) => commands::manual::completions(args.shell).map(|()| 0),
+        Command::Man => commands::manual::man().map(|()| 0),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -365,3 +365,75 @@ fn an_incremental_rescan_of_a_larger_tree_equals_a_fresh_scan() {
     assert_eq!(pair_names(&incremental), pair_names(&fresh));
     assert!(pair_names(&fresh).iter().any(|(a, b, kind)| a == "summarize_orders" && b == "summarize_refunds" && kind == "T3"), "{:?}", pair_names(&fresh));
 }
+
+/// A source tarball whose `.gitignore` hides everything (Debian's `linux-source` ships `/*`):
+/// the plain scan finds nothing and says what hid the files and which flag to use;
+/// `--no-ignore` (or `no_ignore = true`) scans them, for `scan`, `similar` and `patterns`,
+/// and the configuration's `exclude` still applies.
+#[test]
+fn no_ignore_scans_a_tree_whose_gitignore_hides_everything() {
+    let dir = project();
+    std::fs::write(dir.path().join(".gitignore"), "/*\n").expect("write");
+    let output = periodic(&["scan", ".", "--min-lines", "5", "--min-tokens", "30", "--quiet"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(message.contains("hide 3 source files") && message.contains("--no-ignore"), "{message}");
+
+    let report = json_scan(dir.path(), &["--no-ignore"]);
+    assert_eq!(report["stats"]["files"], 3, "{report}");
+    assert_eq!(pair_names(&report), vec![("collect_invoices".into(), "summarize_orders".into(), "T2".into())]);
+
+    std::fs::write(dir.path().join(".periodic.toml"), "min_lines = 5\nmin_tokens = 30\nno_ignore = true\nexclude = [\"src/rows.py\"]\n").expect("write");
+    let report = json_scan(dir.path(), &[]);
+    assert_eq!(report["stats"]["files"], 2, "exclude still applies: {report}");
+
+    std::fs::write(dir.path().join(".periodic.toml"), "min_lines = 5\nmin_tokens = 30\n").expect("write");
+    let output = periodic(&["similar", "src/orders.py:4", "--format", "json", "--no-ignore"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(answer["similar"][0]["path"], "src/invoices.py");
+    let output = periodic(&["patterns", ".", "--format", "json", "--no-ignore"], dir.path());
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let patterns: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(patterns.as_array().map(Vec::len), Some(1), "{patterns}");
+    let output = periodic(&["patterns", ".", "--format", "json"], dir.path());
+    assert!(stderr(&output).contains("--no-ignore"), "{}", stderr(&output));
+
+    std::fs::write(dir.path().join(".periodic.toml"), "no_ignore = \"yes\"\n").expect("write");
+    let output = periodic(&["scan", "."], dir.path());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains(".periodic.toml:1"), "{}", stderr(&output));
+}
+
+/// `--version` names the commit the binary was built from (HEAD of the checkout the test
+/// runs in); `completions` and `man` come from the same clap definitions.
+#[test]
+fn version_names_the_commit_and_completions_and_man_page_are_generated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = periodic(&["--version"], dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let head = Command::new("git").args(["rev-parse", "HEAD"]).current_dir(env!("CARGO_MANIFEST_DIR")).output().expect("git");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    // A build outside a git checkout (a source tarball) says so instead.
+    let head = if head.is_empty() { "unknown commit".to_string() } else { head };
+    let expected_prefix = format!("periodic {} (", env!("CARGO_PKG_VERSION"));
+    assert!(version.starts_with(&expected_prefix) && version.ends_with(')'), "{version}");
+    let commit = &version[expected_prefix.len()..version.len() - 1];
+    assert!(commit.len() >= 7 && head.starts_with(commit), "--version names {commit}, HEAD is {head}");
+
+    for (shell, marker) in [("bash", "complete -F"), ("zsh", "#compdef periodic"), ("fish", "complete -c periodic"), ("powershell", "Register-ArgumentCompleter")] {
+        let output = periodic(&["completions", shell], dir.path());
+        assert!(output.status.success(), "{shell}: {}", stderr(&output));
+        let script = String::from_utf8_lossy(&output.stdout);
+        assert!(script.contains(marker), "{shell} completions lack {marker:?}");
+        assert!(script.contains("no-ignore") && script.contains("similar"), "{shell} completions miss options or subcommands");
+    }
+    let output = periodic(&["completions", "tcsh"], dir.path());
+    assert_eq!(output.status.code(), Some(2), "an unknown shell is a usage error");
+
+    let output = periodic(&["man"], dir.path());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let page = String::from_utf8_lossy(&output.stdout);
+    assert!(page.contains(".TH periodic 1") && page.contains("completions") && page.contains("scan"), "{page}");
+}

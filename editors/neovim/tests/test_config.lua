@@ -10,6 +10,9 @@ return {
     local options, problems = config.server_options({})
     H.eq({}, options)
     H.eq({}, problems)
+    -- An object on the wire, not `[]` (which the server would have to guess about).
+    H.eq('{}', vim.json.encode(options))
+    H.eq('{"periodic":{}}', vim.json.encode(require('periodic').client_config(config.merge({})).settings))
   end },
 
   { 'settings map to the initializationOptions shape', function()

@@ -115,6 +115,7 @@ class PeriodicExtension {
       platform: process.platform,
       workspaceFolder: folders[0],
       homeDir: os.homedir(),
+      extensionDir: this.context.extensionPath,
     });
     if (resolved.kind === "missing") {
       this.serverBinary = undefined;

@@ -1,12 +1,14 @@
-// Finds the `periodic` binary: the `periodic.server.path` setting first, then `periodic` on PATH,
-// else a message that tells the user how to install it. Plain module (no `vscode` import).
+// Finds the `periodic` binary: the `periodic.server.path` setting first, then a server shipped
+// inside the extension (`server/periodic`, as the release archive's .vsix carries it), then
+// `periodic` on PATH, else a message that tells the user how to install it. Plain module (no
+// `vscode` import).
 
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 
 export type ServerPathResult =
-  | { kind: "found"; path: string; source: "setting" | "PATH" }
+  | { kind: "found"; path: string; source: "setting" | "bundled" | "PATH" }
   | { kind: "missing"; message: string };
 
 export interface ResolveInput {
@@ -22,10 +24,13 @@ export interface ResolveInput {
   workspaceFolder?: string;
   /** The user's home directory, for `~`. */
   homeDir?: string;
+  /** The extension's own folder; a server at `server/periodic` in it is used before PATH. */
+  extensionDir?: string;
 }
 
 export const INSTALL_INSTRUCTIONS =
-  "Install it with `cargo install --locked --path lsp` from a checkout of the Periodic repository " +
+  "Put the `periodic` binary of a release archive on PATH, or install it with " +
+  "`cargo install --locked --path lsp` from a checkout of the Periodic repository " +
   "(or build it with `cargo build --release -p periodic` and point `periodic.server.path` at target/release/periodic), " +
   "then run the command \"Periodic: Restart Server\".";
 
@@ -88,9 +93,18 @@ export function resolveServerPath(
     };
   }
 
+  const names = executableNames(input.platform, input.envPathExt);
+  if (input.extensionDir !== undefined) {
+    for (const name of names) {
+      const candidate = path.join(input.extensionDir, "server", name);
+      if (isExecutable(candidate)) {
+        return { kind: "found", path: candidate, source: "bundled" };
+      }
+    }
+  }
+
   const delimiter = input.platform === "win32" ? ";" : ":";
   const directories = (input.envPath ?? "").split(delimiter).filter((dir) => dir !== "");
-  const names = executableNames(input.platform, input.envPathExt);
   for (const directory of directories) {
     for (const name of names) {
       const candidate = path.join(directory, name);
@@ -101,7 +115,8 @@ export function resolveServerPath(
   }
   return {
     kind: "missing",
-    message: "The Periodic language server (`periodic`) was not found on PATH and periodic.server.path is not set. " +
+    message: "The Periodic language server (`periodic`) was not found: periodic.server.path is not set, " +
+      "the extension carries no server of its own, and `periodic` is not on PATH. " +
       INSTALL_INSTRUCTIONS,
   };
 }

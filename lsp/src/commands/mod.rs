@@ -1,7 +1,8 @@
-//! The commands behind `periodic scan`, `similar` and `patterns`, and what they share:
+//! The commands behind `periodic scan`, `similar`, `patterns`, `completions` and `man`, and what they share:
 //! loading the configuration, applying command-line overrides, and running a scan with a
 //! progress bar on standard error when it is a terminal.
 
+pub mod manual;
 pub mod patterns;
 pub mod scan;
 pub mod similar;
@@ -23,6 +24,7 @@ pub fn load_config(root: &Path, args: &DetectionArgs) -> anyhow::Result<Config> 
         None => Config::load_from_root(config_root)?,
     };
     config.override_thresholds(args.min_lines, args.min_tokens, args.similarity);
+    config.no_ignore |= args.no_ignore;
     Ok(config)
 }
 
@@ -83,5 +85,22 @@ where
             eprintln!("periodic: warning: {warning}");
         }
     }
+    // Shown even with --quiet: it is the explanation of an empty result.
+    if let Some(message) = hidden_files_message(&outcome) {
+        eprintln!("periodic: {message}");
+    }
     Ok((outcome, result))
+}
+
+/// When a scan found no source file because ignore files hid them: what happened and the
+/// flag that scans them anyway.
+pub fn hidden_files_message(outcome: &ScanOutcome) -> Option<String> {
+    let hidden = outcome.hidden_by_ignore_files;
+    (hidden > 0).then(|| {
+        let files = if hidden == 1 { "1 source file".to_string() } else { format!("{hidden} source files") };
+        format!(
+            "no source file found in {}: ignore files (.gitignore, .ignore, .git/info/exclude) hide {files}; scan them with --no-ignore (or `no_ignore = true` in .periodic.toml)",
+            outcome.root.display()
+        )
+    })
 }

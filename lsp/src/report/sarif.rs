@@ -545,6 +545,8 @@ mod tests {
         for rule in rules {
             assert!(rule["shortDescription"]["text"].as_str().is_some_and(|text| !text.is_empty()));
             assert!(rule["fullDescription"]["text"].as_str().is_some_and(|text| !text.is_empty()));
+            // Periodic has no web page per rule; a link would point nowhere.
+            assert!(rule.get("helpUri").is_none(), "{rule}");
         }
         let t4_results: Vec<&Value> =
             log["runs"][0]["results"].as_array().expect("results").iter().filter(|r| r["ruleId"] == "periodic/T4").collect();

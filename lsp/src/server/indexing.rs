@@ -3,7 +3,7 @@
 //! batches of file changes, re-reading single files changed on disk, and watching folders.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -13,12 +13,70 @@ use tower_lsp_server::ls_types::{MessageType, NumberOrString};
 
 use super::backend::Backend;
 use super::document::parse_and_analyze;
-use crate::answers::workspace::{Workspace, lock};
+use crate::answers::workspace::{ConfigProblem, Workspace, lock};
 
 /// More changed files than this at once (a branch switch) re-index the folder instead.
 const MAX_FILES_UPDATED_ONE_BY_ONE: usize = 64;
 
+/// Files that mark a project's root, searched upwards from a file outside every folder.
+const ROOT_MARKERS: [&str; 2] = [periodic_core::config::CONFIG_FILE_NAME, ".git"];
+
+/// The folder to index for a file outside every workspace folder: the nearest ancestor
+/// holding a root marker, else the file's own folder (a scratch folder, an unpacked tarball).
+fn root_for_outside_file(path: &Path) -> Option<PathBuf> {
+    let folder = path.parent()?;
+    let marked = folder.ancestors().find(|ancestor| ROOT_MARKERS.iter().any(|marker| ancestor.join(marker).exists()));
+    Some(marked.unwrap_or(folder).to_path_buf())
+}
+
+/// The workspace folder answering for an opened file.
+pub(super) enum FolderFor {
+    Known(Arc<Workspace>),
+    /// Added just now for a file outside every folder; not loaded yet.
+    New(Arc<Workspace>, Option<ConfigProblem>),
+}
+
+impl FolderFor {
+    pub(super) fn workspace(&self) -> &Arc<Workspace> {
+        match self {
+            FolderFor::Known(workspace) | FolderFor::New(workspace, _) => workspace,
+        }
+    }
+}
+
 impl Backend {
+    /// The workspace for a file the editor opened. A file outside every workspace folder (an
+    /// editor started without a root, or a file opened from elsewhere) gets a folder of its
+    /// own, registered at once so the document is answered for like any other; the caller
+    /// then starts it with `adopt_folder`.
+    pub(super) fn workspace_or_new(&self, path: &Path) -> Option<FolderFor> {
+        if let Some(workspace) = self.workspace_for(path) {
+            return Some(FolderFor::Known(workspace));
+        }
+        let root = root_for_outside_file(path)?;
+        let mut workspaces = self.state.workspaces.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // Another didOpen may have added a folder holding this file meanwhile.
+        if let Some(workspace) = workspaces.iter().find(|workspace| path.starts_with(&workspace.root)) {
+            return Some(FolderFor::Known(workspace.clone()));
+        }
+        let (workspace, problem) = Workspace::new(root);
+        workspaces.push(workspace.clone());
+        Some(FolderFor::New(workspace, problem))
+    }
+
+    /// Starts a folder added for `file`, which was outside every workspace folder: says so
+    /// in the log, reports a bad `.periodic.toml`, then watches and indexes it.
+    pub(super) async fn adopt_folder(&self, file: PathBuf, workspace: Arc<Workspace>, problem: Option<ConfigProblem>) {
+        let message = format!("{} is outside every workspace folder: indexing {} for it", file.display(), workspace.root.display());
+        tracing::info!("{message}");
+        self.client.log_message(MessageType::INFO, format!("Periodic: {message}")).await;
+        if let Some(problem) = problem {
+            self.client.show_message(MessageType::ERROR, format!("Periodic: {problem} (the defaults are used)")).await;
+        }
+        self.watch(&workspace).await;
+        self.start_workspace(workspace).await;
+    }
+
     /// Loads a workspace: stored results first (answers at once), then a scan of what
     /// changed since, with progress.
     pub(super) async fn start_workspace(&self, workspace: Arc<Workspace>) {

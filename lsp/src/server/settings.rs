@@ -24,6 +24,8 @@ pub struct Settings {
     pub kinds: [bool; 3],
     /// The `edge` object as given (url, share, token, repo); read by the team sync.
     pub edge: Option<Value>,
+    /// `noIgnore`: overrides `no_ignore` of `.periodic.toml` when set.
+    pub no_ignore: Option<bool>,
 }
 
 impl Default for Settings {
@@ -36,20 +38,25 @@ impl Default for Settings {
             severity: Some(DiagnosticSeverity::INFORMATION),
             kinds: [true; 3],
             edge: None,
+            no_ignore: None,
         }
     }
 }
 
 impl Settings {
     /// Reads the options object; `{"periodic": {...}}` (a whole settings tree) is accepted
-    /// too. Returns the settings and one message per value that was not used.
+    /// too. An empty array counts as an empty object wherever an object is meant, because
+    /// Lua clients (Neovim) cannot tell `{}` from `[]` and send empty tables as arrays.
+    /// Returns the settings and one message per value that was not used.
     pub fn from_json(value: Option<&Value>) -> (Settings, Vec<String>) {
         let mut settings = Settings::default();
         let mut problems = Vec::new();
         let object = match value {
             None | Some(Value::Null) => return (settings, problems),
+            Some(empty) if is_empty_table(empty) => return (settings, problems),
             Some(Value::Object(object)) => match object.get("periodic") {
                 Some(Value::Object(inner)) => inner,
+                Some(inner) if inner.is_null() || is_empty_table(inner) => return (settings, problems),
                 _ => object,
             },
             Some(other) => {
@@ -74,7 +81,12 @@ impl Settings {
                     }
                 }
                 "diagnostics" => read_diagnostics(value, &mut settings, &mut problems),
+                "edge" if is_empty_table(value) => {}
                 "edge" => settings.edge = Some(value.clone()),
+                "noIgnore" => match value.as_bool() {
+                    Some(no_ignore) => settings.no_ignore = Some(no_ignore),
+                    None => problems.push(format!("`noIgnore` must be true or false, not {value}")),
+                },
                 // Client-side settings some extensions send along; not ours to judge.
                 "server" | "trace" | "share" => {}
                 other => problems.push(format!("unknown option `{other}`")),
@@ -94,12 +106,20 @@ impl Settings {
     /// The project's configuration with the editor's threshold overrides applied.
     pub fn apply_to(&self, config: &mut Config) {
         config.override_thresholds(self.min_lines, self.min_tokens, self.similarity);
+        if let Some(no_ignore) = self.no_ignore {
+            config.no_ignore = no_ignore;
+        }
     }
 
     /// Whether switching to `other` changes what the engine finds (and needs a re-index).
     pub fn detection_differs(&self, other: &Settings) -> bool {
-        self.min_lines != other.min_lines || self.min_tokens != other.min_tokens || self.similarity != other.similarity
+        self.min_lines != other.min_lines || self.min_tokens != other.min_tokens || self.similarity != other.similarity || self.no_ignore != other.no_ignore
     }
+}
+
+/// `[]`: how a Lua client encodes an empty table, meant as `{}`.
+fn is_empty_table(value: &Value) -> bool {
+    value.as_array().is_some_and(|items| items.is_empty())
 }
 
 fn whole(value: &Value, key: &str, minimum: u64, problems: &mut Vec<String>) -> Option<u32> {
@@ -113,6 +133,9 @@ fn whole(value: &Value, key: &str, minimum: u64, problems: &mut Vec<String>) -> 
 }
 
 fn read_diagnostics(value: &Value, settings: &mut Settings, problems: &mut Vec<String>) {
+    if is_empty_table(value) {
+        return;
+    }
     let Some(object) = value.as_object() else {
         problems.push(format!("`diagnostics` must be an object, not {value}"));
         return;
@@ -139,6 +162,9 @@ fn read_diagnostics(value: &Value, settings: &mut Settings, problems: &mut Vec<S
 }
 
 fn read_kinds(value: &Value, settings: &mut Settings, problems: &mut Vec<String>) {
+    if is_empty_table(value) {
+        return;
+    }
     let empty = Map::new();
     let object = value.as_object().unwrap_or_else(|| {
         problems.push(format!("`diagnostics.kinds` must be an object like {{\"T1\": true}}, not {value}"));
@@ -194,5 +220,17 @@ mod tests {
         let (settings, problems) = Settings::from_json(Some(&json!({"periodic": {"diagnostics": {"severity": "off"}}})));
         assert!(problems.is_empty());
         assert_eq!(settings.severity, None);
+    }
+
+    /// What Neovim sends for a default setup: empty Lua tables, encoded as arrays.
+    #[test]
+    fn empty_lua_tables_are_empty_options_not_problems() {
+        for options in [json!([]), json!({"periodic": []}), json!({"periodic": null}), json!({"periodic": {"diagnostics": [], "edge": []}}), json!({"diagnostics": {"kinds": []}})] {
+            let (settings, problems) = Settings::from_json(Some(&options));
+            assert!(problems.is_empty(), "{options}: {problems:?}");
+            assert_eq!(settings, Settings::default(), "{options}");
+        }
+        let (_, problems) = Settings::from_json(Some(&json!([1])));
+        assert_eq!(problems.len(), 1, "a non-empty array is still refused: {problems:?}");
     }
 }

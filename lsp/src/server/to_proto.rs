@@ -10,7 +10,7 @@ use ropey::Rope;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tower_lsp_server::ls_types::{
-    CodeAction, CodeActionKind, CodeActionOrCommand, CodeDescription, CodeLens, Command, Diagnostic, DiagnosticRelatedInformation,
+    CodeAction, CodeActionKind, CodeActionOrCommand, CodeLens, Command, Diagnostic, DiagnosticRelatedInformation,
     DiagnosticSeverity, Location, NumberOrString, OneOf, Position, Range, SymbolKind, TextEdit, Uri, WorkspaceEdit, WorkspaceSymbol,
 };
 
@@ -96,11 +96,6 @@ fn describe(snapshot: &Snapshot, copy: &Copy) -> String {
     format!("{file}:{}{name}, {}% {}", copy.instance.start_line, percent(copy.similarity), copy.kind.as_str())
 }
 
-fn docs_link() -> Option<CodeDescription> {
-    let href = format!("{}/blob/main/docs/lsp.md#diagnostics", env!("CARGO_PKG_REPOSITORY")).parse().ok()?;
-    Some(CodeDescription { href })
-}
-
 /// What a diagnostic carries for code actions.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct DiagnosticData {
@@ -152,7 +147,8 @@ pub fn diagnostics(
                 range: text.first_line(&group.local),
                 severity: Some(severity),
                 code: Some(NumberOrString::String(pattern.map_or_else(|| best.kind.as_str().to_string(), |pattern| pattern.id.clone()))),
-                code_description: docs_link(),
+                // No link: Periodic has no published documentation site to point at.
+                code_description: None,
                 source: Some(SOURCE.to_string()),
                 message: match team_note_of(&group.local) {
                     Some(note) => format!("Similar to {places} (pattern {}, {}%); {note}", pattern_label(pattern), percent(best.similarity)),
@@ -176,7 +172,7 @@ pub fn diagnostics(
             range: text.first_line(&local),
             severity: Some(severity),
             code: copies.matches.first().map(|best| NumberOrString::String(format!("team:{}", best.pattern_id))),
-            code_description: docs_link(),
+            code_description: None,
             source: Some(SOURCE.to_string()),
             message,
             related_information: None,

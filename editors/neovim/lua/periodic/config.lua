@@ -14,6 +14,7 @@ M.defaults = {
   -- The `periodic` binary; a name is looked up on $PATH.
   binary = 'periodic',
   -- Searched upwards from the buffer; the first directory holding one of them is the root.
+  -- Without any, the file's own folder is the root (see :checkhealth periodic).
   root_markers = { '.periodic.toml', '.git' },
   filetypes = M.filetypes,
   -- PERIODIC_LOG of the server process (error, warn, info, debug, trace); nil keeps the default.
@@ -48,7 +49,8 @@ end
 ---@return string[] problems
 function M.server_options(settings)
   settings = settings or {}
-  local options, problems = {}, {}
+  -- An empty Lua table is sent as `[]`; the server reads an object, so start from a dict.
+  local options, problems = vim.empty_dict(), {}
   local function problem(message)
     table.insert(problems, message)
   end

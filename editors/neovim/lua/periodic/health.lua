@@ -1,5 +1,5 @@
 -- `:checkhealth periodic`: the Neovim version, the `periodic` binary and its version, whether
--- setup() ran, the server clients attached, and the state of the local index
+-- setup() ran, the server clients attached with their root and why it was chosen, and the state of the local index
 -- (`.periodic/index.db` under the root of the current buffer).
 
 local M = {}
@@ -60,6 +60,14 @@ function M.check()
   for _, client in ipairs(clients) do
     health.ok(('client %d running, root %s, position encoding %s'):format(
       client.id, client.root_dir or '(none)', client.offset_encoding or '?'))
+    local reason = client.root_dir and periodic.root_reasons[client.root_dir]
+    if reason then
+      health.info(('root %s: %s'):format(client.root_dir, reason))
+    end
+  end
+  if #clients == 0 then
+    local root, reason = periodic.find_root()
+    health.info(('a server started now would use the root %s (%s)'):format(root, reason))
   end
 
   health.start('periodic: index')

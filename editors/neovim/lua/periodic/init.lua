@@ -41,26 +41,47 @@ local function any_client()
   return M.client() or vim.lsp.get_clients({ name = M.name })[1]
 end
 
---- The directory Periodic treats as the root for a buffer: the client's root, else the nearest
---- directory holding a root marker, else the current directory.
+--- Why each root in use was chosen, by root directory (shown by :checkhealth periodic).
+M.root_reasons = {}
+
+--- The root for a buffer and why: the nearest directory holding a root marker, else the file's
+--- own folder (a plain folder, an unpacked tarball), else the current directory (a buffer with
+--- no file). Returns (root, reason).
+function M.find_root(bufnr, markers)
+  bufnr = (bufnr == nil or bufnr == 0) and vim.api.nvim_get_current_buf() or bufnr
+  markers = markers or (M.options or config.defaults).root_markers
+  local name = vim.api.nvim_buf_get_name(bufnr)
+  -- Only a file buffer has a useful directory; `health://`, quickfix and scratch buffers do not.
+  local is_file = vim.bo[bufnr].buftype == '' and name ~= '' and not name:match('^%a[%w+.-]*://')
+  local start = is_file and vim.fs.dirname(vim.fn.fnamemodify(name, ':p')) or vim.fn.getcwd()
+  local found = #markers > 0 and vim.fs.find(markers, { path = start, upward = true })[1] or nil
+  if found then
+    -- `:p` adds a trailing slash to directories such as `.git`; drop it before taking the parent.
+    local absolute = vim.fn.fnamemodify(found, ':p'):gsub('/+$', '')
+    return vim.fs.normalize(vim.fs.dirname(absolute)), 'holds ' .. vim.fs.basename(absolute)
+  end
+  if is_file then
+    return vim.fs.normalize(start), 'no root marker (' .. table.concat(markers, ', ') .. ') above the file: its folder'
+  end
+  return vim.fs.normalize(vim.fn.getcwd()), 'no file and no root marker: the current directory'
+end
+
+--- The directory Periodic treats as the root for a buffer: the client's root, else the one
+--- `find_root` picks.
 function M.root(bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
   local client = M.client(bufnr)
   if client and client.root_dir then
     return client.root_dir
   end
-  local markers = (M.options or config.defaults).root_markers
-  local name = vim.api.nvim_buf_get_name(bufnr)
-  -- Only a file buffer has a useful directory; `health://`, quickfix and scratch buffers do not.
-  local is_file = vim.bo[bufnr].buftype == '' and name ~= '' and not name:match('^%a[%w+.-]*://')
-  local start = is_file and vim.fs.dirname(name) or vim.fn.getcwd()
-  local found = vim.fs.find(markers, { path = start, upward = true })[1]
-  if not found then
-    return vim.fs.normalize(vim.fn.getcwd())
-  end
-  -- `:p` adds a trailing slash to directories such as `.git`; drop it before taking the parent.
-  local absolute = vim.fn.fnamemodify(found, ':p'):gsub('/+$', '')
-  return vim.fs.normalize(vim.fs.dirname(absolute))
+  return (M.find_root(bufnr))
+end
+
+--- The root for a buffer the client is about to start on, remembering why it was chosen.
+local function choose_root(bufnr, markers)
+  local root, reason = M.find_root(bufnr, markers)
+  M.root_reasons[root] = reason
+  return root
 end
 
 --- Puts LSP locations into the quickfix list, converting positions with the client's encoding.
@@ -320,6 +341,11 @@ function M.client_config(options)
     cmd = server_cmd(options),
     cmd_env = options.log_level and { PERIODIC_LOG = options.log_level } or nil,
     filetypes = options.filetypes,
+    -- A function rather than `root_markers`: without a marker Neovim would start the server with
+    -- no root at all, and nothing would be indexed.
+    root_dir = function(bufnr, on_dir)
+      on_dir(choose_root(bufnr, options.root_markers))
+    end,
     root_markers = options.root_markers,
     init_options = server_options,
     -- Sent as workspace/didChangeConfiguration after start; the server reads `settings.periodic`.
@@ -336,12 +362,9 @@ local function setup_legacy(client_config)
     group = group,
     pattern = client_config.filetypes,
     callback = function(event)
-      local name = vim.api.nvim_buf_get_name(event.buf)
-      local start = name ~= '' and vim.fs.dirname(name) or vim.fn.getcwd()
-      local marker = vim.fs.find(client_config.root_markers, { path = start, upward = true })[1]
       vim.lsp.start(vim.tbl_extend('force', client_config, {
         name = M.name,
-        root_dir = marker and vim.fs.dirname(marker) or start,
+        root_dir = choose_root(event.buf, client_config.root_markers),
       }), { bufnr = event.buf })
     end,
   })

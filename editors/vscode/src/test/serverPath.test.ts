@@ -48,7 +48,7 @@ test("a directory named periodic on PATH does not count", () => {
 test("nothing found: the message says so and tells how to install", () => {
   const result = resolveServerPath({ envPath: tempDir(), platform: "linux" });
   assert.equal(result.kind, "missing");
-  assert.ok(result.kind === "missing" && result.message.includes("not found on PATH"));
+  assert.ok(result.kind === "missing" && result.message.includes("not on PATH"));
   assert.ok(result.kind === "missing" && result.message.includes(INSTALL_INSTRUCTIONS));
   assert.match(INSTALL_INSTRUCTIONS, /cargo install --locked --path lsp/);
 });
@@ -87,4 +87,20 @@ test("isExecutableFile checks the execute bit", () => {
   assert.equal(isExecutableFile(writeExecutable(dir, "a", 0o755), "linux"), true);
   assert.equal(isExecutableFile(writeExecutable(dir, "b", 0o644), "linux"), false);
   assert.equal(isExecutableFile(path.join(dir, "missing"), "linux"), false);
+});
+
+test("a server inside the extension is used before PATH, after the setting", () => {
+  const extension = tempDir();
+  fs.mkdirSync(path.join(extension, "server"));
+  const bundled = writeExecutable(path.join(extension, "server"), "periodic");
+  const pathDir = tempDir();
+  const onPath = writeExecutable(pathDir, "periodic");
+  assert.deepEqual(resolveServerPath({ extensionDir: extension, envPath: pathDir, platform: "linux" }),
+    { kind: "found", path: bundled, source: "bundled" });
+  const configured = writeExecutable(tempDir(), "mine");
+  assert.deepEqual(resolveServerPath({ configuredPath: configured, extensionDir: extension, envPath: pathDir, platform: "linux" }),
+    { kind: "found", path: configured, source: "setting" });
+  // An extension without a server of its own falls through to PATH.
+  assert.deepEqual(resolveServerPath({ extensionDir: tempDir(), envPath: pathDir, platform: "linux" }),
+    { kind: "found", path: onPath, source: "PATH" });
 });

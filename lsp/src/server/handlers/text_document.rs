@@ -9,16 +9,24 @@ use tower_lsp_server::ls_types::*;
 use crate::answers::workspace::lock;
 use crate::server::backend::Backend;
 use crate::server::document::Document;
+use crate::server::indexing::FolderFor;
 
 pub async fn did_open(backend: &Backend, params: DidOpenTextDocumentParams) {
     let document = params.text_document;
     let Some(path) = document.uri.to_file_path().map(|path| path.into_owned()) else { return };
     let path = path.canonicalize().unwrap_or(path);
-    let language = backend.workspace_for(&path).and_then(|workspace| workspace.language_of(&path));
+    // A file outside every workspace folder gets its folder indexed (registered here, before
+    // any `.await`, so the analysis scheduled below finds it).
+    let found = backend.workspace_or_new(&path);
+    let language = found.as_ref().and_then(|folder| folder.workspace().language_of(&path));
     let uri = document.uri.clone();
     lock(&backend.state.out_of_sync).remove(&uri);
-    lock(&backend.state.documents).insert(uri.clone(), Document::new(path, language, document.version, &document.text));
+    lock(&backend.state.documents).insert(uri.clone(), Document::new(path.clone(), language, document.version, &document.text));
     backend.schedule_analysis(uri, Duration::ZERO);
+    if let Some(FolderFor::New(workspace, problem)) = found {
+        let this = backend.clone();
+        tokio::spawn(async move { this.adopt_folder(path, workspace, problem).await });
+    }
 }
 
 pub async fn did_change(backend: &Backend, params: DidChangeTextDocumentParams) {
