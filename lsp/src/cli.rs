@@ -32,6 +32,48 @@ pub enum Command {
     Lsp(LspArgs),
     /// Run the MCP server on standard input and output (for coding agents).
     Mcp(McpArgs),
+    /// Show duplication along the git history, one point per commit (nothing is checked out).
+    Trend(TrendArgs),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TrendFormat {
+    Text,
+    Json,
+    Csv,
+    Html,
+}
+
+#[derive(Args, Debug)]
+pub struct TrendArgs {
+    /// A folder inside a git repository: its history is measured (that folder only).
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Oldest commit to measure: a revision, or a date (2024-05-01, "3 months ago").
+    #[arg(long, value_name = "DATE|REV")]
+    pub since: Option<String>,
+    /// Newest commit to measure [default: the tip of --branch].
+    #[arg(long, value_name = "REV")]
+    pub until: Option<String>,
+    /// Most points, the newest.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub commits: u32,
+    /// One point every N commits, counted from the newest.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub every: u32,
+    /// The history to follow (first parents of this revision) [default: HEAD].
+    #[arg(long, value_name = "REV")]
+    pub branch: Option<String>,
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: TrendFormat,
+    /// Write the report here instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// No progress bar on standard error.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub detection: DetectionArgs,
 }
 
 #[derive(Args, Debug)]
@@ -212,6 +254,7 @@ pub fn run() -> ExitCode {
         Command::Patterns(args) => commands::patterns::run(args),
         Command::Lsp(_) => crate::server::run().map(|()| 0),
         Command::Mcp(args) => crate::mcp::run(args.root).map(|()| 0),
+        Command::Trend(args) => commands::trend::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,10 +1,11 @@
-//! The commands behind `periodic scan`, `similar` and `patterns`, and what they share:
+//! The commands behind `periodic scan`, `similar`, `patterns` and `trend`, and what they share:
 //! loading the configuration, applying command-line overrides, and running a scan with a
 //! progress bar on standard error when it is a terminal.
 
 pub mod patterns;
 pub mod scan;
 pub mod similar;
+pub mod trend;
 
 use std::io::IsTerminal;
 use std::path::Path;
