@@ -147,8 +147,12 @@ fn duplication_goes_up_with_each_copy_and_down_when_one_is_removed() {
     let percents: Vec<f64> = points.iter().map(|point| point["duplicated_percent"].as_f64().expect("percent")).collect();
     assert!(percents[0] == 0.0 && percents[2] > percents[1] && percents[3] < percents[2], "{percents:?}");
     assert_eq!(points.iter().map(|point| point["jump"].as_bool().expect("jump")).collect::<Vec<_>>(), [false, true, true, false]);
+    assert_eq!(points[0]["grew"], serde_json::json!([]), "the first point has nothing to have grown from");
     assert_eq!(points[1]["grew"][0]["members"], 2);
     assert_eq!(points[1]["grew"][0]["members_before"], 0);
+    assert_eq!(points[2]["grew"][0]["id"], points[1]["grew"][0]["id"], "the near miss joins the same pattern");
+    assert_eq!(points[2]["grew"][0]["members"], 3);
+    assert_eq!(points[3]["grew"], serde_json::json!([]), "nothing grew when a copy was removed");
     // Each blob is parsed once: two files, then one new file twice, then nothing.
     assert_eq!(numbers(&trend, "parsed_files"), [2, 1, 1, 0]);
     assert_eq!(trend["blobs_parsed"], 4);

@@ -87,6 +87,8 @@ pub struct Measurer<'a> {
     /// (binary, generated, minified, too large).
     blobs: HashMap<(ObjectId, Language), Option<Arc<Parsed>>>,
     patterns: HashMap<String, PatternSize>,
+    /// Whether a point was measured already: the first has nothing to have grown from.
+    measured_before: bool,
     /// Blobs parsed so far (each once).
     pub parsed_total: u64,
 }
@@ -96,7 +98,7 @@ impl<'a> Measurer<'a> {
         let filter = FileFilter::new(&config, &history.folder);
         let labels = config.patterns.iter().map(|(id, setting)| (id.clone(), PatternLabel { name: setting.name.clone(), note: setting.note.clone() })).collect();
         let live = LiveIndex::new(&history.folder, config.clone(), Vec::new());
-        Measurer { history, config, filter, labels, live, pairs: Vec::new(), current: HashMap::new(), blobs: HashMap::new(), patterns: HashMap::new(), parsed_total: 0 }
+        Measurer { history, config, filter, labels, live, pairs: Vec::new(), current: HashMap::new(), blobs: HashMap::new(), patterns: HashMap::new(), measured_before: false, parsed_total: 0 }
     }
 
     /// Reads and parses (in parallel) the blobs not seen before.
@@ -212,6 +214,10 @@ impl<'a> Measurer<'a> {
         let added = |growth: &PatternGrowth| growth.duplicated_lines.saturating_sub(growth.duplicated_lines_before);
         grew.sort_by(|x, y| added(y).cmp(&added(x)).then(x.id.cmp(&y.id)));
         grew.truncate(MAX_GROWTH);
+        if !self.measured_before {
+            grew.clear();
+            self.measured_before = true;
+        }
         self.patterns = sizes;
         Point {
             commit: commit.id.to_string(),

@@ -78,7 +78,8 @@ pub struct Point {
     pub languages: BTreeMap<String, LanguageFigures>,
     /// Duplication grew sharply since the point before (see `JUMP_PERCENT`, `JUMP_LINES`).
     pub jump: bool,
-    /// Patterns new or larger than at the point before, most added lines first (at most 10).
+    /// Patterns new or larger than at the point before, most added lines first (at most 10);
+    /// empty at the first point.
     pub grew: Vec<PatternGrowth>,
 }
 
