@@ -55,7 +55,7 @@ impl History {
     /// The commit `spec` names (`HEAD`, a branch, a tag, an abbreviated id, `main~3`).
     pub fn resolve(&self, spec: &str) -> anyhow::Result<ObjectId> {
         let id = self.repo.rev_parse_single(spec).with_context(|| format!("`{spec}` is not a revision of this repository"))?;
-        let commit = id.object().and_then(|object| Ok(object.peel_to_commit()?)).with_context(|| format!("`{spec}` does not name a commit"))?;
+        let commit = id.object().and_then(|object| object.peel_to_commit()).with_context(|| format!("`{spec}` does not name a commit"))?;
         Ok(commit.id)
     }
 

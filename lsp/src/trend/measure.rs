@@ -145,8 +145,13 @@ impl<'a> Measurer<'a> {
                 next.insert(path, (id, language, parsed.clone()));
             }
         }
-        let removed: Vec<String> = self.current.keys().filter(|path| !next.contains_key(*path)).cloned().collect();
-        let changed: Vec<String> = next.iter().filter(|(path, (id, _, _))| self.current.get(*path) != Some(id)).map(|(path, _)| path.clone()).collect();
+        // In path order: slots are handed out in the order files enter the live index, and
+        // ties between candidates are broken by slot, so a hash map's order would make two
+        // runs over the same history disagree.
+        let mut removed: Vec<String> = self.current.keys().filter(|path| !next.contains_key(*path)).cloned().collect();
+        let mut changed: Vec<String> = next.iter().filter(|(path, (id, _, _))| self.current.get(*path) != Some(id)).map(|(path, _)| path.clone()).collect();
+        removed.sort_unstable();
+        changed.sort_unstable();
         let mut touched: HashSet<u32> = HashSet::new();
         for path in &removed {
             if let Some(slot) = self.live.slot(path) {

@@ -52,17 +52,17 @@ pub fn text(trend: &Trend) -> String {
         return out;
     }
     let _ = writeln!(out, "duplication {}  {}", sparkline(&trend.points), change(trend));
-    let _ = writeln!(out, "{:<10}  {:<10}  {:>8}  {:>9}  {:>7}  {:>6}  {:>8}  {}", "commit", "date", "lines", "dup lines", "dup %", "pairs", "patterns", "");
+    let _ = writeln!(out, "{:<10}  {:<10}  {:>8}  {:>9}  {:>7}  {:>6}  {:>8}", "commit", "date", "lines", "dup lines", "dup %", "pairs", "patterns");
     for point in &trend.points {
         let mark = if point.jump {
             let grown = point.grew.first().map(|growth| format!(" {} '{}'", growth.id, growth.name)).unwrap_or_default();
-            format!("^ jump{grown}")
+            format!("  ^ jump{grown}")
         } else {
             String::new()
         };
         let _ = writeln!(
             out,
-            "{:<10}  {:<10}  {:>8}  {:>9}  {:>6.2}%  {:>6}  {:>8}  {mark}",
+            "{:<10}  {:<10}  {:>8}  {:>9}  {:>6.2}%  {:>6}  {:>8}{mark}",
             short(&point.commit),
             day(&point.date),
             point.lines,
