@@ -36,6 +36,48 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the manual page (roff; e.g. `periodic man > periodic.1; man ./periodic.1`).
     Man,
+    /// Show duplication along the git history, one point per commit (nothing is checked out).
+    Trend(TrendArgs),
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TrendFormat {
+    Text,
+    Json,
+    Csv,
+    Html,
+}
+
+#[derive(Args, Debug)]
+pub struct TrendArgs {
+    /// A folder inside a git repository: its history is measured (that folder only).
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Oldest commit to measure: a revision, or a date (2024-05-01, "3 months ago").
+    #[arg(long, value_name = "DATE|REV")]
+    pub since: Option<String>,
+    /// Newest commit to measure [default: the tip of --branch].
+    #[arg(long, value_name = "REV")]
+    pub until: Option<String>,
+    /// Most points, the newest.
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub commits: u32,
+    /// One point every N commits, counted from the newest.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub every: u32,
+    /// The history to follow (first parents of this revision) [default: HEAD].
+    #[arg(long, value_name = "REV")]
+    pub branch: Option<String>,
+    #[arg(long, short = 'f', value_enum, default_value = "text")]
+    pub format: TrendFormat,
+    /// Write the report here instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// No progress bar on standard error.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub detection: DetectionArgs,
 }
 
 #[derive(Args, Debug)]
@@ -229,6 +271,7 @@ pub fn run() -> ExitCode {
         Command::Mcp(args) => crate::mcp::run(args.root).map(|()| 0),
         Command::Completions(args) => commands::manual::completions(args.shell).map(|()| 0),
         Command::Man => commands::manual::man().map(|()| 0),
+        Command::Trend(args) => commands::trend::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -10,3 +10,4 @@ pub mod edge_sync;
 pub mod mcp;
 pub mod report;
 pub mod server;
+pub mod trend;

@@ -1,4 +1,4 @@
-//! The commands behind `periodic scan`, `similar`, `patterns`, `completions` and `man`, and what they share:
+//! The commands behind `periodic scan`, `similar`, `patterns`, `trend`, `completions` and `man`, and what they share:
 //! loading the configuration, applying command-line overrides, and running a scan with a
 //! progress bar on standard error when it is a terminal.
 
@@ -6,6 +6,7 @@ pub mod manual;
 pub mod patterns;
 pub mod scan;
 pub mod similar;
+pub mod trend;
 
 use std::io::IsTerminal;
 use std::path::Path;

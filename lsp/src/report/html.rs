@@ -390,7 +390,7 @@ fn group_thousands(value: u64) -> String {
 }
 
 /// Escapes text for HTML element content and quoted attribute values.
-fn escape_html(text: &str) -> String {
+pub(crate) fn escape_html(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
         match character {
@@ -408,7 +408,7 @@ fn escape_html(text: &str) -> String {
 /// Makes serialised JSON safe inside a `<script>` element: `<`, `>` and `&` can only occur
 /// inside JSON strings, where their `\u` escapes mean the same, so `</script>` and `<!--`
 /// can never close or confuse the element. U+2028/2029 are escaped for older parsers.
-fn escape_json_for_script(json: &str) -> String {
+pub(crate) fn escape_json_for_script(json: &str) -> String {
     let mut escaped = String::with_capacity(json.len() + 64);
     for character in json.chars() {
         match character {
