@@ -1,8 +1,8 @@
 //! Clone detection over fingerprinted files.
 //!
 //! - Type-1/Type-2 units: grouped by exact hashes (no token access needed).
-//! - Type-3 units: LSH band buckets give candidates, ranked by the sketch's Jaccard
-//!   estimate, each verified by `similarity::similarity` on the real tokens.
+//! - Type-3 units: candidates through three doors (LSH bands, sampled k-grams, used
+//!   names), the best families of each unit verified by `verify::verify` on the real tokens.
 //! - Blocks: files sharing a winnowed k-gram are extended token by token into maximal
 //!   runs (as PMD CPD and jscpd do, but on normalised tokens), then checked for a
 //!   consistent renaming so shape-alike code does not count.

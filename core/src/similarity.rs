@@ -122,7 +122,7 @@ pub(crate) fn lcs_alignment(a: &[u16], b: &[u16]) -> Vec<(usize, usize)> {
     matches
 }
 
-/// Dice coefficient of the LCS on normalised symbols: an upper bound of `similarity`.
+/// Dice coefficient of the LCS on normalised symbols: the token similarity Periodic reports.
 pub fn structural_similarity(a: &[u16], b: &[u16]) -> f64 {
     let total = a.len() + b.len();
     if total == 0 {
@@ -131,18 +131,8 @@ pub fn structural_similarity(a: &[u16], b: &[u16]) -> f64 {
     2.0 * lcs_length(a, b) as f64 / total as f64
 }
 
-/// How far below the threshold the evidence score may fall when the token similarity is
-/// above it. Calibrated on the quality benchmark (docs/quality.md) with `MIN_RUN`: a
-/// stricter cut loses real near-miss copies with scattered edits, a looser one admits
-/// same-shape strangers.
-const EVIDENCE_MARGIN: f64 = 0.08;
-
-/// Verifies a candidate pair. Returns its token similarity, the Dice coefficient of the
-/// longest common subsequence of normalised symbols (2 * LCS / (|a| + |b|)), when that is
-/// at least `threshold` *and* the pair's evidence score is at least `threshold` minus a
-/// small margin.
-///
-/// The evidence score counts, over one LCS alignment, only runs of `MIN_RUN` or more
+/// The evidence score of a pair (the previous verification rule, kept as a reference in
+/// the Type-3 trace): it counts, over one LCS alignment, only runs of `MIN_RUN` or more
 /// consecutive matches: any two pieces of code share scattered `(`, `;` and keywords, but
 /// copied code shares runs. Within runs, identifiers split in two. The names a function
 /// binds (parameters, locals) count where they follow one consistent renaming (a renaming
@@ -154,24 +144,7 @@ const EVIDENCE_MARGIN: f64 = 0.08;
 /// the alignment as themselves, so a different callee also breaks the run around it. The
 /// function's own name, followed by its parameter list, is one of them: a renamed copy
 /// loses only the few tokens around it. Literals count as matched (Type-2 allows changed
-/// values).
-pub fn similarity(a: TokenRun<'_>, b: TokenRun<'_>, threshold: f64, context: &NameContext) -> Option<f64> {
-    let total = a.syms.len() + b.syms.len();
-    if total == 0 {
-        return None;
-    }
-    let shorter = a.syms.len().min(b.syms.len());
-    if 2.0 * shorter as f64 / (total as f64) < threshold {
-        return None;
-    }
-    let token_similarity = structural_similarity(a.syms, b.syms);
-    if token_similarity < threshold {
-        return None;
-    }
-    (evidence_score(a, b, context) >= threshold - EVIDENCE_MARGIN).then_some(token_similarity)
-}
-
-/// The evidence score described at `similarity`, in [0, 1].
+/// values). In [0, 1].
 pub fn evidence_score(a: TokenRun<'_>, b: TokenRun<'_>, context: &NameContext) -> f64 {
     let total = a.syms.len() + b.syms.len();
     if total == 0 {
@@ -319,30 +292,5 @@ mod tests {
         let (copy, other) = (score(original, renamed), score(original, stranger));
         assert!(copy > 0.9, "{copy}");
         assert!(other < copy - 0.1, "{other} against {copy}");
-    }
-
-    #[test]
-    fn equal_structure_is_not_enough_without_evidence() {
-        let original = "def f(a, b):\n    x = a.get(b)\n    y = b.put(a)\n    return x + y\n";
-        let scrambled = "def f(p, q):\n    r = s.get(t)\n    u = v.put(w)\n    return z + k\n";
-        let renamed = "def g(m, n):\n    x = m.get(n)\n    y = n.put(m)\n    return x + y\n";
-        let verdict = |other: &str| {
-            let (syms_a, texts_a) = run_of(original);
-            let (syms_b, texts_b) = run_of(other);
-            assert!((structural_similarity(&syms_a, &syms_b) - 1.0).abs() < 1e-9);
-            let context = NameContext::of(Language::Python);
-            similarity(TokenRun { syms: &syms_a, texts: &texts_a }, TokenRun { syms: &syms_b, texts: &texts_b }, 0.9, context)
-        };
-        assert_eq!(verdict(scrambled), None);
-        assert_eq!(verdict(renamed), Some(1.0));
-    }
-
-    #[test]
-    fn a_dissimilar_candidate_is_rejected_by_the_bound() {
-        let (syms_a, texts_a) = run_of("x = [1, 2, 3]\n");
-        let (syms_b, texts_b) = run_of("def f():\n    while True:\n        pass\n");
-        let context = NameContext::of(Language::Python);
-        let verdict = similarity(TokenRun { syms: &syms_a, texts: &texts_a }, TokenRun { syms: &syms_b, texts: &texts_b }, 0.7, context);
-        assert_eq!(verdict, None);
     }
 }

@@ -104,7 +104,7 @@ fn a_scattered_edit_copy_comes_through_the_exact_doors_and_a_look_alike_does_not
     for signal in ["score", "tokens", "aligned", "runs", "names", "literals", "swaps", "size", "shape"] {
         assert!(evidence[signal].as_f64().is_some_and(|value| (0.0..=1.0).contains(&value)), "evidence.{signal}: {evidence}");
     }
-    assert!(evidence["score"].as_f64().unwrap() >= 0.5, "accepted at the default: {evidence}");
+    assert!(evidence["score"].as_f64().expect("evidence has a numeric score") >= 0.5, "accepted at the default: {evidence}");
 
     let lines = std::fs::read_to_string(&trace).expect("trace written");
     let copy = lines.lines().find(|line| line.contains("ledger.py") && line.contains("orders.py")).expect("the copy was a candidate");
