@@ -4,6 +4,11 @@
 //! request timeout is answered 503 with `Retry-After`. A body without a declared length
 //! (chunked) is limited where it is read (`DefaultBodyLimit`, enforced by
 //! `error::JsonBody`), which answers 413 as soon as the limit is crossed.
+//!
+//! A client that is still sending when the 413 goes out would see its write fail (the
+//! connection is reset under it) and might never read the answer. So, as web servers do with a
+//! lingering close, a body that is only moderately over the limit is read and discarded after
+//! the answer, bounded in bytes and time; a body declared far above it is never read.
 
 use std::time::Duration;
 
@@ -24,11 +29,20 @@ pub struct GuardLimits {
 /// Seconds a client is told to wait after a timeout.
 const TIMEOUT_RETRY_AFTER_SECONDS: u64 = 5;
 
+/// The largest refused body that is drained after the 413 so the client can read the answer.
+const LINGER_MAX_BYTES: u64 = 4 << 20;
+
+/// How long a refused body may keep draining before the connection is dropped.
+const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Refuses a declared oversized body at once; bounds the rest of the request by the timeout.
 pub async fn guard(State(limits): State<GuardLimits>, request: Request, next: Next) -> Response {
     if let Some(declared) = declared_length(&request)
         && declared > limits.max_body_bytes as u64
     {
+        if declared <= LINGER_MAX_BYTES {
+            drain_in_background(request.into_body());
+        }
         return ApiError::too_large(format!("the request declares a body of {declared} bytes; the limit is {} bytes", limits.max_body_bytes))
             .into_response();
     }
@@ -44,6 +58,16 @@ pub async fn guard(State(limits): State<GuardLimits>, request: Request, next: Ne
             error.into_response()
         }
     }
+}
+
+/// Reads and discards a refused body while the answer is written; gives up after
+/// `LINGER_TIMEOUT`, which drops the body and with it the connection.
+fn drain_in_background(body: axum::body::Body) {
+    tokio::spawn(async move {
+        let mut stream = body.into_data_stream();
+        let drain = async { while let Some(Ok(_)) = futures::StreamExt::next(&mut stream).await {} };
+        let _ = tokio::time::timeout(LINGER_TIMEOUT, drain).await;
+    });
 }
 
 /// The `Content-Length` the client declared; `None` when absent. A malformed value is left
