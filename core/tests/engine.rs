@@ -406,3 +406,47 @@ fn closures_and_lambdas_are_named_after_what_they_are_assigned_to() {
         csharp: Run, score
         ruby: run, score"#]].assert_eq(&names.join("\n"));
 }
+
+/// Files with exact, renamed, near-miss and block copies: enough pairs of every kind that a
+/// difference in what detection reads would show.
+fn spill_fixture(root: &std::path::Path) {
+    let body = |name: &str, table: &str, extra: &str| {
+        format!(
+            "def {name}(report, path):\n    rows = []\n    for entry in report.entries:\n        if entry.hidden:\n            continue\n        amount = entry.amount * (1 + report.tax_rate)\n        label = entry.label.strip().title()\n{extra}        rows.append({{\"label\": label, \"amount\": round(amount, 2), \"{table}\": entry.day.isoformat()}})\n    with open(path, \"w\") as handle:\n        json.dump(rows, handle, indent=2)\n    return len(rows)\n\n"
+        )
+    };
+    for file in 0..24 {
+        let mut text = String::new();
+        for unit in 0..3 {
+            let extra = if (file + unit) % 3 == 0 { "        log.debug(\"entry %s\", entry.id)\n" } else { "" };
+            text.push_str(&body(&format!("export_{file}_{unit}"), &format!("day{}", file % 4), extra));
+        }
+        text.push_str(&format!("def unrelated_{file}(x):\n    return x * {file} + {file}\n"));
+        std::fs::write(root.join(format!("module_{file}.py")), text).expect("write");
+    }
+}
+
+#[test]
+fn results_are_the_same_whether_token_streams_stay_in_memory_or_are_spilled() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    spill_fixture(dir.path());
+    let run = |budget: Option<u64>| {
+        let options = periodic_core::ScanOptions {
+            root: dir.path().to_path_buf(),
+            config: support::fixture_config(),
+            use_index: false,
+            progress: None,
+            token_memory_budget: budget,
+        };
+        let outcome = periodic_core::scan(options).expect("scan");
+        (format!("{:?}", outcome.pairs), format!("{:?}", outcome.patterns), outcome.pairs.len())
+    };
+    let (pairs, patterns, count) = run(None);
+    assert!(count > 50, "the fixture yields many pairs ({count})");
+    let all_spilled = run(Some(0));
+    let half_spilled = run(Some(1_500));
+    assert_eq!(all_spilled.0, pairs, "every stream spilled");
+    assert_eq!(all_spilled.1, patterns, "every stream spilled");
+    assert_eq!(half_spilled.0, pairs, "some streams spilled");
+    assert_eq!(half_spilled.1, patterns, "some streams spilled");
+}
