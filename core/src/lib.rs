@@ -16,7 +16,6 @@ pub mod names;
 pub mod pattern;
 pub mod scan;
 pub mod similarity;
-pub mod spill;
 pub mod trace;
 pub mod verify;
 pub mod walk;

@@ -111,7 +111,7 @@ impl LiveIndex {
         let Some(slot) = self.slot(path) else { return Vec::new() };
         let mut dirty = vec![false; self.files.len()];
         dirty[slot as usize] = true;
-        let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, spilled: None, cache: self.disk_tokens.clone() };
+        let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, cache: self.disk_tokens.clone() };
         let detector = Detector { files: &self.files, dirty: &dirty, config: &self.config, tokens: &source, index: &self.index };
         detector.detect_dirty()
     }
@@ -133,7 +133,7 @@ mod tests {
     fn live_index(dir: &Path) -> LiveIndex {
         std::fs::write(dir.join("orders.py"), ORIGINAL).expect("write");
         std::fs::write(dir.join("rows.py"), OTHER).expect("write");
-        let outcome = scan(ScanOptions { root: dir.to_path_buf(), config: config(), use_index: false, progress: None, token_memory_budget: None }).expect("scan");
+        let outcome = scan(ScanOptions { root: dir.to_path_buf(), config: config(), use_index: false, progress: None }).expect("scan");
         assert!(outcome.pairs.is_empty());
         LiveIndex::new(dir, config(), outcome.files)
     }

@@ -18,7 +18,6 @@ use crate::detect::{Detector, TokenSource};
 use crate::index::Index;
 use crate::model::{ClonePair, FileRecord};
 use crate::pattern::{self, Pattern, PatternLabel};
-use crate::spill::{self, FreshTokens, SpillRef, TokenSpill};
 use crate::walk::{self, FoundFile, SkipReason};
 
 /// Progress events, for a progress bar or `$/progress`.
@@ -35,9 +34,6 @@ pub struct ScanOptions<'a> {
     /// Read and write `.periodic/index.db`; `false` scans without writing anything.
     pub use_index: bool,
     pub progress: Option<&'a (dyn Fn(ScanProgress) + Sync)>,
-    /// Tokens of parsed files kept in memory until detection ends; the rest are spilled to
-    /// a temporary file. `None`: [`spill::DEFAULT_IN_MEMORY_TOKENS`].
-    pub token_memory_budget: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -90,7 +86,7 @@ pub enum ScanError {
 
 enum FileOutcome {
     Clean(FileRecord),
-    Parsed(FileRecord, FreshTokens),
+    Parsed(FileRecord, Arc<FileTokens>),
     Skipped(SkipReason),
 }
 
@@ -207,7 +203,6 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
     }
     add_configured_labels(&mut labels, config);
 
-    let spill = TokenSpill::new(options.token_memory_budget.unwrap_or(spill::DEFAULT_IN_MEMORY_TOKENS));
     let done = AtomicUsize::new(0);
     let total = found.files.len();
     // Files in walk order, one file per rayon job: with rayon's default splitting, a
@@ -218,7 +213,7 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
         .par_iter()
         .with_max_len(1)
         .map(|file| {
-            let result = process_file(file, previous_files.get(&file.relative), config, &spill);
+            let result = process_file(file, previous_files.get(&file.relative), config);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(report) = options.progress
                 && (finished.is_multiple_of(64) || finished == total)
@@ -232,7 +227,6 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
     let mut files: Vec<FileRecord> = Vec::with_capacity(total);
     let mut dirty: Vec<bool> = Vec::with_capacity(total);
     let mut fresh_tokens: FxHashMap<u32, Arc<FileTokens>> = FxHashMap::default();
-    let mut spilled_tokens: FxHashMap<u32, SpillRef> = FxHashMap::default();
     let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
     for (_, reason) in &found.skipped {
         *skipped.entry(*reason).or_default() += 1;
@@ -245,15 +239,7 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
                 dirty.push(false);
             }
             FileOutcome::Parsed(record, tokens) => {
-                let position = files.len() as u32;
-                match tokens {
-                    FreshTokens::InMemory(tokens) => {
-                        fresh_tokens.insert(position, tokens);
-                    }
-                    FreshTokens::Spilled(at) => {
-                        spilled_tokens.insert(position, at);
-                    }
-                }
+                fresh_tokens.insert(files.len() as u32, tokens);
                 files.push(record);
                 dirty.push(true);
             }
@@ -261,13 +247,7 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
         }
     }
     let files_changed = dirty.iter().any(|&d| d) || files.len() != previous_files.len();
-    tracing::debug!(
-        files = files.len(),
-        spilled_files = spilled_tokens.len(),
-        spilled_bytes = spill.spilled_bytes(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        "parse done"
-    );
+    tracing::debug!(files = files.len(), elapsed_ms = started.elapsed().as_millis() as u64, "parse done");
 
     if let Some(report) = options.progress {
         report(ScanProgress::Detecting);
@@ -282,13 +262,7 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
             Some(pair)
         })
         .collect();
-    let source = ReparsingSource {
-        root: &walk_root,
-        files: &files,
-        fresh: &fresh_tokens,
-        spilled: Some((&spilled_tokens, &spill)),
-        cache: token_cache(),
-    };
+    let source = ReparsingSource { root: &walk_root, files: &files, fresh: &fresh_tokens, cache: token_cache() };
     // Few changed files (a re-scan): index bands and winnows only under their keys.
     let dirty_count = dirty.iter().filter(|&&d| d).count();
     let candidate_index = if dirty_count > 0 && dirty_count * 10 < files.len() {
@@ -306,8 +280,6 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
     drop(candidate_index);
     drop(source);
     drop(fresh_tokens);
-    drop(spilled_tokens);
-    drop(spill);
 
     let stats = statistics(&files, &dirty, &pairs, skipped, started);
     let hidden_by_ignore_files = if found_none { walk::count_hidden_by_ignore_files(&walk_root, config) } else { 0 };
@@ -333,7 +305,7 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
     Ok((outcome, result))
 }
 
-fn process_file(file: &FoundFile, previous: Option<&FileRecord>, config: &Config, spill: &TokenSpill) -> (FileOutcome, Vec<String>) {
+fn process_file(file: &FoundFile, previous: Option<&FileRecord>, config: &Config) -> (FileOutcome, Vec<String>) {
     let mut warnings = Vec::new();
     let Some(language) = file.language else { return (FileOutcome::Skipped(SkipReason::UnknownLanguage), warnings) };
     if let Some(previous) = previous
@@ -370,7 +342,7 @@ fn process_file(file: &FoundFile, previous: Option<&FileRecord>, config: &Config
     let settings = config.detection_for(language);
     let record =
         FileRecord::from_analysis(file.relative.clone(), language, content_hash, file.size, file.mtime_ns, &analysis, settings);
-    (FileOutcome::Parsed(record, spill.keep(analysis.tokens)), warnings)
+    (FileOutcome::Parsed(record, Arc::new(analysis.tokens)), warnings)
 }
 
 /// Source text of a file; invalid UTF-8 is replaced (with a warning) rather than skipped.
@@ -396,14 +368,13 @@ pub(crate) fn token_cache_of(tokens: u64) -> TokenCache {
         .build()
 }
 
-/// Token streams for detection: files parsed this run (or edited) from memory or from the
-/// spill file, others re-parsed from disk on demand (only the few a changed file's
-/// candidates live in); what is read or re-parsed is cached.
+/// Token streams for detection: files parsed this run (or edited) from memory, others
+/// re-parsed from disk on demand (only the few a changed file's candidates live in) and
+/// cached.
 pub(crate) struct ReparsingSource<'a> {
     pub root: &'a Path,
     pub files: &'a [FileRecord],
     pub fresh: &'a FxHashMap<u32, Arc<FileTokens>>,
-    pub spilled: Option<(&'a FxHashMap<u32, SpillRef>, &'a TokenSpill)>,
     pub cache: TokenCache,
 }
 
@@ -411,18 +382,6 @@ impl TokenSource for ReparsingSource<'_> {
     fn tokens(&self, file: u32) -> Option<Arc<FileTokens>> {
         if let Some(tokens) = self.fresh.get(&file) {
             return Some(Arc::clone(tokens));
-        }
-        if let Some((spilled, spill)) = self.spilled
-            && let Some(&at) = spilled.get(&file)
-        {
-            return self
-                .cache
-                .try_get_with(file, || {
-                    spill.read(at).map(Arc::new).map_err(|error| {
-                        tracing::warn!(%error, file, "cannot read spilled tokens back");
-                    })
-                })
-                .ok();
         }
         let record = self.files.get(file as usize)?;
         self.cache.try_get_with(file, || -> Result<Arc<FileTokens>, ()> {

@@ -13,7 +13,7 @@ impl LiveIndex {
     /// mapped to this index's slots) plus the exact pairs, computed now. No file is read.
     pub fn complete_pairs(&self, stored: &[ClonePair]) -> Vec<ClonePair> {
         let clean = vec![false; self.files.len()];
-        let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, spilled: None, cache: self.disk_tokens.clone() };
+        let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, cache: self.disk_tokens.clone() };
         let detector = Detector { files: &self.files, dirty: &clean, config: &self.config, tokens: &source, index: &self.index };
         detector.detect(stored)
     }
@@ -34,7 +34,7 @@ mod tests {
         std::fs::write(dir.path().join("b.py"), original.replace("summarize_orders", "sum_orders")).expect("write");
         std::fs::write(dir.path().join("c.py"), original.replace("count += 1", "count += 1\n            log(order)")).expect("write");
         let config = Config { detection: DetectionSettings { min_lines: 5, min_tokens: 30, ..DetectionSettings::default() }, ..Config::default() };
-        let outcome = scan(ScanOptions { root: dir.path().to_path_buf(), config: config.clone(), use_index: true, progress: None, token_memory_budget: None }).expect("scan");
+        let outcome = scan(ScanOptions { root: dir.path().to_path_buf(), config: config.clone(), use_index: true, progress: None }).expect("scan");
         let stored = load_stored(dir.path(), &config).expect("load").expect("stored");
         assert!(stored.pairs.iter().all(|pair| pair.kind == CloneKind::T3), "the index keeps no exact pair");
         let live = LiveIndex::new(dir.path(), config, stored.files);

@@ -62,7 +62,7 @@ fn snapshot_of(fixture: &str) -> (tempfile::TempDir, Snapshot) {
         std::fs::write(path, text).expect("write");
     }
     let config = Config { detection: DetectionSettings { min_lines: 5, min_tokens: 30, ..DetectionSettings::default() }, ..Config::default() };
-    let outcome = periodic_core::scan(ScanOptions { root: dir.path().to_path_buf(), config, use_index: false, progress: None, token_memory_budget: None }).expect("scan");
+    let outcome = periodic_core::scan(ScanOptions { root: dir.path().to_path_buf(), config, use_index: false, progress: None }).expect("scan");
     let snapshot = Snapshot::of_scan(&outcome);
     (dir, snapshot)
 }

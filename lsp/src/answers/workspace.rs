@@ -489,7 +489,7 @@ impl Workspace {
     }
 
     fn scan_and_swap(&self, config: Config, progress: &(dyn Fn(ScanProgress) + Sync), open: &dyn Fn() -> Vec<OpenText>) -> Result<Vec<String>, scan::ScanError> {
-        let outcome = scan::scan(ScanOptions { root: self.root.clone(), config: config.clone(), use_index: true, progress: Some(progress), token_memory_budget: None })?;
+        let outcome = scan::scan(ScanOptions { root: self.root.clone(), config: config.clone(), use_index: true, progress: Some(progress) })?;
         let labels = scan::load_labels(&self.root, &config)?;
         let mut guard = lock(&self.engine);
         let mut engine = Engine::new(&self.root, config, outcome.files, outcome.pairs, labels);
