@@ -163,7 +163,8 @@ impl CandidateIndex {
     /// Indexes every file. Without `near_miss`, only exact hashes are indexed: enough
     /// when no file changed and near-miss and block pairs all come from the index.
     pub fn build(files: &[FileRecord], near_miss: bool) -> Self {
-        CandidateIndex::build_with(files, near_miss, None)
+        let all = entries_in_place(files, near_miss);
+        CandidateIndex::from_entries(all)
     }
 
     /// Indexes every file's exact hashes, but band and winnow entries only under the keys
@@ -208,6 +209,10 @@ impl CandidateIndex {
             all.names.extend(entries.names);
             all.winnows.extend(entries.winnows);
         }
+        CandidateIndex::from_entries(all)
+    }
+
+    fn from_entries(all: FileEntries) -> Self {
         CandidateIndex {
             exact: Table::build(all.exact),
             bands: Table::build(all.bands),
@@ -307,6 +312,82 @@ struct FileEntries {
     winnows: Vec<(u32, u32, u32)>,
 }
 
+/// Every file's entries, file after file, each table allocated once at its final length and
+/// filled in place in parallel. Collecting per-file vectors and concatenating them held
+/// every entry twice, plus the growing vectors' slack: on the Linux tree, 1.3 GB at once.
+fn entries_in_place(files: &[FileRecord], near_miss: bool) -> FileEntries {
+    let counts: Vec<[usize; 5]> = files
+        .iter()
+        .map(|record| {
+            let units = record.units.len();
+            if !near_miss {
+                return [units, 0, 0, 0, 0];
+            }
+            let grams = record.units.iter().map(|unit| unit.grams.len()).sum();
+            let names = record.units.iter().map(|unit| unit.used_names.len()).sum();
+            [units, units * fingerprint::BAND_COUNT, grams, names, record.winnows.len()]
+        })
+        .collect();
+    let total = |table: usize| counts.iter().map(|count| count[table]).sum::<usize>();
+    let mut all = FileEntries {
+        exact: vec![(0, 0, 0); total(0)],
+        bands: vec![(0, 0, 0); total(1)],
+        grams: vec![(0, 0, 0); total(2)],
+        names: vec![(0, 0, 0); total(3)],
+        winnows: vec![(0, 0, 0); total(4)],
+    };
+    let mut slices = Vec::with_capacity(files.len());
+    let (mut exact, mut bands, mut grams, mut names, mut winnows) =
+        (&mut all.exact[..], &mut all.bands[..], &mut all.grams[..], &mut all.names[..], &mut all.winnows[..]);
+    for count in &counts {
+        let (file_exact, rest) = std::mem::take(&mut exact).split_at_mut(count[0]);
+        exact = rest;
+        let (file_bands, rest) = std::mem::take(&mut bands).split_at_mut(count[1]);
+        bands = rest;
+        let (file_grams, rest) = std::mem::take(&mut grams).split_at_mut(count[2]);
+        grams = rest;
+        let (file_names, rest) = std::mem::take(&mut names).split_at_mut(count[3]);
+        names = rest;
+        let (file_winnows, rest) = std::mem::take(&mut winnows).split_at_mut(count[4]);
+        winnows = rest;
+        slices.push((file_exact, file_bands, file_grams, file_names, file_winnows));
+    }
+    slices.into_par_iter().zip(files.par_iter()).enumerate().with_max_len(1).for_each(
+        |(file, ((exact, bands, grams, names, winnows), record))| {
+            let file = file as u32;
+            for (index, unit) in record.units.iter().enumerate() {
+                let index = index as u32;
+                exact[index as usize] = (unit.hashes.tc, file, index);
+                if !near_miss {
+                    continue;
+                }
+                let band_slots = &mut bands[index as usize * fingerprint::BAND_COUNT..][..fingerprint::BAND_COUNT];
+                for (slot, key) in band_slots.iter_mut().zip(fingerprint::band_keys(&unit.sketch)) {
+                    *slot = (key, file, index);
+                }
+            }
+            if !near_miss {
+                return;
+            }
+            let mut gram_slots = grams.iter_mut();
+            let mut name_slots = names.iter_mut();
+            for (index, unit) in record.units.iter().enumerate() {
+                let index = index as u32;
+                for (&gram, slot) in unit.grams.iter().zip(gram_slots.by_ref()) {
+                    *slot = (gram, file, index);
+                }
+                for (&name, slot) in unit.used_names.iter().zip(name_slots.by_ref()) {
+                    *slot = (name, file, index);
+                }
+            }
+            for (slot, winnow) in winnows.iter_mut().zip(&record.winnows) {
+                *slot = (winnow.hash, file, winnow.position);
+            }
+        },
+    );
+    all
+}
+
 fn entries_of(file: u32, record: &FileRecord) -> FileEntries {
     let mut entries = FileEntries {
         exact: Vec::with_capacity(record.units.len()),
@@ -322,4 +403,52 @@ fn entries_of(file: u32, record: &FileRecord) -> FileEntries {
     }
     entries.winnows = record.winnows.iter().map(|w| (w.hash, file, w.position)).collect();
     entries
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DetectionSettings;
+    use crate::lang::Language;
+
+    fn record(path: &str, source: &str) -> FileRecord {
+        let analysis = crate::analysis::analyze(Language::Python, source);
+        let settings = DetectionSettings { min_lines: 2, min_tokens: 10, ..DetectionSettings::default() };
+        FileRecord::from_analysis(path.into(), Language::Python, [0; 32], source.len() as u64, 0, &analysis, &settings)
+    }
+
+    fn concatenated(files: &[FileRecord]) -> FileEntries {
+        let mut all = FileEntries::default();
+        for (file, record) in files.iter().enumerate() {
+            let entries = entries_of(file as u32, record);
+            all.exact.extend(entries.exact);
+            all.bands.extend(entries.bands);
+            all.grams.extend(entries.grams);
+            all.names.extend(entries.names);
+            all.winnows.extend(entries.winnows);
+        }
+        all
+    }
+
+    #[test]
+    fn entries_filled_in_place_are_the_per_file_entries_in_file_order() {
+        let body = "    total = 0\n    for item in items:\n        if item.price > limit:\n            total += item.price * rate\n    return round(total, 2)\n";
+        let files = vec![
+            record("a.py", &format!("def first(items, limit, rate):\n{body}\ndef second(items, limit, rate):\n{body}")),
+            record("empty.py", "x = 1\n"),
+            record("b.py", &format!("class Cart:\n    def total(self, items, limit, rate):\n    {}\n", body.replace('\n', "\n    "))),
+        ];
+        assert!(files[0].units.len() >= 2 && !files[2].units.is_empty(), "the fixture has units");
+        let expected = concatenated(&files);
+        let filled = entries_in_place(&files, true);
+        assert!(!expected.grams.is_empty() && !expected.names.is_empty() && !expected.winnows.is_empty());
+        assert_eq!(filled.exact, expected.exact);
+        assert_eq!(filled.bands, expected.bands);
+        assert_eq!(filled.grams, expected.grams);
+        assert_eq!(filled.names, expected.names);
+        assert_eq!(filled.winnows, expected.winnows);
+        let exact_only = entries_in_place(&files, false);
+        assert_eq!(exact_only.exact, expected.exact);
+        assert!(exact_only.bands.is_empty() && exact_only.winnows.is_empty());
+    }
 }
