@@ -203,11 +203,7 @@ impl CandidateIndex {
             .collect();
         let mut all = FileEntries::default();
         for entries in per_file {
-            all.exact.extend(entries.exact);
-            all.bands.extend(entries.bands);
-            all.grams.extend(entries.grams);
-            all.names.extend(entries.names);
-            all.winnows.extend(entries.winnows);
+            all.append(entries);
         }
         CandidateIndex::from_entries(all)
     }
@@ -312,6 +308,16 @@ struct FileEntries {
     winnows: Vec<(u32, u32, u32)>,
 }
 
+impl FileEntries {
+    fn append(&mut self, entries: FileEntries) {
+        self.exact.extend(entries.exact);
+        self.bands.extend(entries.bands);
+        self.grams.extend(entries.grams);
+        self.names.extend(entries.names);
+        self.winnows.extend(entries.winnows);
+    }
+}
+
 /// Every file's entries, file after file, each table allocated once at its final length and
 /// filled in place in parallel. Collecting per-file vectors and concatenating them held
 /// every entry twice, plus the growing vectors' slack: on the Linux tree, 1.3 GB at once.
@@ -340,39 +346,27 @@ fn entries_in_place(files: &[FileRecord], near_miss: bool) -> FileEntries {
     let (mut exact, mut bands, mut grams, mut names, mut winnows) =
         (&mut all.exact[..], &mut all.bands[..], &mut all.grams[..], &mut all.names[..], &mut all.winnows[..]);
     for count in &counts {
-        let (file_exact, rest) = std::mem::take(&mut exact).split_at_mut(count[0]);
-        exact = rest;
-        let (file_bands, rest) = std::mem::take(&mut bands).split_at_mut(count[1]);
-        bands = rest;
-        let (file_grams, rest) = std::mem::take(&mut grams).split_at_mut(count[2]);
-        grams = rest;
-        let (file_names, rest) = std::mem::take(&mut names).split_at_mut(count[3]);
-        names = rest;
-        let (file_winnows, rest) = std::mem::take(&mut winnows).split_at_mut(count[4]);
-        winnows = rest;
-        slices.push((file_exact, file_bands, file_grams, file_names, file_winnows));
+        slices.push((
+            split_off_front(&mut exact, count[0]),
+            split_off_front(&mut bands, count[1]),
+            split_off_front(&mut grams, count[2]),
+            split_off_front(&mut names, count[3]),
+            split_off_front(&mut winnows, count[4]),
+        ));
     }
     slices.into_par_iter().zip(files.par_iter()).enumerate().with_max_len(1).for_each(
         |(file, ((exact, bands, grams, names, winnows), record))| {
             let file = file as u32;
+            let (mut band_slots, mut gram_slots, mut name_slots) = (bands.iter_mut(), grams.iter_mut(), names.iter_mut());
             for (index, unit) in record.units.iter().enumerate() {
                 let index = index as u32;
                 exact[index as usize] = (unit.hashes.tc, file, index);
                 if !near_miss {
                     continue;
                 }
-                let band_slots = &mut bands[index as usize * fingerprint::BAND_COUNT..][..fingerprint::BAND_COUNT];
-                for (slot, key) in band_slots.iter_mut().zip(fingerprint::band_keys(&unit.sketch)) {
+                for (key, slot) in fingerprint::band_keys(&unit.sketch).into_iter().zip(band_slots.by_ref()) {
                     *slot = (key, file, index);
                 }
-            }
-            if !near_miss {
-                return;
-            }
-            let mut gram_slots = grams.iter_mut();
-            let mut name_slots = names.iter_mut();
-            for (index, unit) in record.units.iter().enumerate() {
-                let index = index as u32;
                 for (&gram, slot) in unit.grams.iter().zip(gram_slots.by_ref()) {
                     *slot = (gram, file, index);
                 }
@@ -386,6 +380,13 @@ fn entries_in_place(files: &[FileRecord], near_miss: bool) -> FileEntries {
         },
     );
     all
+}
+
+/// The first `length` entries of `slice`, which keeps the rest.
+fn split_off_front<'a, T>(slice: &mut &'a mut [T], length: usize) -> &'a mut [T] {
+    let (front, rest) = std::mem::take(slice).split_at_mut(length);
+    *slice = rest;
+    front
 }
 
 fn entries_of(file: u32, record: &FileRecord) -> FileEntries {
@@ -420,12 +421,7 @@ mod tests {
     fn concatenated(files: &[FileRecord]) -> FileEntries {
         let mut all = FileEntries::default();
         for (file, record) in files.iter().enumerate() {
-            let entries = entries_of(file as u32, record);
-            all.exact.extend(entries.exact);
-            all.bands.extend(entries.bands);
-            all.grams.extend(entries.grams);
-            all.names.extend(entries.names);
-            all.winnows.extend(entries.winnows);
+            all.append(entries_of(file as u32, record));
         }
         all
     }
