@@ -241,7 +241,7 @@ impl Detector<'_> {
         for key in fingerprint::band_keys(&record.sketch) {
             if let Some(bucket) = self.index.band_at_most(key, MAX_BUCKET) {
                 for other in bucket.filter(|&other| meets(other)) {
-                    if let Some(number) = numbering.number(self.files, other) {
+                    if let Some(number) = numbering.number(other) {
                         counts.add(number, other, Door::Bands);
                     }
                 }
@@ -250,7 +250,7 @@ impl Detector<'_> {
         for &gram in record.grams.iter() {
             if let Some(postings) = self.index.gram_at_most(gram, MAX_GRAM_POSTINGS) {
                 for other in postings.filter(|&other| meets(other)) {
-                    if let Some(number) = numbering.number(self.files, other) {
+                    if let Some(number) = numbering.number(other) {
                         counts.add(number, other, Door::Grams);
                     }
                 }
@@ -259,7 +259,7 @@ impl Detector<'_> {
         for &name in record.used_names.iter() {
             if let Some(postings) = self.index.name_at_most(name, MAX_NAME_POSTINGS) {
                 for other in postings.filter(|&other| meets(other)) {
-                    if let Some(number) = numbering.number(self.files, other) {
+                    if let Some(number) = numbering.number(other) {
                         counts.add(number, other, Door::Names);
                     }
                 }
@@ -271,6 +271,12 @@ impl Detector<'_> {
         let mut ranked: Vec<(f32, UnitRef, u8)> = counts
             .drain()
             .filter_map(|(met, other)| {
+                // Most units met share a key or two: settled on the counts alone, before
+                // their records are read (scattered across memory, the costly part).
+                let enough = |count: u8, least: usize| usize::from(count) >= least;
+                if !enough(met.bands, MIN_SHARED_BANDS) && !enough(met.grams, MIN_SHARED_GRAMS) && !enough(met.names, MIN_SHARED_NAMES) {
+                    return None;
+                }
                 let other_record = self.unit(other);
                 let other_length = other_record.token_count() as f64;
                 if 2.0 * length.min(other_length) / (length + other_length) < floor {
@@ -326,7 +332,15 @@ impl Detector<'_> {
         let context = crate::names::NameContext::of(language);
         let (own_a, own_b) = (context.name_keys(&record_a.name), context.name_keys(&record_b.name));
         let frequency = |name: u32| self.index.name_frequency(name);
-        let weights = verify::NameWeights { context, own_a: &own_a, own_b: &own_b, frequency: &frequency, units: self.index.unit_count() };
+        let weights = verify::NameWeights {
+            context,
+            own_a: &own_a,
+            own_b: &own_b,
+            known_a: complete_names(record_a),
+            known_b: complete_names(record_b),
+            frequency: &frequency,
+            units: self.index.unit_count(),
+        };
         let verdict = verify::verify(run_a, run_b, threshold, &weights, trace.is_some());
         if let Some(trace) = trace {
             let old = similarity::evidence_score(run_a, run_b, context);
@@ -599,9 +613,10 @@ impl UnitNumbering {
         self.first.last().copied().unwrap_or(0) as usize
     }
 
-    fn number(&self, files: &[FileRecord], unit: UnitRef) -> Option<usize> {
-        let record = files.get(unit.file as usize)?;
-        ((unit.unit as usize) < record.units.len()).then(|| self.first[unit.file as usize] as usize + unit.unit as usize)
+    fn number(&self, unit: UnitRef) -> Option<usize> {
+        let first = *self.first.get(unit.file as usize)?;
+        let end = *self.first.get(unit.file as usize + 1)?;
+        (unit.unit < end - first).then_some((first + unit.unit) as usize)
     }
 }
 
@@ -682,6 +697,11 @@ fn consistent_count(renamings: &HashMap<(u32, u32), u32>) -> usize {
         }
     }
     consistent
+}
+
+/// A unit's used names when its sample holds them all (fewer than the cap).
+fn complete_names(record: &crate::model::UnitRecord) -> Option<&[u32]> {
+    (record.used_names.len() < crate::names::NAME_SAMPLE).then_some(&record.used_names[..])
 }
 
 fn unit_key(pair: &ClonePair) -> Option<(UnitRef, UnitRef)> {

@@ -60,6 +60,10 @@ pub struct NameWeights<'a> {
     pub context: &'a NameContext,
     pub own_a: &'a [u32],
     pub own_b: &'a [u32],
+    /// Each unit's used names (`NameContext::all_used_names` with its own name left out)
+    /// when already known, e.g. a unit's complete sample; `None` finds them in the run.
+    pub known_a: Option<&'a [u32]>,
+    pub known_b: Option<&'a [u32]>,
     /// Units using a name (by key).
     pub frequency: &'a (dyn Fn(u32) -> usize + Sync),
     pub units: usize,
@@ -104,9 +108,11 @@ fn cut(setting: f64) -> f64 {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Verdict {
     /// The pair's token similarity is below the threshold: no alignment was made.
+    /// `tokens` is the similarity, or only an upper bound of it when the pair was settled
+    /// by its token counts (never when every signal is asked for).
     BelowThreshold { tokens: f32 },
     /// Even the most favourable values of the signals not yet computed would not make the
-    /// model accept the pair: the costlier signals were not computed.
+    /// model accept the pair: the costlier signals were not computed. `tokens` as above.
     Unreachable { tokens: f32 },
     Rejected(Evidence),
     Accepted(Evidence),
@@ -116,13 +122,13 @@ pub enum Verdict {
 /// reach `token_floor(setting)`, then the model decides on the evidence, with a cut that
 /// rises with the setting (`cut`).
 ///
-/// The signals are computed cheapest first — token similarity and size, then the used
-/// names and the shape, then the length of the alignment, then the alignment itself —
-/// and after each step the model is given the most favourable values of the signals not
-/// yet known (`SignalRange`). Most look-alikes fall below the cut long before their
-/// alignment is made; the bounds never lie below the model's value (tested), so the
-/// verdict is the one the full evidence gives. `always_gather` computes every signal
-/// anyway (for the trace).
+/// The signals are computed cheapest first — size, the token-kind counts (which bound the
+/// token similarity and give the shape), the token similarity, the used names, the length
+/// of the alignment, and last the alignment itself — and after each step the model is
+/// given the most favourable values of the signals not yet known (`SignalRange`). Most
+/// look-alikes fall below the cut long before their alignment is made; the bounds never
+/// lie below the model's value (tested), so the verdict is the one the full evidence
+/// gives. `always_gather` computes every signal anyway (for the trace).
 pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeights<'_>, always_gather: bool) -> Verdict {
     let floor = token_floor(setting);
     let total = a.syms.len() + b.syms.len();
@@ -130,19 +136,29 @@ pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeight
     if total == 0 || 2.0 * shorter as f64 / (total as f64) < floor {
         return Verdict::BelowThreshold { tokens: 0.0 };
     }
+    let cut = cut(setting);
+    let out_of_reach = |range: &SignalRange| !always_gather && range.best_value() < cut;
+    let kinds = kind_counts(a.syms, b.syms);
+    let mut range = SignalRange::bounded_by_lcs(kinds.common, shorter, total);
+    range.fix(SHAPE, kinds.shape);
+    if !always_gather && range.high[TOKENS] < floor {
+        return Verdict::BelowThreshold { tokens: range.high[TOKENS] as f32 };
+    }
+    if out_of_reach(&range) {
+        return Verdict::Unreachable { tokens: range.high[TOKENS] as f32 };
+    }
     let normalised_lcs = lcs_length(a.syms, b.syms);
     let tokens = 2.0 * normalised_lcs as f64 / total as f64;
     if tokens < floor {
         return Verdict::BelowThreshold { tokens: tokens as f32 };
     }
-    let cut = cut(setting);
-    let out_of_reach = |range: &SignalRange| !always_gather && range.best_value() < cut;
-    let mut range = SignalRange::before_alignment(tokens, normalised_lcs, shorter, total);
+    range = SignalRange::bounded_by_lcs(normalised_lcs, shorter, total);
+    range.fix(TOKENS, tokens as f32);
+    range.fix(SHAPE, kinds.shape);
     if out_of_reach(&range) {
         return Verdict::Unreachable { tokens: tokens as f32 };
     }
     range.fix(NAMES, name_overlap(a, b, names));
-    range.fix(SHAPE, shape_cosine(a.syms, b.syms));
     if out_of_reach(&range) {
         return Verdict::Unreachable { tokens: tokens as f32 };
     }
@@ -156,7 +172,7 @@ pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeight
     }
     let mut evidence = alignment_signals(a, b, &syms_a, &syms_b, tokens);
     evidence.names = range.low[NAMES] as f32;
-    evidence.shape = range.low[SHAPE] as f32;
+    evidence.shape = kinds.shape;
     let z = model_value(&evidence);
     evidence.score = (1.0 / (1.0 + (-z).exp())) as f32;
     if z >= cut { Verdict::Accepted(evidence) } else { Verdict::Rejected(evidence) }
@@ -184,16 +200,17 @@ struct SignalRange {
 }
 
 impl SignalRange {
-    /// Before any alignment: token similarity and size are known. The alignment the
-    /// other signals come from is an LCS of streams that refine the normalised one, so it
-    /// is no longer than the normalised LCS: `runs` cannot exceed the token similarity,
-    /// nor `aligned` the normalised LCS over the shorter length. The rest lie in [0, 1].
-    fn before_alignment(tokens: f64, normalised_lcs: usize, shorter: usize, total: usize) -> SignalRange {
+    /// What lengths alone tell, given an upper bound `lcs_high` of the LCS of the
+    /// normalised streams: the size, and a token similarity of at most `2·lcs_high/total`.
+    /// The alignment the other signals come from is an LCS of streams that refine the
+    /// normalised one, so it is no longer: `runs` cannot exceed the token similarity, nor
+    /// `aligned` the LCS over the shorter length. The rest lie in [0, 1].
+    fn bounded_by_lcs(lcs_high: usize, shorter: usize, total: usize) -> SignalRange {
         let mut range = SignalRange { low: [0.0; 8], high: [1.0; 8] };
-        range.fix(TOKENS, tokens as f32);
         range.fix(SIZE, share(shorter, total - shorter));
-        range.high[ALIGNED] = f64::from(share(normalised_lcs, shorter).min(1.0));
-        range.high[RUNS] = f64::from(tokens as f32);
+        range.high[TOKENS] = f64::from(share(2 * lcs_high, total));
+        range.high[ALIGNED] = f64::from(share(lcs_high, shorter).min(1.0));
+        range.high[RUNS] = range.high[TOKENS];
         range
     }
 
@@ -244,7 +261,7 @@ fn gather(a: TokenRun<'_>, b: TokenRun<'_>, tokens: f64, names: &NameWeights<'_>
     let (syms_a, syms_b) = semi_normalised(a, b, names);
     let mut evidence = alignment_signals(a, b, &syms_a, &syms_b, tokens);
     evidence.names = name_overlap(a, b, names);
-    evidence.shape = shape_cosine(a.syms, b.syms);
+    evidence.shape = kind_counts(a.syms, b.syms).shape;
     evidence
 }
 
@@ -316,7 +333,12 @@ fn consistent_weight(renamings: &HashMap<(u32, u32), (u32, f64)>) -> f64 {
 /// (nothing to tell them apart by).
 fn name_overlap(a: TokenRun<'_>, b: TokenRun<'_>, names: &NameWeights<'_>) -> f32 {
     let own: Vec<u32> = names.own_a.iter().chain(names.own_b).copied().collect();
-    let (names_a, names_b) = (names.context.all_used_names(a, &own), names.context.all_used_names(b, &own));
+    // A known list already leaves its unit's own name out; the other's goes too.
+    let names_of = |run: TokenRun<'_>, known: Option<&[u32]>, other_own: &[u32]| match known {
+        Some(known) => known.iter().copied().filter(|key| !other_own.contains(key)).collect(),
+        None => names.context.all_used_names(run, &own),
+    };
+    let (names_a, names_b): (Vec<u32>, Vec<u32>) = (names_of(a, names.known_a, names.own_b), names_of(b, names.known_b, names.own_a));
     if names_a.is_empty() || names_b.is_empty() {
         return 1.0;
     }
@@ -393,12 +415,20 @@ thread_local! {
     static KIND_COUNTS: RefCell<(Vec<[u32; 2]>, Vec<u16>)> = RefCell::new((vec![[0, 0]; 1 << 16], Vec::new()));
 }
 
-/// Cosine of the two histograms of token kinds (identifiers and literals left out: the
-/// code's shape, not its names).
-fn shape_cosine(a: &[u16], b: &[u16]) -> f32 {
+/// What the two units' counts of each token kind tell.
+struct KindCounts {
+    /// Tokens the two could have in common, kind by kind (the smaller count of each):
+    /// an upper bound of their LCS.
+    common: usize,
+    /// Cosine of the two histograms of token kinds, identifiers and literals left out: the
+    /// code's shape, not its names.
+    shape: f32,
+}
+
+fn kind_counts(a: &[u16], b: &[u16]) -> KindCounts {
     KIND_COUNTS.with_borrow_mut(|(counts, kinds)| {
         for (side, syms) in [a, b].into_iter().enumerate() {
-            for &sym in syms.iter().filter(|&&s| !is_param(s) && s != SYM_BARRIER) {
+            for &sym in syms.iter().filter(|&&s| s != SYM_BARRIER) {
                 let count = &mut counts[usize::from(sym)];
                 if *count == [0, 0] {
                     kinds.push(sym);
@@ -407,19 +437,21 @@ fn shape_cosine(a: &[u16], b: &[u16]) -> f32 {
             }
         }
         // Sums of products of counts: exact integers, whatever the order.
-        let (mut dot, mut norm_a, mut norm_b) = (0u64, 0u64, 0u64);
+        let (mut common, mut dot, mut norm_a, mut norm_b) = (0usize, 0u64, 0u64, 0u64);
         for &kind in kinds.iter() {
-            let [x, y] = counts[usize::from(kind)].map(u64::from);
-            dot += x * y;
-            norm_a += x * x;
-            norm_b += y * y;
+            let [x, y] = counts[usize::from(kind)];
+            common += x.min(y) as usize;
+            if !is_param(kind) {
+                let (x, y) = (u64::from(x), u64::from(y));
+                dot += x * y;
+                norm_a += x * x;
+                norm_b += y * y;
+            }
             counts[usize::from(kind)] = [0, 0];
         }
         kinds.clear();
-        if norm_a == 0 || norm_b == 0 {
-            return 0.0;
-        }
-        (dot as f64 / ((norm_a as f64).sqrt() * (norm_b as f64).sqrt())) as f32
+        let shape = if norm_a == 0 || norm_b == 0 { 0.0 } else { (dot as f64 / ((norm_a as f64).sqrt() * (norm_b as f64).sqrt())) as f32 };
+        KindCounts { common, shape }
     })
 }
 
@@ -506,7 +538,7 @@ mod tests {
     /// Verifies at `setting` with every name equally common.
     fn decide(a: &Unit, b: &Unit, setting: f64, always_gather: bool) -> Verdict {
         let frequency = |_: u32| 1usize;
-        let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, frequency: &frequency, units: 1000 };
+        let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, known_a: None, known_b: None, frequency: &frequency, units: 1000 };
         verify(run(a), run(b), setting, &weights, always_gather)
     }
 
@@ -554,10 +586,16 @@ mod tests {
                 let lcs = lcs_length(&a.syms, &b.syms);
                 let tokens = 2.0 * lcs as f64 / total as f64;
                 let frequency = |_: u32| 1usize;
-                let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, frequency: &frequency, units: 1000 };
+                let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, known_a: None, known_b: None, frequency: &frequency, units: 1000 };
                 let evidence = gather(run(a), run(b), tokens, &weights);
-                let bound = SignalRange::before_alignment(tokens, lcs, shorter, total).best_value();
-                assert!(model_value(&evidence) <= bound, "{evidence:?} above {bound}");
+                let mut range = SignalRange::bounded_by_lcs(lcs, shorter, total);
+                assert!(model_value(&evidence) <= range.best_value(), "{evidence:?} above {range:?}");
+                // The kind counts bound the LCS, and with it everything bounded by it.
+                let kinds = kind_counts(&a.syms, &b.syms);
+                assert!(kinds.common >= lcs);
+                range = SignalRange::bounded_by_lcs(kinds.common, shorter, total);
+                range.fix(SHAPE, kinds.shape);
+                assert!(model_value(&evidence) <= range.best_value(), "{evidence:?} above {range:?}");
             }
         }
     }
@@ -565,17 +603,24 @@ mod tests {
     #[test]
     fn shortcuts_never_change_a_verdict() {
         let units = variants();
+        let context = NameContext::of(Language::Python);
+        let frequency = |_: u32| 1usize;
         let mut settled_early = 0;
         for a in &units {
             for b in &units {
+                // The quick path also takes each unit's used names as its sample holds them.
+                let (known_a, known_b) = (context.used_names(run(a), &a.own), context.used_names(run(b), &b.own));
+                assert!(known_a.len() < crate::names::NAME_SAMPLE && known_b.len() < crate::names::NAME_SAMPLE, "complete samples");
+                let quick_weights =
+                    NameWeights { context, own_a: &a.own, own_b: &b.own, known_a: Some(&known_a), known_b: Some(&known_b), frequency: &frequency, units: 1000 };
                 for step in 0..56 {
                     let setting = 0.4 + 0.01 * f64::from(step);
                     let full = decide(a, b, setting, true);
-                    let quick = decide(a, b, setting, false);
+                    let quick = verify(run(a), run(b), setting, &quick_weights, false);
                     match quick {
-                        Verdict::Unreachable { .. } => {
-                            settled_early += 1;
-                            assert!(matches!(full, Verdict::Rejected(_)), "settled early, yet {full:?} at {setting}");
+                        Verdict::Unreachable { .. } | Verdict::BelowThreshold { .. } => {
+                            settled_early += usize::from(!matches!(full, Verdict::BelowThreshold { .. }));
+                            assert!(!matches!(full, Verdict::Accepted(_)), "settled early, yet {full:?} at {setting}");
                         }
                         _ => assert_eq!(quick, full, "at {setting}"),
                     }
