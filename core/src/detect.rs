@@ -215,12 +215,13 @@ impl Detector<'_> {
         candidates
             .par_iter()
             .with_max_len(VERIFICATION_JOB_PAIRS)
-            .filter_map(|candidate| {
+            .map_init(NameFrequencies::default, |frequencies, candidate| {
                 if exact.contains(&(candidate.a, candidate.b)) || exact.contains(&(candidate.b, candidate.a)) {
                     return None;
                 }
-                self.verify_units(candidate, trace)
+                self.verify_units(candidate, trace, frequencies)
             })
+            .flatten_iter()
             .collect()
     }
 
@@ -320,7 +321,7 @@ impl Detector<'_> {
     }
 
     /// Verifies a candidate pair on tokens; `Some` when similar enough to report.
-    fn verify_units(&self, candidate: &Candidate, trace: Option<&trace::T3Trace>) -> Option<ClonePair> {
+    fn verify_units(&self, candidate: &Candidate, trace: Option<&trace::T3Trace>, frequencies: &NameFrequencies) -> Option<ClonePair> {
         let (a, b) = (candidate.a, candidate.b);
         let (record_a, record_b) = (self.unit(a), self.unit(b));
         let language = self.files[a.file as usize].language;
@@ -331,7 +332,7 @@ impl Detector<'_> {
         let run_b = run(&tokens_b, record_b.token_start, record_b.token_end)?;
         let context = crate::names::NameContext::of(language);
         let (own_a, own_b) = (context.name_keys(&record_a.name), context.name_keys(&record_b.name));
-        let frequency = |name: u32| self.index.name_frequency(name);
+        let frequency = |name: u32| *frequencies.borrow_mut().entry(name).or_insert_with(|| self.index.name_frequency(name));
         let weights = verify::NameWeights {
             context,
             own_a: &own_a,
@@ -698,6 +699,10 @@ fn consistent_count(renamings: &HashMap<(u32, u32), u32>) -> usize {
     }
     consistent
 }
+
+/// Units using each name, as looked up so far by one verification job: a unit's names
+/// are weighed again for each of its candidates, and the index does not change meanwhile.
+type NameFrequencies = std::cell::RefCell<HashMap<u32, usize>>;
 
 /// A unit's used names when its sample holds them all (fewer than the cap).
 fn complete_names(record: &crate::model::UnitRecord) -> Option<&[u32]> {

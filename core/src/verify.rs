@@ -65,7 +65,7 @@ pub struct NameWeights<'a> {
     pub known_a: Option<&'a [u32]>,
     pub known_b: Option<&'a [u32]>,
     /// Units using a name (by key).
-    pub frequency: &'a (dyn Fn(u32) -> usize + Sync),
+    pub frequency: &'a dyn Fn(u32) -> usize,
     pub units: usize,
 }
 
