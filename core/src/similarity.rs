@@ -19,19 +19,32 @@ const MIN_RUN: usize = 5;
 /// No slot: the symbol is not in the alphabet of `a`.
 const NO_SLOT: u16 = u16::MAX;
 
-thread_local! {
-    /// Slot of every symbol of the current `a` in its match masks, `NO_SLOT` for all others:
-    /// one load per token of `b` instead of a search. Cleared again after each use.
-    static SLOTS: RefCell<Vec<u16>> = RefCell::new(vec![NO_SLOT; 1 << 16]);
+/// What one thread's LCS computations reuse, so that a pair costs no allocation.
+struct LcsScratch {
+    /// Slot of every symbol of the current `a` in its match masks, `NO_SLOT` for all
+    /// others: one load per token of `b` instead of a search. Cleared after each use.
+    slots: Vec<u16>,
+    /// One mask per distinct symbol of `a`, `words` long each.
+    masks: Vec<u64>,
+    /// The mask of a symbol `a` does not have.
+    no_match: Vec<u64>,
+    row: Vec<u64>,
 }
 
-/// Hyyrö's bit-parallel LCS over `a` (one bit per token of `a`), fed the tokens of `b`.
-/// `on_row` sees the bit row after each token of `b`: the number of zero bits among the
-/// first i bits is the LCS of `a[..i]` and the part of `b` consumed so far.
-fn lcs_rows(a: &[u16], b: &[u16], mut on_row: impl FnMut(&[u64])) -> Vec<u64> {
+thread_local! {
+    static SCRATCH: RefCell<LcsScratch> =
+        RefCell::new(LcsScratch { slots: vec![NO_SLOT; 1 << 16], masks: Vec::new(), no_match: Vec::new(), row: Vec::new() });
+}
+
+/// Hyyrö's bit-parallel LCS over `a` (one bit per token of `a`), fed the tokens of `b`;
+/// returns the LCS length. `on_row` sees the bit row after each token of `b`: the number
+/// of zero bits among the first i bits is the LCS of `a[..i]` and the part of `b`
+/// consumed so far.
+fn lcs_rows(a: &[u16], b: &[u16], mut on_row: impl FnMut(&[u64])) -> usize {
     let words = a.len().div_ceil(64);
-    SLOTS.with_borrow_mut(|slots| {
-        let mut match_masks: Vec<u64> = Vec::new();
+    SCRATCH.with_borrow_mut(|scratch| {
+        let LcsScratch { slots, masks, no_match, row } = scratch;
+        masks.clear();
         for (position, &sym) in a.iter().enumerate() {
             if sym == SYM_BARRIER {
                 continue;
@@ -39,17 +52,19 @@ fn lcs_rows(a: &[u16], b: &[u16], mut on_row: impl FnMut(&[u64])) -> Vec<u64> {
             let mut slot = slots[usize::from(sym)];
             if slot == NO_SLOT {
                 // Fewer distinct symbols than `NO_SLOT`: the barrier is never given one.
-                slot = (match_masks.len() / words) as u16;
+                slot = (masks.len() / words) as u16;
                 slots[usize::from(sym)] = slot;
-                match_masks.resize(match_masks.len() + words, 0);
+                masks.resize(masks.len() + words, 0);
             }
-            match_masks[usize::from(slot) * words + position / 64] |= 1u64 << (position % 64);
+            masks[usize::from(slot) * words + position / 64] |= 1u64 << (position % 64);
         }
-        let zero_row = vec![0u64; words];
-        let mut row = vec![u64::MAX; words];
+        no_match.clear();
+        no_match.resize(words, 0);
+        row.clear();
+        row.resize(words, u64::MAX);
         for &sym in b {
             let slot = usize::from(slots[usize::from(sym)]);
-            let mask = if slot == usize::from(NO_SLOT) { &zero_row[..] } else { &match_masks[slot * words..(slot + 1) * words] };
+            let mask = if slot == usize::from(NO_SLOT) { &no_match[..] } else { &masks[slot * words..(slot + 1) * words] };
             let mut carry = 0u64;
             for (value, &m) in row.iter_mut().zip(mask) {
                 let v = *value;
@@ -59,12 +74,12 @@ fn lcs_rows(a: &[u16], b: &[u16], mut on_row: impl FnMut(&[u64])) -> Vec<u64> {
                 carry = u64::from(overflow_a || overflow_b);
                 *value = sum | (v & !m);
             }
-            on_row(&row);
+            on_row(row);
         }
         for &sym in a {
             slots[usize::from(sym)] = NO_SLOT;
         }
-        row
+        zeros_in_prefix(row, a.len())
     })
 }
 
@@ -84,8 +99,7 @@ pub fn lcs_length(a: &[u16], b: &[u16]) -> usize {
     if a.is_empty() || b.is_empty() {
         return 0;
     }
-    let row = lcs_rows(a, b, |_| {});
-    zeros_in_prefix(&row, a.len())
+    lcs_rows(a, b, |_| {})
 }
 
 /// One longest common subsequence, as matched index pairs in increasing order: the
@@ -99,9 +113,8 @@ pub(crate) fn lcs_alignment(a: &[u16], b: &[u16]) -> Vec<(usize, usize)> {
     let words = a.len().div_ceil(64);
     let mut rows: Vec<u64> = Vec::with_capacity(words * (b.len() + 1));
     rows.extend(std::iter::repeat_n(u64::MAX, words));
-    lcs_rows(a, b, |row| rows.extend_from_slice(row));
+    let mut remaining = lcs_rows(a, b, |row| rows.extend_from_slice(row));
     let keeps_lcs_without_a = |i: usize, j: usize| rows[j * words + (i - 1) / 64] >> ((i - 1) % 64) & 1 == 1;
-    let mut remaining = zeros_in_prefix(&rows[b.len() * words..], a.len());
     let mut matches = Vec::with_capacity(remaining);
     let (mut i, mut j) = (a.len(), b.len());
     while remaining > 0 {
