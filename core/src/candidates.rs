@@ -4,9 +4,8 @@
 //! small overlay, so the language server can re-index one edited file in microseconds
 //! without rebuilding millions of entries.
 
-use std::collections::{HashMap, HashSet};
-
 use rayon::prelude::*;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::fingerprint;
 use crate::model::FileRecord;
@@ -75,7 +74,7 @@ impl<K: HashKey> Table<K> {
             let bit = (run[0].0.top() >> (64 - repeated_bits)) as usize;
             repeated[bit / 64] |= 1 << (bit % 64);
         }
-        Table { base: entries, directory, directory_bits, repeated, repeated_bits, overlay: HashMap::new() }
+        Table { base: entries, directory, directory_bits, repeated, repeated_bits, overlay: HashMap::default() }
     }
 
     /// Whether `key` may have two or more base entries (false: at most one).
@@ -215,7 +214,7 @@ impl CandidateIndex {
             grams: Table::build(all.grams),
             names: Table::build(all.names),
             winnows: Table::build(all.winnows),
-            replaced: HashSet::new(),
+            replaced: HashSet::default(),
         }
     }
 
