@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
 
@@ -33,7 +33,12 @@ pub struct LiveIndex {
     /// an empty record so other slots do not move.
     files: Vec<FileRecord>,
     slots: HashMap<String, u32>,
-    index: CandidateIndex,
+    /// The candidate index, built on first need from the current records when the live
+    /// index started from a stored one (`LiveIndex::from_stored`).
+    index: OnceLock<CandidateIndex>,
+    /// Exact hashes only: all that completing a stored index's pairs needs, built at once.
+    /// Read only while `index` is not built yet (no edit has been made since).
+    exact: CandidateIndex,
     /// Token streams of files whose current text came from an editor, not from disk.
     edited: FxHashMap<u32, Arc<FileTokens>>,
     disk_tokens: TokenCache,
@@ -42,9 +47,39 @@ pub struct LiveIndex {
 impl LiveIndex {
     /// Starts from a scan's file records (e.g. `ScanOutcome::files`).
     pub fn new(root: &Path, config: Config, files: Vec<FileRecord>) -> Self {
-        let index = CandidateIndex::build(&files, true);
+        let live = LiveIndex::from_stored(root, config, files);
+        live.index();
+        live
+    }
+
+    /// Starts from a stored index's records, answering at once: only exact hashes are
+    /// indexed now; the candidate tables an edit or a query needs (about a quarter of a
+    /// second on a large workspace) are built on first need.
+    pub fn from_stored(root: &Path, config: Config, files: Vec<FileRecord>) -> Self {
+        let exact = CandidateIndex::build(&files, false);
         let slots = files.iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect();
-        LiveIndex { root: root.to_path_buf(), config, files, slots, index, edited: FxHashMap::default(), disk_tokens: token_cache_of(LIVE_TOKEN_CACHE) }
+        LiveIndex {
+            root: root.to_path_buf(),
+            config,
+            files,
+            slots,
+            index: OnceLock::new(),
+            exact,
+            edited: FxHashMap::default(),
+            disk_tokens: token_cache_of(LIVE_TOKEN_CACHE),
+        }
+    }
+
+    /// The candidate index, built now if it was not yet.
+    fn index(&self) -> &CandidateIndex {
+        self.index.get_or_init(|| CandidateIndex::build(&self.files, true))
+    }
+
+    /// The candidate index for a change; built first from the records as they are, so the
+    /// change then goes into its overlay.
+    fn index_mut(&mut self) -> &mut CandidateIndex {
+        self.index();
+        self.index.get_mut().expect("built just above")
     }
 
     pub fn files(&self) -> &[FileRecord] {
@@ -89,7 +124,9 @@ impl LiveIndex {
                 slot
             }
         };
-        self.index.update_file(slot, &self.files[slot as usize]);
+        self.index_mut();
+        let record = &self.files[slot as usize];
+        self.index.get_mut().expect("built just above").update_file(slot, record);
         self.edited.insert(slot, Arc::new(analysis.tokens));
         self.disk_tokens.invalidate(&slot);
         slot
@@ -98,10 +135,10 @@ impl LiveIndex {
     /// Forgets a deleted file: it leaves the index and every answer.
     pub fn remove(&mut self, path: &str) {
         let Some(&slot) = self.slots.get(path) else { return };
+        self.index_mut().remove_file(slot);
         let record = &mut self.files[slot as usize];
         record.units.clear();
         record.winnows.clear();
-        self.index.remove_file(slot);
         self.edited.remove(&slot);
         self.disk_tokens.invalidate(&slot);
     }
@@ -112,7 +149,7 @@ impl LiveIndex {
         let mut dirty = vec![false; self.files.len()];
         dirty[slot as usize] = true;
         let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, cache: self.disk_tokens.clone() };
-        let detector = Detector { files: &self.files, dirty: &dirty, config: &self.config, tokens: &source, index: &self.index };
+        let detector = Detector { files: &self.files, dirty: &dirty, config: &self.config, tokens: &source, index: self.index() };
         detector.detect_dirty()
     }
 }
@@ -169,6 +206,25 @@ mod tests {
         let analysis = analysis::analyze(Language::Python, &edited);
         let fresh = FileRecord::from_analysis("rows.py".into(), Language::Python, *blake3::hash(edited.as_bytes()).as_bytes(), edited.len() as u64, 0, &analysis, &config().detection);
         assert_eq!(live.files()[slot], fresh);
+    }
+
+    #[test]
+    fn a_live_index_from_stored_records_answers_like_one_built_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = live_index(dir.path()).files().to_vec();
+        let near_miss = ORIGINAL.replace("count += 1", "count += 1\n            print(order)");
+        let mut answers = Vec::new();
+        for mut live in [LiveIndex::new(dir.path(), config(), files.clone()), LiveIndex::from_stored(dir.path(), config(), files)] {
+            assert!(live.complete_pairs(&[]).is_empty());
+            live.update_text("new.py", Language::Python, &near_miss);
+            let found = live.clones_of("new.py");
+            live.remove("orders.py");
+            answers.push((found, live.clones_of("new.py")));
+        }
+        let (built_at_once, built_on_need) = (&answers[0], &answers[1]);
+        assert_eq!(built_at_once.0.len(), 1, "the near-miss copy is found");
+        assert_eq!(built_at_once, built_on_need);
+        assert!(built_on_need.1.is_empty());
     }
 
     #[test]

@@ -14,7 +14,9 @@ impl LiveIndex {
     pub fn complete_pairs(&self, stored: &[ClonePair]) -> Vec<ClonePair> {
         let clean = vec![false; self.files.len()];
         let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, cache: self.disk_tokens.clone() };
-        let detector = Detector { files: &self.files, dirty: &clean, config: &self.config, tokens: &source, index: &self.index };
+        // With nothing dirty, detection reads exact hashes only (everything else is stored).
+        let index = self.index.get().unwrap_or(&self.exact);
+        let detector = Detector { files: &self.files, dirty: &clean, config: &self.config, tokens: &source, index };
         detector.detect(stored)
     }
 }

@@ -31,9 +31,12 @@ impl LiveIndex {
         let content_hash = *blake3::hash(text.as_bytes()).as_bytes();
         let record = FileRecord::from_analysis(PROBE_PATH.to_string(), language, content_hash, text.len() as u64, 0, &analysis, &settings);
         let slot = self.files.len() as u32;
+        // Built before the scratch record exists, so none of its entries outlive the probe.
+        self.index_mut();
         self.files.push(record);
         self.slots.insert(PROBE_PATH.to_string(), slot);
-        self.index.update_file(slot, &self.files[slot as usize]);
+        let record = &self.files[slot as usize];
+        self.index.get_mut().expect("built just above").update_file(slot, record);
         self.edited.insert(slot, Arc::new(analysis.tokens));
         let configured = similarity.map(|similarity| {
             let mut config = self.config.clone();
@@ -44,7 +47,7 @@ impl LiveIndex {
         if let Some(configured) = configured {
             self.config = configured;
         }
-        self.index.remove_file(slot);
+        self.index_mut().remove_file(slot);
         self.edited.remove(&slot);
         self.slots.remove(PROBE_PATH);
         let record = self.files.pop().expect("the probe's record is the last");

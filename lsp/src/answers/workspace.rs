@@ -178,7 +178,7 @@ impl Engine {
 
     /// From a stored index, which holds no exact pairs: they are recomputed (no file is read).
     fn from_stored(root: &Path, config: Config, files: Vec<FileRecord>, stored: &[ClonePair], labels: BTreeMap<String, PatternLabel>) -> Engine {
-        let live = LiveIndex::new(root, config, files);
+        let live = LiveIndex::from_stored(root, config, files);
         let pairs = live.complete_pairs(stored);
         Engine::assemble(live, pairs, labels)
     }
