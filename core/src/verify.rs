@@ -141,11 +141,13 @@ pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeight
     let kinds = kind_counts(a.syms, b.syms);
     let mut range = SignalRange::bounded_by_lcs(kinds.common, shorter, total);
     range.fix(SHAPE, kinds.shape);
-    if !always_gather && range.high[TOKENS] < floor {
-        return Verdict::BelowThreshold { tokens: range.high[TOKENS] as f32 };
+    // Compared unrounded, as the token similarity itself is below.
+    let tokens_high = 2.0 * kinds.common as f64 / total as f64;
+    if !always_gather && tokens_high < floor {
+        return Verdict::BelowThreshold { tokens: tokens_high as f32 };
     }
     if out_of_reach(&range) {
-        return Verdict::Unreachable { tokens: range.high[TOKENS] as f32 };
+        return Verdict::Unreachable { tokens: tokens_high as f32 };
     }
     let normalised_lcs = lcs_length(a.syms, b.syms);
     let tokens = 2.0 * normalised_lcs as f64 / total as f64;
