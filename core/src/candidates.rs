@@ -179,24 +179,15 @@ impl CandidateIndex {
             }
             keys.winnows.extend(record.winnows.iter().map(|w| w.hash));
         }
-        CandidateIndex::build_with(files, true, Some(&keys))
-    }
-
-    fn build_with(files: &[FileRecord], near_miss: bool, keys: Option<&FocusKeys>) -> Self {
         let per_file: Vec<FileEntries> = files
             .par_iter()
             .enumerate()
             .map(|(file, record)| {
                 let mut entries = entries_of(file as u32, record);
-                if !near_miss {
-                    return FileEntries { exact: entries.exact, ..FileEntries::default() };
-                }
-                if let Some(keys) = keys {
-                    entries.bands.retain(|entry| keys.bands.contains(&entry.0));
-                    entries.grams.retain(|entry| keys.grams.contains(&entry.0));
-                    entries.names.retain(|entry| keys.names.contains(&entry.0));
-                    entries.winnows.retain(|entry| keys.winnows.contains(&entry.0));
-                }
+                entries.bands.retain(|entry| keys.bands.contains(&entry.0));
+                entries.grams.retain(|entry| keys.grams.contains(&entry.0));
+                entries.names.retain(|entry| keys.names.contains(&entry.0));
+                entries.winnows.retain(|entry| keys.winnows.contains(&entry.0));
                 entries
             })
             .collect();

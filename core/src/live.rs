@@ -36,8 +36,8 @@ pub struct LiveIndex {
     /// The candidate index, built on first need from the current records when the live
     /// index started from a stored one (`LiveIndex::from_stored`).
     index: OnceLock<CandidateIndex>,
-    /// Exact hashes only: all that completing a stored index's pairs needs, built at once.
-    /// Read only while `index` is not built yet (no edit has been made since).
+    /// Exact hashes only: all that completing a stored index's pairs needs, built at once
+    /// by `from_stored` (empty otherwise). Read only while `index` is not built yet.
     exact: CandidateIndex,
     /// Token streams of files whose current text came from an editor, not from disk.
     edited: FxHashMap<u32, Arc<FileTokens>>,
@@ -47,9 +47,8 @@ pub struct LiveIndex {
 impl LiveIndex {
     /// Starts from a scan's file records (e.g. `ScanOutcome::files`).
     pub fn new(root: &Path, config: Config, files: Vec<FileRecord>) -> Self {
-        let live = LiveIndex::from_stored(root, config, files);
-        live.index();
-        live
+        let index = CandidateIndex::build(&files, true);
+        LiveIndex::with(root, config, files, OnceLock::from(index), CandidateIndex::default())
     }
 
     /// Starts from a stored index's records, answering at once: only exact hashes are
@@ -57,13 +56,17 @@ impl LiveIndex {
     /// second on a large workspace) are built on first need.
     pub fn from_stored(root: &Path, config: Config, files: Vec<FileRecord>) -> Self {
         let exact = CandidateIndex::build(&files, false);
+        LiveIndex::with(root, config, files, OnceLock::new(), exact)
+    }
+
+    fn with(root: &Path, config: Config, files: Vec<FileRecord>, index: OnceLock<CandidateIndex>, exact: CandidateIndex) -> Self {
         let slots = files.iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect();
         LiveIndex {
             root: root.to_path_buf(),
             config,
             files,
             slots,
-            index: OnceLock::new(),
+            index,
             exact,
             edited: FxHashMap::default(),
             disk_tokens: token_cache_of(LIVE_TOKEN_CACHE),
@@ -80,6 +83,13 @@ impl LiveIndex {
     fn index_mut(&mut self) -> &mut CandidateIndex {
         self.index();
         self.index.get_mut().expect("built just above")
+    }
+
+    /// Re-indexes the file in `slot` from its current record.
+    fn reindex_slot(&mut self, slot: u32) {
+        self.index();
+        let index = self.index.get_mut().expect("built just above");
+        index.update_file(slot, &self.files[slot as usize]);
     }
 
     pub fn files(&self) -> &[FileRecord] {
@@ -124,9 +134,7 @@ impl LiveIndex {
                 slot
             }
         };
-        self.index_mut();
-        let record = &self.files[slot as usize];
-        self.index.get_mut().expect("built just above").update_file(slot, record);
+        self.reindex_slot(slot);
         self.edited.insert(slot, Arc::new(analysis.tokens));
         self.disk_tokens.invalidate(&slot);
         slot

@@ -135,15 +135,6 @@ pub(crate) fn lcs_alignment(a: &[u16], b: &[u16]) -> Vec<(usize, usize)> {
     matches
 }
 
-/// Dice coefficient of the LCS on normalised symbols: the token similarity Periodic reports.
-pub fn structural_similarity(a: &[u16], b: &[u16]) -> f64 {
-    let total = a.len() + b.len();
-    if total == 0 {
-        return 0.0;
-    }
-    2.0 * lcs_length(a, b) as f64 / total as f64
-}
-
 /// The evidence score of a pair (the previous verification rule, kept as a reference in
 /// the Type-3 trace): it counts, over one LCS alignment, only runs of `MIN_RUN` or more
 /// consecutive matches: any two pieces of code share scattered `(`, `;` and keywords, but

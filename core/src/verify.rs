@@ -139,7 +139,8 @@ pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeight
     let cut = cut(setting);
     let out_of_reach = |range: &SignalRange| !always_gather && range.best_value() < cut;
     let kinds = kind_counts(a.syms, b.syms);
-    let mut range = SignalRange::bounded_by_lcs(kinds.common, shorter, total);
+    let mut range = SignalRange::of_sizes(shorter, total);
+    range.bound_by_lcs(kinds.common, shorter, total);
     range.fix(SHAPE, kinds.shape);
     // Compared unrounded, as the token similarity itself is below.
     let tokens_high = 2.0 * kinds.common as f64 / total as f64;
@@ -154,9 +155,8 @@ pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeight
     if tokens < floor {
         return Verdict::BelowThreshold { tokens: tokens as f32 };
     }
-    range = SignalRange::bounded_by_lcs(normalised_lcs, shorter, total);
+    range.bound_by_lcs(normalised_lcs, shorter, total);
     range.fix(TOKENS, tokens as f32);
-    range.fix(SHAPE, kinds.shape);
     if out_of_reach(&range) {
         return Verdict::Unreachable { tokens: tokens as f32 };
     }
@@ -202,18 +202,21 @@ struct SignalRange {
 }
 
 impl SignalRange {
-    /// What lengths alone tell, given an upper bound `lcs_high` of the LCS of the
-    /// normalised streams: the size, and a token similarity of at most `2·lcs_high/total`.
-    /// The alignment the other signals come from is an LCS of streams that refine the
-    /// normalised one, so it is no longer: `runs` cannot exceed the token similarity, nor
-    /// `aligned` the LCS over the shorter length. The rest lie in [0, 1].
-    fn bounded_by_lcs(lcs_high: usize, shorter: usize, total: usize) -> SignalRange {
+    /// What lengths alone tell: the size; every other signal lies in [0, 1].
+    fn of_sizes(shorter: usize, total: usize) -> SignalRange {
         let mut range = SignalRange { low: [0.0; 8], high: [1.0; 8] };
         range.fix(SIZE, share(shorter, total - shorter));
-        range.high[TOKENS] = f64::from(share(2 * lcs_high, total));
-        range.high[ALIGNED] = f64::from(share(lcs_high, shorter).min(1.0));
-        range.high[RUNS] = range.high[TOKENS];
         range
+    }
+
+    /// What an upper bound `lcs_high` of the LCS of the normalised streams tells: a token
+    /// similarity of at most `2·lcs_high/total`. The alignment the other signals come from
+    /// is an LCS of streams that refine the normalised one, so it is no longer: `runs`
+    /// cannot exceed the token similarity, nor `aligned` the LCS over the shorter length.
+    fn bound_by_lcs(&mut self, lcs_high: usize, shorter: usize, total: usize) {
+        self.high[TOKENS] = f64::from(share(2 * lcs_high, total));
+        self.high[ALIGNED] = f64::from(share(lcs_high, shorter).min(1.0));
+        self.high[RUNS] = self.high[TOKENS];
     }
 
     /// A signal now computed, as the model will read it.
@@ -590,12 +593,14 @@ mod tests {
                 let frequency = |_: u32| 1usize;
                 let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, known_a: None, known_b: None, frequency: &frequency, units: 1000 };
                 let evidence = gather(run(a), run(b), tokens, &weights);
-                let mut range = SignalRange::bounded_by_lcs(lcs, shorter, total);
+                let mut range = SignalRange::of_sizes(shorter, total);
+                range.bound_by_lcs(lcs, shorter, total);
                 assert!(model_value(&evidence) <= range.best_value(), "{evidence:?} above {range:?}");
                 // The kind counts bound the LCS, and with it everything bounded by it.
                 let kinds = kind_counts(&a.syms, &b.syms);
                 assert!(kinds.common >= lcs);
-                range = SignalRange::bounded_by_lcs(kinds.common, shorter, total);
+                range = SignalRange::of_sizes(shorter, total);
+                range.bound_by_lcs(kinds.common, shorter, total);
                 range.fix(SHAPE, kinds.shape);
                 assert!(model_value(&evidence) <= range.best_value(), "{evidence:?} above {range:?}");
             }

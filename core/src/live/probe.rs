@@ -35,8 +35,7 @@ impl LiveIndex {
         self.index_mut();
         self.files.push(record);
         self.slots.insert(PROBE_PATH.to_string(), slot);
-        let record = &self.files[slot as usize];
-        self.index.get_mut().expect("built just above").update_file(slot, record);
+        self.reindex_slot(slot);
         self.edited.insert(slot, Arc::new(analysis.tokens));
         let configured = similarity.map(|similarity| {
             let mut config = self.config.clone();
