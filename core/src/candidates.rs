@@ -50,6 +50,18 @@ struct Table<K: HashKey> {
     repeated: Vec<u64>,
     repeated_bits: u32,
     overlay: HashMap<K, Vec<(u32, u32)>>,
+    /// Keys held by more units than a lookup takes but few enough to sample: their base
+    /// entries are ordered by hub value (`hub_value`) and the sample says how many of them
+    /// are hubs.
+    sampled: HashMap<K, HubSample>,
+}
+
+/// The hubs of an oversized key: the first `hubs` base entries, whose hub values lie
+/// below `threshold`.
+#[derive(Clone, Copy)]
+struct HubSample {
+    hubs: u32,
+    threshold: u32,
 }
 
 impl<K: HashKey> Table<K> {
@@ -74,7 +86,23 @@ impl<K: HashKey> Table<K> {
             let bit = (run[0].0.top() >> (64 - repeated_bits)) as usize;
             repeated[bit / 64] |= 1 << (bit % 64);
         }
-        Table { base: entries, directory, directory_bits, repeated, repeated_bits, overlay: HashMap::default() }
+        Table { base: entries, directory, directory_bits, repeated, repeated_bits, overlay: HashMap::default(), sampled: HashMap::default() }
+    }
+
+    /// Orders the entries of every key held by more than `limit` and at most `most` units
+    /// by hub value, and remembers how many of them are hubs (see `hub_threshold`).
+    fn sample_oversized(&mut self, limit: usize, most: usize, hub: impl Fn(u32, u32) -> u32 + Sync) {
+        let mut groups: Vec<&mut [(K, u32, u32)]> =
+            self.base.chunk_by_mut(|x, y| x.0 == y.0).filter(|group| group.len() > limit && group.len() <= most).collect();
+        self.sampled = groups
+            .par_iter_mut()
+            .map(|group| {
+                group.sort_unstable_by_key(|&(_, file, unit)| (hub(file, unit), file, unit));
+                let threshold = hub_threshold(group.len());
+                let hubs = group.partition_point(|&(_, file, unit)| hub(file, unit) < threshold);
+                (group[0].0, HubSample { hubs: hubs as u32, threshold })
+            })
+            .collect();
     }
 
     /// Whether `key` may have two or more base entries (false: at most one).
@@ -117,6 +145,23 @@ impl<K: HashKey> Table<K> {
         Some(live_entries(base, overlay, replaced))
     }
 
+    /// Entries under `key` other than the asker's, like `others_at_most`; for a sampled
+    /// key past `limit`, only its hubs, or every entry when the asker is a hub itself. A
+    /// pair of units is thus met under a key when either of them is one of its hubs, from
+    /// whichever side asks. The overlay (files re-indexed since the build) counts as hubs.
+    /// The flag says whether the key was sampled.
+    fn others_sampled<'a>(&'a self, key: K, limit: usize, asker_hub: u32, replaced: &'a HashSet<u32>) -> Option<(bool, impl Iterator<Item = (u32, u32)> + 'a)> {
+        let alone = self.overlay.is_empty() && replaced.is_empty() && !self.may_repeat(key);
+        let base = if alone { &[][..] } else { self.base_range(key) };
+        let overlay = if self.overlay.is_empty() { None } else { self.overlay.get(&key) };
+        if base.len() + overlay.map_or(0, Vec::len) <= limit {
+            return Some((false, live_entries(base, overlay, replaced)));
+        }
+        let sample = self.sampled.get(&key)?;
+        let met = if asker_hub < sample.threshold { base } else { &base[..sample.hubs as usize] };
+        Some((true, live_entries(met, overlay, replaced)))
+    }
+
     fn add_to_overlay(&mut self, entries: Vec<(K, u32, u32)>) {
         for (key, file, position) in entries {
             self.overlay.entry(key).or_default().push((file, position));
@@ -134,6 +179,33 @@ impl<K: HashKey> Table<K> {
     fn base_groups(&self) -> impl Iterator<Item = &[(K, u32, u32)]> {
         self.base.chunk_by(|x, y| x.0 == y.0)
     }
+}
+
+/// LSH buckets shared by more units than this are sampled by hub, not met whole.
+pub const MAX_BUCKET: usize = 150;
+/// A sampled k-gram found in more units than this is sampled by hub, like a bucket.
+pub const MAX_GRAM_POSTINGS: usize = 200;
+/// Keys held by more units than this are boilerplate (an idiom of the language, a
+/// ubiquitous API), like stop words: skipped, not their units.
+pub const MOST_SAMPLED: usize = 4000;
+
+/// Hubs an oversized key samples, on average: each unit under such a key meets its hubs,
+/// and each hub meets every unit, so a large family of near-identical functions (whose
+/// k-grams and bands are all oversized) is joined through a few shared members at a cost
+/// of about `2 * HUBS_PER_KEY` meetings per unit and key instead of none or all.
+const HUBS_PER_KEY: u64 = 48;
+
+/// The hub value below which a unit is a hub of a key held by `units` units.
+fn hub_threshold(units: usize) -> u32 {
+    ((HUBS_PER_KEY << 32) / units.max(1) as u64).min(u64::from(u32::MAX)) as u32
+}
+
+/// A unit's hub value: from its content (the consistent-renaming hash), so a unit is a
+/// hub of a key in every scan that indexes the same code, and exact copies are hubs
+/// together. Hubs are units whose value is small: the same ones under every key they
+/// share, which is what lets a pair's shared keys add up.
+pub fn hub_value(unit: &crate::model::UnitRecord) -> u32 {
+    (unit.hashes.tc >> 32) as u32
 }
 
 /// Base entries of files not `replaced`, then the overlay's: what a key currently holds.
@@ -163,7 +235,7 @@ impl CandidateIndex {
     /// when no file changed and near-miss and block pairs all come from the index.
     pub fn build(files: &[FileRecord], near_miss: bool) -> Self {
         let all = entries_in_place(files, near_miss);
-        CandidateIndex::from_entries(all)
+        CandidateIndex::from_entries(all).with_samples(files)
     }
 
     /// Indexes every file's exact hashes, but band and winnow entries only under the keys
@@ -195,7 +267,15 @@ impl CandidateIndex {
         for entries in per_file {
             all.append(entries);
         }
-        CandidateIndex::from_entries(all)
+        CandidateIndex::from_entries(all).with_samples(files)
+    }
+
+    /// Samples the oversized band and k-gram keys by hub (see `HUBS_PER_KEY`).
+    fn with_samples(mut self, files: &[FileRecord]) -> Self {
+        let hub = |file: u32, unit: u32| hub_value(&files[file as usize].units[unit as usize]);
+        self.bands.sample_oversized(MAX_BUCKET, MOST_SAMPLED, hub);
+        self.grams.sample_oversized(MAX_GRAM_POSTINGS, MOST_SAMPLED, hub);
+        self
     }
 
     fn from_entries(all: FileEntries) -> Self {
@@ -234,16 +314,19 @@ impl CandidateIndex {
         self.exact.get(tc, &self.replaced).map(|(file, unit)| UnitRef { file, unit })
     }
 
-    /// Units under an LSH band key, unless more than `limit` are. `key` must be one of the
-    /// asking unit's own keys: one only the asker has may yield nothing.
-    pub fn band_at_most(&self, key: u64, limit: usize) -> Option<impl Iterator<Item = UnitRef> + '_> {
-        Some(self.bands.others_at_most(key, limit, &self.replaced)?.map(|(file, unit)| UnitRef { file, unit }))
+    /// Units under an LSH band key, or its hubs when more than `MAX_BUCKET` units are (all
+    /// of them when the asker, whose hub value is `asker_hub`, is a hub), and whether the
+    /// key was sampled; `None` past `MOST_SAMPLED`. `key` must be one of the asker's own.
+    pub fn band_sampled(&self, key: u64, asker_hub: u32) -> Option<(bool, impl Iterator<Item = UnitRef> + '_)> {
+        let (sampled, entries) = self.bands.others_sampled(key, MAX_BUCKET, asker_hub, &self.replaced)?;
+        Some((sampled, entries.map(|(file, unit)| UnitRef { file, unit })))
     }
 
-    /// Units whose k-gram sample holds `gram`, unless more than `limit` do (a k-gram that
-    /// common is boilerplate). `gram` must be one of the asking unit's own.
-    pub fn gram_at_most(&self, gram: u32, limit: usize) -> Option<impl Iterator<Item = UnitRef> + '_> {
-        Some(self.grams.others_at_most(gram, limit, &self.replaced)?.map(|(file, unit)| UnitRef { file, unit }))
+    /// Units whose k-gram sample holds `gram`, sampled as `band_sampled` past
+    /// `MAX_GRAM_POSTINGS`.
+    pub fn gram_sampled(&self, gram: u32, asker_hub: u32) -> Option<(bool, impl Iterator<Item = UnitRef> + '_)> {
+        let (sampled, entries) = self.grams.others_sampled(gram, MAX_GRAM_POSTINGS, asker_hub, &self.replaced)?;
+        Some((sampled, entries.map(|(file, unit)| UnitRef { file, unit })))
     }
 
     /// Units that use the name `name`, unless more than `limit` do. `name` must be one of
@@ -436,5 +519,36 @@ mod tests {
         let exact_only = entries_in_place(&files, false);
         assert_eq!(exact_only.exact, expected.exact);
         assert!(exact_only.bands.is_empty() && exact_only.winnows.is_empty());
+    }
+
+    #[test]
+    fn an_oversized_key_is_met_through_its_hubs_from_either_side() {
+        let hub = |file: u32, _unit: u32| file.wrapping_mul(2_654_435_761);
+        let mut entries: Vec<(u32, u32, u32)> = (0..600).map(|file| (7, file, 0)).collect();
+        entries.extend((0..5).map(|file| (9, file, 0)));
+        entries.extend((0..4500).map(|file| (11, file, 0)));
+        let mut table = Table::build(entries);
+        table.sample_oversized(200, 4000, hub);
+        let replaced = HashSet::default();
+        let met = |key: u32, asker: u32| -> HashSet<u32> {
+            let (_, entries) = table.others_sampled(key, 200, hub(asker, 0), &replaced).expect("answered");
+            entries.map(|(file, _)| file).filter(|&file| file != asker).collect()
+        };
+        let (sampled, _) = table.others_sampled(9, 200, hub(0, 0), &replaced).expect("a small key is answered");
+        assert!(!sampled);
+        assert_eq!(met(9, 3).len(), 4, "a small key is met whole");
+        assert!(table.others_sampled(11, 200, 0, &replaced).is_none(), "a key past the most sampled is boilerplate");
+        let threshold = hub_threshold(600);
+        let is_hub = |file: u32| hub(file, 0) < threshold;
+        let hubs = (0..600).filter(|&file| is_hub(file)).count();
+        assert!((24..=96).contains(&hubs), "about HUBS_PER_KEY hubs: {hubs}");
+        let seen: Vec<HashSet<u32>> = (0..600).map(|asker| met(7, asker)).collect();
+        for x in 0..600u32 {
+            assert_eq!(seen[x as usize].len(), if is_hub(x) { 599 } else { hubs }, "a hub meets all, any other unit the hubs");
+            for y in (x + 1)..600 {
+                let either_side = seen[x as usize].contains(&y) || seen[y as usize].contains(&x);
+                assert_eq!(either_side, is_hub(x) || is_hub(y), "units {x} and {y}");
+            }
+        }
     }
 }

@@ -33,13 +33,12 @@ pub trait TokenSource: Sync {
 const MAX_GROUP_FOR_ALL_PAIRS: usize = 40;
 /// Candidate families (units and their exact copies) verified per unit, best first.
 const MAX_CANDIDATES_PER_UNIT: usize = 16;
+/// Further candidate families, best with sampled keys counted: a large family's hubs.
+const HUB_CANDIDATES_PER_UNIT: usize = 8;
 /// Candidates of a unit counting every member of its candidate families.
 const MAX_CANDIDATES_WITH_FAMILIES: usize = 160;
-/// LSH buckets shared by more units than this are too common to be evidence.
-const MAX_BUCKET: usize = 150;
-/// A sampled k-gram or a used name found in more units than this is boilerplate (an idiom
-/// of the language, a ubiquitous API), like a stop word: it is skipped, not its unit.
-const MAX_GRAM_POSTINGS: usize = 200;
+/// A used name found in more units than this is boilerplate (a ubiquitous API), like a
+/// stop word: it is skipped, not its unit. (Bands and k-grams: `candidates::MAX_BUCKET`.)
 const MAX_NAME_POSTINGS: usize = 400;
 /// A k-gram candidate shares at least this many sampled k-grams, and this share of the
 /// smaller sample (NIL's filtration threshold is 10% of the distinct n-grams).
@@ -239,20 +238,23 @@ impl Detector<'_> {
         let meets = |other: UnitRef| other != unit && !(self.is_dirty(other.file) && other < unit);
         // A unit meets a few hundred others in its buckets: counting them in a dense
         // array is several times cheaper than sorting the hits to count them.
+        let hub = crate::candidates::hub_value(record);
         for key in fingerprint::band_keys(&record.sketch) {
-            if let Some(bucket) = self.index.band_at_most(key, MAX_BUCKET) {
+            if let Some((sampled, bucket)) = self.index.band_sampled(key, hub) {
+                let door = if sampled { Door::SampledBands } else { Door::Bands };
                 for other in bucket.filter(|&other| meets(other)) {
                     if let Some(number) = numbering.number(other) {
-                        counts.add(number, other, Door::Bands);
+                        counts.add(number, other, door);
                     }
                 }
             }
         }
         for &gram in record.grams.iter() {
-            if let Some(postings) = self.index.gram_at_most(gram, MAX_GRAM_POSTINGS) {
+            if let Some((sampled, postings)) = self.index.gram_sampled(gram, hub) {
+                let door = if sampled { Door::SampledGrams } else { Door::Grams };
                 for other in postings.filter(|&other| meets(other)) {
                     if let Some(number) = numbering.number(other) {
-                        counts.add(number, other, Door::Grams);
+                        counts.add(number, other, door);
                     }
                 }
             }
@@ -269,13 +271,31 @@ impl Detector<'_> {
         let language = self.files[unit.file as usize].language;
         let floor = verify::token_floor(self.config.detection_for(language).similarity);
         let length = record.token_count() as f64;
-        let mut ranked: Vec<(f32, UnitRef, u8)> = counts
+        // Each unit met is scored twice: on the keys met whole (what decides the best
+        // candidates), and with the sampled keys added (what decides its hubs).
+        let score = |met: Met, other_record: &crate::model::UnitRecord| -> Option<(f32, u8)> {
+            let grams = met.grams as f32 / record.grams.len().min(other_record.grams.len()).max(1) as f32;
+            let names = met.names as f32 / record.used_names.len().min(other_record.used_names.len()).max(1) as f32;
+            let mut sources = 0u8;
+            if usize::from(met.bands) >= MIN_SHARED_BANDS {
+                sources |= SOURCE_BANDS;
+            }
+            if usize::from(met.grams) >= MIN_SHARED_GRAMS && grams >= MIN_GRAM_SHARE {
+                sources |= SOURCE_GRAMS;
+            }
+            if usize::from(met.names) >= MIN_SHARED_NAMES && names >= MIN_NAME_SHARE {
+                sources |= SOURCE_NAMES;
+            }
+            (sources != 0).then_some((grams + f32::from(met.bands) / fingerprint::BAND_COUNT as f32 + names / 2.0, sources))
+        };
+        let mut ranked: Vec<(Option<f32>, f32, UnitRef, u8)> = counts
             .drain()
             .filter_map(|(met, other)| {
                 // Most units met share a key or two: settled on the counts alone, before
                 // their records are read (scattered across memory, the costly part).
+                let all = met.with_samples();
                 let enough = |count: u8, least: usize| usize::from(count) >= least;
-                if !enough(met.bands, MIN_SHARED_BANDS) && !enough(met.grams, MIN_SHARED_GRAMS) && !enough(met.names, MIN_SHARED_NAMES) {
+                if !enough(all.bands, MIN_SHARED_BANDS) && !enough(all.grams, MIN_SHARED_GRAMS) && !enough(all.names, MIN_SHARED_NAMES) {
                     return None;
                 }
                 let other_record = self.unit(other);
@@ -283,41 +303,43 @@ impl Detector<'_> {
                 if 2.0 * length.min(other_length) / (length + other_length) < floor {
                     return None;
                 }
-                let grams = met.grams as f32 / record.grams.len().min(other_record.grams.len()).max(1) as f32;
-                let names = met.names as f32 / record.used_names.len().min(other_record.used_names.len()).max(1) as f32;
-                let mut sources = 0u8;
-                if usize::from(met.bands) >= MIN_SHARED_BANDS {
-                    sources |= SOURCE_BANDS;
-                }
-                if usize::from(met.grams) >= MIN_SHARED_GRAMS && grams >= MIN_GRAM_SHARE {
-                    sources |= SOURCE_GRAMS;
-                }
-                if usize::from(met.names) >= MIN_SHARED_NAMES && names >= MIN_NAME_SHARE {
-                    sources |= SOURCE_NAMES;
-                }
-                (sources != 0).then_some((grams + f32::from(met.bands) / fingerprint::BAND_COUNT as f32 + names / 2.0, other, sources))
+                let (with_hubs, sources) = score(all, other_record)?;
+                let whole = score(met, other_record).map(|(whole, _)| whole);
+                Some((whole, with_hubs, other, sources))
             })
-            .filter(|&(_, other, _)| !self.nested(unit, other) && self.unit(other).hashes.tc != record.hashes.tc)
+            .filter(|&(_, _, other, _)| !self.nested(unit, other) && self.unit(other).hashes.tc != record.hashes.tc)
             .collect();
-        ranked.sort_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)));
         // The best families, not the best units: exact copies of one another (equal
         // renaming hashes) take one place together, so a family of thirty copies neither
         // crowds out every other candidate nor leaves which of its members are paired to
         // the order of a tie (a scan after one copy is deleted must equal a fresh one).
-        let mut families: Vec<u64> = Vec::with_capacity(MAX_CANDIDATES_PER_UNIT);
-        ranked.retain(|&(_, other, _)| {
-            let family = self.unit(other).hashes.tc;
-            if families.contains(&family) {
-                true
-            } else if families.len() < MAX_CANDIDATES_PER_UNIT {
-                families.push(family);
-                true
-            } else {
-                false
-            }
-        });
-        ranked.truncate(MAX_CANDIDATES_WITH_FAMILIES);
-        ranked.into_iter().map(|(_, other, sources)| Candidate { a: unit.min(other), b: unit.max(other), sources }).collect()
+        // First the best on keys met whole, then a few more with the sampled keys counted:
+        // in a large family those are its hubs, which keep the family one pattern without
+        // crowding out the unit's closest relatives.
+        let mut families: Vec<u64> = Vec::with_capacity(MAX_CANDIDATES_PER_UNIT + HUB_CANDIDATES_PER_UNIT);
+        let mut chosen: Vec<(UnitRef, u8)> = Vec::new();
+        let mut take = |ranked: &mut Vec<(Option<f32>, f32, UnitRef, u8)>, extra: usize| {
+            let most = families.len() + extra;
+            ranked.retain(|&(_, _, other, sources)| {
+                let family = self.unit(other).hashes.tc;
+                let join = families.contains(&family) || families.len() < most && {
+                    families.push(family);
+                    true
+                };
+                if join && chosen.len() < MAX_CANDIDATES_WITH_FAMILIES {
+                    chosen.push((other, sources));
+                }
+                !join
+            });
+        };
+        ranked.sort_by(|x, y| y.0.unwrap_or(-1.0).total_cmp(&x.0.unwrap_or(-1.0)).then(x.2.cmp(&y.2)));
+        let whole = ranked.iter().take_while(|entry| entry.0.is_some()).count();
+        let mut rest = ranked.split_off(whole);
+        take(&mut ranked, MAX_CANDIDATES_PER_UNIT);
+        rest.append(&mut ranked);
+        rest.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.2.cmp(&y.2)));
+        take(&mut rest, HUB_CANDIDATES_PER_UNIT);
+        chosen.into_iter().map(|(other, sources)| Candidate { a: unit.min(other), b: unit.max(other), sources }).collect()
     }
 
     /// Verifies a candidate pair on tokens; `Some` when similar enough to report.
@@ -639,14 +661,37 @@ enum Door {
     Bands,
     Grams,
     Names,
+    /// A band or k-gram held by so many units that it was sampled by hub.
+    SampledBands,
+    SampledGrams,
 }
 
-/// How much one unit shares with another it met.
+/// How much one unit shares with another it met: keys met whole, and keys met because
+/// one of the two is a hub of the key.
 #[derive(Clone, Copy, Default)]
 struct Met {
     bands: u8,
     grams: u8,
     names: u8,
+    sampled_bands: u8,
+    sampled_grams: u8,
+}
+
+impl Met {
+    fn untouched(&self) -> bool {
+        self.bands == 0 && self.grams == 0 && self.names == 0 && self.sampled_bands == 0 && self.sampled_grams == 0
+    }
+
+    /// The counts with the sampled keys added in.
+    fn with_samples(self) -> Met {
+        Met {
+            bands: self.bands.saturating_add(self.sampled_bands),
+            grams: self.grams.saturating_add(self.sampled_grams),
+            names: self.names,
+            sampled_bands: 0,
+            sampled_grams: 0,
+        }
+    }
 }
 
 /// Shared-key counts of the units one unit met, reused from unit to unit: only the
@@ -663,7 +708,7 @@ impl MeetCounts {
 
     fn add(&mut self, number: usize, unit: UnitRef, door: Door) {
         let met = &mut self.counts[number];
-        if met.bands == 0 && met.grams == 0 && met.names == 0 {
+        if met.untouched() {
             self.touched.push((number, unit));
         }
         // Samples hold at most a few dozen keys: every count fits a byte.
@@ -671,6 +716,8 @@ impl MeetCounts {
             Door::Bands => &mut met.bands,
             Door::Grams => &mut met.grams,
             Door::Names => &mut met.names,
+            Door::SampledBands => &mut met.sampled_bands,
+            Door::SampledGrams => &mut met.sampled_grams,
         };
         *count = count.saturating_add(1);
     }

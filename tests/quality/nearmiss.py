@@ -30,6 +30,8 @@ def main() -> int:
     ap.add_argument("--sweep", default="0.6,0.5",
                     help="--similarity values run besides the default (comma-separated)")
     ap.add_argument("--no-build", action="store_true", help="evaluate the existing set")
+    ap.add_argument("--no-families", action="store_true",
+                    help="skip the dense-family runs (nm_family.py)")
     ap.add_argument("--no-eval", action="store_true", help="build the set only")
     ap.add_argument("--dump-independent", metavar="FILE",
                     help="write both bodies of every independent candidate pair to FILE")
@@ -51,7 +53,8 @@ def main() -> int:
     if args.no_eval:
         return 0
     sweep = [float(x) for x in args.sweep.split(",") if x]
-    return nearmiss_eval.main(work, Path(args.results), sweep, args.seed)
+    corpus_for_families = None if args.no_families else Path(args.corpus).resolve()
+    return nearmiss_eval.main(work, Path(args.results), sweep, args.seed, corpus_for_families)
 
 
 if __name__ == "__main__":

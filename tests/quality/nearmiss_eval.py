@@ -515,7 +515,8 @@ def print_tables(runs: list[dict]) -> None:
 
 
 
-def main(work: Path, results_path: Path, sweep: list[float], seed: int) -> int:
+def main(work: Path, results_path: Path, sweep: list[float], seed: int,
+         families_from: Path | None = None) -> int:
     meta_path = work / "pairs.json"
     dataset = work / "nearmiss"
     if not meta_path.exists() or not dataset.is_dir():
@@ -545,6 +546,11 @@ def main(work: Path, results_path: Path, sweep: list[float], seed: int) -> int:
         log(f"{run['tag']}: scan {run['seconds']} s, "
             f"{res['report_stats']['clone_pairs']} pairs, {res['report_stats']['patterns']} patterns")
     print_tables(runs)
+    families = None
+    if families_from is not None:
+        import nm_family
+        log("dense families (tests/quality/nm_family.py)")
+        families = nm_family.run_all(families_from, work, str(binary), seed)
     from nm_build import counts
     out = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -559,6 +565,7 @@ def main(work: Path, results_path: Path, sweep: list[float], seed: int) -> int:
                   "bootstrap_seed": seed},
         "csv": csvs,
         "runs": runs,
+        "dense_families": families,
         "seconds": round(time.monotonic() - started, 1),
     }
     results_path.write_text(json.dumps(out, indent=1))
