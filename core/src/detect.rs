@@ -35,6 +35,9 @@ const MAX_GROUP_FOR_ALL_PAIRS: usize = 40;
 const MAX_CANDIDATES_PER_UNIT: usize = 16;
 /// Further candidate families, best with sampled keys counted: a large family's hubs.
 const HUB_CANDIDATES_PER_UNIT: usize = 8;
+/// A candidate met only through sampled keys shares at least this much of the smaller
+/// k-gram sample.
+const MIN_HUB_GRAM_SHARE: f32 = 0.3;
 /// Candidates of a unit counting every member of its candidate families.
 const MAX_CANDIDATES_WITH_FAMILIES: usize = 160;
 /// A used name found in more units than this is boilerplate (a ubiquitous API), like a
@@ -305,6 +308,13 @@ impl Detector<'_> {
                 }
                 let (with_hubs, sources) = score(all, other_record)?;
                 let whole = score(met, other_record).map(|(whole, _)| whole);
+                // Met only through sampled keys: a member of a large family shares most of
+                // its k-grams with the family's hubs, a unit met through a few boilerplate
+                // keys does not.
+                let grams = all.grams as f32 / record.grams.len().min(other_record.grams.len()).max(1) as f32;
+                if whole.is_none() && grams < MIN_HUB_GRAM_SHARE {
+                    return None;
+                }
                 Some((whole, with_hubs, other, sources))
             })
             .filter(|&(_, _, other, _)| !self.nested(unit, other) && self.unit(other).hashes.tc != record.hashes.tc)
