@@ -56,12 +56,20 @@ struct Table<K: HashKey> {
     sampled: HashMap<K, HubSample>,
 }
 
-/// The hubs of an oversized key: the first `hubs` base entries, whose hub values lie
-/// below `threshold`.
+/// The hubs of an oversized key, per width (`Hubs`): the first `hubs[w]` base entries,
+/// whose hub values lie below `threshold[w]`.
 #[derive(Clone, Copy)]
 struct HubSample {
-    hubs: u32,
-    threshold: u32,
+    hubs: [u32; 2],
+    threshold: [u32; 2],
+}
+
+/// How many hubs an oversized key is met through: `Few` for every unit, `Many` (four
+/// times as many) for a unit of a dense family asking again for more of its relatives.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Hubs {
+    Few = 0,
+    Many = 1,
 }
 
 impl<K: HashKey> Table<K> {
@@ -98,9 +106,9 @@ impl<K: HashKey> Table<K> {
             .par_iter_mut()
             .map(|group| {
                 group.sort_unstable_by_key(|&(_, file, unit)| (hub(file, unit), file, unit));
-                let threshold = hub_threshold(group.len());
-                let hubs = group.partition_point(|&(_, file, unit)| hub(file, unit) < threshold);
-                (group[0].0, HubSample { hubs: hubs as u32, threshold })
+                let threshold = [hub_threshold(group.len(), Hubs::Few), hub_threshold(group.len(), Hubs::Many)];
+                let hubs = threshold.map(|below| group.partition_point(|&(_, file, unit)| hub(file, unit) < below) as u32);
+                (group[0].0, HubSample { hubs, threshold })
             })
             .collect();
     }
@@ -150,7 +158,7 @@ impl<K: HashKey> Table<K> {
     /// pair of units is thus met under a key when either of them is one of its hubs, from
     /// whichever side asks. The overlay (files re-indexed since the build) counts as hubs.
     /// The flag says whether the key was sampled.
-    fn others_sampled<'a>(&'a self, key: K, limit: usize, asker_hub: u32, replaced: &'a HashSet<u32>) -> Option<(bool, impl Iterator<Item = (u32, u32)> + 'a)> {
+    fn others_sampled<'a>(&'a self, key: K, limit: usize, asker_hub: u32, width: Hubs, replaced: &'a HashSet<u32>) -> Option<(bool, impl Iterator<Item = (u32, u32)> + 'a)> {
         let alone = self.overlay.is_empty() && replaced.is_empty() && !self.may_repeat(key);
         let base = if alone { &[][..] } else { self.base_range(key) };
         let overlay = if self.overlay.is_empty() { None } else { self.overlay.get(&key) };
@@ -158,7 +166,8 @@ impl<K: HashKey> Table<K> {
             return Some((false, live_entries(base, overlay, replaced)));
         }
         let sample = self.sampled.get(&key)?;
-        let met = if asker_hub < sample.threshold { base } else { &base[..sample.hubs as usize] };
+        let width = width as usize;
+        let met = if asker_hub < sample.threshold[width] { base } else { &base[..sample.hubs[width] as usize] };
         Some((true, live_entries(met, overlay, replaced)))
     }
 
@@ -196,8 +205,9 @@ pub const MOST_SAMPLED: usize = 4000;
 const HUBS_PER_KEY: u64 = 48;
 
 /// The hub value below which a unit is a hub of a key held by `units` units.
-fn hub_threshold(units: usize) -> u32 {
-    ((HUBS_PER_KEY << 32) / units.max(1) as u64).min(u64::from(u32::MAX)) as u32
+fn hub_threshold(units: usize, width: Hubs) -> u32 {
+    let hubs = if width == Hubs::Many { 4 * HUBS_PER_KEY } else { HUBS_PER_KEY };
+    ((hubs << 32) / units.max(1) as u64).min(u64::from(u32::MAX)) as u32
 }
 
 /// A unit's hub value: from its content (the consistent-renaming hash), so a unit is a
@@ -317,15 +327,15 @@ impl CandidateIndex {
     /// Units under an LSH band key, or its hubs when more than `MAX_BUCKET` units are (all
     /// of them when the asker, whose hub value is `asker_hub`, is a hub), and whether the
     /// key was sampled; `None` past `MOST_SAMPLED`. `key` must be one of the asker's own.
-    pub fn band_sampled(&self, key: u64, asker_hub: u32) -> Option<(bool, impl Iterator<Item = UnitRef> + '_)> {
-        let (sampled, entries) = self.bands.others_sampled(key, MAX_BUCKET, asker_hub, &self.replaced)?;
+    pub fn band_sampled(&self, key: u64, asker_hub: u32, width: Hubs) -> Option<(bool, impl Iterator<Item = UnitRef> + '_)> {
+        let (sampled, entries) = self.bands.others_sampled(key, MAX_BUCKET, asker_hub, width, &self.replaced)?;
         Some((sampled, entries.map(|(file, unit)| UnitRef { file, unit })))
     }
 
     /// Units whose k-gram sample holds `gram`, sampled as `band_sampled` past
     /// `MAX_GRAM_POSTINGS`.
-    pub fn gram_sampled(&self, gram: u32, asker_hub: u32) -> Option<(bool, impl Iterator<Item = UnitRef> + '_)> {
-        let (sampled, entries) = self.grams.others_sampled(gram, MAX_GRAM_POSTINGS, asker_hub, &self.replaced)?;
+    pub fn gram_sampled(&self, gram: u32, asker_hub: u32, width: Hubs) -> Option<(bool, impl Iterator<Item = UnitRef> + '_)> {
+        let (sampled, entries) = self.grams.others_sampled(gram, MAX_GRAM_POSTINGS, asker_hub, width, &self.replaced)?;
         Some((sampled, entries.map(|(file, unit)| UnitRef { file, unit })))
     }
 
@@ -531,17 +541,20 @@ mod tests {
         table.sample_oversized(200, 4000, hub);
         let replaced = HashSet::default();
         let met = |key: u32, asker: u32| -> HashSet<u32> {
-            let (_, entries) = table.others_sampled(key, 200, hub(asker, 0), &replaced).expect("answered");
+            let (_, entries) = table.others_sampled(key, 200, hub(asker, 0), Hubs::Few, &replaced).expect("answered");
             entries.map(|(file, _)| file).filter(|&file| file != asker).collect()
         };
-        let (sampled, _) = table.others_sampled(9, 200, hub(0, 0), &replaced).expect("a small key is answered");
+        let (sampled, _) = table.others_sampled(9, 200, hub(0, 0), Hubs::Few, &replaced).expect("a small key is answered");
         assert!(!sampled);
         assert_eq!(met(9, 3).len(), 4, "a small key is met whole");
-        assert!(table.others_sampled(11, 200, 0, &replaced).is_none(), "a key past the most sampled is boilerplate");
-        let threshold = hub_threshold(600);
+        assert!(table.others_sampled(11, 200, 0, Hubs::Few, &replaced).is_none(), "a key past the most sampled is boilerplate");
+        let (_, many) = table.others_sampled(7, 200, u32::MAX, Hubs::Many, &replaced).expect("answered");
+        let many = many.count();
+        let threshold = hub_threshold(600, Hubs::Few);
         let is_hub = |file: u32| hub(file, 0) < threshold;
         let hubs = (0..600).filter(|&file| is_hub(file)).count();
         assert!((24..=96).contains(&hubs), "about HUBS_PER_KEY hubs: {hubs}");
+        assert!(many > 2 * hubs && many == (0..600).filter(|&file| hub(file, 0) < hub_threshold(600, Hubs::Many)).count(), "more hubs when asked for many: {many}");
         let seen: Vec<HashSet<u32>> = (0..600).map(|asker| met(7, asker)).collect();
         for x in 0..600u32 {
             assert_eq!(seen[x as usize].len(), if is_hub(x) { 599 } else { hubs }, "a hub meets all, any other unit the hubs");

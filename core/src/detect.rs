@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use crate::analysis::{FileTokens, SYM_BARRIER, SYM_IDENTIFIER};
-use crate::candidates::{CandidateIndex, UnitRef};
+use crate::candidates::{CandidateIndex, Hubs, UnitRef};
 use crate::config::Config;
 use crate::fingerprint;
 use crate::model::{ClonePair, CloneKind, FileRecord, Instance};
@@ -31,15 +31,30 @@ pub trait TokenSource: Sync {
 
 /// Exact-hash groups larger than this are linked as a star, not every pair.
 const MAX_GROUP_FOR_ALL_PAIRS: usize = 40;
-/// Candidate families (units and their exact copies) verified per unit, best first.
-const MAX_CANDIDATES_PER_UNIT: usize = 16;
-/// Further candidate families, best with sampled keys counted: a large family's hubs.
-const HUB_CANDIDATES_PER_UNIT: usize = 8;
+/// How many candidate families (units and their exact copies) a unit proposes: its best
+/// on the keys met whole, then its best with sampled keys counted (a large family's hubs),
+/// and at most how many units counting every member of those families.
+#[derive(Clone, Copy)]
+struct Quota {
+    best: usize,
+    hubs: usize,
+    with_members: usize,
+    /// Hubs of an oversized key met.
+    width: Hubs,
+}
+
+impl Quota {
+    const FIRST: Quota = Quota { best: 16, hubs: 8, with_members: 160, width: Hubs::Few };
+    /// For a unit in a dense family (`DENSE_FAMILY_PAIRS`).
+    const DENSE: Quota = Quota { best: 64, hubs: 64, with_members: 640, width: Hubs::Many };
+}
+
+/// Near-miss pairs after which a unit counts as a member of a dense family: most of its
+/// first quota verified.
+const DENSE_FAMILY_PAIRS: usize = 16;
 /// A candidate met only through sampled keys shares at least this much of the smaller
 /// k-gram sample.
 const MIN_HUB_GRAM_SHARE: f32 = 0.3;
-/// Candidates of a unit counting every member of its candidate families.
-const MAX_CANDIDATES_WITH_FAMILIES: usize = 160;
 /// A used name found in more units than this is boilerplate (a ubiquitous API), like a
 /// stop word: it is skipped, not its unit. (Bands and k-grams: `candidates::MAX_BUCKET`.)
 const MAX_NAME_POSTINGS: usize = 400;
@@ -197,34 +212,59 @@ impl Detector<'_> {
             .flat_map(|(file, record)| (0..record.units.len()).map(move |unit| UnitRef { file: file as u32, unit: unit as u32 }))
             .collect();
         let numbering = UnitNumbering::of(self.files);
-        let mut candidates: Vec<Candidate> = dirty_units
-            .par_iter()
-            .with_max_len(CANDIDATE_JOB_UNITS)
-            .map_init(|| MeetCounts::new(numbering.len()), |counts, &unit| self.candidates_of(unit, &numbering, counts))
-            .flatten_iter()
-            .collect();
-        candidates.par_sort_unstable_by_key(|candidate| (candidate.a, candidate.b));
-        // The same pair proposed from both sides: one verification, both sources.
-        candidates.dedup_by(|later, kept| {
-            let same = (later.a, later.b) == (kept.a, kept.b);
-            if same {
-                kept.sources |= later.sources;
-            }
-            same
-        });
-        tracing::debug!(candidates = candidates.len(), "near-miss candidates");
-        let trace = trace::T3Trace::get();
-        candidates
-            .par_iter()
-            .with_max_len(VERIFICATION_JOB_PAIRS)
-            .map_init(NameFrequencies::default, |frequencies, candidate| {
-                if exact.contains(&(candidate.a, candidate.b)) || exact.contains(&(candidate.b, candidate.a)) {
-                    return None;
+        let propose = |units: &[UnitRef], quota: Quota| -> Vec<Candidate> {
+            let mut candidates: Vec<Candidate> = units
+                .par_iter()
+                .with_max_len(CANDIDATE_JOB_UNITS)
+                .map_init(|| MeetCounts::new(numbering.len()), |counts, &unit| self.candidates_of(unit, &numbering, counts, quota))
+                .flatten_iter()
+                .collect();
+            candidates.par_sort_unstable_by_key(|candidate| (candidate.a, candidate.b));
+            // The same pair proposed from both sides: one verification, both sources.
+            candidates.dedup_by(|later, kept| {
+                let same = (later.a, later.b) == (kept.a, kept.b);
+                if same {
+                    kept.sources |= later.sources;
                 }
-                self.verify_units(candidate, trace, frequencies)
-            })
-            .flatten_iter()
-            .collect()
+                same
+            });
+            candidates
+        };
+        let trace = trace::T3Trace::get();
+        let verify_all = |candidates: &[Candidate]| -> Vec<ClonePair> {
+            candidates
+                .par_iter()
+                .with_max_len(VERIFICATION_JOB_PAIRS)
+                .map_init(NameFrequencies::default, |frequencies, candidate| {
+                    if exact.contains(&(candidate.a, candidate.b)) || exact.contains(&(candidate.b, candidate.a)) {
+                        return None;
+                    }
+                    self.verify_units(candidate, trace, frequencies)
+                })
+                .flatten_iter()
+                .collect()
+        };
+        let candidates = propose(&dirty_units, Quota::FIRST);
+        tracing::debug!(candidates = candidates.len(), "near-miss candidates");
+        let mut pairs = verify_all(&candidates);
+        // A unit paired with most of its first candidates sits in a family larger than
+        // its quota (hundreds of implementations of one job): it proposes again with a
+        // larger quota, and what it had not proposed before is verified too.
+        let mut accepted: HashMap<UnitRef, usize> = HashMap::default();
+        for (a, b) in pairs.iter().filter_map(unit_key) {
+            *accepted.entry(a).or_default() += 1;
+            *accepted.entry(b).or_default() += 1;
+        }
+        let dense: Vec<UnitRef> = dirty_units.iter().copied().filter(|unit| accepted.get(unit).is_some_and(|&count| count >= DENSE_FAMILY_PAIRS)).collect();
+        if !dense.is_empty() {
+            let more: Vec<Candidate> = propose(&dense, Quota::DENSE)
+                .into_iter()
+                .filter(|candidate| candidates.binary_search_by_key(&(candidate.a, candidate.b), |known| (known.a, known.b)).is_err())
+                .collect();
+            tracing::debug!(units = dense.len(), candidates = more.len(), "dense-family candidates");
+            pairs.extend(verify_all(&more));
+        }
+        pairs
     }
 
     /// The best near-miss candidates of a unit; a pair of two dirty units is proposed once,
@@ -236,14 +276,14 @@ impl Detector<'_> {
     /// too many units are boilerplate and skipped. Candidates are ranked by how much of
     /// their samples they share, and only those that can reach the similarity threshold
     /// by length are kept.
-    fn candidates_of(&self, unit: UnitRef, numbering: &UnitNumbering, counts: &mut MeetCounts) -> Vec<Candidate> {
+    fn candidates_of(&self, unit: UnitRef, numbering: &UnitNumbering, counts: &mut MeetCounts, quota: Quota) -> Vec<Candidate> {
         let record = self.unit(unit);
         let meets = |other: UnitRef| other != unit && !(self.is_dirty(other.file) && other < unit);
         // A unit meets a few hundred others in its buckets: counting them in a dense
         // array is several times cheaper than sorting the hits to count them.
         let hub = crate::candidates::hub_value(record);
         for key in fingerprint::band_keys(&record.sketch) {
-            if let Some((sampled, bucket)) = self.index.band_sampled(key, hub) {
+            if let Some((sampled, bucket)) = self.index.band_sampled(key, hub, quota.width) {
                 let door = if sampled { Door::SampledBands } else { Door::Bands };
                 for other in bucket.filter(|&other| meets(other)) {
                     if let Some(number) = numbering.number(other) {
@@ -253,7 +293,7 @@ impl Detector<'_> {
             }
         }
         for &gram in record.grams.iter() {
-            if let Some((sampled, postings)) = self.index.gram_sampled(gram, hub) {
+            if let Some((sampled, postings)) = self.index.gram_sampled(gram, hub, quota.width) {
                 let door = if sampled { Door::SampledGrams } else { Door::Grams };
                 for other in postings.filter(|&other| meets(other)) {
                     if let Some(number) = numbering.number(other) {
@@ -326,7 +366,7 @@ impl Detector<'_> {
         // First the best on keys met whole, then a few more with the sampled keys counted:
         // in a large family those are its hubs, which keep the family one pattern without
         // crowding out the unit's closest relatives.
-        let mut families: Vec<u64> = Vec::with_capacity(MAX_CANDIDATES_PER_UNIT + HUB_CANDIDATES_PER_UNIT);
+        let mut families: Vec<u64> = Vec::with_capacity(quota.best + quota.hubs);
         let mut chosen: Vec<(UnitRef, u8)> = Vec::new();
         let mut take = |ranked: &mut Vec<(Option<f32>, f32, UnitRef, u8)>, extra: usize| {
             let most = families.len() + extra;
@@ -336,7 +376,7 @@ impl Detector<'_> {
                     families.push(family);
                     true
                 };
-                if join && chosen.len() < MAX_CANDIDATES_WITH_FAMILIES {
+                if join && chosen.len() < quota.with_members {
                     chosen.push((other, sources));
                 }
                 !join
@@ -345,10 +385,10 @@ impl Detector<'_> {
         ranked.sort_by(|x, y| y.0.unwrap_or(-1.0).total_cmp(&x.0.unwrap_or(-1.0)).then(x.2.cmp(&y.2)));
         let whole = ranked.iter().take_while(|entry| entry.0.is_some()).count();
         let mut rest = ranked.split_off(whole);
-        take(&mut ranked, MAX_CANDIDATES_PER_UNIT);
+        take(&mut ranked, quota.best);
         rest.append(&mut ranked);
         rest.sort_by(|x, y| y.1.total_cmp(&x.1).then(x.2.cmp(&y.2)));
-        take(&mut rest, HUB_CANDIDATES_PER_UNIT);
+        take(&mut rest, quota.hubs);
         chosen.into_iter().map(|(other, sources)| Candidate { a: unit.min(other), b: unit.max(other), sources }).collect()
     }
 
