@@ -244,9 +244,12 @@ impl Detector<'_> {
                 .flatten_iter()
                 .collect()
         };
+        let started = std::time::Instant::now();
         let candidates = propose(&dirty_units, Quota::FIRST);
-        tracing::debug!(candidates = candidates.len(), "near-miss candidates");
+        tracing::debug!(candidates = candidates.len(), elapsed_ms = started.elapsed().as_millis() as u64, "near-miss candidates");
+        let started = std::time::Instant::now();
         let mut pairs = verify_all(&candidates);
+        tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "near-miss candidates verified");
         // A unit paired with most of its first candidates sits in a family larger than
         // its quota (hundreds of implementations of one job): it proposes again with a
         // larger quota, and what it had not proposed before is verified too.
@@ -257,12 +260,13 @@ impl Detector<'_> {
         }
         let dense: Vec<UnitRef> = dirty_units.iter().copied().filter(|unit| accepted.get(unit).is_some_and(|&count| count >= DENSE_FAMILY_PAIRS)).collect();
         if !dense.is_empty() {
+            let started = std::time::Instant::now();
             let more: Vec<Candidate> = propose(&dense, Quota::DENSE)
                 .into_iter()
                 .filter(|candidate| candidates.binary_search_by_key(&(candidate.a, candidate.b), |known| (known.a, known.b)).is_err())
                 .collect();
-            tracing::debug!(units = dense.len(), candidates = more.len(), "dense-family candidates");
             pairs.extend(verify_all(&more));
+            tracing::debug!(units = dense.len(), candidates = more.len(), elapsed_ms = started.elapsed().as_millis() as u64, "dense-family candidates verified");
         }
         pairs
     }
@@ -281,7 +285,9 @@ impl Detector<'_> {
         let meets = |other: UnitRef| other != unit && !(self.is_dirty(other.file) && other < unit);
         // A unit meets a few hundred others in its buckets: counting them in a dense
         // array is several times cheaper than sorting the hits to count them.
-        let hub = crate::candidates::hub_value(record);
+        // Asking again for more of a dense family, a unit meets the wider set of hubs only,
+        // not every unit of the keys it is a hub of: those it met in the first pass.
+        let hub = if quota.width == Hubs::Many { u32::MAX } else { crate::candidates::hub_value(record) };
         for key in fingerprint::band_keys(&record.sketch) {
             if let Some((sampled, bucket)) = self.index.band_sampled(key, hub, quota.width) {
                 let door = if sampled { Door::SampledBands } else { Door::Bands };
