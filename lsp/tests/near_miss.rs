@@ -1,7 +1,9 @@
 //! Near-miss (Type-3) detection end to end: a copy edited every few lines is proposed by
 //! the exact n-gram and name doors although it shares too few shingles for the LSH bands,
 //! verified as a clone with its evidence in the JSON report, and a look-alike of the same
-//! shape is not paired with either.
+//! shape is not paired with either; a family of hundreds of variants of one function is
+//! found through the hubs of its (oversized) keys, stays one pattern, and pairs each
+//! member with many of the others.
 
 use std::process::Command;
 
@@ -110,4 +112,69 @@ fn a_scattered_edit_copy_comes_through_the_exact_doors_and_a_look_alike_does_not
     let copy = lines.lines().find(|line| line.contains("ledger.py") && line.contains("orders.py")).expect("the copy was a candidate");
     assert!(copy.contains("\"source\":\"grams+names\""), "proposed by the exact doors, not the LSH bands: {copy}");
     assert!(copy.contains("\"accepted\":true"), "{copy}");
+}
+
+/// Statements a member of the dense family below may add, each of its own shape.
+const OPTIONAL_STATEMENTS: [&str; 9] = [
+    "    if not orders:\n        return None\n",
+    "    log.debug('start %s', currency)\n",
+    "    seen = set()\n",
+    "    if limit is None:\n        limit = 10\n",
+    "    retries = 0\n",
+    "    assert currency\n",
+    "    started = now()\n",
+    "    for extra in extras:\n        total += extra\n",
+    "    checked = validate(orders)\n",
+];
+
+/// Member `index` of a family of one function: the body of `summarize_orders` with the
+/// optional statements whose bits are set in `index`, spread through it.
+fn family_member(index: usize) -> String {
+    let body = FIXTURE.split("//- /").nth(1).expect("orders.py").split_once('\n').expect("path line").1;
+    let lines: Vec<&str> = body.lines().skip(3).collect();
+    let mut chosen = OPTIONAL_STATEMENTS.iter().enumerate().filter(|(bit, _)| index >> bit & 1 == 1).map(|(_, statement)| *statement);
+    let mut text = format!("def summarize_{index}(orders, currency, tax_rate, limit, extras):\n");
+    for (number, line) in lines.iter().enumerate() {
+        if [0, 3, 12, 13, lines.len() - 1].contains(&number) {
+            if let Some(statement) = chosen.next() {
+                text.push_str(statement);
+            }
+        }
+        text.push_str(line);
+        text.push('\n');
+    }
+    for statement in chosen {
+        text.insert_str(text.rfind("    return").expect("a return"), statement);
+    }
+    text
+}
+
+#[test]
+fn a_dense_family_is_one_pattern_and_each_member_is_paired_with_many_of_it() {
+    // 450 variants of one function: every k-gram and band of it is held by more units than
+    // a key may hold before it is sampled by hub, so the family is found through its hubs,
+    // and its members propose again with the larger quota of a dense family.
+    const MEMBERS: usize = 450;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for index in 0..MEMBERS {
+        std::fs::write(dir.path().join(format!("m{index:03}.py")), family_member(index)).expect("write member");
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_periodic"))
+        .args(["scan", ".", "--format", "json", "--no-index"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run periodic");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    let largest = report["patterns"].as_array().expect("patterns").iter().map(|pattern| pattern["members"].as_array().map_or(0, Vec::len)).max();
+    assert_eq!(largest, Some(MEMBERS), "the family is one pattern");
+    let mut partners: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for pair in report["pairs"].as_array().expect("pairs") {
+        for side in ["a", "b"] {
+            *partners.entry(pair[side]["path"].as_str().unwrap_or("?").to_string()).or_default() += 1;
+        }
+    }
+    let fewest = (0..MEMBERS).map(|index| partners.get(&format!("m{index:03}.py")).copied().unwrap_or(0)).min();
+    // The first quota is 16 + 8 families a unit; a dense family's members ask for more.
+    assert!(fewest.is_some_and(|fewest| fewest >= 64), "every member paired with 64 others or more: {fewest:?}");
 }
