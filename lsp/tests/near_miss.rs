@@ -135,10 +135,10 @@ fn family_member(index: usize) -> String {
     let mut chosen = OPTIONAL_STATEMENTS.iter().enumerate().filter(|(bit, _)| index >> bit & 1 == 1).map(|(_, statement)| *statement);
     let mut text = format!("def summarize_{index}(orders, currency, tax_rate, limit, extras):\n");
     for (number, line) in lines.iter().enumerate() {
-        if [0, 3, 12, 13, lines.len() - 1].contains(&number) {
-            if let Some(statement) = chosen.next() {
-                text.push_str(statement);
-            }
+        if [0, 3, 12, 13, lines.len() - 1].contains(&number)
+            && let Some(statement) = chosen.next()
+        {
+            text.push_str(statement);
         }
         text.push_str(line);
         text.push('\n');
