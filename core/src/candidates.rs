@@ -35,6 +35,9 @@ impl HashKey for u32 {
     }
 }
 
+/// (file, position) entries a key holds in the overlay.
+type OverlayEntries = Vec<(u32, u32)>;
+
 #[derive(Default)]
 struct Table<K: HashKey> {
     /// Sorted by key; entries of files in `replaced` are stale.
@@ -49,7 +52,7 @@ struct Table<K: HashKey> {
     /// small enough for the cache, answers those without a miss in the table.
     repeated: Vec<u64>,
     repeated_bits: u32,
-    overlay: HashMap<K, Vec<(u32, u32)>>,
+    overlay: HashMap<K, OverlayEntries>,
     /// Keys held by more units than a lookup takes but few enough to sample: their base
     /// entries are ordered by hub value (`hub_value`) and the sample says how many of them
     /// are hubs.
@@ -144,13 +147,20 @@ impl<K: HashKey> Table<K> {
     /// indexed under `key` itself (every key asked about is one of its own), so a key
     /// with a single base entry and no overlay yields nothing.
     fn others_at_most<'a>(&'a self, key: K, limit: usize, replaced: &'a HashSet<u32>) -> Option<impl Iterator<Item = (u32, u32)> + 'a> {
-        let alone = self.overlay.is_empty() && replaced.is_empty() && !self.may_repeat(key);
-        let base = if alone { &[][..] } else { self.base_range(key) };
-        let overlay = if self.overlay.is_empty() { None } else { self.overlay.get(&key) };
+        let (base, overlay) = self.under(key, replaced);
         if base.len() + overlay.map_or(0, Vec::len) > limit {
             return None;
         }
         Some(live_entries(base, overlay, replaced))
+    }
+
+    /// The base entries and the overlay under `key` an asker may meet (see
+    /// `others_at_most`), stale ones included.
+    fn under<'a>(&'a self, key: K, replaced: &HashSet<u32>) -> (&'a [(K, u32, u32)], Option<&'a OverlayEntries>) {
+        let alone = self.overlay.is_empty() && replaced.is_empty() && !self.may_repeat(key);
+        let base = if alone { &[][..] } else { self.base_range(key) };
+        let overlay = if self.overlay.is_empty() { None } else { self.overlay.get(&key) };
+        (base, overlay)
     }
 
     /// Entries under `key` other than the asker's, like `others_at_most`; for a sampled
@@ -159,9 +169,7 @@ impl<K: HashKey> Table<K> {
     /// whichever side asks. The overlay (files re-indexed since the build) counts as hubs.
     /// The flag says whether the key was sampled.
     fn others_sampled<'a>(&'a self, key: K, limit: usize, asker_hub: u32, width: Hubs, replaced: &'a HashSet<u32>) -> Option<(bool, impl Iterator<Item = (u32, u32)> + 'a)> {
-        let alone = self.overlay.is_empty() && replaced.is_empty() && !self.may_repeat(key);
-        let base = if alone { &[][..] } else { self.base_range(key) };
-        let overlay = if self.overlay.is_empty() { None } else { self.overlay.get(&key) };
+        let (base, overlay) = self.under(key, replaced);
         if base.len() + overlay.map_or(0, Vec::len) <= limit {
             return Some((false, live_entries(base, overlay, replaced)));
         }

@@ -322,8 +322,9 @@ impl Detector<'_> {
         let length = record.token_count() as f64;
         // Each unit met is scored twice: on the keys met whole (what decides the best
         // candidates), and with the sampled keys added (what decides its hubs).
+        let gram_share = |met: &Met, other_record: &crate::model::UnitRecord| met.grams as f32 / record.grams.len().min(other_record.grams.len()).max(1) as f32;
         let score = |met: Met, other_record: &crate::model::UnitRecord| -> Option<(f32, u8)> {
-            let grams = met.grams as f32 / record.grams.len().min(other_record.grams.len()).max(1) as f32;
+            let grams = gram_share(&met, other_record);
             let names = met.names as f32 / record.used_names.len().min(other_record.used_names.len()).max(1) as f32;
             let mut sources = 0u8;
             if usize::from(met.bands) >= MIN_SHARED_BANDS {
@@ -357,8 +358,7 @@ impl Detector<'_> {
                 // Met only through sampled keys: a member of a large family shares most of
                 // its k-grams with the family's hubs, a unit met through a few boilerplate
                 // keys does not.
-                let grams = all.grams as f32 / record.grams.len().min(other_record.grams.len()).max(1) as f32;
-                if whole.is_none() && grams < MIN_HUB_GRAM_SHARE {
+                if whole.is_none() && gram_share(&all, other_record) < MIN_HUB_GRAM_SHARE {
                     return None;
                 }
                 Some((whole, with_hubs, other, sources))
