@@ -57,6 +57,10 @@ struct Table<K: HashKey> {
     /// entries are ordered by hub value (`hub_value`) and the sample says how many of them
     /// are hubs.
     sampled: HashMap<K, HubSample>,
+    /// Keys held by more entries than any lookup of this table takes, with their counts:
+    /// their entries are not kept. They are most of the entries of a large tree (its
+    /// idioms and ubiquitous APIs), and a lookup of one answers from its count alone.
+    pruned: HashMap<K, u32>,
 }
 
 /// The hubs of an oversized key, per width (`Hubs`): the first `hubs[w]` base entries,
@@ -76,8 +80,34 @@ pub enum Hubs {
 }
 
 impl<K: HashKey> Table<K> {
-    fn build(mut entries: Vec<(K, u32, u32)>) -> Self {
+    /// A table of `entries`, keeping those of keys held at most `kept_at_most` times.
+    fn build(mut entries: Vec<(K, u32, u32)>, kept_at_most: usize) -> Self {
         entries.par_sort_unstable();
+        // Keys past the limit are marked repeated before their entries go: the bitmap then
+        // never calls a pruned key alone, and a lookup of one finds its count.
+        let repeated_bits = (usize::BITS - entries.len().leading_zeros() + 3).clamp(6, 26);
+        let mut repeated = vec![0u64; (1usize << repeated_bits) / 64];
+        let mut pruned: HashMap<K, u32> = HashMap::default();
+        let (mut read, mut kept) = (0, 0);
+        while read < entries.len() {
+            let key = entries[read].0;
+            let end = read + entries[read..].partition_point(|entry| entry.0 == key);
+            if end - read >= 2 {
+                let bit = (key.top() >> (64 - repeated_bits)) as usize;
+                repeated[bit / 64] |= 1 << (bit % 64);
+            }
+            if end - read > kept_at_most {
+                pruned.insert(key, (end - read) as u32);
+            } else {
+                entries.copy_within(read..end, kept);
+                kept += end - read;
+            }
+            read = end;
+        }
+        if kept < entries.len() {
+            entries.truncate(kept);
+            entries.shrink_to_fit();
+        }
         // About four entries a slot: a directory a quarter of the table's length stays in
         // cache better, and a four-entry window is one or two cache lines of the table.
         let directory_bits = (usize::BITS - entries.len().leading_zeros()).saturating_sub(2).clamp(4, 24);
@@ -91,13 +121,7 @@ impl<K: HashKey> Table<K> {
             directory.push(index as u32);
         }
         directory.push(entries.len() as u32);
-        let repeated_bits = (usize::BITS - entries.len().leading_zeros() + 3).clamp(6, 26);
-        let mut repeated = vec![0u64; (1usize << repeated_bits) / 64];
-        for run in entries.chunk_by(|x, y| x.0 == y.0).filter(|run| run.len() >= 2) {
-            let bit = (run[0].0.top() >> (64 - repeated_bits)) as usize;
-            repeated[bit / 64] |= 1 << (bit % 64);
-        }
-        Table { base: entries, directory, directory_bits, repeated, repeated_bits, overlay: HashMap::default(), sampled: HashMap::default() }
+        Table { base: entries, directory, directory_bits, repeated, repeated_bits, overlay: HashMap::default(), sampled: HashMap::default(), pruned }
     }
 
     /// Orders the entries of every key held by more than `limit` and at most `most` units
@@ -147,20 +171,31 @@ impl<K: HashKey> Table<K> {
     /// indexed under `key` itself (every key asked about is one of its own), so a key
     /// with a single base entry and no overlay yields nothing.
     fn others_at_most<'a>(&'a self, key: K, limit: usize, replaced: &'a HashSet<u32>) -> Option<impl Iterator<Item = (u32, u32)> + 'a> {
-        let (base, overlay) = self.under(key, replaced);
-        if base.len() + overlay.map_or(0, Vec::len) > limit {
+        let (base, overlay, held) = self.under(key, replaced);
+        if held > limit {
             return None;
         }
         Some(live_entries(base, overlay, replaced))
     }
 
     /// The base entries and the overlay under `key` an asker may meet (see
-    /// `others_at_most`), stale ones included.
-    fn under<'a>(&'a self, key: K, replaced: &HashSet<u32>) -> (&'a [(K, u32, u32)], Option<&'a OverlayEntries>) {
+    /// `others_at_most`), stale ones included, and how many entries the key holds (a
+    /// pruned key's count included).
+    fn under<'a>(&'a self, key: K, replaced: &HashSet<u32>) -> (&'a [(K, u32, u32)], Option<&'a OverlayEntries>, usize) {
         let alone = self.overlay.is_empty() && replaced.is_empty() && !self.may_repeat(key);
         let base = if alone { &[][..] } else { self.base_range(key) };
         let overlay = if self.overlay.is_empty() { None } else { self.overlay.get(&key) };
-        (base, overlay)
+        // A key that is not alone and has no base entries may be a pruned one.
+        let pruned = if alone || !base.is_empty() || self.pruned.is_empty() { 0 } else { self.pruned.get(&key).map_or(0, |&count| count as usize) };
+        (base, overlay, base.len() + pruned + overlay.map_or(0, Vec::len))
+    }
+
+    /// How many base entries `key` holds, pruned ones counted.
+    fn base_count(&self, key: K) -> usize {
+        match self.base_range(key).len() {
+            0 => self.pruned.get(&key).map_or(0, |&count| count as usize),
+            held => held,
+        }
     }
 
     /// Entries under `key` other than the asker's, like `others_at_most`; for a sampled
@@ -169,8 +204,8 @@ impl<K: HashKey> Table<K> {
     /// whichever side asks. The overlay (files re-indexed since the build) counts as hubs.
     /// The flag says whether the key was sampled.
     fn others_sampled<'a>(&'a self, key: K, limit: usize, asker_hub: u32, width: Hubs, replaced: &'a HashSet<u32>) -> Option<(bool, impl Iterator<Item = (u32, u32)> + 'a)> {
-        let (base, overlay) = self.under(key, replaced);
-        if base.len() + overlay.map_or(0, Vec::len) <= limit {
+        let (base, overlay, held) = self.under(key, replaced);
+        if held <= limit {
             return Some((false, live_entries(base, overlay, replaced)));
         }
         let sample = self.sampled.get(&key)?;
@@ -205,6 +240,12 @@ pub const MAX_GRAM_POSTINGS: usize = 200;
 /// Keys held by more units than this are boilerplate (an idiom of the language, a
 /// ubiquitous API), like stop words: skipped, not their units.
 pub const MOST_SAMPLED: usize = 4000;
+
+/// A used name found in more units than this is boilerplate (a ubiquitous API), like a
+/// stop word: it is skipped, not its unit.
+pub const MAX_NAME_POSTINGS: usize = 400;
+/// Winnowed k-grams found more often than this are boilerplate, not copies.
+pub const MAX_WINNOW_OCCURRENCES: usize = 24;
 
 /// Hubs an oversized key samples, on average: each unit under such a key meets its hubs,
 /// and each hub meets every unit, so a large family of near-identical functions (whose
@@ -297,14 +338,23 @@ impl CandidateIndex {
     }
 
     fn from_entries(all: FileEntries) -> Self {
-        CandidateIndex {
-            exact: Table::build(all.exact),
-            bands: Table::build(all.bands),
-            grams: Table::build(all.grams),
-            names: Table::build(all.names),
-            winnows: Table::build(all.winnows),
+        let index = CandidateIndex {
+            exact: Table::build(all.exact, usize::MAX),
+            bands: Table::build(all.bands, MOST_SAMPLED),
+            grams: Table::build(all.grams, MOST_SAMPLED),
+            names: Table::build(all.names, MAX_NAME_POSTINGS),
+            winnows: Table::build(all.winnows, MAX_WINNOW_OCCURRENCES),
             replaced: HashSet::default(),
-        }
+        };
+        tracing::debug!(
+            bands = index.bands.base.len(),
+            grams = index.grams.base.len(),
+            names = index.names.base.len(),
+            winnows = index.winnows.base.len(),
+            pruned_keys = index.bands.pruned.len() + index.grams.pruned.len() + index.names.pruned.len() + index.winnows.pruned.len(),
+            "candidate tables"
+        );
+        index
     }
 
     /// Re-indexes one file (new content) under its existing index.
@@ -347,15 +397,15 @@ impl CandidateIndex {
         Some((sampled, entries.map(|(file, unit)| UnitRef { file, unit })))
     }
 
-    /// Units that use the name `name`, unless more than `limit` do. `name` must be one of
-    /// the asking unit's own.
-    pub fn name_at_most(&self, name: u32, limit: usize) -> Option<impl Iterator<Item = UnitRef> + '_> {
-        Some(self.names.others_at_most(name, limit, &self.replaced)?.map(|(file, unit)| UnitRef { file, unit }))
+    /// Units that use the name `name`, unless more than `MAX_NAME_POSTINGS` do. `name`
+    /// must be one of the asking unit's own.
+    pub fn name_postings(&self, name: u32) -> Option<impl Iterator<Item = UnitRef> + '_> {
+        Some(self.names.others_at_most(name, MAX_NAME_POSTINGS, &self.replaced)?.map(|(file, unit)| UnitRef { file, unit }))
     }
 
     /// How many units use the name `name` (stale entries counted: a frequency, not a list).
     pub fn name_frequency(&self, name: u32) -> usize {
-        self.names.base_range(name).len() + self.names.overlay.get(&name).map_or(0, Vec::len)
+        self.names.base_count(name) + self.names.overlay.get(&name).map_or(0, Vec::len)
     }
 
     /// How many units the index holds (stale entries counted).
@@ -364,10 +414,10 @@ impl CandidateIndex {
     }
 
     /// (file, token position) of every occurrence of a winnowed k-gram hash, unless it
-    /// occurs more than `limit` times. `hash` must be one of the asking file's own: one
-    /// only the asker has may yield nothing.
-    pub fn winnow_at_most(&self, hash: u32, limit: usize) -> Option<impl Iterator<Item = (u32, u32)> + '_> {
-        self.winnows.others_at_most(hash, limit, &self.replaced)
+    /// occurs more than `MAX_WINNOW_OCCURRENCES` times. `hash` must be one of the asking
+    /// file's own: one only the asker has may yield nothing.
+    pub fn winnow_occurrences(&self, hash: u32) -> Option<impl Iterator<Item = (u32, u32)> + '_> {
+        self.winnows.others_at_most(hash, MAX_WINNOW_OCCURRENCES, &self.replaced)
     }
 
     /// Every group of two or more units with equal consistent-renaming hashes (a fresh
@@ -540,12 +590,28 @@ mod tests {
     }
 
     #[test]
+    fn a_key_held_past_every_lookup_keeps_its_count_not_its_entries() {
+        let entries: Vec<(u32, u32, u32)> = (0..500).map(|file| (5, file, 0)).chain((0..3).map(|file| (6, file, 1))).collect();
+        let mut table = Table::build(entries, MAX_NAME_POSTINGS);
+        assert_eq!(table.base, vec![(6, 0, 1), (6, 1, 1), (6, 2, 1)], "only the small key's entries are kept");
+        let replaced = HashSet::default();
+        assert!(table.others_at_most(5, MAX_NAME_POSTINGS, &replaced).is_none(), "the pruned key is still too common");
+        assert_eq!(table.others_at_most(6, MAX_NAME_POSTINGS, &replaced).map(Iterator::count), Some(3));
+        assert_eq!((table.base_count(5), table.base_count(6), table.base_count(7)), (500, 3, 0));
+        // An edited file indexed later under the pruned key does not bring it back.
+        table.add_to_overlay(vec![(5, 900, 0)]);
+        assert!(table.others_at_most(5, MAX_NAME_POSTINGS, &replaced).is_none());
+        let (_, _, held) = table.under(5, &replaced);
+        assert_eq!(held, 501);
+    }
+
+    #[test]
     fn an_oversized_key_is_met_through_its_hubs_from_either_side() {
         let hub = |file: u32, _unit: u32| file.wrapping_mul(2_654_435_761);
         let mut entries: Vec<(u32, u32, u32)> = (0..600).map(|file| (7, file, 0)).collect();
         entries.extend((0..5).map(|file| (9, file, 0)));
         entries.extend((0..4500).map(|file| (11, file, 0)));
-        let mut table = Table::build(entries);
+        let mut table = Table::build(entries, MOST_SAMPLED);
         table.sample_oversized(200, 4000, hub);
         let replaced = HashSet::default();
         let met = |key: u32, asker: u32| -> HashSet<u32> {

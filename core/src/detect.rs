@@ -27,6 +27,26 @@ use crate::{trace, verify};
 /// Gives the token stream of a file by index; `None` if it can no longer be read.
 pub trait TokenSource: Sync {
     fn tokens(&self, file: u32) -> Option<Arc<FileTokens>>;
+
+    /// Tokens `start..end` of a file: its whole stream by default. A source that keeps
+    /// streams out of memory reads only the range: verifying a candidate needs two units,
+    /// not their files.
+    fn range(&self, file: u32, start: u32, end: u32) -> Option<RangeTokens> {
+        let _ = (start, end);
+        Some(RangeTokens { tokens: self.tokens(file)?, first: 0 })
+    }
+}
+
+/// Tokens of part of a file: `tokens` holds the file's tokens from `first` on.
+pub struct RangeTokens {
+    pub tokens: Arc<FileTokens>,
+    pub first: u32,
+}
+
+impl RangeTokens {
+    fn run(&self, start: u32, end: u32) -> Option<TokenRun<'_>> {
+        run(&self.tokens, start.checked_sub(self.first)?, end.checked_sub(self.first)?)
+    }
 }
 
 /// Exact-hash groups larger than this are linked as a star, not every pair.
@@ -55,9 +75,6 @@ const DENSE_FAMILY_PAIRS: usize = 16;
 /// A candidate met only through sampled keys shares at least this much of the smaller
 /// k-gram sample.
 const MIN_HUB_GRAM_SHARE: f32 = 0.3;
-/// A used name found in more units than this is boilerplate (a ubiquitous API), like a
-/// stop word: it is skipped, not its unit. (Bands and k-grams: `candidates::MAX_BUCKET`.)
-const MAX_NAME_POSTINGS: usize = 400;
 /// A k-gram candidate shares at least this many sampled k-grams, and this share of the
 /// smaller sample (NIL's filtration threshold is 10% of the distinct n-grams).
 const MIN_SHARED_GRAMS: usize = 2;
@@ -66,8 +83,6 @@ const MIN_GRAM_SHARE: f32 = 0.1;
 /// set: the names alone are weak evidence, so most of them must agree.
 const MIN_SHARED_NAMES: usize = 3;
 const MIN_NAME_SHARE: f32 = 0.6;
-/// Winnow hashes seen more often than this are boilerplate, not copies.
-const MAX_WINNOW_OCCURRENCES: usize = 24;
 /// LSH bands two units must share before they are verified.
 const MIN_SHARED_BANDS: usize = 3;
 /// Most work items in one rayon job. Costs are skewed (a few huge units or file pairs),
@@ -77,6 +92,10 @@ const MIN_SHARED_BANDS: usize = 3;
 const CANDIDATE_JOB_UNITS: usize = 256;
 const VERIFICATION_JOB_PAIRS: usize = 64;
 const BLOCK_JOB_FILE_PAIRS: usize = 16;
+/// Dirty files whose block seeds are gathered and extended together.
+const BLOCK_SEEDING_FILES: usize = 4096;
+/// Tokens of the streams a block-extension thread keeps at hand (`RecentStreams`).
+const RECENT_STREAM_TOKENS: usize = 2_000_000;
 
 pub struct Detector<'a> {
     pub files: &'a [FileRecord],
@@ -309,7 +328,7 @@ impl Detector<'_> {
             }
         }
         for &name in record.used_names.iter() {
-            if let Some(postings) = self.index.name_at_most(name, MAX_NAME_POSTINGS) {
+            if let Some(postings) = self.index.name_postings(name) {
                 for other in postings.filter(|&other| meets(other)) {
                     if let Some(number) = numbering.number(other) {
                         counts.add(number, other, Door::Names);
@@ -404,10 +423,10 @@ impl Detector<'_> {
         let (record_a, record_b) = (self.unit(a), self.unit(b));
         let language = self.files[a.file as usize].language;
         let threshold = self.config.detection_for(language).similarity;
-        let tokens_a = self.tokens.tokens(a.file)?;
-        let tokens_b = self.tokens.tokens(b.file)?;
-        let run_a = run(&tokens_a, record_a.token_start, record_a.token_end)?;
-        let run_b = run(&tokens_b, record_b.token_start, record_b.token_end)?;
+        let tokens_a = self.tokens.range(a.file, record_a.token_start, record_a.token_end)?;
+        let tokens_b = self.tokens.range(b.file, record_b.token_start, record_b.token_end)?;
+        let run_a = tokens_a.run(record_a.token_start, record_a.token_end)?;
+        let run_b = tokens_b.run(record_b.token_start, record_b.token_end)?;
         let context = crate::names::NameContext::of(language);
         let (own_a, own_b) = (context.name_keys(&record_a.name), context.name_keys(&record_b.name));
         let frequency = |name: u32| *frequencies.borrow_mut().entry(name).or_insert_with(|| self.index.name_frequency(name));
@@ -504,49 +523,63 @@ impl Detector<'_> {
     /// Maximal shared token runs seeded by common winnowed k-grams, for runs touching a
     /// dirty file.
     fn block_pairs(&self) -> Vec<ClonePair> {
-        // Seeds are gathered per dirty file in parallel, then sorted so each pair of files
-        // is one contiguous run of seed positions.
-        let mut seeds: Vec<Seed> = self
-            .files
-            .par_iter()
-            .enumerate()
-            .filter(|&(file, record)| self.is_dirty(file as u32) && self.config.detection_for(record.language).blocks)
-            .flat_map_iter(|(file, record)| {
-                let file = file as u32;
-                let mut found: Vec<Seed> = Vec::new();
-                for winnow in &record.winnows {
-                    let Some(occurrences) = self.index.winnow_at_most(winnow.hash, MAX_WINNOW_OCCURRENCES) else { continue };
-                    for (other, position) in occurrences {
-                        let here = (file, winnow.position);
-                        if (other, position) == here || (self.is_dirty(other) && (other, position) < here) {
-                            continue;
-                        }
-                        if !self.config.detection_for(self.files[other as usize].language).blocks {
-                            continue;
-                        }
-                        let (first, second) = if here <= (other, position) { (here, (other, position)) } else { ((other, position), here) };
-                        found.push(((first.0, second.0), (first.1, second.1)));
-                    }
-                }
-                found
-            })
+        // Every seed of a pair of files comes from one of them (the first dirty one, see
+        // `seeds_of`), so the dirty files are taken a slice at a time: the seeds of a
+        // slice are all the seeds of its file pairs, and a tree's seeds are never held at
+        // once (hundreds of megabytes on the Linux tree).
+        let seeding: Vec<u32> = (0..self.files.len() as u32)
+            .filter(|&file| self.is_dirty(file) && self.config.detection_for(self.files[file as usize].language).blocks)
             .collect();
-        seeds.par_sort_unstable();
-        seeds.dedup();
-        let runs: Vec<&[Seed]> = seeds.chunk_by(|x, y| x.0 == y.0).collect();
-        runs.par_iter()
-            .with_max_len(BLOCK_JOB_FILE_PAIRS)
-            .flat_map_iter(|run| {
-                let positions: Vec<(u32, u32)> = run.iter().map(|seed| seed.1).collect();
-                self.extend_seeds(run[0].0.0, run[0].0.1, &positions)
-            })
-            .collect()
+        let mut pairs = Vec::new();
+        for slice in seeding.chunks(BLOCK_SEEDING_FILES) {
+            let mut seeds: Vec<Seed> = slice.par_iter().flat_map_iter(|&file| self.seeds_of(file)).collect();
+            seeds.par_sort_unstable();
+            seeds.dedup();
+            // File pairs in Z order: consecutive runs share their files on both sides, so
+            // a thread's recent streams serve most of them (spilled ones are read from
+            // disk). Pairs come out sorted later; ties only within one file pair.
+            let mut runs: Vec<&[Seed]> = seeds.chunk_by(|x, y| x.0 == y.0).collect();
+            runs.sort_unstable_by_key(|run| z_order(run[0].0));
+            let found: Vec<ClonePair> = runs
+                .par_iter()
+                .with_max_len(BLOCK_JOB_FILE_PAIRS)
+                .map_init(RecentStreams::default, |recent, run| {
+                    let (file_a, file_b) = run[0].0;
+                    let (Some(tokens_a), Some(tokens_b)) = (recent.get(file_a, self.tokens), recent.get(file_b, self.tokens)) else {
+                        return Vec::new();
+                    };
+                    let positions: Vec<(u32, u32)> = run.iter().map(|seed| seed.1).collect();
+                    self.extend_seeds(file_a, &tokens_a, file_b, &tokens_b, &positions)
+                })
+                .flatten_iter()
+                .collect();
+            pairs.extend(found);
+        }
+        pairs
     }
 
-    fn extend_seeds(&self, file_a: u32, file_b: u32, positions: &[(u32, u32)]) -> Vec<ClonePair> {
-        let (Some(tokens_a), Some(tokens_b)) = (self.tokens.tokens(file_a), self.tokens.tokens(file_b)) else {
-            return Vec::new();
-        };
+    /// The seeds a dirty file contributes: its winnowed k-grams found elsewhere, each
+    /// pair of occurrences once (from the smaller position when both files are dirty).
+    fn seeds_of(&self, file: u32) -> Vec<Seed> {
+        let mut found: Vec<Seed> = Vec::new();
+        for winnow in &self.files[file as usize].winnows {
+            let Some(occurrences) = self.index.winnow_occurrences(winnow.hash) else { continue };
+            for (other, position) in occurrences {
+                let here = (file, winnow.position);
+                if (other, position) == here || (self.is_dirty(other) && (other, position) < here) {
+                    continue;
+                }
+                if !self.config.detection_for(self.files[other as usize].language).blocks {
+                    continue;
+                }
+                let (first, second) = if here <= (other, position) { (here, (other, position)) } else { ((other, position), here) };
+                found.push(((first.0, second.0), (first.1, second.1)));
+            }
+        }
+        found
+    }
+
+    fn extend_seeds(&self, file_a: u32, tokens_a: &FileTokens, file_b: u32, tokens_b: &FileTokens, positions: &[(u32, u32)]) -> Vec<ClonePair> {
         let language = self.files[file_a as usize].language;
         let settings = self.config.detection_for(language);
         let (syms_a, syms_b) = (&tokens_a.syms, &tokens_b.syms);
@@ -581,7 +614,7 @@ impl Detector<'_> {
                     continue;
                 }
             }
-            if let Some(pair) = self.accept_block(file_a, file_b, &tokens_a, &tokens_b, start_a, start_b, length, settings) {
+            if let Some(pair) = self.accept_block(file_a, file_b, tokens_a, tokens_b, start_a, start_b, length, settings) {
                 pairs.push(pair);
             }
         }
@@ -786,6 +819,49 @@ impl MeetCounts {
 
 /// A shared winnowed k-gram: (file a, file b) and its positions (in a, in b).
 type Seed = ((u32, u32), (u32, u32));
+
+/// The position of a pair of files on the Z-order curve: pairs close on it share files.
+fn z_order((a, b): (u32, u32)) -> u64 {
+    let spread = |value: u32| -> u64 {
+        let mut x = u64::from(value);
+        x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
+        x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
+        x = (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
+        x = (x | (x << 2)) & 0x3333_3333_3333_3333;
+        (x | (x << 1)) & 0x5555_5555_5555_5555
+    };
+    (spread(a) << 1) | spread(b)
+}
+
+/// The streams one block-extension thread used last, up to `RECENT_STREAM_TOKENS`: a
+/// stream that was spilled is read back from disk, and file pairs in Z order meet the
+/// same files again soon.
+#[derive(Default)]
+struct RecentStreams {
+    streams: HashMap<u32, (Arc<FileTokens>, u64)>,
+    tokens: usize,
+    clock: u64,
+}
+
+impl RecentStreams {
+    fn get(&mut self, file: u32, source: &dyn TokenSource) -> Option<Arc<FileTokens>> {
+        self.clock += 1;
+        if let Some((tokens, used)) = self.streams.get_mut(&file) {
+            *used = self.clock;
+            return Some(Arc::clone(tokens));
+        }
+        let tokens = source.tokens(file)?;
+        self.tokens += tokens.len();
+        self.streams.insert(file, (Arc::clone(&tokens), self.clock));
+        while self.tokens > RECENT_STREAM_TOKENS && self.streams.len() > 2 {
+            let Some((&oldest, _)) = self.streams.iter().min_by_key(|(_, (_, used))| *used) else { break };
+            if let Some((dropped, _)) = self.streams.remove(&oldest) {
+                self.tokens -= dropped.len();
+            }
+        }
+        Some(tokens)
+    }
+}
 
 fn consistent_count(renamings: &HashMap<(u32, u32), u32>) -> usize {
     let mut forward: HashMap<u32, u32> = HashMap::default();

@@ -16,6 +16,7 @@ pub mod names;
 pub mod pattern;
 pub mod scan;
 pub mod similarity;
+mod spill;
 pub mod trace;
 pub mod verify;
 pub mod walk;

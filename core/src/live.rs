@@ -156,7 +156,7 @@ impl LiveIndex {
         let Some(slot) = self.slot(path) else { return Vec::new() };
         let mut dirty = vec![false; self.files.len()];
         dirty[slot as usize] = true;
-        let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, cache: self.disk_tokens.clone() };
+        let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, spilled: None, cache: self.disk_tokens.clone() };
         let detector = Detector { files: &self.files, dirty: &dirty, config: &self.config, tokens: &source, index: self.index() };
         detector.detect_dirty()
     }

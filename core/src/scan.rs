@@ -14,10 +14,11 @@ use rustc_hash::FxHashMap;
 use crate::analysis::{self, FileTokens};
 use crate::candidates::CandidateIndex;
 use crate::config::Config;
-use crate::detect::{Detector, TokenSource};
+use crate::detect::{Detector, RangeTokens, TokenSource};
 use crate::index::Index;
 use crate::model::{ClonePair, FileRecord};
 use crate::pattern::{self, Pattern, PatternLabel};
+use crate::spill::{HeldTokens, IN_MEMORY_TOKENS, SpillSlot, TokenSpill};
 use crate::walk::{self, FoundFile, SkipReason};
 
 /// Progress events, for a progress bar or `$/progress`.
@@ -86,7 +87,7 @@ pub enum ScanError {
 
 enum FileOutcome {
     Clean(FileRecord),
-    Parsed(FileRecord, Arc<FileTokens>),
+    Parsed(FileRecord, HeldTokens),
     Skipped(SkipReason),
 }
 
@@ -159,6 +160,16 @@ pub fn scan(options: ScanOptions<'_>) -> Result<ScanOutcome, ScanError> {
 /// command line renders its report meanwhile). Returns once both are done; a failure to
 /// write the index is an error even though `while_saving` ran.
 pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOutcome) -> R) -> Result<(ScanOutcome, R), ScanError> {
+    scan_holding(options, IN_MEMORY_TOKENS, while_saving)
+}
+
+/// [`scan_then`], holding at most `in_memory_tokens` tokens of parsed files in memory
+/// (`spill`).
+fn scan_holding<R>(
+    options: ScanOptions<'_>,
+    in_memory_tokens: u64,
+    while_saving: impl FnOnce(&ScanOutcome) -> R,
+) -> Result<(ScanOutcome, R), ScanError> {
     let started = Instant::now();
     let root = options.root.clone();
     if !root.exists() {
@@ -205,6 +216,7 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
 
     let done = AtomicUsize::new(0);
     let total = found.files.len();
+    let spill = TokenSpill::new(in_memory_tokens);
     // Files in walk order, one file per rayon job: with rayon's default splitting, a
     // thread could be left with a long sequential run of files that no idle thread may
     // steal from (seen on `large`: one core idle for the last 0.4 s of the parse phase).
@@ -213,7 +225,7 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
         .par_iter()
         .with_max_len(1)
         .map(|file| {
-            let result = process_file(file, previous_files.get(&file.relative), config);
+            let result = process_file(file, previous_files.get(&file.relative), config, &spill);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(report) = options.progress
                 && (finished.is_multiple_of(64) || finished == total)
@@ -227,6 +239,7 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
     let mut files: Vec<FileRecord> = Vec::with_capacity(total);
     let mut dirty: Vec<bool> = Vec::with_capacity(total);
     let mut fresh_tokens: FxHashMap<u32, Arc<FileTokens>> = FxHashMap::default();
+    let mut spilled_slots: FxHashMap<u32, SpillSlot> = FxHashMap::default();
     let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
     for (_, reason) in &found.skipped {
         *skipped.entry(*reason).or_default() += 1;
@@ -239,7 +252,15 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
                 dirty.push(false);
             }
             FileOutcome::Parsed(record, tokens) => {
-                fresh_tokens.insert(files.len() as u32, tokens);
+                let file = files.len() as u32;
+                match tokens {
+                    HeldTokens::Memory(tokens) => {
+                        fresh_tokens.insert(file, tokens);
+                    }
+                    HeldTokens::Spilled(slot) => {
+                        spilled_slots.insert(file, slot);
+                    }
+                }
                 files.push(record);
                 dirty.push(true);
             }
@@ -262,7 +283,11 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
             Some(pair)
         })
         .collect();
-    let source = ReparsingSource { root: &walk_root, files: &files, fresh: &fresh_tokens, cache: token_cache() };
+    let spilled = Spilled { spill: &spill, slots: &spilled_slots };
+    if !spilled_slots.is_empty() {
+        tracing::debug!(files = spilled_slots.len(), "token streams spilled to a temporary file");
+    }
+    let source = ReparsingSource { root: &walk_root, files: &files, fresh: &fresh_tokens, spilled: Some(spilled), cache: token_cache() };
     // Few changed files (a re-scan): index bands and winnows only under their keys.
     let dirty_count = dirty.iter().filter(|&&d| d).count();
     let candidate_index = if dirty_count > 0 && dirty_count * 10 < files.len() {
@@ -280,6 +305,8 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
     drop(candidate_index);
     drop(source);
     drop(fresh_tokens);
+    drop(spilled_slots);
+    drop(spill);
 
     let stats = statistics(&files, &dirty, &pairs, skipped, started);
     let hidden_by_ignore_files = if found_none { walk::count_hidden_by_ignore_files(&walk_root, config) } else { 0 };
@@ -305,7 +332,7 @@ pub fn scan_then<R>(options: ScanOptions<'_>, while_saving: impl FnOnce(&ScanOut
     Ok((outcome, result))
 }
 
-fn process_file(file: &FoundFile, previous: Option<&FileRecord>, config: &Config) -> (FileOutcome, Vec<String>) {
+fn process_file(file: &FoundFile, previous: Option<&FileRecord>, config: &Config, spill: &TokenSpill) -> (FileOutcome, Vec<String>) {
     let mut warnings = Vec::new();
     let Some(language) = file.language else { return (FileOutcome::Skipped(SkipReason::UnknownLanguage), warnings) };
     if let Some(previous) = previous
@@ -342,7 +369,7 @@ fn process_file(file: &FoundFile, previous: Option<&FileRecord>, config: &Config
     let settings = config.detection_for(language);
     let record =
         FileRecord::from_analysis(file.relative.clone(), language, content_hash, file.size, file.mtime_ns, &analysis, settings);
-    (FileOutcome::Parsed(record, Arc::new(analysis.tokens)), warnings)
+    (FileOutcome::Parsed(record, spill.hold(analysis.tokens)), warnings)
 }
 
 /// Source text of a file; invalid UTF-8 is replaced (with a warning) rather than skipped.
@@ -368,20 +395,36 @@ pub(crate) fn token_cache_of(tokens: u64) -> TokenCache {
         .build()
 }
 
-/// Token streams for detection: files parsed this run (or edited) from memory, others
-/// re-parsed from disk on demand (only the few a changed file's candidates live in) and
-/// cached.
+/// Token streams for detection: files parsed this run (or edited) from memory or read
+/// back from where the scan spilled them, others re-parsed from disk on demand (only the
+/// few a changed file's candidates live in) and cached.
 pub(crate) struct ReparsingSource<'a> {
     pub root: &'a Path,
     pub files: &'a [FileRecord],
     pub fresh: &'a FxHashMap<u32, Arc<FileTokens>>,
+    pub spilled: Option<Spilled<'a>>,
     pub cache: TokenCache,
+}
+
+/// The streams a scan wrote out, by file.
+#[derive(Clone, Copy)]
+pub(crate) struct Spilled<'a> {
+    spill: &'a TokenSpill,
+    slots: &'a FxHashMap<u32, SpillSlot>,
 }
 
 impl TokenSource for ReparsingSource<'_> {
     fn tokens(&self, file: u32) -> Option<Arc<FileTokens>> {
         if let Some(tokens) = self.fresh.get(&file) {
             return Some(Arc::clone(tokens));
+        }
+        // A spilled stream is read again rather than cached: its readers (block extension)
+        // meet files in no order a cache could use, and reading from the page cache costs
+        // less than a cache that keeps missing.
+        if let Some(spilled) = self.spilled
+            && let Some(&slot) = spilled.slots.get(&file)
+        {
+            return spilled.spill.read(slot).map(Arc::new);
         }
         let record = self.files.get(file as usize)?;
         self.cache.try_get_with(file, || -> Result<Arc<FileTokens>, ()> {
@@ -395,6 +438,18 @@ impl TokenSource for ReparsingSource<'_> {
             Ok(Arc::new(analysis::analyze(record.language, &text).tokens))
         })
         .ok()
+    }
+
+    /// A spilled file's range is read alone, around the cache: verification meets files in
+    /// no useful order, and reading whole streams to cut one unit from each cost more than
+    /// the comparison itself.
+    fn range(&self, file: u32, start: u32, end: u32) -> Option<RangeTokens> {
+        if let Some(spilled) = self.spilled
+            && let Some(&slot) = spilled.slots.get(&file)
+        {
+            return spilled.spill.read_range(slot, start, end).map(|tokens| RangeTokens { tokens: Arc::new(tokens), first: start });
+        }
+        Some(RangeTokens { tokens: self.tokens(file)?, first: 0 })
     }
 }
 
@@ -428,4 +483,65 @@ fn statistics(
     }
     stats.duration_ms = started.elapsed().as_millis() as u64;
     stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A function of about twenty lines; `variant` changes a statement every few lines.
+    fn function(name: &str, variant: usize) -> String {
+        let mut lines = vec![
+            format!("def {name}(orders, tax_rate, limit):"),
+            "    total = 0".to_string(),
+            "    count = 0".to_string(),
+            "    skipped = []".to_string(),
+            "    for order in orders:".to_string(),
+            "        if order.status != 'paid':".to_string(),
+            "            skipped.append(order.id)".to_string(),
+            "            continue".to_string(),
+            "        amount = order.amount * (1 + tax_rate)".to_string(),
+            "        if amount > limit:".to_string(),
+            "            amount = limit".to_string(),
+            "        total += amount".to_string(),
+            "        count += 1".to_string(),
+            "    average = total / count if count else 0".to_string(),
+            "    report = {'total': round(total, 2), 'count': count}".to_string(),
+            "    report['average'] = round(average, 2)".to_string(),
+            "    report['skipped'] = sorted(skipped)".to_string(),
+            "    return report".to_string(),
+        ];
+        for edit in 0..variant {
+            let line = 2 + (edit * 5) % (lines.len() - 3);
+            lines.insert(line, format!("    log.debug('step {edit}', count)"));
+        }
+        lines.join("\n") + "\n"
+    }
+
+    #[test]
+    fn a_scan_that_spills_every_stream_finds_what_one_in_memory_finds() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        let block: String = (0..14).map(|line| format!("SETTINGS_{line} = configure('key_{line}', default={line}, cast=int)\n")).collect();
+        for file in 0..6 {
+            let source = format!("{}\n\n{}\n\n{block}", function(&format!("summary_{file}"), file % 3), function("totals", 0));
+            std::fs::write(dir.path().join(format!("module_{file}.py")), source).expect("fixture written");
+        }
+        let scan_with = |in_memory_tokens: u64| {
+            let options = ScanOptions { root: dir.path().to_path_buf(), config: Config::default(), use_index: false, progress: None };
+            scan_holding(options, in_memory_tokens, |_| ()).expect("scanned").0
+        };
+        let in_memory = scan_with(u64::MAX);
+        let spilled = scan_with(0);
+        let kinds = |outcome: &ScanOutcome| -> Vec<(crate::model::CloneKind, bool)> {
+            let mut kinds: Vec<_> = outcome.pairs.iter().map(|pair| (pair.kind, pair.a.unit.is_some())).collect();
+            kinds.dedup();
+            kinds
+        };
+        let found = kinds(&in_memory);
+        for expected in [(crate::model::CloneKind::T1, true), (crate::model::CloneKind::T3, true), (crate::model::CloneKind::T1, false)] {
+            assert!(found.contains(&expected), "the fixture has a {expected:?} pair: {found:?}");
+        }
+        assert_eq!(spilled.pairs, in_memory.pairs);
+        assert_eq!(spilled.patterns, in_memory.patterns);
+    }
 }

@@ -13,7 +13,7 @@ impl LiveIndex {
     /// mapped to this index's slots) plus the exact pairs, computed now. No file is read.
     pub fn complete_pairs(&self, stored: &[ClonePair]) -> Vec<ClonePair> {
         let clean = vec![false; self.files.len()];
-        let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, cache: self.disk_tokens.clone() };
+        let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, spilled: None, cache: self.disk_tokens.clone() };
         // With nothing dirty, detection reads exact hashes only (everything else is stored).
         let index = self.index.get().unwrap_or(&self.exact);
         let detector = Detector { files: &self.files, dirty: &clean, config: &self.config, tokens: &source, index };

@@ -33,7 +33,12 @@ pub fn load_config(root: &Path, args: &DetectionArgs) -> anyhow::Result<Config> 
 pub fn write_stdout(text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
-    let result = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    stdout_result(stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()))
+}
+
+/// The result of writing to standard output: a reader that stopped early (`| head`) is
+/// not an error.
+pub fn stdout_result(result: std::io::Result<()>) -> anyhow::Result<()> {
     match result {
         Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => Err(anyhow::Error::new(error).context("cannot write to standard output")),
         _ => Ok(()),

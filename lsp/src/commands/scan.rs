@@ -28,10 +28,16 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     // The report is rendered and written while the index is being saved.
     let (outcome, report) = super::run_scan_then(&args.path, config, &args.detection, args.quiet, |outcome| {
         let report = report::build(outcome);
-        let rendered = report::render(&report, args.format, &outcome.root)?;
-        match &args.output {
-            Some(path) => std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?,
-            None => super::write_stdout(&rendered)?,
+        match (&args.output, args.format) {
+            (Some(path), Format::Json) => std::fs::File::create(path)
+                .and_then(|file| report::json::write(&report, file))
+                .with_context(|| format!("cannot write {}", path.display()))?,
+            (None, Format::Json) => super::stdout_result(report::json::write(&report, std::io::stdout().lock()))?,
+            (Some(path), _) => {
+                let rendered = report::render(&report, args.format, &outcome.root)?;
+                std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            (None, _) => super::write_stdout(&report::render(&report, args.format, &outcome.root)?)?,
         }
         anyhow::Ok(report)
     })?;

@@ -1,0 +1,257 @@
+//! Token streams of the files a scan parses, held until detection ends: in memory up to a
+//! budget, past it written to an unnamed temporary file and read back on demand. A scan's
+//! memory then stops growing with the tree's token count (on the Linux tree the streams
+//! were 0.8 GB of a 2.4 GB peak), while a tree the size of a large monorepo's service stays
+//! entirely in memory and never touches the file. Reading a spilled stream back is a single
+//! positioned read of its bytes, from the page cache in practice; detection goes through
+//! the scan's token cache (`scan::TokenCache`), so a stream read once serves its file's
+//! next candidates too.
+
+use std::fs::File;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::analysis::FileTokens;
+
+/// Tokens a scan holds in memory before it spills: about 100 MB of streams. Every tree
+/// up to a few million lines stays in memory.
+pub(crate) const IN_MEMORY_TOKENS: u64 = 16_000_000;
+
+/// Where one file's stream was written: its byte offset and its lengths.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SpillSlot {
+    offset: u64,
+    tokens: u32,
+    rows: u32,
+}
+
+impl SpillSlot {
+    fn bytes(&self) -> usize {
+        self.tokens as usize * (2 + 4) + self.rows as usize * 4
+    }
+}
+
+/// A parsed file's stream, as the scan holds it.
+pub(crate) enum HeldTokens {
+    Memory(Arc<FileTokens>),
+    Spilled(SpillSlot),
+}
+
+/// The temporary file and the budget, shared by the threads that parse.
+pub(crate) struct TokenSpill {
+    budget: u64,
+    in_memory: AtomicU64,
+    /// Bytes written (and reserved) so far: the next stream's offset.
+    end: AtomicU64,
+    file: OnceLock<Option<File>>,
+    /// Set once writing failed: later streams stay in memory, as before the budget.
+    failed: AtomicBool,
+}
+
+impl TokenSpill {
+    pub(crate) fn new(budget_tokens: u64) -> TokenSpill {
+        TokenSpill {
+            budget: budget_tokens,
+            in_memory: AtomicU64::new(0),
+            end: AtomicU64::new(0),
+            file: OnceLock::new(),
+            failed: AtomicBool::new(false),
+        }
+    }
+
+    /// Keeps `tokens` in memory while the budget lasts, else writes them out. A stream that
+    /// cannot be written stays in memory: spilling saves memory, it never loses a file.
+    pub(crate) fn hold(&self, tokens: FileTokens) -> HeldTokens {
+        let count = tokens.len() as u64;
+        let held = self.in_memory.fetch_add(count, Ordering::Relaxed);
+        if held + count <= self.budget || self.failed.load(Ordering::Relaxed) {
+            return HeldTokens::Memory(Arc::new(tokens));
+        }
+        self.in_memory.fetch_sub(count, Ordering::Relaxed);
+        match self.write(&tokens) {
+            Ok(slot) => HeldTokens::Spilled(slot),
+            Err(error) => {
+                if !self.failed.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%error, "cannot write token streams to a temporary file; keeping them in memory");
+                }
+                self.in_memory.fetch_add(count, Ordering::Relaxed);
+                HeldTokens::Memory(Arc::new(tokens))
+            }
+        }
+    }
+
+    fn spill_file(&self) -> std::io::Result<&File> {
+        let file = self.file.get_or_init(|| match tempfile::tempfile() {
+            Ok(file) => Some(file),
+            Err(error) => {
+                tracing::warn!(%error, "cannot create a temporary file for token streams");
+                None
+            }
+        });
+        file.as_ref()
+            .ok_or_else(|| std::io::Error::other("no temporary file"))
+    }
+
+    fn write(&self, tokens: &FileTokens) -> std::io::Result<SpillSlot> {
+        let file = self.spill_file()?;
+        let slot = SpillSlot {
+            offset: 0,
+            tokens: tokens.len() as u32,
+            rows: tokens.row_starts.len() as u32,
+        };
+        let mut bytes = Vec::with_capacity(slot.bytes());
+        bytes.extend(tokens.syms.iter().flat_map(|sym| sym.to_le_bytes()));
+        bytes.extend(tokens.texts.iter().flat_map(|text| text.to_le_bytes()));
+        bytes.extend(tokens.row_starts.iter().flat_map(|row| row.to_le_bytes()));
+        // Each writer reserves its own range, so threads write side by side without a lock.
+        let offset = self.end.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        write_at(file, &bytes, offset)?;
+        Ok(SpillSlot { offset, ..slot })
+    }
+
+    /// Tokens `start..end` of the stream written at `slot`, without its rows; `None` if
+    /// they cannot be read back.
+    pub(crate) fn read_range(&self, slot: SpillSlot, start: u32, end: u32) -> Option<FileTokens> {
+        if start > end || end > slot.tokens {
+            return None;
+        }
+        let file = self.file.get()?.as_ref()?;
+        let count = (end - start) as usize;
+        let mut syms = vec![0u8; count * 2];
+        let mut texts = vec![0u8; count * 4];
+        let texts_at = slot.offset + u64::from(slot.tokens) * 2;
+        let read = read_at(file, &mut syms, slot.offset + u64::from(start) * 2)
+            .and_then(|()| read_at(file, &mut texts, texts_at + u64::from(start) * 4));
+        if let Err(error) = read {
+            tracing::warn!(%error, "cannot read token streams back from their temporary file");
+            return None;
+        }
+        Some(FileTokens {
+            syms: syms
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+            texts: texts
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            row_starts: Vec::new(),
+        })
+    }
+
+    /// The stream written at `slot`; `None` if it cannot be read back.
+    pub(crate) fn read(&self, slot: SpillSlot) -> Option<FileTokens> {
+        let file = self.file.get()?.as_ref()?;
+        let mut bytes = vec![0u8; slot.bytes()];
+        if let Err(error) = read_at(file, &mut bytes, slot.offset) {
+            tracing::warn!(%error, "cannot read token streams back from their temporary file");
+            return None;
+        }
+        let (syms, rest) = bytes.split_at(slot.tokens as usize * 2);
+        let (texts, rows) = rest.split_at(slot.tokens as usize * 4);
+        Some(FileTokens {
+            syms: syms
+                .chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .collect(),
+            texts: texts
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            row_starts: rows
+                .chunks_exact(4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        })
+    }
+}
+
+#[cfg(unix)]
+fn write_at(file: &File, bytes: &[u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(unix)]
+fn read_at(file: &File, bytes: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, bytes, offset)
+}
+
+#[cfg(windows)]
+fn write_at(file: &File, mut bytes: &[u8], mut offset: u64) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let written = std::os::windows::fs::FileExt::seek_write(file, bytes, offset)?;
+        bytes = &bytes[written..];
+        offset += written as u64;
+    }
+    Ok(())
+}
+
+#[cfg(windows)]
+fn read_at(file: &File, mut bytes: &mut [u8], mut offset: u64) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        let read = std::os::windows::fs::FileExt::seek_read(file, bytes, offset)?;
+        if read == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        bytes = &mut bytes[read..];
+        offset += read as u64;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lang::Language;
+
+    fn tokens_of(source: &str) -> FileTokens {
+        crate::analysis::analyze(Language::Python, source).tokens
+    }
+
+    #[test]
+    fn streams_past_the_budget_are_written_and_read_back_unchanged() {
+        let sources = [
+            "def f(a, b):\n    return a + b\n",
+            "x = 1\n\n\ny = [x, 2, 'three']\n",
+            "class C:\n    def m(self):\n        pass\n",
+        ];
+        let first = tokens_of(sources[0]);
+        let spill = TokenSpill::new(first.len() as u64);
+        let held: Vec<HeldTokens> = sources
+            .iter()
+            .map(|source| spill.hold(tokens_of(source)))
+            .collect();
+        assert!(
+            matches!(held[0], HeldTokens::Memory(_)),
+            "the first stream fits the budget"
+        );
+        for (source, held) in sources.iter().zip(&held).skip(1) {
+            let HeldTokens::Spilled(slot) = held else {
+                panic!("past the budget, {source:?} is spilled")
+            };
+            let back = spill.read(*slot).expect("read back");
+            let expected = tokens_of(source);
+            let (start, end) = (1, expected.len() as u32 - 1);
+            let range = spill
+                .read_range(*slot, start, end)
+                .expect("a range read back");
+            assert_eq!(
+                (&range.syms[..], &range.texts[..]),
+                (
+                    &expected.syms[1..end as usize],
+                    &expected.texts[1..end as usize]
+                )
+            );
+            assert!(
+                spill
+                    .read_range(*slot, 0, expected.len() as u32 + 1)
+                    .is_none(),
+                "a range past the stream is refused"
+            );
+            assert_eq!(
+                (back.syms, back.texts, back.row_starts),
+                (expected.syms, expected.texts, expected.row_starts)
+            );
+        }
+    }
+}
