@@ -5,11 +5,12 @@
 //! the hash tag, so it alone decides the slot:
 //!
 //! - `{<t>.p<N>}` — one of [`PARTITIONS`] partitions of the tenant. It holds the unit records
-//!   (`recs`), each T2 group's member set (`g:<t2>`, also the exact-match lane of a query), the
-//!   group counters, the pattern ranking and the pattern names of the units whose structural
-//!   hash (T2) falls in it, so a whole T2 group lives in one slot and a Lua script updates
-//!   records and group counts atomically. It also holds the band buckets (`bands`) whose LSH
-//!   band value falls in it; see [`BandSlot`].
+//!   (`recs`), the T2 groups (`groups`: one field per T2, its members each followed by its
+//!   repository's 8-byte tag, see [`GROUP_ENTRY_LEN`]; also the exact-match lane of a query),
+//!   each group's language and size (`gi`), the pattern ranking and the pattern names of the
+//!   units whose structural hash (T2) falls in it, so a whole T2 group lives in one slot and a
+//!   Lua script updates records and groups atomically. It also holds the band buckets
+//!   (`bands`) whose LSH band value falls in it; see [`BandSlot`].
 //! - `{<t>.r.<repo>}` — per repository: key → member locator, applied batch ids, write lock.
 //! - `{<t>}` — the tenant's set of repositories.
 //!
@@ -37,6 +38,8 @@ pub const PARTITIONS: u64 = 64;
 pub const BAND_FIELDS: u64 = 4096;
 /// Bytes of one band entry: the bucket's 4-byte tag, then the 16-byte member.
 pub const BAND_ENTRY_LEN: usize = 20;
+/// Bytes of one group entry: the 16-byte member, then its repository's 8-byte tag.
+pub const GROUP_ENTRY_LEN: usize = 24;
 
 pub type Member = [u8; 16];
 
@@ -68,18 +71,9 @@ impl Keys {
     pub fn records(&self, partition: u64) -> String {
         self.partition_key(partition, "recs")
     }
-    /// Prefix of the group member sets of a partition; the T2 hex follows.
-    pub fn group_prefix(&self, partition: u64) -> String {
-        self.partition_key(partition, "g:")
-    }
-    pub fn group(&self, t2: T2Hash) -> String {
-        format!("{}{}", self.group_prefix(partition_of(t2)), t2.to_hex())
-    }
-    pub fn group_repo_units(&self, partition: u64) -> String {
-        self.partition_key(partition, "gr")
-    }
-    pub fn group_repos(&self, partition: u64) -> String {
-        self.partition_key(partition, "grn")
+    /// T2 hex → the group's entries ([`GROUP_ENTRY_LEN`] bytes each).
+    pub fn groups(&self, partition: u64) -> String {
+        self.partition_key(partition, "groups")
     }
     pub fn group_info(&self, partition: u64) -> String {
         self.partition_key(partition, "gi")
@@ -153,6 +147,29 @@ pub fn bucket_members(field_value: &[u8], tag: [u8; 4]) -> Result<Vec<Member>, S
         .map(|entry| {
             let mut member = [0u8; 16];
             member.copy_from_slice(&entry[4..]);
+            member
+        })
+        .collect())
+}
+
+/// The tag of a repository in group entries: distinct tags count a pattern's repositories.
+pub fn repo_tag(tenant: &str, repo: &str) -> [u8; 8] {
+    let digest = hash_part(&["repository", tenant, repo]);
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&digest[..8]);
+    tag
+}
+
+/// Members of a group, from its `groups` field value.
+pub fn group_members(field_value: &[u8]) -> Result<Vec<Member>, StoreError> {
+    if field_value.len() % GROUP_ENTRY_LEN != 0 {
+        return Err(StoreError::Corrupt(format!("a group holds {} bytes, not a multiple of {GROUP_ENTRY_LEN}", field_value.len())));
+    }
+    Ok(field_value
+        .chunks_exact(GROUP_ENTRY_LEN)
+        .map(|entry| {
+            let mut member = [0u8; 16];
+            member.copy_from_slice(&entry[..16]);
             member
         })
         .collect())
@@ -299,7 +316,12 @@ mod tests {
         // Hash tags: everything of one partition shares one tag.
         let keys = Keys::new("team");
         let tag = |key: &str| key[key.find('{').unwrap()..=key.find('}').unwrap()].to_string();
-        assert_eq!(tag(&keys.records(partition_of(t2_of(3)))), tag(&keys.group(t2_of(3))));
+        assert_eq!(tag(&keys.records(partition_of(t2_of(3)))), tag(&keys.groups(partition_of(t2_of(3)))));
+        let mut group = member.to_vec();
+        group.extend_from_slice(&repo_tag("team", "billing"));
+        assert_eq!(group_members(&group).unwrap(), vec![member]);
+        assert!(group_members(&group[..20]).is_err());
+        assert_ne!(repo_tag("team", "billing"), repo_tag("team", "payments"));
         // Band entries: found under their own tag only.
         let slot = band_slot(sketch_of(3).band_keys()[0]);
         let other = band_slot(sketch_of(4).band_keys()[0]);

@@ -42,7 +42,8 @@ use serde::{Deserialize, Serialize};
 
 use self::lock::RepoLock;
 use self::layout::{
-    BandSlot, Keys, Member, PARTITIONS, Record, UNITS_GAUGE_KEY, band_entry, band_slot, bucket_members, decode, encode, member, member_from, member_t2, partition_of,
+    BandSlot, Keys, Member, PARTITIONS, Record, UNITS_GAUGE_KEY, band_entry, band_slot, bucket_members, decode, encode, group_members, member, member_from, member_t2,
+    partition_of, repo_tag,
 };
 use crate::store::embedded::index::MAX_LANE_WALK;
 use crate::store::{MAX_PATTERN_OCCURRENCES, QueryOptions, Store, StoreError};
@@ -116,7 +117,7 @@ struct PatternMeta {
 
 /// One operation of the partition script.
 enum Op {
-    Upsert { member: Member, record: Vec<u8>, info: String },
+    Upsert { member: Member, record: Vec<u8>, info: String, repo_tag: [u8; 8] },
     Remove { member: Member, user_removal: bool },
     /// Band entries (tag and member) to add to, and to remove from, one field of `bands`.
     Bands { field: [u8; 2], adds: Vec<u8>, removes: Vec<u8> },
@@ -261,6 +262,7 @@ impl RedisStore {
         let mut ops: BTreeMap<u64, Vec<Op>> = BTreeMap::new();
         let mut sketches: HashMap<Member, periodic_wire::Sketch> = HashMap::new();
         let upserted = batch.upserts.len() as u32;
+        let repo_tag = repo_tag(tenant, repo);
         for upsert in batch.upserts {
             let new_member = member(tenant, repo, &upsert.key, upsert.t2_hash);
             let slot = current.entry(upsert.key.clone()).or_insert(None);
@@ -283,7 +285,7 @@ impl RedisStore {
                 sketch: upsert.sketch,
                 location: upsert.location,
             });
-            ops.entry(partition_of(upsert.t2_hash)).or_default().push(Op::Upsert { member: new_member, record, info });
+            ops.entry(partition_of(upsert.t2_hash)).or_default().push(Op::Upsert { member: new_member, record, info, repo_tag });
         }
         for key in &batch.removals {
             if let Some(old) = current.get_mut(key.as_str()).and_then(Option::take) {
@@ -390,22 +392,13 @@ impl RedisStore {
         let (mut delta, mut user_removed, mut removed_records) = (0i64, 0u32, Vec::new());
         for chunk in ops.chunks(OPS_PER_SCRIPT) {
             let mut invocation = self.apply_script.prepare_invoke();
-            for key in [
-                keys.records(partition),
-                keys.group_repo_units(partition),
-                keys.group_repos(partition),
-                keys.group_info(partition),
-                keys.ranking(partition),
-                keys.unit_count(partition),
-                keys.bands(partition),
-            ] {
+            for key in [keys.records(partition), keys.groups(partition), keys.group_info(partition), keys.ranking(partition), keys.unit_count(partition), keys.bands(partition)] {
                 invocation.key(key);
             }
-            invocation.arg(keys.group_prefix(partition));
             for op in chunk {
                 match op {
-                    Op::Upsert { member, record, info } => {
-                        invocation.arg("U").arg(&member[..]).arg(record.as_slice()).arg(info);
+                    Op::Upsert { member, record, info, repo_tag } => {
+                        invocation.arg("U").arg(&member[..]).arg(record.as_slice()).arg(info).arg(&repo_tag[..]);
                     }
                     Op::Remove { member, .. } => {
                         invocation.arg("R").arg(&member[..]);
@@ -437,8 +430,8 @@ impl RedisStore {
         Ok((delta, user_removed, removed_records))
     }
 
-    /// Reads every band field and group set the sketches need: one pipeline per partition
-    /// (the band fields in one `HMGET`, then one `SMEMBERS` per group), all partitions at once.
+    /// Reads every band field and group the sketches need: one pipeline per partition (an
+    /// `HMGET` of its band fields, one of its groups), all partitions at once.
     async fn lane_contents(&self, keys: &Keys, sketches: &[QuerySketch]) -> Result<LaneContents, StoreError> {
         let mut by_partition: BTreeMap<u64, PartitionLanes> = BTreeMap::new();
         for sketch in sketches {
@@ -460,13 +453,16 @@ impl RedisStore {
                         command.arg(&field[..]);
                     }
                 }
-                for t2 in &groups {
-                    pipe.cmd("SMEMBERS").arg(keys.group(*t2));
+                if !groups.is_empty() {
+                    let command = pipe.cmd("HMGET").arg(keys.groups(partition));
+                    for t2 in &groups {
+                        command.arg(t2.to_hex());
+                    }
                 }
                 async move {
                     let mut replies: Vec<Vec<Option<Vec<u8>>>> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
                     let mut contents = LaneContents::default();
-                    let group_replies = replies.split_off(usize::from(!fields.is_empty()));
+                    let group_values = if groups.is_empty() { Vec::new() } else { replies.pop().unwrap_or_default() };
                     if let Some(values) = replies.pop() {
                         for (field, value) in fields.into_iter().zip(values) {
                             if let Some(value) = value {
@@ -474,9 +470,10 @@ impl RedisStore {
                             }
                         }
                     }
-                    for (t2, members) in groups.into_iter().zip(group_replies) {
-                        let members = members.iter().flatten().map(|bytes| member_from(bytes)).collect::<Result<Vec<_>, _>>()?;
-                        contents.groups.insert(t2, members);
+                    for (t2, value) in groups.into_iter().zip(group_values) {
+                        if let Some(value) = value {
+                            contents.groups.insert(t2, group_members(&value)?);
+                        }
                     }
                     Ok::<_, StoreError>(contents)
                 }
@@ -533,9 +530,10 @@ impl RedisStore {
 
     async fn pattern_detail(&self, keys: &Keys, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
         let partition = partition_of(id);
-        let (members, info): (Vec<Vec<u8>>, Option<Vec<u8>>) = redis::pipe()
-            .cmd("SMEMBERS")
-            .arg(keys.group(id))
+        let (group, info): (Option<Vec<u8>>, Option<Vec<u8>>) = redis::pipe()
+            .cmd("HGET")
+            .arg(keys.groups(partition))
+            .arg(id.to_hex())
             .cmd("HGET")
             .arg(keys.group_info(partition))
             .arg(id.to_hex())
@@ -543,7 +541,7 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         let meta = self.pattern_meta(keys, id).await?;
-        let members = members.iter().map(|bytes| member_from(bytes)).collect::<Result<Vec<_>, _>>()?;
+        let members = group.as_deref().map(group_members).transpose()?.unwrap_or_default();
         let records = self.records(keys, members).await?;
         if records.is_empty() && meta.is_none() {
             return Ok(None);
