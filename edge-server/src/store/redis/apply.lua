@@ -17,7 +17,7 @@ local BAND_ENTRY, GROUP_ENTRY, MEMBER = 20, 24, 16
 local results = {}
 local units_delta = 0
 local band_ops = {}
-local groups, changed = {}, {}
+local groups, changed, units_before = {}, {}, {}
 local function parse(record)
   local length = tonumber(string.sub(record, 17, 20), 16)
   return string.sub(record, 1, 16), string.sub(record, 21, 20 + length)
@@ -27,22 +27,27 @@ local function group(t2)
   if value == nil then
     value = redis.call("HGET", GROUPS, t2) or ""
     groups[t2] = value
+    units_before[t2] = #value / GROUP_ENTRY
   end
   return value
 end
--- Start of the entry of `member` in a group value, or nil (only entry-aligned hits count).
-local function find_member(value, member)
+-- Start of the `size`-byte entry beginning with `needle` in `value`, or nil (only
+-- entry-aligned hits count).
+local function find_entry(value, needle, size)
   local from = 1
   while true do
-    local at = string.find(value, member, from, true)
+    local at = string.find(value, needle, from, true)
     if not at then
       return nil
     end
-    if (at - 1) % GROUP_ENTRY == 0 then
+    if (at - 1) % size == 0 then
       return at
     end
     from = at + 1
   end
+end
+local function find_member(value, member)
+  return find_entry(value, member, GROUP_ENTRY)
 end
 local i = 1
 while i <= #ARGV do
@@ -53,11 +58,14 @@ while i <= #ARGV do
     local t2 = string.sub(record, 1, 16)
     if redis.call("HSET", RECORDS, member, record) == 1 then
       local value = group(t2)
+      if value == "" then
+        -- A new group: its info is the first unit's (as long as the group is not empty).
+        redis.call("HSET", INFO, t2, info)
+      end
       if not find_member(value, member) then
         groups[t2] = value .. member .. repo_tag
         changed[t2] = true
       end
-      redis.call("HSETNX", INFO, t2, info)
       units_delta = units_delta + 1
       results[#results + 1] = "1"
     else
@@ -113,7 +121,7 @@ for t2 in pairs(changed) do
         end
       end
       redis.call("ZADD", RANKING, string.format("%.0f", -(repos * 4294967296 + units)), t2)
-    else
+    elseif units_before[t2] >= 2 then
       redis.call("ZREM", RANKING, t2)
     end
   end
@@ -132,26 +140,38 @@ if #band_ops > 0 then
   for n, at in ipairs(band_ops) do
     local old = current[n] or ""
     local adds, removes = ARGV[at + 2], ARGV[at + 3]
-    local drop = {}
-    for j = 1, #removes, BAND_ENTRY do
-      drop[string.sub(removes, j, j + BAND_ENTRY - 1)] = true
-    end
-    local kept, seen = {}, {}
-    for j = 1, #old, BAND_ENTRY do
-      local entry = string.sub(old, j, j + BAND_ENTRY - 1)
-      if not drop[entry] and not seen[entry] then
-        seen[entry] = true
-        kept[#kept + 1] = entry
+    local new
+    if removes == "" then
+      -- Additions only (every ingest): append what the field does not hold yet.
+      new = old
+      for j = 1, #adds, BAND_ENTRY do
+        local entry = string.sub(adds, j, j + BAND_ENTRY - 1)
+        if not find_entry(new, entry, BAND_ENTRY) then
+          new = new .. entry
+        end
       end
-    end
-    for j = 1, #adds, BAND_ENTRY do
-      local entry = string.sub(adds, j, j + BAND_ENTRY - 1)
-      if not seen[entry] then
-        seen[entry] = true
-        kept[#kept + 1] = entry
+    else
+      local drop = {}
+      for j = 1, #removes, BAND_ENTRY do
+        drop[string.sub(removes, j, j + BAND_ENTRY - 1)] = true
       end
+      local kept, seen = {}, {}
+      for j = 1, #old, BAND_ENTRY do
+        local entry = string.sub(old, j, j + BAND_ENTRY - 1)
+        if not drop[entry] and not seen[entry] then
+          seen[entry] = true
+          kept[#kept + 1] = entry
+        end
+      end
+      for j = 1, #adds, BAND_ENTRY do
+        local entry = string.sub(adds, j, j + BAND_ENTRY - 1)
+        if not seen[entry] then
+          seen[entry] = true
+          kept[#kept + 1] = entry
+        end
+      end
+      new = table.concat(kept)
     end
-    local new = table.concat(kept)
     if new ~= old then
       if new == "" then
         emptied[#emptied + 1] = fields[n]
