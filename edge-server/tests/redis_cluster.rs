@@ -106,8 +106,37 @@ async fn conformance_suite_passes_on_a_real_redis_cluster() {
     assert_eq!(found[0].matches.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), vec!["unit-1"]);
     // The cloud uplink learns through this store which fingerprints a batch takes away.
     uplink_sees_what_a_batch_removes_or_replaces(&*store).await;
+    concurrent_queries_each_get_their_own_answer(store.clone()).await;
     assert!(RedisOptions::from_url("redis://127.0.0.1:1").is_err());
     assert!(RedisOptions::from_url("redis-cluster://127.0.0.1").is_err());
+}
+
+/// Concurrent queries' reads are merged into shared commands (store::redis::reads): every
+/// query must still get exactly its own answer, in its own order, and no other query's.
+async fn concurrent_queries_each_get_their_own_answer(store: Arc<dyn Store>) {
+    let tenant = "coalesced-reads";
+    store.apply_batch(tenant, "r", batch("b1", 0..300)).await.unwrap();
+    let options = QueryOptions { exclude_repo: None, min_similarity: 0.9, top_k: 5 };
+    let queries = (0..200u64).map(|n| {
+        let store = store.clone();
+        let options = options.clone();
+        tokio::spawn(async move {
+            // Units 0..300 are stored; 300.. are not, so every fourth query must find nothing.
+            let number = if n % 4 == 3 { 1000 + n } else { n };
+            let sketches = [QuerySketch { id: format!("q{n}"), t2_hash: t2_of(number), sketch: sketch_of(number) }];
+            (number, store.query(tenant, &sketches, &options).await.unwrap())
+        })
+    });
+    for query in queries.collect::<Vec<_>>() {
+        let (number, results) = query.await.unwrap();
+        assert_eq!(results.len(), 1);
+        let keys: Vec<&str> = results[0].matches.iter().map(|m| m.key.as_str()).collect();
+        if number < 300 {
+            assert_eq!(keys, vec![format!("unit-{number}")], "query for unit {number}");
+        } else {
+            assert!(keys.is_empty(), "query for unstored unit {number} found {keys:?}");
+        }
+    }
 }
 
 /// The uplink's view of a batch on this backend: the fingerprints it adds, and those its

@@ -26,6 +26,7 @@
 
 pub mod layout;
 mod lock;
+mod reads;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
@@ -41,6 +42,7 @@ use redis::cluster_async::ClusterConnection;
 use serde::{Deserialize, Serialize};
 
 use self::lock::RepoLock;
+use self::reads::{HashRead, ReadCoalescer};
 use self::layout::{
     BandSlot, Keys, Member, PARTITIONS, Record, UNITS_GAUGE_KEY, band_entry, band_slot, bucket_members, decode, encode, group_members, member, member_from, member_t2,
     partition_of, repo_tag,
@@ -85,8 +87,6 @@ impl RedisOptions {
     }
 }
 
-/// Commands in flight at once for the independent single-key commands of one request.
-const CONCURRENT_COMMANDS: usize = 256;
 /// Operations per Lua call: bounds how long one script blocks its master (and keeps the
 /// script's `HMGET`/`HSET` of band fields within Lua's argument limit).
 const OPS_PER_SCRIPT: usize = 1000;
@@ -102,6 +102,8 @@ pub struct RedisStore {
     /// Replaced by the watchdog when the cluster stops answering through it.
     connection: Arc<RwLock<ClusterConnection>>,
     apply_script: redis::Script,
+    /// Query-time reads, merged across concurrent queries.
+    reads: ReadCoalescer,
     options: RedisOptions,
 }
 
@@ -169,10 +171,11 @@ impl RedisStore {
             builder = builder.password(password);
         }
         let client = builder.build().map_err(unavailable)?;
-        let connection = client.get_async_connection().await.map_err(unavailable)?;
+        let connection = Arc::new(RwLock::new(client.get_async_connection().await.map_err(unavailable)?));
         let store = RedisStore {
             client,
-            connection: Arc::new(RwLock::new(connection)),
+            reads: ReadCoalescer::start(connection.clone()),
+            connection,
             apply_script: redis::Script::new(include_str!("apply.lua")),
             options,
         };
@@ -441,86 +444,59 @@ impl RedisStore {
             }
             by_partition.entry(partition_of(sketch.t2_hash)).or_default().groups.insert(sketch.t2_hash);
         }
-        let read: Vec<LaneContents> = stream::iter(by_partition)
-            .map(|(partition, lanes)| {
-                let mut conn = self.conn();
-                let mut pipe = redis::pipe();
-                let fields: Vec<[u8; 2]> = lanes.fields.into_iter().collect();
-                let groups: Vec<T2Hash> = lanes.groups.into_iter().collect();
-                if !fields.is_empty() {
-                    let command = pipe.cmd("HMGET").arg(keys.bands(partition));
-                    for field in &fields {
-                        command.arg(&field[..]);
-                    }
-                }
-                if !groups.is_empty() {
-                    let command = pipe.cmd("HMGET").arg(keys.groups(partition));
-                    for t2 in &groups {
-                        command.arg(t2.to_hex());
-                    }
-                }
-                async move {
-                    let mut replies: Vec<Vec<Option<Vec<u8>>>> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
-                    let mut contents = LaneContents::default();
-                    let group_values = if groups.is_empty() { Vec::new() } else { replies.pop().unwrap_or_default() };
-                    if let Some(values) = replies.pop() {
-                        for (field, value) in fields.into_iter().zip(values) {
-                            if let Some(value) = value {
-                                contents.fields.insert((partition, field), value);
-                            }
-                        }
-                    }
-                    for (t2, value) in groups.into_iter().zip(group_values) {
-                        if let Some(value) = value {
-                            contents.groups.insert(t2, group_members(&value)?);
-                        }
-                    }
-                    Ok::<_, StoreError>(contents)
-                }
-            })
-            .buffer_unordered(CONCURRENT_COMMANDS)
-            .try_collect()
-            .await?;
+        let mut reads = Vec::new();
+        let mut meaning: Vec<(u64, Vec<[u8; 2]>, Vec<T2Hash>)> = Vec::new();
+        for (partition, lanes) in by_partition {
+            let fields: Vec<[u8; 2]> = lanes.fields.into_iter().collect();
+            let groups: Vec<T2Hash> = lanes.groups.into_iter().collect();
+            if !fields.is_empty() {
+                reads.push(HashRead { key: keys.bands(partition), fields: fields.iter().map(|field| field.to_vec()).collect() });
+            }
+            if !groups.is_empty() {
+                reads.push(HashRead { key: keys.groups(partition), fields: groups.iter().map(|t2| t2.to_hex().into_bytes()).collect() });
+            }
+            meaning.push((partition, fields, groups));
+        }
+        let mut values = self.reads.read(reads).await?.into_iter();
         let mut contents = LaneContents::default();
-        for part in read {
-            contents.fields.extend(part.fields);
-            contents.groups.extend(part.groups);
+        for (partition, fields, groups) in meaning {
+            if !fields.is_empty() {
+                for (field, value) in fields.into_iter().zip(values.next().unwrap_or_default()) {
+                    if let Some(value) = value {
+                        contents.fields.insert((partition, field), value);
+                    }
+                }
+            }
+            if !groups.is_empty() {
+                for (t2, value) in groups.into_iter().zip(values.next().unwrap_or_default()) {
+                    if let Some(value) = value {
+                        contents.groups.insert(t2, group_members(&value)?);
+                    }
+                }
+            }
         }
         Ok(contents)
     }
 
-    /// Records of `members`, fetched with one HMGET per partition (chunked); absent ones skipped.
+    /// Records of `members`, fetched with one HMGET per partition (merged with concurrent
+    /// queries' reads); absent ones skipped.
     async fn records(&self, keys: &Keys, members: impl IntoIterator<Item = Member>) -> Result<HashMap<Member, Record>, StoreError> {
         let mut by_partition: BTreeMap<u64, Vec<Member>> = BTreeMap::new();
         for member in members {
             by_partition.entry(partition_of(member_t2(&member))).or_default().push(member);
         }
-        let reads: Vec<(u64, Vec<Member>)> =
-            by_partition.into_iter().flat_map(|(partition, members)| members.chunks(FIELDS_PER_READ).map(|chunk| (partition, chunk.to_vec())).collect::<Vec<_>>()).collect();
-        let fetched: Vec<Vec<(Member, Record)>> = stream::iter(reads)
-            .map(|(partition, members)| {
-                let mut conn = self.conn();
-                let key = keys.records(partition);
-                async move {
-                    let mut command = redis::cmd("HMGET");
-                    command.arg(key);
-                    for member in &members {
-                        command.arg(&member[..]);
-                    }
-                    let values: Vec<Option<Vec<u8>>> = command.query_async(&mut conn).await.map_err(unavailable)?;
-                    let mut found = Vec::new();
-                    for (member, value) in members.into_iter().zip(values) {
-                        if let Some(bytes) = value {
-                            found.push((member, decode(&bytes)?));
-                        }
-                    }
-                    Ok::<_, StoreError>(found)
+        let reads: Vec<HashRead> =
+            by_partition.iter().map(|(partition, members)| HashRead { key: keys.records(*partition), fields: members.iter().map(|member| member.to_vec()).collect() }).collect();
+        let values = self.reads.read(reads).await?;
+        let mut found = HashMap::new();
+        for (members, values) in by_partition.into_values().zip(values) {
+            for (member, value) in members.into_iter().zip(values) {
+                if let Some(bytes) = value {
+                    found.insert(member, decode(&bytes)?);
                 }
-            })
-            .buffer_unordered(CONCURRENT_COMMANDS)
-            .try_collect()
-            .await?;
-        Ok(fetched.into_iter().flatten().collect())
+            }
+        }
+        Ok(found)
     }
 
     async fn pattern_meta(&self, keys: &Keys, id: T2Hash) -> Result<Option<PatternMeta>, StoreError> {
