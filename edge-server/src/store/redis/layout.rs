@@ -138,7 +138,7 @@ pub fn band_entry(tag: [u8; 4], member: &Member) -> [u8; BAND_ENTRY_LEN] {
 
 /// Members of the bucket tagged `tag` in a `bands` field's value, in stored order.
 pub fn bucket_members(field_value: &[u8], tag: [u8; 4]) -> Result<Vec<Member>, StoreError> {
-    if field_value.len() % BAND_ENTRY_LEN != 0 {
+    if !field_value.len().is_multiple_of(BAND_ENTRY_LEN) {
         return Err(StoreError::Corrupt(format!("a band field holds {} bytes, not a multiple of {BAND_ENTRY_LEN}", field_value.len())));
     }
     Ok(field_value
@@ -162,7 +162,7 @@ pub fn repo_tag(tenant: &str, repo: &str) -> [u8; 8] {
 
 /// Members of a group, from its `groups` field value.
 pub fn group_members(field_value: &[u8]) -> Result<Vec<Member>, StoreError> {
-    if field_value.len() % GROUP_ENTRY_LEN != 0 {
+    if !field_value.len().is_multiple_of(GROUP_ENTRY_LEN) {
         return Err(StoreError::Corrupt(format!("a group holds {} bytes, not a multiple of {GROUP_ENTRY_LEN}", field_value.len())));
     }
     Ok(field_value

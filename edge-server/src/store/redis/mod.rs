@@ -125,6 +125,10 @@ enum Op {
     Bands { field: [u8; 2], adds: Vec<u8>, removes: Vec<u8> },
 }
 
+/// What applying operations did: unit count change, user removals that removed something,
+/// and the removed members with their records.
+type Applied = (i64, u32, Vec<(Member, Record)>);
+
 /// Band entries of one batch, grouped by partition and field: (adds, removes).
 type BandChanges = BTreeMap<u64, BTreeMap<[u8; 2], (Vec<u8>, Vec<u8>)>>;
 
@@ -374,8 +378,8 @@ impl RedisStore {
 
     /// Runs every partition's operations, all partitions at once; returns (unit count change,
     /// user removals that removed something, removed members with their records).
-    async fn apply_partitions(&self, keys: &Keys, ops: BTreeMap<u64, Vec<Op>>) -> Result<(i64, u32, Vec<(Member, Record)>), StoreError> {
-        let partition_results: Vec<(i64, u32, Vec<(Member, Record)>)> = stream::iter(ops)
+    async fn apply_partitions(&self, keys: &Keys, ops: BTreeMap<u64, Vec<Op>>) -> Result<Applied, StoreError> {
+        let partition_results: Vec<Applied> = stream::iter(ops)
             .map(|(partition, partition_ops)| self.apply_partition(keys, partition, partition_ops))
             .buffer_unordered(CONCURRENT_SCRIPTS)
             .try_collect()
@@ -390,7 +394,7 @@ impl RedisStore {
     }
 
     /// Runs one partition's operations, chunks in order.
-    async fn apply_partition(&self, keys: &Keys, partition: u64, ops: Vec<Op>) -> Result<(i64, u32, Vec<(Member, Record)>), StoreError> {
+    async fn apply_partition(&self, keys: &Keys, partition: u64, ops: Vec<Op>) -> Result<Applied, StoreError> {
         let mut conn = self.conn();
         let (mut delta, mut user_removed, mut removed_records) = (0i64, 0u32, Vec::new());
         for chunk in ops.chunks(OPS_PER_SCRIPT) {

@@ -114,7 +114,9 @@ async fn run_round(connection: ClusterConnection, callers: Vec<Caller>) {
         .iter()
         .flat_map(|(key, fields)| fields.fields.chunks(FIELDS_PER_COMMAND).enumerate().map(|(chunk, fields)| (key.clone(), chunk * FIELDS_PER_COMMAND, fields.to_vec())))
         .collect();
-    let fetched: Result<Vec<(String, usize, Vec<Option<Vec<u8>>>)>, StoreError> = stream::iter(commands)
+    // (key, index of the command's first field among the key's fields, values)
+    type Fetched = (String, usize, Vec<Option<Vec<u8>>>);
+    let fetched: Result<Vec<Fetched>, StoreError> = stream::iter(commands)
         .map(|(key, offset, fields)| {
             let mut connection = connection.clone();
             async move {
