@@ -17,6 +17,11 @@ use periodic_edge::tokens::{Role, TokensFile};
 use periodic_edge::cloud::CloudConfig;
 use periodic_edge::uplink::UplinkConfig;
 
+/// mimalloc instead of glibc malloc: under query load on a Redis Cluster the server spent a
+/// third of its CPU in malloc and free (arena lock contention, fastbin consolidation).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "periodic-edge", version = env!("PERIODIC_LONG_VERSION"), about = "Periodic's team edge server", args_conflicts_with_subcommands = true)]
 struct Cli {

@@ -92,18 +92,51 @@ async fn conformance_suite_passes_on_a_real_redis_cluster() {
     let tenant = "leftover-check";
     store.apply_batch(tenant, "r", batch("b1", 0..3)).await.unwrap();
     let stray = layout::member(tenant, "r", "unit-2", t2_of(2));
-    let bucket = layout::Keys::new(tenant).band(0, sketch_of(1).band_keys()[0]);
+    let slot = layout::band_slot(sketch_of(1).band_keys()[0]);
+    let bands = layout::Keys::new(tenant).bands(slot.partition);
     let client = redis::cluster::ClusterClient::new(vec![cluster.url().replace("redis-cluster://", "redis://").split(',').next().unwrap().to_string()]).unwrap();
     let mut connection = client.get_async_connection().await.unwrap();
-    let added: i64 = redis::cmd("SADD").arg(&bucket).arg(&stray[..]).query_async(&mut connection).await.unwrap();
-    assert_eq!(added, 1);
+    let field_value: Option<Vec<u8>> = redis::cmd("HGET").arg(&bands).arg(&slot.field[..]).query_async(&mut connection).await.unwrap();
+    let mut field_value = field_value.expect("unit-1's band bucket is stored");
+    assert_eq!(layout::bucket_members(&field_value, slot.tag).unwrap(), vec![layout::member(tenant, "r", "unit-1", t2_of(1))]);
+    field_value.extend_from_slice(&layout::band_entry(slot.tag, &stray));
+    let () = redis::cmd("HSET").arg(&bands).arg(&slot.field[..]).arg(&field_value).query_async::<i64>(&mut connection).await.map(|_| ()).unwrap();
     let options = QueryOptions { exclude_repo: None, min_similarity: 0.0, top_k: 10 };
     let found = store.query(tenant, &[QuerySketch { id: "q".into(), t2_hash: t2_of(1), sketch: sketch_of(1) }], &options).await.unwrap();
     assert_eq!(found[0].matches.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), vec!["unit-1"]);
     // The cloud uplink learns through this store which fingerprints a batch takes away.
     uplink_sees_what_a_batch_removes_or_replaces(&*store).await;
+    concurrent_queries_each_get_their_own_answer(store.clone()).await;
     assert!(RedisOptions::from_url("redis://127.0.0.1:1").is_err());
     assert!(RedisOptions::from_url("redis-cluster://127.0.0.1").is_err());
+}
+
+/// Concurrent queries' reads are merged into shared commands (store::redis::reads): every
+/// query must still get exactly its own answer, in its own order, and no other query's.
+async fn concurrent_queries_each_get_their_own_answer(store: Arc<dyn Store>) {
+    let tenant = "coalesced-reads";
+    store.apply_batch(tenant, "r", batch("b1", 0..300)).await.unwrap();
+    let options = QueryOptions { exclude_repo: None, min_similarity: 0.9, top_k: 5 };
+    let queries = (0..200u64).map(|n| {
+        let store = store.clone();
+        let options = options.clone();
+        tokio::spawn(async move {
+            // Units 0..300 are stored; 300.. are not, so every fourth query must find nothing.
+            let number = if n % 4 == 3 { 1000 + n } else { n };
+            let sketches = [QuerySketch { id: format!("q{n}"), t2_hash: t2_of(number), sketch: sketch_of(number) }];
+            (number, store.query(tenant, &sketches, &options).await.unwrap())
+        })
+    });
+    for query in queries.collect::<Vec<_>>() {
+        let (number, results) = query.await.unwrap();
+        assert_eq!(results.len(), 1);
+        let keys: Vec<&str> = results[0].matches.iter().map(|m| m.key.as_str()).collect();
+        if number < 300 {
+            assert_eq!(keys, vec![format!("unit-{number}")], "query for unit {number}");
+        } else {
+            assert!(keys.is_empty(), "query for unstored unit {number} found {keys:?}");
+        }
+    }
 }
 
 /// The uplink's view of a batch on this backend: the fingerprints it adds, and those its

@@ -1,21 +1,30 @@
 //! Where the Redis Cluster backend keeps what, and how a stored unit is encoded. Every key of a
-//! tenant starts with `pe:t:<tenant-hash>:` (the per-tenant prefix: a tenant's data can be
+//! tenant starts with `pe:2:t:<tenant-hash>:` (`2`: the layout's version, so that data of an
+//! earlier layout is never read as this one; the per-tenant prefix: a tenant's data can be
 //! listed or dropped by prefix, and tenant names never reach key names). The part in braces is
 //! the hash tag, so it alone decides the slot:
 //!
-//! - `{<t>.p<N>}` — one of [`PARTITIONS`] partitions of the tenant, chosen by the unit's
-//!   structural hash (T2). It holds the unit records (`recs`), each T2 group's member set
-//!   (`g:<t2>`, also the exact-match lane of a query), the group counters, the pattern ranking
-//!   and the pattern names. A whole T2 group therefore lives in one slot, and a Lua script
-//!   updates records and group counts atomically.
-//! - `{<t>.b<band>.<value>}` — one set per LSH band value: the band buckets. Each bucket is its
-//!   own slot; a sketch lookup reads 16 of them plus one group set.
+//! - `{<t>.p<N>}` — one of [`PARTITIONS`] partitions of the tenant. It holds the unit records
+//!   (`recs`), the T2 groups (`groups`: one field per T2, its members each followed by its
+//!   repository's 8-byte tag, see [`GROUP_ENTRY_LEN`]; also the exact-match lane of a query),
+//!   each group's language and size (`gi`), the pattern ranking and the pattern names of the
+//!   units whose structural hash (T2) falls in it, so a whole T2 group lives in one slot and a
+//!   Lua script updates records and groups atomically. It also holds the band buckets
+//!   (`bands`) whose LSH band value falls in it; see [`BandSlot`].
 //! - `{<t>.r.<repo>}` — per repository: key → member locator, applied batch ids, write lock.
 //! - `{<t>}` — the tenant's set of repositories.
 //!
 //! A member (16 bytes: T2 big-endian, then 8 bytes of blake3(tenant, repo, key)) names one
 //! stored unit; its T2 gives its partition, so a member found in a band bucket is fetched
 //! from its partition's `recs` without any further lookup.
+//!
+//! Band buckets are not keys of their own (a key per bucket, most holding one member, cost
+//! ~4.7 KB per unit and one command per bucket per unit): a band value picks a partition, one
+//! of [`BAND_FIELDS`] fields of that partition's `bands` hash, and a 4-byte tag. A field's
+//! value is a string of [`BAND_ENTRY_LEN`]-byte entries (tag, member): the members of every
+//! bucket that shares the field, told apart by the tag. Two buckets that share field and tag
+//! only add candidates, and every candidate is re-checked against its record's own band values,
+//! so that never changes an answer.
 
 use periodic_wire::{Location, SKETCH_LEN, Sketch, T2Hash};
 
@@ -23,6 +32,14 @@ use crate::store::StoreError;
 
 /// Partitions per tenant. Fixed: changing it would move every record.
 pub const PARTITIONS: u64 = 64;
+/// Fields of a partition's `bands` hash. With 100 k units a field holds ~6 entries (the
+/// per-field overhead of a Redis hash, ~70 bytes, is shared by them); with 1 M, ~60 (1.2 KB,
+/// read whole by a lookup).
+pub const BAND_FIELDS: u64 = 4096;
+/// Bytes of one band entry: the bucket's 4-byte tag, then the 16-byte member.
+pub const BAND_ENTRY_LEN: usize = 20;
+/// Bytes of one group entry: the 16-byte member, then its repository's 8-byte tag.
+pub const GROUP_ENTRY_LEN: usize = 24;
 
 pub type Member = [u8; 16];
 
@@ -48,24 +65,15 @@ impl Keys {
     }
 
     fn partition_key(&self, partition: u64, name: &str) -> String {
-        format!("pe:t:{0}:{{{0}.p{partition}}}:{name}", self.tenant)
+        format!("pe:2:t:{0}:{{{0}.p{partition}}}:{name}", self.tenant)
     }
 
     pub fn records(&self, partition: u64) -> String {
         self.partition_key(partition, "recs")
     }
-    /// Prefix of the group member sets of a partition; the T2 hex follows.
-    pub fn group_prefix(&self, partition: u64) -> String {
-        self.partition_key(partition, "g:")
-    }
-    pub fn group(&self, t2: T2Hash) -> String {
-        format!("{}{}", self.group_prefix(partition_of(t2)), t2.to_hex())
-    }
-    pub fn group_repo_units(&self, partition: u64) -> String {
-        self.partition_key(partition, "gr")
-    }
-    pub fn group_repos(&self, partition: u64) -> String {
-        self.partition_key(partition, "grn")
+    /// T2 hex → the group's entries ([`GROUP_ENTRY_LEN`] bytes each).
+    pub fn groups(&self, partition: u64) -> String {
+        self.partition_key(partition, "groups")
     }
     pub fn group_info(&self, partition: u64) -> String {
         self.partition_key(partition, "gi")
@@ -79,12 +87,12 @@ impl Keys {
     pub fn names(&self, partition: u64) -> String {
         self.partition_key(partition, "names")
     }
-    pub fn band(&self, band: usize, value: u64) -> String {
-        format!("pe:t:{0}:{{{0}.b{band}.{value:016x}}}", self.tenant)
+    pub fn bands(&self, partition: u64) -> String {
+        self.partition_key(partition, "bands")
     }
     /// Repository names are restricted to `[A-Za-z0-9._-]` by the API, so they are safe in a tag.
     fn repo_key(&self, repo: &str, name: &str) -> String {
-        format!("pe:t:{0}:{{{0}.r.{repo}}}:{name}", self.tenant)
+        format!("pe:2:t:{0}:{{{0}.r.{repo}}}:{name}", self.tenant)
     }
     pub fn locator(&self, repo: &str) -> String {
         self.repo_key(repo, "loc")
@@ -96,7 +104,7 @@ impl Keys {
         self.repo_key(repo, "lock")
     }
     pub fn repos(&self) -> String {
-        format!("pe:t:{0}:{{{0}}}:repos", self.tenant)
+        format!("pe:2:t:{0}:{{{0}}}:repos", self.tenant)
     }
 }
 
@@ -105,6 +113,66 @@ pub const UNITS_GAUGE_KEY: &str = "pe:units";
 
 pub fn partition_of(t2: T2Hash) -> u64 {
     t2.0 % PARTITIONS
+}
+
+/// Where one LSH band bucket lives: band values are avalanche-mixed hashes that include the
+/// band index, so their low bits pick the partition, the next 12 the field, the high 32 the tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BandSlot {
+    pub partition: u64,
+    pub field: [u8; 2],
+    pub tag: [u8; 4],
+}
+
+pub fn band_slot(band_value: u64) -> BandSlot {
+    let field = ((band_value / PARTITIONS) % BAND_FIELDS) as u16;
+    BandSlot { partition: band_value % PARTITIONS, field: field.to_be_bytes(), tag: ((band_value >> 32) as u32).to_be_bytes() }
+}
+
+pub fn band_entry(tag: [u8; 4], member: &Member) -> [u8; BAND_ENTRY_LEN] {
+    let mut entry = [0u8; BAND_ENTRY_LEN];
+    entry[..4].copy_from_slice(&tag);
+    entry[4..].copy_from_slice(member);
+    entry
+}
+
+/// Members of the bucket tagged `tag` in a `bands` field's value, in stored order.
+pub fn bucket_members(field_value: &[u8], tag: [u8; 4]) -> Result<Vec<Member>, StoreError> {
+    if !field_value.len().is_multiple_of(BAND_ENTRY_LEN) {
+        return Err(StoreError::Corrupt(format!("a band field holds {} bytes, not a multiple of {BAND_ENTRY_LEN}", field_value.len())));
+    }
+    Ok(field_value
+        .chunks_exact(BAND_ENTRY_LEN)
+        .filter(|entry| entry[..4] == tag)
+        .map(|entry| {
+            let mut member = [0u8; 16];
+            member.copy_from_slice(&entry[4..]);
+            member
+        })
+        .collect())
+}
+
+/// The tag of a repository in group entries: distinct tags count a pattern's repositories.
+pub fn repo_tag(tenant: &str, repo: &str) -> [u8; 8] {
+    let digest = hash_part(&["repository", tenant, repo]);
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&digest[..8]);
+    tag
+}
+
+/// Members of a group, from its `groups` field value.
+pub fn group_members(field_value: &[u8]) -> Result<Vec<Member>, StoreError> {
+    if !field_value.len().is_multiple_of(GROUP_ENTRY_LEN) {
+        return Err(StoreError::Corrupt(format!("a group holds {} bytes, not a multiple of {GROUP_ENTRY_LEN}", field_value.len())));
+    }
+    Ok(field_value
+        .chunks_exact(GROUP_ENTRY_LEN)
+        .map(|entry| {
+            let mut member = [0u8; 16];
+            member.copy_from_slice(&entry[..16]);
+            member
+        })
+        .collect())
 }
 
 pub fn member(tenant: &str, repo: &str, key: &str, t2: T2Hash) -> Member {
@@ -248,7 +316,19 @@ mod tests {
         // Hash tags: everything of one partition shares one tag.
         let keys = Keys::new("team");
         let tag = |key: &str| key[key.find('{').unwrap()..=key.find('}').unwrap()].to_string();
-        assert_eq!(tag(&keys.records(partition_of(t2_of(3)))), tag(&keys.group(t2_of(3))));
-        assert_ne!(tag(&keys.band(0, 1)), tag(&keys.band(1, 1)));
+        assert_eq!(tag(&keys.records(partition_of(t2_of(3)))), tag(&keys.groups(partition_of(t2_of(3)))));
+        let mut group = member.to_vec();
+        group.extend_from_slice(&repo_tag("team", "billing"));
+        assert_eq!(group_members(&group).unwrap(), vec![member]);
+        assert!(group_members(&group[..20]).is_err());
+        assert_ne!(repo_tag("team", "billing"), repo_tag("team", "payments"));
+        // Band entries: found under their own tag only.
+        let slot = band_slot(sketch_of(3).band_keys()[0]);
+        let other = band_slot(sketch_of(4).band_keys()[0]);
+        assert_eq!(tag(&keys.bands(slot.partition)), tag(&keys.records(slot.partition)));
+        let mut field_value = band_entry(slot.tag, &member).to_vec();
+        field_value.extend_from_slice(&band_entry(other.tag, &super::member("team", "billing", "unit-4", t2_of(4))));
+        assert_eq!(bucket_members(&field_value, slot.tag).unwrap(), vec![member]);
+        assert!(bucket_members(&field_value[..30], slot.tag).is_err());
     }
 }

@@ -4,23 +4,31 @@
 //!
 //! Writing a batch: take the repository's write lock (a `SET NX PX` key, so two replicas never
 //! interleave batches of one repository), return the first acknowledgement if the batch id is
-//! already recorded, read the keys' current members from the repository's locator, run one
-//! Lua script per touched partition (records, group sets and pattern counts change together
-//! there), update the band buckets and the locator, then `WAIT` until every master has a
-//! replica holding all of it, and only then record the batch id (and `WAIT` again). A batch
-//! interrupted anywhere is not acknowledged; its retry re-applies it, which converges because
-//! every step is an upsert or removal by key. A band bucket may keep a member that is no longer
-//! stored or has moved (after a crash between steps); queries re-check every candidate against
-//! its record, so such leftovers cost a lookup and never change an answer.
+//! already recorded, read the keys' current members from the repository's locator, then run
+//! one Lua script call per touched partition, all partitions at once: records, group sets and
+//! pattern counts of the units whose T2 falls there, and the band entries of the stored
+//! members whose band values fall there, change together. When the batch removed or replaced
+//! units, a second round of script calls drops their band entries (their band values are read
+//! from the removed records). Then the locator is written (one `HSET`), `WAIT` blocks until
+//! every master has a replica holding all of it, and only then is the batch id recorded (and
+//! `WAIT` again). A batch of 1,000 units is therefore about ten round trips in sequence plus
+//! one script call per partition in parallel, whatever its size. A batch interrupted anywhere
+//! is not acknowledged; its retry re-applies it, which converges because every step is an
+//! upsert or removal by key (a band entry is added only if absent). A band bucket may keep a
+//! member that is no longer stored or has moved (after a crash between steps, or a unit
+//! re-upserted with the same key and structure but another sketch); queries re-check every
+//! candidate against its record, so such leftovers cost a lookup and never change an answer.
 //!
-//! Reading: a sketch's 16 band buckets and its T2 group set give candidate members; their
+//! Reading: a sketch's 16 band buckets and its T2 group set give candidate members, read with
+//! one pipeline per partition (an `HMGET` of the band fields and the group sets); their
 //! records are fetched with one `HMGET` per partition and scored exactly as the embedded
 //! backend scores them.
 
 pub mod layout;
 mod lock;
+mod reads;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
@@ -34,7 +42,11 @@ use redis::cluster_async::ClusterConnection;
 use serde::{Deserialize, Serialize};
 
 use self::lock::RepoLock;
-use self::layout::{Keys, Member, PARTITIONS, Record, UNITS_GAUGE_KEY, decode, encode, member, member_from, member_t2, partition_of};
+use self::reads::{HashRead, ReadCoalescer};
+use self::layout::{
+    BandSlot, Keys, Member, PARTITIONS, Record, UNITS_GAUGE_KEY, band_entry, band_slot, bucket_members, decode, encode, group_members, member, member_from, member_t2,
+    partition_of, repo_tag,
+};
 use crate::store::embedded::index::MAX_LANE_WALK;
 use crate::store::{MAX_PATTERN_OCCURRENCES, QueryOptions, Store, StoreError};
 
@@ -75,10 +87,11 @@ impl RedisOptions {
     }
 }
 
-/// Commands in flight at once for the independent single-key commands of one request.
-const CONCURRENT_COMMANDS: usize = 256;
-/// Operations per Lua call: bounds how long one script blocks its master.
-const OPS_PER_SCRIPT: usize = 400;
+/// Operations per Lua call: bounds how long one script blocks its master (and keeps the
+/// script's `HMGET`/`HSET` of band fields within Lua's argument limit).
+const OPS_PER_SCRIPT: usize = 1000;
+/// Partition script calls of one batch in flight at once (every partition of a batch).
+const CONCURRENT_SCRIPTS: usize = PARTITIONS as usize;
 /// Fields per HMGET.
 const FIELDS_PER_READ: usize = 1000;
 /// How often the watchdog checks that every master answers.
@@ -89,6 +102,8 @@ pub struct RedisStore {
     /// Replaced by the watchdog when the cluster stops answering through it.
     connection: Arc<RwLock<ClusterConnection>>,
     apply_script: redis::Script,
+    /// Query-time reads, merged across concurrent queries.
+    reads: ReadCoalescer,
     options: RedisOptions,
 }
 
@@ -104,8 +119,30 @@ struct PatternMeta {
 
 /// One operation of the partition script.
 enum Op {
-    Upsert { member: Member, record: Vec<u8>, info: String },
+    Upsert { member: Member, record: Vec<u8>, info: String, repo_tag: [u8; 8] },
     Remove { member: Member, user_removal: bool },
+    /// Band entries (tag and member) to add to, and to remove from, one field of `bands`.
+    Bands { field: [u8; 2], adds: Vec<u8>, removes: Vec<u8> },
+}
+
+/// What applying operations did: unit count change, user removals that removed something,
+/// and the removed members with their records.
+type Applied = (i64, u32, Vec<(Member, Record)>);
+
+/// Band entries of one batch, grouped by partition and field: (adds, removes).
+type BandChanges = BTreeMap<u64, BTreeMap<[u8; 2], (Vec<u8>, Vec<u8>)>>;
+
+fn add_band_entries(changes: &mut BandChanges, sketch: &periodic_wire::Sketch, member: &Member, removing: bool) {
+    for value in sketch.band_keys() {
+        let BandSlot { partition, field, tag } = band_slot(value);
+        let (adds, removes) = changes.entry(partition).or_default().entry(field).or_default();
+        let entries = if removing { removes } else { adds };
+        entries.extend_from_slice(&band_entry(tag, member));
+    }
+}
+
+fn band_ops(changes: BandChanges) -> BTreeMap<u64, Vec<Op>> {
+    changes.into_iter().map(|(partition, fields)| (partition, fields.into_iter().map(|(field, (adds, removes))| Op::Bands { field, adds, removes }).collect())).collect()
 }
 
 fn group_info(tokens: u32, language: &str) -> String {
@@ -138,10 +175,11 @@ impl RedisStore {
             builder = builder.password(password);
         }
         let client = builder.build().map_err(unavailable)?;
-        let connection = client.get_async_connection().await.map_err(unavailable)?;
+        let connection = Arc::new(RwLock::new(client.get_async_connection().await.map_err(unavailable)?));
         let store = RedisStore {
             client,
-            connection: Arc::new(RwLock::new(connection)),
+            reads: ReadCoalescer::start(connection.clone()),
+            connection,
             apply_script: redis::Script::new(include_str!("apply.lua")),
             options,
         };
@@ -231,6 +269,7 @@ impl RedisStore {
         let mut ops: BTreeMap<u64, Vec<Op>> = BTreeMap::new();
         let mut sketches: HashMap<Member, periodic_wire::Sketch> = HashMap::new();
         let upserted = batch.upserts.len() as u32;
+        let repo_tag = repo_tag(tenant, repo);
         for upsert in batch.upserts {
             let new_member = member(tenant, repo, &upsert.key, upsert.t2_hash);
             let slot = current.entry(upsert.key.clone()).or_insert(None);
@@ -253,7 +292,7 @@ impl RedisStore {
                 sketch: upsert.sketch,
                 location: upsert.location,
             });
-            ops.entry(partition_of(upsert.t2_hash)).or_default().push(Op::Upsert { member: new_member, record, info });
+            ops.entry(partition_of(upsert.t2_hash)).or_default().push(Op::Upsert { member: new_member, record, info, repo_tag });
         }
         for key in &batch.removals {
             if let Some(old) = current.get_mut(key.as_str()).and_then(Option::take) {
@@ -261,61 +300,64 @@ impl RedisStore {
             }
         }
 
-        // One script call per partition chunk; chunks of one partition in order.
-        let partition_results: Vec<(i64, u32, Vec<Member>, Vec<Record>)> = stream::iter(ops)
-            .map(|(partition, partition_ops)| self.apply_partition(keys, partition, partition_ops))
-            .buffer_unordered(16)
-            .try_collect()
-            .await?;
-        let mut unit_delta = 0i64;
-        let mut removed = 0u32;
-        let mut removed_records = Vec::new();
-        for (delta, user_removed, removed_members, records) in partition_results {
-            unit_delta += delta;
-            removed += user_removed;
-            removed_records.extend(removed_members.into_iter().zip(records));
-        }
-
-        // Band buckets: drop removed members, then add every member the batch leaves stored.
+        // Every member the batch leaves stored gets its band entries, in the same script call
+        // as the records of its partition.
         let final_members: HashSet<Member> = current.values().flatten().copied().collect();
-        let mut band_commands: Vec<redis::Cmd> = Vec::new();
-        for (old_member, record) in &removed_records {
-            if final_members.contains(old_member) {
-                continue;
-            }
-            for (band, value) in record.sketch.band_keys().into_iter().enumerate() {
-                band_commands.push(redis::cmd("SREM").arg(keys.band(band, value)).arg(&old_member[..]).to_owned());
-            }
-        }
+        let mut additions = BandChanges::new();
         for new_member in &final_members {
             if let Some(sketch) = sketches.get(new_member) {
-                for (band, value) in sketch.band_keys().into_iter().enumerate() {
-                    band_commands.push(redis::cmd("SADD").arg(keys.band(band, value)).arg(&new_member[..]).to_owned());
-                }
+                add_band_entries(&mut additions, sketch, new_member, false);
             }
         }
-        self.run_all(band_commands).await?;
+        for (partition, partition_band_ops) in band_ops(additions) {
+            ops.entry(partition).or_default().extend(partition_band_ops);
+        }
+        let (unit_delta, removed, removed_records) = self.apply_partitions(keys, ops).await?;
 
-        // Locator, repository set and gauge.
+        // Removed and replaced members leave their band buckets (their band values come from
+        // the records the scripts removed).
+        let mut removals = BandChanges::new();
+        for (old_member, record) in &removed_records {
+            if !final_members.contains(old_member) {
+                add_band_entries(&mut removals, &record.sketch, old_member, true);
+            }
+        }
+        if !removals.is_empty() {
+            self.apply_partitions(keys, band_ops(removals)).await?;
+        }
+
+        // Locator (one HSET and one HDEL per thousand keys), repository set and gauge.
         let mut locator = redis::pipe();
+        let mut changed: Vec<(&str, &Member)> = Vec::new();
+        let mut gone: Vec<&str> = Vec::new();
         for (key, now) in &current {
             match now {
-                Some(now) if initially.get(key) != Some(&Some(*now)) => {
-                    locator.cmd("HSET").arg(keys.locator(repo)).arg(key).arg(&now[..]).ignore();
-                }
-                None if initially.get(key).is_some_and(Option::is_some) => {
-                    locator.cmd("HDEL").arg(keys.locator(repo)).arg(key).ignore();
-                }
+                Some(now) if initially.get(key) != Some(&Some(*now)) => changed.push((key, now)),
+                None if initially.get(key).is_some_and(Option::is_some) => gone.push(key),
                 _ => {}
             }
+        }
+        for chunk in changed.chunks(FIELDS_PER_READ) {
+            let command = locator.cmd("HSET").arg(keys.locator(repo));
+            for (key, now) in chunk {
+                command.arg(*key).arg(&now[..]);
+            }
+            command.ignore();
+        }
+        for chunk in gone.chunks(FIELDS_PER_READ) {
+            locator.cmd("HDEL").arg(keys.locator(repo)).arg(chunk).ignore();
         }
         locator.cmd("HLEN").arg(keys.locator(repo));
         let (repo_units,): (u64,) = locator.query_async(&mut conn).await.map_err(unavailable)?;
         let repo_set_change = if repo_units == 0 { "SREM" } else { "SADD" };
-        let () = redis::cmd(repo_set_change).arg(keys.repos()).arg(repo).query_async::<i64>(&mut conn).await.map(|_| ()).map_err(unavailable)?;
-        if unit_delta != 0 {
-            let () = redis::cmd("INCRBY").arg(UNITS_GAUGE_KEY).arg(unit_delta).query_async::<i64>(&mut conn).await.map(|_| ()).map_err(unavailable)?;
-        }
+        let repo_set = async { redis::cmd(repo_set_change).arg(keys.repos()).arg(repo).query_async::<i64>(&mut self.conn()).await };
+        let gauge = async {
+            if unit_delta == 0 {
+                return Ok(0);
+            }
+            redis::cmd("INCRBY").arg(UNITS_GAUGE_KEY).arg(unit_delta).query_async::<i64>(&mut self.conn()).await
+        };
+        futures::try_join!(repo_set, gauge).map_err(unavailable)?;
 
         // Acknowledge only what a replica holds: data first, then the batch id. A batch that
         // lost its lock on the way may have interleaved with another writer's: its retry,
@@ -334,31 +376,42 @@ impl RedisStore {
         Ok(DeltaAck { batch_id: batch.batch_id, duplicate: false, upserted, removed })
     }
 
-    /// Runs the partition's operations; returns (unit count change, user removals that removed
-    /// something, removed members, their records).
-    async fn apply_partition(&self, keys: &Keys, partition: u64, ops: Vec<Op>) -> Result<(i64, u32, Vec<Member>, Vec<Record>), StoreError> {
+    /// Runs every partition's operations, all partitions at once; returns (unit count change,
+    /// user removals that removed something, removed members with their records).
+    async fn apply_partitions(&self, keys: &Keys, ops: BTreeMap<u64, Vec<Op>>) -> Result<Applied, StoreError> {
+        let partition_results: Vec<Applied> = stream::iter(ops)
+            .map(|(partition, partition_ops)| self.apply_partition(keys, partition, partition_ops))
+            .buffer_unordered(CONCURRENT_SCRIPTS)
+            .try_collect()
+            .await?;
+        let (mut unit_delta, mut removed, mut removed_records) = (0i64, 0u32, Vec::new());
+        for (delta, user_removed, records) in partition_results {
+            unit_delta += delta;
+            removed += user_removed;
+            removed_records.extend(records);
+        }
+        Ok((unit_delta, removed, removed_records))
+    }
+
+    /// Runs one partition's operations, chunks in order.
+    async fn apply_partition(&self, keys: &Keys, partition: u64, ops: Vec<Op>) -> Result<Applied, StoreError> {
         let mut conn = self.conn();
-        let (mut delta, mut user_removed, mut members, mut records) = (0i64, 0u32, Vec::new(), Vec::new());
+        let (mut delta, mut user_removed, mut removed_records) = (0i64, 0u32, Vec::new());
         for chunk in ops.chunks(OPS_PER_SCRIPT) {
             let mut invocation = self.apply_script.prepare_invoke();
-            for key in [
-                keys.records(partition),
-                keys.group_repo_units(partition),
-                keys.group_repos(partition),
-                keys.group_info(partition),
-                keys.ranking(partition),
-                keys.unit_count(partition),
-            ] {
+            for key in [keys.records(partition), keys.groups(partition), keys.group_info(partition), keys.ranking(partition), keys.unit_count(partition), keys.bands(partition)] {
                 invocation.key(key);
             }
-            invocation.arg(keys.group_prefix(partition));
             for op in chunk {
                 match op {
-                    Op::Upsert { member, record, info } => {
-                        invocation.arg("U").arg(&member[..]).arg(record.as_slice()).arg(info);
+                    Op::Upsert { member, record, info, repo_tag } => {
+                        invocation.arg("U").arg(&member[..]).arg(record.as_slice()).arg(info).arg(&repo_tag[..]);
                     }
                     Op::Remove { member, .. } => {
                         invocation.arg("R").arg(&member[..]);
+                    }
+                    Op::Bands { field, adds, removes } => {
+                        invocation.arg("B").arg(&field[..]).arg(adds.as_slice()).arg(removes.as_slice());
                     }
                 }
             }
@@ -375,60 +428,79 @@ impl RedisStore {
                         }
                         delta -= 1;
                         user_removed += u32::from(*user_removal);
-                        members.push(*member);
-                        records.push(decode(&result)?);
+                        removed_records.push((*member, decode(&result)?));
+                    }
+                    Op::Bands { .. } => {}
+                }
+            }
+        }
+        Ok((delta, user_removed, removed_records))
+    }
+
+    /// Reads every band field and group the sketches need: one pipeline per partition (an
+    /// `HMGET` of its band fields, one of its groups), all partitions at once.
+    async fn lane_contents(&self, keys: &Keys, sketches: &[QuerySketch]) -> Result<LaneContents, StoreError> {
+        let mut by_partition: BTreeMap<u64, PartitionLanes> = BTreeMap::new();
+        for sketch in sketches {
+            for value in sketch.sketch.band_keys() {
+                let slot = band_slot(value);
+                by_partition.entry(slot.partition).or_default().fields.insert(slot.field);
+            }
+            by_partition.entry(partition_of(sketch.t2_hash)).or_default().groups.insert(sketch.t2_hash);
+        }
+        let mut reads = Vec::new();
+        let mut meaning: Vec<(u64, Vec<[u8; 2]>, Vec<T2Hash>)> = Vec::new();
+        for (partition, lanes) in by_partition {
+            let fields: Vec<[u8; 2]> = lanes.fields.into_iter().collect();
+            let groups: Vec<T2Hash> = lanes.groups.into_iter().collect();
+            if !fields.is_empty() {
+                reads.push(HashRead { key: keys.bands(partition), fields: fields.iter().map(|field| field.to_vec()).collect() });
+            }
+            if !groups.is_empty() {
+                reads.push(HashRead { key: keys.groups(partition), fields: groups.iter().map(|t2| t2.to_hex().into_bytes()).collect() });
+            }
+            meaning.push((partition, fields, groups));
+        }
+        let mut values = self.reads.read(reads).await?.into_iter();
+        let mut contents = LaneContents::default();
+        for (partition, fields, groups) in meaning {
+            if !fields.is_empty() {
+                for (field, value) in fields.into_iter().zip(values.next().unwrap_or_default()) {
+                    if let Some(value) = value {
+                        contents.fields.insert((partition, field), value);
+                    }
+                }
+            }
+            if !groups.is_empty() {
+                for (t2, value) in groups.into_iter().zip(values.next().unwrap_or_default()) {
+                    if let Some(value) = value {
+                        contents.groups.insert(t2, group_members(&value)?);
                     }
                 }
             }
         }
-        Ok((delta, user_removed, members, records))
+        Ok(contents)
     }
 
-    /// Runs independent single-key commands concurrently (pipelined on each node's connection).
-    async fn run_all(&self, commands: Vec<redis::Cmd>) -> Result<(), StoreError> {
-        stream::iter(commands)
-            .map(|command| {
-                let mut conn = self.conn();
-                async move { command.query_async::<redis::Value>(&mut conn).await.map(|_| ()).map_err(unavailable) }
-            })
-            .buffer_unordered(CONCURRENT_COMMANDS)
-            .try_collect::<Vec<()>>()
-            .await
-            .map(|_| ())
-    }
-
-    /// Records of `members`, fetched with one HMGET per partition (chunked); absent ones skipped.
+    /// Records of `members`, fetched with one HMGET per partition (merged with concurrent
+    /// queries' reads); absent ones skipped.
     async fn records(&self, keys: &Keys, members: impl IntoIterator<Item = Member>) -> Result<HashMap<Member, Record>, StoreError> {
         let mut by_partition: BTreeMap<u64, Vec<Member>> = BTreeMap::new();
         for member in members {
             by_partition.entry(partition_of(member_t2(&member))).or_default().push(member);
         }
-        let reads: Vec<(u64, Vec<Member>)> =
-            by_partition.into_iter().flat_map(|(partition, members)| members.chunks(FIELDS_PER_READ).map(|chunk| (partition, chunk.to_vec())).collect::<Vec<_>>()).collect();
-        let fetched: Vec<Vec<(Member, Record)>> = stream::iter(reads)
-            .map(|(partition, members)| {
-                let mut conn = self.conn();
-                let key = keys.records(partition);
-                async move {
-                    let mut command = redis::cmd("HMGET");
-                    command.arg(key);
-                    for member in &members {
-                        command.arg(&member[..]);
-                    }
-                    let values: Vec<Option<Vec<u8>>> = command.query_async(&mut conn).await.map_err(unavailable)?;
-                    let mut found = Vec::new();
-                    for (member, value) in members.into_iter().zip(values) {
-                        if let Some(bytes) = value {
-                            found.push((member, decode(&bytes)?));
-                        }
-                    }
-                    Ok::<_, StoreError>(found)
+        let reads: Vec<HashRead> =
+            by_partition.iter().map(|(partition, members)| HashRead { key: keys.records(*partition), fields: members.iter().map(|member| member.to_vec()).collect() }).collect();
+        let values = self.reads.read(reads).await?;
+        let mut found = HashMap::new();
+        for (members, values) in by_partition.into_values().zip(values) {
+            for (member, value) in members.into_iter().zip(values) {
+                if let Some(bytes) = value {
+                    found.insert(member, decode(&bytes)?);
                 }
-            })
-            .buffer_unordered(CONCURRENT_COMMANDS)
-            .try_collect()
-            .await?;
-        Ok(fetched.into_iter().flatten().collect())
+            }
+        }
+        Ok(found)
     }
 
     async fn pattern_meta(&self, keys: &Keys, id: T2Hash) -> Result<Option<PatternMeta>, StoreError> {
@@ -438,9 +510,10 @@ impl RedisStore {
 
     async fn pattern_detail(&self, keys: &Keys, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
         let partition = partition_of(id);
-        let (members, info): (Vec<Vec<u8>>, Option<Vec<u8>>) = redis::pipe()
-            .cmd("SMEMBERS")
-            .arg(keys.group(id))
+        let (group, info): (Option<Vec<u8>>, Option<Vec<u8>>) = redis::pipe()
+            .cmd("HGET")
+            .arg(keys.groups(partition))
+            .arg(id.to_hex())
             .cmd("HGET")
             .arg(keys.group_info(partition))
             .arg(id.to_hex())
@@ -448,7 +521,7 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         let meta = self.pattern_meta(keys, id).await?;
-        let members = members.iter().map(|bytes| member_from(bytes)).collect::<Result<Vec<_>, _>>()?;
+        let members = group.as_deref().map(group_members).transpose()?.unwrap_or_default();
         let records = self.records(keys, members).await?;
         if records.is_empty() && meta.is_none() {
             return Ok(None);
@@ -467,11 +540,36 @@ impl RedisStore {
     }
 }
 
-/// Lane keys of one query sketch: its 16 band buckets, then its T2 group.
-fn lane_keys(keys: &Keys, sketch: &QuerySketch) -> Vec<String> {
-    let mut lanes: Vec<String> = sketch.sketch.band_keys().into_iter().enumerate().map(|(band, value)| keys.band(band, value)).collect();
-    lanes.push(keys.group(sketch.t2_hash));
-    lanes
+/// The reads of one partition that a query needs: band fields and group sets.
+#[derive(Default)]
+struct PartitionLanes {
+    fields: BTreeSet<[u8; 2]>,
+    groups: BTreeSet<T2Hash>,
+}
+
+/// What a query's first round read: band field values by (partition, field), group members by T2.
+#[derive(Default)]
+struct LaneContents {
+    fields: HashMap<(u64, [u8; 2]), Vec<u8>>,
+    groups: HashMap<T2Hash, Vec<Member>>,
+}
+
+impl LaneContents {
+    /// Candidate members of one sketch: its 16 band buckets and its T2 group, each cut at
+    /// [`MAX_LANE_WALK`] as the embedded index cuts its lanes.
+    fn candidates(&self, sketch: &QuerySketch) -> Result<HashSet<Member>, StoreError> {
+        let mut candidates = HashSet::new();
+        for value in sketch.sketch.band_keys() {
+            let slot = band_slot(value);
+            if let Some(field_value) = self.fields.get(&(slot.partition, slot.field)) {
+                candidates.extend(bucket_members(field_value, slot.tag)?.into_iter().take(MAX_LANE_WALK));
+            }
+        }
+        if let Some(group) = self.groups.get(&sketch.t2_hash) {
+            candidates.extend(group.iter().take(MAX_LANE_WALK).copied());
+        }
+        Ok(candidates)
+    }
 }
 
 /// Whether a stored unit shares a lane with the query (stale bucket entries do not).
@@ -492,29 +590,13 @@ impl Store for RedisStore {
 
     async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Arc<[SketchResult]>, StoreError> {
         let keys = Keys::new(tenant);
-        let per_sketch_lanes: Vec<Vec<String>> = sketches.iter().map(|sketch| lane_keys(&keys, sketch)).collect();
-        let mut unique_lanes: Vec<String> = per_sketch_lanes.iter().flatten().cloned().collect();
-        unique_lanes.sort_unstable();
-        unique_lanes.dedup();
-        let lane_members: HashMap<String, Vec<Member>> = stream::iter(unique_lanes)
-            .map(|lane| {
-                let mut conn = self.conn();
-                async move {
-                    let members: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(&lane).query_async(&mut conn).await.map_err(unavailable)?;
-                    let members = members.iter().take(MAX_LANE_WALK).map(|bytes| member_from(bytes)).collect::<Result<Vec<_>, _>>()?;
-                    Ok::<_, StoreError>((lane, members))
-                }
-            })
-            .buffer_unordered(CONCURRENT_COMMANDS)
-            .try_collect()
-            .await?;
-        let all_members: HashSet<Member> = lane_members.values().flatten().copied().collect();
-        let records = self.records(&keys, all_members).await?;
+        let lanes = self.lane_contents(&keys, sketches).await?;
+        let per_sketch_candidates: Vec<HashSet<Member>> = sketches.iter().map(|sketch| lanes.candidates(sketch)).collect::<Result<_, _>>()?;
+        let records = self.records(&keys, per_sketch_candidates.iter().flatten().copied().collect::<HashSet<Member>>()).await?;
 
         let mut results = Vec::with_capacity(sketches.len());
-        for (sketch, lanes) in sketches.iter().zip(&per_sketch_lanes) {
+        for (sketch, candidates) in sketches.iter().zip(per_sketch_candidates) {
             let query_bands = sketch.sketch.band_keys();
-            let candidates: HashSet<Member> = lanes.iter().filter_map(|lane| lane_members.get(lane)).flatten().copied().collect();
             let mut matches: Vec<UnitMatch> = Vec::new();
             for candidate in candidates {
                 let Some(record) = records.get(&candidate) else { continue };
