@@ -35,6 +35,11 @@ pub trait TokenSource: Sync {
         let _ = (start, end);
         Some(RangeTokens { tokens: self.tokens(file)?, first: 0 })
     }
+
+    /// The 1-based line of a token of a file (`FileTokens::line`).
+    fn line(&self, file: u32, token: u32) -> Option<u32> {
+        Some(self.tokens(file)?.line(token as usize))
+    }
 }
 
 /// Tokens of part of a file: `tokens` holds the file's tokens from `first` on.
@@ -46,6 +51,19 @@ pub struct RangeTokens {
 impl RangeTokens {
     fn run(&self, start: u32, end: u32) -> Option<TokenRun<'_>> {
         run(&self.tokens, start.checked_sub(self.first)?, end.checked_sub(self.first)?)
+    }
+
+    /// One past the last token held.
+    fn end(&self) -> usize {
+        self.first as usize + self.tokens.len()
+    }
+
+    fn sym(&self, token: usize) -> u16 {
+        self.tokens.syms[token - self.first as usize]
+    }
+
+    fn text(&self, token: usize) -> u32 {
+        self.tokens.texts[token - self.first as usize]
     }
 }
 
@@ -94,8 +112,9 @@ const VERIFICATION_JOB_PAIRS: usize = 64;
 const BLOCK_JOB_FILE_PAIRS: usize = 16;
 /// Dirty files whose block seeds are gathered and extended together.
 const BLOCK_SEEDING_FILES: usize = 4096;
-/// Tokens of the streams a block-extension thread keeps at hand (`RecentStreams`).
-const RECENT_STREAM_TOKENS: usize = 2_000_000;
+/// Tokens read on either side of a pair of files' outermost seeds before extending them:
+/// most blocks end well within it.
+const BLOCK_WINDOW_MARGIN: u32 = 512;
 
 pub struct Detector<'a> {
     pub files: &'a [FileRecord],
@@ -231,11 +250,21 @@ impl Detector<'_> {
             .flat_map(|(file, record)| (0..record.units.len()).map(move |unit| UnitRef { file: file as u32, unit: unit as u32 }))
             .collect();
         let numbering = UnitNumbering::of(self.files);
-        let propose = |units: &[UnitRef], quota: Quota| -> Vec<Candidate> {
+        // Candidates of `units`, leaving out pairs `known` (sorted) holds: dropped unit by
+        // unit, since a dense family's units propose millions again that are mostly known.
+        let propose = |units: &[UnitRef], quota: Quota, known: &[Candidate]| -> Vec<Candidate> {
+            let is_new = |candidate: &Candidate| known.binary_search_by_key(&(candidate.a, candidate.b), |known| (known.a, known.b)).is_err();
             let mut candidates: Vec<Candidate> = units
                 .par_iter()
                 .with_max_len(CANDIDATE_JOB_UNITS)
-                .map_init(|| MeetCounts::new(numbering.len()), |counts, &unit| self.candidates_of(unit, &numbering, counts, quota))
+                .map_init(
+                    || MeetCounts::new(numbering.len()),
+                    |counts, &unit| {
+                        let mut proposed = self.candidates_of(unit, &numbering, counts, quota);
+                        proposed.retain(is_new);
+                        proposed
+                    },
+                )
                 .flatten_iter()
                 .collect();
             candidates.par_sort_unstable_by_key(|candidate| (candidate.a, candidate.b));
@@ -264,7 +293,7 @@ impl Detector<'_> {
                 .collect()
         };
         let started = std::time::Instant::now();
-        let candidates = propose(&dirty_units, Quota::FIRST);
+        let candidates = propose(&dirty_units, Quota::FIRST, &[]);
         tracing::debug!(candidates = candidates.len(), elapsed_ms = started.elapsed().as_millis() as u64, "near-miss candidates");
         let started = std::time::Instant::now();
         let mut pairs = verify_all(&candidates);
@@ -280,10 +309,7 @@ impl Detector<'_> {
         let dense: Vec<UnitRef> = dirty_units.iter().copied().filter(|unit| accepted.get(unit).is_some_and(|&count| count >= DENSE_FAMILY_PAIRS)).collect();
         if !dense.is_empty() {
             let started = std::time::Instant::now();
-            let more: Vec<Candidate> = propose(&dense, Quota::DENSE)
-                .into_iter()
-                .filter(|candidate| candidates.binary_search_by_key(&(candidate.a, candidate.b), |known| (known.a, known.b)).is_err())
-                .collect();
+            let more = propose(&dense, Quota::DENSE, &candidates);
             pairs.extend(verify_all(&more));
             tracing::debug!(units = dense.len(), candidates = more.len(), elapsed_ms = started.elapsed().as_millis() as u64, "dense-family candidates verified");
         }
@@ -535,23 +561,15 @@ impl Detector<'_> {
             let mut seeds: Vec<Seed> = slice.par_iter().flat_map_iter(|&file| self.seeds_of(file)).collect();
             seeds.par_sort_unstable();
             seeds.dedup();
-            // File pairs in Z order: consecutive runs share their files on both sides, so
-            // a thread's recent streams serve most of them (spilled ones are read from
-            // disk). Pairs come out sorted later; ties only within one file pair.
-            let mut runs: Vec<&[Seed]> = seeds.chunk_by(|x, y| x.0 == y.0).collect();
-            runs.sort_unstable_by_key(|run| z_order(run[0].0));
+            let runs: Vec<&[Seed]> = seeds.chunk_by(|x, y| x.0 == y.0).collect();
             let found: Vec<ClonePair> = runs
                 .par_iter()
                 .with_max_len(BLOCK_JOB_FILE_PAIRS)
-                .map_init(RecentStreams::default, |recent, run| {
+                .flat_map_iter(|run| {
                     let (file_a, file_b) = run[0].0;
-                    let (Some(tokens_a), Some(tokens_b)) = (recent.get(file_a, self.tokens), recent.get(file_b, self.tokens)) else {
-                        return Vec::new();
-                    };
                     let positions: Vec<(u32, u32)> = run.iter().map(|seed| seed.1).collect();
-                    self.extend_seeds(file_a, &tokens_a, file_b, &tokens_b, &positions)
+                    self.extend_seeds(file_a, file_b, &positions)
                 })
-                .flatten_iter()
                 .collect();
             pairs.extend(found);
         }
@@ -579,32 +597,74 @@ impl Detector<'_> {
         found
     }
 
-    fn extend_seeds(&self, file_a: u32, tokens_a: &FileTokens, file_b: u32, tokens_b: &FileTokens, positions: &[(u32, u32)]) -> Vec<ClonePair> {
+    /// The blocks a pair of files shares around its seeds. Each side is read as a window
+    /// around its seeds (a spilled file is not read whole for every file it shares a
+    /// k-gram with); a run reaching a window's edge inside its file is extended again over
+    /// the whole files.
+    fn extend_seeds(&self, file_a: u32, file_b: u32, positions: &[(u32, u32)]) -> Vec<ClonePair> {
+        let window = |file: u32, seeds: &mut dyn Iterator<Item = u32>| -> Option<RangeTokens> {
+            let (mut low, mut high) = (u32::MAX, 0);
+            for seed in seeds {
+                (low, high) = (low.min(seed), high.max(seed));
+            }
+            let length = self.files[file as usize].tokens;
+            self.tokens.range(file, low.saturating_sub(BLOCK_WINDOW_MARGIN), high.saturating_add(BLOCK_WINDOW_MARGIN).min(length))
+        };
+        let whole = |file: u32| self.tokens.range(file, 0, self.files[file as usize].tokens);
+        let windows = (window(file_a, &mut positions.iter().map(|seed| seed.0)), window(file_b, &mut positions.iter().map(|seed| seed.1)));
+        if let (Some(a), Some(b)) = &windows
+            && let Some(pairs) = self.extend_within(file_a, a, file_b, b, positions)
+        {
+            return pairs;
+        }
+        let (Some(a), Some(b)) = (whole(file_a), whole(file_b)) else { return Vec::new() };
+        self.extend_within(file_a, &a, file_b, &b, positions).unwrap_or_default()
+    }
+
+    /// The blocks around `positions` within two windows; `None` when a run reaches the
+    /// edge of a window that is not the edge of its file.
+    fn extend_within(&self, file_a: u32, tokens_a: &RangeTokens, file_b: u32, tokens_b: &RangeTokens, positions: &[(u32, u32)]) -> Option<Vec<ClonePair>> {
         let language = self.files[file_a as usize].language;
         let settings = self.config.detection_for(language);
-        let (syms_a, syms_b) = (&tokens_a.syms, &tokens_b.syms);
+        let (first_a, first_b) = (tokens_a.first as usize, tokens_b.first as usize);
+        let (end_a, end_b) = (tokens_a.end(), tokens_b.end());
+        let cut_a = end_a < self.files[file_a as usize].tokens as usize;
+        let cut_b = end_b < self.files[file_b as usize].tokens as usize;
         let mut found: HashSet<(u32, u32)> = HashSet::default();
         let mut pairs = Vec::new();
         for &(pos_a, pos_b) in positions {
             let (pos_a, pos_b) = (pos_a as usize, pos_b as usize);
-            if pos_a >= syms_a.len() || pos_b >= syms_b.len() || syms_a[pos_a] != syms_b[pos_b] || syms_a[pos_a] == SYM_BARRIER {
+            if pos_a < first_a || pos_b < first_b || pos_a >= end_a || pos_b >= end_b {
+                // Outside whole files: a seed the streams no longer have.
+                if first_a == 0 && first_b == 0 && !cut_a && !cut_b {
+                    continue;
+                }
+                return None;
+            }
+            if tokens_a.sym(pos_a) != tokens_b.sym(pos_b) || tokens_a.sym(pos_a) == SYM_BARRIER {
                 continue;
             }
             let (mut start_a, mut start_b) = (pos_a, pos_b);
-            while start_a > 0 && start_b > 0 && syms_a[start_a - 1] == syms_b[start_b - 1] && syms_a[start_a - 1] != SYM_BARRIER {
+            while start_a > first_a && start_b > first_b && tokens_a.sym(start_a - 1) == tokens_b.sym(start_b - 1) && tokens_a.sym(start_a - 1) != SYM_BARRIER {
                 start_a -= 1;
                 start_b -= 1;
+            }
+            if (start_a == first_a && first_a > 0) || (start_b == first_b && first_b > 0) {
+                return None;
             }
             if !found.insert((start_a as u32, start_b as u32)) {
                 continue;
             }
             let mut length = 0;
-            while start_a + length < syms_a.len()
-                && start_b + length < syms_b.len()
-                && syms_a[start_a + length] == syms_b[start_b + length]
-                && syms_a[start_a + length] != SYM_BARRIER
+            while start_a + length < end_a
+                && start_b + length < end_b
+                && tokens_a.sym(start_a + length) == tokens_b.sym(start_b + length)
+                && tokens_a.sym(start_a + length) != SYM_BARRIER
             {
                 length += 1;
+            }
+            if (start_a + length == end_a && cut_a) || (start_b + length == end_b && cut_b) {
+                return None;
             }
             if file_a == file_b {
                 // A run overlapping itself, or followed closely by its own repeat, is one
@@ -618,7 +678,7 @@ impl Detector<'_> {
                 pairs.push(pair);
             }
         }
-        pairs
+        Some(pairs)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -626,8 +686,8 @@ impl Detector<'_> {
         &self,
         file_a: u32,
         file_b: u32,
-        tokens_a: &FileTokens,
-        tokens_b: &FileTokens,
+        tokens_a: &RangeTokens,
+        tokens_b: &RangeTokens,
         start_a: usize,
         start_b: usize,
         length: usize,
@@ -637,9 +697,10 @@ impl Detector<'_> {
             return None;
         }
         let (end_a, end_b) = (start_a + length - 1, start_b + length - 1);
-        let lines_a = tokens_a.line(end_a) - tokens_a.line(start_a) + 1;
-        let lines_b = tokens_b.line(end_b) - tokens_b.line(start_b) + 1;
-        if lines_a.min(lines_b) < settings.min_lines {
+        let line = |file: u32, token: usize| self.tokens.line(file, token as u32);
+        let (start_line_a, end_line_a) = (line(file_a, start_a)?, line(file_a, end_a)?);
+        let (start_line_b, end_line_b) = (line(file_b, start_b)?, line(file_b, end_b)?);
+        if (end_line_a - start_line_a + 1).min(end_line_b - start_line_b + 1) < settings.min_lines {
             return None;
         }
         // Renaming check: identical texts, or identifiers following one renaming.
@@ -650,8 +711,8 @@ impl Detector<'_> {
         let mut renamings: HashMap<(u32, u32), u32> = HashMap::default();
         let mut all_identical = true;
         for offset in 0..length {
-            let (text_a, text_b) = (tokens_a.texts[start_a + offset], tokens_b.texts[start_b + offset]);
-            let sym = tokens_a.syms[start_a + offset];
+            let (text_a, text_b) = (tokens_a.text(start_a + offset), tokens_b.text(start_b + offset));
+            let sym = tokens_a.sym(start_a + offset);
             if text_a != text_b {
                 all_identical = false;
             }
@@ -679,22 +740,22 @@ impl Detector<'_> {
         };
         // The exact text of side a: copies of the same code share it across machines.
         let mut content = blake3::Hasher::new();
-        for &text in &tokens_a.texts[start_a..start_a + length] {
-            content.update(&text.to_le_bytes());
+        for token in start_a..start_a + length {
+            content.update(&tokens_a.text(token).to_le_bytes());
         }
         let bytes = content.finalize();
         let content = u64::from_le_bytes(bytes.as_bytes()[..8].try_into().unwrap_or([0; 8]));
-        let instance = |file: u32, tokens: &FileTokens, start: usize, end: usize| Instance {
+        let instance = |file: u32, start: usize, end: usize, start_line: u32, end_line: u32| Instance {
             file,
-            start_line: tokens.line(start),
-            end_line: tokens.line(end),
+            start_line,
+            end_line,
             unit: None,
             token_start: start as u32,
             token_end: end as u32 + 1,
         };
         Some(ClonePair {
-            a: instance(file_a, tokens_a, start_a, end_a),
-            b: instance(file_b, tokens_b, start_b, end_b),
+            a: instance(file_a, start_a, end_a, start_line_a, end_line_a),
+            b: instance(file_b, start_b, end_b, start_line_b, end_line_b),
             kind,
             similarity: 1.0,
             content,
@@ -819,49 +880,6 @@ impl MeetCounts {
 
 /// A shared winnowed k-gram: (file a, file b) and its positions (in a, in b).
 type Seed = ((u32, u32), (u32, u32));
-
-/// The position of a pair of files on the Z-order curve: pairs close on it share files.
-fn z_order((a, b): (u32, u32)) -> u64 {
-    let spread = |value: u32| -> u64 {
-        let mut x = u64::from(value);
-        x = (x | (x << 16)) & 0x0000_FFFF_0000_FFFF;
-        x = (x | (x << 8)) & 0x00FF_00FF_00FF_00FF;
-        x = (x | (x << 4)) & 0x0F0F_0F0F_0F0F_0F0F;
-        x = (x | (x << 2)) & 0x3333_3333_3333_3333;
-        (x | (x << 1)) & 0x5555_5555_5555_5555
-    };
-    (spread(a) << 1) | spread(b)
-}
-
-/// The streams one block-extension thread used last, up to `RECENT_STREAM_TOKENS`: a
-/// stream that was spilled is read back from disk, and file pairs in Z order meet the
-/// same files again soon.
-#[derive(Default)]
-struct RecentStreams {
-    streams: HashMap<u32, (Arc<FileTokens>, u64)>,
-    tokens: usize,
-    clock: u64,
-}
-
-impl RecentStreams {
-    fn get(&mut self, file: u32, source: &dyn TokenSource) -> Option<Arc<FileTokens>> {
-        self.clock += 1;
-        if let Some((tokens, used)) = self.streams.get_mut(&file) {
-            *used = self.clock;
-            return Some(Arc::clone(tokens));
-        }
-        let tokens = source.tokens(file)?;
-        self.tokens += tokens.len();
-        self.streams.insert(file, (Arc::clone(&tokens), self.clock));
-        while self.tokens > RECENT_STREAM_TOKENS && self.streams.len() > 2 {
-            let Some((&oldest, _)) = self.streams.iter().min_by_key(|(_, (_, used))| *used) else { break };
-            if let Some((dropped, _)) = self.streams.remove(&oldest) {
-                self.tokens -= dropped.len();
-            }
-        }
-        Some(tokens)
-    }
-}
 
 fn consistent_count(renamings: &HashMap<(u32, u32), u32>) -> usize {
     let mut forward: HashMap<u32, u32> = HashMap::default();

@@ -422,7 +422,7 @@ impl TokenSource for ReparsingSource<'_> {
         // meet files in no order a cache could use, and reading from the page cache costs
         // less than a cache that keeps missing.
         if let Some(spilled) = self.spilled
-            && let Some(&slot) = spilled.slots.get(&file)
+            && let Some(slot) = spilled.slots.get(&file)
         {
             return spilled.spill.read(slot).map(Arc::new);
         }
@@ -440,16 +440,25 @@ impl TokenSource for ReparsingSource<'_> {
         .ok()
     }
 
-    /// A spilled file's range is read alone, around the cache: verification meets files in
-    /// no useful order, and reading whole streams to cut one unit from each cost more than
-    /// the comparison itself.
+    /// A spilled file's range is read alone, around the cache: verification and block
+    /// extension meet files in no useful order, and reading whole streams to cut a unit or
+    /// a block from each cost more than the comparison itself.
     fn range(&self, file: u32, start: u32, end: u32) -> Option<RangeTokens> {
         if let Some(spilled) = self.spilled
-            && let Some(&slot) = spilled.slots.get(&file)
+            && let Some(slot) = spilled.slots.get(&file)
         {
             return spilled.spill.read_range(slot, start, end).map(|tokens| RangeTokens { tokens: Arc::new(tokens), first: start });
         }
         Some(RangeTokens { tokens: self.tokens(file)?, first: 0 })
+    }
+
+    fn line(&self, file: u32, token: u32) -> Option<u32> {
+        if let Some(spilled) = self.spilled
+            && let Some(slot) = spilled.slots.get(&file)
+        {
+            return spilled.spill.line(slot, token);
+        }
+        Some(self.tokens(file)?.line(token as usize))
     }
 }
 

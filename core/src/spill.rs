@@ -17,13 +17,19 @@ use crate::analysis::FileTokens;
 /// up to a few million lines stays in memory.
 pub(crate) const IN_MEMORY_TOKENS: u64 = 16_000_000;
 
-/// Where one file's stream was written: its byte offset and its lengths.
-#[derive(Clone, Copy, Debug)]
+/// Where one file's stream was written: its byte offset and its lengths, and every
+/// `ROW_MARK_EVERY`th line start kept in memory, so the line of a token costs one small
+/// read instead of the file's whole line table.
+#[derive(Clone, Debug)]
 pub(crate) struct SpillSlot {
     offset: u64,
     tokens: u32,
     rows: u32,
+    row_marks: Box<[u32]>,
 }
+
+/// Line starts between two kept in memory (`SpillSlot::row_marks`).
+const ROW_MARK_EVERY: usize = 64;
 
 impl SpillSlot {
     fn bytes(&self) -> usize {
@@ -98,6 +104,7 @@ impl TokenSpill {
             offset: 0,
             tokens: tokens.len() as u32,
             rows: tokens.row_starts.len() as u32,
+            row_marks: tokens.row_starts.iter().step_by(ROW_MARK_EVERY).copied().collect(),
         };
         let mut bytes = Vec::with_capacity(slot.bytes());
         bytes.extend(tokens.syms.iter().flat_map(|sym| sym.to_le_bytes()));
@@ -111,7 +118,7 @@ impl TokenSpill {
 
     /// Tokens `start..end` of the stream written at `slot`, without its rows; `None` if
     /// they cannot be read back.
-    pub(crate) fn read_range(&self, slot: SpillSlot, start: u32, end: u32) -> Option<FileTokens> {
+    pub(crate) fn read_range(&self, slot: &SpillSlot, start: u32, end: u32) -> Option<FileTokens> {
         if start > end || end > slot.tokens {
             return None;
         }
@@ -139,8 +146,24 @@ impl TokenSpill {
         })
     }
 
+    /// The 1-based line of token `token` of the stream written at `slot` (as
+    /// `FileTokens::line`); `None` if it cannot be read back.
+    pub(crate) fn line(&self, slot: &SpillSlot, token: u32) -> Option<u32> {
+        let file = self.file.get()?.as_ref()?;
+        // Rows starting at or before the token: the marks say which run of rows holds the
+        // last of them, and that run is read.
+        let marked = slot.row_marks.partition_point(|&first| first <= token);
+        let from = marked.saturating_sub(1) * ROW_MARK_EVERY;
+        let to = (from + ROW_MARK_EVERY).min(slot.rows as usize);
+        let mut bytes = vec![0u8; (to - from) * 4];
+        let rows_at = slot.offset + u64::from(slot.tokens) * 6;
+        read_at(file, &mut bytes, rows_at + from as u64 * 4).ok()?;
+        let before = bytes.chunks_exact(4).take_while(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) <= token).count();
+        Some((from + before) as u32)
+    }
+
     /// The stream written at `slot`; `None` if it cannot be read back.
-    pub(crate) fn read(&self, slot: SpillSlot) -> Option<FileTokens> {
+    pub(crate) fn read(&self, slot: &SpillSlot) -> Option<FileTokens> {
         let file = self.file.get()?.as_ref()?;
         let mut bytes = vec![0u8; slot.bytes()];
         if let Err(error) = read_at(file, &mut bytes, slot.offset) {
@@ -210,10 +233,13 @@ mod tests {
 
     #[test]
     fn streams_past_the_budget_are_written_and_read_back_unchanged() {
+        // The last source has lines enough for several row marks, and blank lines.
+        let long: String = (0..300).map(|line| if line % 7 == 3 { "\n".to_string() } else { format!("v{line} = [{line}, 'x']\n") }).collect();
         let sources = [
             "def f(a, b):\n    return a + b\n",
             "x = 1\n\n\ny = [x, 2, 'three']\n",
             "class C:\n    def m(self):\n        pass\n",
+            long.as_str(),
         ];
         let first = tokens_of(sources[0]);
         let spill = TokenSpill::new(first.len() as u64);
@@ -229,11 +255,11 @@ mod tests {
             let HeldTokens::Spilled(slot) = held else {
                 panic!("past the budget, {source:?} is spilled")
             };
-            let back = spill.read(*slot).expect("read back");
+            let back = spill.read(slot).expect("read back");
             let expected = tokens_of(source);
             let (start, end) = (1, expected.len() as u32 - 1);
             let range = spill
-                .read_range(*slot, start, end)
+                .read_range(slot, start, end)
                 .expect("a range read back");
             assert_eq!(
                 (&range.syms[..], &range.texts[..]),
@@ -244,10 +270,13 @@ mod tests {
             );
             assert!(
                 spill
-                    .read_range(*slot, 0, expected.len() as u32 + 1)
+                    .read_range(slot, 0, expected.len() as u32 + 1)
                     .is_none(),
                 "a range past the stream is refused"
             );
+            for token in 0..expected.len() as u32 {
+                assert_eq!(spill.line(slot, token), Some(expected.line(token as usize)), "line of token {token} of {source:?}");
+            }
             assert_eq!(
                 (back.syms, back.texts, back.row_starts),
                 (expected.syms, expected.texts, expected.row_starts)
