@@ -133,17 +133,7 @@ impl TokenSpill {
             tracing::warn!(%error, "cannot read token streams back from their temporary file");
             return None;
         }
-        Some(FileTokens {
-            syms: syms
-                .chunks_exact(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                .collect(),
-            texts: texts
-                .chunks_exact(4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            row_starts: Vec::new(),
-        })
+        Some(FileTokens { syms: u16s(&syms), texts: u32s(&texts), row_starts: Vec::new() })
     }
 
     /// The 1-based line of token `token` of the stream written at `slot` (as
@@ -158,7 +148,7 @@ impl TokenSpill {
         let mut bytes = vec![0u8; (to - from) * 4];
         let rows_at = slot.offset + u64::from(slot.tokens) * 6;
         read_at(file, &mut bytes, rows_at + from as u64 * 4).ok()?;
-        let before = bytes.chunks_exact(4).take_while(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) <= token).count();
+        let before = u32s(&bytes).into_iter().take_while(|&first| first <= token).count();
         Some((from + before) as u32)
     }
 
@@ -172,21 +162,16 @@ impl TokenSpill {
         }
         let (syms, rest) = bytes.split_at(slot.tokens as usize * 2);
         let (texts, rows) = rest.split_at(slot.tokens as usize * 4);
-        Some(FileTokens {
-            syms: syms
-                .chunks_exact(2)
-                .map(|b| u16::from_le_bytes([b[0], b[1]]))
-                .collect(),
-            texts: texts
-                .chunks_exact(4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            row_starts: rows
-                .chunks_exact(4)
-                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-        })
+        Some(FileTokens { syms: u16s(syms), texts: u32s(texts), row_starts: u32s(rows) })
     }
+}
+
+fn u16s(bytes: &[u8]) -> Vec<u16> {
+    bytes.chunks_exact(2).map(|b| u16::from_le_bytes([b[0], b[1]])).collect()
+}
+
+fn u32s(bytes: &[u8]) -> Vec<u32> {
+    bytes.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
 }
 
 #[cfg(unix)]
