@@ -38,6 +38,14 @@ impl HashKey for u32 {
 /// (file, position) entries a key holds in the overlay.
 type OverlayEntries = Vec<(u32, u32)>;
 
+/// What a key holds: its base entries and overlay entries, stale ones included, and how
+/// many entries that is with a pruned key's count.
+struct Under<'a, K> {
+    base: &'a [(K, u32, u32)],
+    overlay: Option<&'a OverlayEntries>,
+    held: usize,
+}
+
 #[derive(Default)]
 struct Table<K: HashKey> {
     /// Sorted by key; entries of files in `replaced` are stale.
@@ -171,23 +179,23 @@ impl<K: HashKey> Table<K> {
     /// indexed under `key` itself (every key asked about is one of its own), so a key
     /// with a single base entry and no overlay yields nothing.
     fn others_at_most<'a>(&'a self, key: K, limit: usize, replaced: &'a HashSet<u32>) -> Option<impl Iterator<Item = (u32, u32)> + 'a> {
-        let (base, overlay, held) = self.under(key, replaced);
-        if held > limit {
+        let under = self.under(key, replaced);
+        if under.held > limit {
             return None;
         }
-        Some(live_entries(base, overlay, replaced))
+        Some(live_entries(under.base, under.overlay, replaced))
     }
 
     /// The base entries and the overlay under `key` an asker may meet (see
     /// `others_at_most`), stale ones included, and how many entries the key holds (a
     /// pruned key's count included).
-    fn under<'a>(&'a self, key: K, replaced: &HashSet<u32>) -> (&'a [(K, u32, u32)], Option<&'a OverlayEntries>, usize) {
+    fn under<'a>(&'a self, key: K, replaced: &HashSet<u32>) -> Under<'a, K> {
         let alone = self.overlay.is_empty() && replaced.is_empty() && !self.may_repeat(key);
         let base = if alone { &[][..] } else { self.base_range(key) };
         let overlay = if self.overlay.is_empty() { None } else { self.overlay.get(&key) };
         // A key that is not alone and has no base entries may be a pruned one.
         let pruned = if alone || !base.is_empty() || self.pruned.is_empty() { 0 } else { self.pruned.get(&key).map_or(0, |&count| count as usize) };
-        (base, overlay, base.len() + pruned + overlay.map_or(0, Vec::len))
+        Under { base, overlay, held: base.len() + pruned + overlay.map_or(0, Vec::len) }
     }
 
     /// How many base entries `key` holds, pruned ones counted.
@@ -204,7 +212,7 @@ impl<K: HashKey> Table<K> {
     /// whichever side asks. The overlay (files re-indexed since the build) counts as hubs.
     /// The flag says whether the key was sampled.
     fn others_sampled<'a>(&'a self, key: K, limit: usize, asker_hub: u32, width: Hubs, replaced: &'a HashSet<u32>) -> Option<(bool, impl Iterator<Item = (u32, u32)> + 'a)> {
-        let (base, overlay, held) = self.under(key, replaced);
+        let Under { base, overlay, held } = self.under(key, replaced);
         if held <= limit {
             return Some((false, live_entries(base, overlay, replaced)));
         }
@@ -601,8 +609,7 @@ mod tests {
         // An edited file indexed later under the pruned key does not bring it back.
         table.add_to_overlay(vec![(5, 900, 0)]);
         assert!(table.others_at_most(5, MAX_NAME_POSTINGS, &replaced).is_none());
-        let (_, _, held) = table.under(5, &replaced);
-        assert_eq!(held, 501);
+        assert_eq!(table.under(5, &replaced).held, 501);
     }
 
     #[test]
