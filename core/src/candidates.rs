@@ -66,7 +66,7 @@ struct Table<K: HashKey> {
     /// are hubs.
     sampled: HashMap<K, HubSample>,
     /// Keys held by more entries than any lookup of this table takes, with their counts:
-    /// their entries are not kept. They are most of the entries of a large tree (its
+    /// their entries are not kept. They hold a large share of a large tree's entries (its
     /// idioms and ubiquitous APIs), and a lookup of one answers from its count alone.
     pruned: HashMap<K, u32>,
 }
