@@ -65,6 +65,12 @@ impl RangeTokens {
     fn text(&self, token: usize) -> u32 {
         self.tokens.texts[token - self.first as usize]
     }
+
+    /// The line of a token when the line starts are held (a whole stream in memory); a
+    /// range read back from a spill holds none.
+    fn held_line(&self, token: usize) -> Option<u32> {
+        (!self.tokens.row_starts.is_empty()).then(|| self.tokens.line(token))
+    }
 }
 
 /// Exact-hash groups larger than this are linked as a star, not every pair.
@@ -697,9 +703,9 @@ impl Detector<'_> {
             return None;
         }
         let (end_a, end_b) = (start_a + length - 1, start_b + length - 1);
-        let line = |file: u32, token: usize| self.tokens.line(file, token as u32);
-        let (start_line_a, end_line_a) = (line(file_a, start_a)?, line(file_a, end_a)?);
-        let (start_line_b, end_line_b) = (line(file_b, start_b)?, line(file_b, end_b)?);
+        let line = |file: u32, tokens: &RangeTokens, token: usize| tokens.held_line(token).or_else(|| self.tokens.line(file, token as u32));
+        let (start_line_a, end_line_a) = (line(file_a, tokens_a, start_a)?, line(file_a, tokens_a, end_a)?);
+        let (start_line_b, end_line_b) = (line(file_b, tokens_b, start_b)?, line(file_b, tokens_b, end_b)?);
         if (end_line_a - start_line_a + 1).min(end_line_b - start_line_b + 1) < settings.min_lines {
             return None;
         }

@@ -418,9 +418,8 @@ impl TokenSource for ReparsingSource<'_> {
         if let Some(tokens) = self.fresh.get(&file) {
             return Some(Arc::clone(tokens));
         }
-        // A spilled stream is read again rather than cached: its readers (block extension)
-        // meet files in no order a cache could use, and reading from the page cache costs
-        // less than a cache that keeps missing.
+        // A whole spilled stream is read again rather than cached: detection itself reads
+        // only ranges of spilled files (`range`), so a cache would hold what no one asks.
         if let Some(spilled) = self.spilled
             && let Some(slot) = spilled.slots.get(&file)
         {
