@@ -205,6 +205,40 @@ test("code is shown as text, never as markup", async () => {
   assert.deepEqual(consoleErrors, []);
 });
 
+test("tiles are drawn a page at a time, and the filter searches every pattern", async () => {
+  const data = await embeddedData();
+  assert.ok(data.patterns.length >= 3, `the fixture yields three patterns or more, got ${data.patterns.length}`);
+  const paged = await context.newPage();
+  const errors = [];
+  paged.on("pageerror", (error) => errors.push(String(error)));
+  // The scroll observer would draw further pages as soon as the button shows in a tall
+  // viewport; a short one keeps the button out of view.
+  await paged.setViewportSize({ width: 400, height: 120 });
+  await paged.goto(`${pathToFileURL(reportFile).href}?page-size=1`, { waitUntil: "load" });
+  const drawn = () => paged.$$eval("[data-pattern-id].tile", (tiles) => tiles.map((tile) => tile.dataset.patternId));
+  assert.deepEqual(await drawn(), [data.patterns[0].id], "the first page holds the first pattern only");
+  assert.equal(await paged.textContent("#shown-count"), `${data.patterns.length} of ${data.patterns.length} patterns`);
+  assert.match(await paged.textContent("#more"), new RegExp(`\\(${data.patterns.length - 1} not shown yet\\)`));
+  await paged.click("#more");
+  assert.deepEqual((await drawn()).slice(0, 2), data.patterns.slice(0, 2).map((pattern) => pattern.id), "the next page follows in order");
+
+  // The last pattern is not drawn, yet the filter finds it.
+  const last = data.patterns[data.patterns.length - 1];
+  await paged.fill("#filter", last.id);
+  await paged.waitForFunction(() => new Promise((resolve) => requestAnimationFrame(() => resolve(true))));
+  assert.deepEqual(await drawn(), [last.id]);
+  assert.equal(await paged.isVisible("#more"), false, "nothing is left to draw");
+
+  // Scrolling the button into view draws the rest.
+  await paged.fill("#filter", "");
+  await paged.waitForFunction(() => new Promise((resolve) => requestAnimationFrame(() => resolve(true))));
+  await paged.setViewportSize({ width: 1400, height: 900 });
+  await paged.waitForFunction((count) => document.querySelectorAll("[data-pattern-id].tile").length === count, data.patterns.length);
+  assert.deepEqual(await drawn(), data.patterns.map((pattern) => pattern.id));
+  assert.deepEqual(errors, []);
+  await paged.close();
+});
+
 test("a link with a pattern id opens that pattern", async () => {
   const data = await embeddedData();
   const last = data.patterns[data.patterns.length - 1];

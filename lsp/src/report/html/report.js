@@ -72,12 +72,24 @@
   }
 
   // ---- the table -------------------------------------------------------------------------
+  // Tiles are drawn a page at a time, in the current order and filter, and the next page
+  // when the end of the table scrolls into view: a tree with tens of thousands of patterns
+  // opens as fast as a small one. `?page-size=N` in the address changes the page.
+  const PAGE_SIZE = (() => {
+    const asked = Number(new URLSearchParams(location.search).get("page-size"));
+    return Number.isInteger(asked) && asked > 0 ? asked : 500;
+  })();
   const table = document.getElementById("table");
   const tiles = new Map();
   const searchText = new Map();
-  const fragment = document.createDocumentFragment();
-  for (const pattern of patterns) {
-    const tile = element("button", `tile size-${pattern.size}`);
+  let order = patterns;
+  let matches = patterns;
+  let drawn = 0;
+
+  function tileFor(pattern) {
+    let tile = tiles.get(pattern.id);
+    if (tile) return tile;
+    tile = element("button", `tile size-${pattern.size}`);
     tile.type = "button";
     tile.setAttribute("role", "listitem");
     tile.dataset.patternId = pattern.id;
@@ -92,13 +104,48 @@
     applyColours(tile, pattern);
     tile.addEventListener("click", () => openDetail(pattern.id));
     tiles.set(pattern.id, tile);
-    searchText.set(pattern.id, [
-      pattern.name, pattern.id, pattern.kind, ...pattern.languages,
-      ...pattern.members.flatMap((member) => [member.path, member.name, member.language]),
-    ].join("\n").toLowerCase());
-    fragment.appendChild(tile);
+    return tile;
   }
-  table.appendChild(fragment);
+
+  function haystack(pattern) {
+    let text = searchText.get(pattern.id);
+    if (text === undefined) {
+      text = [
+        pattern.name, pattern.id, pattern.kind, ...pattern.languages,
+        ...pattern.members.flatMap((member) => [member.path, member.name, member.language]),
+      ].join("\n").toLowerCase();
+      searchText.set(pattern.id, text);
+    }
+    return text;
+  }
+
+  const more = element("button", "more");
+  more.type = "button";
+  more.id = "more";
+  more.hidden = true;
+  table.after(more);
+
+  function drawMore() {
+    const end = Math.min(matches.length, drawn + PAGE_SIZE);
+    const fragment = document.createDocumentFragment();
+    for (let index = drawn; index < end; index += 1) fragment.appendChild(tileFor(matches[index]));
+    table.appendChild(fragment);
+    drawn = end;
+    const left = matches.length - drawn;
+    more.hidden = left === 0;
+    more.textContent = `Show ${formatNumber(Math.min(left, PAGE_SIZE))} more (${formatNumber(left)} not shown yet)`;
+  }
+  function redraw() {
+    table.replaceChildren();
+    drawn = 0;
+    drawMore();
+  }
+  more.addEventListener("click", drawMore);
+  if ("IntersectionObserver" in window) {
+    new IntersectionObserver((entries) => {
+      if (entries.some((entry) => entry.isIntersecting) && drawn < matches.length) drawMore();
+    }, { rootMargin: "600px" }).observe(more);
+  }
 
   // ---- header extras: language bar and legends --------------------------------------------
   const languageBar = document.getElementById("language-bar");
@@ -139,15 +186,11 @@
   function applyFilter() {
     const terms = filterInput.value.toLowerCase().split(/\s+/).filter(Boolean);
     const kinds = new Set(kindBoxes.filter((box) => box.checked).map((box) => box.value));
-    let shown = 0;
-    for (const pattern of patterns) {
-      // A kind without a checkbox is never hidden by the checkboxes.
-      const kindShown = kinds.has(pattern.kind) || !knownKinds.has(pattern.kind);
-      const haystack = searchText.get(pattern.id);
-      const visible = kindShown && terms.every((term) => haystack.includes(term));
-      tiles.get(pattern.id).hidden = !visible;
-      if (visible) shown += 1;
-    }
+    // A kind without a checkbox is never hidden by the checkboxes.
+    matches = order.filter((pattern) =>
+      (kinds.has(pattern.kind) || !knownKinds.has(pattern.kind)) && terms.every((term) => haystack(pattern).includes(term)));
+    const shown = matches.length;
+    redraw();
     shownCount.textContent = `${formatNumber(shown)} of ${formatNumber(patterns.length)} patterns`;
     if (!patterns.length) {
       empty.textContent = "No duplicated code found: the table is empty.";
@@ -178,10 +221,8 @@
     name: (a, b) => a.name.localeCompare(b.name) || a.number - b.number,
   };
   document.getElementById("sort").addEventListener("change", (event) => {
-    const order = [...patterns].sort(SORTS[event.target.value] || SORTS.lines);
-    const reordered = document.createDocumentFragment();
-    for (const pattern of order) reordered.appendChild(tiles.get(pattern.id));
-    table.appendChild(reordered);
+    order = [...patterns].sort(SORTS[event.target.value] || SORTS.lines);
+    applyFilter();
   });
 
   for (const radio of document.querySelectorAll('input[name="colour"]')) {
@@ -237,8 +278,9 @@
     const pattern = byId.get(patternId);
     if (!pattern) return;
     if (selectedTile) selectedTile.classList.remove("selected");
-    selectedTile = tiles.get(patternId);
-    selectedTile.classList.add("selected");
+    // A pattern opened from a link may lie past the tiles drawn so far.
+    selectedTile = tiles.get(patternId) || null;
+    if (selectedTile) selectedTile.classList.add("selected");
 
     detail.replaceChildren();
     detail.dataset.patternId = pattern.id;
