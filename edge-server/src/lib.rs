@@ -4,11 +4,13 @@
 //! parses the command line.
 //!
 //! Layout: `api` (HTTP, the only module that knows axum), `store` (the storage trait, its
-//! backends, wrappers and conformance suite), `tokens` (API tokens), `server` (binding, TLS,
+//! backends, wrappers and conformance suite), `tokens` (API tokens), `clock` (RFC 3339 times
+//! and durations as operators write them), `server` (binding, TLS,
 //! signals, shutdown), `cloud` (the organisation-wide tier, `--role cloud`), `uplink` (a team
 //! edge's outbox to the cloud and its cache of organisation counts).
 
 pub mod api;
+pub mod clock;
 pub mod cloud;
 pub mod server;
 pub mod store;

@@ -48,8 +48,13 @@ enum TokenCommand {
         tenant: String,
         #[arg(long, value_enum)]
         role: Role,
+        /// Refuse the token from this time on: a duration from now (`90d`, `12h`, `30m`, `2s`)
+        /// or an RFC 3339 time (`2027-03-01T00:00:00Z`). Default: it never expires.
+        #[arg(long, value_name = "DURATION|TIME")]
+        expires: Option<String>,
     },
-    /// List tokens (id, tenant, role, creation time); never the tokens themselves.
+    /// List tokens (id, tenant, role, created, expires, state: active or expired); never the
+    /// tokens themselves.
     List {
         #[arg(long)]
         tokens: PathBuf,
@@ -270,15 +275,23 @@ fn redis_options(store: &str, password: Option<String>, tls: bool, wait_replicas
 fn run_token_command(command: TokenCommand) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match command {
-        TokenCommand::Create { tokens, tenant, role } => {
+        TokenCommand::Create { tokens, tenant, role, expires } => {
+            let expires_unix = match expires {
+                Some(text) => Some(periodic_edge::clock::parse_expiry(&text, periodic_edge::clock::now_unix()).map_err(|error| anyhow::anyhow!("--expires: {error}"))?),
+                None => None,
+            };
             let mut file = TokensFile::load(&tokens)?;
-            let token = file.create(&tenant, role)?;
+            let token = file.create(&tenant, role, expires_unix)?;
             file.save(&tokens)?;
             writeln!(stdout, "{token}")?;
         }
         TokenCommand::List { tokens } => {
+            let now = periodic_edge::clock::now_unix();
             for entry in TokensFile::load(&tokens)?.tokens {
-                writeln!(stdout, "{}\t{}\t{}\t{}", entry.id, entry.tenant, entry.role.as_str(), entry.created_unix)?;
+                let expires = entry.expires_unix.map_or_else(|| "never".to_string(), periodic_edge::clock::format_rfc3339);
+                let state = if entry.expired_at(now) { "expired" } else { "active" };
+                let created = periodic_edge::clock::format_rfc3339(entry.created_unix);
+                writeln!(stdout, "{}\t{}\t{}\t{created}\t{expires}\t{state}", entry.id, entry.tenant, entry.role.as_str())?;
             }
         }
         TokenCommand::Revoke { tokens, id } => {

@@ -14,7 +14,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::api::AppState;
 use crate::api::error::ApiError;
-use crate::tokens::{Caller, Role, Tier, TokenTable};
+use crate::tokens::{Caller, Refusal, Role, Tier, TokenTable};
 
 /// One GCRA bucket per token (keyed by the token's hash).
 pub type TokenRateLimiter = DefaultKeyedRateLimiter<[u8; 32]>;
@@ -44,7 +44,13 @@ pub fn caller_of(request: &Request, tokens: &RwLock<Arc<TokenTable>>, limiter: &
         _ => return Err(ApiError::unauthorized("Authorization must use the Bearer scheme")),
     };
     let table = tokens.read().map_err(|_| ApiError::unauthorized("token table unavailable"))?.clone();
-    let caller = table.authenticate(token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+    let caller = table.authenticate(token, crate::clock::now_unix()).map_err(|refusal| match refusal {
+        Refusal::Unknown => ApiError::unauthorized("unknown or revoked token"),
+        Refusal::Expired { token_id, expires_unix } => ApiError::unauthorized(format!(
+            "token {token_id} expired at {}; ask for a new one (`periodic-edge token create`)",
+            crate::clock::format_rfc3339(expires_unix)
+        )),
+    })?;
     if caller.role.tier() != tier {
         let message = match tier {
             Tier::Team => "this is a cloud-tier token; a team edge accepts only team tokens",

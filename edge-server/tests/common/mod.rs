@@ -23,10 +23,16 @@ pub struct Edge {
 
 /// Creates a token with `periodic-edge token create` and returns it.
 pub fn create_token(tokens: &Path, tenant: &str, role: &str) -> String {
+    create_token_with(tokens, tenant, role, &[])
+}
+
+/// [`create_token`] with more arguments (e.g. `--expires 2s`).
+pub fn create_token_with(tokens: &Path, tenant: &str, role: &str, extra: &[&str]) -> String {
     let output = Command::new(BINARY)
         .args(["token", "create", "--tokens"])
         .arg(tokens)
         .args(["--tenant", tenant, "--role", role])
+        .args(extra)
         .output()
         .unwrap();
     assert!(output.status.success(), "token create failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -105,6 +111,11 @@ impl Edge {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// Whether the server process is still running (it has not exited since it was started).
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| child.try_wait().unwrap().is_none())
     }
 
     pub fn pid(&self) -> u32 {
