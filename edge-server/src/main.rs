@@ -10,12 +10,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use periodic_edge::api::Limits;
+use periodic_edge::audit::{Actor, AuditLog};
 use periodic_edge::server::{self, ServeConfig};
 use periodic_edge::store::embedded::db::SyncMode;
 use periodic_edge::store::redis::RedisOptions;
 use periodic_edge::tokens::{Role, TokensFile};
 use periodic_edge::cloud::CloudConfig;
 use periodic_edge::uplink::UplinkConfig;
+use serde_json::json;
 
 /// mimalloc instead of glibc malloc: under query load on a Redis Cluster the server spent a
 /// third of its CPU in malloc and free (arena lock contention, fastbin consolidation).
@@ -52,6 +54,9 @@ enum TokenCommand {
         /// or an RFC 3339 time (`2027-03-01T00:00:00Z`). Default: it never expires.
         #[arg(long, value_name = "DURATION|TIME")]
         expires: Option<String>,
+        /// Record the creation in this audit log (`-`: stderr); default: PERIODIC_EDGE_AUDIT_LOG.
+        #[arg(long, value_name = "PATH|-")]
+        audit_log: Option<String>,
     },
     /// List tokens (id, tenant, role, created, expires, state: active or expired); never the
     /// tokens themselves.
@@ -65,6 +70,9 @@ enum TokenCommand {
         tokens: PathBuf,
         #[arg(long)]
         id: String,
+        /// Record the revocation in this audit log (`-`: stderr); default: PERIODIC_EDGE_AUDIT_LOG.
+        #[arg(long, value_name = "PATH|-")]
+        audit_log: Option<String>,
     },
 }
 
@@ -136,6 +144,11 @@ struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, default_value_t = 20)]
     shutdown_grace: u64,
+    /// Append one JSON line per administrative or write action (token reloads, delta batches,
+    /// pattern names) to this file, or to stderr with `-`. Default: PERIODIC_EDGE_AUDIT_LOG,
+    /// else off.
+    #[arg(long, value_name = "PATH|-")]
+    audit_log: Option<String>,
     #[command(flatten)]
     cloud: CloudArgs,
 }
@@ -226,6 +239,9 @@ fn main() -> anyhow::Result<()> {
                 if args.cloud.cloud_url.is_some() {
                     bail!("--cloud-url is for team edges; the cloud tier does not push anywhere");
                 }
+                if args.audit_log.is_some() {
+                    bail!("--audit-log is for team edges; the cloud tier keeps no audit log");
+                }
                 let config = CloudConfig {
                     listen: args.listen,
                     data_dir,
@@ -253,6 +269,7 @@ fn main() -> anyhow::Result<()> {
                 addr_file: args.addr_file,
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),
                 uplink,
+                audit_log: periodic_edge::audit::target(args.audit_log),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
             runtime.block_on(server::serve(config))
@@ -275,7 +292,8 @@ fn redis_options(store: &str, password: Option<String>, tls: bool, wait_replicas
 fn run_token_command(command: TokenCommand) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match command {
-        TokenCommand::Create { tokens, tenant, role, expires } => {
+        TokenCommand::Create { tokens, tenant, role, expires, audit_log } => {
+            let audit = AuditLog::from_option(audit_log)?;
             let expires_unix = match expires {
                 Some(text) => Some(periodic_edge::clock::parse_expiry(&text, periodic_edge::clock::now_unix()).map_err(|error| anyhow::anyhow!("--expires: {error}"))?),
                 None => None,
@@ -283,6 +301,10 @@ fn run_token_command(command: TokenCommand) -> anyhow::Result<()> {
             let mut file = TokensFile::load(&tokens)?;
             let token = file.create(&tenant, role, expires_unix)?;
             file.save(&tokens)?;
+            let token_id = file.tokens.last().map(|entry| entry.id.clone());
+            let expires = expires_unix.map(periodic_edge::clock::format_rfc3339);
+            let details = json!({ "token_id": token_id, "tenant": tenant, "role": role.as_str(), "expires": expires, "tokens_file": tokens.display().to_string() });
+            audit.record("token.create", "ok", Actor::Operator, details);
             writeln!(stdout, "{token}")?;
         }
         TokenCommand::List { tokens } => {
@@ -294,12 +316,18 @@ fn run_token_command(command: TokenCommand) -> anyhow::Result<()> {
                 writeln!(stdout, "{}\t{}\t{}\t{created}\t{expires}\t{state}", entry.id, entry.tenant, entry.role.as_str())?;
             }
         }
-        TokenCommand::Revoke { tokens, id } => {
+        TokenCommand::Revoke { tokens, id, audit_log } => {
+            let audit = AuditLog::from_option(audit_log)?;
             let mut file = TokensFile::load(&tokens)?;
+            let revoked = file.tokens.iter().find(|entry| entry.id == id).map(|entry| (entry.tenant.clone(), entry.role.as_str()));
+            let tokens_file = tokens.display().to_string();
             if !file.revoke(&id) {
+                audit.record("token.revoke", "failed", Actor::Operator, json!({ "token_id": id, "error": "no token with this id", "tokens_file": tokens_file }));
                 bail!("no token with id {id}");
             }
             file.save(&tokens)?;
+            let (tenant, role) = revoked.unzip();
+            audit.record("token.revoke", "ok", Actor::Operator, json!({ "token_id": id, "tenant": tenant, "role": role, "tokens_file": tokens_file }));
         }
     }
     Ok(())

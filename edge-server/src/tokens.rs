@@ -192,6 +192,11 @@ impl TokenTable {
         self.by_hash.len()
     }
 
+    /// The public ids of the tokens in force, sorted.
+    pub fn ids(&self) -> std::collections::BTreeSet<String> {
+        self.by_hash.values().map(|entry| entry.id.clone()).collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_hash.is_empty()
     }

@@ -2,10 +2,11 @@
 //! route except the OpenAPI document. The caller (tenant and role) is put in the request's
 //! extensions for the handlers; handlers check the role they need with [`require`].
 
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -25,9 +26,17 @@ pub fn rate_limiter(per_second: u32, burst: u32) -> TokenRateLimiter {
     RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
 }
 
+/// The client's socket address, put in a request's extensions next to its [`Caller`] so that
+/// the audit log can say where an action came from (`None` when the server was not started
+/// with connection info, as in-process routers are not).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub Option<SocketAddr>);
+
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
     let caller = caller_of(&request, &state.tokens, &state.limiter, Tier::Team)?;
+    let remote = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
     request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(ClientAddress(remote));
     Ok(next.run(request).await)
 }
 
