@@ -6,13 +6,15 @@
 //! Layout: `api` (HTTP, the only module that knows axum), `audit` (the audit log of
 //! administrative and write actions), `store` (the storage trait, its
 //! backends, wrappers and conformance suite), `tokens` (API tokens), `clock` (RFC 3339 times
-//! and durations as operators write them), `server` (binding, TLS,
+//! and durations as operators write them), `migrate` (embedded data into a Redis Cluster),
+//! `server` (binding, TLS,
 //! signals, shutdown), `cloud` (the organisation-wide tier, `--role cloud`), `uplink` (a team
 //! edge's outbox to the cloud and its cache of organisation counts).
 
 pub mod api;
 pub mod audit;
 pub mod clock;
+pub mod migrate;
 pub mod cloud;
 pub mod server;
 pub mod store;

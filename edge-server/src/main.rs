@@ -1,5 +1,6 @@
 //! The `periodic-edge` command line: `periodic-edge [serve options]` runs the server;
-//! `periodic-edge token create|list|revoke` manages the tokens file. Logs go to stderr;
+//! `periodic-edge token create|list|revoke` manages the tokens file; `periodic-edge migrate`
+//! moves an embedded edge's data into a Redis Cluster. Logs go to stderr;
 //! stdout carries only what a command is asked to print (a new token, the token list).
 
 use std::io::Write;
@@ -38,6 +39,36 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Move an embedded edge's data (units, pattern names and notes) into a Redis Cluster,
+    /// print the counts before and after, and verify them. Stop the embedded edge first. An
+    /// interrupted run is resumed by running the same command again. Exit status: 0 when
+    /// verified, 3 when paused by --max-batches, 1 on an error or a failed verification.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// Data directory of the embedded edge (its --data).
+    #[arg(long, value_name = "DATA_DIR")]
+    from: PathBuf,
+    /// The cluster: `redis-cluster://host:port,host:port,...`.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Redis password; prefer the environment variable PERIODIC_EDGE_REDIS_PASSWORD.
+    #[arg(long)]
+    redis_password: Option<String>,
+    /// Connect to Redis with TLS, verifying the nodes' certificates against the system roots.
+    #[arg(long)]
+    redis_tls: bool,
+    /// Replicas that must hold each batch (Redis WAIT) before the next is sent.
+    #[arg(long, default_value_t = 1)]
+    redis_wait_replicas: u32,
+    /// Units per batch (each batch holds units of one repository).
+    #[arg(long, default_value_t = 1000)]
+    batch_units: usize,
+    /// Stop after this many batches (exit status 3); the next run continues from there.
+    #[arg(long)]
+    max_batches: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -222,6 +253,19 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Some(Command::Token(command)) => run_token_command(command),
+        Some(Command::Migrate(args)) => {
+            let Some(to) = redis_options(&args.to, args.redis_password, args.redis_tls, args.redis_wait_replicas)? else {
+                bail!("--to must name a Redis Cluster: redis-cluster://host:port,...");
+            };
+            let options = periodic_edge::migrate::MigrateOptions { from: args.from, to, batch_units: args.batch_units, max_batches: args.max_batches };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+            let outcome = runtime.block_on(periodic_edge::migrate::migrate(options, &mut std::io::stdout().lock()))?;
+            if outcome == periodic_edge::migrate::Outcome::Paused {
+                std::io::stdout().flush()?;
+                std::process::exit(3);
+            }
+            Ok(())
+        }
         None => {
             let args = cli.serve;
             let (Some(data_dir), Some(tokens_file)) = (args.data, args.tokens) else {

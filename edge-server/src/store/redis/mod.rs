@@ -26,6 +26,7 @@
 
 pub mod layout;
 mod lock;
+pub mod progress;
 mod reads;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
