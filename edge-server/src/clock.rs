@@ -174,9 +174,9 @@ mod tests {
         let now = 1_798_761_599;
         assert_eq!(parse_expiry("90d", now), Ok(now + 90 * 86_400));
         assert_eq!(parse_expiry("2027-03-01T00:00:00Z", now), parse_rfc3339("2027-03-01T00:00:00Z"));
-        let past = parse_expiry("2020-01-01T00:00:00Z", now).unwrap_err();
+        let past = parse_expiry("2020-01-01T00:00:00Z", now).expect_err("past");
         assert!(past.contains("not in the future"), "{past}");
-        let typo = parse_expiry("90x", now).unwrap_err();
+        let typo = parse_expiry("90x", now).expect_err("typo");
         assert!(typo.contains("not a duration"), "{typo}");
     }
 }
