@@ -60,6 +60,10 @@ struct MigrateArgs {
     /// Connect to Redis with TLS, verifying the nodes' certificates against the system roots.
     #[arg(long)]
     redis_tls: bool,
+    /// PEM file of the CA that signed the Redis nodes' certificates, trusted instead of the
+    /// system roots (implies --redis-tls).
+    #[arg(long, value_name = "PEM")]
+    redis_ca_file: Option<PathBuf>,
     /// Replicas that must hold each batch (Redis WAIT) before the next is sent.
     #[arg(long, default_value_t = 1)]
     redis_wait_replicas: u32,
@@ -129,6 +133,10 @@ struct ServeArgs {
     /// Connect to Redis with TLS, verifying the nodes' certificates against the system roots.
     #[arg(long)]
     redis_tls: bool,
+    /// PEM file of the CA that signed the Redis nodes' certificates, trusted instead of the
+    /// system roots (implies --redis-tls).
+    #[arg(long, value_name = "PEM")]
+    redis_ca_file: Option<PathBuf>,
     /// Replicas that must hold a batch (Redis WAIT) before it is acknowledged; 0 acknowledges
     /// once the masters have it.
     #[arg(long, default_value_t = 1)]
@@ -204,6 +212,10 @@ struct CloudArgs {
     /// Team edge: file holding the cloud token (role cloud-push), alone on its first line.
     #[arg(long, requires = "cloud_url")]
     cloud_token_file: Option<PathBuf>,
+    /// Team edge: PEM file of a CA to trust, besides the web PKI roots, for an https://
+    /// --cloud-url (e.g. one made by deploy/gen-certs.sh).
+    #[arg(long, value_name = "PEM", requires = "cloud_url")]
+    cloud_ca_file: Option<PathBuf>,
     /// Team edge: most fingerprints per statistics batch.
     #[arg(long, default_value_t = 1000)]
     cloud_batch_size: usize,
@@ -231,6 +243,10 @@ fn uplink_config(cloud: &CloudArgs, data_dir: &std::path::Path) -> anyhow::Resul
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         bail!("--cloud-url must start with http:// or https://");
     }
+    let root_cert_pem = match &cloud.cloud_ca_file {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("read --cloud-ca-file {}", path.display()))?),
+        None => None,
+    };
     Ok(Some(UplinkConfig {
         url: url.clone(),
         token,
@@ -240,6 +256,7 @@ fn uplink_config(cloud: &CloudArgs, data_dir: &std::path::Path) -> anyhow::Resul
         retry_base: Duration::from_millis(500).min(Duration::from_millis(cloud.cloud_retry_max_ms.max(1))),
         retry_max: Duration::from_millis(cloud.cloud_retry_max_ms.max(1)),
         cache_ttl: Duration::from_secs(cloud.cloud_cache_ttl.max(1)),
+        root_cert_pem,
     }))
 }
 
@@ -254,7 +271,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Token(command)) => run_token_command(command),
         Some(Command::Migrate(args)) => {
-            let Some(to) = redis_options(&args.to, args.redis_password, args.redis_tls, args.redis_wait_replicas)? else {
+            let Some(to) = redis_options(&args.to, args.redis_password, args.redis_tls, args.redis_ca_file.as_deref(), args.redis_wait_replicas)? else {
                 bail!("--to must name a Redis Cluster: redis-cluster://host:port,...");
             };
             let options = periodic_edge::migrate::MigrateOptions { from: args.from, to, batch_units: args.batch_units, max_batches: args.max_batches };
@@ -305,7 +322,7 @@ fn main() -> anyhow::Result<()> {
                 tokens_file,
                 shards: args.shards,
                 sync: args.sync,
-                redis: redis_options(&args.store, args.redis_password.clone(), args.redis_tls, args.redis_wait_replicas)?,
+                redis: redis_options(&args.store, args.redis_password.clone(), args.redis_tls, args.redis_ca_file.as_deref(), args.redis_wait_replicas)?,
                 tls: args.tls_cert.zip(args.tls_key),
                 limits,
                 cache_ttl: args.cache_ttl.map(Duration::from_secs),
@@ -322,13 +339,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Redis options when `--store` names a cluster; `None` for the embedded store.
-fn redis_options(store: &str, password: Option<String>, tls: bool, wait_replicas: u32) -> anyhow::Result<Option<RedisOptions>> {
+fn redis_options(store: &str, password: Option<String>, tls: bool, ca_file: Option<&std::path::Path>, wait_replicas: u32) -> anyhow::Result<Option<RedisOptions>> {
     if store == "embedded" {
         return Ok(None);
     }
     let mut options = RedisOptions::from_url(store).map_err(|error| anyhow::anyhow!("--store: {error}"))?;
     options.password = password.or_else(|| std::env::var("PERIODIC_EDGE_REDIS_PASSWORD").ok().filter(|value| !value.is_empty()));
-    options.tls = tls;
+    options.tls = tls || ca_file.is_some();
+    if let Some(path) = ca_file {
+        options.root_cert_pem = Some(std::fs::read(path).with_context(|| format!("read --redis-ca-file {}", path.display()))?);
+    }
     options.wait_replicas = wait_replicas;
     Ok(Some(options))
 }

@@ -72,6 +72,14 @@ impl Edge {
         edge
     }
 
+    /// Starts a server that serves HTTPS itself (its `extra` arguments include `--tls-cert` and
+    /// `--tls-key`), addressed as `https://`.
+    pub fn start_https(data: &Path, tokens: &Path, extra: &[&str]) -> Edge {
+        let mut edge = Edge { child: None, base: String::new(), data: data.to_path_buf(), tokens: tokens.to_path_buf(), args: extra.iter().map(|s| s.to_string()).collect(), log: None };
+        edge.spawn("https");
+        edge
+    }
+
     fn spawn(&mut self, scheme: &str) {
         let addr_file = self.data.with_extension(format!("addr-{}", std::process::id()));
         let _ = std::fs::remove_file(&addr_file);
