@@ -3,12 +3,18 @@
 //! periodic table of recurring code shapes. This library holds everything; `main.rs` only
 //! parses the command line.
 //!
-//! Layout: `api` (HTTP, the only module that knows axum), `store` (the storage trait, its
-//! backends, wrappers and conformance suite), `tokens` (API tokens), `server` (binding, TLS,
+//! Layout: `api` (HTTP, the only module that knows axum), `audit` (the audit log of
+//! administrative and write actions), `store` (the storage trait, its
+//! backends, wrappers and conformance suite), `tokens` (API tokens), `clock` (RFC 3339 times
+//! and durations as operators write them), `migrate` (embedded data into a Redis Cluster),
+//! `server` (binding, TLS,
 //! signals, shutdown), `cloud` (the organisation-wide tier, `--role cloud`), `uplink` (a team
 //! edge's outbox to the cloud and its cache of organisation counts).
 
 pub mod api;
+pub mod audit;
+pub mod clock;
+pub mod migrate;
 pub mod cloud;
 pub mod server;
 pub mod store;

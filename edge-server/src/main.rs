@@ -1,5 +1,6 @@
 //! The `periodic-edge` command line: `periodic-edge [serve options]` runs the server;
-//! `periodic-edge token create|list|revoke` manages the tokens file. Logs go to stderr;
+//! `periodic-edge token create|list|revoke` manages the tokens file; `periodic-edge migrate`
+//! moves an embedded edge's data into a Redis Cluster. Logs go to stderr;
 //! stdout carries only what a command is asked to print (a new token, the token list).
 
 use std::io::Write;
@@ -10,12 +11,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use periodic_edge::api::Limits;
+use periodic_edge::audit::{Actor, AuditLog};
 use periodic_edge::server::{self, ServeConfig};
 use periodic_edge::store::embedded::db::SyncMode;
 use periodic_edge::store::redis::RedisOptions;
 use periodic_edge::tokens::{Role, TokensFile};
 use periodic_edge::cloud::CloudConfig;
 use periodic_edge::uplink::UplinkConfig;
+use serde_json::json;
 
 /// mimalloc instead of glibc malloc: under query load on a Redis Cluster the server spent a
 /// third of its CPU in malloc and free (arena lock contention, fastbin consolidation).
@@ -36,6 +39,40 @@ enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Move an embedded edge's data (units, pattern names and notes) into a Redis Cluster,
+    /// print the counts before and after, and verify them. Stop the embedded edge first. An
+    /// interrupted run is resumed by running the same command again. Exit status: 0 when
+    /// verified, 3 when paused by --max-batches, 1 on an error or a failed verification.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    /// Data directory of the embedded edge (its --data).
+    #[arg(long, value_name = "DATA_DIR")]
+    from: PathBuf,
+    /// The cluster: `redis-cluster://host:port,host:port,...`.
+    #[arg(long, value_name = "URL")]
+    to: String,
+    /// Redis password; prefer the environment variable PERIODIC_EDGE_REDIS_PASSWORD.
+    #[arg(long)]
+    redis_password: Option<String>,
+    /// Connect to Redis with TLS, verifying the nodes' certificates against the system roots.
+    #[arg(long)]
+    redis_tls: bool,
+    /// PEM file of the CA that signed the Redis nodes' certificates, trusted instead of the
+    /// system roots (implies --redis-tls).
+    #[arg(long, value_name = "PEM")]
+    redis_ca_file: Option<PathBuf>,
+    /// Replicas that must hold each batch (Redis WAIT) before the next is sent.
+    #[arg(long, default_value_t = 1)]
+    redis_wait_replicas: u32,
+    /// Units per batch (each batch holds units of one repository).
+    #[arg(long, default_value_t = 1000)]
+    batch_units: usize,
+    /// Stop after this many batches (exit status 3); the next run continues from there.
+    #[arg(long)]
+    max_batches: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -48,8 +85,16 @@ enum TokenCommand {
         tenant: String,
         #[arg(long, value_enum)]
         role: Role,
+        /// Refuse the token from this time on: a duration from now (`90d`, `12h`, `30m`, `2s`)
+        /// or an RFC 3339 time (`2027-03-01T00:00:00Z`). Default: it never expires.
+        #[arg(long, value_name = "DURATION|TIME")]
+        expires: Option<String>,
+        /// Record the creation in this audit log (`-`: stderr); default: PERIODIC_EDGE_AUDIT_LOG.
+        #[arg(long, value_name = "PATH|-")]
+        audit_log: Option<String>,
     },
-    /// List tokens (id, tenant, role, creation time); never the tokens themselves.
+    /// List tokens (id, tenant, role, created, expires, state: active or expired); never the
+    /// tokens themselves.
     List {
         #[arg(long)]
         tokens: PathBuf,
@@ -60,6 +105,9 @@ enum TokenCommand {
         tokens: PathBuf,
         #[arg(long)]
         id: String,
+        /// Record the revocation in this audit log (`-`: stderr); default: PERIODIC_EDGE_AUDIT_LOG.
+        #[arg(long, value_name = "PATH|-")]
+        audit_log: Option<String>,
     },
 }
 
@@ -85,6 +133,10 @@ struct ServeArgs {
     /// Connect to Redis with TLS, verifying the nodes' certificates against the system roots.
     #[arg(long)]
     redis_tls: bool,
+    /// PEM file of the CA that signed the Redis nodes' certificates, trusted instead of the
+    /// system roots (implies --redis-tls).
+    #[arg(long, value_name = "PEM")]
+    redis_ca_file: Option<PathBuf>,
     /// Replicas that must hold a batch (Redis WAIT) before it is acknowledged; 0 acknowledges
     /// once the masters have it.
     #[arg(long, default_value_t = 1)]
@@ -131,6 +183,11 @@ struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, default_value_t = 20)]
     shutdown_grace: u64,
+    /// Append one JSON line per administrative or write action (token reloads, delta batches,
+    /// pattern names) to this file, or to stderr with `-`. Default: PERIODIC_EDGE_AUDIT_LOG,
+    /// else off.
+    #[arg(long, value_name = "PATH|-")]
+    audit_log: Option<String>,
     #[command(flatten)]
     cloud: CloudArgs,
 }
@@ -155,6 +212,10 @@ struct CloudArgs {
     /// Team edge: file holding the cloud token (role cloud-push), alone on its first line.
     #[arg(long, requires = "cloud_url")]
     cloud_token_file: Option<PathBuf>,
+    /// Team edge: PEM file of a CA to trust, besides the web PKI roots, for an https://
+    /// --cloud-url (e.g. one made by deploy/gen-certs.sh).
+    #[arg(long, value_name = "PEM", requires = "cloud_url")]
+    cloud_ca_file: Option<PathBuf>,
     /// Team edge: most fingerprints per statistics batch.
     #[arg(long, default_value_t = 1000)]
     cloud_batch_size: usize,
@@ -182,6 +243,10 @@ fn uplink_config(cloud: &CloudArgs, data_dir: &std::path::Path) -> anyhow::Resul
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         bail!("--cloud-url must start with http:// or https://");
     }
+    let root_cert_pem = match &cloud.cloud_ca_file {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("read --cloud-ca-file {}", path.display()))?),
+        None => None,
+    };
     Ok(Some(UplinkConfig {
         url: url.clone(),
         token,
@@ -191,6 +256,7 @@ fn uplink_config(cloud: &CloudArgs, data_dir: &std::path::Path) -> anyhow::Resul
         retry_base: Duration::from_millis(500).min(Duration::from_millis(cloud.cloud_retry_max_ms.max(1))),
         retry_max: Duration::from_millis(cloud.cloud_retry_max_ms.max(1)),
         cache_ttl: Duration::from_secs(cloud.cloud_cache_ttl.max(1)),
+        root_cert_pem,
     }))
 }
 
@@ -204,6 +270,19 @@ fn main() -> anyhow::Result<()> {
         .init();
     match cli.command {
         Some(Command::Token(command)) => run_token_command(command),
+        Some(Command::Migrate(args)) => {
+            let Some(to) = redis_options(&args.to, args.redis_password, args.redis_tls, args.redis_ca_file.as_deref(), args.redis_wait_replicas)? else {
+                bail!("--to must name a Redis Cluster: redis-cluster://host:port,...");
+            };
+            let options = periodic_edge::migrate::MigrateOptions { from: args.from, to, batch_units: args.batch_units, max_batches: args.max_batches };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
+            let outcome = runtime.block_on(periodic_edge::migrate::migrate(options, &mut std::io::stdout().lock()))?;
+            if outcome == periodic_edge::migrate::Outcome::Paused {
+                std::io::stdout().flush()?;
+                std::process::exit(3);
+            }
+            Ok(())
+        }
         None => {
             let args = cli.serve;
             let (Some(data_dir), Some(tokens_file)) = (args.data, args.tokens) else {
@@ -220,6 +299,9 @@ fn main() -> anyhow::Result<()> {
             if args.cloud.role == ServerRole::Cloud {
                 if args.cloud.cloud_url.is_some() {
                     bail!("--cloud-url is for team edges; the cloud tier does not push anywhere");
+                }
+                if args.audit_log.is_some() {
+                    bail!("--audit-log is for team edges; the cloud tier keeps no audit log");
                 }
                 let config = CloudConfig {
                     listen: args.listen,
@@ -240,7 +322,7 @@ fn main() -> anyhow::Result<()> {
                 tokens_file,
                 shards: args.shards,
                 sync: args.sync,
-                redis: redis_options(&args.store, args.redis_password.clone(), args.redis_tls, args.redis_wait_replicas)?,
+                redis: redis_options(&args.store, args.redis_password.clone(), args.redis_tls, args.redis_ca_file.as_deref(), args.redis_wait_replicas)?,
                 tls: args.tls_cert.zip(args.tls_key),
                 limits,
                 cache_ttl: args.cache_ttl.map(Duration::from_secs),
@@ -248,6 +330,7 @@ fn main() -> anyhow::Result<()> {
                 addr_file: args.addr_file,
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),
                 uplink,
+                audit_log: periodic_edge::audit::target(args.audit_log),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
             runtime.block_on(server::serve(config))
@@ -256,13 +339,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Redis options when `--store` names a cluster; `None` for the embedded store.
-fn redis_options(store: &str, password: Option<String>, tls: bool, wait_replicas: u32) -> anyhow::Result<Option<RedisOptions>> {
+fn redis_options(store: &str, password: Option<String>, tls: bool, ca_file: Option<&std::path::Path>, wait_replicas: u32) -> anyhow::Result<Option<RedisOptions>> {
     if store == "embedded" {
         return Ok(None);
     }
     let mut options = RedisOptions::from_url(store).map_err(|error| anyhow::anyhow!("--store: {error}"))?;
     options.password = password.or_else(|| std::env::var("PERIODIC_EDGE_REDIS_PASSWORD").ok().filter(|value| !value.is_empty()));
-    options.tls = tls;
+    options.tls = tls || ca_file.is_some();
+    if let Some(path) = ca_file {
+        options.root_cert_pem = Some(std::fs::read(path).with_context(|| format!("read --redis-ca-file {}", path.display()))?);
+    }
     options.wait_replicas = wait_replicas;
     Ok(Some(options))
 }
@@ -270,23 +356,42 @@ fn redis_options(store: &str, password: Option<String>, tls: bool, wait_replicas
 fn run_token_command(command: TokenCommand) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match command {
-        TokenCommand::Create { tokens, tenant, role } => {
+        TokenCommand::Create { tokens, tenant, role, expires, audit_log } => {
+            let audit = AuditLog::from_option(audit_log)?;
+            let expires_unix = match expires {
+                Some(text) => Some(periodic_edge::clock::parse_expiry(&text, periodic_edge::clock::now_unix()).map_err(|error| anyhow::anyhow!("--expires: {error}"))?),
+                None => None,
+            };
             let mut file = TokensFile::load(&tokens)?;
-            let token = file.create(&tenant, role)?;
+            let token = file.create(&tenant, role, expires_unix)?;
             file.save(&tokens)?;
+            let token_id = file.tokens.last().map(|entry| entry.id.clone());
+            let expires = expires_unix.map(periodic_edge::clock::format_rfc3339);
+            let details = json!({ "token_id": token_id, "tenant": tenant, "role": role.as_str(), "expires": expires, "tokens_file": tokens.display().to_string() });
+            audit.record("token.create", "ok", Actor::Operator, details);
             writeln!(stdout, "{token}")?;
         }
         TokenCommand::List { tokens } => {
+            let now = periodic_edge::clock::now_unix();
             for entry in TokensFile::load(&tokens)?.tokens {
-                writeln!(stdout, "{}\t{}\t{}\t{}", entry.id, entry.tenant, entry.role.as_str(), entry.created_unix)?;
+                let expires = entry.expires_unix.map_or_else(|| "never".to_string(), periodic_edge::clock::format_rfc3339);
+                let state = if entry.expired_at(now) { "expired" } else { "active" };
+                let created = periodic_edge::clock::format_rfc3339(entry.created_unix);
+                writeln!(stdout, "{}\t{}\t{}\t{created}\t{expires}\t{state}", entry.id, entry.tenant, entry.role.as_str())?;
             }
         }
-        TokenCommand::Revoke { tokens, id } => {
+        TokenCommand::Revoke { tokens, id, audit_log } => {
+            let audit = AuditLog::from_option(audit_log)?;
             let mut file = TokensFile::load(&tokens)?;
+            let revoked = file.tokens.iter().find(|entry| entry.id == id).map(|entry| (entry.tenant.clone(), entry.role.as_str()));
+            let tokens_file = tokens.display().to_string();
             if !file.revoke(&id) {
+                audit.record("token.revoke", "failed", Actor::Operator, json!({ "token_id": id, "error": "no token with this id", "tokens_file": tokens_file }));
                 bail!("no token with id {id}");
             }
             file.save(&tokens)?;
+            let (tenant, role) = revoked.unzip();
+            audit.record("token.revoke", "ok", Actor::Operator, json!({ "token_id": id, "tenant": tenant, "role": role, "tokens_file": tokens_file }));
         }
     }
     Ok(())

@@ -14,6 +14,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::api::{self, AppState, Limits};
+use crate::audit::{Actor, AuditLog};
 use crate::store::Store;
 use crate::store::cached::CachedStore;
 use crate::store::embedded::db::SyncMode;
@@ -43,6 +44,8 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Push statistics to (and ask) the cloud tier; `None` without `--cloud-url`.
     pub uplink: Option<crate::uplink::UplinkConfig>,
+    /// The audit log: a file, `-` for stderr, `None` for off (see `audit`).
+    pub audit_log: Option<String>,
 }
 
 /// The process-wide Prometheus recorder (metrics has one global recorder).
@@ -86,6 +89,13 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         tracing::warn!(file = %config.tokens_file.display(), "no tokens: every /v1 request will be refused; create one with `periodic-edge token create`");
     }
     let tokens = Arc::new(RwLock::new(Arc::new(table)));
+    let audit = Arc::new(match &config.audit_log {
+        Some(target) => AuditLog::open(target)?,
+        None => AuditLog::off(),
+    });
+    if audit.is_on() {
+        tracing::info!(target = config.audit_log.as_deref().unwrap_or_default(), "audit log on");
+    }
     let uplink = match config.uplink.clone() {
         Some(uplink_config) => {
             let url = uplink_config.url.clone();
@@ -104,11 +114,12 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         limits: Arc::new(config.limits.clone()),
         prometheus: prometheus()?,
         uplink,
+        audit: audit.clone(),
     };
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
 
-    tokio::spawn(watch_signals(handle.clone(), tokens, config.tokens_file.clone(), config.shutdown_grace));
+    tokio::spawn(watch_signals(handle.clone(), tokens, config.tokens_file.clone(), config.shutdown_grace, audit));
     listen_and_serve(app, config.listen, config.tls.as_ref(), config.addr_file.clone(), handle, "team").await?;
     tracing::info!("stopped accepting; flushing storage");
     store.flush().await.context("flush storage at shutdown")?;
@@ -116,9 +127,9 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reloads tokens on SIGHUP; starts a graceful shutdown on SIGTERM or SIGINT. Shared by both
-/// roles (team edge and cloud).
-pub(crate) async fn watch_signals(handle: axum_server::Handle, tokens: Arc<RwLock<Arc<TokenTable>>>, tokens_file: PathBuf, grace: Duration) {
+/// Reloads tokens on SIGHUP (recording in the audit log which token ids came and went);
+/// starts a graceful shutdown on SIGTERM or SIGINT. Shared by both roles (team edge and cloud).
+pub(crate) async fn watch_signals(handle: axum_server::Handle, tokens: Arc<RwLock<Arc<TokenTable>>>, tokens_file: PathBuf, grace: Duration, audit: Arc<AuditLog>) {
     let (Ok(mut terminate), Ok(mut interrupt), Ok(mut hangup)) =
         (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::hangup()))
     else {
@@ -132,11 +143,19 @@ pub(crate) async fn watch_signals(handle: axum_server::Handle, tokens: Arc<RwLoc
             _ = hangup.recv() => match load_tokens(&tokens_file) {
                 Ok(table) => {
                     tracing::info!(tokens = table.len(), "tokens reloaded");
+                    let now_in_force = table.ids();
                     if let Ok(mut slot) = tokens.write() {
+                        let before = slot.ids();
+                        let added: Vec<&String> = now_in_force.difference(&before).collect();
+                        let removed: Vec<&String> = before.difference(&now_in_force).collect();
+                        audit.record("tokens.reload", "ok", Actor::Signal("SIGHUP"), serde_json::json!({ "tokens": table.len(), "added": added, "removed": removed }));
                         *slot = Arc::new(table);
                     }
                 }
-                Err(error) => tracing::error!(%error, "tokens not reloaded; the previous ones stay in force"),
+                Err(error) => {
+                    tracing::error!(%error, "tokens not reloaded; the previous ones stay in force");
+                    audit.record("tokens.reload", "failed", Actor::Signal("SIGHUP"), serde_json::json!({ "error": format!("{error:#}") }));
+                }
             },
         }
     }

@@ -4,11 +4,13 @@
 //! Only blake3 hashes of tokens are stored. A presented token is hashed and compared with
 //! `blake3::Hash`'s constant-time equality, so neither the file nor response timing reveals
 //! a token. A token is shown once, when created.
+//!
+//! A token may carry an expiry (`token create --expires`). It is checked against the clock on
+//! every request, not when the file is loaded, so a token stops working at its time without a
+//! reload; an expired token is refused with its own reason, and `token list` marks it.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use anyhow::{Context, bail};
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +74,17 @@ pub struct TokenEntry {
     pub tenant: String,
     pub role: Role,
     pub created_unix: u64,
+    /// Unix second from which the token is refused; absent: it never expires. Optional in the
+    /// file, so files written before expiry existed load unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_unix: Option<u64>,
+}
+
+impl TokenEntry {
+    /// Whether the token is refused at `now_unix` because its time has passed.
+    pub fn expired_at(&self, now_unix: u64) -> bool {
+        self.expires_unix.is_some_and(|expires| now_unix >= expires)
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,6 +101,15 @@ pub struct Caller {
     pub token_id: String,
     /// The token's hash, the key of its rate limit.
     pub token_hash: [u8; 32],
+}
+
+/// Why a presented token was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// No such token in the table: never issued, revoked, or mistyped.
+    Unknown,
+    /// The token exists but its expiry has passed.
+    Expired { token_id: String, expires_unix: u64 },
 }
 
 /// The tokens in force, indexed by hash.
@@ -129,8 +151,9 @@ impl TokensFile {
         Ok(())
     }
 
-    /// Adds a new random token and returns it (the only time it exists in clear).
-    pub fn create(&mut self, tenant: &str, role: Role) -> anyhow::Result<String> {
+    /// Adds a new random token, refused from `expires_unix` on when given, and returns it (the
+    /// only time it exists in clear).
+    pub fn create(&mut self, tenant: &str, role: Role, expires_unix: Option<u64>) -> anyhow::Result<String> {
         if tenant.is_empty() || tenant.len() > 128 || !tenant.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             bail!("tenant names use 1-128 characters among letters, digits, '-', '_' and '.'");
         }
@@ -142,8 +165,8 @@ impl TokensFile {
         };
         let token = format!("{prefix}{}", secret.iter().map(|byte| format!("{byte:02x}")).collect::<String>());
         let hash = hash_token(&token).to_hex().to_string();
-        let created_unix = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        self.tokens.push(TokenEntry { id: hash[..8].to_string(), hash, tenant: tenant.to_string(), role, created_unix });
+        let created_unix = crate::clock::now_unix();
+        self.tokens.push(TokenEntry { id: hash[..8].to_string(), hash, tenant: tenant.to_string(), role, created_unix, expires_unix });
         Ok(token)
     }
 
@@ -169,20 +192,30 @@ impl TokenTable {
         self.by_hash.len()
     }
 
+    /// The public ids of the tokens in force, sorted.
+    pub fn ids(&self) -> std::collections::BTreeSet<String> {
+        self.by_hash.values().map(|entry| entry.id.clone()).collect()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_hash.is_empty()
     }
 
-    /// The caller a presented token stands for, if any.
-    pub fn authenticate(&self, presented: &str) -> Option<Caller> {
+    /// The caller a presented token stands for at `now_unix`, or why it is refused.
+    pub fn authenticate(&self, presented: &str, now_unix: u64) -> Result<Caller, Refusal> {
         let presented_hash = hash_token(presented);
-        let entry = self.by_hash.get(presented_hash.as_bytes())?;
+        let entry = self.by_hash.get(presented_hash.as_bytes()).ok_or(Refusal::Unknown)?;
         // The map lookup found a candidate; confirm with a constant-time comparison.
-        let stored = blake3::Hash::from_hex(&entry.hash).ok()?;
+        let stored = blake3::Hash::from_hex(&entry.hash).map_err(|_| Refusal::Unknown)?;
         if stored != presented_hash {
-            return None;
+            return Err(Refusal::Unknown);
         }
-        Some(Caller { tenant: entry.tenant.clone(), role: entry.role, token_id: entry.id.clone(), token_hash: *presented_hash.as_bytes() })
+        if let Some(expires_unix) = entry.expires_unix
+            && entry.expired_at(now_unix)
+        {
+            return Err(Refusal::Expired { token_id: entry.id.clone(), expires_unix });
+        }
+        Ok(Caller { tenant: entry.tenant.clone(), role: entry.role, token_id: entry.id.clone(), token_hash: *presented_hash.as_bytes() })
     }
 }
 
@@ -195,26 +228,44 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("tokens.json");
         let mut file = TokensFile::load(&path).expect("missing file is empty");
-        let token = file.create("team-a", Role::Write).expect("create");
-        let other = file.create("team-b", Role::Read).expect("create");
+        let token = file.create("team-a", Role::Write, None).expect("create");
+        let other = file.create("team-b", Role::Read, None).expect("create");
         assert!(token.starts_with(TOKEN_PREFIX));
         file.save(&path).expect("save");
         let text = std::fs::read_to_string(&path).expect("read back");
         assert!(!text.contains(&token), "the clear token must never be stored");
 
         let table = TokenTable::from_file(&TokensFile::load(&path).expect("load")).expect("table");
-        let caller = table.authenticate(&token).expect("known token");
+        let now = crate::clock::now_unix();
+        let caller = table.authenticate(&token, now).expect("known token");
         assert_eq!((caller.tenant.as_str(), caller.role), ("team-a", Role::Write));
-        assert_eq!(table.authenticate(&other).map(|c| c.role), Some(Role::Read));
-        assert!(table.authenticate("pe1_00").is_none());
-        assert!(table.authenticate("").is_none());
+        assert_eq!(table.authenticate(&other, now).map(|c| c.role), Ok(Role::Read));
+        assert_eq!(table.authenticate("pe1_00", now), Err(Refusal::Unknown));
+        assert_eq!(table.authenticate("", now), Err(Refusal::Unknown));
 
         let mut file = TokensFile::load(&path).expect("load");
         assert!(file.revoke(&caller.token_id));
         assert!(!file.revoke(&caller.token_id));
         let table = TokenTable::from_file(&file).expect("table");
-        assert!(table.authenticate(&token).is_none());
+        assert_eq!(table.authenticate(&token, now), Err(Refusal::Unknown));
         assert_eq!(table.len(), 1);
+    }
+
+    #[test]
+    fn an_expiring_token_works_until_its_time_and_is_then_refused_as_expired() {
+        let mut file = TokensFile::default();
+        let expiring = file.create("team-a", Role::Read, Some(1_000)).expect("create");
+        let lasting = file.create("team-a", Role::Read, None).expect("create");
+        let text = serde_json::to_string(&file).expect("serialize");
+        assert_eq!(text.matches("expires_unix").count(), 1, "only the expiring entry carries the field: {text}");
+        let table = TokenTable::from_file(&serde_json::from_str(&text).expect("parse")).expect("table");
+        assert!(table.authenticate(&expiring, 999).is_ok());
+        let id = file.tokens[0].id.clone();
+        assert_eq!(table.authenticate(&expiring, 1_000), Err(Refusal::Expired { token_id: id, expires_unix: 1_000 }));
+        assert!(table.authenticate(&lasting, u64::MAX).is_ok());
+        // A file written before expiry existed has no such field and still loads.
+        let old = r#"{"tokens":[{"id":"0123abcd","hash":"00","tenant":"t","role":"read","created_unix":1}]}"#;
+        assert_eq!(serde_json::from_str::<TokensFile>(old).expect("old file").tokens[0].expires_unix, None);
     }
 
     #[test]
@@ -230,7 +281,7 @@ mod tests {
             }
         }
         let mut file = TokensFile::default();
-        assert!(file.create("edge-1", Role::CloudPush).expect("create").starts_with(CLOUD_TOKEN_PREFIX));
+        assert!(file.create("edge-1", Role::CloudPush, None).expect("create").starts_with(CLOUD_TOKEN_PREFIX));
         let text = serde_json::to_string(&file).expect("serialize");
         assert!(text.contains("\"cloud-push\""), "{text}");
     }
@@ -238,8 +289,8 @@ mod tests {
     #[test]
     fn bad_tenant_names_are_refused() {
         let mut file = TokensFile::default();
-        assert!(file.create("", Role::Read).is_err());
-        assert!(file.create("has space", Role::Read).is_err());
-        assert!(file.create("ok-name_1.x", Role::Read).is_ok());
+        assert!(file.create("", Role::Read, None).is_err());
+        assert!(file.create("has space", Role::Read, None).is_err());
+        assert!(file.create("ok-name_1.x", Role::Read, None).is_ok());
     }
 }

@@ -153,6 +153,7 @@ async fn uplink_sees_what_a_batch_removes_or_replaces(store: &dyn Store) {
         retry_base: Duration::from_millis(500),
         retry_max: Duration::from_secs(60),
         cache_ttl: Duration::from_secs(60),
+        root_cert_pem: None,
     })
     .unwrap();
     let tenant = "uplink-check";

@@ -2,10 +2,11 @@
 //! route except the OpenAPI document. The caller (tenant and role) is put in the request's
 //! extensions for the handlers; handlers check the role they need with [`require`].
 
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -14,7 +15,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::api::AppState;
 use crate::api::error::ApiError;
-use crate::tokens::{Caller, Role, Tier, TokenTable};
+use crate::tokens::{Caller, Refusal, Role, Tier, TokenTable};
 
 /// One GCRA bucket per token (keyed by the token's hash).
 pub type TokenRateLimiter = DefaultKeyedRateLimiter<[u8; 32]>;
@@ -25,9 +26,17 @@ pub fn rate_limiter(per_second: u32, burst: u32) -> TokenRateLimiter {
     RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
 }
 
+/// The client's socket address, put in a request's extensions next to its [`Caller`] so that
+/// the audit log can say where an action came from (`None` when the server was not started
+/// with connection info, as in-process routers are not).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub Option<SocketAddr>);
+
 pub async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
     let caller = caller_of(&request, &state.tokens, &state.limiter, Tier::Team)?;
+    let remote = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
     request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(ClientAddress(remote));
     Ok(next.run(request).await)
 }
 
@@ -44,7 +53,13 @@ pub fn caller_of(request: &Request, tokens: &RwLock<Arc<TokenTable>>, limiter: &
         _ => return Err(ApiError::unauthorized("Authorization must use the Bearer scheme")),
     };
     let table = tokens.read().map_err(|_| ApiError::unauthorized("token table unavailable"))?.clone();
-    let caller = table.authenticate(token).ok_or_else(|| ApiError::unauthorized("unknown or revoked token"))?;
+    let caller = table.authenticate(token, crate::clock::now_unix()).map_err(|refusal| match refusal {
+        Refusal::Unknown => ApiError::unauthorized("unknown or revoked token"),
+        Refusal::Expired { token_id, expires_unix } => ApiError::unauthorized(format!(
+            "token {token_id} expired at {}; ask for a new one (`periodic-edge token create`)",
+            crate::clock::format_rfc3339(expires_unix)
+        )),
+    })?;
     if caller.role.tier() != tier {
         let message = match tier {
             Tier::Team => "this is a cloud-tier token; a team edge accepts only team tokens",

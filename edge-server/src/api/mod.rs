@@ -91,6 +91,8 @@ pub struct AppState {
     pub prometheus: PrometheusHandle,
     /// The link to the cloud tier, when `--cloud-url` is given.
     pub uplink: Option<Arc<crate::uplink::Uplink>>,
+    /// Where administrative and write actions are recorded (`--audit-log`; may be off).
+    pub audit: Arc<crate::audit::AuditLog>,
 }
 
 /// Request spans and events for `PERIODIC_EDGE_LOG=debug`. Failed responses are not logged

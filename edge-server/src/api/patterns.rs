@@ -1,14 +1,18 @@
 //! `GET /v1/patterns?top=N`, `GET /v1/patterns/{id}`, `PUT /v1/patterns/{id}`: the team's
-//! periodic table and its shared names and notes.
+//! periodic table and its shared names and notes. Setting a name or note is recorded in the
+//! audit log with the new name and the note's length; not the pattern id, which is the
+//! structural hash of the code, nor the note's text, which may quote code.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Extension, Path, Query, State};
 use periodic_wire::{PatternDetail, PatternList, PatternUpdate};
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::api::AppState;
-use crate::api::auth::require;
+use crate::api::auth::{ClientAddress, require};
+use crate::audit::Actor;
 use crate::api::error::{ApiError, JsonBody};
 use crate::api::validate;
 use crate::tokens::{Caller, Role};
@@ -51,12 +55,25 @@ pub async fn get_pattern(
 pub async fn put_pattern(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension(ClientAddress(remote)): Extension<ClientAddress>,
     Path(id): Path<String>,
     body: Result<JsonBody<PatternUpdate>, ApiError>,
 ) -> Result<Json<PatternDetail>, ApiError> {
-    require(&caller, Role::Write)?;
+    let actor = || Actor::Token { caller: &caller, remote };
+    if let Err(error) = require(&caller, Role::Write) {
+        state.audit.record("pattern.update", "denied", actor(), json!({}));
+        return Err(error);
+    }
     let id = validate::pattern_id(&id)?;
     let JsonBody(update) = body?;
     validate::pattern_update(&update)?;
-    Ok(Json(state.store.set_pattern_meta(&caller.tenant, id, update).await?))
+    let name = update.name.clone();
+    let note_chars = update.note.as_ref().map(|note| note.chars().count());
+    let updated = state.store.set_pattern_meta(&caller.tenant, id, update).await.map_err(ApiError::from);
+    let (outcome, error) = match &updated {
+        Ok(_) => ("ok", None),
+        Err(error) => ("failed", Some(error.kind)),
+    };
+    state.audit.record("pattern.update", outcome, actor(), json!({ "name": name, "note_chars": note_chars, "error": error }));
+    Ok(Json(updated?))
 }

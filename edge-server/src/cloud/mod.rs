@@ -52,7 +52,9 @@ pub async fn serve(config: CloudConfig) -> anyhow::Result<()> {
     };
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
-    tokio::spawn(watch_signals(handle.clone(), tokens, config.tokens_file.clone(), config.shutdown_grace));
+    // The cloud tier keeps no audit log of its own yet: its writes are statistics pushed by
+    // team edges, whose own batches are audited there.
+    tokio::spawn(watch_signals(handle.clone(), tokens, config.tokens_file.clone(), config.shutdown_grace, Arc::new(crate::audit::AuditLog::off())));
     listen_and_serve(app, config.listen, config.tls.as_ref(), config.addr_file.clone(), handle, "cloud").await?;
     store.flush().await.context("flush the cloud store at shutdown")?;
     tracing::info!("shut down cleanly");

@@ -45,6 +45,9 @@ pub struct UplinkConfig {
     pub retry_max: Duration,
     /// How long an organisation count is served from the cache.
     pub cache_ttl: Duration,
+    /// A CA certificate (PEM) trusted for the cloud's HTTPS besides the web PKI roots, for a
+    /// cloud serving a certificate of a private CA (`--cloud-ca-file`).
+    pub root_cert_pem: Option<Vec<u8>>,
 }
 
 pub struct Uplink {
@@ -102,11 +105,11 @@ impl Uplink {
     /// Opens the outbox and builds the HTTP client. Blocking.
     pub fn open(config: UplinkConfig) -> anyhow::Result<Uplink> {
         let outbox = Outbox::open(&config.outbox_path).with_context(|| format!("open the cloud outbox {}", config.outbox_path.display()))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(3))
-            .timeout(Duration::from_secs(15))
-            .build()
-            .context("build the cloud HTTP client")?;
+        let mut http = reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).timeout(Duration::from_secs(15));
+        if let Some(pem) = &config.root_cert_pem {
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(pem).context("--cloud-ca-file is not a PEM certificate")?);
+        }
+        let http = http.build().context("build the cloud HTTP client")?;
         let organisation = Cache::builder().max_capacity(200_000).time_to_live(config.cache_ttl).build();
         let config = UplinkConfig { url: config.url.trim_end_matches('/').to_string(), ..config };
         Ok(Uplink { config, outbox: Arc::new(outbox), http, organisation, fetching: Mutex::new(HashSet::new()), lookups_paused_until: AtomicU64::new(0), warned_lookup: AtomicBool::new(false) })

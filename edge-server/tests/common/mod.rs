@@ -23,10 +23,16 @@ pub struct Edge {
 
 /// Creates a token with `periodic-edge token create` and returns it.
 pub fn create_token(tokens: &Path, tenant: &str, role: &str) -> String {
+    create_token_with(tokens, tenant, role, &[])
+}
+
+/// [`create_token`] with more arguments (e.g. `--expires 2s`).
+pub fn create_token_with(tokens: &Path, tenant: &str, role: &str, extra: &[&str]) -> String {
     let output = Command::new(BINARY)
         .args(["token", "create", "--tokens"])
         .arg(tokens)
         .args(["--tenant", tenant, "--role", role])
+        .args(extra)
         .output()
         .unwrap();
     assert!(output.status.success(), "token create failed: {}", String::from_utf8_lossy(&output.stderr));
@@ -62,6 +68,14 @@ impl Edge {
         let mut args = vec!["--tls-cert".to_string(), cert.display().to_string(), "--tls-key".to_string(), key.display().to_string()];
         args.extend(["--shards".to_string(), "2".to_string()]);
         let mut edge = Edge { child: None, base: String::new(), data: data.to_path_buf(), tokens: tokens.to_path_buf(), args, log: None };
+        edge.spawn("https");
+        edge
+    }
+
+    /// Starts a server that serves HTTPS itself (its `extra` arguments include `--tls-cert` and
+    /// `--tls-key`), addressed as `https://`.
+    pub fn start_https(data: &Path, tokens: &Path, extra: &[&str]) -> Edge {
+        let mut edge = Edge { child: None, base: String::new(), data: data.to_path_buf(), tokens: tokens.to_path_buf(), args: extra.iter().map(|s| s.to_string()).collect(), log: None };
         edge.spawn("https");
         edge
     }
@@ -105,6 +119,11 @@ impl Edge {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+
+    /// Whether the server process is still running (it has not exited since it was started).
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| child.try_wait().unwrap().is_none())
     }
 
     pub fn pid(&self) -> u32 {

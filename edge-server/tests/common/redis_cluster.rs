@@ -2,6 +2,8 @@
 //! processes on free loopback ports, each in its own directory under a temp dir (AOF on,
 //! `cluster-node-timeout 1000`), created with `redis-cli --cluster create`. Nodes can be
 //! killed (`kill -9`) and started again from their directory (same port, `nodes.conf`, AOF).
+//! [`RedisCluster::start_tls`] starts the same cluster speaking only TLS (clients, cluster
+//! bus and replication), with certificates from `deploy/gen-certs.sh`.
 //! Every wait is bounded; every process is killed when the harness drops.
 
 #![allow(dead_code, clippy::unwrap_used)]
@@ -9,6 +11,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,6 +25,23 @@ pub struct RedisCluster {
     _root: tempfile::TempDir,
     pub nodes: Vec<Node>,
     fsync_always: bool,
+    tls: Option<TlsFiles>,
+}
+
+/// A node's certificate and key and the CA that signed them (PEM files).
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+}
+
+/// Options every `redis-cli` call of this test binary adds (`--tls --cacert CA` once a TLS
+/// cluster is started): a test binary runs either plain or TLS clusters, not both.
+static CLI_TLS: OnceLock<Vec<String>> = OnceLock::new();
+
+fn cli_tls_args() -> &'static [String] {
+    CLI_TLS.get().map_or(&[], Vec::as_slice)
 }
 
 fn tool(name: &str) -> PathBuf {
@@ -57,6 +77,7 @@ fn free_port() -> u16 {
 pub fn cli(port: u16, args: &[&str]) -> Option<String> {
     let mut child = Command::new(tool("redis-cli"))
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(cli_tls_args())
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -80,9 +101,20 @@ pub fn cli(port: u16, args: &[&str]) -> Option<String> {
 }
 
 impl Node {
-    fn spawn(&mut self, fsync_always: bool) {
-        let child = Command::new(tool("redis-server"))
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--daemonize", "no"])
+    fn spawn(&mut self, fsync_always: bool, tls: Option<&TlsFiles>) {
+        let mut command = Command::new(tool("redis-server"));
+        match tls {
+            // TLS only: no plain port; the cluster bus and replication use TLS too.
+            Some(files) => {
+                command.args(["--port", "0", "--tls-port", &self.port.to_string(), "--tls-cluster", "yes", "--tls-replication", "yes", "--tls-auth-clients", "no"]);
+                command.arg("--tls-cert-file").arg(&files.cert).arg("--tls-key-file").arg(&files.key).arg("--tls-ca-cert-file").arg(&files.ca);
+            }
+            None => {
+                command.args(["--port", &self.port.to_string()]);
+            }
+        }
+        let child = command
+            .args(["--bind", "127.0.0.1", "--daemonize", "no"])
             .arg("--dir")
             .arg(&self.dir)
             .args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "1000"])
@@ -118,21 +150,32 @@ impl RedisCluster {
     /// Starts six nodes and joins them into a cluster with one replica per master.
     /// `fsync_always`: AOF fsync before every reply (survives `kill -9` of every node).
     pub fn start(fsync_always: bool) -> RedisCluster {
+        RedisCluster::start_with(fsync_always, None)
+    }
+
+    /// Like [`RedisCluster::start`], every node speaking only TLS with `files`.
+    pub fn start_tls(files: TlsFiles) -> RedisCluster {
+        let wanted = vec!["--tls".to_string(), "--cacert".to_string(), files.ca.display().to_string()];
+        assert_eq!(CLI_TLS.get_or_init(|| wanted.clone()), &wanted, "one CA per test binary");
+        RedisCluster::start_with(false, Some(files))
+    }
+
+    fn start_with(fsync_always: bool, tls: Option<TlsFiles>) -> RedisCluster {
         let root = tempfile::tempdir().unwrap();
         let mut nodes = Vec::new();
         for number in 0..6 {
             let dir = root.path().join(format!("node{number}"));
             std::fs::create_dir_all(&dir).unwrap();
             let mut node = Node { port: free_port(), dir, child: None };
-            node.spawn(fsync_always);
+            node.spawn(fsync_always, tls.as_ref());
             nodes.push(node);
         }
         let addresses: Vec<String> = nodes.iter().map(|node| format!("127.0.0.1:{}", node.port)).collect();
         let mut create = Command::new(tool("redis-cli"));
-        create.arg("--cluster").arg("create").args(&addresses).args(["--cluster-replicas", "1", "--cluster-yes"]);
+        create.args(cli_tls_args()).arg("--cluster").arg("create").args(&addresses).args(["--cluster-replicas", "1", "--cluster-yes"]);
         let output = create.stdin(Stdio::null()).output().unwrap();
         assert!(output.status.success(), "redis-cli --cluster create failed: {}", String::from_utf8_lossy(&output.stdout));
-        let cluster = RedisCluster { _root: root, nodes, fsync_always };
+        let cluster = RedisCluster { _root: root, nodes, fsync_always, tls };
         cluster.wait_healthy(Duration::from_secs(60));
         cluster
     }
@@ -207,7 +250,8 @@ impl RedisCluster {
     /// Starts a stopped node again from its directory (it rejoins with its `nodes.conf`).
     pub fn restart(&mut self, index: usize) {
         let fsync_always = self.fsync_always;
-        self.nodes[index].spawn(fsync_always);
+        let tls = self.tls.clone();
+        self.nodes[index].spawn(fsync_always, tls.as_ref());
     }
 
     pub fn kill_all(&mut self) {

@@ -234,37 +234,66 @@ pub fn delete_units(connection: &mut Connection, row_ids: &[i64]) -> Result<(), 
     write_units(connection, "", "", &[], &[], row_ids)
 }
 
+/// A unit row read by a statement selecting `id, {UNIT_COLUMNS}`.
+fn unit_row(row: &rusqlite::Row<'_>) -> Result<UnitRow, StoreError> {
+    let path: Option<String> = row.get(10)?;
+    let location = match path {
+        Some(path) => Some(Location {
+            path,
+            name: row.get::<_, Option<String>>(11)?.unwrap_or_default(),
+            start_line: row.get::<_, Option<u32>>(12)?.unwrap_or(0),
+            end_line: row.get::<_, Option<u32>>(13)?.unwrap_or(0),
+        }),
+        None => None,
+    };
+    let sketch = blob_to_sketch(row.get_ref(5)?.as_blob().map_err(|error| StoreError::Corrupt(format!("sketch: {error}")))?)?;
+    Ok(UnitRow {
+        row_id: row.get(0)?,
+        tenant: row.get(1)?,
+        repo: row.get(2)?,
+        key: row.get(3)?,
+        t2_hash: T2Hash(row.get::<_, i64>(4)? as u64),
+        sketch,
+        tokens: row.get(6)?,
+        lines: row.get(7)?,
+        nesting: row.get(8)?,
+        language: row.get(9)?,
+        location,
+    })
+}
+
 /// Reads every unit of the shard in row id order (startup).
 pub fn load_units(connection: &Connection, mut each: impl FnMut(UnitRow)) -> Result<(), StoreError> {
     let mut statement = connection.prepare(&format!("SELECT id, {UNIT_COLUMNS} FROM units ORDER BY id"))?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
-        let path: Option<String> = row.get(10)?;
-        let location = match path {
-            Some(path) => Some(Location {
-                path,
-                name: row.get::<_, Option<String>>(11)?.unwrap_or_default(),
-                start_line: row.get::<_, Option<u32>>(12)?.unwrap_or(0),
-                end_line: row.get::<_, Option<u32>>(13)?.unwrap_or(0),
-            }),
-            None => None,
-        };
-        let sketch = blob_to_sketch(row.get_ref(5)?.as_blob().map_err(|error| StoreError::Corrupt(format!("sketch: {error}")))?)?;
-        each(UnitRow {
-            row_id: row.get(0)?,
-            tenant: row.get(1)?,
-            repo: row.get(2)?,
-            key: row.get(3)?,
-            t2_hash: T2Hash(row.get::<_, i64>(4)? as u64),
-            sketch,
-            tokens: row.get(6)?,
-            lines: row.get(7)?,
-            nesting: row.get(8)?,
-            language: row.get(9)?,
-            location,
-        });
+        each(unit_row(row)?);
     }
     Ok(())
+}
+
+/// Reads the shard's units after `after` = (tenant, repo, row id) in that order, so that the
+/// units of one repository come together (`periodic-edge migrate` sends them as batches of
+/// one repository and resumes after the last one it sent). `each` returns `false` to stop.
+/// The table has no index on (tenant, repo): SQLite sorts once per call.
+pub fn units_in_repo_order(connection: &Connection, after: Option<(&str, &str, i64)>, mut each: impl FnMut(UnitRow) -> bool) -> Result<(), StoreError> {
+    let (tenant, repo, row_id) = after.unwrap_or(("", "", i64::MIN));
+    let mut statement =
+        connection.prepare(&format!("SELECT id, {UNIT_COLUMNS} FROM units WHERE (tenant, repo, id) > (?1, ?2, ?3) ORDER BY tenant, repo, id"))?;
+    let mut rows = statement.query(params![tenant, repo, row_id])?;
+    while let Some(row) = rows.next()? {
+        if !each(unit_row(row)?) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The tenants with units or pattern names in this shard.
+pub fn tenants(connection: &Connection) -> Result<Vec<String>, StoreError> {
+    let mut statement = connection.prepare("SELECT DISTINCT tenant FROM units UNION SELECT DISTINCT tenant FROM patterns")?;
+    let tenants = statement.query_map([], |row| row.get(0))?.collect::<Result<Vec<String>, _>>()?;
+    Ok(tenants)
 }
 
 /// The acknowledgement counts of a batch already applied, if any.

@@ -26,6 +26,7 @@
 
 pub mod layout;
 mod lock;
+pub mod progress;
 mod reads;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -56,8 +57,11 @@ pub struct RedisOptions {
     /// Seed nodes as `host:port`; the rest of the cluster is discovered from them.
     pub nodes: Vec<String>,
     pub password: Option<String>,
-    /// Connect with TLS (`rediss://`), verifying certificates against the system roots.
+    /// Connect with TLS (`rediss://`), verifying certificates against the system roots, or
+    /// against `root_cert_pem` when given.
     pub tls: bool,
+    /// The CA certificate (PEM) that signed the nodes' certificates (`--redis-ca-file`).
+    pub root_cert_pem: Option<Vec<u8>>,
     /// Replicas that must confirm a write before a batch is acknowledged (`WAIT`).
     pub wait_replicas: u32,
     /// How long `WAIT` may block.
@@ -80,6 +84,7 @@ impl RedisOptions {
             nodes,
             password: None,
             tls: false,
+            root_cert_pem: None,
             wait_replicas: 1,
             wait_timeout: Duration::from_millis(1000),
             response_timeout: Duration::from_millis(2000),
@@ -173,6 +178,11 @@ impl RedisStore {
             .max_retry_wait(500);
         if let Some(password) = &options.password {
             builder = builder.password(password);
+        }
+        if options.tls
+            && let Some(pem) = &options.root_cert_pem
+        {
+            builder = builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) });
         }
         let client = builder.build().map_err(unavailable)?;
         let connection = Arc::new(RwLock::new(client.get_async_connection().await.map_err(unavailable)?));
