@@ -25,33 +25,41 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
         Some(_) => Some(edge_push_settings(&args, &config)?),
         None => None,
     };
-    // The report is rendered and written while the index is being saved.
-    let (outcome, report) = super::run_scan_then(&args.path, config, &args.detection, args.quiet, |outcome| {
-        let report = report::build(outcome);
+    // The report is rendered and written while the index is being saved. JSON is written
+    // straight from the outcome: the report model of a very large tree would be the scan's
+    // largest allocation.
+    let (outcome, stats) = super::run_scan_then(&args.path, config, &args.detection, args.quiet, |outcome| {
         match (&args.output, args.format) {
             (Some(path), Format::Json) => std::fs::File::create(path)
-                .and_then(|file| report::json::write(&report, file))
+                .and_then(|file| report::json::write_outcome(outcome, file))
                 .with_context(|| format!("cannot write {}", path.display()))?,
-            (None, Format::Json) => super::stdout_result(report::json::write(&report, std::io::stdout().lock()))?,
+            (None, Format::Json) => super::stdout_result(report::json::write_outcome(outcome, std::io::stdout().lock()))?,
             (Some(path), _) => {
-                let rendered = report::render(&report, args.format, &outcome.root)?;
+                let rendered = report::render(&report::build(outcome), args.format, &outcome.root)?;
                 std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?;
             }
-            (None, _) => super::write_stdout(&report::render(&report, args.format, &outcome.root)?)?,
+            (None, _) => super::write_stdout(&report::render(&report::build(outcome), args.format, &outcome.root)?)?,
         }
-        anyhow::Ok(report)
+        anyhow::Ok(report::stats_of(outcome))
     })?;
-    let report = report?;
+    let stats = stats?;
     if let Some(settings) = edge_settings {
         push_to_edge(&args, settings, &outcome)?;
     }
 
-    let counted: Vec<&Pair> = report.pairs.iter().filter(|pair| baseline.as_ref().is_none_or(|known| !known.contains(&pair_key(pair)))).collect();
-    let counted_percent = if baseline.is_some() {
-        let instances: Vec<report::Location> = counted.iter().flat_map(|pair| [pair.a.clone(), pair.b.clone()]).collect();
-        report::covered_percent(&instances, report.stats.lines)
-    } else {
-        report.stats.duplication_percent
+    // Without a baseline every pair counts; with one, only the pairs it does not hold.
+    let (counted_pairs, counted_percent) = match &baseline {
+        None => (outcome.pairs.len(), stats.duplication_percent),
+        Some(known) => {
+            let counted: Vec<Pair> = outcome
+                .pairs
+                .iter()
+                .map(|pair| report::pair_model(&outcome.files, pair, String::new()))
+                .filter(|pair| !known.contains(&pair_key(pair)))
+                .collect();
+            let instances: Vec<report::Location> = counted.iter().flat_map(|pair| [pair.a.clone(), pair.b.clone()]).collect();
+            (counted.len(), report::covered_percent(&instances, stats.lines))
+        }
     };
     // `--fail-on` replaces the file's thresholds; the file may set both, and either fails.
     let thresholds: Vec<FailOn> = match args.fail_on {
@@ -65,18 +73,17 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     };
     let exceeded = thresholds.iter().find_map(|threshold| match *threshold {
         FailOn::Percent(limit) => (counted_percent > limit).then(|| format!("duplication {counted_percent:.2}% exceeds {limit}%")),
-        FailOn::Count(limit) => (counted.len() as u64 > limit).then(|| format!("{} clone pairs exceed {limit}", counted.len())),
+        FailOn::Count(limit) => (counted_pairs as u64 > limit).then(|| format!("{counted_pairs} clone pairs exceed {limit}")),
     });
     if !args.quiet && (args.output.is_some() || args.format != Format::Text) {
         eprintln!(
             "periodic: {} files, {} lines, {} patterns, {} clone pairs, {:.2}% duplicated",
-            report.stats.files, report.stats.lines, report.stats.patterns, report.stats.clone_pairs, report.stats.duplication_percent
+            stats.files, stats.lines, stats.patterns, stats.clone_pairs, stats.duplication_percent
         );
     }
     // The process ends after this command: handing back a few hundred megabytes of small
     // allocations one by one would only delay the exit (about 0.1 s on a large tree).
     std::mem::forget(outcome);
-    std::mem::forget(report);
     if let Some(message) = exceeded {
         let scope = if baseline.is_some() { " (new since the baseline)" } else { "" };
         eprintln!("periodic: threshold exceeded: {message}{scope}");

@@ -9,7 +9,7 @@ pub mod text;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use periodic_core::{Instance, ScanOutcome};
+use periodic_core::{FileRecord, Instance, ScanOutcome};
 use serde::{Deserialize, Serialize};
 
 use crate::answers::{PatternAnswer, Place};
@@ -168,51 +168,78 @@ pub fn render(report: &Report, format: Format, root: &Path) -> anyhow::Result<St
 /// Builds the report model from a scan outcome.
 pub fn build(outcome: &ScanOutcome) -> Report {
     let files = &outcome.files;
-    let location = |instance: &Instance| Location {
+    let pattern_of_pair = pattern_of_each_pair(outcome);
+    let patterns: Vec<Pattern> = outcome.patterns.iter().map(|pattern| pattern_model(files, pattern)).collect();
+    let pairs: Vec<Pair> = outcome
+        .pairs
+        .iter()
+        .zip(pattern_of_pair)
+        .map(|(pair, pattern)| pair_model(files, pair, pattern_id_of(outcome, pattern)))
+        .collect();
+    let stats = stats_of(outcome);
+    Report { version: REPORT_FORMAT_VERSION.to_string(), tool_version: env!("CARGO_PKG_VERSION").to_string(), stats, patterns, pairs }
+}
+
+/// How a member or a pair's side is shown.
+fn location_in(files: &[FileRecord], instance: &Instance) -> Location {
+    Location {
         path: files[instance.file as usize].path.clone(),
         start_line: instance.start_line,
         end_line: instance.end_line,
         name: periodic_core::pattern::instance_name(files, instance),
         unit: if instance.unit.is_some() { "function".to_string() } else { "block".to_string() },
         language: files[instance.file as usize].language.family().to_string(),
-    };
-    let mut pattern_of_pair = vec![String::new(); outcome.pairs.len()];
-    let patterns: Vec<Pattern> = outcome
-        .patterns
-        .iter()
-        .map(|pattern| {
-            for &pair in &pattern.pairs {
-                pattern_of_pair[pair] = pattern.id.clone();
-            }
-            Pattern {
-                id: pattern.id.clone(),
-                name: pattern.name().to_string(),
-                auto_name: pattern.auto_name.clone(),
-                user_name: pattern.user_name.clone(),
-                note: pattern.note.clone(),
-                kind: pattern.kind.as_str().to_string(),
-                similarity: round(pattern.similarity),
-                languages: pattern.languages.clone(),
-                duplicated_lines: pattern.duplicated_lines,
-                members: pattern.members.iter().map(location).collect(),
-            }
-        })
-        .collect();
-    let pairs: Vec<Pair> = outcome
-        .pairs
-        .iter()
-        .zip(pattern_of_pair)
-        .map(|(pair, pattern)| Pair {
-            a: location(&pair.a),
-            b: location(&pair.b),
-            kind: pair.kind.as_str().to_string(),
-            similarity: round(pair.similarity),
-            pattern,
-            evidence: pair.evidence.as_ref().map(Evidence::of),
-        })
-        .collect();
+    }
+}
+
+/// A pattern of the scan, as reports show it.
+pub fn pattern_model(files: &[FileRecord], pattern: &periodic_core::Pattern) -> Pattern {
+    Pattern {
+        id: pattern.id.clone(),
+        name: pattern.name().to_string(),
+        auto_name: pattern.auto_name.clone(),
+        user_name: pattern.user_name.clone(),
+        note: pattern.note.clone(),
+        kind: pattern.kind.as_str().to_string(),
+        similarity: round(pattern.similarity),
+        languages: pattern.languages.clone(),
+        duplicated_lines: pattern.duplicated_lines,
+        members: pattern.members.iter().map(|member| location_in(files, member)).collect(),
+    }
+}
+
+/// A pair of the scan, as reports show it, in the pattern `pattern` (empty: none).
+pub fn pair_model(files: &[FileRecord], pair: &periodic_core::ClonePair, pattern: String) -> Pair {
+    Pair {
+        a: location_in(files, &pair.a),
+        b: location_in(files, &pair.b),
+        kind: pair.kind.as_str().to_string(),
+        similarity: round(pair.similarity),
+        pattern,
+        evidence: pair.evidence.as_ref().map(Evidence::of),
+    }
+}
+
+/// For each pair of the outcome, the index of the pattern holding it (`u32::MAX`: none).
+pub fn pattern_of_each_pair(outcome: &ScanOutcome) -> Vec<u32> {
+    let mut pattern_of_pair = vec![u32::MAX; outcome.pairs.len()];
+    for (index, pattern) in outcome.patterns.iter().enumerate() {
+        for &pair in &pattern.pairs {
+            pattern_of_pair[pair] = index as u32;
+        }
+    }
+    pattern_of_pair
+}
+
+/// The id of the pattern at `index` of `pattern_of_each_pair`, or empty.
+pub fn pattern_id_of(outcome: &ScanOutcome, index: u32) -> String {
+    outcome.patterns.get(index as usize).map(|pattern| pattern.id.clone()).unwrap_or_default()
+}
+
+/// The report's statistics of a scan outcome.
+pub fn stats_of(outcome: &ScanOutcome) -> Stats {
     let scan_stats = &outcome.stats;
-    let stats = Stats {
+    Stats {
         files: scan_stats.files,
         lines: scan_stats.lines,
         tokens: scan_stats.tokens,
@@ -220,8 +247,8 @@ pub fn build(outcome: &ScanOutcome) -> Report {
         files_parsed: scan_stats.files_parsed,
         files_with_syntax_errors: scan_stats.files_with_syntax_errors,
         skipped: scan_stats.skipped.iter().map(|(reason, count)| (reason.as_str().to_string(), *count)).collect(),
-        patterns: patterns.len() as u64,
-        clone_pairs: pairs.len() as u64,
+        patterns: outcome.patterns.len() as u64,
+        clone_pairs: outcome.pairs.len() as u64,
         duplicated_lines: scan_stats.duplicated_lines,
         duplication_percent: round(scan_stats.duplication_percent()),
         languages: scan_stats
@@ -241,8 +268,7 @@ pub fn build(outcome: &ScanOutcome) -> Report {
             .collect(),
         duration_ms: scan_stats.duration_ms,
         warnings: outcome.warnings.clone(),
-    };
-    Report { version: REPORT_FORMAT_VERSION.to_string(), tool_version: env!("CARGO_PKG_VERSION").to_string(), stats, patterns, pairs }
+    }
 }
 
 /// A place in an answer, as reports show it.
