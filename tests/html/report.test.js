@@ -211,9 +211,8 @@ test("tiles are drawn a page at a time, and the filter searches every pattern", 
   const paged = await context.newPage();
   const errors = [];
   paged.on("pageerror", (error) => errors.push(String(error)));
-  // The scroll observer would draw further pages as soon as the button shows in a tall
-  // viewport; a short one keeps the button out of view.
-  await paged.setViewportSize({ width: 400, height: 120 });
+  // A short viewport, so that the page scrolls.
+  await paged.setViewportSize({ width: 400, height: 200 });
   await paged.goto(`${pathToFileURL(reportFile).href}?page-size=1`, { waitUntil: "load" });
   const drawn = () => paged.$$eval("[data-pattern-id].tile", (tiles) => tiles.map((tile) => tile.dataset.patternId));
   assert.deepEqual(await drawn(), [data.patterns[0].id], "the first page holds the first pattern only");
@@ -229,11 +228,19 @@ test("tiles are drawn a page at a time, and the filter searches every pattern", 
   assert.deepEqual(await drawn(), [last.id]);
   assert.equal(await paged.isVisible("#more"), false, "nothing is left to draw");
 
-  // Scrolling the button into view draws the rest.
+  // Scrolling to the end draws the next page, until every pattern is drawn.
+  const twoFrames = () => paged.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+  await paged.evaluate(() => window.scrollTo(0, 0));
+  await twoFrames();
   await paged.fill("#filter", "");
-  await paged.waitForFunction(() => new Promise((resolve) => requestAnimationFrame(() => resolve(true))));
-  await paged.setViewportSize({ width: 1400, height: 900 });
-  await paged.waitForFunction((count) => document.querySelectorAll("[data-pattern-id].tile").length === count, data.patterns.length);
+  await twoFrames();
+  assert.equal((await drawn()).length, 1, "clearing the filter starts again from the first page");
+  for (let scrolls = 0; scrolls < 4 * data.patterns.length && (await drawn()).length < data.patterns.length; scrolls += 1) {
+    await paged.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    await twoFrames();
+    await paged.evaluate(() => window.scrollBy(0, -1));
+    await twoFrames();
+  }
   assert.deepEqual(await drawn(), data.patterns.map((pattern) => pattern.id));
   assert.deepEqual(errors, []);
   await paged.close();

@@ -73,7 +73,7 @@
 
   // ---- the table -------------------------------------------------------------------------
   // Tiles are drawn a page at a time, in the current order and filter, and the next page
-  // when the end of the table scrolls into view: a tree with tens of thousands of patterns
+  // when the reader scrolls near the end of the table or asks for it: a tree with tens of thousands of patterns
   // opens as fast as a small one. `?page-size=N` in the address changes the page.
   const PAGE_SIZE = (() => {
     const asked = Number(new URLSearchParams(location.search).get("page-size"));
@@ -141,11 +141,10 @@
     drawMore();
   }
   more.addEventListener("click", drawMore);
-  if ("IntersectionObserver" in window) {
-    new IntersectionObserver((entries) => {
-      if (entries.some((entry) => entry.isIntersecting) && drawn < matches.length) drawMore();
-    }, { rootMargin: "600px" }).observe(more);
-  }
+  // Scrolling near the end of the table draws the next page (one page per scroll event).
+  window.addEventListener("scroll", () => {
+    if (!more.hidden && more.getBoundingClientRect().top < window.innerHeight + 600) drawMore();
+  }, { passive: true });
 
   // ---- header extras: language bar and legends --------------------------------------------
   const languageBar = document.getElementById("language-bar");
