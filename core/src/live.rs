@@ -92,6 +92,12 @@ impl LiveIndex {
         index.update_file(slot, &self.files[slot as usize]);
     }
 
+    /// Whether the candidate tables exist yet (a live index from a stored one builds them
+    /// on first need).
+    pub fn candidate_tables_built(&self) -> bool {
+        self.index.get().is_some()
+    }
+
     pub fn files(&self) -> &[FileRecord] {
         &self.files
     }

@@ -253,3 +253,39 @@ fn bad_snippets_are_refused_with_a_reason() {
     let unknown = ask(&snippet::SnippetQuestion { path: Some("notes.txt"), ..question(NEAR_COPY) });
     assert_eq!(unknown, Err(snippet::SnippetError::UnknownLanguage("notes.txt".into())));
 }
+
+#[test]
+fn a_file_opened_as_stored_keeps_its_pairs_without_building_the_candidate_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for file in FIXTURE.split("//- /").skip(1) {
+        let (path, text) = file.split_once('\n').expect("a path line");
+        let path = dir.path().join(path.trim());
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    let config = Config { detection: DetectionSettings { min_lines: 5, min_tokens: 30, ..DetectionSettings::default() }, ..Config::default() };
+    periodic_core::scan(ScanOptions { root: dir.path().to_path_buf(), config: config.clone(), use_index: true, progress: None }).expect("scan");
+    let (workspace, problem) = workspace::Workspace::new(dir.path().to_path_buf());
+    assert!(problem.is_none());
+    assert!(workspace.load_stored(config).expect("load"), "the scan stored an index");
+    let pairs_of_orders = |workspace: &workspace::Workspace| {
+        let snapshot = workspace.snapshot();
+        snapshot.slot("src/orders.py").map_or(0, |slot| snapshot.pairs_of(slot).count())
+    };
+    let stored_pairs = pairs_of_orders(&workspace);
+    assert!(stored_pairs > 0, "orders.py has copies in the stored index");
+
+    let text = std::fs::read_to_string(dir.path().join("src/orders.py")).expect("read");
+    let analysis = periodic_core::analysis::analyze(Language::Python, &text);
+    let affected = workspace.change(|engine| engine.apply_analysis("src/orders.py", Language::Python, &text, analysis, Some(1))).expect("engine");
+    assert!(affected.is_empty(), "nothing changed for the other files");
+    assert_eq!(pairs_of_orders(&workspace), stored_pairs, "the stored pairs stand");
+    assert_eq!(workspace.inspect(|engine| (engine.candidate_tables_built(), engine.has_version("src/orders.py", 1))), Some((false, true)));
+
+    // An edit is analysed in full: the tables are built and the copy is found again.
+    let edited = text.replace("count += 1", "count += 2");
+    let analysis = periodic_core::analysis::analyze(Language::Python, &edited);
+    workspace.change(|engine| engine.apply_analysis("src/orders.py", Language::Python, &edited, analysis, Some(2))).expect("engine");
+    assert_eq!(workspace.inspect(|engine| engine.candidate_tables_built()), Some(true));
+    assert!(pairs_of_orders(&workspace) > 0, "the edited function still has its copies");
+}

@@ -222,6 +222,20 @@ impl Engine {
     /// Re-indexes one file from `text` (already analysed) and recomputes its pairs.
     /// Returns the other files whose pairs changed.
     pub fn apply_analysis(&mut self, path: &str, language: Language, text: &str, analysis: Analysis, version: Option<i32>) -> HashSet<u32> {
+        // A file opened as the engine already holds it keeps its pairs: recomputing them would
+        // give the same ones, and from a stored index it would first build the candidate
+        // tables of the whole workspace (seconds on a very large tree) before the file's
+        // first diagnostics.
+        if let Some(slot) = self.live.slot(path) {
+            let held = &self.live.files()[slot as usize];
+            if held.language == language && held.content_hash == *blake3::hash(text.as_bytes()).as_bytes() {
+                match version {
+                    Some(version) => self.versions.insert(slot, version),
+                    None => self.versions.remove(&slot),
+                };
+                return HashSet::new();
+            }
+        }
         let slot = self.live.update_analysis(path, language, text, analysis);
         self.refresh_slot(slot, path);
         match version {
@@ -263,6 +277,11 @@ impl Engine {
 
     pub fn files(&self) -> &[FileRecord] {
         self.live.files()
+    }
+
+    /// Whether the workspace's candidate tables were built (see `LiveIndex`).
+    pub fn candidate_tables_built(&self) -> bool {
+        self.live.candidate_tables_built()
     }
 
     /// Looks up the team's copies of every unit of `path` in the sync's cache (asking the
