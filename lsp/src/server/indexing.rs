@@ -6,7 +6,6 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use periodic_core::ScanProgress;
 use tower_lsp_server::ls_types::{MessageType, NumberOrString};
@@ -84,8 +83,11 @@ impl Backend {
         let loading = workspace.clone();
         match tokio::task::spawn_blocking(move || loading.load_stored(config)).await {
             Ok(Ok(true)) => {
+                // Open files are answered from the stored engine before the re-index below
+                // drops it: scheduled instead, they would race the drop and, on a large tree,
+                // wait for the whole re-index.
                 for uri in self.open_uris(&workspace) {
-                    self.schedule_analysis(uri, Duration::ZERO);
+                    self.analyse(uri).await;
                 }
             }
             Ok(Ok(false)) => {}
