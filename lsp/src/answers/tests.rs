@@ -52,8 +52,8 @@ def render_rows(rows, width):
     return "\n".join([header] + lines + [header])
 "#;
 
-/// Writes the fixture's files under a temporary folder and scans it.
-fn snapshot_of(fixture: &str) -> (tempfile::TempDir, Snapshot) {
+/// Writes the fixture's files under a temporary folder.
+fn write_fixture(fixture: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for file in fixture.split("//- /").skip(1) {
         let (path, text) = file.split_once('\n').expect("a path line");
@@ -61,8 +61,18 @@ fn snapshot_of(fixture: &str) -> (tempfile::TempDir, Snapshot) {
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, text).expect("write");
     }
-    let config = Config { detection: DetectionSettings { min_lines: 5, min_tokens: 30, ..DetectionSettings::default() }, ..Config::default() };
-    let outcome = periodic_core::scan(ScanOptions { root: dir.path().to_path_buf(), config, use_index: false, progress: None }).expect("scan");
+    dir
+}
+
+/// Settings small enough for the fixture's functions to be units.
+fn fixture_config() -> Config {
+    Config { detection: DetectionSettings { min_lines: 5, min_tokens: 30, ..DetectionSettings::default() }, ..Config::default() }
+}
+
+/// Writes the fixture's files under a temporary folder and scans it.
+fn snapshot_of(fixture: &str) -> (tempfile::TempDir, Snapshot) {
+    let dir = write_fixture(fixture);
+    let outcome = periodic_core::scan(ScanOptions { root: dir.path().to_path_buf(), config: fixture_config(), use_index: false, progress: None }).expect("scan");
     let snapshot = Snapshot::of_scan(&outcome);
     (dir, snapshot)
 }
@@ -256,14 +266,8 @@ fn bad_snippets_are_refused_with_a_reason() {
 
 #[test]
 fn a_file_opened_as_stored_keeps_its_pairs_without_building_the_candidate_tables() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for file in FIXTURE.split("//- /").skip(1) {
-        let (path, text) = file.split_once('\n').expect("a path line");
-        let path = dir.path().join(path.trim());
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-        std::fs::write(path, text).expect("write");
-    }
-    let config = Config { detection: DetectionSettings { min_lines: 5, min_tokens: 30, ..DetectionSettings::default() }, ..Config::default() };
+    let dir = write_fixture(FIXTURE);
+    let config = fixture_config();
     periodic_core::scan(ScanOptions { root: dir.path().to_path_buf(), config: config.clone(), use_index: true, progress: None }).expect("scan");
     let (workspace, problem) = workspace::Workspace::new(dir.path().to_path_buf());
     assert!(problem.is_none());
