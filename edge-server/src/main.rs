@@ -54,7 +54,21 @@ struct MigrateArgs {
     /// The cluster: `redis-cluster://host:port,host:port,...`.
     #[arg(long, value_name = "URL")]
     to: String,
-    /// Redis password; prefer the environment variable PERIODIC_EDGE_REDIS_PASSWORD.
+    #[command(flatten)]
+    redis: RedisArgs,
+    /// Units per batch (each batch holds units of one repository).
+    #[arg(long, default_value_t = 1000)]
+    batch_units: usize,
+    /// Stop after this many batches (exit status 3); the next run continues from there.
+    #[arg(long)]
+    max_batches: Option<u64>,
+}
+
+/// How to reach a Redis Cluster store (serving from it, or migrating into it).
+#[derive(Args)]
+struct RedisArgs {
+    /// Redis password; prefer the environment variable PERIODIC_EDGE_REDIS_PASSWORD, which
+    /// process listings do not show.
     #[arg(long)]
     redis_password: Option<String>,
     /// Connect to Redis with TLS, verifying the nodes' certificates against the system roots.
@@ -64,15 +78,10 @@ struct MigrateArgs {
     /// system roots (implies --redis-tls).
     #[arg(long, value_name = "PEM")]
     redis_ca_file: Option<PathBuf>,
-    /// Replicas that must hold each batch (Redis WAIT) before the next is sent.
+    /// Replicas that must hold a batch (Redis WAIT) before it is acknowledged (and, when
+    /// migrating, before the next is sent); 0: once the masters have it.
     #[arg(long, default_value_t = 1)]
     redis_wait_replicas: u32,
-    /// Units per batch (each batch holds units of one repository).
-    #[arg(long, default_value_t = 1000)]
-    batch_units: usize,
-    /// Stop after this many batches (exit status 3); the next run continues from there.
-    #[arg(long)]
-    max_batches: Option<u64>,
 }
 
 #[derive(Subcommand)]
@@ -126,21 +135,8 @@ struct ServeArgs {
     /// (a shared Redis Cluster; any number of replicas may serve from it).
     #[arg(long, default_value = "embedded")]
     store: String,
-    /// Redis password; prefer the environment variable PERIODIC_EDGE_REDIS_PASSWORD, which
-    /// process listings do not show.
-    #[arg(long)]
-    redis_password: Option<String>,
-    /// Connect to Redis with TLS, verifying the nodes' certificates against the system roots.
-    #[arg(long)]
-    redis_tls: bool,
-    /// PEM file of the CA that signed the Redis nodes' certificates, trusted instead of the
-    /// system roots (implies --redis-tls).
-    #[arg(long, value_name = "PEM")]
-    redis_ca_file: Option<PathBuf>,
-    /// Replicas that must hold a batch (Redis WAIT) before it is acknowledged; 0 acknowledges
-    /// once the masters have it.
-    #[arg(long, default_value_t = 1)]
-    redis_wait_replicas: u32,
+    #[command(flatten)]
+    redis: RedisArgs,
     /// Number of SQLite shards; fixed when the data directory is created.
     #[arg(long, default_value_t = 16)]
     shards: usize,
@@ -271,7 +267,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Command::Token(command)) => run_token_command(command),
         Some(Command::Migrate(args)) => {
-            let Some(to) = redis_options(&args.to, args.redis_password, args.redis_tls, args.redis_ca_file.as_deref(), args.redis_wait_replicas)? else {
+            let Some(to) = redis_options(&args.to, &args.redis)? else {
                 bail!("--to must name a Redis Cluster: redis-cluster://host:port,...");
             };
             let options = periodic_edge::migrate::MigrateOptions { from: args.from, to, batch_units: args.batch_units, max_batches: args.max_batches };
@@ -322,7 +318,7 @@ fn main() -> anyhow::Result<()> {
                 tokens_file,
                 shards: args.shards,
                 sync: args.sync,
-                redis: redis_options(&args.store, args.redis_password.clone(), args.redis_tls, args.redis_ca_file.as_deref(), args.redis_wait_replicas)?,
+                redis: redis_options(&args.store, &args.redis)?,
                 tls: args.tls_cert.zip(args.tls_key),
                 limits,
                 cache_ttl: args.cache_ttl.map(Duration::from_secs),
@@ -339,17 +335,18 @@ fn main() -> anyhow::Result<()> {
 }
 
 /// Redis options when `--store` names a cluster; `None` for the embedded store.
-fn redis_options(store: &str, password: Option<String>, tls: bool, ca_file: Option<&std::path::Path>, wait_replicas: u32) -> anyhow::Result<Option<RedisOptions>> {
+fn redis_options(store: &str, redis: &RedisArgs) -> anyhow::Result<Option<RedisOptions>> {
     if store == "embedded" {
         return Ok(None);
     }
     let mut options = RedisOptions::from_url(store).map_err(|error| anyhow::anyhow!("--store: {error}"))?;
-    options.password = password.or_else(|| std::env::var("PERIODIC_EDGE_REDIS_PASSWORD").ok().filter(|value| !value.is_empty()));
-    options.tls = tls || ca_file.is_some();
-    if let Some(path) = ca_file {
+    options.password =
+        redis.redis_password.clone().or_else(|| std::env::var("PERIODIC_EDGE_REDIS_PASSWORD").ok().filter(|value| !value.is_empty()));
+    options.tls = redis.redis_tls || redis.redis_ca_file.is_some();
+    if let Some(path) = &redis.redis_ca_file {
         options.root_cert_pem = Some(std::fs::read(path).with_context(|| format!("read --redis-ca-file {}", path.display()))?);
     }
-    options.wait_replicas = wait_replicas;
+    options.wait_replicas = redis.redis_wait_replicas;
     Ok(Some(options))
 }
 
