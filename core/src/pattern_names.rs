@@ -7,6 +7,7 @@
 //! kebab-case words, make the name. Names are unique within the table: a collision is
 //! settled by the next most distinctive term. Everything here stays on the machine.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -130,7 +131,18 @@ pub(crate) fn words(name: &str) -> Vec<String> {
 }
 
 fn is_generic(word: &str) -> bool {
-    GENERIC.contains(&word) || KEYWORDS.contains(&word)
+    generic_words().contains(word)
+}
+
+fn is_keyword(word: &str) -> bool {
+    static SET: std::sync::OnceLock<FxHashSet<&'static str>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| KEYWORDS.iter().copied().collect()).contains(word)
+}
+
+/// `GENERIC` and `KEYWORDS` as one set: the lexer asks about every word it meets.
+fn generic_words() -> &'static FxHashSet<&'static str> {
+    static SET: std::sync::OnceLock<FxHashSet<&'static str>> = std::sync::OnceLock::new();
+    SET.get_or_init(|| GENERIC.iter().chain(KEYWORDS).copied().collect())
 }
 
 /// The words a term shows in a name; empty when it says nothing (only generic words, or a
@@ -175,7 +187,9 @@ fn code_terms(language: Language, text: &str, terms: &mut FxHashSet<Term>) {
                 end += 1;
             }
             let end = end.min(bytes.len());
-            for word in crate::pattern::split_words(&text[start..end]) {
+            // A triple-quoted string is a docstring: prose about the code, like a comment.
+            let words = if triple { Vec::new() } else { crate::pattern::split_words(&text[start..end]) };
+            for word in words {
                 let word = word.to_lowercase();
                 if word.len() > 2 && !word.chars().all(|c| c.is_ascii_digit()) && !is_generic(&word) {
                     terms.insert((Class::Literal, word.into_boxed_str()));
@@ -188,29 +202,28 @@ fn code_terms(language: Language, text: &str, terms: &mut FxHashSet<Term>) {
                 i += 1;
             }
             let identifier = &text[start..i];
-            if identifier.len() < 3 || KEYWORDS.contains(&identifier) {
+            if identifier.len() < 3 {
                 continue;
             }
             // Called (an opening parenthesis follows) or read after a member access.
             let after = bytes[i..].iter().find(|b| !matches!(b, b' ' | b'\t'));
-            let before: Vec<u8> = bytes[..start].iter().rev().filter(|b| !matches!(b, b' ' | b'\t')).take(2).copied().collect();
-            let used = after == Some(&b'(') || matches!(before.as_slice(), [b'.', ..] | [b':', b':'] | [b'>', b'-']);
+            let mut before = bytes[..start].iter().rev().filter(|b| !matches!(b, b' ' | b'\t'));
+            let used = after == Some(&b'(') || matches!((before.next(), before.next()), (Some(b'.'), _) | (Some(b':'), Some(b':')) | (Some(b'>'), Some(b'-')));
             *found.entry(identifier).or_default() |= used;
         } else {
             i += 1;
         }
     }
-    for (identifier, used) in found {
+    for (identifier, used) in found.into_iter().filter(|(identifier, _)| !is_keyword(identifier)) {
         terms.insert((if used { Class::Called } else { Class::Identifier }, identifier.into()));
     }
 }
 
-/// The lines `start..=end` (1-based) of a text.
-fn lines(text: &str, start: u32, end: u32) -> &str {
+/// The lines `start..=end` (1-based) of a text whose lines start at `line_starts`.
+fn lines<'a>(text: &'a str, line_starts: &[usize], start: u32, end: u32) -> &'a str {
     let (start, end) = (start.max(1) as usize, end.max(start.max(1)) as usize);
-    let mut newlines = memchr::memchr_iter(b'\n', text.as_bytes());
-    let first = if start == 1 { 0 } else { newlines.nth(start - 2).map_or(text.len(), |at| at + 1) };
-    let last = newlines.nth(end - start).map_or(text.len(), |at| at + 1);
+    let first = line_starts.get(start - 1).copied().unwrap_or(text.len());
+    let last = line_starts.get(end).copied().unwrap_or(text.len());
     &text[first..last.max(first)]
 }
 
@@ -231,8 +244,8 @@ struct Rarity {
     unit_words: FxHashMap<String, u32>,
     /// Files whose path has a word.
     path_words: FxHashMap<String, u32>,
-    /// Members (of every pattern) holding a term.
-    member_terms: FxHashMap<Term, u32>,
+    /// Members (of every pattern) holding a term, by `term_key`.
+    member_terms: FxHashMap<u64, u32>,
 }
 
 impl Rarity {
@@ -250,7 +263,7 @@ impl Rarity {
             }
             Class::Path => idf(self.files, f64::from(self.path_words.get(&*term.1).copied().unwrap_or(0))),
             Class::Called | Class::Identifier | Class::Literal => {
-                let among_members = idf(self.members, f64::from(self.member_terms.get(term).copied().unwrap_or(0)).max(count as f64));
+                let among_members = idf(self.members, f64::from(self.member_terms.get(&term_key(term)).copied().unwrap_or(0)).max(count as f64));
                 if term.0 == Class::Literal {
                     return among_members;
                 }
@@ -262,54 +275,80 @@ impl Rarity {
     }
 }
 
+/// A term's key in the frequency tables: a hash, so that counting a term costs no string.
+fn term_key(term: &Term) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = rustc_hash::FxHasher::default();
+    term.hash(&mut hasher);
+    hasher.finish()
+}
+
 /// Names for patterns given in table order (largest first): each unique among them.
 pub fn name_patterns(files: &[FileRecord], patterns: &[&[Instance]], text: &dyn SourceText) -> Vec<String> {
-    // Every member's code terms, reading each file once.
+    let started = std::time::Instant::now();
     let mut by_file: BTreeMap<u32, Vec<(usize, usize)>> = BTreeMap::new();
     for (pattern, members) in patterns.iter().enumerate() {
         for (member, instance) in members.iter().enumerate() {
             by_file.entry(instance.file).or_default().push((pattern, member));
         }
     }
-    let read: Vec<Vec<(usize, usize, Vec<Term>)>> = by_file
-        .par_iter()
-        .map(|(&file, members)| {
-            let record = &files[file as usize];
-            let Some(source) = text.text(record) else { return Vec::new() };
-            members
-                .iter()
-                .map(|&(pattern, member)| {
-                    let instance = &patterns[pattern][member];
-                    let mut terms = FxHashSet::default();
-                    code_terms(record.language, lines(&source, instance.start_line, instance.end_line), &mut terms);
-                    let mut terms: Vec<Term> = terms.into_iter().collect();
-                    terms.sort_unstable();
-                    (pattern, member, terms)
-                })
-                .collect()
+    // Every member's terms (each file read once) while the codebase's tables are counted.
+    let (read, mut rarity) = rayon::join(
+        || -> Vec<Vec<(usize, usize, Vec<(u64, Term)>)>> {
+            by_file.par_iter().map(|(&file, members)| member_terms_of(&files[file as usize], members, patterns, text)).collect()
+        },
+        || codebase_rarity(files, patterns.iter().map(|members| members.len()).sum()),
+    );
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "names: members read");
+    let mut member_terms: Vec<Vec<Vec<(u64, Term)>>> = patterns.iter().map(|members| vec![Vec::new(); members.len()]).collect();
+    for (pattern, member, terms) in read.into_iter().flatten() {
+        for (key, _) in &terms {
+            *rarity.member_terms.entry(*key).or_default() += 1;
+        }
+        member_terms[pattern][member] = terms;
+    }
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "names: terms counted");
+    let ranked: Vec<(Vec<Vec<String>>, Vec<(Cow<'_, Term>, usize)>)> =
+        patterns.par_iter().zip(member_terms.par_iter()).map(|(members, terms)| ranked_terms(files, members, terms, &rarity)).collect();
+    tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "names: terms ranked");
+    let mut taken: FxHashSet<String> = FxHashSet::default();
+    let mut names = Vec::with_capacity(patterns.len());
+    for (members, (ranked, few)) in patterns.iter().zip(ranked) {
+        let name = unique_name(files, members, &ranked, || scored(files, members, few, &rarity), &taken);
+        taken.insert(name.clone());
+        names.push(name);
+    }
+    names
+}
+
+/// The terms of the members (pattern, member) of one file, each sorted by key.
+fn member_terms_of(record: &FileRecord, members: &[(usize, usize)], patterns: &[&[Instance]], text: &dyn SourceText) -> Vec<(usize, usize, Vec<(u64, Term)>)> {
+    let Some(source) = text.text(record) else { return Vec::new() };
+    let line_starts: Vec<usize> = std::iter::once(0).chain(memchr::memchr_iter(b'\n', source.as_bytes()).map(|at| at + 1)).collect();
+    members
+        .iter()
+        .map(|&(pattern, member)| {
+            let instance = &patterns[pattern][member];
+            let mut terms = FxHashSet::default();
+            code_terms(record.language, lines(&source, &line_starts, instance.start_line, instance.end_line), &mut terms);
+            let mut terms: Vec<(u64, Term)> = terms.into_iter().map(|term| (term_key(&term), term)).collect();
+            terms.sort_unstable();
+            (pattern, member, terms)
         })
-        .collect();
-    let mut member_terms: Vec<Vec<Vec<Term>>> = patterns.iter().map(|members| vec![Vec::new(); members.len()]).collect();
+        .collect()
+}
+
+/// The frequency tables of the whole scan (the members' terms are counted later).
+fn codebase_rarity(files: &[FileRecord], members: usize) -> Rarity {
     let mut rarity = Rarity {
         units: files.iter().map(|file| file.units.len()).sum::<usize>().max(1) as f64,
         files: files.len().max(1) as f64,
-        members: patterns.iter().map(|members| members.len()).sum::<usize>() as f64,
+        members: members as f64,
         used: FxHashMap::default(),
         unit_words: FxHashMap::default(),
         path_words: FxHashMap::default(),
         member_terms: FxHashMap::default(),
     };
-    for (pattern, member, terms) in read.into_iter().flatten() {
-        for term in &terms {
-            match rarity.member_terms.get_mut(term) {
-                Some(count) => *count += 1,
-                None => {
-                    rarity.member_terms.insert(term.clone(), 1);
-                }
-            }
-        }
-        member_terms[pattern][member] = terms;
-    }
     for file in files {
         for word in path_words(&file.path) {
             *rarity.path_words.entry(word).or_default() += 1;
@@ -318,75 +357,72 @@ pub fn name_patterns(files: &[FileRecord], patterns: &[&[Instance]], text: &dyn 
             for &key in unit.used_names.iter() {
                 *rarity.used.entry(key).or_default() += 1;
             }
-            let distinct: BTreeSet<String> = words(&unit.name).into_iter().collect();
+            let mut distinct = words(&unit.name);
+            distinct.sort_unstable();
+            distinct.dedup();
             for word in distinct {
                 *rarity.unit_words.entry(word).or_default() += 1;
             }
         }
     }
-
-    let mut taken: FxHashSet<String> = FxHashSet::default();
-    let mut names = Vec::with_capacity(patterns.len());
-    for (pattern, members) in patterns.iter().enumerate() {
-        let (ranked, few) = ranked_terms(files, members, &member_terms[pattern], &rarity);
-        let name = unique_name(files, members, &ranked, &few, &taken);
-        taken.insert(name.clone());
-        names.push(name);
-    }
-    names
+    rarity
 }
 
-/// A pattern's terms as the words they show, most distinctive first (ties by text): those
-/// shared by a clear majority of its members, then those only a few members share (the
-/// last resort against a collision: they change more easily).
-fn ranked_terms(files: &[FileRecord], members: &[Instance], terms: &[Vec<Term>], rarity: &Rarity) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
-    let size = members.len();
-    let needed = needed(size);
-    let mut counts: BTreeMap<&Term, usize> = BTreeMap::new();
+/// A pattern's terms shared by a clear majority of its members, as the words they show,
+/// most distinctive first; and the terms only a few members share, unscored (the last
+/// resort against a collision, see `unique_name`: they change more easily).
+fn ranked_terms<'a>(files: &[FileRecord], members: &[Instance], terms: &'a [Vec<(u64, Term)>], rarity: &Rarity) -> (Vec<Vec<String>>, Vec<(Cow<'a, Term>, usize)>) {
+    let needed = needed(members.len());
+    let mut counts: FxHashMap<u64, (&Term, usize)> = FxHashMap::default();
     for member_terms in terms {
-        for term in member_terms {
-            *counts.entry(term).or_default() += 1;
+        for (key, term) in member_terms {
+            counts.entry(*key).or_insert((term, 0)).1 += 1;
         }
     }
-    let mut extra: BTreeMap<Term, usize> = BTreeMap::new();
-    if let Some(shared) = shared_name_words(files, members, needed) {
-        extra.insert((Class::UnitName, shared.join("-").into_boxed_str()), needed);
+    let mut shared: Vec<(Cow<'a, Term>, usize)> = Vec::new();
+    let mut few: Vec<(Cow<'a, Term>, usize)> = Vec::new();
+    for (term, count) in counts.into_values() {
+        if count >= needed {
+            shared.push((Cow::Borrowed(term), count));
+        } else if count >= 2 {
+            few.push((Cow::Borrowed(term), count));
+        }
+    }
+    if let Some(words) = shared_name_words(files, members, needed) {
+        shared.push((Cow::Owned((Class::UnitName, words.join("-").into_boxed_str())), needed));
+    }
+    let mut per_file: BTreeMap<u32, usize> = BTreeMap::new();
+    for member in members {
+        *per_file.entry(member.file).or_default() += 1;
     }
     let mut path_counts: BTreeMap<String, usize> = BTreeMap::new();
-    let mut paths_seen: BTreeSet<u32> = BTreeSet::new();
-    for member in members {
-        for word in path_words(&files[member.file as usize].path) {
-            *path_counts.entry(word).or_default() += 1;
+    for (file, count) in per_file {
+        for word in path_words(&files[file as usize].path) {
+            *path_counts.entry(word).or_default() += count;
         }
-        paths_seen.insert(member.file);
     }
     for (word, count) in path_counts {
-        extra.insert((Class::Path, word.into_boxed_str()), count);
+        let term = Cow::Owned((Class::Path, word.into_boxed_str()));
+        if count >= needed { shared.push((term, count)) } else if count >= 2 { few.push((term, count)) }
     }
+    (scored(files, members, shared, rarity), few)
+}
+
+/// Terms as the words they show, most distinctive first (ties by text), those saying
+/// nothing left out.
+fn scored(files: &[FileRecord], members: &[Instance], terms: Vec<(Cow<'_, Term>, usize)>, rarity: &Rarity) -> Vec<Vec<String>> {
     let language = files[members[0].file as usize].language;
-    let mut scored: Vec<(bool, f64, Vec<String>)> = counts
+    let mut scored: Vec<(f64, Vec<String>)> = terms
         .into_iter()
-        .map(|(term, count)| (term.clone(), count))
-        .chain(extra)
-        .filter(|(_, count)| *count >= 2)
         .filter_map(|(term, count)| {
             let shown = if term.0 == Class::UnitName { term.1.split('-').map(str::to_string).collect() } else { rendered(&term) };
-            if shown.is_empty() {
-                return None;
-            }
-            let score = count as f64 / size as f64 * rarity.idf(&term, count, language) * term.0.weight();
-            Some((count >= needed, score, shown))
+            let score = count as f64 / members.len() as f64 * rarity.idf(&term, count, language) * term.0.weight();
+            (!shown.is_empty() && score > 0.0).then_some((score, shown))
         })
         .collect();
-    scored.sort_by(|x, y| y.0.cmp(&x.0).then(y.1.total_cmp(&x.1)).then_with(|| x.2.cmp(&y.2)));
+    scored.sort_by(|x, y| y.0.total_cmp(&x.0).then_with(|| x.1.cmp(&y.1)));
     let mut seen: BTreeSet<Vec<String>> = BTreeSet::new();
-    let (mut majority, mut minority) = (Vec::new(), Vec::new());
-    for (shared, score, shown) in scored {
-        if score > 0.0 && seen.insert(shown.clone()) {
-            if shared { majority.push(shown) } else { minority.push(shown) }
-        }
-    }
-    (majority, minority)
+    scored.into_iter().map(|(_, shown)| shown).filter(|shown| seen.insert(shown.clone())).collect()
 }
 
 /// The telling words most members' unit names share (generic ones left out), in the order
@@ -417,7 +453,7 @@ fn shared_name_words(files: &[FileRecord], members: &[Instance], needed: usize) 
 /// The pattern's name: its most distinctive term (and the next when the first is a single
 /// word), more terms while the name is taken, then the first member's file and folders,
 /// then terms a few members share.
-fn unique_name(files: &[FileRecord], members: &[Instance], ranked: &[Vec<String>], few: &[Vec<String>], taken: &FxHashSet<String>) -> String {
+fn unique_name(files: &[FileRecord], members: &[Instance], ranked: &[Vec<String>], few: impl FnOnce() -> Vec<Vec<String>>, taken: &FxHashSet<String>) -> String {
     let mut shown: Vec<String> = Vec::new();
     let mut next = ranked.iter();
     // Appends the words not shown yet; whether there were any.
@@ -473,8 +509,8 @@ fn unique_name(files: &[FileRecord], members: &[Instance], ranked: &[Vec<String>
             shown = placed;
         }
         // Then what only a few members share.
-        for term in few {
-            if add(&mut shown, term) && !taken.contains(&shown.join("-")) {
+        for term in few() {
+            if add(&mut shown, &term) && !taken.contains(&shown.join("-")) {
                 return shown.join("-");
             }
         }
@@ -672,9 +708,10 @@ mod tests {
     #[test]
     fn member_lines_are_cut_from_the_text() {
         let text = "one\ntwo\nthree\nfour";
-        assert_eq!(lines(text, 2, 3), "two\nthree\n");
-        assert_eq!(lines(text, 1, 1), "one\n");
-        assert_eq!(lines(text, 4, 9), "four");
+        let starts = [0, 4, 8, 14];
+        assert_eq!(lines(text, &starts, 2, 3), "two\nthree\n");
+        assert_eq!(lines(text, &starts, 1, 1), "one\n");
+        assert_eq!(lines(text, &starts, 4, 9), "four");
     }
 
     #[test]
