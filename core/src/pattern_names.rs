@@ -115,6 +115,12 @@ impl Class {
 }
 
 type Term = (Class, Box<str>);
+/// A member's terms with their `term_key`s, sorted.
+type KeyedTerms = Vec<(u64, Term)>;
+/// A term and how many of a pattern's members hold it.
+type Counted<'a> = (Cow<'a, Term>, usize);
+/// The words of a pattern's majority terms, best first, and its few-member terms.
+type Ranked<'a> = (Vec<Vec<String>>, Vec<Counted<'a>>);
 
 /// Members a term must be shared by: a clear majority (three in five, at least two), so a
 /// change to one member of a family of three or more keeps its name.
@@ -196,6 +202,11 @@ fn code_terms(language: Language, text: &str, terms: &mut FxHashSet<Term>) {
                 }
             }
             i = if triple { end + 3 } else { end + 1 };
+        } else if byte.is_ascii_digit() {
+            // A number, with its suffix or hex digits (`0x7fffffff`, `10u64`): no word.
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'.') {
+                i += 1;
+            }
         } else if byte.is_ascii_alphabetic() || byte == b'_' || byte == b'$' || byte >= 0x80 {
             let start = i;
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_' || bytes[i] == b'$' || bytes[i] >= 0x80) {
@@ -294,13 +305,13 @@ pub fn name_patterns(files: &[FileRecord], patterns: &[&[Instance]], text: &dyn 
     }
     // Every member's terms (each file read once) while the codebase's tables are counted.
     let (read, mut rarity) = rayon::join(
-        || -> Vec<Vec<(usize, usize, Vec<(u64, Term)>)>> {
+        || -> Vec<Vec<(usize, usize, KeyedTerms)>> {
             by_file.par_iter().map(|(&file, members)| member_terms_of(&files[file as usize], members, patterns, text)).collect()
         },
         || codebase_rarity(files, patterns.iter().map(|members| members.len()).sum()),
     );
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "names: members read");
-    let mut member_terms: Vec<Vec<Vec<(u64, Term)>>> = patterns.iter().map(|members| vec![Vec::new(); members.len()]).collect();
+    let mut member_terms: Vec<Vec<KeyedTerms>> = patterns.iter().map(|members| vec![Vec::new(); members.len()]).collect();
     for (pattern, member, terms) in read.into_iter().flatten() {
         for (key, _) in &terms {
             *rarity.member_terms.entry(*key).or_default() += 1;
@@ -308,7 +319,7 @@ pub fn name_patterns(files: &[FileRecord], patterns: &[&[Instance]], text: &dyn 
         member_terms[pattern][member] = terms;
     }
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "names: terms counted");
-    let ranked: Vec<(Vec<Vec<String>>, Vec<(Cow<'_, Term>, usize)>)> =
+    let ranked: Vec<Ranked<'_>> =
         patterns.par_iter().zip(member_terms.par_iter()).map(|(members, terms)| ranked_terms(files, members, terms, &rarity)).collect();
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "names: terms ranked");
     let mut taken: FxHashSet<String> = FxHashSet::default();
@@ -322,7 +333,7 @@ pub fn name_patterns(files: &[FileRecord], patterns: &[&[Instance]], text: &dyn 
 }
 
 /// The terms of the members (pattern, member) of one file, each sorted by key.
-fn member_terms_of(record: &FileRecord, members: &[(usize, usize)], patterns: &[&[Instance]], text: &dyn SourceText) -> Vec<(usize, usize, Vec<(u64, Term)>)> {
+fn member_terms_of(record: &FileRecord, members: &[(usize, usize)], patterns: &[&[Instance]], text: &dyn SourceText) -> Vec<(usize, usize, KeyedTerms)> {
     let Some(source) = text.text(record) else { return Vec::new() };
     let line_starts: Vec<usize> = std::iter::once(0).chain(memchr::memchr_iter(b'\n', source.as_bytes()).map(|at| at + 1)).collect();
     members
@@ -371,7 +382,7 @@ fn codebase_rarity(files: &[FileRecord], members: usize) -> Rarity {
 /// A pattern's terms shared by a clear majority of its members, as the words they show,
 /// most distinctive first; and the terms only a few members share, unscored (the last
 /// resort against a collision, see `unique_name`: they change more easily).
-fn ranked_terms<'a>(files: &[FileRecord], members: &[Instance], terms: &'a [Vec<(u64, Term)>], rarity: &Rarity) -> (Vec<Vec<String>>, Vec<(Cow<'a, Term>, usize)>) {
+fn ranked_terms<'a>(files: &[FileRecord], members: &[Instance], terms: &'a [KeyedTerms], rarity: &Rarity) -> Ranked<'a> {
     let needed = needed(members.len());
     let mut counts: FxHashMap<u64, (&Term, usize)> = FxHashMap::default();
     for member_terms in terms {
@@ -379,8 +390,8 @@ fn ranked_terms<'a>(files: &[FileRecord], members: &[Instance], terms: &'a [Vec<
             counts.entry(*key).or_insert((term, 0)).1 += 1;
         }
     }
-    let mut shared: Vec<(Cow<'a, Term>, usize)> = Vec::new();
-    let mut few: Vec<(Cow<'a, Term>, usize)> = Vec::new();
+    let mut shared: Vec<Counted<'a>> = Vec::new();
+    let mut few: Vec<Counted<'a>> = Vec::new();
     for (term, count) in counts.into_values() {
         if count >= needed {
             shared.push((Cow::Borrowed(term), count));
@@ -410,7 +421,7 @@ fn ranked_terms<'a>(files: &[FileRecord], members: &[Instance], terms: &'a [Vec<
 
 /// Terms as the words they show, most distinctive first (ties by text), those saying
 /// nothing left out.
-fn scored(files: &[FileRecord], members: &[Instance], terms: Vec<(Cow<'_, Term>, usize)>, rarity: &Rarity) -> Vec<Vec<String>> {
+fn scored(files: &[FileRecord], members: &[Instance], terms: Vec<Counted<'_>>, rarity: &Rarity) -> Vec<Vec<String>> {
     let language = files[members[0].file as usize].language;
     let mut scored: Vec<(f64, Vec<String>)> = terms
         .into_iter()
@@ -717,11 +728,11 @@ mod tests {
     #[test]
     fn the_lexer_finds_calls_fields_identifiers_and_literal_words() {
         let mut terms = FxHashSet::default();
-        code_terms(Language::Python, "# skipped comment\nrows = db.fetch_rows(query, \"customerInvoices\")  # note\nrows.total_amount\n", &mut terms);
+        code_terms(Language::Python, "# skipped comment\nrows = db.fetch_rows(query, \"customerInvoices\", 0x7fff)  # note\nrows.total_amount\n", &mut terms);
         assert!(terms.contains(&(Class::Called, "fetch_rows".into())));
         assert!(terms.contains(&(Class::Called, "total_amount".into())));
         assert!(terms.contains(&(Class::Identifier, "query".into())));
         assert!(terms.contains(&(Class::Literal, "invoices".into())));
-        assert!(!terms.iter().any(|(_, text)| &**text == "skipped" || &**text == "note"));
+        assert!(!terms.iter().any(|(_, text)| ["skipped", "note", "x7fff"].contains(&&**text)), "{terms:?}");
     }
 }
