@@ -260,27 +260,31 @@ struct Rarity {
 }
 
 impl Rarity {
-    /// Inverse document frequency of a term held by `count` of a pattern's members: among
-    /// every unit for unit-name words and used names, every file for path words, and for
-    /// what only the members' text shows (other identifiers, literal words) among the
-    /// members of every pattern — the neighbours a name must tell the pattern from. A name
-    /// that both counts know is as common as the larger count says.
+    /// Inverse document frequency of a term held by `count` of a pattern's members, from
+    /// how many documents outside the pattern hold it (what the members share and the
+    /// rest does not): every unit for unit-name words and used names, every file for path
+    /// words, and for what only the members' text shows (other identifiers, literal words)
+    /// the members of every other pattern — the neighbours a name must tell the pattern
+    /// from. A name both tables know is as common as the larger count says.
     fn idf(&self, term: &Term, count: usize, language: Language) -> f64 {
-        let idf = |all: f64, frequency: f64| ((all + 1.0) / (frequency + 1.0)).ln().max(0.0);
+        let idf = |all: f64, frequency: u32| ((all + 1.0) / (f64::from(frequency.saturating_sub(count as u32)) + 1.0)).ln().max(0.0);
         match term.0 {
             Class::UnitName => {
                 let frequency = term.1.split('-').map(|word| self.unit_words.get(word).copied().unwrap_or(0)).min().unwrap_or(0);
-                idf(self.units, f64::from(frequency).max(count as f64))
+                idf(self.units, frequency)
             }
-            Class::Path => idf(self.files, f64::from(self.path_words.get(&*term.1).copied().unwrap_or(0))),
+            Class::Path => {
+                let files = self.path_words.get(&*term.1).copied().unwrap_or(0);
+                ((self.files + 1.0) / (f64::from(files) + 1.0)).ln().max(0.0)
+            }
             Class::Called | Class::Identifier | Class::Literal => {
-                let among_members = idf(self.members, f64::from(self.member_terms.get(&term_key(term)).copied().unwrap_or(0)).max(count as f64));
+                let among_members = idf(self.members, self.member_terms.get(&term_key(term)).copied().unwrap_or(0));
                 if term.0 == Class::Literal {
                     return among_members;
                 }
                 let keys = NameContext::of(language).name_keys(&term.1);
                 let used = keys.iter().map(|key| self.used.get(key).copied().unwrap_or(0)).max().unwrap_or(0);
-                among_members.min(idf(self.units, f64::from(used)))
+                among_members.min(idf(self.units, used))
             }
         }
     }
@@ -494,7 +498,12 @@ fn unique_name(files: &[FileRecord], members: &[Instance], ranked: &[Vec<String>
         let common = most_common_name(files, members);
         shown.extend(common);
         shown.push("in".to_string());
-        add(&mut shown, &place_words(&files[members[0].file as usize].path)[..1]);
+        let place = place_words(&files[members[0].file as usize].path);
+        if let Some(word) = place.iter().find(|word| !shown.contains(word)) {
+            shown.push(word.clone());
+        } else {
+            shown.pop();
+        }
     }
     while taken.contains(&shown.join("-")) {
         match next.next() {
@@ -714,6 +723,18 @@ mod tests {
         let names = fixture.names(&[in_file(0), in_file(1)]);
         assert_ne!(names[0], names[1]);
         assert!(!names[1].ends_with(|c: char| c.is_ascii_digit()), "{names:?}");
+    }
+
+    #[test]
+    fn a_pattern_alone_in_its_codebase_is_named_by_what_its_members_share() {
+        let orders = "def summarize_orders(orders, tax_rate):\n    total = 0\n    for order in orders:\n        if order.status == \"paid\":\n            total += order.amount * (1 + tax_rate)\n    return {\"total\": round(total, 2)}\n";
+        let invoices = "def collect_invoices(invoices, vat):\n    acc = 0\n    for invoice in invoices:\n        if invoice.status == \"settled\":\n            acc += invoice.amount * (1 + vat)\n    return {\"total\": round(acc, 3)}\n";
+        let fixture = Fixture::new(&[("src/orders.py", orders.to_string()), ("src/invoices.py", invoices.to_string())]);
+        let name = fixture.names(&[fixture.members("")]).remove(0);
+        assert!(!name.ends_with("-in"), "{name}");
+        for word in name.split('-') {
+            assert!(orders.to_lowercase().contains(word) && invoices.to_lowercase().contains(word), "{name}: {word} is shared");
+        }
     }
 
     #[test]
