@@ -87,8 +87,8 @@ const KEYWORDS: &[&str] = &[
     "cls", "kwargs", "args", "int", "float", "dict", "list", "tuple", "bytes", "isinstance", "len", "super", "println", "vec",
 ];
 
-/// How much a term of each class counts beside its rarity: what a member calls or reads
-/// says most about what it does; literal words and paths are hints.
+/// How much a term of each class counts beside its rarity: the members' shared name and
+/// what they call or read say most about what they do; literal words and paths are hints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Class {
     /// The words the members' unit names share, in their order.
@@ -106,7 +106,9 @@ enum Class {
 impl Class {
     fn weight(self) -> f64 {
         match self {
-            Class::UnitName | Class::Called => 1.0,
+            // What most members are called is the authors' own word for the task.
+            Class::UnitName => 1.5,
+            Class::Called => 1.0,
             Class::Identifier => 0.8,
             Class::Literal => 0.6,
             Class::Path => 0.3,
