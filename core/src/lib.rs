@@ -14,6 +14,7 @@ pub mod live;
 pub mod model;
 pub mod names;
 pub mod pattern;
+pub mod pattern_names;
 pub mod scan;
 pub mod similarity;
 mod spill;

@@ -1,10 +1,11 @@
 //! Patterns: clusters of clone instances linked by verified pairs (union-find), each with
-//! a stable id derived from the code's structural hash, an automatic descriptive name
-//! from the members' shared identifiers, and the user's name when one was given.
+//! a stable id derived from the code's structural hash, an automatic name telling it apart
+//! from the others (`pattern_names`), and the user's name when one was given.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::model::{ClonePair, CloneKind, FileRecord, Instance};
+pub use crate::pattern_names::{DiskText, NoText, SourceText};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pattern {
@@ -124,7 +125,8 @@ const LINKS_PER_MEMBER: usize = 8;
 /// Clusters pairs into patterns, largest (duplicated lines, then members) first. Exact
 /// pairs (Type-1/2) and blocks join their groups freely; near-miss pairs, strongest first,
 /// only when the two groups are densely linked (`UnionFind::dense_enough`).
-pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeMap<String, PatternLabel>) -> Vec<Pattern> {
+/// Names come from the members' text as `text` gives it (`pattern_names`).
+pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeMap<String, PatternLabel>, text: &dyn SourceText) -> Vec<Pattern> {
     let mut keys: HashMap<MemberKey, usize> = HashMap::new();
     let mut instances: Vec<Instance> = Vec::new();
     let mut node = |instance: &Instance| -> usize {
@@ -195,7 +197,7 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
             let similarity = pair_indices.iter().map(|&p| pairs[p].similarity).fold(1.0, f64::min);
             let languages: BTreeSet<String> = members.iter().map(|m| files[m.file as usize].language.family().to_string()).collect();
             Pattern {
-                auto_name: auto_name(files, &members),
+                auto_name: String::new(),
                 user_name: label.name,
                 note: label.note,
                 id,
@@ -232,6 +234,11 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
     patterns.sort_by(|x, y| {
         y.duplicated_lines.cmp(&x.duplicated_lines).then(y.members.len().cmp(&x.members.len())).then(x.id.cmp(&y.id))
     });
+    let members: Vec<&[Instance]> = patterns.iter().map(|pattern| pattern.members.as_slice()).collect();
+    let names = crate::pattern_names::name_patterns(files, &members, text);
+    for (pattern, name) in patterns.iter_mut().zip(names) {
+        pattern.auto_name = name;
+    }
     patterns
 }
 
@@ -313,8 +320,6 @@ pub fn instance_name(files: &[FileRecord], instance: &Instance) -> String {
         .unwrap_or_default()
 }
 
-const NOISE_WORDS: [&str; 12] = ["get", "set", "the", "a", "an", "of", "to", "self", "this", "fn", "func", "anonymous"];
-
 /// Splits an identifier into its words, keeping their case: on non-alphanumerics and on
 /// lower-to-upper changes (`parseConfigFile`, `load_user_DB`).
 pub fn split_words(name: &str) -> Vec<String> {
@@ -341,67 +346,9 @@ pub fn split_words(name: &str) -> Vec<String> {
     words
 }
 
-/// Lower-case words of a name, without noise words and numbers.
-fn words(name: &str) -> Vec<String> {
-    let mut words: Vec<String> = split_words(name).into_iter().map(|word| word.to_lowercase()).collect();
-    words.retain(|word| word.len() > 1 && !NOISE_WORDS.contains(&word.as_str()) && !word.chars().all(|c| c.is_ascii_digit()));
-    words
-}
-
-/// A descriptive name from the words most members' names share, e.g. `parse-config`;
-/// else the most common name; else where the code lives.
-fn auto_name(files: &[FileRecord], members: &[Instance]) -> String {
-    let names: Vec<String> = members.iter().map(|m| instance_name(files, m)).collect();
-    let mut word_counts: BTreeMap<String, usize> = BTreeMap::new();
-    for name in &names {
-        let distinct: BTreeSet<String> = words(name).into_iter().collect();
-        for word in distinct {
-            *word_counts.entry(word).or_default() += 1;
-        }
-    }
-    let needed = (members.len() * 3).div_ceil(5).max(2);
-    let shared: BTreeSet<&String> = word_counts.iter().filter(|(_, count)| **count >= needed).map(|(word, _)| word).collect();
-    if !shared.is_empty() {
-        // Keep the order the words have in the first name that has them all.
-        let ordered: Vec<String> = names
-            .iter()
-            .map(|name| words(name))
-            .find(|list| shared.iter().all(|word| list.contains(word)))
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|word| shared.contains(word))
-            .fold(Vec::new(), |mut acc, word| {
-                if !acc.contains(&word) {
-                    acc.push(word);
-                }
-                acc
-            });
-        if !ordered.is_empty() {
-            return ordered.into_iter().take(4).collect::<Vec<_>>().join("-");
-        }
-    }
-    let mut name_counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for name in names.iter().filter(|n| !n.is_empty() && !n.starts_with('<')) {
-        *name_counts.entry(name.as_str()).or_default() += 1;
-    }
-    if let Some((name, _)) = name_counts.iter().max_by(|x, y| x.1.cmp(y.1).then(y.0.cmp(x.0))) {
-        return format!("{}-like", words(name).join("-")).trim_start_matches('-').to_string();
-    }
-    let first = &files[members[0].file as usize].path;
-    let stem = first.rsplit('/').next().unwrap_or(first).split('.').next().unwrap_or("code");
-    format!("block-in-{stem}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn words_split_camel_snake_and_kebab() {
-        assert_eq!(words("parseConfigFile"), vec!["parse", "config", "file"]);
-        assert_eq!(words("load_user_DB"), vec!["load", "user", "db"]);
-        assert_eq!(words("get-x"), Vec::<String>::new());
-    }
 
     #[test]
     fn merged_lines_count_overlaps_once() {
@@ -445,7 +392,7 @@ mod tests {
         let file = eight_units();
         let mut pairs = two_families(&file);
         pairs.push(unit_pair(&file, 0, 4, CloneKind::T3));
-        let patterns = build_patterns(std::slice::from_ref(&file), &pairs, &BTreeMap::new());
+        let patterns = build_patterns(std::slice::from_ref(&file), &pairs, &BTreeMap::new(), &NoText);
         let sizes: Vec<usize> = patterns.iter().map(|p| p.members.len()).collect();
         assert_eq!(sizes, vec![4, 4], "the bridge between the families is refused");
     }
@@ -461,7 +408,7 @@ mod tests {
                 }
             }
         }
-        let patterns = build_patterns(std::slice::from_ref(&file), &pairs, &BTreeMap::new());
+        let patterns = build_patterns(std::slice::from_ref(&file), &pairs, &BTreeMap::new(), &NoText);
         let sizes: Vec<usize> = patterns.iter().map(|p| p.members.len()).collect();
         assert_eq!(sizes, vec![8], "half of the cross pairs linked: one family");
         assert_eq!(patterns[0].kind, CloneKind::T3);

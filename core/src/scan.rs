@@ -299,7 +299,7 @@ fn scan_holding<R>(
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "candidate index built");
     let pairs = detector.detect(&previous);
     tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "detection done");
-    let patterns = pattern::build_patterns(&files, &pairs, &labels);
+    let patterns = pattern::build_patterns(&files, &pairs, &labels, &pattern::DiskText { root: &walk_root });
     tracing::debug!(patterns = patterns.len(), elapsed_ms = started.elapsed().as_millis() as u64, "patterns built");
 
     drop(candidate_index);

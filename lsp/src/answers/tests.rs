@@ -118,8 +118,8 @@ fn similar_at_a_line_lists_every_copy_best_first() {
         4,
         expect![[r#"
             subject src/orders.py:1-9 summarize_orders (python)
-            src/invoices.py:1-9 collect_invoices (python) T2 1.00 summarize
-            lib/refunds.py:1-10 summarize_refunds (python) T3 0.97 summarize
+            src/invoices.py:1-9 collect_invoices (python) T2 1.00 summarize-amount
+            lib/refunds.py:1-10 summarize_refunds (python) T3 0.97 summarize-amount
         "#]],
     );
 }
@@ -140,7 +140,7 @@ fn patterns_are_listed_largest_first_with_each_members_closest_link() {
     check_patterns(
         PatternFilter::default(),
         expect![[r#"
-            summarize 28 lines, 3 members, T3 0.97
+            summarize-amount 28 lines, 3 members, T3 0.97
               lib/refunds.py:1-10 summarize_refunds (python) T3 0.97
               src/invoices.py:1-9 collect_invoices (python) T2 1.00
               src/orders.py:1-9 summarize_orders (python) T2 1.00

@@ -204,7 +204,7 @@ impl Engine {
 
     /// Clusters the current pairs into patterns again.
     pub fn rebuild_patterns(&mut self) {
-        let patterns = pattern::build_patterns(self.live.files(), &self.pairs, &self.labels);
+        let patterns = pattern::build_patterns(self.live.files(), &self.pairs, &self.labels, &pattern::DiskText { root: self.live.root() });
         self.pattern_by_content.clear();
         for (index, pattern) in patterns.iter().enumerate() {
             for &pair in &pattern.pairs {

@@ -170,6 +170,7 @@ fn page_data<'a>(report: &'a Report, root: &Path, root_name: &'a str) -> PageDat
         .map(|pattern| pattern.duplicated_lines.max(1))
         .fold((u64::MAX, 0), |(low, high), lines| (low.min(lines), high.max(lines)));
 
+    let symbols = element_symbols(report.patterns.iter().map(|pattern| pattern.name.as_str()));
     let patterns = report
         .patterns
         .iter()
@@ -178,7 +179,7 @@ fn page_data<'a>(report: &'a Report, root: &Path, root_name: &'a str) -> PageDat
             number: index + 1,
             id: &pattern.id,
             name: &pattern.name,
-            symbol: element_symbol(&pattern.name),
+            symbol: symbols[index].clone(),
             kind: &pattern.kind,
             similarity: pattern.similarity,
             languages: &pattern.languages,
@@ -350,24 +351,55 @@ fn tile_size(duplicated_lines: u64, min_lines: u64, max_lines: u64) -> u8 {
     }
 }
 
-/// A chemical-element-like symbol for a pattern name: the initials of its first two words
-/// (`parse_args` → `Pa`, `loadUserConfig` → `Lu`), or its first two letters.
-fn element_symbol(name: &str) -> String {
-    let words = periodic_core::pattern::split_words(name);
-    let mut letters: Vec<char> = match words.as_slice() {
-        [] => Vec::new(),
-        [only] => only.chars().take(2).collect(),
-        [first, second, ..] => first.chars().take(1).chain(second.chars().take(1)).collect(),
-    };
-    if letters.is_empty() {
-        return "#".to_string();
-    }
-    let first = letters.remove(0);
-    let mut symbol: String = first.to_uppercase().collect();
-    symbol.extend(letters.iter().flat_map(|letter| letter.to_lowercase()));
-    symbol
+/// Chemical-element-like symbols for the patterns in table order: the initials of a name's
+/// first two words (`parse_args` → `Pa`, `loadUserConfig` → `Lu`), or its first two
+/// letters. Each follows its name and, where the name's
+/// letters allow, differs from every symbol before it (a neighbour with the same initials
+/// takes another letter of its name: `parse-args` `Pa`, then `parse-arguments` `Pr`).
+fn element_symbols<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut taken = std::collections::HashSet::new();
+    names
+        .map(|name| {
+            let candidates = symbol_candidates(name);
+            let symbol = candidates.iter().find(|symbol| !taken.contains(*symbol)).or(candidates.first()).cloned().unwrap_or_else(|| "#".to_string());
+            taken.insert(symbol.clone());
+            symbol
+        })
+        .collect()
 }
 
+/// A name's possible symbols, best first: the initials of its first two words, the first
+/// initial with a later word's, then with any later letter of the name.
+fn symbol_candidates(name: &str) -> Vec<String> {
+    let words: Vec<Vec<char>> = periodic_core::pattern::split_words(name).iter().map(|word| word.chars().collect()).collect();
+    let Some(first_word) = words.first() else { return Vec::new() };
+    let first = first_word[0];
+    let symbol = |second: Option<char>| -> String {
+        let mut symbol: String = first.to_uppercase().collect();
+        symbol.extend(second.into_iter().flat_map(char::to_lowercase));
+        symbol
+    };
+    let mut candidates: Vec<String> = Vec::new();
+    let mut push = |candidate: String| {
+        if !candidates.contains(&candidate) {
+            candidates.push(candidate);
+        }
+    };
+    match words.as_slice() {
+        [only] if only.len() == 1 => push(symbol(None)),
+        [only] => push(symbol(Some(only[1]))),
+        _ => {}
+    }
+    for word in words.iter().skip(1) {
+        push(symbol(Some(word[0])));
+    }
+    for (index, word) in words.iter().enumerate() {
+        for &letter in word.iter().skip(usize::from(index == 0)) {
+            push(symbol(Some(letter)));
+        }
+    }
+    candidates
+}
 
 fn root_display_name(root: &Path) -> String {
     let canonical = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
@@ -674,6 +706,7 @@ mod tests {
 
     #[test]
     fn symbols_and_sizes() {
+        let element_symbol = |name: &str| element_symbols(std::iter::once(name)).remove(0);
         assert_eq!(element_symbol("parse_args"), "Pa");
         assert_eq!(element_symbol("loadUserConfig"), "Lu");
         assert_eq!(element_symbol("x"), "X");
@@ -681,6 +714,8 @@ mod tests {
         assert_eq!(element_symbol("__init__"), "In");
         assert_eq!(element_symbol("ärger_über"), "Äü");
         assert_eq!(element_symbol("  "), "#");
+        assert_eq!(element_symbols(["parse-args", "parse-arguments", "parse-args"].into_iter()), ["Pa", "Pr", "Ps"], "neighbours differ while the name's letters allow");
+        assert_eq!(element_symbols(["x", "x"].into_iter()), ["X", "X"], "a one-letter name has one symbol");
         assert_eq!(tile_size(10, 10, 10), 4, "the largest pattern gets the largest tile");
         assert_eq!(tile_size(23, 23, 26), tile_size(26, 23, 26), "near-equal patterns, equal tiles");
         assert_eq!(tile_size(10, 10, 1000), 1);

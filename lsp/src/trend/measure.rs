@@ -198,7 +198,13 @@ impl<'a> Measurer<'a> {
         for figures in languages.values_mut() {
             figures.duplicated_percent = percent(figures.duplicated_lines, figures.lines);
         }
-        let built = pattern::build_patterns(records, &self.pairs, &self.labels);
+        // Names from the blobs measured: the working tree may hold other text.
+        let (current, blobs) = (&self.current, &self.blobs);
+        let text = |record: &periodic_core::FileRecord| {
+            let blob = current.get(&record.path)?;
+            blobs.get(&(*blob, record.language))?.as_ref().map(|parsed| parsed.text.clone())
+        };
+        let built = pattern::build_patterns(records, &self.pairs, &self.labels, &text);
         let mut grew = Vec::new();
         let mut sizes = HashMap::new();
         for found in &built {
