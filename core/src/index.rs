@@ -324,6 +324,16 @@ impl Index {
             .map_err(|e| self.error(e))
     }
 
+    /// Moves a label stored under `old` (an id of an earlier version) to `new`, unless `new`
+    /// has one already. Returns whether a label moved.
+    pub fn rekey_label(&self, old: &str, new: &str) -> Result<bool, IndexError> {
+        let moved = self
+            .connection
+            .execute("UPDATE OR IGNORE pattern_labels SET id = ?2 WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM pattern_labels WHERE id = ?2)", params![old, new])
+            .map_err(|e| self.error(e))?;
+        Ok(moved > 0)
+    }
+
     /// Replaces the stored state with this scan's: `files` is the complete current file
     /// list, `changed` says which records are new; `pairs` index into `files`. Only
     /// Type-3 and block pairs are stored (exact pairs are recomputed from hashes).

@@ -103,6 +103,31 @@ fn add_configured_labels(labels: &mut BTreeMap<String, PatternLabel>, config: &C
     }
 }
 
+/// Names given under the ids of earlier versions (`P-` and 8 hex digits) and found again
+/// through `Pattern::legacy_id`: those in the index move to the current id; those in
+/// `.periodic.toml` still apply, and a warning says which table to rename (the file is the
+/// user's and is not rewritten).
+fn rekey_legacy_labels(
+    index: Option<&Index>,
+    patterns: &[pattern::Pattern],
+    labels: &BTreeMap<String, PatternLabel>,
+    config: &Config,
+    warnings: &mut Vec<String>,
+) -> Result<(), ScanError> {
+    for (legacy, id) in pattern::legacy_labels(patterns, labels) {
+        if config.patterns.contains_key(legacy) {
+            warnings.push(format!(
+                ".periodic.toml: [patterns.\"{legacy}\"] names pattern {id} by its former id; rename the table to [patterns.\"{id}\"] (the name applies meanwhile)"
+            ));
+        } else if let Some(index) = index
+            && index.rekey_label(legacy, id)?
+        {
+            tracing::info!("pattern name moved from the former id {legacy} to {id}");
+        }
+    }
+    Ok(())
+}
+
 /// What the index holds for a root, ready to answer from before any re-scan.
 pub struct StoredState {
     pub files: Vec<FileRecord>,
@@ -301,6 +326,7 @@ fn scan_holding<R>(
     tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "detection done");
     let patterns = pattern::build_patterns(&files, &pairs, &labels);
     tracing::debug!(patterns = patterns.len(), elapsed_ms = started.elapsed().as_millis() as u64, "patterns built");
+    rekey_legacy_labels(index.as_ref(), &patterns, &labels, config, &mut warnings)?;
 
     drop(candidate_index);
     drop(source);

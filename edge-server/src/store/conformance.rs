@@ -110,7 +110,7 @@ async fn stored_units_are_found_exactly_and_approximately(store: &dyn Store, ten
     assert_eq!(matches.len(), 2, "{matches:?}");
     assert!(matches.iter().all(|m| m.exact && m.similarity == 1.0 && m.key == "unit-5"));
     assert_eq!(matches[0].repo, "alpha");
-    assert_eq!(matches[0].pattern_id, t2_of(5).to_hex());
+    assert_eq!(matches[0].pattern_id, t2_of(5).pattern_id());
     assert_eq!(matches[0].location.as_ref().map(|l| l.name.as_str()), Some("function_5"));
 
     // Near miss: 8 of 64 positions differ and the structural hash differs.
@@ -214,7 +214,7 @@ async fn patterns_group_exact_structure_across_repos(store: &dyn Store, tenant: 
     store.apply_batch(tenant, "r3", batch("b", 1..2)).await.unwrap();
     let top = store.top_patterns(tenant, 10).await.unwrap();
     assert_eq!(top.len(), 2, "single units are not patterns: {top:?}");
-    assert_eq!((top[0].id.as_str(), top[0].units, top[0].repos), (t2_of(1).to_hex().as_str(), 3, 3));
+    assert_eq!((top[0].id.as_str(), top[0].units, top[0].repos), (t2_of(1).pattern_id().as_str(), 3, 3));
     assert_eq!((top[1].units, top[1].repos), (2, 2));
     assert_eq!(store.top_patterns(tenant, 1).await.unwrap().len(), 1);
     assert_eq!(store.stats(tenant).await.unwrap().patterns, 2);

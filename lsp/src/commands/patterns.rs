@@ -24,7 +24,7 @@ pub fn run(args: PatternsArgs) -> anyhow::Result<u8> {
             for pattern in &patterns {
                 writeln!(
                     out,
-                    "{:<11} {:<32} {:>3} members {:>6} lines  {} {:.0}%  {}",
+                    "{:<18} {:<32} {:>3} members {:>6} lines  {} {:.0}%  {}",
                     pattern.id,
                     pattern.name,
                     pattern.members.len(),

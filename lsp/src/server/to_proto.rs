@@ -171,7 +171,7 @@ pub fn diagnostics(
         diagnostics.push(Diagnostic {
             range: text.first_line(&local),
             severity: Some(severity),
-            code: copies.matches.first().map(|best| NumberOrString::String(format!("team:{}", best.pattern_id))),
+            code: copies.matches.first().map(|best| NumberOrString::String(best.pattern_id.clone())),
             code_description: None,
             source: Some(SOURCE.to_string()),
             message,

@@ -162,7 +162,7 @@ impl EmbeddedStore {
         occurrences.truncate(MAX_PATTERN_OCCURRENCES);
         let meta = meta.unwrap_or_default();
         Ok(Some(PatternDetail {
-            summary: PatternSummary { id: id.to_hex(), name: meta.name, note: meta.note, units, repos: repos.len() as u64, language, tokens },
+            summary: PatternSummary { id: id.pattern_id(), name: meta.name, note: meta.note, units, repos: repos.len() as u64, language, tokens },
             occurrences,
         }))
     }
@@ -178,7 +178,7 @@ impl EmbeddedStore {
                     key: String::from(&*unit.key),
                     similarity: candidate.similarity,
                     exact: candidate.exact,
-                    pattern_id: unit.t2_hash.to_hex(),
+                    pattern_id: unit.t2_hash.pattern_id(),
                     language: String::from(index.names.name(unit.language)),
                     tokens: unit.tokens,
                     lines: unit.lines,
@@ -365,7 +365,7 @@ impl Store for EmbeddedStore {
             .map(|(id, group)| {
                 let names = meta.get(&(tenant_id, id)).cloned().unwrap_or_default();
                 PatternSummary {
-                    id: T2Hash(id).to_hex(),
+                    id: T2Hash(id).pattern_id(),
                     name: names.name,
                     note: names.note,
                     units: group.units,

@@ -544,7 +544,7 @@ impl RedisStore {
         occurrences.truncate(MAX_PATTERN_OCCURRENCES);
         let meta = meta.unwrap_or_default();
         Ok(Some(PatternDetail {
-            summary: PatternSummary { id: id.to_hex(), name: meta.name, note: meta.note, units: records.len() as u64, repos: repos.len() as u64, language, tokens },
+            summary: PatternSummary { id: id.pattern_id(), name: meta.name, note: meta.note, units: records.len() as u64, repos: repos.len() as u64, language, tokens },
             occurrences,
         }))
     }
@@ -623,7 +623,7 @@ impl Store for RedisStore {
                     key: record.key.clone(),
                     similarity,
                     exact,
-                    pattern_id: record.t2_hash.to_hex(),
+                    pattern_id: record.t2_hash.pattern_id(),
                     language: record.language.clone(),
                     tokens: record.tokens,
                     lines: record.lines,
@@ -670,7 +670,7 @@ impl Store for RedisStore {
                             Some(text) => serde_json::from_str(&text).map_err(|error| StoreError::Corrupt(format!("pattern name of {id}: {error}")))?,
                             None => PatternMeta::default(),
                         };
-                        summaries.push(PatternSummary { id, name: meta.name, note: meta.note, units: rank & 0xffff_ffff, repos: rank >> 32, language, tokens });
+                        summaries.push(PatternSummary { id: format!("P-{id}"), name: meta.name, note: meta.note, units: rank & 0xffff_ffff, repos: rank >> 32, language, tokens });
                     }
                     Ok::<_, StoreError>(summaries)
                 }
