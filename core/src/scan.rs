@@ -170,6 +170,14 @@ pub fn load_labels(root: &Path, config: &Config) -> Result<BTreeMap<String, Patt
     Ok(labels)
 }
 
+/// When each name stored in the index of `root` was given (see [`Index::label_times`]).
+pub fn label_times(root: &Path) -> Result<BTreeMap<String, u64>, ScanError> {
+    if !Index::path_for(root).is_file() {
+        return Ok(BTreeMap::new());
+    }
+    Ok(Index::open(root)?.0.label_times()?)
+}
+
 /// Stores a user-given pattern name (and keeps its note) in the index of `root`.
 pub fn save_label(root: &Path, id: &str, label: &PatternLabel) -> Result<(), ScanError> {
     let (index, _) = Index::open(root)?;

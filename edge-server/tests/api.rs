@@ -100,6 +100,11 @@ async fn openapi_document_matches_the_routes_and_every_route_answers() {
         .await
         .unwrap();
     assert_eq!(named.summary.name.as_deref(), Some("money rounding"));
+    // The edge records who set the name (the token's id) and when.
+    assert!(named.summary.named_by.as_deref().is_some_and(|by| !by.is_empty() && by != token.as_str()), "the token's id, never the secret: {:?}", named.summary);
+    assert!(named.summary.named_at.is_some_and(|at| at > 1_700_000_000), "{:?}", named.summary);
+    let listed: PatternList = http.get(fixture.edge.url("/v1/patterns?named=true")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed.patterns.iter().map(|p| (p.id.as_str(), p.name.as_deref())).collect::<Vec<_>>(), vec![(id.as_str(), Some("money rounding"))]);
     let detail: PatternDetail = http.get(fixture.edge.url(&format!("/v1/patterns/{id}"))).bearer_auth(token).send().await.unwrap().json().await.unwrap();
     assert_eq!(detail.occurrences.len(), 2);
     assert_eq!(detail.summary.note.as_deref(), Some("use Money::round"));

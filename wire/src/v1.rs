@@ -409,9 +409,17 @@ pub struct PatternSummary {
     pub repos: u64,
     pub language: String,
     pub tokens: u32,
+    /// Id of the token that last set the name or note (absent before names were attributed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_by: Option<String>,
+    /// When the name or note was last set, in seconds since the Unix epoch: the last writer
+    /// wins, here and against a name given locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_at: Option<u64>,
 }
 
-/// Answer to `GET /v1/patterns?top=N`, most widespread first.
+/// Answer to `GET /v1/patterns?top=N` (most widespread first) and `GET
+/// /v1/patterns?named=true&top=N` (every pattern with a team name, most recently named first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatternList {

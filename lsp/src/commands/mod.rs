@@ -98,6 +98,51 @@ where
     Ok((outcome, result))
 }
 
+/// How long `periodic scan` and `periodic patterns` wait for the team's pattern names.
+const TEAM_NAMES_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Reads the team's pattern names on a thread (while the scan runs) when `[edge]` turns
+/// sync on; join it with [`apply_team_names`].
+pub fn fetch_team_names(root: &Path, config: &Config) -> std::thread::JoinHandle<Result<Option<crate::edge_sync::names::TeamNames>, String>> {
+    let root = if root.is_file() { root.parent().unwrap_or(Path::new(".")).to_path_buf() } else { root.to_path_buf() };
+    let config = config.clone();
+    std::thread::spawn(move || crate::edge_sync::names::fetch_once(&root, &config, TEAM_NAMES_WAIT))
+}
+
+/// Puts the team's names over the report's patterns as the language server does (the last
+/// writer wins; `.periodic.toml` always does). An edge that did not answer leaves the local
+/// names, with a note on standard error unless quiet.
+pub fn apply_team_names(
+    fetched: std::thread::JoinHandle<Result<Option<crate::edge_sync::names::TeamNames>, String>>,
+    root: &Path,
+    config: &Config,
+    patterns: &mut [crate::report::Pattern],
+    quiet: bool,
+) {
+    let team = match fetched.join() {
+        Ok(Ok(Some(team))) => team,
+        Ok(Ok(None)) => return,
+        Ok(Err(reason)) => {
+            if !quiet {
+                eprintln!("periodic: team pattern names not read ({reason}); local names shown");
+            }
+            return;
+        }
+        Err(_) => return,
+    };
+    let own = periodic_core::scan::load_labels(root, config).unwrap_or_default();
+    let times = periodic_core::scan::label_times(root).unwrap_or_default();
+    let merged = crate::edge_sync::names::merge_labels(&own, config, &times, &team);
+    for pattern in patterns {
+        let Some(label) = merged.get(&pattern.id).filter(|label| own.get(&pattern.id) != Some(*label)) else { continue };
+        if let Some(name) = &label.name {
+            pattern.name = name.clone();
+            pattern.user_name = Some(name.clone());
+            pattern.note = label.note.clone();
+        }
+    }
+}
+
 /// When a scan found no source file because ignore files hid them: what happened and the
 /// flag that scans them anyway.
 pub fn hidden_files_message(outcome: &ScanOutcome) -> Option<String> {

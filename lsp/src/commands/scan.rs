@@ -25,9 +25,12 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
         Some(_) => Some(edge_push_settings(&args, &config)?),
         None => None,
     };
+    let team_names = super::fetch_team_names(&args.path, &config);
+    let team_config = config.clone();
     // The report is rendered and written while the index is being saved.
     let (outcome, report) = super::run_scan_then(&args.path, config, &args.detection, args.quiet, |outcome| {
-        let report = report::build(outcome);
+        let mut report = report::build(outcome);
+        super::apply_team_names(team_names, &outcome.root, &team_config, &mut report.patterns, args.quiet);
         match (&args.output, args.format) {
             (Some(path), Format::Json) => std::fs::File::create(path)
                 .and_then(|file| report::json::write(&report, file))

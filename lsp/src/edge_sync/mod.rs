@@ -1,7 +1,8 @@
 //! Sync with a team edge server (`periodic-edge`): the language server and `periodic scan
 //! --edge` record unit changes here; a background thread sends them from a durable outbox
-//! in `.periodic/index.db`, and asks the edge for similar units in the team's other
-//! repositories, caching the answers with a TTL.
+//! in `.periodic/index.db`, asks the edge for similar units in the team's other
+//! repositories, caching the answers with a TTL, reads the team's pattern names at the
+//! same pace, and shares a name given in the editor.
 //!
 //! Every method of [`EdgeSync`] returns at once: it never waits on the network, and when the
 //! edge is down or not configured it does nothing and returns nothing. The client protocol
@@ -9,6 +10,7 @@
 
 mod client;
 pub mod convert;
+pub mod names;
 pub mod outbox;
 pub mod settings;
 pub mod push;
@@ -24,6 +26,7 @@ use periodic_core::{FileRecord, UnitRecord};
 pub use periodic_wire::v1::{Organisation, UnitMatch};
 use tokio::sync::{mpsc, watch};
 
+use names::{NameError, TeamName, TeamNames};
 use outbox::FileChanges;
 pub use settings::{EdgeConfigError, EdgeOptions, EdgeSettings, RetryPolicy, ShareLevel};
 
@@ -57,6 +60,7 @@ pub struct EdgeSync {
     shared: Arc<Shared>,
     records: Option<mpsc::UnboundedSender<FileChanges>>,
     queries: Option<mpsc::UnboundedSender<periodic_wire::v1::QuerySketch>>,
+    names: Option<mpsc::UnboundedSender<worker::NameRequest>>,
     thread: Option<std::thread::JoinHandle<()>>,
     sent_records: AtomicU64,
 }
@@ -67,6 +71,8 @@ pub(crate) struct Shared {
     cache: moka::sync::Cache<String, Arc<Vec<UnitMatch>>>,
     /// Organisation-wide counts per exact structural hash, when the edge reported them.
     organisation: moka::sync::Cache<u64, Organisation>,
+    /// The team's pattern names as last read (replaced whole, so readers keep a consistent set).
+    team_names: std::sync::RwLock<Arc<TeamNames>>,
     in_flight: Mutex<HashSet<String>>,
     queries_paused_until: Mutex<Option<Instant>>,
     status: Mutex<EdgeStatus>,
@@ -81,6 +87,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn team_names(&self) -> Arc<TeamNames> {
+        self.team_names.read().map(|names| names.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn set_team_names(&self, names: Arc<TeamNames>) {
+        match self.team_names.write() {
+            Ok(mut current) => *current = names,
+            Err(poisoned) => *poisoned.into_inner() = names,
+        }
+    }
+
     fn set_error(&self, message: String) {
         tracing::warn!("edge sync: {message}");
         lock(&self.status).last_error = Some(message);
@@ -114,6 +131,7 @@ impl EdgeSync {
             settings,
             cache,
             organisation,
+            team_names: std::sync::RwLock::new(Arc::new(TeamNames::new())),
             in_flight: Mutex::new(HashSet::new()),
             queries_paused_until: Mutex::new(None),
             status: Mutex::new(EdgeStatus { enabled, ..EdgeStatus::default() }),
@@ -124,13 +142,14 @@ impl EdgeSync {
             shutdown: watch::Sender::new(false),
             updates: watch::Sender::new(0),
         });
-        let mut sync = EdgeSync { shared: shared.clone(), records: None, queries: None, thread: None, sent_records: AtomicU64::new(0) };
+        let mut sync = EdgeSync { shared: shared.clone(), records: None, queries: None, names: None, thread: None, sent_records: AtomicU64::new(0) };
         if !enabled {
             return sync;
         }
         let (records_tx, records_rx) = mpsc::unbounded_channel();
         let (queries_tx, queries_rx) = mpsc::unbounded_channel();
-        let channels = worker::Channels { records: records_rx, queries: queries_rx };
+        let (names_tx, names_rx) = mpsc::unbounded_channel();
+        let channels = worker::Channels { records: records_rx, queries: queries_rx, names: names_rx };
         let root = root.to_path_buf();
         let spawned = std::thread::Builder::new().name("periodic-edge-sync".to_string()).spawn(move || worker::run(shared, root, channels));
         match spawned {
@@ -138,6 +157,7 @@ impl EdgeSync {
                 sync.thread = Some(thread);
                 sync.records = Some(records_tx);
                 sync.queries = Some(queries_tx);
+                sync.names = Some(names_tx);
             }
             Err(error) => sync.shared.set_error(format!("cannot start the edge sync thread: {error}")),
         }
@@ -234,6 +254,20 @@ impl EdgeSync {
     /// through the edge), when an answer about it carried the counts.
     pub fn organisation(&self, unit: &UnitRecord) -> Option<Organisation> {
         self.shared.organisation.get(&unit.hashes.t2)
+    }
+
+    /// The team's pattern names as last read from the edge (empty before the first answer).
+    pub fn team_names(&self) -> Arc<TeamNames> {
+        self.shared.team_names()
+    }
+
+    /// Shares a pattern's name and note with the team (`PUT /v1/patterns/{id}`). The
+    /// answer comes through the returned receiver; the caller decides how long to wait.
+    pub fn name_pattern(&self, id: &str, name: Option<String>, note: Option<String>) -> Result<tokio::sync::oneshot::Receiver<Result<TeamName, NameError>>, NameError> {
+        let Some(names) = &self.names else { return Err(NameError::Disabled) };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        names.send(worker::NameRequest { id: id.to_string(), name, note, reply }).map_err(|_| NameError::Failed("the team sync has stopped".into()))?;
+        Ok(answer)
     }
 
     /// A receiver whose value increases each time new team answers are cached: the server

@@ -1,16 +1,19 @@
 //! The background side of [`super::EdgeSync`]: one thread with its own small tokio runtime,
-//! running three loops: applying recorded changes to the outbox, draining the outbox to the
-//! edge one batch at a time (backoff with full jitter, ids fixed per batch), and answering
-//! team queries into the cache. Nothing here is ever awaited by the caller.
+//! running four loops: applying recorded changes to the outbox, draining the outbox to the
+//! edge one batch at a time (backoff with full jitter, ids fixed per batch), answering
+//! team queries into the cache, and reading the team's pattern names (every query TTL)
+//! and writing the names given here. Nothing here is ever awaited by the caller, except a
+//! name given in the editor, whose answer the language server waits for (bounded).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use periodic_wire::v1::{QueryRequest, QuerySketch, ShareLevel};
+use periodic_wire::v1::{PatternUpdate, QueryRequest, QuerySketch, ShareLevel};
 use tokio::sync::mpsc;
 
 use super::client::{EdgeClient, SendError};
+use super::names::{MAX_NAMED, NameError, TeamName, TeamNames, now_unix};
 use super::outbox::{FileChanges, Outbox};
 use super::{Shared, lock};
 
@@ -22,6 +25,15 @@ const MAX_QUERY_SKETCHES: usize = 256;
 pub struct Channels {
     pub records: mpsc::UnboundedReceiver<FileChanges>,
     pub queries: mpsc::UnboundedReceiver<QuerySketch>,
+    pub names: mpsc::UnboundedReceiver<NameRequest>,
+}
+
+/// A name given in the editor, to share with the team.
+pub struct NameRequest {
+    pub id: String,
+    pub name: Option<String>,
+    pub note: Option<String>,
+    pub reply: tokio::sync::oneshot::Sender<Result<TeamName, NameError>>,
 }
 
 /// Runs until shutdown. `root` holds the outbox.
@@ -69,11 +81,12 @@ pub fn run(shared: Arc<Shared>, root: std::path::PathBuf, channels: Channels) {
                 }
             }
         };
-        let Channels { records, queries } = channels;
+        let Channels { records, queries, names } = channels;
         tokio::join!(
             record_loop(shared.clone(), outbox.clone(), records),
             drain_loop(shared.clone(), outbox, client.clone()),
-            query_loop(shared.clone(), client, queries),
+            query_loop(shared.clone(), client.clone(), queries),
+            names_loop(shared.clone(), client, names),
         );
     });
 }
@@ -277,6 +290,53 @@ async fn query_loop(shared: Arc<Shared>, client: EdgeClient, mut queries: mpsc::
         let mut in_flight = lock(&shared.in_flight);
         for id in &ids {
             in_flight.remove(id);
+        }
+    }
+}
+
+/// Reads the team's names at once and then every query TTL, and writes the names given
+/// here as they come. A failed read keeps the names known; a refused write is answered.
+async fn names_loop(shared: Arc<Shared>, client: EdgeClient, mut requests: mpsc::UnboundedReceiver<NameRequest>) {
+    let every = shared.settings.query_ttl.max(Duration::from_secs(1));
+    let timeout = shared.settings.query_timeout.max(Duration::from_secs(5));
+    let mut next_read = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            request = requests.recv() => {
+                let Some(request) = request else { return };
+                let update = PatternUpdate { name: request.name, note: request.note };
+                let answer = match client.put_pattern(&request.id, &update, timeout).await {
+                    Ok(detail) => {
+                        let named = TeamName::of_summary(&detail.summary, now_unix());
+                        let mut names = (*shared.team_names()).clone();
+                        names.insert(request.id.clone(), named.clone());
+                        shared.set_team_names(Arc::new(names));
+                        shared.updates.send_modify(|generation| *generation += 1);
+                        Ok(named)
+                    }
+                    Err(error) if error.is_forbidden() => Err(NameError::ReadOnly(error.message().to_string())),
+                    Err(error) => Err(NameError::Failed(error.message().to_string())),
+                };
+                let _ = request.reply.send(answer);
+            }
+            () = tokio::time::sleep_until(next_read) => {
+                next_read = tokio::time::Instant::now() + every;
+                match client.named_patterns(MAX_NAMED, timeout).await {
+                    Ok(list) => {
+                        let now = now_unix();
+                        let names: TeamNames = list.patterns.iter().map(|summary| (summary.id.clone(), TeamName::of_summary(summary, now))).collect();
+                        let current = shared.team_names();
+                        let changed = names.len() != current.len()
+                            || names.iter().any(|(id, name)| current.get(id).is_none_or(|known| (&known.name, &known.note, known.named_at) != (&name.name, &name.note, name.named_at)));
+                        shared.set_team_names(Arc::new(names));
+                        if changed {
+                            shared.updates.send_modify(|generation| *generation += 1);
+                        }
+                    }
+                    Err(error) => tracing::debug!("edge: reading the team's pattern names failed: {}", error.message()),
+                }
+            }
+            () = shared.stopped() => return,
         }
     }
 }

@@ -18,6 +18,7 @@ use super::position::{Encoding, line_end, line_start_of_text};
 use crate::answers::workspace::{Snapshot, TeamCopies};
 use crate::answers::{Copy, Group, PatternAnswer, Place, SimilarAt, SimilarCode, text::line_diff};
 use crate::edge_sync::UnitMatch;
+use crate::edge_sync::names::{TeamName, TeamNames};
 
 pub const SOURCE: &str = "periodic";
 pub const SHOW_REFERENCES: &str = "periodic.showReferences";
@@ -197,6 +198,9 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
             pattern.members.len(),
             pattern.duplicated_lines
         ));
+        if let Some(team_name) = snapshot.team_names.get(&pattern.id).filter(|team_name| team_name.name.is_some()) {
+            out.push_str(&team_name_line(pattern.user_name.as_deref(), team_name));
+        }
     } else {
         out.push_str("**Similar code**\n\n");
     }
@@ -218,7 +222,7 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
         out.push_str(&format!("\n{}\n", evidence_sentence(evidence)));
     }
     if let Some(team) = group.local.unit.and_then(|unit| snapshot.team_of(group.local.file, unit)) {
-        out.push_str(&team_markdown(team));
+        out.push_str(&team_markdown(team, &snapshot.team_names));
     }
     if let (Some(best), Some(theirs)) = (best, closest_text) {
         let ours: Vec<String> = (group.local.start_line..=group.local.end_line).map(|line| text.line(line)).collect();
@@ -229,6 +233,17 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
         out.push_str("```\n");
     }
     out
+}
+
+/// Who gave the team's name of a pattern and when; when this workspace shows another name
+/// (its `.periodic.toml`'s, or one given here later), the team's is shown beside it.
+pub fn team_name_line(shown: Option<&str>, team_name: &TeamName) -> String {
+    let name = team_name.name.as_deref().unwrap_or_default();
+    if shown == Some(name) {
+        format!("Named for the team by {}\n\n", team_name.attribution())
+    } else {
+        format!("Team name: '{name}' (by {}); this workspace's own name is shown\n\n", team_name.attribution())
+    }
 }
 
 /// Why the closest near miss was paired, in one sentence: the verifier's signals.
@@ -246,9 +261,13 @@ pub fn evidence_sentence(evidence: &periodic_core::verify::Evidence) -> String {
     )
 }
 
-/// The team's copies of a unit and how common it is in the organisation, for a hover.
-pub fn team_markdown(copies: &TeamCopies) -> String {
+/// The team's copies of a unit and how common it is in the organisation, for a hover; the
+/// team's name of the closest copy's pattern when it has one.
+pub fn team_markdown(copies: &TeamCopies, names: &TeamNames) -> String {
     let mut out = String::new();
+    if let Some((id, team_name)) = copies.matches.first().and_then(|best| Some((&best.pattern_id, names.get(&best.pattern_id)?))).filter(|(_, team_name)| team_name.name.is_some()) {
+        out.push_str(&format!("\nTeam pattern `{}` · {id} · named by {}\n", team_name.name.as_deref().unwrap_or_default(), team_name.attribution()));
+    }
     if let Some(counts) = copies.organisation {
         let teams = if counts.teams == 1 { "1 team".to_string() } else { format!("{} teams", counts.teams) };
         out.push_str(&format!("\nCommon across the organisation: {teams}, {} repositories\n", counts.repos));
