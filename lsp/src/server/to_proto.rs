@@ -118,6 +118,25 @@ pub fn team_note(matches: &[UnitMatch]) -> Option<String> {
     })
 }
 
+/// Most repository names listed in "also in N other repositories of your team (…)".
+const TEAM_REPOS_LISTED: usize = 5;
+
+/// "also in 2 other repositories of your team (billing, web)": the distinct repositories of
+/// the team's copies, when the edge knows any.
+pub fn team_repos_sentence(matches: &[UnitMatch]) -> Option<String> {
+    let repos: std::collections::BTreeSet<&str> = matches.iter().map(|found| found.repo.as_str()).collect();
+    let count = repos.len();
+    if count == 0 {
+        return None;
+    }
+    let mut listed: Vec<&str> = repos.into_iter().take(TEAM_REPOS_LISTED).collect();
+    if count > TEAM_REPOS_LISTED {
+        listed.push("…");
+    }
+    let repositories = if count == 1 { "repository" } else { "repositories" };
+    Some(format!("also in {count} other {repositories} of your team ({})", listed.join(", ")))
+}
+
 /// Diagnostics of file `slot`: one per place with local copies (noting team copies of the
 /// same unit), and one per unit whose only copies are in the team's other repositories.
 pub fn diagnostics(
@@ -136,13 +155,19 @@ pub fn diagnostics(
             let pattern = snapshot.pattern_of(best.pair);
             let others = group.copies.len();
             let places = if others == 1 { "1 other place".to_string() } else { format!("{others} other places") };
-            let related = group
+            let mut related: Vec<DiagnosticRelatedInformation> = group
                 .copies
                 .iter()
                 .filter_map(|copy| {
                     Some(DiagnosticRelatedInformation { location: addresses.location(snapshot, &copy.instance)?, message: describe(snapshot, copy) })
                 })
                 .collect();
+            // The team's copies have no place in this workspace to point at: the entry
+            // points at this code and says where else the team has it.
+            let team_repos = group.local.unit.and_then(|unit| snapshot.team_of(slot, unit)).and_then(|copies| team_repos_sentence(&copies.matches));
+            if let (Some(sentence), Some(location)) = (team_repos, addresses.location(snapshot, &group.local)) {
+                related.push(DiagnosticRelatedInformation { location, message: format!("This code is {sentence}") });
+            }
             let data = DiagnosticData { pattern: pattern.map(|pattern| pattern.id.clone()), start_line: group.local.start_line, end_line: group.local.end_line };
             Some(Diagnostic {
                 range: text.first_line(&group.local),
@@ -169,6 +194,9 @@ pub fn diagnostics(
         let local = Instance { file: slot, start_line: unit.start_line, end_line: unit.end_line, unit: Some(copies.unit), token_start: 0, token_end: 0 };
         let mut message = note;
         message.replace_range(..1, "A");
+        let related = team_repos_sentence(&copies.matches)
+            .zip(addresses.location(snapshot, &local))
+            .map(|(sentence, location)| vec![DiagnosticRelatedInformation { location, message: format!("This code is {sentence}") }]);
         diagnostics.push(Diagnostic {
             range: text.first_line(&local),
             severity: Some(severity),
@@ -176,7 +204,7 @@ pub fn diagnostics(
             code_description: None,
             source: Some(SOURCE.to_string()),
             message,
-            related_information: None,
+            related_information: related,
             tags: None,
             data: serde_json::to_value(DiagnosticData { pattern: None, start_line: unit.start_line, end_line: unit.end_line }).ok(),
         });
@@ -275,6 +303,9 @@ pub fn team_markdown(copies: &TeamCopies, names: &TeamNames) -> String {
     let matches = copies.matches.as_slice();
     if matches.is_empty() {
         return out;
+    }
+    if let Some(sentence) = team_repos_sentence(matches) {
+        out.push_str(&format!("\nThis code is {sentence}.\n"));
     }
     out.push_str("\nIn the team's other repositories:\n");
     for found in matches.iter().take(HOVER_COPIES) {
