@@ -65,6 +65,9 @@ pub struct TeamCopies {
     /// Best first; may be empty when only the organisation counts are known.
     pub matches: Arc<Vec<UnitMatch>>,
     pub organisation: Option<Organisation>,
+    /// Seconds since the matches were fetched, when that is longer than the query TTL (kept
+    /// in the index from an earlier session, and the edge has not answered since).
+    pub stale_age: Option<u64>,
 }
 
 /// An immutable view of a workspace's results.
@@ -84,6 +87,8 @@ pub struct Snapshot {
     pub team: Arc<HashMap<u32, Vec<TeamCopies>>>,
     /// The team's pattern names by id, as last read from the edge (who named them, when).
     pub team_names: Arc<TeamNames>,
+    /// How long team answers stay fresh (the sync's query TTL): older ones are marked stale.
+    pub team_ttl: std::time::Duration,
 }
 
 impl Snapshot {
@@ -134,6 +139,7 @@ impl Snapshot {
             versions: Arc::default(),
             team: Arc::default(),
             team_names: Arc::default(),
+            team_ttl: std::time::Duration::MAX,
         }
     }
 }
@@ -161,6 +167,7 @@ pub struct Engine {
     /// When each of the index's names was given (seconds since the Unix epoch).
     label_times: BTreeMap<String, u64>,
     team_names: Arc<TeamNames>,
+    team_ttl: std::time::Duration,
     views: Vec<Arc<FileView>>,
     slots: Arc<HashMap<String, u32>>,
     versions: HashMap<u32, i32>,
@@ -188,15 +195,18 @@ impl Engine {
     }
 
     /// Sets when the index's names were given and the team's names, and shows the result.
-    pub fn set_label_sources(&mut self, label_times: BTreeMap<String, u64>, team_names: Arc<TeamNames>) {
+    pub fn set_label_sources(&mut self, label_times: BTreeMap<String, u64>, edge: &EdgeSync) {
         self.label_times = label_times;
-        self.team_names = team_names;
+        self.team_names = edge.team_names();
+        self.team_ttl = edge.settings().query_ttl;
         self.labels = merge_labels(&self.own_labels, self.live.config(), &self.label_times, &self.team_names);
         self.rebuild_patterns();
     }
 
     /// Takes the team's names as last read; re-clusters only when they changed.
-    pub fn set_team_names(&mut self, team_names: Arc<TeamNames>) -> bool {
+    pub fn set_team_names(&mut self, edge: &EdgeSync) -> bool {
+        let team_names = edge.team_names();
+        self.team_ttl = edge.settings().query_ttl;
         if Arc::ptr_eq(&self.team_names, &team_names) || *self.team_names == *team_names {
             self.team_names = team_names;
             return false;
@@ -227,6 +237,7 @@ impl Engine {
             labels,
             label_times: BTreeMap::new(),
             team_names: Arc::default(),
+            team_ttl: std::time::Duration::MAX,
             views,
             slots,
             versions: HashMap::new(),
@@ -318,7 +329,8 @@ impl Engine {
             .filter_map(|(index, (matches, unit))| {
                 let matches = matches.unwrap_or_default();
                 let organisation = edge.organisation(unit).filter(|counts| counts.teams > 0);
-                (!matches.is_empty() || organisation.is_some()).then_some(TeamCopies { unit: index as u32, matches, organisation })
+                let stale_age = if matches.is_empty() { None } else { edge.stale_age(unit) };
+                (!matches.is_empty() || organisation.is_some()).then_some(TeamCopies { unit: index as u32, matches, organisation, stale_age })
             })
             .collect();
         let known = !copies.is_empty();
@@ -409,6 +421,7 @@ impl Engine {
             versions: Arc::new(self.versions.clone()),
             team: self.team.clone(),
             team_names: self.team_names.clone(),
+            team_ttl: self.team_ttl,
         }
     }
 }
@@ -506,7 +519,7 @@ impl Workspace {
         let Some(stored) = scan::load_stored(&self.root, &config)? else { return Ok(false) };
         let times = scan::label_times(&self.root)?;
         let mut engine = Engine::from_stored(&self.root, config, stored.files, &stored.pairs, stored.labels);
-        engine.set_label_sources(times, self.edge().team_names());
+        engine.set_label_sources(times, &self.edge());
         let mut guard = lock(&self.engine);
         if guard.is_none() {
             *guard = Some(engine);
@@ -539,7 +552,7 @@ impl Workspace {
         let mut guard = lock(&self.engine);
         let mut engine = Engine::new(&self.root, config, outcome.files, outcome.pairs, labels);
         let edge = self.edge();
-        engine.set_label_sources(times, edge.team_names());
+        engine.set_label_sources(times, &edge);
         // The team gets the files as on disk; editor text follows as it is analysed.
         edge.record_snapshot(engine.files());
         for document in open() {

@@ -2,7 +2,9 @@
 //! --edge` record unit changes here; a background thread sends them from a durable outbox
 //! in `.periodic/index.db`, asks the edge for similar units in the team's other
 //! repositories, caching the answers with a TTL, reads the team's pattern names at the
-//! same pace, and shares a name given in the editor.
+//! same pace, and shares a name given in the editor. Answers and names are also kept in the
+//! index with the time they were fetched (`memory`), so a restart without the edge shows
+//! them, marked stale.
 //!
 //! Every method of [`EdgeSync`] returns at once: it never waits on the network, and when the
 //! edge is down or not configured it does nothing and returns nothing. The client protocol
@@ -10,6 +12,7 @@
 
 mod client;
 pub mod convert;
+mod memory;
 pub mod names;
 pub mod outbox;
 pub mod settings;
@@ -71,6 +74,10 @@ pub(crate) struct Shared {
     cache: moka::sync::Cache<String, Arc<Vec<UnitMatch>>>,
     /// Organisation-wide counts per exact structural hash, when the edge reported them.
     organisation: moka::sync::Cache<u64, Organisation>,
+    /// Every answer known with the time it was fetched (seconds since the Unix epoch): those
+    /// kept in the index at start, then each one received. Consulted when `cache` (the fresh
+    /// ones) misses, so answers outlive the TTL as stale ones rather than vanish.
+    kept: Mutex<std::collections::HashMap<String, (Arc<Vec<UnitMatch>>, u64)>>,
     /// The team's pattern names as last read (replaced whole, so readers keep a consistent set).
     team_names: std::sync::RwLock<Arc<TeamNames>>,
     in_flight: Mutex<HashSet<String>>,
@@ -132,6 +139,7 @@ impl EdgeSync {
             cache,
             organisation,
             team_names: std::sync::RwLock::new(Arc::new(TeamNames::new())),
+            kept: Mutex::new(std::collections::HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
             queries_paused_until: Mutex::new(None),
             status: Mutex::new(EdgeStatus { enabled, ..EdgeStatus::default() }),
@@ -242,12 +250,24 @@ impl EdgeSync {
                 if let Some(matches) = self.shared.cache.get(&id) {
                     return Some(matches);
                 }
+                let kept = lock(&self.shared.kept).get(&id).map(|(matches, _)| matches.clone());
                 if !paused && lock(&self.shared.in_flight).insert(id) {
                     let _ = queries.send(convert::query_sketch(unit));
                 }
-                None
+                kept
             })
             .collect()
+    }
+
+    /// How old, in seconds, the answer [`EdgeSync::team_matches`] gives for `unit` is when
+    /// it is past the query TTL (kept from an earlier session, or the edge has not answered
+    /// since); `None` when it is fresh or unknown.
+    pub fn stale_age(&self, unit: &UnitRecord) -> Option<u64> {
+        let id = convert::fingerprint_id(unit);
+        if self.shared.cache.contains_key(&id) {
+            return None;
+        }
+        lock(&self.shared.kept).get(&id).map(|(_, fetched_at)| names::now_unix().saturating_sub(*fetched_at))
     }
 
     /// How common `unit`'s exact structure is across the organisation (from the cloud tier,

@@ -60,7 +60,7 @@ impl Backend {
                 let _ = tokio::task::spawn_blocking(move || {
                     let edge = refreshing.edge();
                     refreshing.change(|engine| {
-                        engine.set_team_names(edge.team_names());
+                        engine.set_team_names(&edge);
                         paths.iter().for_each(|path| {
                             engine.refresh_team(path, &edge);
                         })

@@ -227,7 +227,7 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
             pattern.duplicated_lines
         ));
         if let Some(team_name) = snapshot.team_names.get(&pattern.id).filter(|team_name| team_name.name.is_some()) {
-            out.push_str(&team_name_line(pattern.user_name.as_deref(), team_name));
+            out.push_str(&team_name_line(pattern.user_name.as_deref(), team_name, snapshot.team_ttl));
         }
     } else {
         out.push_str("**Similar code**\n\n");
@@ -265,12 +265,24 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
 
 /// Who gave the team's name of a pattern and when; when this workspace shows another name
 /// (its `.periodic.toml`'s, or one given here later), the team's is shown beside it.
-pub fn team_name_line(shown: Option<&str>, team_name: &TeamName) -> String {
+pub fn team_name_line(shown: Option<&str>, team_name: &TeamName, ttl: std::time::Duration) -> String {
     let name = team_name.name.as_deref().unwrap_or_default();
+    let now = crate::edge_sync::names::now_unix();
+    let stale = if team_name.is_stale(ttl, now) { format!(" (stale: read from the edge {} ago)", age(now.saturating_sub(team_name.fetched_at))) } else { String::new() };
     if shown == Some(name) {
-        format!("Named for the team by {}\n\n", team_name.attribution())
+        format!("Named for the team by {}{stale}\n\n", team_name.attribution())
     } else {
-        format!("Team name: '{name}' (by {}); this workspace's own name is shown\n\n", team_name.attribution())
+        format!("Team name: '{name}' (by {}){stale}; this workspace's own name is shown\n\n", team_name.attribution())
+    }
+}
+
+/// "45 s", "12 min", "3 h", "2 days".
+fn age(seconds: u64) -> String {
+    match seconds {
+        0..120 => format!("{seconds} s"),
+        120..7200 => format!("{} min", seconds / 60),
+        7200..172_800 => format!("{} h", seconds / 3600),
+        _ => format!("{} days", seconds / 86_400),
     }
 }
 
@@ -306,6 +318,9 @@ pub fn team_markdown(copies: &TeamCopies, names: &TeamNames) -> String {
     }
     if let Some(sentence) = team_repos_sentence(matches) {
         out.push_str(&format!("\nThis code is {sentence}.\n"));
+    }
+    if let Some(seconds) = copies.stale_age {
+        out.push_str(&format!("\n(stale: the team edge last answered {} ago)\n", age(seconds)));
     }
     out.push_str("\nIn the team's other repositories:\n");
     for found in matches.iter().take(HOVER_COPIES) {

@@ -72,8 +72,8 @@ async fn share_name(backend: &Backend, workspace: &std::sync::Arc<crate::answers
     match outcome {
         Ok(_) => {
             // The edge's attribution (who, when) shows at once, not at the next read.
-            let (names, target) = (edge.team_names(), workspace.clone());
-            let _ = tokio::task::spawn_blocking(move || target.change(|engine| engine.set_team_names(names))).await;
+            let target = workspace.clone();
+            let _ = tokio::task::spawn_blocking(move || target.change(|engine| engine.set_team_names(&edge))).await;
             "shared"
         }
         Err(NameError::ReadOnly(reason)) => {
