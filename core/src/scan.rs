@@ -586,4 +586,38 @@ mod tests {
         assert_eq!(spilled.pairs, in_memory.pairs);
         assert_eq!(spilled.patterns, in_memory.patterns);
     }
+
+    #[test]
+    fn names_under_former_ids_move_to_the_shape_id_and_configured_ones_are_reported() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        for file in 0..2 {
+            std::fs::write(dir.path().join(format!("module_{file}.py")), function(&format!("summary_{file}"), 0)).expect("fixture written");
+        }
+        let scan_now = |config: Config| scan(ScanOptions { root: dir.path().to_path_buf(), config, use_index: true, progress: None }).expect("scanned");
+        let first = scan_now(Config::default());
+        let pattern = first.patterns.first().expect("the two copies are a pattern").clone();
+        let shape = first.files[0].units[0].hashes.t2;
+        assert_eq!(pattern.id, pattern::shape_id(shape), "the id is the shape hash the members share");
+        assert_eq!(pattern::parse_shape_id(&pattern.id), Some(shape));
+        assert!(pattern::is_legacy_id(&pattern.legacy_id) && pattern.legacy_id != pattern.id, "{}", pattern.legacy_id);
+
+        // A name stored by an earlier version, under the former id.
+        save_label(dir.path(), &pattern.legacy_id, &PatternLabel { name: Some("totals".into()), note: Some("kept".into()) }).expect("stored");
+        let second = scan_now(Config::default());
+        assert_eq!(second.patterns[0].user_name.as_deref(), Some("totals"));
+        let stored = load_labels(dir.path(), &Config::default()).expect("labels");
+        assert_eq!(stored.get(&pattern.id).and_then(|label| label.note.as_deref()), Some("kept"), "re-keyed: {stored:?}");
+        assert!(!stored.contains_key(&pattern.legacy_id));
+
+        // A `.periodic.toml` table under the former id applies, and the scan says how to fix it.
+        let mut config = Config::default();
+        config.patterns.insert(pattern.legacy_id.clone(), crate::config::PatternSetting { name: Some("configured".into()), note: None });
+        let index_names = Index::open(dir.path()).expect("index").0;
+        index_names.rekey_label(&pattern.id, "P-elsewhere").expect("moved away");
+        drop(index_names);
+        let third = scan_now(config);
+        assert_eq!(third.patterns[0].user_name.as_deref(), Some("configured"));
+        let warning = third.warnings.iter().find(|warning| warning.contains(&pattern.legacy_id)).expect("a warning names the former id");
+        assert!(warning.contains(&pattern.id), "{warning}");
+    }
 }

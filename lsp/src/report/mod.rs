@@ -63,7 +63,7 @@ pub struct LanguageStats {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Pattern {
-    /// Stable id, e.g. `P-3fa9c2d1`: the same code gives the same id on every machine.
+    /// Stable id, e.g. `P-3fa9c2d1e07b4a55`: the same code gives the same id on every machine and on the team edge.
     pub id: String,
     /// The user-given name when there is one, else the automatic name.
     pub name: String,
