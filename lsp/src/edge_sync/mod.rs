@@ -68,6 +68,9 @@ pub struct EdgeSync {
     sent_records: AtomicU64,
 }
 
+/// Team answers by fingerprint id, with the time each was fetched (seconds since the epoch).
+type KeptAnswers = std::collections::HashMap<String, (Arc<Vec<UnitMatch>>, u64)>;
+
 /// State shared between the handle and the background thread.
 pub(crate) struct Shared {
     settings: EdgeSettings,
@@ -77,7 +80,7 @@ pub(crate) struct Shared {
     /// Every answer known with the time it was fetched (seconds since the Unix epoch): those
     /// kept in the index at start, then each one received. Consulted when `cache` (the fresh
     /// ones) misses, so answers outlive the TTL as stale ones rather than vanish.
-    kept: Mutex<std::collections::HashMap<String, (Arc<Vec<UnitMatch>>, u64)>>,
+    kept: Mutex<KeptAnswers>,
     /// The team's pattern names as last read (replaced whole, so readers keep a consistent set).
     team_names: std::sync::RwLock<Arc<TeamNames>>,
     in_flight: Mutex<HashSet<String>>,
