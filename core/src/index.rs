@@ -93,6 +93,31 @@ CREATE INDEX edge_units_path ON edge_units(repo, path);
 -- behind each stored Type-3 pair.
 ALTER TABLE units ADD COLUMN samples BLOB NOT NULL DEFAULT x'';
 ALTER TABLE pairs ADD COLUMN evidence BLOB;
+"#, r#"
+-- Names shared with a team edge (written by the `periodic` crate). A local name keeps the
+-- time it was given (seconds since the Unix epoch; NULL for names given before this), so
+-- the newer of it and the team's name wins. `edge_patterns` holds the team's names as last
+-- read from the edge and `edge_answers` the team's answers per unit fingerprint, each with
+-- the time it was fetched, so a restart without the edge still shows them (marked stale
+-- past the query TTL).
+ALTER TABLE pattern_labels ADD COLUMN named_at INTEGER;
+CREATE TABLE edge_patterns (
+    repo TEXT NOT NULL,
+    id TEXT NOT NULL,
+    name TEXT,
+    note TEXT,
+    named_by TEXT,
+    named_at INTEGER,
+    fetched_at INTEGER NOT NULL,
+    PRIMARY KEY (repo, id)
+) WITHOUT ROWID;
+CREATE TABLE edge_answers (
+    repo TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    fetched_at INTEGER NOT NULL,
+    PRIMARY KEY (repo, fingerprint)
+) WITHOUT ROWID;
 "#];
 
 #[derive(Debug, thiserror::Error)]
@@ -313,15 +338,38 @@ impl Index {
         inner().map_err(|e| self.error(e))
     }
 
+    /// Stores a label given now: its time decides between it and a team's name for the id.
     pub fn set_label(&self, id: &str, label: &PatternLabel) -> Result<(), IndexError> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs() as i64);
         self.connection
             .execute(
-                "INSERT INTO pattern_labels (id, name, note) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, note = excluded.note",
-                params![id, label.name, label.note],
+                "INSERT INTO pattern_labels (id, name, note, named_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, note = excluded.note, named_at = excluded.named_at",
+                params![id, label.name, label.note, now],
             )
             .map(|_| ())
             .map_err(|e| self.error(e))
+    }
+
+    /// When each stored label was given (seconds since the Unix epoch); labels from before
+    /// times were kept are absent.
+    pub fn label_times(&self) -> Result<BTreeMap<String, u64>, IndexError> {
+        let inner = || -> rusqlite::Result<BTreeMap<String, u64>> {
+            let mut statement = self.connection.prepare("SELECT id, named_at FROM pattern_labels WHERE named_at IS NOT NULL")?;
+            let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?.max(0) as u64)))?;
+            rows.collect()
+        };
+        inner().map_err(|e| self.error(e))
+    }
+
+    /// Moves a label stored under `old` (an id of an earlier version) to `new`, unless `new`
+    /// has one already. Returns whether a label moved.
+    pub fn rekey_label(&self, old: &str, new: &str) -> Result<bool, IndexError> {
+        let moved = self
+            .connection
+            .execute("UPDATE OR IGNORE pattern_labels SET id = ?2 WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM pattern_labels WHERE id = ?2)", params![old, new])
+            .map_err(|e| self.error(e))?;
+        Ok(moved > 0)
     }
 
     /// Replaces the stored state with this scan's: `files` is the complete current file

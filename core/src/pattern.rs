@@ -1,6 +1,7 @@
 //! Patterns: clusters of clone instances linked by verified pairs (union-find), each with
-//! a stable id derived from the code's structural hash, an automatic name telling it apart
-//! from the others (`pattern_names`), and the user's name when one was given.
+//! a stable id derived from the shape hash its members share (the id every tier computes:
+//! the edge files units under the same hash), an automatic name telling it apart from the
+//! others (`pattern_names`), and the user's name when one was given.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -9,8 +10,12 @@ pub use crate::pattern_names::{DiskText, NoText, SourceText};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Pattern {
-    /// `P-` and 8 hex digits: the same code gives the same id on every machine.
+    /// `P-` and 16 hex digits (see [`pattern_id`]): the same code gives the same id on
+    /// every machine and on the team edge.
     pub id: String,
+    /// The id this family had before ids followed shapes (`P-` and 8 hex digits of a pair's
+    /// content hash): names stored under it still apply until they are re-keyed.
+    pub legacy_id: String,
     pub auto_name: String,
     pub user_name: Option<String>,
     pub note: Option<String>,
@@ -191,8 +196,9 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
         .map(|(member_nodes, pair_indices)| {
             let mut members: Vec<Instance> = coalesce_blocks(member_nodes.iter().map(|&n| instances[n]).collect());
             members.sort_by(|x, y| (&files[x.file as usize].path, x.start_line, x.end_line).cmp(&(&files[y.file as usize].path, y.start_line, y.end_line)));
-            let id = pattern_id(pairs, &pair_indices);
-            let label = labels.get(&id).cloned().unwrap_or_default();
+            let id = pattern_id(files, &members, pairs, &pair_indices);
+            let legacy_id = legacy_pattern_id(pairs, &pair_indices);
+            let label = labels.get(&id).or_else(|| labels.get(&legacy_id)).cloned().unwrap_or_default();
             let kind = pair_indices.iter().map(|&p| pairs[p].kind).max().unwrap_or(CloneKind::T1);
             let similarity = pair_indices.iter().map(|&p| pairs[p].similarity).fold(1.0, f64::min);
             let languages: BTreeSet<String> = members.iter().map(|m| files[m.file as usize].language.family().to_string()).collect();
@@ -201,6 +207,7 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
                 user_name: label.name,
                 note: label.note,
                 id,
+                legacy_id,
                 kind,
                 similarity,
                 duplicated_lines: covered_lines(&members),
@@ -210,8 +217,9 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
             }
         })
         .collect();
-    // Two patterns may share their most common content hash (separate copies of the same
-    // block shape): the later one in a stable order gets its first member folded in.
+    // Two patterns may share their most common shape (separate families of one shape kept
+    // apart, copies of the same block): the later one in a stable order gets its first
+    // member folded in.
     let mut order: Vec<usize> = (0..patterns.len()).collect();
     order.sort_by(|&x, &y| {
         let key = |p: &Pattern| (files[p.members[0].file as usize].path.clone(), p.members[0].start_line);
@@ -224,7 +232,7 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
             let first = &pattern.members[0];
             let salted = blake3::hash(format!("{}|{}|{}", pattern.id, files[first.file as usize].path, first.start_line).as_bytes());
             let bytes = salted.as_bytes();
-            pattern.id = format!("P-{:02x}{:02x}{:02x}{:02x}", bytes[0], bytes[1], bytes[2], bytes[3]);
+            pattern.id = shape_id(u64::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7]]));
             taken.insert(pattern.id.clone());
             let label = labels.get(&pattern.id).cloned().unwrap_or_default();
             pattern.user_name = label.name;
@@ -263,15 +271,65 @@ fn coalesce_blocks(mut members: Vec<Instance>) -> Vec<Instance> {
     merged
 }
 
-/// The content hash shared by the most pairs (smallest on ties): adding one more copy to
-/// a pattern does not change its id.
-fn pattern_id(pairs: &[ClonePair], pair_indices: &[usize]) -> String {
+/// The id of a family: the shape hash (`t2`) most of its unit members share, smallest on
+/// ties, as `P-` and 16 hex digits. Every tier computes it: the edge files each unit under
+/// that same hash, so the id names one family locally, in reports and on the edge. Adding
+/// or removing a copy leaves it unchanged as long as the most common shape stays the most
+/// common. A family of blocks only (no unit member) takes the content hash most of its
+/// pairs share instead.
+pub fn pattern_id(files: &[FileRecord], members: &[Instance], pairs: &[ClonePair], pair_indices: &[usize]) -> String {
+    let mut shapes: BTreeMap<u64, usize> = BTreeMap::new();
+    for member in members {
+        if let Some(unit) = member.unit.and_then(|unit| files.get(member.file as usize)?.units.get(unit as usize)) {
+            *shapes.entry(unit.hashes.t2).or_default() += 1;
+        }
+    }
+    let most_shared = |counts: &BTreeMap<u64, usize>| counts.iter().max_by(|x, y| x.1.cmp(y.1).then(y.0.cmp(x.0))).map(|(&hash, _)| hash);
+    if let Some(shape) = most_shared(&shapes) {
+        return shape_id(shape);
+    }
+    let mut contents: BTreeMap<u64, usize> = BTreeMap::new();
+    for &index in pair_indices {
+        *contents.entry(pairs[index].content).or_default() += 1;
+    }
+    shape_id(most_shared(&contents).unwrap_or(0))
+}
+
+/// A shape hash written as a pattern id.
+pub fn shape_id(t2: u64) -> String {
+    format!("P-{t2:016x}")
+}
+
+/// The shape hash of a pattern id (`P-` and 16 hex digits, any case).
+pub fn parse_shape_id(id: &str) -> Option<u64> {
+    let hex = id.strip_prefix("P-").or_else(|| id.strip_prefix("p-"))?;
+    (hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit())).then(|| u64::from_str_radix(hex, 16).ok()).flatten()
+}
+
+/// Whether `id` has the form of ids before they followed shapes (`P-` and 8 hex digits).
+pub fn is_legacy_id(id: &str) -> bool {
+    id.strip_prefix("P-").is_some_and(|hex| hex.len() == 8 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The id of earlier versions: the content hash shared by the most pairs (smallest on
+/// ties), its top 32 bits. Kept so that names stored under it are found and re-keyed.
+fn legacy_pattern_id(pairs: &[ClonePair], pair_indices: &[usize]) -> String {
     let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
     for &index in pair_indices {
         *counts.entry(pairs[index].content).or_default() += 1;
     }
     let best = counts.iter().max_by(|x, y| x.1.cmp(y.1).then(y.0.cmp(x.0))).map_or(0, |(&content, _)| content);
     format!("P-{:08x}", (best >> 32) as u32)
+}
+
+/// Labels found only under a pattern's legacy id: `(legacy id, id)` for each, so that the
+/// caller can re-key what it stores or tell the user about what it may not change.
+pub fn legacy_labels<'a>(patterns: &'a [Pattern], labels: &BTreeMap<String, PatternLabel>) -> Vec<(&'a str, &'a str)> {
+    patterns
+        .iter()
+        .filter(|pattern| !labels.contains_key(&pattern.id) && labels.contains_key(&pattern.legacy_id))
+        .map(|pattern| (pattern.legacy_id.as_str(), pattern.id.as_str()))
+        .collect()
 }
 
 /// Lines covered by the instances, merging overlapping ranges within each file.

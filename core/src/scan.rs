@@ -103,6 +103,31 @@ fn add_configured_labels(labels: &mut BTreeMap<String, PatternLabel>, config: &C
     }
 }
 
+/// Names given under the ids of earlier versions (`P-` and 8 hex digits) and found again
+/// through `Pattern::legacy_id`: those in the index move to the current id; those in
+/// `.periodic.toml` still apply, and a warning says which table to rename (the file is the
+/// user's and is not rewritten).
+fn rekey_legacy_labels(
+    index: Option<&Index>,
+    patterns: &[pattern::Pattern],
+    labels: &BTreeMap<String, PatternLabel>,
+    config: &Config,
+    warnings: &mut Vec<String>,
+) -> Result<(), ScanError> {
+    for (legacy, id) in pattern::legacy_labels(patterns, labels) {
+        if config.patterns.contains_key(legacy) {
+            warnings.push(format!(
+                ".periodic.toml: [patterns.\"{legacy}\"] names pattern {id} by its former id; rename the table to [patterns.\"{id}\"] (the name applies meanwhile)"
+            ));
+        } else if let Some(index) = index
+            && index.rekey_label(legacy, id)?
+        {
+            tracing::info!("pattern name moved from the former id {legacy} to {id}");
+        }
+    }
+    Ok(())
+}
+
 /// What the index holds for a root, ready to answer from before any re-scan.
 pub struct StoredState {
     pub files: Vec<FileRecord>,
@@ -143,6 +168,14 @@ pub fn load_labels(root: &Path, config: &Config) -> Result<BTreeMap<String, Patt
     let mut labels = if Index::path_for(root).is_file() { Index::open(root)?.0.load_labels()? } else { BTreeMap::new() };
     add_configured_labels(&mut labels, config);
     Ok(labels)
+}
+
+/// When each name stored in the index of `root` was given (see [`Index::label_times`]).
+pub fn label_times(root: &Path) -> Result<BTreeMap<String, u64>, ScanError> {
+    if !Index::path_for(root).is_file() {
+        return Ok(BTreeMap::new());
+    }
+    Ok(Index::open(root)?.0.label_times()?)
 }
 
 /// Stores a user-given pattern name (and keeps its note) in the index of `root`.
@@ -301,6 +334,7 @@ fn scan_holding<R>(
     tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "detection done");
     let patterns = pattern::build_patterns(&files, &pairs, &labels, &pattern::DiskText { root: &walk_root });
     tracing::debug!(patterns = patterns.len(), elapsed_ms = started.elapsed().as_millis() as u64, "patterns built");
+    rekey_legacy_labels(index.as_ref(), &patterns, &labels, config, &mut warnings)?;
 
     drop(candidate_index);
     drop(source);
@@ -551,5 +585,39 @@ mod tests {
         }
         assert_eq!(spilled.pairs, in_memory.pairs);
         assert_eq!(spilled.patterns, in_memory.patterns);
+    }
+
+    #[test]
+    fn names_under_former_ids_move_to_the_shape_id_and_configured_ones_are_reported() {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        for file in 0..2 {
+            std::fs::write(dir.path().join(format!("module_{file}.py")), function(&format!("summary_{file}"), 0)).expect("fixture written");
+        }
+        let scan_now = |config: Config| scan(ScanOptions { root: dir.path().to_path_buf(), config, use_index: true, progress: None }).expect("scanned");
+        let first = scan_now(Config::default());
+        let pattern = first.patterns.first().expect("the two copies are a pattern").clone();
+        let shape = first.files[0].units[0].hashes.t2;
+        assert_eq!(pattern.id, pattern::shape_id(shape), "the id is the shape hash the members share");
+        assert_eq!(pattern::parse_shape_id(&pattern.id), Some(shape));
+        assert!(pattern::is_legacy_id(&pattern.legacy_id) && pattern.legacy_id != pattern.id, "{}", pattern.legacy_id);
+
+        // A name stored by an earlier version, under the former id.
+        save_label(dir.path(), &pattern.legacy_id, &PatternLabel { name: Some("totals".into()), note: Some("kept".into()) }).expect("stored");
+        let second = scan_now(Config::default());
+        assert_eq!(second.patterns[0].user_name.as_deref(), Some("totals"));
+        let stored = load_labels(dir.path(), &Config::default()).expect("labels");
+        assert_eq!(stored.get(&pattern.id).and_then(|label| label.note.as_deref()), Some("kept"), "re-keyed: {stored:?}");
+        assert!(!stored.contains_key(&pattern.legacy_id));
+
+        // A `.periodic.toml` table under the former id applies, and the scan says how to fix it.
+        let mut config = Config::default();
+        config.patterns.insert(pattern.legacy_id.clone(), crate::config::PatternSetting { name: Some("configured".into()), note: None });
+        let index_names = Index::open(dir.path()).expect("index").0;
+        index_names.rekey_label(&pattern.id, "P-elsewhere").expect("moved away");
+        drop(index_names);
+        let third = scan_now(config);
+        assert_eq!(third.patterns[0].user_name.as_deref(), Some("configured"));
+        let warning = third.warnings.iter().find(|warning| warning.contains(&pattern.legacy_id)).expect("a warning names the former id");
+        assert!(warning.contains(&pattern.id), "{warning}");
     }
 }

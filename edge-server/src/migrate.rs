@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use periodic_wire::{DeltaBatch, PatternUpdate, Stats, T2Hash, UnitUpsert};
+use periodic_wire::{DeltaBatch, Stats, T2Hash, UnitUpsert};
 use serde::{Deserialize, Serialize};
 
-use crate::store::Store;
+use crate::store::{PatternMeta, Store};
 use crate::store::embedded::db::{self, SyncMode, UnitRow};
 use crate::store::embedded::{EmbeddedOptions, EmbeddedStore};
 use crate::store::redis::progress::migration_key;
@@ -61,8 +61,7 @@ enum ShardProgress {
 struct NamedPattern {
     tenant: String,
     id: T2Hash,
-    name: Option<String>,
-    note: Option<String>,
+    meta: PatternMeta,
 }
 
 /// One tenant's counts on one side.
@@ -119,7 +118,7 @@ fn read_source_meta(dir: &Path, shards: usize) -> anyhow::Result<(Vec<String>, V
         let path = dir.join(format!("shard-{shard:04}.db"));
         let connection = db::open(&path, SyncMode::Normal).with_context(|| format!("open {}", path.display()))?;
         tenants.extend(db::tenants(&connection)?);
-        db::load_pattern_meta(&connection, |tenant, id, name, note| named.push(NamedPattern { tenant, id, name, note }))?;
+        db::load_pattern_meta(&connection, |tenant, id, meta| named.push(NamedPattern { tenant, id, meta }))?;
     }
     tenants.sort();
     tenants.dedup();
@@ -134,7 +133,7 @@ async fn counts(store: &dyn Store, tenants: &[String], named: &[NamedPattern]) -
         let mut matching = 0;
         for pattern in named.iter().filter(|pattern| &pattern.tenant == tenant) {
             let found = store.pattern(tenant, pattern.id).await?;
-            if found.is_some_and(|detail| detail.summary.name == pattern.name && detail.summary.note == pattern.note) {
+            if found.is_some_and(|detail| detail.summary.name == pattern.meta.name && detail.summary.note == pattern.meta.note) {
                 matching += 1;
             }
         }
@@ -269,8 +268,8 @@ pub async fn migrate(options: MigrateOptions, out: &mut dyn Write) -> anyhow::Re
     // Names and notes last: few, and each write replaces the whole entry, so writing them
     // again on every run is the simplest way to be sure they are there.
     for pattern in &named {
-        let update = PatternUpdate { name: pattern.name.clone(), note: pattern.note.clone() };
-        target.set_pattern_meta(&pattern.tenant, pattern.id, update).await.with_context(|| format!("store a pattern name of {}", pattern.tenant))?;
+        // Who named it and when travel along: the last-writer-wins order stays as it was.
+        target.set_pattern_meta(&pattern.tenant, pattern.id, pattern.meta.clone()).await.with_context(|| format!("store a pattern name of {}", pattern.tenant))?;
     }
     writeln!(
         out,

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use common::{Edge, client, create_token};
 use periodic_edge::store::conformance::{batch, sketch_of, t2_of, unit};
-use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternList, QueryRequest, QueryResponse, QuerySketch, Stats};
+use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternList, QueryRequest, QueryResponse, QuerySketch, Stats, T2Hash};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -86,7 +86,9 @@ async fn openapi_document_matches_the_routes_and_every_route_answers() {
     let list: PatternList = http.get(fixture.edge.url("/v1/patterns?top=3")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
     assert_eq!(list.patterns.len(), 3);
     assert!(list.patterns.iter().all(|p| p.units == 2 && p.repos == 2));
-    let id = t2_of(4).to_hex();
+    // Pattern ids are `P-` and the shared hash, as `periodic` shows them locally.
+    assert!(list.patterns.iter().all(|p| T2Hash::from_pattern_id(&p.id).is_some_and(|hash| hash.pattern_id() == p.id)), "{:?}", list.patterns);
+    let id = t2_of(4).pattern_id();
     let named: PatternDetail = http
         .put(fixture.edge.url(&format!("/v1/patterns/{id}")))
         .bearer_auth(token)
@@ -98,9 +100,18 @@ async fn openapi_document_matches_the_routes_and_every_route_answers() {
         .await
         .unwrap();
     assert_eq!(named.summary.name.as_deref(), Some("money rounding"));
+    // The edge records who set the name (the token's id) and when.
+    assert!(named.summary.named_by.as_deref().is_some_and(|by| !by.is_empty() && by != token.as_str()), "the token's id, never the secret: {:?}", named.summary);
+    assert!(named.summary.named_at.is_some_and(|at| at > 1_700_000_000), "{:?}", named.summary);
+    let listed: PatternList = http.get(fixture.edge.url("/v1/patterns?named=true")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed.patterns.iter().map(|p| (p.id.as_str(), p.name.as_deref())).collect::<Vec<_>>(), vec![(id.as_str(), Some("money rounding"))]);
     let detail: PatternDetail = http.get(fixture.edge.url(&format!("/v1/patterns/{id}"))).bearer_auth(token).send().await.unwrap().json().await.unwrap();
     assert_eq!(detail.occurrences.len(), 2);
     assert_eq!(detail.summary.note.as_deref(), Some("use Money::round"));
+    assert_eq!(detail.summary.id, id);
+    // The bare hash, as earlier versions wrote pattern ids, names the same pattern.
+    let bare: PatternDetail = http.get(fixture.edge.url(&format!("/v1/patterns/{}", t2_of(4).to_hex()))).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+    assert_eq!(bare, detail);
     let missing = http.get(fixture.edge.url(&format!("/v1/patterns/{}", t2_of(999).to_hex()))).bearer_auth(token).send().await.unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 

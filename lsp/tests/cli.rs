@@ -90,7 +90,7 @@ fn json_report_has_the_documented_shape() {
     assert_eq!(pair["a"]["end_line"], 9);
     assert_eq!(pair["similarity"], 1.0);
     let pattern = &report["patterns"][0];
-    assert!(pattern["id"].as_str().is_some_and(|id| id.starts_with("P-") && id.len() == 10));
+    assert!(pattern["id"].as_str().is_some_and(|id| id.starts_with("P-") && id.len() == 18));
     assert_eq!(pattern["members"].as_array().map(Vec::len), Some(2));
     assert_eq!(pattern["languages"][0], "python");
     assert_eq!(report["stats"]["files"], 3);

@@ -46,8 +46,22 @@ impl T2Hash {
         (0..16).rev().map(|nibble| char::from(DIGITS[((self.0 >> (nibble * 4)) & 0xf) as usize])).collect()
     }
 
-    /// Parses exactly 16 lowercase hex characters (the only spelling on the wire, so that a
-    /// pattern id has one form).
+    /// The pattern id of the units sharing this hash: `P-` and the 16 hex characters, the
+    /// same id `periodic` computes locally for the family whose most shared shape this is.
+    pub fn pattern_id(self) -> String {
+        format!("P-{}", self.to_hex())
+    }
+
+    /// Parses a pattern id: `P-` and 16 hex characters (any case), or the bare 16 lowercase
+    /// hex characters that earlier versions of the edge used as pattern ids.
+    pub fn from_pattern_id(text: &str) -> Option<T2Hash> {
+        match text.strip_prefix("P-") {
+            Some(hex) => T2Hash::from_hex(&hex.to_ascii_lowercase()),
+            None => T2Hash::from_hex(text),
+        }
+    }
+
+    /// Parses exactly 16 lowercase hex characters (the only spelling of a hash on the wire).
     pub fn from_hex(text: &str) -> Option<T2Hash> {
         if text.len() != 16 || !text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return None;
@@ -339,7 +353,7 @@ pub struct UnitMatch {
     pub similarity: f32,
     /// The structural hash matched exactly.
     pub exact: bool,
-    /// Pattern id (the unit's `t2_hash`).
+    /// Pattern id: `P-` and the unit's `t2_hash` (see [`T2Hash::pattern_id`]).
     pub pattern_id: String,
     pub language: String,
     pub tokens: u32,
@@ -385,7 +399,7 @@ pub struct Organisation {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatternSummary {
-    /// The shared `t2_hash`, 16 hex characters.
+    /// `P-` and the shared `t2_hash` (see [`T2Hash::pattern_id`]).
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -395,9 +409,17 @@ pub struct PatternSummary {
     pub repos: u64,
     pub language: String,
     pub tokens: u32,
+    /// Id of the token that last set the name or note (absent before names were attributed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_by: Option<String>,
+    /// When the name or note was last set, in seconds since the Unix epoch: the last writer
+    /// wins, here and against a name given locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub named_at: Option<u64>,
 }
 
-/// Answer to `GET /v1/patterns?top=N`, most widespread first.
+/// Answer to `GET /v1/patterns?top=N` (most widespread first) and `GET
+/// /v1/patterns?named=true&top=N` (every pattern with a team name, most recently named first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatternList {
@@ -486,6 +508,17 @@ mod tests {
             assert_eq!(hex, format!("{value:016x}"));
             assert_eq!(T2Hash::from_hex(&hex), Some(T2Hash(value)));
         }
+    }
+
+    #[test]
+    fn pattern_ids_carry_the_prefix_and_parse_in_both_forms() {
+        let hash = T2Hash(0x00ab_cdef_0123_4567);
+        assert_eq!(hash.pattern_id(), "P-00abcdef01234567");
+        assert_eq!(T2Hash::from_pattern_id("P-00abcdef01234567"), Some(hash));
+        assert_eq!(T2Hash::from_pattern_id("P-00ABCDEF01234567"), Some(hash));
+        assert_eq!(T2Hash::from_pattern_id("00abcdef01234567"), Some(hash));
+        assert_eq!(T2Hash::from_pattern_id("P-00abcdef"), None);
+        assert_eq!(T2Hash::from_pattern_id("Q-00abcdef01234567"), None);
     }
 
     #[test]

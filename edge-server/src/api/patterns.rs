@@ -1,7 +1,9 @@
-//! `GET /v1/patterns?top=N`, `GET /v1/patterns/{id}`, `PUT /v1/patterns/{id}`: the team's
-//! periodic table and its shared names and notes. Setting a name or note is recorded in the
-//! audit log with the new name and the note's length; not the pattern id, which is the
-//! structural hash of the code, nor the note's text, which may quote code.
+//! `GET /v1/patterns?top=N`, `GET /v1/patterns?named=true`, `GET /v1/patterns/{id}`, `PUT
+//! /v1/patterns/{id}`: the team's periodic table and its shared names and notes. A name is
+//! stored with the id of the token that set it and the time (the last writer wins, and
+//! clients show who it was). Setting a name or note is recorded in the audit log with the
+//! new name and the note's length; not the pattern id, which is the structural hash of the
+//! code, nor the note's text, which may quote code.
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
@@ -15,6 +17,7 @@ use crate::api::auth::{ClientAddress, require};
 use crate::audit::Actor;
 use crate::api::error::{ApiError, JsonBody};
 use crate::api::validate;
+use crate::store::PatternMeta;
 use crate::tokens::{Caller, Role};
 
 pub const DEFAULT_TOP: usize = 20;
@@ -24,6 +27,8 @@ pub const MAX_TOP: usize = 1000;
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     top: Option<usize>,
+    /// Only patterns with a team name (whatever their unit count), most recently named first.
+    named: Option<bool>,
 }
 
 pub async fn list_patterns(
@@ -37,7 +42,11 @@ pub async fn list_patterns(
     if top == 0 || top > MAX_TOP {
         return Err(ApiError::bad_request(format!("query `top`: must be within 1..={MAX_TOP}")));
     }
-    let patterns = state.store.top_patterns(&caller.tenant, top).await?;
+    let patterns = if params.named == Some(true) {
+        state.store.named_patterns(&caller.tenant, top).await?
+    } else {
+        state.store.top_patterns(&caller.tenant, top).await?
+    };
     Ok(Json(PatternList { patterns }))
 }
 
@@ -69,7 +78,8 @@ pub async fn put_pattern(
     validate::pattern_update(&update)?;
     let name = update.name.clone();
     let note_chars = update.note.as_ref().map(|note| note.chars().count());
-    let updated = state.store.set_pattern_meta(&caller.tenant, id, update).await.map_err(ApiError::from);
+    let meta = PatternMeta { name: update.name, note: update.note, named_by: Some(caller.token_id.clone()), named_at: Some(crate::clock::now_unix()) };
+    let updated = state.store.set_pattern_meta(&caller.tenant, id, meta).await.map_err(ApiError::from);
     let (outcome, error) = match &updated {
         Ok(_) => ("ok", None),
         Err(error) => ("failed", Some(error.kind)),

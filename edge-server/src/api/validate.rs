@@ -44,9 +44,11 @@ fn length_of(field: impl FnOnce() -> String, value: &str, min: usize, max: usize
     Ok(())
 }
 
-/// A pattern id in a path: the 16 lowercase hex characters of a `t2_hash`.
+/// A pattern id in a path: `P-` and the 16 hex characters of a `t2_hash`, or (as earlier
+/// versions wrote it) the bare 16 lowercase hex characters.
 pub fn pattern_id(value: &str) -> Result<T2Hash, ApiError> {
-    T2Hash::from_hex(value).ok_or_else(|| ApiError::bad_request("path `id`: a pattern id is 16 lowercase hex characters"))
+    T2Hash::from_pattern_id(value)
+        .ok_or_else(|| ApiError::bad_request("path `id`: a pattern id is `P-` and 16 hex characters (or the bare 16 lowercase hex characters)"))
 }
 
 pub fn delta_batch(batch: &DeltaBatch, limits: &Limits) -> Result<(), ApiError> {

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use moka::future::Cache;
-use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash};
+use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, QuerySketch, SketchResult, Stats, T2Hash};
 
-use crate::store::{QueryOptions, Store, StoreError};
+use crate::store::{PatternMeta, QueryOptions, Store, StoreError};
 
 /// Default TTL in front of a backend only this process writes (the embedded store): every
 /// write goes through this cache and invalidates it, so the TTL bounds nothing but memory.
@@ -194,10 +194,16 @@ impl Store for CachedStore {
         Ok(detail)
     }
 
-    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, update: PatternUpdate) -> Result<PatternDetail, StoreError> {
-        let result = self.inner.set_pattern_meta(tenant, id, update).await;
+    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, meta: PatternMeta) -> Result<PatternDetail, StoreError> {
+        let result = self.inner.set_pattern_meta(tenant, id, meta).await;
         self.invalidate(tenant);
         result
+    }
+
+    async fn named_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
+        // Not cached: clients poll it to see a teammate's new name, which must not wait
+        // for a cache entry to expire on another replica.
+        self.inner.named_patterns(tenant, top).await
     }
 
     async fn stats(&self, tenant: &str) -> Result<Stats, StoreError> {

@@ -10,9 +10,9 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use periodic_wire::{DeltaBatch, Location, PatternUpdate, QuerySketch, SKETCH_LEN, Sketch, T2Hash, UnitUpsert};
+use periodic_wire::{DeltaBatch, Location, QuerySketch, SKETCH_LEN, Sketch, T2Hash, UnitUpsert};
 
-use crate::store::{QueryOptions, Store};
+use crate::store::{PatternMeta, QueryOptions, Store};
 
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -110,7 +110,7 @@ async fn stored_units_are_found_exactly_and_approximately(store: &dyn Store, ten
     assert_eq!(matches.len(), 2, "{matches:?}");
     assert!(matches.iter().all(|m| m.exact && m.similarity == 1.0 && m.key == "unit-5"));
     assert_eq!(matches[0].repo, "alpha");
-    assert_eq!(matches[0].pattern_id, t2_of(5).to_hex());
+    assert_eq!(matches[0].pattern_id, t2_of(5).pattern_id());
     assert_eq!(matches[0].location.as_ref().map(|l| l.name.as_str()), Some("function_5"));
 
     // Near miss: 8 of 64 positions differ and the structural hash differs.
@@ -184,7 +184,7 @@ async fn removals_and_replacements_take_effect(store: &dyn Store, tenant: &str) 
 async fn tenants_are_isolated(store: &dyn Store, tenant_a: &str, tenant_b: &str) {
     store.apply_batch(tenant_a, "shared-name", batch("b1", 0..10)).await.unwrap();
     store.apply_batch(tenant_a, "shared-name-2", batch("b1", 0..10)).await.unwrap();
-    store.set_pattern_meta(tenant_a, t2_of(1), PatternUpdate { name: Some("a's name".into()), note: None }).await.unwrap();
+    store.set_pattern_meta(tenant_a, t2_of(1), named("a's name", None, 1)).await.unwrap();
 
     // B sees none of A's units, patterns or names.
     let results = store.query(tenant_b, &[probe("q", t2_of(1), sketch_of(1))], &options(0.0, 10)).await.unwrap();
@@ -198,7 +198,7 @@ async fn tenants_are_isolated(store: &dyn Store, tenant_a: &str, tenant_b: &str)
     assert!(!ack.duplicate, "batch ids are per tenant");
     let removal = DeltaBatch { batch_id: "b2".into(), upserts: Vec::new(), removals: vec!["unit-1".into(), "unit-2".into()] };
     store.apply_batch(tenant_b, "shared-name", removal).await.unwrap();
-    store.set_pattern_meta(tenant_b, t2_of(1), PatternUpdate { name: Some("b's name".into()), note: None }).await.unwrap();
+    store.set_pattern_meta(tenant_b, t2_of(1), named("b's name", None, 2)).await.unwrap();
     assert_eq!(store.stats(tenant_a).await.unwrap().units, 20);
     let a_pattern = store.pattern(tenant_a, t2_of(1)).await.unwrap().unwrap();
     assert_eq!(a_pattern.summary.name.as_deref(), Some("a's name"));
@@ -214,28 +214,39 @@ async fn patterns_group_exact_structure_across_repos(store: &dyn Store, tenant: 
     store.apply_batch(tenant, "r3", batch("b", 1..2)).await.unwrap();
     let top = store.top_patterns(tenant, 10).await.unwrap();
     assert_eq!(top.len(), 2, "single units are not patterns: {top:?}");
-    assert_eq!((top[0].id.as_str(), top[0].units, top[0].repos), (t2_of(1).to_hex().as_str(), 3, 3));
+    assert_eq!((top[0].id.as_str(), top[0].units, top[0].repos), (t2_of(1).pattern_id().as_str(), 3, 3));
     assert_eq!((top[1].units, top[1].repos), (2, 2));
     assert_eq!(store.top_patterns(tenant, 1).await.unwrap().len(), 1);
     assert_eq!(store.stats(tenant).await.unwrap().patterns, 2);
 
     let detail = store
-        .set_pattern_meta(tenant, t2_of(1), PatternUpdate { name: Some("Result wrapper".into()), note: Some("prefer util::wrap".into()) })
+        .set_pattern_meta(tenant, t2_of(1), named("Result wrapper", Some("prefer util::wrap"), 1_700_000_000))
         .await
         .unwrap();
     assert_eq!(detail.summary.name.as_deref(), Some("Result wrapper"));
+    assert_eq!((detail.summary.named_by.as_deref(), detail.summary.named_at), (Some("token-a"), Some(1_700_000_000)), "who named it and when");
     assert_eq!(detail.occurrences.len(), 3);
     assert_eq!(detail.occurrences.iter().map(|o| o.repo.as_str()).collect::<Vec<_>>(), vec!["r1", "r2", "r3"]);
     let top = store.top_patterns(tenant, 10).await.unwrap();
     assert_eq!(top[0].note.as_deref(), Some("prefer util::wrap"));
 
     // Naming a shape nobody has yet is allowed and then visible.
-    let lonely = store.set_pattern_meta(tenant, T2Hash(42), PatternUpdate { name: Some("future".into()), note: None }).await.unwrap();
+    let lonely = store.set_pattern_meta(tenant, T2Hash(42), named("future", None, 1_700_000_100)).await.unwrap();
     assert_eq!(lonely.summary.units, 0);
     assert!(store.pattern(tenant, T2Hash(42)).await.unwrap().is_some());
+    // Named patterns, whatever their unit count, most recently named first.
+    let listed: Vec<(String, Option<String>)> = store.named_patterns(tenant, 10).await.unwrap().into_iter().map(|p| (p.id, p.name)).collect();
+    assert_eq!(listed, vec![(T2Hash(42).pattern_id(), Some("future".into())), (t2_of(1).pattern_id(), Some("Result wrapper".into()))]);
+    assert_eq!(store.named_patterns(tenant, 1).await.unwrap().len(), 1);
     // Clearing the name.
-    let cleared = store.set_pattern_meta(tenant, t2_of(1), PatternUpdate { name: None, note: None }).await.unwrap();
+    let cleared = store.set_pattern_meta(tenant, t2_of(1), PatternMeta { named_by: Some("token-b".into()), named_at: Some(1_700_000_200), ..PatternMeta::default() }).await.unwrap();
     assert_eq!(cleared.summary.name, None);
+    assert_eq!(store.named_patterns(tenant, 10).await.unwrap().len(), 1, "a cleared name is no longer listed");
+}
+
+/// A name set by token `token-a` at `at` (seconds since the Unix epoch).
+fn named(name: &str, note: Option<&str>, at: u64) -> PatternMeta {
+    PatternMeta { name: Some(name.into()), note: note.map(Into::into), named_by: Some("token-a".into()), named_at: Some(at) }
 }
 
 /// `fingerprints` is how the cloud uplink learns what a batch takes away: it must answer the

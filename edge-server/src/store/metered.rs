@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash};
+use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, QuerySketch, SketchResult, Stats, T2Hash};
 
-use crate::store::{QueryOptions, Store, StoreError};
+use crate::store::{PatternMeta, QueryOptions, Store, StoreError};
 
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
@@ -103,8 +103,11 @@ impl Store for MeteredStore {
     async fn pattern(&self, tenant: &str, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
         self.timed("pattern", self.inner.pattern(tenant, id)).await
     }
-    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, update: PatternUpdate) -> Result<PatternDetail, StoreError> {
-        self.timed("set_pattern_meta", self.inner.set_pattern_meta(tenant, id, update)).await
+    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, meta: PatternMeta) -> Result<PatternDetail, StoreError> {
+        self.timed("set_pattern_meta", self.inner.set_pattern_meta(tenant, id, meta)).await
+    }
+    async fn named_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
+        self.timed("named_patterns", self.inner.named_patterns(tenant, top)).await
     }
     async fn stats(&self, tenant: &str) -> Result<Stats, StoreError> {
         self.timed("stats", self.inner.stats(tenant)).await

@@ -16,7 +16,8 @@ pub mod redis;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash};
+use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, QuerySketch, SketchResult, Stats, T2Hash};
+use serde::{Deserialize, Serialize};
 
 /// Why a storage operation failed. Every variant becomes a 5xx at the HTTP boundary: 503
 /// with `Retry-After` when the store is (for now) unreachable or cannot confirm a write
@@ -70,6 +71,20 @@ pub struct QueryOptions {
     pub top_k: usize,
 }
 
+/// A pattern's team-shared name and note as stored, with who set them and when (both absent
+/// in entries written before names were attributed). Serialized as is by the Redis backend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatternMeta {
+    pub name: Option<String>,
+    pub note: Option<String>,
+    /// Id of the token that wrote it.
+    #[serde(default)]
+    pub named_by: Option<String>,
+    /// Seconds since the Unix epoch.
+    #[serde(default)]
+    pub named_at: Option<u64>,
+}
+
 /// Most occurrences listed in a pattern's detail.
 pub const MAX_PATTERN_OCCURRENCES: usize = 100;
 
@@ -91,8 +106,13 @@ pub trait Store: Send + Sync {
     /// One pattern with its occurrences; `None` when it has neither units nor a name.
     async fn pattern(&self, tenant: &str, id: T2Hash) -> Result<Option<PatternDetail>, StoreError>;
 
-    /// Stores the team-shared name and note of a pattern and returns its detail.
-    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, update: PatternUpdate) -> Result<PatternDetail, StoreError>;
+    /// Stores the team-shared name and note of a pattern (replacing the previous ones whole)
+    /// and returns its detail.
+    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, meta: PatternMeta) -> Result<PatternDetail, StoreError>;
+
+    /// The tenant's patterns that have a team name, whatever their unit count, most
+    /// recently named first: what a client needs to show teammates' names.
+    async fn named_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError>;
 
     /// Counts for the tenant.
     async fn stats(&self, tenant: &str) -> Result<Stats, StoreError>;

@@ -139,7 +139,9 @@ pub fn patterns(snapshot: &Snapshot, filter: &PatternFilter, limit: usize) -> Ve
 
 /// Pattern `id` (exact, any case), with every member.
 pub fn pattern(snapshot: &Snapshot, id: &str) -> Option<PatternAnswer> {
-    let index = snapshot.patterns.iter().position(|pattern| pattern.id.eq_ignore_ascii_case(id.trim()))?;
+    // An id of an earlier version (8 hex digits, e.g. from an old report) still finds its pattern.
+    let id = id.trim();
+    let index = snapshot.patterns.iter().position(|pattern| pattern.id.eq_ignore_ascii_case(id)).or_else(|| snapshot.patterns.iter().position(|pattern| pattern.legacy_id.eq_ignore_ascii_case(id)))?;
     let links = member_links(snapshot, &[index]);
     Some(answer(snapshot, index, &links))
 }

@@ -1,7 +1,8 @@
 //! One workspace folder: its engine state and the snapshots every question is answered
 //! from (by the language server, the MCP server and the command line alike).
 //!
-//! The [`Engine`] (live candidate index, every clone pair, pattern labels) is changed only
+//! The [`Engine`] (live candidate index, every clone pair, pattern labels: the repository's
+//! own and the team's, combined by `edge_sync::names::merge_labels`) is changed only
 //! in blocking tasks, one at a time, under a mutex. After each change it publishes an
 //! immutable [`Snapshot`] (file and unit views, pairs, patterns, the editor version each
 //! file was analysed at) that requests read without ever waiting for an analysis.
@@ -20,6 +21,7 @@ use periodic_core::pattern::{self, PatternLabel};
 use periodic_core::scan::{self, ScanOptions, ScanOutcome, ScanProgress};
 use periodic_core::{ClonePair, Config, FileRecord, Instance, Language, Pattern};
 
+use crate::edge_sync::names::{TeamNames, merge_labels};
 use crate::edge_sync::{EdgeSync, Organisation, UnitMatch};
 
 /// What a request needs to know about a unit.
@@ -63,6 +65,9 @@ pub struct TeamCopies {
     /// Best first; may be empty when only the organisation counts are known.
     pub matches: Arc<Vec<UnitMatch>>,
     pub organisation: Option<Organisation>,
+    /// Seconds since the matches were fetched, when that is longer than the query TTL (kept
+    /// in the index from an earlier session, and the edge has not answered since).
+    pub stale_age: Option<u64>,
 }
 
 /// An immutable view of a workspace's results.
@@ -80,6 +85,10 @@ pub struct Snapshot {
     pub versions: Arc<HashMap<u32, i32>>,
     /// Copies in the team's other repositories, per file slot (open files only).
     pub team: Arc<HashMap<u32, Vec<TeamCopies>>>,
+    /// The team's pattern names by id, as last read from the edge (who named them, when).
+    pub team_names: Arc<TeamNames>,
+    /// How long team answers stay fresh (the sync's query TTL): older ones are marked stale.
+    pub team_ttl: std::time::Duration,
 }
 
 impl Snapshot {
@@ -129,6 +138,8 @@ impl Snapshot {
             pattern_of_pair: Arc::new(pattern_of_pair),
             versions: Arc::default(),
             team: Arc::default(),
+            team_names: Arc::default(),
+            team_ttl: std::time::Duration::MAX,
         }
     }
 }
@@ -149,7 +160,14 @@ fn pairs_by_slot(pairs: &[ClonePair]) -> HashMap<u32, Vec<u32>> {
 pub struct Engine {
     live: LiveIndex,
     pairs: Vec<ClonePair>,
+    /// The names shown: `own_labels` with newer team names over them.
     labels: BTreeMap<String, PatternLabel>,
+    /// The repository's names: the index's and `.periodic.toml`'s.
+    own_labels: BTreeMap<String, PatternLabel>,
+    /// When each of the index's names was given (seconds since the Unix epoch).
+    label_times: BTreeMap<String, u64>,
+    team_names: Arc<TeamNames>,
+    team_ttl: std::time::Duration,
     views: Vec<Arc<FileView>>,
     slots: Arc<HashMap<String, u32>>,
     versions: HashMap<u32, i32>,
@@ -176,6 +194,32 @@ impl Engine {
         Engine::assemble(LiveIndex::new(root, config, files), pairs, labels)
     }
 
+    /// Sets when the index's names were given and the team's names, and shows the result.
+    pub fn set_label_sources(&mut self, label_times: BTreeMap<String, u64>, edge: &EdgeSync) {
+        self.label_times = label_times;
+        self.team_names = edge.team_names();
+        self.team_ttl = edge.settings().query_ttl;
+        self.labels = merge_labels(&self.own_labels, self.live.config(), &self.label_times, &self.team_names);
+        self.rebuild_patterns();
+    }
+
+    /// Takes the team's names as last read; re-clusters only when they changed.
+    pub fn set_team_names(&mut self, edge: &EdgeSync) -> bool {
+        let team_names = edge.team_names();
+        self.team_ttl = edge.settings().query_ttl;
+        if Arc::ptr_eq(&self.team_names, &team_names) || *self.team_names == *team_names {
+            self.team_names = team_names;
+            return false;
+        }
+        self.team_names = team_names;
+        let labels = merge_labels(&self.own_labels, self.live.config(), &self.label_times, &self.team_names);
+        if labels != self.labels {
+            self.labels = labels;
+            self.rebuild_patterns();
+        }
+        true
+    }
+
     /// From a stored index, which holds no exact pairs: they are recomputed (no file is read).
     fn from_stored(root: &Path, config: Config, files: Vec<FileRecord>, stored: &[ClonePair], labels: BTreeMap<String, PatternLabel>) -> Engine {
         let live = LiveIndex::from_stored(root, config, files);
@@ -189,7 +233,11 @@ impl Engine {
         let mut engine = Engine {
             live,
             pairs,
+            own_labels: labels.clone(),
             labels,
+            label_times: BTreeMap::new(),
+            team_names: Arc::default(),
+            team_ttl: std::time::Duration::MAX,
             views,
             slots,
             versions: HashMap::new(),
@@ -300,7 +348,8 @@ impl Engine {
             .filter_map(|(index, (matches, unit))| {
                 let matches = matches.unwrap_or_default();
                 let organisation = edge.organisation(unit).filter(|counts| counts.teams > 0);
-                (!matches.is_empty() || organisation.is_some()).then_some(TeamCopies { unit: index as u32, matches, organisation })
+                let stale_age = if matches.is_empty() { None } else { edge.stale_age(unit) };
+                (!matches.is_empty() || organisation.is_some()).then_some(TeamCopies { unit: index as u32, matches, organisation, stale_age })
             })
             .collect();
         let known = !copies.is_empty();
@@ -333,11 +382,15 @@ impl Engine {
         self.live.probe(language, text, analysis, similarity)
     }
 
+    /// A name given here now (stored in the index by the caller).
     pub fn set_label(&mut self, id: &str, label: PatternLabel) {
-        self.labels.insert(id.to_string(), label);
+        self.own_labels.insert(id.to_string(), label);
+        self.label_times.insert(id.to_string(), crate::edge_sync::names::now_unix());
+        self.labels = merge_labels(&self.own_labels, self.live.config(), &self.label_times, &self.team_names);
         self.rebuild_patterns();
     }
 
+    /// The name and note shown for a pattern id.
     pub fn label(&self, id: &str) -> Option<&PatternLabel> {
         self.labels.get(id)
     }
@@ -386,6 +439,8 @@ impl Engine {
             pattern_of_pair: Arc::new(pattern_of_pair),
             versions: Arc::new(self.versions.clone()),
             team: self.team.clone(),
+            team_names: self.team_names.clone(),
+            team_ttl: self.team_ttl,
         }
     }
 }
@@ -481,7 +536,9 @@ impl Workspace {
     /// Returns false when there is nothing usable stored.
     pub fn load_stored(&self, config: Config) -> Result<bool, scan::ScanError> {
         let Some(stored) = scan::load_stored(&self.root, &config)? else { return Ok(false) };
-        let engine = Engine::from_stored(&self.root, config, stored.files, &stored.pairs, stored.labels);
+        let times = scan::label_times(&self.root)?;
+        let mut engine = Engine::from_stored(&self.root, config, stored.files, &stored.pairs, stored.labels);
+        engine.set_label_sources(times, &self.edge());
         let mut guard = lock(&self.engine);
         if guard.is_none() {
             *guard = Some(engine);
@@ -510,9 +567,11 @@ impl Workspace {
     fn scan_and_swap(&self, config: Config, progress: &(dyn Fn(ScanProgress) + Sync), open: &dyn Fn() -> Vec<OpenText>) -> Result<Vec<String>, scan::ScanError> {
         let outcome = scan::scan(ScanOptions { root: self.root.clone(), config: config.clone(), use_index: true, progress: Some(progress) })?;
         let labels = scan::load_labels(&self.root, &config)?;
+        let times = scan::label_times(&self.root)?;
         let mut guard = lock(&self.engine);
         let mut engine = Engine::new(&self.root, config, outcome.files, outcome.pairs, labels);
         let edge = self.edge();
+        engine.set_label_sources(times, &edge);
         // The team gets the files as on disk; editor text follows as it is analysed.
         edge.record_snapshot(engine.files());
         for document in open() {

@@ -8,10 +8,12 @@ pub mod scan;
 pub mod similar;
 pub mod trend;
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
 
 use anyhow::Context;
+use periodic_core::pattern::PatternLabel;
 use periodic_core::{Config, ScanOptions, ScanOutcome, ScanProgress};
 
 use crate::cli::DetectionArgs;
@@ -96,6 +98,56 @@ where
         eprintln!("periodic: {message}");
     }
     Ok((outcome, result))
+}
+
+/// How long `periodic scan` and `periodic patterns` wait for the team's pattern names.
+const TEAM_NAMES_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Reads the team's pattern names on a thread (while the scan runs) when `[edge]` turns
+/// sync on; join it with [`apply_team_names`].
+pub fn fetch_team_names(root: &Path, config: &Config) -> std::thread::JoinHandle<Result<Option<crate::edge_sync::names::TeamNames>, String>> {
+    let root = if root.is_file() { root.parent().unwrap_or(Path::new(".")).to_path_buf() } else { root.to_path_buf() };
+    let config = config.clone();
+    std::thread::spawn(move || crate::edge_sync::names::fetch_once(&root, &config, TEAM_NAMES_WAIT))
+}
+
+/// The team's names that replace local ones, by pattern id, as the language server puts
+/// them (the last writer wins; `.periodic.toml` always does). An edge that did not answer
+/// leaves the local names, with a note on standard error unless quiet.
+pub fn team_overrides(
+    fetched: std::thread::JoinHandle<Result<Option<crate::edge_sync::names::TeamNames>, String>>,
+    root: &Path,
+    config: &Config,
+    quiet: bool,
+) -> BTreeMap<String, PatternLabel> {
+    let team = match fetched.join() {
+        Ok(Ok(Some(team))) => team,
+        Ok(Ok(None)) | Err(_) => return BTreeMap::new(),
+        Ok(Err(reason)) => {
+            if !quiet {
+                eprintln!("periodic: team pattern names not read ({reason}); local names shown");
+            }
+            return BTreeMap::new();
+        }
+    };
+    let own = periodic_core::scan::load_labels(root, config).unwrap_or_default();
+    let times = periodic_core::scan::label_times(root).unwrap_or_default();
+    let merged = crate::edge_sync::names::merge_labels(&own, config, &times, &team);
+    merged.into_iter().filter(|(id, label)| label.name.is_some() && own.get(id) != Some(label)).collect()
+}
+
+/// Puts the team's names over the report's patterns (see [`team_overrides`]).
+pub fn apply_team_names(
+    fetched: std::thread::JoinHandle<Result<Option<crate::edge_sync::names::TeamNames>, String>>,
+    root: &Path,
+    config: &Config,
+    patterns: &mut [crate::report::Pattern],
+    quiet: bool,
+) {
+    let overrides = team_overrides(fetched, root, config, quiet);
+    for pattern in patterns {
+        crate::report::apply_label(&overrides, pattern);
+    }
 }
 
 /// When a scan found no source file because ignore files hid them: what happened and the

@@ -11,9 +11,11 @@ pub fn run(args: PatternsArgs) -> anyhow::Result<u8> {
         anyhow::bail!("{}: no such file or directory", args.path.display());
     }
     let config = super::load_config(&args.path, &args.detection)?;
-    let outcome = super::run_scan(&args.path, config, &args.detection, true)?;
+    let team_names = super::fetch_team_names(&args.path, &config);
+    let outcome = super::run_scan(&args.path, config.clone(), &args.detection, true)?;
     let snapshot = Snapshot::of_scan(&outcome);
-    let patterns: Vec<report::Pattern> = answers::patterns(&snapshot, &PatternFilter::default(), args.top).iter().map(report::pattern_of).collect();
+    let mut patterns: Vec<report::Pattern> = answers::patterns(&snapshot, &PatternFilter::default(), args.top).iter().map(report::pattern_of).collect();
+    super::apply_team_names(team_names, &outcome.root, &config, &mut patterns, false);
     let mut out = std::io::stdout().lock();
     match args.format {
         ListFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&patterns)?)?,
@@ -24,7 +26,7 @@ pub fn run(args: PatternsArgs) -> anyhow::Result<u8> {
             for pattern in &patterns {
                 writeln!(
                     out,
-                    "{:<11} {:<32} {:>3} members {:>6} lines  {} {:.0}%  {}",
+                    "{:<18} {:<32} {:>3} members {:>6} lines  {} {:.0}%  {}",
                     pattern.id,
                     pattern.name,
                     pattern.members.len(),

@@ -25,20 +25,30 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
         Some(_) => Some(edge_push_settings(&args, &config)?),
         None => None,
     };
+    let team_names = super::fetch_team_names(&args.path, &config);
+    let team_config = config.clone();
     // The report is rendered and written while the index is being saved. JSON is written
     // straight from the outcome: the report model of a very large tree would be the scan's
     // largest allocation.
     let (outcome, stats) = super::run_scan_then(&args.path, config, &args.detection, args.quiet, |outcome| {
+        let names = super::team_overrides(team_names, &outcome.root, &team_config, args.quiet);
+        let model = || {
+            let mut report = report::build(outcome);
+            for pattern in &mut report.patterns {
+                report::apply_label(&names, pattern);
+            }
+            report
+        };
         match (&args.output, args.format) {
             (Some(path), Format::Json) => std::fs::File::create(path)
-                .and_then(|file| report::json::write_outcome(outcome, file))
+                .and_then(|file| report::json::write_outcome(outcome, &names, file))
                 .with_context(|| format!("cannot write {}", path.display()))?,
-            (None, Format::Json) => super::stdout_result(report::json::write_outcome(outcome, std::io::stdout().lock()))?,
+            (None, Format::Json) => super::stdout_result(report::json::write_outcome(outcome, &names, std::io::stdout().lock()))?,
             (Some(path), _) => {
-                let rendered = report::render(&report::build(outcome), args.format, &outcome.root)?;
+                let rendered = report::render(&model(), args.format, &outcome.root)?;
                 std::fs::write(path, rendered).with_context(|| format!("cannot write {}", path.display()))?;
             }
-            (None, _) => super::write_stdout(&report::render(&report::build(outcome), args.format, &outcome.root)?)?,
+            (None, _) => super::write_stdout(&report::render(&model(), args.format, &outcome.root)?)?,
         }
         anyhow::Ok(report::stats_of(outcome))
     })?;

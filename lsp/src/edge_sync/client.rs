@@ -1,9 +1,10 @@
 //! The HTTP side of the sync (reqwest with rustls): sending one delta batch, asking one query,
-//! and sorting every failure into what the client protocol (docs/edge.md) says to do with it.
+//! reading and writing the team's pattern names, and sorting every failure into what the
+//! client protocol (docs/edge.md) says to do with it.
 
 use std::time::Duration;
 
-use periodic_wire::v1::{DeltaAck, DeltaBatch, ErrorBody, QueryRequest, QueryResponse};
+use periodic_wire::v1::{DeltaAck, DeltaBatch, ErrorBody, PatternDetail, PatternList, PatternUpdate, QueryRequest, QueryResponse};
 use reqwest::StatusCode;
 
 /// What went wrong, by what to do next.
@@ -29,6 +30,11 @@ impl SendError {
 
     pub fn is_connection_problem(&self) -> bool {
         matches!(self, SendError::Retry { .. })
+    }
+
+    /// The token is valid but may not do this (403: a read-only token asked to write).
+    pub fn is_forbidden(&self) -> bool {
+        matches!(self, SendError::Unauthorized { message } if message.starts_with("403"))
     }
 }
 
@@ -75,6 +81,20 @@ impl EdgeClient {
     /// `POST /v1/query`.
     pub async fn query(&self, request: &QueryRequest, timeout: Duration) -> Result<QueryResponse, SendError> {
         let response = self.request(reqwest::Method::POST, "/v1/query", timeout).json(request).send().await.map_err(transport_error)?;
+        read_answer(response).await
+    }
+}
+
+impl EdgeClient {
+    /// `GET /v1/patterns?named=true&top=N`: the team's named patterns, newest name first.
+    pub async fn named_patterns(&self, top: usize, timeout: Duration) -> Result<PatternList, SendError> {
+        let response = self.request(reqwest::Method::GET, &format!("/v1/patterns?named=true&top={top}"), timeout).send().await.map_err(transport_error)?;
+        read_answer(response).await
+    }
+
+    /// `PUT /v1/patterns/{id}`: sets the team's name and note of a pattern.
+    pub async fn put_pattern(&self, id: &str, update: &PatternUpdate, timeout: Duration) -> Result<PatternDetail, SendError> {
+        let response = self.request(reqwest::Method::PUT, &format!("/v1/patterns/{id}"), timeout).json(update).send().await.map_err(transport_error)?;
         read_answer(response).await
     }
 }

@@ -1,7 +1,10 @@
 //! Sync with a team edge server (`periodic-edge`): the language server and `periodic scan
 //! --edge` record unit changes here; a background thread sends them from a durable outbox
-//! in `.periodic/index.db`, and asks the edge for similar units in the team's other
-//! repositories, caching the answers with a TTL.
+//! in `.periodic/index.db`, asks the edge for similar units in the team's other
+//! repositories, caching the answers with a TTL, reads the team's pattern names at the
+//! same pace, and shares a name given in the editor. Answers and names are also kept in the
+//! index with the time they were fetched (`memory`), so a restart without the edge shows
+//! them, marked stale.
 //!
 //! Every method of [`EdgeSync`] returns at once: it never waits on the network, and when the
 //! edge is down or not configured it does nothing and returns nothing. The client protocol
@@ -9,6 +12,8 @@
 
 mod client;
 pub mod convert;
+mod memory;
+pub mod names;
 pub mod outbox;
 pub mod settings;
 pub mod push;
@@ -24,6 +29,7 @@ use periodic_core::{FileRecord, UnitRecord};
 pub use periodic_wire::v1::{Organisation, UnitMatch};
 use tokio::sync::{mpsc, watch};
 
+use names::{NameError, TeamName, TeamNames};
 use outbox::FileChanges;
 pub use settings::{EdgeConfigError, EdgeOptions, EdgeSettings, RetryPolicy, ShareLevel};
 
@@ -57,9 +63,13 @@ pub struct EdgeSync {
     shared: Arc<Shared>,
     records: Option<mpsc::UnboundedSender<FileChanges>>,
     queries: Option<mpsc::UnboundedSender<periodic_wire::v1::QuerySketch>>,
+    names: Option<mpsc::UnboundedSender<worker::NameRequest>>,
     thread: Option<std::thread::JoinHandle<()>>,
     sent_records: AtomicU64,
 }
+
+/// Team answers by fingerprint id, with the time each was fetched (seconds since the epoch).
+type KeptAnswers = std::collections::HashMap<String, (Arc<Vec<UnitMatch>>, u64)>;
 
 /// State shared between the handle and the background thread.
 pub(crate) struct Shared {
@@ -67,6 +77,12 @@ pub(crate) struct Shared {
     cache: moka::sync::Cache<String, Arc<Vec<UnitMatch>>>,
     /// Organisation-wide counts per exact structural hash, when the edge reported them.
     organisation: moka::sync::Cache<u64, Organisation>,
+    /// Every answer known with the time it was fetched (seconds since the Unix epoch): those
+    /// kept in the index at start, then each one received. Consulted when `cache` (the fresh
+    /// ones) misses, so answers outlive the TTL as stale ones rather than vanish.
+    kept: Mutex<KeptAnswers>,
+    /// The team's pattern names as last read (replaced whole, so readers keep a consistent set).
+    team_names: std::sync::RwLock<Arc<TeamNames>>,
     in_flight: Mutex<HashSet<String>>,
     queries_paused_until: Mutex<Option<Instant>>,
     status: Mutex<EdgeStatus>,
@@ -81,6 +97,17 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn team_names(&self) -> Arc<TeamNames> {
+        self.team_names.read().map(|names| names.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone())
+    }
+
+    fn set_team_names(&self, names: Arc<TeamNames>) {
+        match self.team_names.write() {
+            Ok(mut current) => *current = names,
+            Err(poisoned) => *poisoned.into_inner() = names,
+        }
+    }
+
     fn set_error(&self, message: String) {
         tracing::warn!("edge sync: {message}");
         lock(&self.status).last_error = Some(message);
@@ -114,6 +141,8 @@ impl EdgeSync {
             settings,
             cache,
             organisation,
+            team_names: std::sync::RwLock::new(Arc::new(TeamNames::new())),
+            kept: Mutex::new(std::collections::HashMap::new()),
             in_flight: Mutex::new(HashSet::new()),
             queries_paused_until: Mutex::new(None),
             status: Mutex::new(EdgeStatus { enabled, ..EdgeStatus::default() }),
@@ -124,13 +153,14 @@ impl EdgeSync {
             shutdown: watch::Sender::new(false),
             updates: watch::Sender::new(0),
         });
-        let mut sync = EdgeSync { shared: shared.clone(), records: None, queries: None, thread: None, sent_records: AtomicU64::new(0) };
+        let mut sync = EdgeSync { shared: shared.clone(), records: None, queries: None, names: None, thread: None, sent_records: AtomicU64::new(0) };
         if !enabled {
             return sync;
         }
         let (records_tx, records_rx) = mpsc::unbounded_channel();
         let (queries_tx, queries_rx) = mpsc::unbounded_channel();
-        let channels = worker::Channels { records: records_rx, queries: queries_rx };
+        let (names_tx, names_rx) = mpsc::unbounded_channel();
+        let channels = worker::Channels { records: records_rx, queries: queries_rx, names: names_rx };
         let root = root.to_path_buf();
         let spawned = std::thread::Builder::new().name("periodic-edge-sync".to_string()).spawn(move || worker::run(shared, root, channels));
         match spawned {
@@ -138,6 +168,7 @@ impl EdgeSync {
                 sync.thread = Some(thread);
                 sync.records = Some(records_tx);
                 sync.queries = Some(queries_tx);
+                sync.names = Some(names_tx);
             }
             Err(error) => sync.shared.set_error(format!("cannot start the edge sync thread: {error}")),
         }
@@ -222,18 +253,44 @@ impl EdgeSync {
                 if let Some(matches) = self.shared.cache.get(&id) {
                     return Some(matches);
                 }
+                let kept = lock(&self.shared.kept).get(&id).map(|(matches, _)| matches.clone());
                 if !paused && lock(&self.shared.in_flight).insert(id) {
                     let _ = queries.send(convert::query_sketch(unit));
                 }
-                None
+                kept
             })
             .collect()
+    }
+
+    /// How old, in seconds, the answer [`EdgeSync::team_matches`] gives for `unit` is when
+    /// it is past the query TTL (kept from an earlier session, or the edge has not answered
+    /// since); `None` when it is fresh or unknown.
+    pub fn stale_age(&self, unit: &UnitRecord) -> Option<u64> {
+        let id = convert::fingerprint_id(unit);
+        if self.shared.cache.contains_key(&id) {
+            return None;
+        }
+        lock(&self.shared.kept).get(&id).map(|(_, fetched_at)| names::now_unix().saturating_sub(*fetched_at))
     }
 
     /// How common `unit`'s exact structure is across the organisation (from the cloud tier,
     /// through the edge), when an answer about it carried the counts.
     pub fn organisation(&self, unit: &UnitRecord) -> Option<Organisation> {
         self.shared.organisation.get(&unit.hashes.t2)
+    }
+
+    /// The team's pattern names as last read from the edge (empty before the first answer).
+    pub fn team_names(&self) -> Arc<TeamNames> {
+        self.shared.team_names()
+    }
+
+    /// Shares a pattern's name and note with the team (`PUT /v1/patterns/{id}`). The
+    /// answer comes through the returned receiver; the caller decides how long to wait.
+    pub fn name_pattern(&self, id: &str, name: Option<String>, note: Option<String>) -> Result<tokio::sync::oneshot::Receiver<Result<TeamName, NameError>>, NameError> {
+        let Some(names) = &self.names else { return Err(NameError::Disabled) };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        names.send(worker::NameRequest { id: id.to_string(), name, note, reply }).map_err(|_| NameError::Failed("the team sync has stopped".into()))?;
+        Ok(answer)
     }
 
     /// A receiver whose value increases each time new team answers are cached: the server

@@ -1,16 +1,20 @@
 //! The background side of [`super::EdgeSync`]: one thread with its own small tokio runtime,
-//! running three loops: applying recorded changes to the outbox, draining the outbox to the
-//! edge one batch at a time (backoff with full jitter, ids fixed per batch), and answering
-//! team queries into the cache. Nothing here is ever awaited by the caller.
+//! running four loops: applying recorded changes to the outbox, draining the outbox to the
+//! edge one batch at a time (backoff with full jitter, ids fixed per batch), answering
+//! team queries into the cache, and reading the team's pattern names (every query TTL)
+//! and writing the names given here. Nothing here is ever awaited by the caller, except a
+//! name given in the editor, whose answer the language server waits for (bounded).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use periodic_wire::v1::{QueryRequest, QuerySketch, ShareLevel};
+use periodic_wire::v1::{PatternUpdate, QueryRequest, QuerySketch, ShareLevel};
 use tokio::sync::mpsc;
 
 use super::client::{EdgeClient, SendError};
+use super::memory::TeamMemory;
+use super::names::{MAX_NAMED, NameError, TeamName, TeamNames, now_unix};
 use super::outbox::{FileChanges, Outbox};
 use super::{Shared, lock};
 
@@ -22,6 +26,15 @@ const MAX_QUERY_SKETCHES: usize = 256;
 pub struct Channels {
     pub records: mpsc::UnboundedReceiver<FileChanges>,
     pub queries: mpsc::UnboundedReceiver<QuerySketch>,
+    pub names: mpsc::UnboundedReceiver<NameRequest>,
+}
+
+/// A name given in the editor, to share with the team.
+pub struct NameRequest {
+    pub id: String,
+    pub name: Option<String>,
+    pub note: Option<String>,
+    pub reply: tokio::sync::oneshot::Sender<Result<TeamName, NameError>>,
 }
 
 /// Runs until shutdown. `root` holds the outbox.
@@ -42,6 +55,7 @@ pub fn run(shared: Arc<Shared>, root: std::path::PathBuf, channels: Channels) {
                 return;
             }
         };
+        let root_for_memory = root.clone();
         let outbox = {
             let share = shared.settings.share;
             let opened = tokio::task::spawn_blocking(move || {
@@ -69,13 +83,62 @@ pub fn run(shared: Arc<Shared>, root: std::path::PathBuf, channels: Channels) {
                 }
             }
         };
-        let Channels { records, queries } = channels;
+        let memory = open_memory(&shared, root_for_memory).await;
+        let Channels { records, queries, names } = channels;
         tokio::join!(
             record_loop(shared.clone(), outbox.clone(), records),
             drain_loop(shared.clone(), outbox, client.clone()),
-            query_loop(shared.clone(), client, queries),
+            query_loop(shared.clone(), client.clone(), queries, memory.clone()),
+            names_loop(shared.clone(), client, names, memory),
         );
     });
+}
+
+/// The team's answers and names kept in the index: loaded into the sync's state (so the
+/// editor shows them before the edge answers, or when it never does) and shared with the
+/// loops that keep them current. `None`, logged, when the index cannot hold them.
+async fn open_memory(shared: &Arc<Shared>, root: std::path::PathBuf) -> Option<Arc<Mutex<TeamMemory>>> {
+    let repo = shared.settings.repo.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        let memory = TeamMemory::open(&root, &repo, now_unix())?;
+        let answers = memory.answers()?;
+        let names = memory.names()?;
+        Ok::<_, String>((memory, answers, names))
+    })
+    .await;
+    match opened {
+        Ok(Ok((memory, answers, names))) => {
+            {
+                let mut kept = lock(&shared.kept);
+                for (id, matches, fetched_at) in answers {
+                    kept.insert(id, (Arc::new(matches), fetched_at));
+                }
+            }
+            if !names.is_empty() && shared.team_names().is_empty() {
+                shared.set_team_names(Arc::new(names));
+            }
+            shared.updates.send_modify(|generation| *generation += 1);
+            Some(Arc::new(Mutex::new(memory)))
+        }
+        Ok(Err(message)) => {
+            shared.set_error(message);
+            None
+        }
+        Err(error) => {
+            shared.set_error(format!("team answers in the index: {error}"));
+            None
+        }
+    }
+}
+
+/// Writes to the kept answers on the blocking pool; a failure is logged, never fatal.
+async fn keep(memory: &Option<Arc<Mutex<TeamMemory>>>, work: impl FnOnce(&mut TeamMemory) -> Result<(), String> + Send + 'static) {
+    let Some(memory) = memory.clone() else { return };
+    match tokio::task::spawn_blocking(move || work(&mut lock(&memory))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(message)) => tracing::warn!("edge: {message}"),
+        Err(error) => tracing::warn!("edge: keeping team answers failed: {error}"),
+    }
 }
 
 /// Runs blocking outbox work on the runtime's blocking pool.
@@ -224,7 +287,7 @@ async fn drain_loop(shared: Arc<Shared>, outbox: Arc<Mutex<Outbox>>, client: Edg
     }
 }
 
-async fn query_loop(shared: Arc<Shared>, client: EdgeClient, mut queries: mpsc::UnboundedReceiver<QuerySketch>) {
+async fn query_loop(shared: Arc<Shared>, client: EdgeClient, mut queries: mpsc::UnboundedReceiver<QuerySketch>, memory: Option<Arc<Mutex<TeamMemory>>>) {
     let retry = shared.settings.retry;
     let mut bound = retry.initial;
     loop {
@@ -247,9 +310,15 @@ async fn query_loop(shared: Arc<Shared>, client: EdgeClient, mut queries: mpsc::
         let result = client.query(&request, shared.settings.query_timeout).await;
         match result {
             Ok(response) => {
+                let now = now_unix();
+                let mut answered = Vec::with_capacity(response.results.len());
                 for answer in response.results {
-                    shared.cache.insert(answer.id, Arc::new(answer.matches));
+                    let matches = Arc::new(answer.matches);
+                    shared.cache.insert(answer.id.clone(), matches.clone());
+                    lock(&shared.kept).insert(answer.id.clone(), (matches.clone(), now));
+                    answered.push((answer.id, matches));
                 }
+                keep(&memory, move |memory| memory.save_answers(&answered, now)).await;
                 for (hash, counts) in response.organisation {
                     if let Some(hash) = periodic_wire::v1::T2Hash::from_hex(&hash) {
                         shared.organisation.insert(hash.0, counts);
@@ -277,6 +346,57 @@ async fn query_loop(shared: Arc<Shared>, client: EdgeClient, mut queries: mpsc::
         let mut in_flight = lock(&shared.in_flight);
         for id in &ids {
             in_flight.remove(id);
+        }
+    }
+}
+
+/// Reads the team's names at once and then every query TTL, and writes the names given
+/// here as they come. A failed read keeps the names known; a refused write is answered.
+async fn names_loop(shared: Arc<Shared>, client: EdgeClient, mut requests: mpsc::UnboundedReceiver<NameRequest>, memory: Option<Arc<Mutex<TeamMemory>>>) {
+    let every = shared.settings.query_ttl.max(Duration::from_secs(1));
+    let timeout = shared.settings.query_timeout.max(Duration::from_secs(5));
+    let mut next_read = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            request = requests.recv() => {
+                let Some(request) = request else { return };
+                let update = PatternUpdate { name: request.name, note: request.note };
+                let answer = match client.put_pattern(&request.id, &update, timeout).await {
+                    Ok(detail) => {
+                        let named = TeamName::of_summary(&detail.summary, now_unix());
+                        let mut names = (*shared.team_names()).clone();
+                        names.insert(request.id.clone(), named.clone());
+                        let names = Arc::new(names);
+                        shared.set_team_names(names.clone());
+                        keep(&memory, move |memory| memory.replace_names(&names)).await;
+                        shared.updates.send_modify(|generation| *generation += 1);
+                        Ok(named)
+                    }
+                    Err(error) if error.is_forbidden() => Err(NameError::ReadOnly(error.message().to_string())),
+                    Err(error) => Err(NameError::Failed(error.message().to_string())),
+                };
+                let _ = request.reply.send(answer);
+            }
+            () = tokio::time::sleep_until(next_read) => {
+                next_read = tokio::time::Instant::now() + every;
+                match client.named_patterns(MAX_NAMED, timeout).await {
+                    Ok(list) => {
+                        let now = now_unix();
+                        let names: TeamNames = list.patterns.iter().map(|summary| (summary.id.clone(), TeamName::of_summary(summary, now))).collect();
+                        let current = shared.team_names();
+                        let changed = names.len() != current.len()
+                            || names.iter().any(|(id, name)| current.get(id).is_none_or(|known| (&known.name, &known.note, known.named_at) != (&name.name, &name.note, name.named_at)));
+                        let names = Arc::new(names);
+                        shared.set_team_names(names.clone());
+                        keep(&memory, move |memory| memory.replace_names(&names)).await;
+                        if changed {
+                            shared.updates.send_modify(|generation| *generation += 1);
+                        }
+                    }
+                    Err(error) => tracing::debug!("edge: reading the team's pattern names failed: {}", error.message()),
+                }
+            }
+            () = shared.stopped() => return,
         }
     }
 }

@@ -74,7 +74,8 @@ pub struct ListPatternsArgs {
 #[derive(Deserialize, JsonSchema, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct GetPatternArgs {
-    /// A pattern id as the other tools return it, e.g. `P-3fa9c2d1`.
+    /// A pattern id as the other tools return it, e.g. `P-3fa9c2d1e07b4a55` (an id of an
+    /// earlier version, `P-3fa9c2d1`, is accepted too).
     pub id: String,
 }
 

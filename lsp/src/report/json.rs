@@ -1,11 +1,13 @@
 //! The JSON report (`--format json`), documented in `docs/report-format.md`.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use periodic_core::ScanOutcome;
+use periodic_core::pattern::PatternLabel;
 use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
 
-use super::{REPORT_FORMAT_VERSION, Report, pair_model, pattern_id_of, pattern_model, pattern_of_each_pair, stats_of};
+use super::{REPORT_FORMAT_VERSION, Report, apply_label, pair_model, pattern_id_of, pattern_model, pattern_of_each_pair, stats_of};
 
 /// Compact JSON: reports of large codebases hold tens of thousands of pairs, and tools, not
 /// people, read this format.
@@ -25,8 +27,9 @@ pub fn write(report: &Report, out: impl Write) -> std::io::Result<()> {
 /// is shown and serialised in turn, so the report of a very large tree (half a million
 /// pairs) costs no memory beyond the scan's own. The bytes are those `write` gives for
 /// `super::build(outcome)`.
-pub fn write_outcome(outcome: &ScanOutcome, out: impl Write) -> std::io::Result<()> {
-    write_serialised(&OutcomeReport { outcome, pattern_of_pair: pattern_of_each_pair(outcome) }, out)
+/// `names` are names given elsewhere (the team's), put over the patterns' by id.
+pub fn write_outcome(outcome: &ScanOutcome, names: &BTreeMap<String, PatternLabel>, out: impl Write) -> std::io::Result<()> {
+    write_serialised(&OutcomeReport { outcome, names, pattern_of_pair: pattern_of_each_pair(outcome) }, out)
 }
 
 fn write_serialised(report: &impl Serialize, out: impl Write) -> std::io::Result<()> {
@@ -39,6 +42,7 @@ fn write_serialised(report: &impl Serialize, out: impl Write) -> std::io::Result
 /// A scan outcome serialised as a `Report`, field for field.
 struct OutcomeReport<'a> {
     outcome: &'a ScanOutcome,
+    names: &'a BTreeMap<String, PatternLabel>,
     pattern_of_pair: Vec<u32>,
 }
 
@@ -49,7 +53,14 @@ impl Serialize for OutcomeReport<'_> {
         report.serialize_field("version", REPORT_FORMAT_VERSION)?;
         report.serialize_field("tool_version", env!("CARGO_PKG_VERSION"))?;
         report.serialize_field("stats", &stats_of(self.outcome))?;
-        report.serialize_field("patterns", &Shown(self.outcome.patterns.len(), |index| pattern_model(files, &self.outcome.patterns[index])))?;
+        report.serialize_field(
+            "patterns",
+            &Shown(self.outcome.patterns.len(), |index| {
+                let mut pattern = pattern_model(files, &self.outcome.patterns[index]);
+                apply_label(self.names, &mut pattern);
+                pattern
+            }),
+        )?;
         report.serialize_field(
             "pairs",
             &Shown(self.outcome.pairs.len(), |index| pair_model(files, &self.outcome.pairs[index], pattern_id_of(self.outcome, self.pattern_of_pair[index]))),
@@ -86,7 +97,7 @@ mod tests {
         let outcome = periodic_core::scan(options).unwrap();
         assert!(!outcome.pairs.is_empty() && !outcome.patterns.is_empty(), "the copies are found");
         let (mut streamed, mut built) = (Vec::new(), Vec::new());
-        write_outcome(&outcome, &mut streamed).unwrap();
+        write_outcome(&outcome, &BTreeMap::new(), &mut streamed).unwrap();
         write(&super::super::build(&outcome), &mut built).unwrap();
         assert_eq!(String::from_utf8(streamed).unwrap(), String::from_utf8(built).unwrap());
     }

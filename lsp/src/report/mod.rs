@@ -63,7 +63,7 @@ pub struct LanguageStats {
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Pattern {
-    /// Stable id, e.g. `P-3fa9c2d1`: the same code gives the same id on every machine.
+    /// Stable id, e.g. `P-3fa9c2d1e07b4a55`: the same code gives the same id on every machine and on the team edge.
     pub id: String,
     /// The user-given name when there is one, else the automatic name.
     pub name: String,
@@ -205,6 +205,18 @@ pub fn pattern_model(files: &[FileRecord], pattern: &periodic_core::Pattern) -> 
         languages: pattern.languages.clone(),
         duplicated_lines: pattern.duplicated_lines,
         members: pattern.members.iter().map(|member| location_in(files, member)).collect(),
+    }
+}
+
+/// Puts a name given elsewhere (the team's) over a pattern's, when `overrides` holds one
+/// for its id.
+pub fn apply_label(overrides: &BTreeMap<String, periodic_core::pattern::PatternLabel>, pattern: &mut Pattern) {
+    if let Some(label) = overrides.get(&pattern.id)
+        && let Some(name) = &label.name
+    {
+        pattern.name = name.clone();
+        pattern.user_name = Some(name.clone());
+        pattern.note = label.note.clone();
     }
 }
 

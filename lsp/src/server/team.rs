@@ -1,6 +1,6 @@
 //! The team edge server, as the language server uses it: (re)starting a workspace's sync
-//! from `[edge]` and the editor's `edge` options, and looking open files up again when new
-//! team answers arrive.
+//! from `[edge]` and the editor's `edge` options, and looking open files up again (and
+//! taking the team's pattern names) when new team answers arrive.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -59,9 +59,12 @@ impl Backend {
                 let refreshing = workspace.clone();
                 let _ = tokio::task::spawn_blocking(move || {
                     let edge = refreshing.edge();
-                    refreshing.change(|engine| paths.iter().for_each(|path| {
-                        engine.refresh_team(path, &edge);
-                    }))
+                    refreshing.change(|engine| {
+                        engine.set_team_names(&edge);
+                        paths.iter().for_each(|path| {
+                            engine.refresh_team(path, &edge);
+                        })
+                    })
                 })
                 .await;
                 this.refresh_all(&workspace).await;

@@ -18,6 +18,7 @@ use super::position::{Encoding, line_end, line_start_of_text};
 use crate::answers::workspace::{Snapshot, TeamCopies};
 use crate::answers::{Copy, Group, PatternAnswer, Place, SimilarAt, SimilarCode, text::line_diff};
 use crate::edge_sync::UnitMatch;
+use crate::edge_sync::names::{TeamName, TeamNames};
 
 pub const SOURCE: &str = "periodic";
 pub const SHOW_REFERENCES: &str = "periodic.showReferences";
@@ -117,6 +118,25 @@ pub fn team_note(matches: &[UnitMatch]) -> Option<String> {
     })
 }
 
+/// Most repository names listed in "also in N other repositories of your team (…)".
+const TEAM_REPOS_LISTED: usize = 5;
+
+/// "also in 2 other repositories of your team (billing, web)": the distinct repositories of
+/// the team's copies, when the edge knows any.
+pub fn team_repos_sentence(matches: &[UnitMatch]) -> Option<String> {
+    let repos: std::collections::BTreeSet<&str> = matches.iter().map(|found| found.repo.as_str()).collect();
+    let count = repos.len();
+    if count == 0 {
+        return None;
+    }
+    let mut listed: Vec<&str> = repos.into_iter().take(TEAM_REPOS_LISTED).collect();
+    if count > TEAM_REPOS_LISTED {
+        listed.push("…");
+    }
+    let repositories = if count == 1 { "repository" } else { "repositories" };
+    Some(format!("also in {count} other {repositories} of your team ({})", listed.join(", ")))
+}
+
 /// Diagnostics of file `slot`: one per place with local copies (noting team copies of the
 /// same unit), and one per unit whose only copies are in the team's other repositories.
 pub fn diagnostics(
@@ -135,13 +155,19 @@ pub fn diagnostics(
             let pattern = snapshot.pattern_of(best.pair);
             let others = group.copies.len();
             let places = if others == 1 { "1 other place".to_string() } else { format!("{others} other places") };
-            let related = group
+            let mut related: Vec<DiagnosticRelatedInformation> = group
                 .copies
                 .iter()
                 .filter_map(|copy| {
                     Some(DiagnosticRelatedInformation { location: addresses.location(snapshot, &copy.instance)?, message: describe(snapshot, copy) })
                 })
                 .collect();
+            // The team's copies have no place in this workspace to point at: the entry
+            // points at this code and says where else the team has it.
+            let team_repos = group.local.unit.and_then(|unit| snapshot.team_of(slot, unit)).and_then(|copies| team_repos_sentence(&copies.matches));
+            if let (Some(sentence), Some(location)) = (team_repos, addresses.location(snapshot, &group.local)) {
+                related.push(DiagnosticRelatedInformation { location, message: format!("This code is {sentence}") });
+            }
             let data = DiagnosticData { pattern: pattern.map(|pattern| pattern.id.clone()), start_line: group.local.start_line, end_line: group.local.end_line };
             Some(Diagnostic {
                 range: text.first_line(&group.local),
@@ -168,14 +194,17 @@ pub fn diagnostics(
         let local = Instance { file: slot, start_line: unit.start_line, end_line: unit.end_line, unit: Some(copies.unit), token_start: 0, token_end: 0 };
         let mut message = note;
         message.replace_range(..1, "A");
+        let related = team_repos_sentence(&copies.matches)
+            .zip(addresses.location(snapshot, &local))
+            .map(|(sentence, location)| vec![DiagnosticRelatedInformation { location, message: format!("This code is {sentence}") }]);
         diagnostics.push(Diagnostic {
             range: text.first_line(&local),
             severity: Some(severity),
-            code: copies.matches.first().map(|best| NumberOrString::String(format!("team:{}", best.pattern_id))),
+            code: copies.matches.first().map(|best| NumberOrString::String(best.pattern_id.clone())),
             code_description: None,
             source: Some(SOURCE.to_string()),
             message,
-            related_information: None,
+            related_information: related,
             tags: None,
             data: serde_json::to_value(DiagnosticData { pattern: None, start_line: unit.start_line, end_line: unit.end_line }).ok(),
         });
@@ -197,6 +226,9 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
             pattern.members.len(),
             pattern.duplicated_lines
         ));
+        if let Some(team_name) = snapshot.team_names.get(&pattern.id).filter(|team_name| team_name.name.is_some()) {
+            out.push_str(&team_name_line(pattern.user_name.as_deref(), team_name, snapshot.team_ttl));
+        }
     } else {
         out.push_str("**Similar code**\n\n");
     }
@@ -218,7 +250,7 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
         out.push_str(&format!("\n{}\n", evidence_sentence(evidence)));
     }
     if let Some(team) = group.local.unit.and_then(|unit| snapshot.team_of(group.local.file, unit)) {
-        out.push_str(&team_markdown(team));
+        out.push_str(&team_markdown(team, &snapshot.team_names));
     }
     if let (Some(best), Some(theirs)) = (best, closest_text) {
         let ours: Vec<String> = (group.local.start_line..=group.local.end_line).map(|line| text.line(line)).collect();
@@ -229,6 +261,29 @@ pub fn hover_markdown(snapshot: &Snapshot, group: &Group, text: &Text<'_>, addre
         out.push_str("```\n");
     }
     out
+}
+
+/// Who gave the team's name of a pattern and when; when this workspace shows another name
+/// (its `.periodic.toml`'s, or one given here later), the team's is shown beside it.
+pub fn team_name_line(shown: Option<&str>, team_name: &TeamName, ttl: std::time::Duration) -> String {
+    let name = team_name.name.as_deref().unwrap_or_default();
+    let now = crate::edge_sync::names::now_unix();
+    let stale = if team_name.is_stale(ttl, now) { format!(" (stale: read from the edge {} ago)", age(now.saturating_sub(team_name.fetched_at))) } else { String::new() };
+    if shown == Some(name) {
+        format!("Named for the team by {}{stale}\n\n", team_name.attribution())
+    } else {
+        format!("Team name: '{name}' (by {}){stale}; this workspace's own name is shown\n\n", team_name.attribution())
+    }
+}
+
+/// "45 s", "12 min", "3 h", "2 days".
+fn age(seconds: u64) -> String {
+    match seconds {
+        0..120 => format!("{seconds} s"),
+        120..7200 => format!("{} min", seconds / 60),
+        7200..172_800 => format!("{} h", seconds / 3600),
+        _ => format!("{} days", seconds / 86_400),
+    }
 }
 
 /// Why the closest near miss was paired, in one sentence: the verifier's signals.
@@ -246,9 +301,13 @@ pub fn evidence_sentence(evidence: &periodic_core::verify::Evidence) -> String {
     )
 }
 
-/// The team's copies of a unit and how common it is in the organisation, for a hover.
-pub fn team_markdown(copies: &TeamCopies) -> String {
+/// The team's copies of a unit and how common it is in the organisation, for a hover; the
+/// team's name of the closest copy's pattern when it has one.
+pub fn team_markdown(copies: &TeamCopies, names: &TeamNames) -> String {
     let mut out = String::new();
+    if let Some((id, team_name)) = copies.matches.first().and_then(|best| Some((&best.pattern_id, names.get(&best.pattern_id)?))).filter(|(_, team_name)| team_name.name.is_some()) {
+        out.push_str(&format!("\nTeam pattern `{}` · {id} · named by {}\n", team_name.name.as_deref().unwrap_or_default(), team_name.attribution()));
+    }
     if let Some(counts) = copies.organisation {
         let teams = if counts.teams == 1 { "1 team".to_string() } else { format!("{} teams", counts.teams) };
         out.push_str(&format!("\nCommon across the organisation: {teams}, {} repositories\n", counts.repos));
@@ -256,6 +315,12 @@ pub fn team_markdown(copies: &TeamCopies) -> String {
     let matches = copies.matches.as_slice();
     if matches.is_empty() {
         return out;
+    }
+    if let Some(sentence) = team_repos_sentence(matches) {
+        out.push_str(&format!("\nThis code is {sentence}.\n"));
+    }
+    if let Some(seconds) = copies.stale_age {
+        out.push_str(&format!("\n(stale: the team edge last answered {} ago)\n", age(seconds)));
     }
     out.push_str("\nIn the team's other repositories:\n");
     for found in matches.iter().take(HOVER_COPIES) {

@@ -11,7 +11,7 @@ use std::path::Path;
 use periodic_wire::{Location, SKETCH_LEN, Sketch, T2Hash, UnitUpsert};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::store::StoreError;
+use crate::store::{PatternMeta, StoreError};
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -98,7 +98,18 @@ pub fn open(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
     migrate_keyed_units(&connection)?;
     connection.execute_batch(UNITS_TABLE)?;
     connection.execute_batch(SCHEMA)?;
+    add_pattern_attribution(&connection)?;
     Ok(connection)
+}
+
+/// Files written before names were attributed lack the columns saying who set a pattern's
+/// name and when; they are added (empty for the names already there).
+fn add_pattern_attribution(connection: &Connection) -> Result<(), StoreError> {
+    let present: bool = connection.query_row("SELECT count(*) FROM pragma_table_info('patterns') WHERE name = 'named_by'", [], |row| row.get::<_, i64>(0))? > 0;
+    if !present {
+        connection.execute_batch("ALTER TABLE patterns ADD COLUMN named_by TEXT; ALTER TABLE patterns ADD COLUMN named_at INTEGER;")?;
+    }
+    Ok(())
 }
 
 /// Files written before units had row ids keep them in a `WITHOUT ROWID` table keyed by
@@ -311,19 +322,20 @@ pub fn record_batch(connection: &Connection, tenant: &str, repo: &str, batch_id:
     Ok(())
 }
 
-pub fn load_pattern_meta(connection: &Connection, mut each: impl FnMut(String, T2Hash, Option<String>, Option<String>)) -> Result<(), StoreError> {
-    let mut statement = connection.prepare("SELECT tenant, id, name, note FROM patterns")?;
+pub fn load_pattern_meta(connection: &Connection, mut each: impl FnMut(String, T2Hash, PatternMeta)) -> Result<(), StoreError> {
+    let mut statement = connection.prepare("SELECT tenant, id, name, note, named_by, named_at FROM patterns")?;
     let mut rows = statement.query([])?;
     while let Some(row) = rows.next()? {
-        each(row.get(0)?, T2Hash(row.get::<_, i64>(1)? as u64), row.get(2)?, row.get(3)?);
+        let meta = PatternMeta { name: row.get(2)?, note: row.get(3)?, named_by: row.get(4)?, named_at: row.get::<_, Option<i64>>(5)?.map(|at| at.max(0) as u64) };
+        each(row.get(0)?, T2Hash(row.get::<_, i64>(1)? as u64), meta);
     }
     Ok(())
 }
 
-pub fn write_pattern_meta(connection: &Connection, tenant: &str, id: T2Hash, name: Option<&str>, note: Option<&str>) -> Result<(), StoreError> {
+pub fn write_pattern_meta(connection: &Connection, tenant: &str, id: T2Hash, meta: &PatternMeta) -> Result<(), StoreError> {
     connection
-        .prepare_cached("INSERT OR REPLACE INTO patterns (tenant, id, name, note) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![tenant, id.0 as i64, name, note])?;
+        .prepare_cached("INSERT OR REPLACE INTO patterns (tenant, id, name, note, named_by, named_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![tenant, id.0 as i64, meta.name, meta.note, meta.named_by, meta.named_at.map(|at| at as i64)])?;
     Ok(())
 }
 

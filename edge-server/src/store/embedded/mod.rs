@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use periodic_wire::{
-    DeltaAck, DeltaBatch, PatternDetail, PatternOccurrence, PatternSummary, PatternUpdate, QuerySketch, Sketch, SketchResult, Stats, T2Hash,
+    DeltaAck, DeltaBatch, PatternDetail, PatternOccurrence, PatternSummary, QuerySketch, Sketch, SketchResult, Stats, T2Hash,
     UnitMatch,
 };
 use rusqlite::Connection;
@@ -29,7 +29,7 @@ use rusqlite::Connection;
 use self::db::{SyncMode, UnitRow};
 use self::index::{CandidateIndex, MemUnit, Names};
 use self::write::{ShardWork, apply_to_shard};
-use crate::store::{MAX_PATTERN_OCCURRENCES, QueryOptions, Store, StoreError};
+use crate::store::{MAX_PATTERN_OCCURRENCES, PatternMeta, QueryOptions, Store, StoreError};
 
 /// Options of the embedded backend.
 #[derive(Debug, Clone)]
@@ -51,12 +51,6 @@ struct Shard {
     /// The row id the next new unit gets (ids are never reused, so an id the index holds
     /// always names that unit's row).
     next_row_id: AtomicI64,
-}
-
-#[derive(Clone, Default)]
-struct PatternMeta {
-    name: Option<String>,
-    note: Option<String>,
 }
 
 pub struct EmbeddedStore {
@@ -115,8 +109,8 @@ impl EmbeddedStore {
         let shards = shards.into_iter().map(|shard| shard.map(Arc::new)).collect::<Result<Vec<_>, _>>()?;
         let mut index = index.into_inner().map_err(poisoned)?;
         let mut meta = HashMap::new();
-        for (tenant, id, name, note) in pattern_meta.into_inner().map_err(poisoned)? {
-            meta.insert((index.names.intern(&tenant), id.0), PatternMeta { name, note });
+        for (tenant, id, stored) in pattern_meta.into_inner().map_err(poisoned)? {
+            meta.insert((index.names.intern(&tenant), id.0), stored);
         }
         Ok(EmbeddedStore {
             shards,
@@ -162,7 +156,17 @@ impl EmbeddedStore {
         occurrences.truncate(MAX_PATTERN_OCCURRENCES);
         let meta = meta.unwrap_or_default();
         Ok(Some(PatternDetail {
-            summary: PatternSummary { id: id.to_hex(), name: meta.name, note: meta.note, units, repos: repos.len() as u64, language, tokens },
+            summary: PatternSummary {
+                id: id.pattern_id(),
+                name: meta.name,
+                note: meta.note,
+                units,
+                repos: repos.len() as u64,
+                language,
+                tokens,
+                named_by: meta.named_by,
+                named_at: meta.named_at,
+            },
             occurrences,
         }))
     }
@@ -178,7 +182,7 @@ impl EmbeddedStore {
                     key: String::from(&*unit.key),
                     similarity: candidate.similarity,
                     exact: candidate.exact,
-                    pattern_id: unit.t2_hash.to_hex(),
+                    pattern_id: unit.t2_hash.pattern_id(),
                     language: String::from(index.names.name(unit.language)),
                     tokens: unit.tokens,
                     lines: unit.lines,
@@ -222,7 +226,7 @@ fn check_shard_count(dir: &Path, shards: usize) -> Result<(), StoreError> {
     }
 }
 
-type PatternMetaRow = (String, T2Hash, Option<String>, Option<String>);
+type PatternMetaRow = (String, T2Hash, PatternMeta);
 
 /// Opens one shard file and adds its units to the shared index (one shard's rows are read
 /// while another's are being indexed).
@@ -252,7 +256,7 @@ fn open_shard(path: &Path, sync: SyncMode, index: &Mutex<CandidateIndex>, patter
         db::delete_units(&mut connection, &superseded)?;
     }
     let mut metas = Vec::new();
-    db::load_pattern_meta(&connection, |tenant, id, name, note| metas.push((tenant, id, name, note)))?;
+    db::load_pattern_meta(&connection, |tenant, id, meta| metas.push((tenant, id, meta)))?;
     pattern_meta.lock().map_err(poisoned)?.extend(metas);
     Ok(Shard { connection: Mutex::new(connection), next_row_id: AtomicI64::new(last_row_id + 1) })
 }
@@ -365,13 +369,15 @@ impl Store for EmbeddedStore {
             .map(|(id, group)| {
                 let names = meta.get(&(tenant_id, id)).cloned().unwrap_or_default();
                 PatternSummary {
-                    id: T2Hash(id).to_hex(),
+                    id: T2Hash(id).pattern_id(),
                     name: names.name,
                     note: names.note,
                     units: group.units,
                     repos: group.repos.len() as u64,
                     language: index.names.name(group.language).to_string(),
                     tokens: group.tokens,
+                    named_by: names.named_by,
+                    named_at: names.named_at,
                 }
             })
             .collect();
@@ -385,17 +391,38 @@ impl Store for EmbeddedStore {
         self.pattern_detail(tenant_id, id)
     }
 
-    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, update: PatternUpdate) -> Result<PatternDetail, StoreError> {
+    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, meta: PatternMeta) -> Result<PatternDetail, StoreError> {
         let shard = self.shards[self.shard_of(unit_identity(tenant, "", &id.to_hex()))].clone();
-        let (tenant_owned, name, note) = (tenant.to_string(), update.name.clone(), update.note.clone());
+        let (tenant_owned, written) = (tenant.to_string(), meta.clone());
         blocking(move || {
             let connection = shard.connection.lock().map_err(poisoned)?;
-            db::write_pattern_meta(&connection, &tenant_owned, id, name.as_deref(), note.as_deref())
+            db::write_pattern_meta(&connection, &tenant_owned, id, &written)
         })
         .await?;
         let tenant_id = self.index.write().map_err(poisoned)?.names.intern(tenant);
-        self.pattern_meta.write().map_err(poisoned)?.insert((tenant_id, id.0), PatternMeta { name: update.name, note: update.note });
+        self.pattern_meta.write().map_err(poisoned)?.insert((tenant_id, id.0), meta);
         self.pattern_detail(tenant_id, id)?.ok_or_else(|| StoreError::Unavailable("pattern vanished after update".into()))
+    }
+
+    async fn named_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
+        let Some(tenant_id) = self.tenant_id(tenant)? else { return Ok(Vec::new()) };
+        let mut named: Vec<(Option<u64>, u64)> = self
+            .pattern_meta
+            .read()
+            .map_err(poisoned)?
+            .iter()
+            .filter(|((owner, _), meta)| *owner == tenant_id && meta.name.is_some())
+            .map(|((_, id), meta)| (meta.named_at, *id))
+            .collect();
+        named.sort_by(|a, b| b.cmp(a));
+        named.truncate(top);
+        let mut summaries = Vec::with_capacity(named.len());
+        for (_, id) in named {
+            if let Some(detail) = self.pattern_detail(tenant_id, T2Hash(id))? {
+                summaries.push(detail.summary);
+            }
+        }
+        Ok(summaries)
     }
 
     async fn stats(&self, tenant: &str) -> Result<Stats, StoreError> {
@@ -487,7 +514,7 @@ mod tests {
         {
             let store = open(dir.path(), 3);
             store.apply_batch("team", "repo", conformance::batch("b1", 0..20)).await.expect("apply");
-            store.set_pattern_meta("team", conformance::t2_of(0), PatternUpdate { name: Some("getter".into()), note: None }).await.expect("name");
+            store.set_pattern_meta("team", conformance::t2_of(0), PatternMeta { name: Some("getter".into()), ..PatternMeta::default() }).await.expect("name");
         }
         let store = open(dir.path(), 3);
         assert_eq!(store.stats("team").await.expect("stats").units, 20);

@@ -36,11 +36,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt, stream};
 use periodic_wire::{
-    BANDS, DeltaAck, DeltaBatch, PatternDetail, PatternOccurrence, PatternSummary, PatternUpdate, QuerySketch, SketchResult, Stats, T2Hash, UnitMatch,
+    BANDS, DeltaAck, DeltaBatch, PatternDetail, PatternOccurrence, PatternSummary, QuerySketch, SketchResult, Stats, T2Hash, UnitMatch,
 };
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
-use serde::{Deserialize, Serialize};
 
 use self::lock::RepoLock;
 use self::reads::{HashRead, ReadCoalescer};
@@ -49,7 +48,7 @@ use self::layout::{
     partition_of, repo_tag,
 };
 use crate::store::embedded::index::MAX_LANE_WALK;
-use crate::store::{MAX_PATTERN_OCCURRENCES, QueryOptions, Store, StoreError};
+use crate::store::{MAX_PATTERN_OCCURRENCES, PatternMeta, QueryOptions, Store, StoreError};
 
 /// How to reach and use the cluster.
 #[derive(Debug, Clone)]
@@ -114,12 +113,6 @@ pub struct RedisStore {
 
 fn unavailable(error: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {error}"))
-}
-
-#[derive(Serialize, Deserialize, Default, Clone)]
-struct PatternMeta {
-    name: Option<String>,
-    note: Option<String>,
 }
 
 /// One operation of the partition script.
@@ -544,7 +537,17 @@ impl RedisStore {
         occurrences.truncate(MAX_PATTERN_OCCURRENCES);
         let meta = meta.unwrap_or_default();
         Ok(Some(PatternDetail {
-            summary: PatternSummary { id: id.to_hex(), name: meta.name, note: meta.note, units: records.len() as u64, repos: repos.len() as u64, language, tokens },
+            summary: PatternSummary {
+                id: id.pattern_id(),
+                name: meta.name,
+                note: meta.note,
+                units: records.len() as u64,
+                repos: repos.len() as u64,
+                language,
+                tokens,
+                named_by: meta.named_by,
+                named_at: meta.named_at,
+            },
             occurrences,
         }))
     }
@@ -623,7 +626,7 @@ impl Store for RedisStore {
                     key: record.key.clone(),
                     similarity,
                     exact,
-                    pattern_id: record.t2_hash.to_hex(),
+                    pattern_id: record.t2_hash.pattern_id(),
                     language: record.language.clone(),
                     tokens: record.tokens,
                     lines: record.lines,
@@ -670,7 +673,17 @@ impl Store for RedisStore {
                             Some(text) => serde_json::from_str(&text).map_err(|error| StoreError::Corrupt(format!("pattern name of {id}: {error}")))?,
                             None => PatternMeta::default(),
                         };
-                        summaries.push(PatternSummary { id, name: meta.name, note: meta.note, units: rank & 0xffff_ffff, repos: rank >> 32, language, tokens });
+                        summaries.push(PatternSummary {
+                            id: format!("P-{id}"),
+                            name: meta.name,
+                            note: meta.note,
+                            units: rank & 0xffff_ffff,
+                            repos: rank >> 32,
+                            language,
+                            tokens,
+                            named_by: meta.named_by,
+                            named_at: meta.named_at,
+                        });
                     }
                     Ok::<_, StoreError>(summaries)
                 }
@@ -688,9 +701,36 @@ impl Store for RedisStore {
         self.pattern_detail(&Keys::new(tenant), id).await
     }
 
-    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, update: PatternUpdate) -> Result<PatternDetail, StoreError> {
+    async fn named_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
+        let keys = &Keys::new(tenant);
+        let per_partition: Vec<Vec<(Option<u64>, T2Hash)>> = stream::iter(0..PARTITIONS)
+            .map(|partition| {
+                let mut conn = self.conn();
+                async move {
+                    let stored: HashMap<String, String> = redis::cmd("HGETALL").arg(keys.names(partition)).query_async(&mut conn).await.map_err(unavailable)?;
+                    let mut named = Vec::new();
+                    for (id, text) in stored {
+                        let meta: PatternMeta = serde_json::from_str(&text).map_err(|error| StoreError::Corrupt(format!("pattern name of {id}: {error}")))?;
+                        if let (Some(hash), Some(_)) = (T2Hash::from_hex(&id), &meta.name) {
+                            named.push((meta.named_at, hash));
+                        }
+                    }
+                    Ok::<_, StoreError>(named)
+                }
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        let mut named: Vec<(Option<u64>, T2Hash)> = per_partition.into_iter().flatten().collect();
+        named.sort_by(|a, b| b.cmp(a));
+        named.truncate(top);
+        let details: Vec<Option<PatternDetail>> = stream::iter(named).map(|(_, id)| self.pattern_detail(keys, id)).buffered(16).try_collect().await?;
+        Ok(details.into_iter().flatten().map(|detail| detail.summary).collect())
+    }
+
+    async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, meta: PatternMeta) -> Result<PatternDetail, StoreError> {
         let keys = Keys::new(tenant);
-        let meta = serde_json::to_string(&PatternMeta { name: update.name, note: update.note }).map_err(|error| StoreError::Task(error.to_string()))?;
+        let meta = serde_json::to_string(&meta).map_err(|error| StoreError::Task(error.to_string()))?;
         let () = redis::cmd("HSET")
             .arg(keys.names(partition_of(id)))
             .arg(id.to_hex())

@@ -1,11 +1,13 @@
 //! `workspace/executeCommand`: `periodic.namePattern` (stores a pattern's name in the
-//! index), `periodic.showSimilar` and `periodic.goToSimilar`.
+//! index and, with a team edge, shares it: `PUT /v1/patterns/{id}`), `periodic.showSimilar`
+//! and `periodic.goToSimilar`.
 
 use periodic_core::pattern::PatternLabel;
 use serde_json::{Value, json};
 use tower_lsp_server::jsonrpc::{Error, ErrorCode, Result};
 use tower_lsp_server::ls_types::*;
 
+use crate::edge_sync::names::NameError;
 use crate::server::backend::{Backend, invalid};
 use crate::server::to_proto;
 
@@ -45,8 +47,46 @@ async fn name_pattern(backend: &Backend, arguments: &[Value]) -> Result<Option<V
         Ok(Err(error)) => return Err(Error { code: ErrorCode::InternalError, message: format!("could not store the name: {error}").into(), data: None }),
         Err(error) => return Err(Error { code: ErrorCode::InternalError, message: format!("could not store the name: {error}").into(), data: None }),
     }
+    let shared = share_name(backend, &workspace, id, &label).await;
     backend.refresh_all(&workspace).await;
-    Ok(Some(json!({"id": id, "name": name})))
+    Ok(Some(json!({"id": id, "name": name, "team": shared})))
+}
+
+/// How long naming a pattern waits for the edge before saying the name stayed local.
+const SHARE_NAME_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Shares a name just stored locally with the team, when an edge is configured. Returns
+/// `"shared"`, `"local"` (no edge) or `"refused"`/`"failed"`; in the last two cases the user
+/// is told why and that the name stays in this workspace.
+async fn share_name(backend: &Backend, workspace: &std::sync::Arc<crate::answers::workspace::Workspace>, id: &str, label: &PatternLabel) -> &'static str {
+    let edge = workspace.edge();
+    let answer = match edge.name_pattern(id, label.name.clone(), label.note.clone()) {
+        Ok(answer) => answer,
+        Err(_) => return "local",
+    };
+    let outcome = match tokio::time::timeout(SHARE_NAME_WAIT, answer).await {
+        Ok(Ok(outcome)) => outcome,
+        Ok(Err(_)) => Err(NameError::Failed("the team sync stopped".into())),
+        Err(_) => Err(NameError::Failed(format!("no answer within {} s", SHARE_NAME_WAIT.as_secs()))),
+    };
+    match outcome {
+        Ok(_) => {
+            // The edge's attribution (who, when) shows at once, not at the next read.
+            let target = workspace.clone();
+            let _ = tokio::task::spawn_blocking(move || target.change(|engine| engine.set_team_names(&edge))).await;
+            "shared"
+        }
+        Err(NameError::ReadOnly(reason)) => {
+            let message = format!("Pattern {id} is named in this workspace only: the team edge token may not write ({reason}).");
+            backend.client.show_message(MessageType::WARNING, message).await;
+            "refused"
+        }
+        Err(error) => {
+            let message = format!("Pattern {id} is named in this workspace only: the team edge did not take the name ({error}).");
+            backend.client.show_message(MessageType::WARNING, message).await;
+            "failed"
+        }
+    }
 }
 
 fn position_arguments(arguments: &[Value], command: &str) -> Result<(Uri, Position)> {

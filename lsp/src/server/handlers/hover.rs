@@ -18,7 +18,7 @@ pub async fn hover(backend: &Backend, params: HoverParams) -> Result<Option<Hove
             context.snapshot.team_of(slot, unit)
         });
         return Ok(team.map(|team| Hover {
-            contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: format!("**Beyond this workspace**\n{}", to_proto::team_markdown(team)) }),
+            contents: HoverContents::Markup(MarkupContent { kind: MarkupKind::Markdown, value: format!("**Beyond this workspace**\n{}", to_proto::team_markdown(team, &context.snapshot.team_names)) }),
             range: None,
         }));
     };
