@@ -88,17 +88,17 @@ mod tests {
 
     #[test]
     fn the_outcome_is_written_as_its_report_model_is() {
-        let root = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().expect("tempdir");
         let body = "def total(items, rate):\n    sum = 0\n    count = 0\n    for item in items:\n        if item.price > 0:\n            sum += item.price * item.count\n            count += item.count\n        elif item.refund:\n            sum -= item.refund\n    if count > 10:\n        sum = sum * (1 - rate)\n    print('total', sum, count)\n    return round(sum, 2)\n";
-        std::fs::write(root.path().join("a.py"), body).unwrap();
-        std::fs::write(root.path().join("b.py"), body.replace("total", "amount").replace("sum", "acc")).unwrap();
-        std::fs::write(root.path().join("c.py"), body.replace("item.count", "item.count + 1")).unwrap();
+        std::fs::write(root.path().join("a.py"), body).expect("write");
+        std::fs::write(root.path().join("b.py"), body.replace("total", "amount").replace("sum", "acc")).expect("write");
+        std::fs::write(root.path().join("c.py"), body.replace("item.count", "item.count + 1")).expect("write");
         let options = periodic_core::ScanOptions { root: root.path().to_path_buf(), config: periodic_core::Config::default(), use_index: false, progress: None };
-        let outcome = periodic_core::scan(options).unwrap();
+        let outcome = periodic_core::scan(options).expect("scan");
         assert!(!outcome.pairs.is_empty() && !outcome.patterns.is_empty(), "the copies are found");
         let (mut streamed, mut built) = (Vec::new(), Vec::new());
-        write_outcome(&outcome, &BTreeMap::new(), &mut streamed).unwrap();
-        write(&super::super::build(&outcome), &mut built).unwrap();
-        assert_eq!(String::from_utf8(streamed).unwrap(), String::from_utf8(built).unwrap());
+        write_outcome(&outcome, &BTreeMap::new(), &mut streamed).expect("streamed");
+        write(&super::super::build(&outcome), &mut built).expect("built");
+        assert_eq!(String::from_utf8(streamed).expect("utf-8"), String::from_utf8(built).expect("utf-8"));
     }
 }
