@@ -87,6 +87,9 @@ pub struct Measurer<'a> {
     /// (binary, generated, minified, too large).
     blobs: HashMap<(ObjectId, Language), Option<Arc<Parsed>>>,
     patterns: HashMap<String, PatternSize>,
+    /// The previous commit's pattern of each member (path and unit name): a family whose id
+    /// moved (its most common shape changed as copies came or went) is matched to it.
+    pattern_of_member: HashMap<(String, String), String>,
     /// Whether a point was measured already: the first has nothing to have grown from.
     measured_before: bool,
     /// Blobs parsed so far (each once).
@@ -98,7 +101,7 @@ impl<'a> Measurer<'a> {
         let filter = FileFilter::new(&config, &history.folder);
         let labels = config.patterns.iter().map(|(id, setting)| (id.clone(), PatternLabel { name: setting.name.clone(), note: setting.note.clone() })).collect();
         let live = LiveIndex::new(&history.folder, config.clone(), Vec::new());
-        Measurer { history, config, filter, labels, live, pairs: Vec::new(), current: HashMap::new(), blobs: HashMap::new(), patterns: HashMap::new(), measured_before: false, parsed_total: 0 }
+        Measurer { history, config, filter, labels, live, pairs: Vec::new(), current: HashMap::new(), blobs: HashMap::new(), patterns: HashMap::new(), pattern_of_member: HashMap::new(), measured_before: false, parsed_total: 0 }
     }
 
     /// Reads and parses (in parallel) the blobs not seen before.
@@ -207,9 +210,24 @@ impl<'a> Measurer<'a> {
         let built = pattern::build_patterns(records, &self.pairs, &self.labels, &text);
         let mut grew = Vec::new();
         let mut sizes = HashMap::new();
+        let mut pattern_of_member = HashMap::new();
         for found in &built {
             let size = PatternSize { name: found.name().to_string(), members: found.members.len() as u64, duplicated_lines: found.duplicated_lines };
-            let before = self.patterns.get(&found.id);
+            let members: Vec<(String, String)> =
+                found.members.iter().map(|member| (records[member.file as usize].path.clone(), pattern::instance_name(records, member))).collect();
+            // Under its id, else the previous pattern most of its members were in.
+            let before = self.patterns.get(&found.id).or_else(|| {
+                let mut counts: BTreeMap<&String, usize> = BTreeMap::new();
+                for member in &members {
+                    if let Some(id) = self.pattern_of_member.get(member) {
+                        *counts.entry(id).or_default() += 1;
+                    }
+                }
+                counts.into_iter().max_by(|x, y| x.1.cmp(&y.1).then(y.0.cmp(x.0))).and_then(|(id, _)| self.patterns.get(id))
+            });
+            for member in members {
+                pattern_of_member.insert(member, found.id.clone());
+            }
             if before.is_none_or(|before| size.members > before.members || size.duplicated_lines > before.duplicated_lines) {
                 grew.push(PatternGrowth {
                     id: found.id.clone(),
@@ -230,6 +248,7 @@ impl<'a> Measurer<'a> {
             self.measured_before = true;
         }
         self.patterns = sizes;
+        self.pattern_of_member = pattern_of_member;
         Point {
             commit: commit.id.to_string(),
             date: commit.date.clone(),
