@@ -8,27 +8,16 @@
 mod edge;
 #[path = "support/lsp_client.rs"]
 mod lsp_client;
-
-use std::path::Path;
+#[path = "support/team.rs"]
+mod team;
 
 use edge::{Edge, create_token};
 use lsp_client::LspClient;
 use serde_json::{Value, json};
+use team::{MONEY, options, write};
 
-const MONEY: &str = "def round_amount(amount, places):\n    factor = 10 ** places\n    scaled = amount * factor\n    if scaled - int(scaled) >= 0.5:\n        scaled = int(scaled) + 1\n    else:\n        scaled = int(scaled)\n    return scaled / factor\n";
 const LEDGER: &str = "def round_value(value, digits):\n    factor = 10 ** digits\n    scaled = value * factor\n    if scaled - int(scaled) >= 0.5:\n        scaled = int(scaled) + 1\n    else:\n        scaled = int(scaled)\n    return scaled / factor\n";
 const ROWS: &str = "def parse_rows(text):\n    rows = []\n    for line in text.splitlines():\n        cells = line.split(',')\n        if len(cells) < 2:\n            continue\n        rows.append((cells[0].strip(), cells[1].strip()))\n    return rows\n";
-
-fn options(url: &str, token: &str, repo: &str) -> Value {
-    json!({"debounceMs": 0, "minLines": 4, "minTokens": 20,
-           "edge": {"url": url, "share": "locations", "token": token, "repo": repo, "queryTtlSeconds": 1}})
-}
-
-fn write(root: &Path, path: &str, text: &str) {
-    let file = root.join(path);
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(file, text).unwrap();
-}
 
 fn team_entries(client: &mut LspClient, uri: &str) -> Value {
     client.poll("periodic/similar", json!({"textDocument": {"uri": uri}, "position": {"line": 2, "character": 4}}), |answer| {

@@ -11,6 +11,8 @@
 mod edge;
 #[path = "support/lsp_client.rs"]
 mod lsp_client;
+#[path = "support/team.rs"]
+mod team;
 
 use std::path::Path;
 use std::process::Command;
@@ -19,23 +21,12 @@ use std::time::{Duration, Instant};
 use edge::{Edge, create_token};
 use lsp_client::LspClient;
 use serde_json::{Value, json};
+use team::{MONEY, options, write};
 
-const MONEY: &str = "def round_amount(amount, places):\n    factor = 10 ** places\n    scaled = amount * factor\n    if scaled - int(scaled) >= 0.5:\n        scaled = int(scaled) + 1\n    else:\n        scaled = int(scaled)\n    return scaled / factor\n";
 
 /// `MONEY` with other names: the same shape, so the same pattern id everywhere.
 fn renamed(from: &str, to: &str) -> String {
     MONEY.replace("round_amount", from).replace("amount", to)
-}
-
-fn options(url: &str, token: &str, repo: &str) -> Value {
-    json!({"debounceMs": 0, "minLines": 4, "minTokens": 20,
-           "edge": {"url": url, "share": "locations", "token": token, "repo": repo, "queryTtlSeconds": 1}})
-}
-
-fn write(root: &Path, path: &str, text: &str) {
-    let file = root.join(path);
-    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-    std::fs::write(file, text).unwrap();
 }
 
 /// A repository with two copies of `MONEY`, named as `names` says; its `.periodic.toml`
