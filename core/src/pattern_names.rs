@@ -363,7 +363,7 @@ pub fn name_patterns(files: &[FileRecord], patterns: &[&[Instance]], text: &dyn 
         || -> Vec<Vec<(usize, usize, KeyedTerms)>> {
             by_file.par_iter().map(|(&file, members)| member_terms_of(&files[file as usize], members, patterns, text)).collect()
         },
-        || codebase_rarity(files, patterns.iter().map(|members| members.len()).sum()),
+        || codebase_rarity(files, members),
     );
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "names: members read");
     let mut member_terms: Vec<Vec<KeyedTerms>> = patterns.iter().map(|members| vec![Vec::new(); members.len()]).collect();
