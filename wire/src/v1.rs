@@ -475,6 +475,70 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// Longest `analysis` key of the analysis cache.
+pub const MAX_ANALYSIS_KEY_CHARS: usize = 128;
+/// Most content hashes in one `POST /v1/analyses/lookup`.
+pub const MAX_ANALYSIS_LOOKUP: usize = 1000;
+/// Most entries in one `POST /v1/analyses`.
+pub const MAX_ANALYSIS_UPLOAD: usize = 500;
+/// Largest entry (decoded bytes) the analysis cache takes.
+pub const MAX_ANALYSIS_ENTRY_BYTES: usize = 4 << 20;
+
+/// Body of `POST /v1/analyses/lookup`: which of these files has the team analysed already?
+/// A content hash another tenant holds is a miss like any other.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisLookup {
+    /// What produced the entries: the engine's per-file analysis version and a digest of the
+    /// settings that change per-file analysis. Opaque to the edge (1 to
+    /// [`MAX_ANALYSIS_KEY_CHARS`] characters of `A-Za-z0-9._:-`); entries stored under any
+    /// other key are never returned, which is how a new engine version invalidates them.
+    pub analysis: String,
+    /// blake3 of each file's bytes, 64 lowercase hex characters; at most
+    /// [`MAX_ANALYSIS_LOOKUP`].
+    pub hashes: Vec<String>,
+}
+
+/// One stored analysis: a file's content hash and the client-encoded entry. The entry is
+/// opaque to the edge; clients encode it so that it carries no identifier, literal, comment
+/// or path (see `docs/edge.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisEntry {
+    /// blake3 of the file's bytes, 64 lowercase hex characters.
+    pub hash: String,
+    /// The entry, base64 (standard alphabet, padded); at most [`MAX_ANALYSIS_ENTRY_BYTES`]
+    /// once decoded.
+    pub entry: String,
+}
+
+/// One line of the answer to `POST /v1/analyses/lookup`, sent as `application/x-ndjson`:
+/// a line per hit as soon as it is read (in any order; misses are left out), then one last
+/// line `{"done": true, "hits": N}`. An answer without that last line was cut short.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AnalysisLookupLine {
+    Hit(AnalysisEntry),
+    Done { done: bool, hits: u32 },
+}
+
+/// Body of `POST /v1/analyses` (write role): entries to keep for teammates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisUpload {
+    /// As in [`AnalysisLookup::analysis`].
+    pub analysis: String,
+    /// At most [`MAX_ANALYSIS_UPLOAD`].
+    pub entries: Vec<AnalysisEntry>,
+}
+
+/// Answer to `POST /v1/analyses`. Storing an entry already held only refreshes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisUploadAck {
+    pub stored: u32,
+}
+
 /// Stable key of a unit inside its repository, as `periodic` clients send it: blake3 of the
 /// path, the name and the ordinal among units of the same name in that file, as 32 hex
 /// characters. Edits that move a function keep its key; renaming the function or the file
