@@ -65,10 +65,37 @@ impl FileTokens {
     }
 }
 
+/// Where a unit's name comes from in the source text: enough to rebuild the name from the
+/// file's own bytes (a shared analysis carries this instead of the name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NameOrigin {
+    /// No name in the source: `<anonymous>`.
+    Anonymous,
+    /// The text of this byte range (shortened to its first line and 80 characters).
+    Text { start: u32, end: u32 },
+    /// A callback named after the callee at this byte range: `callee(…)`.
+    Callee { start: u32, end: u32 },
+}
+
+impl NameOrigin {
+    /// The unit name this origin gives in `source`; `None` when the range is not a valid
+    /// slice of it.
+    pub fn name_in(self, source: &str) -> Option<String> {
+        match self {
+            NameOrigin::Anonymous => Some("<anonymous>".to_string()),
+            NameOrigin::Text { start, end } => source.get(start as usize..end as usize).map(|text| shorten(text.to_string())),
+            NameOrigin::Callee { start, end } => {
+                source.get(start as usize..end as usize).map(|text| shorten(format!("{text}(…)")))
+            }
+        }
+    }
+}
+
 /// A function-like region of a file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unit {
     pub name: String,
+    pub name_origin: NameOrigin,
     /// Grammar node kind, e.g. `function_definition`.
     pub kind: &'static str,
     pub start_line: u32,
@@ -91,6 +118,16 @@ impl Unit {
     pub fn line_count(&self) -> u32 {
         self.end_line - self.start_line + 1
     }
+}
+
+/// Where each token's text comes from, column-wise like [`FileTokens`]: its grammar kind,
+/// whether it is named (its text counts) and its byte range. With the source, this gives
+/// back `FileTokens::texts` without parsing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TokenSources {
+    pub kinds: Vec<u16>,
+    pub named: Vec<bool>,
+    pub spans: Vec<(u32, u32)>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -147,7 +184,20 @@ fn memchr_count(bytes: &[u8], needle: u8) -> usize {
 
 /// Walks an already parsed tree (the language server reuses this with incremental trees).
 pub fn analyze_tree(language: Language, source: &str, tree: &tree_sitter::Tree) -> Analysis {
-    let mut walker = Walker::new(language, source);
+    analyze_tree_keeping(language, source, tree, false).0
+}
+
+/// [`analyze`], also returning where every token's text comes from: what a shared analysis
+/// ([`crate::team_cache`]) carries instead of the text. `None` sources when parsing failed.
+pub fn analyze_with_sources(language: Language, source: &str) -> (Analysis, Option<TokenSources>) {
+    match parse(language, source, None) {
+        Some(tree) => analyze_tree_keeping(language, source, &tree, true),
+        None => (Analysis { line_count: count_lines(source), ..Analysis::default() }, None),
+    }
+}
+
+fn analyze_tree_keeping(language: Language, source: &str, tree: &tree_sitter::Tree, keep_sources: bool) -> (Analysis, Option<TokenSources>) {
+    let mut walker = Walker::new(language, source, keep_sources);
     walker.walk(tree.root_node());
     let mut analysis = Analysis {
         tokens: walker.tokens,
@@ -156,7 +206,7 @@ pub fn analyze_tree(language: Language, source: &str, tree: &tree_sitter::Tree) 
         line_count: count_lines(source),
     };
     apply_suppressions(&mut analysis, &walker.markers);
-    analysis
+    (analysis, walker.sources)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,6 +240,8 @@ struct Walker<'a> {
     spec: &'static crate::lang::LanguageSpec,
     source: &'a str,
     tokens: FileTokens,
+    /// Where each token's text comes from, kept only when the analysis is to be shared.
+    sources: Option<TokenSources>,
     units: Vec<Unit>,
     open_units: Vec<OpenUnit>,
     /// (marker, the token index it stands before, its row)
@@ -197,11 +249,12 @@ struct Walker<'a> {
 }
 
 impl<'a> Walker<'a> {
-    fn new(language: Language, source: &'a str) -> Self {
+    fn new(language: Language, source: &'a str, keep_sources: bool) -> Self {
         let estimated_tokens = source.len() / 5;
         Walker {
             spec: language.spec(),
             source,
+            sources: keep_sources.then(TokenSources::default),
             tokens: FileTokens {
                 syms: Vec::with_capacity(estimated_tokens),
                 texts: Vec::with_capacity(estimated_tokens),
@@ -215,13 +268,13 @@ impl<'a> Walker<'a> {
 
     /// Records a leaf spanning `span` (bytes).
     fn push_token(&mut self, node: tree_sitter::Node, span: (usize, usize), kind_id: u16, sym: u16, named: bool) {
-        let text = if named {
-            let bytes = &self.source.as_bytes()[span.0..span.1];
-            text_hash(kind_id, bytes)
-        } else {
-            u32::from(kind_id).wrapping_mul(0x9E37_79B1)
-        };
+        let text = token_text(kind_id, named, &self.source.as_bytes()[span.0..span.1]);
         self.tokens.push(sym, text, node.start_position().row as u32);
+        if let Some(sources) = &mut self.sources {
+            sources.kinds.push(kind_id);
+            sources.named.push(named);
+            sources.spans.push((span.0 as u32, span.1 as u32));
+        }
     }
 
     /// Iterative pre-order walk. Units are closed by depth on the way back up, so leaving
@@ -266,8 +319,10 @@ impl<'a> Walker<'a> {
         if self.spec.is_unit(kind_id) {
             let index = self.units.len() as u32;
             let parent = self.open_units.last().map(|open| open.unit);
+            let name_origin = name_origin(node);
             self.units.push(Unit {
-                name: unit_name(node, self.source),
+                name: name_origin.name_in(self.source).unwrap_or_default(),
+                name_origin,
                 kind: self.spec.grammar.node_kind_for_id(kind_id).unwrap_or("unit"),
                 start_line: node.start_position().row as u32 + 1,
                 end_line: end_row(node) + 1,
@@ -333,6 +388,12 @@ fn end_row(node: tree_sitter::Node) -> u32 {
     if end.column == 0 && end.row > node.start_position().row { end.row as u32 - 1 } else { end.row as u32 }
 }
 
+/// The `texts` entry of a token: its kind and exact text for a named token, its kind alone
+/// for punctuation and keywords (whose text the kind fixes).
+pub(crate) fn token_text(kind_id: u16, named: bool, bytes: &[u8]) -> u32 {
+    if named { text_hash(kind_id, bytes) } else { u32::from(kind_id).wrapping_mul(0x9E37_79B1) }
+}
+
 /// FNV-1a over the kind and the bytes: cheap, and only ever compared for equality.
 pub(crate) fn text_hash(kind_id: u16, bytes: &[u8]) -> u32 {
     let mut hash: u32 = 0x811C_9DC5 ^ u32::from(kind_id);
@@ -345,11 +406,12 @@ pub(crate) fn text_hash(kind_id: u16, bytes: &[u8]) -> u32 {
 
 const MAX_NAME_CHARS: usize = 80;
 
-/// A readable name for a unit: its own name, its declarator's, or the name it is assigned to.
-fn unit_name(node: tree_sitter::Node, source: &str) -> String {
-    let text = |n: tree_sitter::Node| source[n.start_byte()..n.end_byte()].to_string();
+/// Where a readable name for a unit is: its own name, its declarator's, or the name it is
+/// assigned to.
+fn name_origin(node: tree_sitter::Node) -> NameOrigin {
+    let text = |n: tree_sitter::Node| NameOrigin::Text { start: n.start_byte() as u32, end: n.end_byte() as u32 };
     if let Some(name) = node.child_by_field_name("name") {
-        return shorten(text(name));
+        return text(name);
     }
     // C and C++: function_definition -> declarator (function_declarator) -> declarator ...
     // A C++ lambda's declarator is only its parameter list (`abstract_function_declarator`).
@@ -357,7 +419,7 @@ fn unit_name(node: tree_sitter::Node, source: &str) -> String {
     while let Some(current) = declarator {
         match current.child_by_field_name("declarator") {
             Some(inner) => declarator = Some(inner),
-            None => return shorten(text(current)),
+            None => return text(current),
         }
     }
     // Go wraps assigned values in an expression_list: `handler := func(..) {..}`.
@@ -371,7 +433,7 @@ fn unit_name(node: tree_sitter::Node, source: &str) -> String {
             if let Some(named) = parent.child_by_field_name(field)
                 && named.id() != node.id()
             {
-                return shorten(text(named));
+                return text(named);
             }
         }
         // A callback passed to a call: name it after the callee, e.g. `it` or `map`.
@@ -379,10 +441,10 @@ fn unit_name(node: tree_sitter::Node, source: &str) -> String {
             && let Some(call) = parent.parent()
             && let Some(function) = call.child_by_field_name("function")
         {
-            return shorten(format!("{}(…)", text(function)));
+            return NameOrigin::Callee { start: function.start_byte() as u32, end: function.end_byte() as u32 };
         }
     }
-    "<anonymous>".to_string()
+    NameOrigin::Anonymous
 }
 
 fn shorten(mut name: String) -> String {

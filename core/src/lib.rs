@@ -18,6 +18,7 @@ pub mod pattern_names;
 pub mod scan;
 pub mod similarity;
 mod spill;
+pub mod team_cache;
 pub mod trace;
 pub mod verify;
 pub mod walk;

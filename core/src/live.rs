@@ -184,7 +184,7 @@ mod tests {
     fn live_index(dir: &Path) -> LiveIndex {
         std::fs::write(dir.join("orders.py"), ORIGINAL).expect("write");
         std::fs::write(dir.join("rows.py"), OTHER).expect("write");
-        let outcome = scan(ScanOptions { root: dir.to_path_buf(), config: config(), use_index: false, progress: None }).expect("scan");
+        let outcome = scan(ScanOptions { root: dir.to_path_buf(), config: config(), use_index: false, progress: None, team: None }).expect("scan");
         assert!(outcome.pairs.is_empty());
         LiveIndex::new(dir, config(), outcome.files)
     }

@@ -19,6 +19,7 @@ use crate::index::Index;
 use crate::model::{ClonePair, FileRecord};
 use crate::pattern::{self, Pattern, PatternLabel};
 use crate::spill::{HeldTokens, IN_MEMORY_TOKENS, SpillSlot, TokenSpill};
+use crate::team_cache::{self, FileEntries, TeamCache, TeamCacheStats};
 use crate::walk::{self, FoundFile, SkipReason};
 
 /// Progress events, for a progress bar or `$/progress`.
@@ -35,6 +36,9 @@ pub struct ScanOptions<'a> {
     /// Read and write `.periodic/index.db`; `false` scans without writing anything.
     pub use_index: bool,
     pub progress: Option<&'a (dyn Fn(ScanProgress) + Sync)>,
+    /// The team's analysis cache: files a teammate analysed are not parsed again, and a tree
+    /// a teammate scanned is not detected again (`team_cache`).
+    pub team: Option<&'a dyn TeamCache>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -57,6 +61,8 @@ pub struct ScanStats {
     pub duplicated_lines: u64,
     pub languages: BTreeMap<String, LanguageStats>,
     pub duration_ms: u64,
+    /// What the team cache did, when one was given.
+    pub team_cache: Option<TeamCacheStats>,
 }
 
 impl ScanStats {
@@ -87,8 +93,19 @@ pub enum ScanError {
 
 enum FileOutcome {
     Clean(FileRecord),
-    Parsed(FileRecord, HeldTokens),
+    /// Analysed this run: parsed here (`true`) or taken from a teammate's entry.
+    Parsed(FileRecord, HeldTokens, bool),
     Skipped(SkipReason),
+}
+
+/// The team cache as the per-file step sees it.
+struct TeamSide<'a> {
+    entries: &'a FileEntries,
+    /// Where parsed files' entries go (`None`: nowhere, so none is encoded).
+    uploads: Option<&'a dyn TeamCache>,
+    used: AtomicUsize,
+    refused: AtomicUsize,
+    offered: AtomicUsize,
 }
 
 /// The key under which stored fingerprints stay valid: detection settings and engine version.
@@ -247,6 +264,23 @@ fn scan_holding<R>(
     }
     add_configured_labels(&mut labels, config);
 
+    // Files a teammate already analysed: asked for in one go before parsing.
+    let team = options.team.filter(|_| single_file.is_none());
+    let (team_entries, looked_up) = match team {
+        Some(team) => prefetch_entries(team, &found.files, &previous_files, config),
+        None => (FileEntries::default(), 0),
+    };
+    let team_side = TeamSide {
+        entries: &team_entries,
+        uploads: team.filter(|team| team.accepts_uploads()),
+        used: AtomicUsize::new(0),
+        refused: AtomicUsize::new(0),
+        offered: AtomicUsize::new(0),
+    };
+    if team.is_some() {
+        tracing::debug!(looked_up, hits = team_entries.len(), elapsed_ms = started.elapsed().as_millis() as u64, "team cache asked");
+    }
+
     let done = AtomicUsize::new(0);
     let total = found.files.len();
     let spill = TokenSpill::new(in_memory_tokens);
@@ -258,7 +292,7 @@ fn scan_holding<R>(
         .par_iter()
         .with_max_len(1)
         .map(|file| {
-            let result = process_file(file, previous_files.get(&file.relative), config, &spill);
+            let result = process_file(file, previous_files.get(&file.relative), config, &spill, &team_side);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             if let Some(report) = options.progress
                 && (finished.is_multiple_of(64) || finished == total)
@@ -271,6 +305,7 @@ fn scan_holding<R>(
 
     let mut files: Vec<FileRecord> = Vec::with_capacity(total);
     let mut dirty: Vec<bool> = Vec::with_capacity(total);
+    let mut parsed_here: Vec<bool> = Vec::with_capacity(total);
     let mut fresh_tokens: FxHashMap<u32, Arc<FileTokens>> = FxHashMap::default();
     let mut spilled_slots: FxHashMap<u32, SpillSlot> = FxHashMap::default();
     let mut skipped: BTreeMap<SkipReason, u64> = BTreeMap::new();
@@ -283,8 +318,9 @@ fn scan_holding<R>(
             FileOutcome::Clean(record) => {
                 files.push(record);
                 dirty.push(false);
+                parsed_here.push(false);
             }
-            FileOutcome::Parsed(record, tokens) => {
+            FileOutcome::Parsed(record, tokens, parsed) => {
                 let file = files.len() as u32;
                 match tokens {
                     HeldTokens::Memory(tokens) => {
@@ -296,18 +332,21 @@ fn scan_holding<R>(
                 }
                 files.push(record);
                 dirty.push(true);
+                parsed_here.push(parsed);
             }
             FileOutcome::Skipped(reason) => *skipped.entry(reason).or_default() += 1,
         }
     }
     let files_changed = dirty.iter().any(|&d| d) || files.len() != previous_files.len();
     tracing::debug!(files = files.len(), elapsed_ms = started.elapsed().as_millis() as u64, "parse done");
+    // The index stores what changed since it was written, whatever detection reuses.
+    let changed_for_index = dirty.clone();
 
     if let Some(report) = options.progress {
         report(ScanProgress::Detecting);
     }
     let positions: HashMap<&str, u32> = files.iter().enumerate().map(|(i, f)| (f.path.as_str(), i as u32)).collect();
-    let previous: Vec<ClonePair> = previous_pairs
+    let mut previous: Vec<ClonePair> = previous_pairs
         .iter()
         .filter_map(|stored| {
             let mut pair = stored.pair;
@@ -316,6 +355,27 @@ fn scan_holding<R>(
             Some(pair)
         })
         .collect();
+    // A fresh tree a teammate scanned as it is: their pairs stand for detection here, as a
+    // re-scan's stored pairs do, so nothing is detected again.
+    let mut snapshot_used = false;
+    let snapshot_key = team_cache::snapshot_key(&key, files.iter().map(|file| (file.path.as_str(), &file.content_hash)));
+    if let Some(team) = team
+        && previous_files.is_empty()
+        && !files.is_empty()
+    {
+        match team_cache::fetch_snapshot(team, snapshot_key, &files) {
+            Ok(Some(pairs)) => {
+                previous = pairs;
+                dirty.fill(false);
+                fresh_tokens.clear();
+                spilled_slots.clear();
+                snapshot_used = true;
+            }
+            Ok(None) => {}
+            Err(error) => warnings.push(format!("team cache: the stored pairs of this tree were refused ({error}); detected here instead")),
+        }
+        tracing::debug!(snapshot_used, elapsed_ms = started.elapsed().as_millis() as u64, "team snapshot asked");
+    }
     let spilled = Spilled { spill: &spill, slots: &spilled_slots };
     if !spilled_slots.is_empty() {
         tracing::debug!(files = spilled_slots.len(), "token streams spilled to a temporary file");
@@ -332,6 +392,15 @@ fn scan_holding<R>(
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "candidate index built");
     let pairs = detector.detect(&previous);
     tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "detection done");
+    if let Some(uploads) = team_side.uploads
+        && files_changed
+        && !snapshot_used
+    {
+        for (key, entry) in team_cache::encode_snapshot(snapshot_key, &files, &pairs) {
+            uploads.offer(key, entry);
+            team_side.offered.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     let patterns = pattern::build_patterns(&files, &pairs, &labels, &pattern::DiskText { root: &walk_root });
     tracing::debug!(patterns = patterns.len(), elapsed_ms = started.elapsed().as_millis() as u64, "patterns built");
     rekey_legacy_labels(index.as_ref(), &patterns, &labels, config, &mut warnings)?;
@@ -342,7 +411,14 @@ fn scan_holding<R>(
     drop(spilled_slots);
     drop(spill);
 
-    let stats = statistics(&files, &dirty, &pairs, skipped, started);
+    let mut stats = statistics(&files, &parsed_here, &pairs, skipped, started);
+    stats.team_cache = team.map(|_| TeamCacheStats {
+        looked_up,
+        used: team_side.used.load(Ordering::Relaxed) as u64,
+        refused: team_side.refused.load(Ordering::Relaxed) as u64,
+        snapshot_used,
+        offered: team_side.offered.load(Ordering::Relaxed) as u64,
+    });
     let hidden_by_ignore_files = if found_none { walk::count_hidden_by_ignore_files(&walk_root, config) } else { 0 };
     let outcome = ScanOutcome { root: walk_root, files, pairs, patterns, stats, warnings, hidden_by_ignore_files };
     // Writing the index and the caller's work with the results (rendering a report) are
@@ -351,8 +427,8 @@ fn scan_holding<R>(
     let (saved, result) = std::thread::scope(|scope| {
         let saver = index_to_save.map(|mut index| {
             let outcome = &outcome;
-            let (dirty, key) = (&dirty, &key);
-            scope.spawn(move || index.save(&outcome.files, dirty, &outcome.pairs, key))
+            let (changed, key) = (&changed_for_index, &key);
+            scope.spawn(move || index.save(&outcome.files, changed, &outcome.pairs, key))
         });
         let result = while_saving(&outcome);
         let saved = match saver {
@@ -366,7 +442,13 @@ fn scan_holding<R>(
     Ok((outcome, result))
 }
 
-fn process_file(file: &FoundFile, previous: Option<&FileRecord>, config: &Config, spill: &TokenSpill) -> (FileOutcome, Vec<String>) {
+fn process_file(
+    file: &FoundFile,
+    previous: Option<&FileRecord>,
+    config: &Config,
+    spill: &TokenSpill,
+    team: &TeamSide,
+) -> (FileOutcome, Vec<String>) {
     let mut warnings = Vec::new();
     let Some(language) = file.language else { return (FileOutcome::Skipped(SkipReason::UnknownLanguage), warnings) };
     if let Some(previous) = previous
@@ -399,11 +481,65 @@ fn process_file(file: &FoundFile, previous: Option<&FileRecord>, config: &Config
         return (FileOutcome::Clean(record), warnings);
     }
     let text = decode(bytes, &file.relative, &mut warnings);
-    let analysis = analysis::analyze(language, &text);
     let settings = config.detection_for(language);
-    let record =
-        FileRecord::from_analysis(file.relative.clone(), language, content_hash, file.size, file.mtime_ns, &analysis, settings);
-    (FileOutcome::Parsed(record, spill.hold(analysis.tokens)), warnings)
+    let record_of = |analysis: &analysis::Analysis| {
+        FileRecord::from_analysis(file.relative.clone(), language, content_hash, file.size, file.mtime_ns, analysis, settings)
+    };
+    if let Some(entry) = team.entries.get(&content_hash) {
+        match team_cache::decode_file(entry, language, &content_hash, &text) {
+            Ok(analysis) => {
+                team.used.fetch_add(1, Ordering::Relaxed);
+                let record = record_of(&analysis);
+                return (FileOutcome::Parsed(record, spill.hold(analysis.tokens), false), warnings);
+            }
+            Err(error) => {
+                team.refused.fetch_add(1, Ordering::Relaxed);
+                warnings.push(format!("{}: the team cache's analysis was refused ({error}); parsed here", file.relative));
+            }
+        }
+    }
+    let analysis = match team.uploads {
+        Some(uploads) => {
+            let (analysis, sources) = analysis::analyze_with_sources(language, &text);
+            if let Some(sources) = sources {
+                uploads.offer(content_hash, team_cache::encode_file(language, &content_hash, &analysis, &sources));
+                team.offered.fetch_add(1, Ordering::Relaxed);
+            }
+            analysis
+        }
+        None => analysis::analyze(language, &text),
+    };
+    let record = record_of(&analysis);
+    (FileOutcome::Parsed(record, spill.hold(analysis.tokens), true), warnings)
+}
+
+/// Asks the team cache for every file the index cannot vouch for (new, or changed since):
+/// one pass reading and hashing them, one lookup. Returns the hits and how many were asked.
+fn prefetch_entries(team: &dyn TeamCache, files: &[FoundFile], previous: &HashMap<String, FileRecord>, config: &Config) -> (FileEntries, u64) {
+    let mut hashes: Vec<[u8; 32]> = files
+        .par_iter()
+        .with_max_len(1)
+        .filter_map(|file| {
+            file.language?;
+            let previous = previous.get(&file.relative);
+            if previous.is_some_and(|previous| previous.size == file.size && previous.mtime_ns == file.mtime_ns)
+                || file.size > config.max_file_bytes
+            {
+                return None;
+            }
+            let bytes = std::fs::read(&file.path).ok()?;
+            let hash = *blake3::hash(&bytes).as_bytes();
+            (!previous.is_some_and(|previous| previous.content_hash == hash)).then_some(hash)
+        })
+        .collect();
+    hashes.sort_unstable();
+    hashes.dedup();
+    if hashes.is_empty() {
+        return (FileEntries::default(), 0);
+    }
+    let found = team.lookup(&hashes);
+    let entries = hashes.iter().zip(found).filter_map(|(hash, entry)| Some((*hash, entry?))).collect();
+    (entries, hashes.len() as u64)
 }
 
 /// Source text of a file; invalid UTF-8 is replaced (with a warning) rather than skipped.
@@ -497,7 +633,7 @@ impl TokenSource for ReparsingSource<'_> {
 
 fn statistics(
     files: &[FileRecord],
-    dirty: &[bool],
+    parsed_here: &[bool],
     pairs: &[ClonePair],
     skipped: BTreeMap<SkipReason, u64>,
     started: Instant,
@@ -514,7 +650,7 @@ fn statistics(
         stats.lines += u64::from(file.lines);
         stats.tokens += u64::from(file.tokens);
         stats.units += file.units.len() as u64;
-        stats.files_parsed += u64::from(dirty[index]);
+        stats.files_parsed += u64::from(parsed_here[index]);
         stats.files_with_syntax_errors += u64::from(file.has_syntax_errors);
         stats.duplicated_lines += duplicated;
         let language = stats.languages.entry(file.language.family().to_string()).or_default();
@@ -560,6 +696,116 @@ mod tests {
         lines.join("\n") + "\n"
     }
 
+    /// A team cache held in memory: what the edge does, without the network.
+    #[derive(Default)]
+    struct MemoryTeamCache {
+        entries: std::sync::Mutex<HashMap<[u8; 32], Vec<u8>>>,
+        lookups: AtomicUsize,
+    }
+
+    impl TeamCache for MemoryTeamCache {
+        fn lookup(&self, keys: &[[u8; 32]]) -> Vec<Option<Vec<u8>>> {
+            self.lookups.fetch_add(keys.len(), Ordering::Relaxed);
+            let entries = self.entries.lock().expect("not poisoned");
+            keys.iter().map(|key| entries.get(key).cloned()).collect()
+        }
+
+        fn accepts_uploads(&self) -> bool {
+            true
+        }
+
+        fn offer(&self, key: [u8; 32], entry: Vec<u8>) {
+            self.entries.lock().expect("not poisoned").insert(key, entry);
+        }
+    }
+
+    /// Pairs and patterns as text: equal results give equal text.
+    fn results(outcome: &ScanOutcome) -> String {
+        let side = |instance: &crate::model::Instance| {
+            let file = &outcome.files[instance.file as usize];
+            let name = instance.unit.map(|unit| file.units[unit as usize].name.clone()).unwrap_or_default();
+            format!("{}:{}-{}:{name}", file.path, instance.start_line, instance.end_line)
+        };
+        let mut lines: Vec<String> = outcome
+            .pairs
+            .iter()
+            .map(|pair| format!("{} {} ~ {} {:.4}", pair.kind.as_str(), side(&pair.a), side(&pair.b), pair.similarity))
+            .collect();
+        lines.sort();
+        lines.extend(outcome.patterns.iter().map(|pattern| format!("{} {} {}", pattern.id, pattern.name(), pattern.members.len())));
+        lines.join("\n")
+    }
+
+    fn write_tree(root: &Path, edited: bool) {
+        let block: String = (0..14).map(|line| format!("SETTINGS_{line} = configure('key_{line}', default={line}, cast=int)\n")).collect();
+        for file in 0..6 {
+            let variant = if edited && file == 2 { 4 } else { file % 3 };
+            let source = format!("{}\n\n{}\n\n{block}", function(&format!("summary_{file}"), variant), function("totals", 0));
+            std::fs::create_dir_all(root.join("pkg")).expect("folder made");
+            std::fs::write(root.join(format!("pkg/module_{file}.py")), source).expect("fixture written");
+        }
+    }
+
+    #[test]
+    fn a_tree_a_teammate_scanned_is_neither_parsed_nor_detected_again_and_gives_the_same_results() {
+        let cache = MemoryTeamCache::default();
+        let scan_in = |root: &Path, team: Option<&dyn TeamCache>| {
+            scan(ScanOptions { root: root.to_path_buf(), config: Config::default(), use_index: true, progress: None, team }).expect("scanned")
+        };
+        let first = tempfile::tempdir().expect("temporary folder");
+        write_tree(first.path(), false);
+        let pushed = scan_in(first.path(), Some(&cache));
+        let pushed_stats = pushed.stats.team_cache.clone().expect("team stats");
+        assert_eq!((pushed.stats.files_parsed, pushed_stats.used, pushed_stats.snapshot_used), (6, 0, false));
+        assert!(pushed_stats.offered >= 8, "six files, a snapshot root and its chunk: {pushed_stats:?}");
+        assert!(!pushed.pairs.is_empty() && pushed.pairs.iter().any(|pair| pair.kind == crate::model::CloneKind::T3));
+
+        // A fresh clone of the same tree: nothing parsed, nothing detected, same results.
+        let clone = tempfile::tempdir().expect("temporary folder");
+        write_tree(clone.path(), false);
+        let warm = scan_in(clone.path(), Some(&cache));
+        let warm_stats = warm.stats.team_cache.clone().expect("team stats");
+        assert_eq!((warm.stats.files_parsed, warm_stats.used, warm_stats.refused, warm_stats.snapshot_used), (0, 6, 0, true));
+        assert_eq!(results(&warm), results(&pushed));
+        // Its index was written whole: a re-scan without the cache parses nothing either and
+        // still finds every pair.
+        let again = scan_in(clone.path(), None);
+        assert_eq!(again.stats.files_parsed, 0);
+        assert_eq!(results(&again), results(&pushed));
+
+        // A teammate's tree with one file changed: the other files come from the cache, the
+        // changed one is parsed, detection runs, and results equal a cold local scan's.
+        let edited = tempfile::tempdir().expect("temporary folder");
+        write_tree(edited.path(), true);
+        let partial = scan_in(edited.path(), Some(&cache));
+        let partial_stats = partial.stats.team_cache.clone().expect("team stats");
+        assert_eq!((partial.stats.files_parsed, partial_stats.used, partial_stats.snapshot_used), (1, 5, false));
+        let cold = tempfile::tempdir().expect("temporary folder");
+        write_tree(cold.path(), true);
+        assert_eq!(results(&partial), results(&scan_in(cold.path(), None)));
+    }
+
+    #[test]
+    fn a_corrupt_team_entry_is_reported_and_the_file_parsed() {
+        let cache = MemoryTeamCache::default();
+        let first = tempfile::tempdir().expect("temporary folder");
+        write_tree(first.path(), false);
+        fn options<'a>(root: &Path, team: &'a dyn TeamCache) -> ScanOptions<'a> {
+            ScanOptions { root: root.to_path_buf(), config: Config::default(), use_index: false, progress: None, team: Some(team) }
+        }
+        let pushed = scan(options(first.path(), &cache)).expect("scanned");
+        let damaged_hash = pushed.files[0].content_hash;
+        cache.entries.lock().expect("not poisoned").insert(damaged_hash, b"PAF1 damaged".to_vec());
+        let second = tempfile::tempdir().expect("temporary folder");
+        write_tree(second.path(), false);
+        let outcome = scan(options(second.path(), &cache)).expect("scanned");
+        let stats = outcome.stats.team_cache.clone().expect("team stats");
+        assert_eq!((outcome.stats.files_parsed, stats.used, stats.refused), (1, 5, 1));
+        let warning = outcome.warnings.iter().find(|warning| warning.contains("team cache")).expect("the refusal is reported");
+        assert!(warning.starts_with(&pushed.files[0].path), "{warning}");
+        assert_eq!(results(&outcome), results(&pushed));
+    }
+
     #[test]
     fn a_scan_that_spills_every_stream_finds_what_one_in_memory_finds() {
         let dir = tempfile::tempdir().expect("temporary folder");
@@ -569,7 +815,7 @@ mod tests {
             std::fs::write(dir.path().join(format!("module_{file}.py")), source).expect("fixture written");
         }
         let scan_with = |in_memory_tokens: u64| {
-            let options = ScanOptions { root: dir.path().to_path_buf(), config: Config::default(), use_index: false, progress: None };
+            let options = ScanOptions { root: dir.path().to_path_buf(), config: Config::default(), use_index: false, progress: None, team: None };
             scan_holding(options, in_memory_tokens, |_| ()).expect("scanned").0
         };
         let in_memory = scan_with(u64::MAX);
@@ -593,7 +839,7 @@ mod tests {
         for file in 0..2 {
             std::fs::write(dir.path().join(format!("module_{file}.py")), function(&format!("summary_{file}"), 0)).expect("fixture written");
         }
-        let scan_now = |config: Config| scan(ScanOptions { root: dir.path().to_path_buf(), config, use_index: true, progress: None }).expect("scanned");
+        let scan_now = |config: Config| scan(ScanOptions { root: dir.path().to_path_buf(), config, use_index: true, progress: None, team: None }).expect("scanned");
         let first = scan_now(Config::default());
         let pattern = first.patterns.first().expect("the two copies are a pattern").clone();
         let shape = first.files[0].units[0].hashes.t2;

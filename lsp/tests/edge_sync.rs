@@ -60,7 +60,7 @@ fn workspace() -> Workspace {
 
 fn scan_files(root: &Path) -> Vec<FileRecord> {
     let config = Config { detection: periodic_core::config::DetectionSettings { min_lines: 4, min_tokens: 20, ..Default::default() }, ..Config::default() };
-    periodic_core::scan(ScanOptions { root: root.to_path_buf(), config, use_index: true, progress: None }).unwrap().files
+    periodic_core::scan(ScanOptions { root: root.to_path_buf(), config, use_index: true, progress: None, team: None }).unwrap().files
 }
 
 fn run_scan_edge(root: &Path, url: &str, extra: &[&str], token_file: &Path) -> Output {

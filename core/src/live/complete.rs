@@ -36,7 +36,7 @@ mod tests {
         std::fs::write(dir.path().join("b.py"), original.replace("summarize_orders", "sum_orders")).expect("write");
         std::fs::write(dir.path().join("c.py"), original.replace("count += 1", "count += 1\n            log(order)")).expect("write");
         let config = Config { detection: DetectionSettings { min_lines: 5, min_tokens: 30, ..DetectionSettings::default() }, ..Config::default() };
-        let outcome = scan(ScanOptions { root: dir.path().to_path_buf(), config: config.clone(), use_index: true, progress: None }).expect("scan");
+        let outcome = scan(ScanOptions { root: dir.path().to_path_buf(), config: config.clone(), use_index: true, progress: None, team: None }).expect("scan");
         let stored = load_stored(dir.path(), &config).expect("load").expect("stored");
         assert!(stored.pairs.iter().all(|pair| pair.kind == CloneKind::T3), "the index keeps no exact pair");
         let live = LiveIndex::new(dir.path(), config, stored.files);

@@ -69,7 +69,7 @@ mod tests {
     fn live_index(dir: &Path) -> LiveIndex {
         let config = Config { detection: DetectionSettings { min_lines: 5, min_tokens: 30, ..DetectionSettings::default() }, ..Config::default() };
         std::fs::write(dir.join("orders.py"), ORIGINAL).expect("write");
-        let outcome = scan(ScanOptions { root: dir.to_path_buf(), config: config.clone(), use_index: false, progress: None }).expect("scan");
+        let outcome = scan(ScanOptions { root: dir.to_path_buf(), config: config.clone(), use_index: false, progress: None, team: None }).expect("scan");
         LiveIndex::new(dir, config, outcome.files)
     }
 

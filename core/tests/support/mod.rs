@@ -36,7 +36,7 @@ pub fn fixture_config() -> Config {
 pub fn scan_fixture(fixture: &str, config: Config) -> ScanOutcome {
     let dir = tempfile::tempdir().expect("tempdir");
     write_fixture(dir.path(), fixture);
-    scan(ScanOptions { root: dir.path().to_path_buf(), config, use_index: false, progress: None }).expect("scan")
+    scan(ScanOptions { root: dir.path().to_path_buf(), config, use_index: false, progress: None, team: None }).expect("scan")
 }
 
 /// One line per pair: `KIND path:name ~ path:name`, sorted. Blocks show their lines.

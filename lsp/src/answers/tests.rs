@@ -72,7 +72,7 @@ fn fixture_config() -> Config {
 /// Writes the fixture's files under a temporary folder and scans it.
 fn snapshot_of(fixture: &str) -> (tempfile::TempDir, Snapshot) {
     let dir = write_fixture(fixture);
-    let outcome = periodic_core::scan(ScanOptions { root: dir.path().to_path_buf(), config: fixture_config(), use_index: false, progress: None }).expect("scan");
+    let outcome = periodic_core::scan(ScanOptions { root: dir.path().to_path_buf(), config: fixture_config(), use_index: false, progress: None, team: None }).expect("scan");
     let snapshot = Snapshot::of_scan(&outcome);
     (dir, snapshot)
 }
@@ -268,7 +268,7 @@ fn bad_snippets_are_refused_with_a_reason() {
 fn a_file_opened_as_stored_keeps_its_pairs_without_building_the_candidate_tables() {
     let dir = write_fixture(FIXTURE);
     let config = fixture_config();
-    periodic_core::scan(ScanOptions { root: dir.path().to_path_buf(), config: config.clone(), use_index: true, progress: None }).expect("scan");
+    periodic_core::scan(ScanOptions { root: dir.path().to_path_buf(), config: config.clone(), use_index: true, progress: None, team: None }).expect("scan");
     let (workspace, problem) = workspace::Workspace::new(dir.path().to_path_buf());
     assert!(problem.is_none());
     assert!(workspace.load_stored(config).expect("load"), "the scan stored an index");

@@ -565,7 +565,7 @@ impl Workspace {
     }
 
     fn scan_and_swap(&self, config: Config, progress: &(dyn Fn(ScanProgress) + Sync), open: &dyn Fn() -> Vec<OpenText>) -> Result<Vec<String>, scan::ScanError> {
-        let outcome = scan::scan(ScanOptions { root: self.root.clone(), config: config.clone(), use_index: true, progress: Some(progress) })?;
+        let outcome = scan::scan(ScanOptions { root: self.root.clone(), config: config.clone(), use_index: true, progress: Some(progress), team: None })?;
         let labels = scan::load_labels(&self.root, &config)?;
         let times = scan::label_times(&self.root)?;
         let mut guard = lock(&self.engine);

@@ -84,7 +84,7 @@ where
         ScanProgress::Parsed { done, .. } => bar.set_position(done as u64),
         ScanProgress::Detecting => bar.set_message("detecting"),
     };
-    let options = ScanOptions { root: root.to_path_buf(), config, use_index: !args.no_index, progress: Some(&progress) };
+    let options = ScanOptions { root: root.to_path_buf(), config, use_index: !args.no_index, progress: Some(&progress), team: None };
     let outcome = pool.install(|| periodic_core::scan_then(options, while_saving));
     bar.finish_and_clear();
     let (outcome, result) = outcome?;

@@ -93,7 +93,7 @@ mod tests {
         std::fs::write(root.path().join("a.py"), body).expect("write");
         std::fs::write(root.path().join("b.py"), body.replace("total", "amount").replace("sum", "acc")).expect("write");
         std::fs::write(root.path().join("c.py"), body.replace("item.count", "item.count + 1")).expect("write");
-        let options = periodic_core::ScanOptions { root: root.path().to_path_buf(), config: periodic_core::Config::default(), use_index: false, progress: None };
+        let options = periodic_core::ScanOptions { root: root.path().to_path_buf(), config: periodic_core::Config::default(), use_index: false, progress: None, team: None };
         let outcome = periodic_core::scan(options).expect("scan");
         assert!(!outcome.pairs.is_empty() && !outcome.patterns.is_empty(), "the copies are found");
         let (mut streamed, mut built) = (Vec::new(), Vec::new());
