@@ -358,8 +358,9 @@ fn scan_holding<R>(
     // A fresh tree a teammate scanned as it is: their pairs stand for detection here, as a
     // re-scan's stored pairs do, so nothing is detected again.
     let mut snapshot_used = false;
-    let snapshot_key = team_cache::snapshot_key(&key, files.iter().map(|file| (file.path.as_str(), &file.content_hash)));
+    let snapshot_key = team.map(|_| team_cache::snapshot_key(&key, files.iter().map(|file| (file.path.as_str(), &file.content_hash))));
     if let Some(team) = team
+        && let Some(snapshot_key) = snapshot_key
         && previous_files.is_empty()
         && !files.is_empty()
     {
@@ -393,6 +394,7 @@ fn scan_holding<R>(
     let pairs = detector.detect(&previous);
     tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "detection done");
     if let Some(uploads) = team_side.uploads
+        && let Some(snapshot_key) = snapshot_key
         && files_changed
         && !snapshot_used
     {

@@ -134,6 +134,10 @@ pub struct DetectionArgs {
     /// Scan without reading or writing `.periodic/index.db`.
     #[arg(long)]
     pub no_index: bool,
+    /// Neither ask the team edge for analyses of files it has seen nor offer it this
+    /// scan's (on by default when an edge is configured; see docs/edge.md).
+    #[arg(long)]
+    pub no_team_cache: bool,
     /// Read no .gitignore, .ignore, .git/info/exclude or global git excludes (`exclude` and
     /// .periodicignore still apply) [config: `no_ignore = true`].
     #[arg(long)]

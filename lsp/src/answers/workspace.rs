@@ -19,6 +19,7 @@ use periodic_core::config::ConfigError;
 use periodic_core::live::{LiveIndex, Probe};
 use periodic_core::pattern::{self, PatternLabel};
 use periodic_core::scan::{self, ScanOptions, ScanOutcome, ScanProgress};
+use periodic_core::team_cache::TeamCache;
 use periodic_core::{ClonePair, Config, FileRecord, Instance, Language, Pattern};
 
 use crate::edge_sync::names::{TeamNames, merge_labels};
@@ -549,23 +550,35 @@ impl Workspace {
 
     /// Scans the folder (re-using `.periodic/index.db`), swaps the result in and re-applies
     /// the editor's unsaved text on top. Runs on a blocking thread.
-    pub fn reindex(&self, config: Config, progress: &(dyn Fn(ScanProgress) + Sync), open: &dyn Fn() -> Vec<OpenText>) -> Result<Vec<String>, scan::ScanError> {
+    pub fn reindex(
+        &self,
+        config: Config,
+        progress: &(dyn Fn(ScanProgress) + Sync),
+        open: &dyn Fn() -> Vec<OpenText>,
+        team: Option<&dyn TeamCache>,
+    ) -> Result<Vec<String>, scan::ScanError> {
         // The scan reads the stored index itself: the engine goes first, so the workspace is
         // not held twice in memory. Requests keep reading the last snapshot; edits made
         // meanwhile are applied from the editor's text when the new engine is in.
         *lock(&self.engine) = None;
-        self.scan_and_swap(config, progress, open)
+        self.scan_and_swap(config, progress, open, team)
     }
 
     /// Like [`Workspace::reindex`] without open documents, keeping the current engine
     /// until the new one is in: questions that need the engine (snippets) are answered
     /// from the previous state meanwhile, at the cost of holding both for a moment.
     pub fn refresh(&self, config: Config, progress: &(dyn Fn(ScanProgress) + Sync)) -> Result<Vec<String>, scan::ScanError> {
-        self.scan_and_swap(config, progress, &Vec::new)
+        self.scan_and_swap(config, progress, &Vec::new, None)
     }
 
-    fn scan_and_swap(&self, config: Config, progress: &(dyn Fn(ScanProgress) + Sync), open: &dyn Fn() -> Vec<OpenText>) -> Result<Vec<String>, scan::ScanError> {
-        let outcome = scan::scan(ScanOptions { root: self.root.clone(), config: config.clone(), use_index: true, progress: Some(progress), team: None })?;
+    fn scan_and_swap(
+        &self,
+        config: Config,
+        progress: &(dyn Fn(ScanProgress) + Sync),
+        open: &dyn Fn() -> Vec<OpenText>,
+        team: Option<&dyn TeamCache>,
+    ) -> Result<Vec<String>, scan::ScanError> {
+        let outcome = scan::scan(ScanOptions { root: self.root.clone(), config: config.clone(), use_index: true, progress: Some(progress), team })?;
         let labels = scan::load_labels(&self.root, &config)?;
         let times = scan::label_times(&self.root)?;
         let mut guard = lock(&self.engine);

@@ -17,6 +17,8 @@ use periodic_core::pattern::PatternLabel;
 use periodic_core::{Config, ScanOptions, ScanOutcome, ScanProgress};
 
 use crate::cli::DetectionArgs;
+use crate::edge_sync::EdgeSettings;
+use crate::edge_sync::analyses::EdgeTeamCache;
 
 /// The configuration for `root`: `--config FILE` or `<root>/.periodic.toml`, then the
 /// command-line overrides.
@@ -49,7 +51,50 @@ pub fn stdout_result(result: std::io::Result<()>) -> anyhow::Result<()> {
 
 /// Runs a scan on a thread pool of `--jobs` threads, with a progress bar unless quiet.
 pub fn run_scan(root: &Path, config: Config, args: &DetectionArgs, quiet: bool) -> anyhow::Result<ScanOutcome> {
-    run_scan_then(root, config, args, quiet, |_| ()).map(|(outcome, ())| outcome)
+    run_scan_then(root, config, args, None, quiet, |_| ()).map(|(outcome, ())| outcome)
+}
+
+/// The team analysis cache of the edge `edge` names (else `[edge]` of the configuration),
+/// when sync is on and `--no-team-cache` was not given. A configuration error here is left
+/// to the commands that need the edge to report.
+fn team_cache_for(root: &Path, config: &Config, args: &DetectionArgs, edge: Option<&EdgeSettings>) -> Option<EdgeTeamCache> {
+    if args.no_team_cache || args.no_index {
+        return None;
+    }
+    let folder = if root.is_file() { return None } else { root };
+    let settings = match edge {
+        Some(settings) => settings.clone(),
+        None => EdgeSettings::from_config(config, folder).ok()?,
+    };
+    let url = settings.url.clone().filter(|_| settings.enabled())?;
+    EdgeTeamCache::connect(&url, settings.token.clone()).ok()
+}
+
+/// One line on what the team cache did, and the wait for the uploads to end.
+fn finish_team_cache(cache: &EdgeTeamCache, outcome: &ScanOutcome, quiet: bool) {
+    cache.finish(crate::edge_sync::analyses::UPLOAD_FINISH_WAIT);
+    if quiet {
+        return;
+    }
+    let Some(stats) = &outcome.stats.team_cache else { return };
+    let counters = cache.counters();
+    let mut line = if cache.reachable() {
+        format!("team cache: {} of {} files asked for were analysed by the team", stats.used, stats.looked_up)
+    } else {
+        "team cache: the edge did not answer; every file was parsed here".to_string()
+    };
+    if stats.snapshot_used {
+        line.push_str("; this tree's pairs were reused");
+    }
+    let uploaded = counters.uploaded.load(std::sync::atomic::Ordering::Relaxed);
+    if uploaded > 0 {
+        let bytes = counters.uploaded_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        line.push_str(&format!("; {uploaded} entries uploaded ({:.1} MB)", bytes as f64 / 1e6));
+    }
+    if let Some(problem) = cache.problem() {
+        line.push_str(&format!(" ({problem})"));
+    }
+    eprintln!("periodic: {line}");
 }
 
 /// [`run_scan`], running `while_saving` on the results while the index is written.
@@ -57,6 +102,7 @@ pub fn run_scan_then<R>(
     root: &Path,
     config: Config,
     args: &DetectionArgs,
+    edge: Option<&EdgeSettings>,
     quiet: bool,
     while_saving: impl FnOnce(&ScanOutcome) -> R + Send,
 ) -> anyhow::Result<(ScanOutcome, R)>
@@ -84,10 +130,20 @@ where
         ScanProgress::Parsed { done, .. } => bar.set_position(done as u64),
         ScanProgress::Detecting => bar.set_message("detecting"),
     };
-    let options = ScanOptions { root: root.to_path_buf(), config, use_index: !args.no_index, progress: Some(&progress), team: None };
+    let team = team_cache_for(root, &config, args, edge);
+    let options = ScanOptions {
+        root: root.to_path_buf(),
+        config,
+        use_index: !args.no_index,
+        progress: Some(&progress),
+        team: team.as_ref().map(|team| team as &dyn periodic_core::team_cache::TeamCache),
+    };
     let outcome = pool.install(|| periodic_core::scan_then(options, while_saving));
     bar.finish_and_clear();
     let (outcome, result) = outcome?;
+    if let Some(team) = &team {
+        finish_team_cache(team, &outcome, quiet);
+    }
     if !quiet {
         for warning in &outcome.warnings {
             eprintln!("periodic: warning: {warning}");

@@ -30,7 +30,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     // The report is rendered and written while the index is being saved. JSON is written
     // straight from the outcome: the report model of a very large tree would be the scan's
     // largest allocation.
-    let (outcome, stats) = super::run_scan_then(&args.path, config, &args.detection, args.quiet, |outcome| {
+    let (outcome, stats) = super::run_scan_then(&args.path, config, &args.detection, edge_settings.as_ref(), args.quiet, |outcome| {
         let names = super::team_overrides(team_names, &outcome.root, &team_config, args.quiet);
         let model = || {
             let mut report = report::build(outcome);

@@ -99,14 +99,33 @@ impl EdgeClient {
     }
 }
 
-fn transport_error(error: reqwest::Error) -> SendError {
+impl EdgeClient {
+    /// A POST whose answer is read by the caller: `Ok` only for a success status.
+    pub(super) async fn post_json<T: serde::Serialize>(&self, path: &str, body: &T, timeout: Duration) -> Result<reqwest::Response, SendError> {
+        let response = self.request(reqwest::Method::POST, path, timeout).json(body).send().await.map_err(transport_error)?;
+        if response.status().is_success() { Ok(response) } else { Err(failure_of(response).await) }
+    }
+}
+
+pub(super) fn transport_error(error: reqwest::Error) -> SendError {
     let kind = if error.is_timeout() { "timed out" } else if error.is_connect() { "cannot connect" } else { "request failed" };
     // reqwest's Display omits the cause ("error sending request"); the source says why.
     let cause = std::error::Error::source(&error).map(|source| format!(": {source}")).unwrap_or_default();
     SendError::Retry { message: format!("{kind}: {error}{cause}"), retry_after: None }
 }
 
-async fn read_answer<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, SendError> {
+pub(super) async fn read_answer<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, SendError> {
+    let status = response.status();
+    if status.is_success() {
+        let body = response.bytes().await.map_err(transport_error)?;
+        return serde_json::from_slice(&body)
+            .map_err(|error| SendError::Retry { message: format!("unreadable answer from the edge ({status}): {error}"), retry_after: None });
+    }
+    Err(failure_of(response).await)
+}
+
+/// What an unsuccessful answer means, by what to do next.
+async fn failure_of(response: reqwest::Response) -> SendError {
     let status = response.status();
     let retry_after = response
         .headers()
@@ -114,20 +133,19 @@ async fn read_answer<T: serde::de::DeserializeOwned>(response: reqwest::Response
         .and_then(|value| value.to_str().ok())
         .and_then(|text| text.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let body = response.bytes().await.map_err(transport_error)?;
-    if status.is_success() {
-        return serde_json::from_slice(&body)
-            .map_err(|error| SendError::Retry { message: format!("unreadable answer from the edge ({status}): {error}"), retry_after: None });
-    }
+    let body = match response.bytes().await {
+        Ok(body) => body,
+        Err(error) => return transport_error(error),
+    };
     let detail = match serde_json::from_slice::<ErrorBody>(&body) {
         Ok(error) => format!("{status} {}: {}", error.error, error.message),
         Err(_) => format!("{status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)])),
     };
-    Err(match status {
+    match status {
         StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => SendError::Unauthorized { message: detail },
         StatusCode::PAYLOAD_TOO_LARGE => SendError::TooLarge { message: detail },
         StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => SendError::Retry { message: detail, retry_after },
         status if status.is_server_error() => SendError::Retry { message: detail, retry_after },
         _ => SendError::Rejected { message: detail },
-    })
+    }
 }

@@ -10,6 +10,7 @@
 //! edge is down or not configured it does nothing and returns nothing. The client protocol
 //! (batches, ids, retries) is described in `docs/edge.md`.
 
+pub mod analyses;
 mod client;
 pub mod convert;
 mod memory;

@@ -13,6 +13,9 @@ use tower_lsp_server::ls_types::{MessageType, NumberOrString};
 use super::backend::Backend;
 use super::document::parse_and_analyze;
 use crate::answers::workspace::{ConfigProblem, Workspace, lock};
+use crate::edge_sync::EdgeSettings;
+use crate::edge_sync::analyses::EdgeTeamCache;
+use periodic_core::team_cache::TeamCache;
 
 /// More changed files than this at once (a branch switch) re-index the folder instead.
 const MAX_FILES_UPDATED_ONE_BY_ONE: usize = 64;
@@ -132,12 +135,26 @@ impl Backend {
         let config = workspace.effective_config(|config| self.settings().apply_to(config));
         let scanning = workspace.clone();
         let state = self.state.clone();
+        let edge = self.settings().edge.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let report = move |event: ScanProgress| {
                 let _ = sender.send(event);
             };
             let open = || Backend::open_texts(&state, &scanning);
-            let outcome = scanning.reindex(config, &report, &open);
+            // Files a teammate analysed are taken from the edge instead of parsed.
+            let team = EdgeSettings::for_workspace(&scanning.root, &scanning.project_config(), edge.as_ref())
+                .ok()
+                .and_then(|settings| settings.url.clone().filter(|_| settings.enabled()).map(|url| (url, settings.token)))
+                .and_then(|(url, token)| EdgeTeamCache::connect(&url, token).ok());
+            let outcome = scanning.reindex(config, &report, &open, team.as_ref().map(|team| team as &dyn TeamCache));
+            if let Some(team) = &team {
+                tracing::info!(
+                    hits = team.counters().hits.load(std::sync::atomic::Ordering::Relaxed),
+                    asked = team.counters().asked.load(std::sync::atomic::Ordering::Relaxed),
+                    problem = team.problem().unwrap_or_default(),
+                    "team analysis cache"
+                );
+            }
             super::memory::release_free_memory();
             outcome
         })
