@@ -213,8 +213,8 @@ fn analysis_policy(mib: Option<u64>, ttl: Option<String>) -> anyhow::Result<Anal
             None => AnalysisPolicy::default().budget_bytes,
         },
     };
-    let ttl = match ttl.or_else(|| from_env(ANALYSIS_CACHE_TTL_ENV)) {
-        Some(text) => Duration::from_secs(periodic_edge::clock::parse_duration(text.trim()).map_err(|error| anyhow::anyhow!("--analysis-cache-ttl: {error}"))?),
+    let ttl = match ttl.map(|text| ("--analysis-cache-ttl", text)).or_else(|| from_env(ANALYSIS_CACHE_TTL_ENV).map(|text| (ANALYSIS_CACHE_TTL_ENV, text))) {
+        Some((source, text)) => Duration::from_secs(periodic_edge::clock::parse_duration(text.trim()).map_err(|error| anyhow::anyhow!("{source}: {error}"))?),
         None => AnalysisPolicy::default().ttl,
     };
     Ok(AnalysisPolicy { budget_bytes, ttl })

@@ -1,8 +1,10 @@
 //! The Redis Cluster backend against a real 6-node cluster on loopback: the storage
-//! conformance suite, two `periodic-edge` replicas serving one cluster (and how late one sees
-//! the other's writes with the default cache TTL), `kill -9` of a master
-//! under a write and query load through both replicas, losing an edge replica, and a restart
-//! of the whole cluster from its data. Loads are bounded in count and time.
+//! conformance suite (the analysis cache included, with its key layout and memory per entry),
+//! two `periodic-edge` replicas serving one cluster (and how late one sees the other's writes
+//! with the default cache TTL; an analysis uploaded through one found through the other),
+//! `kill -9` of a master under a write and query load through both replicas, losing an edge
+//! replica, and a restart of the whole cluster from its data. Loads are bounded in count and
+//! time.
 
 #![allow(clippy::unwrap_used)]
 
@@ -20,7 +22,7 @@ use periodic_edge::store::redis::analyses::analysis_member;
 use periodic_edge::store::redis::{RedisOptions, RedisStore, layout};
 use periodic_edge::store::{AnalysisPolicy, QueryOptions, Store};
 use periodic_edge::uplink::{Uplink, UplinkConfig};
-use periodic_wire::{DeltaAck, DeltaBatch, QueryRequest, QueryResponse, QuerySketch, Stats};
+use periodic_wire::{AnalysisEntry, AnalysisLookup, AnalysisLookupLine, AnalysisUpload, AnalysisUploadAck, DeltaAck, DeltaBatch, QueryRequest, QueryResponse, QuerySketch, Stats};
 use redis_cluster::RedisCluster;
 
 /// The tests of this file run one at a time: each runs its own six Redis nodes and edge
@@ -256,6 +258,9 @@ async fn two_edge_replicas_serve_the_same_data_and_one_survives_the_other() {
     let detail: serde_json::Value = client().get(first.url(&path)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(detail["summary"]["name"], "money");
     assert_eq!(detail["summary"]["units"], 2);
+    // An analysis uploaded through one replica is a hit through the other (the analysis cache
+    // is not cached per replica), answered as NDJSON ending with the done line.
+    analysis_uploaded_through_one_replica_is_found_through_the_other(&first, &second, &token).await;
 
     // Staleness bound: `second` has cached an answer without units 60..70; once they are
     // written through `first`, `second` finds them within its default TTL on a shared store
@@ -275,6 +280,25 @@ async fn two_edge_replicas_serve_the_same_data_and_one_survives_the_other() {
     assert!(missing_units(&second, &token, "billing", &(0..70).collect::<Vec<_>>(), 6).await.is_empty());
     let ready = client().get(second.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
+}
+
+async fn analysis_uploaded_through_one_replica_is_found_through_the_other(first: &Edge, second: &Edge, token: &str) {
+    use base64::Engine as _;
+    let hex = |hash: [u8; 32]| hash.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
+    let entry = conformance::analysis_entry(1, 3, 250_000);
+    let upload = AnalysisUpload {
+        analysis: "engine-1:abc".into(),
+        entries: vec![AnalysisEntry { hash: hex(conformance::content_hash(1)), entry: base64::engine::general_purpose::STANDARD.encode(&entry) }],
+    };
+    let ack: AnalysisUploadAck = client().post(first.url("/v1/analyses")).bearer_auth(token).json(&upload).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ack.stored, 1);
+    let lookup = AnalysisLookup { analysis: "engine-1:abc".into(), hashes: vec![hex(conformance::content_hash(2)), hex(conformance::content_hash(1))] };
+    let answer = client().post(second.url("/v1/analyses/lookup")).bearer_auth(token).json(&lookup).send().await.unwrap();
+    assert_eq!(answer.headers()["content-type"], "application/x-ndjson");
+    let text = answer.text().await.unwrap();
+    let lines: Vec<AnalysisLookupLine> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let hit = AnalysisLookupLine::Hit(upload.entries[0].clone());
+    assert_eq!(lines, vec![hit, AnalysisLookupLine::Done { done: true, hits: 1 }]);
 }
 
 /// One request of the load, timed in seconds from the start of the load. A request that

@@ -3,7 +3,9 @@
 //! headers arrive, without reading a byte of the body, and a request that outlasts the
 //! request timeout is answered 503 with `Retry-After`. A body without a declared length
 //! (chunked) is limited where it is read (`DefaultBodyLimit`, enforced by
-//! `error::JsonBody`), which answers 413 as soon as the limit is crossed.
+//! `error::JsonBody`), which answers 413 as soon as the limit is crossed. One route may have a
+//! larger limit than the rest (analysis uploads, `POST /v1/analyses`); the guard finds it by
+//! the matched route, and the route sets the same limit for its body where it is read.
 //!
 //! A client that is still sending when the 413 goes out would see its write fail (the
 //! connection is reset under it) and might never read the answer. So, as web servers do with a
