@@ -427,3 +427,20 @@ fn run_token_command(command: TokenCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn analysis_cache_options_give_the_policy() {
+        // Explicit options win over the environment, which the tests leave unset.
+        let policy = analysis_policy(Some(0), Some("2s".into())).expect("valid");
+        assert_eq!((policy.budget_bytes, policy.ttl), (0, Duration::from_secs(2)));
+        assert!(!policy.enabled());
+        let policy = analysis_policy(Some(3), Some("12h".into())).expect("valid");
+        assert_eq!((policy.budget_bytes, policy.ttl), (3 << 20, Duration::from_secs(12 * 3600)));
+        let error = analysis_policy(Some(1), Some("soon".into())).expect_err("not a duration");
+        assert!(error.to_string().contains("--analysis-cache-ttl"), "{error}");
+    }
+}

@@ -3,7 +3,7 @@
 //! (`PEXPIRE`, refreshed by every hit and upload), a sorted set of last uses, a hash of each
 //! entry's charged size and a small hash with the tenant's charged total and its last-use
 //! clock. Two Lua scripts keep them consistent: `analysis_lookup.lua` reads a step of entries
-//! and refreshes the hits; `analysis_store.lua` writes a step of entries, drops the
+//! (up to [`LOOKUP_STEP`] keys and about [`STORE_STEP_BYTES`] of reply) and refreshes the hits; `analysis_store.lua` writes a step of entries, drops the
 //! bookkeeping of expired ones and evicts the least recently used while the tenant is over
 //! its budget, at most [`EVICT_BATCH`] removals per call (the caller calls again, without
 //! entries, while the script says the tenant is still over).
@@ -47,21 +47,26 @@ impl RedisStore {
     pub(super) async fn lookup_analyses(&self, tenant: &str, analysis: &str, hashes: &[ContentHash], policy: &AnalysisPolicy) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let keys = Keys::new(tenant);
         let mut found = Vec::with_capacity(hashes.len());
-        for step in hashes.chunks(LOOKUP_STEP) {
+        let mut rest = hashes;
+        while !rest.is_empty() {
+            let step = &rest[..rest.len().min(LOOKUP_STEP)];
             let mut invocation = LOOKUP_SCRIPT.prepare_invoke();
             invocation.key(keys.analysis_lru()).key(keys.analysis_sizes()).key(keys.analysis_meta());
             let members: Vec<String> = step.iter().map(|hash| analysis_member(analysis, hash)).collect();
             for member in &members {
                 invocation.key(keys.analysis_entry(member));
             }
-            invocation.arg(ttl_millis(policy));
+            invocation.arg(ttl_millis(policy)).arg(STORE_STEP_BYTES);
             for member in &members {
                 invocation.arg(member);
             }
+            // The script reads keys until its reply holds STORE_STEP_BYTES (at least one key);
+            // the keys it did not read are asked again.
             let values: Vec<Option<Vec<u8>>> = invocation.invoke_async(&mut self.conn()).await.map_err(unavailable)?;
-            if values.len() != step.len() {
+            if values.is_empty() || values.len() > step.len() {
                 return Err(StoreError::Corrupt(format!("the analysis lookup script answered {} values for {} hashes", values.len(), step.len())));
             }
+            rest = &rest[values.len()..];
             found.extend(values);
         }
         Ok(found)
