@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use periodic_edge::api::Limits;
 use periodic_edge::audit::{Actor, AuditLog};
 use periodic_edge::server::{self, ServeConfig};
+use periodic_edge::store::AnalysisPolicy;
 use periodic_edge::store::embedded::db::SyncMode;
 use periodic_edge::store::redis::RedisOptions;
 use periodic_edge::tokens::{Role, TokensFile};
@@ -184,8 +185,39 @@ struct ServeArgs {
     /// else off.
     #[arg(long, value_name = "PATH|-")]
     audit_log: Option<String>,
+    /// Analysis cache: MiB of entries each tenant may keep (least recently used evicted
+    /// beyond it); 0 turns the cache off. Default: PERIODIC_EDGE_ANALYSIS_CACHE_MIB, else 1024.
+    #[arg(long, value_name = "MIB")]
+    analysis_cache_mib: Option<u64>,
+    /// Analysis cache: an entry neither looked up nor uploaded for this long is dropped
+    /// (`30d`, `12h`, `2s`: a whole number and one of s m h d w). Default:
+    /// PERIODIC_EDGE_ANALYSIS_CACHE_TTL, else 30d.
+    #[arg(long, value_name = "DURATION")]
+    analysis_cache_ttl: Option<String>,
     #[command(flatten)]
     cloud: CloudArgs,
+}
+
+/// The environment variable equivalents of `--analysis-cache-mib` and `--analysis-cache-ttl`.
+const ANALYSIS_CACHE_MIB_ENV: &str = "PERIODIC_EDGE_ANALYSIS_CACHE_MIB";
+const ANALYSIS_CACHE_TTL_ENV: &str = "PERIODIC_EDGE_ANALYSIS_CACHE_TTL";
+
+/// The analysis cache's policy from its options, else their environment variables, else the
+/// defaults (1 GiB per tenant, 30 days).
+fn analysis_policy(mib: Option<u64>, ttl: Option<String>) -> anyhow::Result<AnalysisPolicy> {
+    let from_env = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let budget_bytes = match mib {
+        Some(mib) => mib.saturating_mul(1 << 20),
+        None => match from_env(ANALYSIS_CACHE_MIB_ENV) {
+            Some(text) => text.trim().parse::<u64>().map_err(|_| anyhow::anyhow!("{ANALYSIS_CACHE_MIB_ENV}: {text:?} is not a whole number of MiB"))?.saturating_mul(1 << 20),
+            None => AnalysisPolicy::default().budget_bytes,
+        },
+    };
+    let ttl = match ttl.map(|text| ("--analysis-cache-ttl", text)).or_else(|| from_env(ANALYSIS_CACHE_TTL_ENV).map(|text| (ANALYSIS_CACHE_TTL_ENV, text))) {
+        Some((source, text)) => Duration::from_secs(periodic_edge::clock::parse_duration(text.trim()).map_err(|error| anyhow::anyhow!("{source}: {error}"))?),
+        None => AnalysisPolicy::default().ttl,
+    };
+    Ok(AnalysisPolicy { budget_bytes, ttl })
 }
 
 /// Which server this process is: a team edge (default) or the organisation-wide cloud tier.
@@ -312,6 +344,7 @@ fn main() -> anyhow::Result<()> {
                 return runtime.block_on(periodic_edge::cloud::serve(config));
             }
             let uplink = uplink_config(&args.cloud, &data_dir)?;
+            let analysis_cache = analysis_policy(args.analysis_cache_mib, args.analysis_cache_ttl)?;
             let config = ServeConfig {
                 listen: args.listen,
                 data_dir,
@@ -327,6 +360,7 @@ fn main() -> anyhow::Result<()> {
                 shutdown_grace: Duration::from_secs(args.shutdown_grace),
                 uplink,
                 audit_log: periodic_edge::audit::target(args.audit_log),
+                analysis_cache,
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("start the async runtime")?;
             runtime.block_on(server::serve(config))
@@ -392,4 +426,21 @@ fn run_token_command(command: TokenCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn analysis_cache_options_give_the_policy() {
+        // Explicit options win over the environment, which the tests leave unset.
+        let policy = analysis_policy(Some(0), Some("2s".into())).expect("valid");
+        assert_eq!((policy.budget_bytes, policy.ttl), (0, Duration::from_secs(2)));
+        assert!(!policy.enabled());
+        let policy = analysis_policy(Some(3), Some("12h".into())).expect("valid");
+        assert_eq!((policy.budget_bytes, policy.ttl), (3 << 20, Duration::from_secs(12 * 3600)));
+        let error = analysis_policy(Some(1), Some("soon".into())).expect_err("not a duration");
+        assert!(error.to_string().contains("--analysis-cache-ttl"), "{error}");
+    }
 }

@@ -46,6 +46,8 @@ pub struct ServeConfig {
     pub uplink: Option<crate::uplink::UplinkConfig>,
     /// The audit log: a file, `-` for stderr, `None` for off (see `audit`).
     pub audit_log: Option<String>,
+    /// The analysis cache's per-tenant budget and TTL (budget 0: off).
+    pub analysis_cache: crate::store::AnalysisPolicy,
 }
 
 /// The process-wide Prometheus recorder (metrics has one global recorder).
@@ -115,6 +117,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         prometheus: prometheus()?,
         uplink,
         audit: audit.clone(),
+        analysis_cache: config.analysis_cache,
     };
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();

@@ -1,8 +1,10 @@
 //! The Redis Cluster backend against a real 6-node cluster on loopback: the storage
-//! conformance suite, two `periodic-edge` replicas serving one cluster (and how late one sees
-//! the other's writes with the default cache TTL), `kill -9` of a master
-//! under a write and query load through both replicas, losing an edge replica, and a restart
-//! of the whole cluster from its data. Loads are bounded in count and time.
+//! conformance suite (the analysis cache included, with its key layout and memory per entry),
+//! two `periodic-edge` replicas serving one cluster (and how late one sees the other's writes
+//! with the default cache TTL; an analysis uploaded through one found through the other),
+//! `kill -9` of a master under a write and query load through both replicas, losing an edge
+//! replica, and a restart of the whole cluster from its data. Loads are bounded in count and
+//! time.
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,10 +17,12 @@ use std::time::{Duration, Instant};
 
 use common::{Edge, client, create_token};
 use periodic_edge::store::conformance::{self, batch, sketch_of, t2_of};
+use periodic_edge::store::analyses::{ENTRY_OVERHEAD_BYTES, charged_bytes};
+use periodic_edge::store::redis::analyses::analysis_member;
 use periodic_edge::store::redis::{RedisOptions, RedisStore, layout};
-use periodic_edge::store::{QueryOptions, Store};
+use periodic_edge::store::{AnalysisPolicy, QueryOptions, Store};
 use periodic_edge::uplink::{Uplink, UplinkConfig};
-use periodic_wire::{DeltaAck, DeltaBatch, QueryRequest, QueryResponse, QuerySketch, Stats};
+use periodic_wire::{AnalysisEntry, AnalysisLookup, AnalysisLookupLine, AnalysisUpload, AnalysisUploadAck, DeltaAck, DeltaBatch, QueryRequest, QueryResponse, QuerySketch, Stats};
 use redis_cluster::RedisCluster;
 
 /// The tests of this file run one at a time: each runs its own six Redis nodes and edge
@@ -107,8 +111,71 @@ async fn conformance_suite_passes_on_a_real_redis_cluster() {
     // The cloud uplink learns through this store which fingerprints a batch takes away.
     uplink_sees_what_a_batch_removes_or_replaces(&*store).await;
     concurrent_queries_each_get_their_own_answer(store.clone()).await;
+    analysis_cache_lives_in_one_slot_and_evicted_entries_leave_nothing(&cluster, &*store).await;
     assert!(RedisOptions::from_url("redis://127.0.0.1:1").is_err());
     assert!(RedisOptions::from_url("redis-cluster://127.0.0.1").is_err());
+}
+
+/// The analysis cache on the cluster: a tenant's entry keys and bookkeeping share one slot,
+/// an evicted entry's key and bookkeeping are gone (not only unreachable), and what an entry
+/// costs beyond its own bytes (printed; docs/scaling.md quotes it) stays near what the
+/// budget charges for it.
+async fn analysis_cache_lives_in_one_slot_and_evicted_entries_leave_nothing(cluster: &RedisCluster, store: &dyn Store) {
+    let tenant = "analysis-layout";
+    let keys = layout::Keys::new(tenant);
+    let entry_key = |number: u64| keys.analysis_entry(&analysis_member("engine-1", &conformance::content_hash(number)));
+    let client = redis::cluster::ClusterClient::new(vec![cluster.url().replace("redis-cluster://", "redis://").split(',').next().unwrap().to_string()]).unwrap();
+    let mut connection = client.get_async_connection().await.unwrap();
+    let slot_of = |key: String| redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).clone();
+    let slot: i64 = slot_of(keys.analysis_lru()).query_async(&mut connection).await.unwrap();
+    for key in [keys.analysis_sizes(), keys.analysis_meta(), entry_key(1), entry_key(2)] {
+        let other: i64 = slot_of(key.clone()).query_async(&mut connection).await.unwrap();
+        assert_eq!(other, slot, "{key} is in the tenant's analysis slot");
+    }
+
+    const ENTRIES: u64 = 1000;
+    const LEN: usize = 1000;
+    let roomy = AnalysisPolicy { budget_bytes: 1 << 30, ttl: Duration::from_secs(3600) };
+    let entries: Vec<([u8; 32], Vec<u8>)> = (0..ENTRIES).map(|n| (conformance::content_hash(n), conformance::analysis_entry(n, 0, LEN))).collect();
+    assert_eq!(store.store_analyses(tenant, "engine-1", entries, &roomy).await.unwrap(), ENTRIES as u32);
+    let mut usage = async |key: String| -> u64 { redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).query_async::<Option<u64>>(&mut connection).await.unwrap().unwrap_or(0) };
+    let mut entry_keys = 0;
+    for number in 0..ENTRIES {
+        entry_keys += usage(entry_key(number)).await;
+    }
+    let bookkeeping = usage(keys.analysis_lru()).await + usage(keys.analysis_sizes()).await + usage(keys.analysis_meta()).await;
+    let per_entry_overhead = (entry_keys + bookkeeping) as f64 / ENTRIES as f64 - LEN as f64;
+    // A large entry also pays the allocator's size class (jemalloc: up to a quarter above).
+    store.store_analyses(tenant, "engine-large", vec![(conformance::content_hash(0), vec![7; 300_000])], &roomy).await.unwrap();
+    let large = usage(keys.analysis_entry(&analysis_member("engine-large", &conformance::content_hash(0)))).await;
+    eprintln!(
+        "analysis cache on Redis: {ENTRIES} entries of {LEN} B: entry keys {entry_keys} B, bookkeeping {bookkeeping} B: {per_entry_overhead:.0} B per entry beyond its bytes (one copy); a 300,000 B entry's key: {large} B"
+    );
+    assert!(per_entry_overhead < 2.0 * ENTRY_OVERHEAD_BYTES as f64, "{per_entry_overhead:.0} B per entry");
+
+    // Lower the budget to half (an upload of nothing evicts): half the entries go, keys and
+    // bookkeeping alike. The large entry, the most recently used, stays.
+    let half = AnalysisPolicy { budget_bytes: ENTRIES / 2 * charged_bytes(LEN) + charged_bytes(300_000), ..roomy };
+    store.store_analyses(tenant, "engine-1", Vec::new(), &half).await.unwrap();
+    let (held, sized, total): (u64, u64, u64) = redis::pipe()
+        .cmd("ZCARD")
+        .arg(keys.analysis_lru())
+        .cmd("HLEN")
+        .arg(keys.analysis_sizes())
+        .cmd("HGET")
+        .arg(keys.analysis_meta())
+        .arg("bytes")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!((held, sized, total), (ENTRIES / 2 + 1, ENTRIES / 2 + 1, half.budget_bytes));
+    let existing: u64 = redis::cmd("EXISTS").arg((0..ENTRIES).map(entry_key).collect::<Vec<_>>()).query_async(&mut connection).await.unwrap();
+    assert_eq!(existing, ENTRIES / 2, "an evicted entry's key is deleted");
+    // Every key of the cache carries the TTL.
+    for key in [keys.analysis_lru(), keys.analysis_sizes(), keys.analysis_meta(), keys.analysis_entry(&analysis_member("engine-large", &conformance::content_hash(0)))] {
+        let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut connection).await.unwrap();
+        assert!(ttl > 0 && ttl <= 3_600_000, "{key}: PTTL {ttl}");
+    }
 }
 
 /// Concurrent queries' reads are merged into shared commands (store::redis::reads): every
@@ -191,6 +258,9 @@ async fn two_edge_replicas_serve_the_same_data_and_one_survives_the_other() {
     let detail: serde_json::Value = client().get(first.url(&path)).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
     assert_eq!(detail["summary"]["name"], "money");
     assert_eq!(detail["summary"]["units"], 2);
+    // An analysis uploaded through one replica is a hit through the other (the analysis cache
+    // is not cached per replica), answered as NDJSON ending with the done line.
+    analysis_uploaded_through_one_replica_is_found_through_the_other(&first, &second, &token).await;
 
     // Staleness bound: `second` has cached an answer without units 60..70; once they are
     // written through `first`, `second` finds them within its default TTL on a shared store
@@ -210,6 +280,25 @@ async fn two_edge_replicas_serve_the_same_data_and_one_survives_the_other() {
     assert!(missing_units(&second, &token, "billing", &(0..70).collect::<Vec<_>>(), 6).await.is_empty());
     let ready = client().get(second.url("/health/ready")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
+}
+
+async fn analysis_uploaded_through_one_replica_is_found_through_the_other(first: &Edge, second: &Edge, token: &str) {
+    use base64::Engine as _;
+    let hex = |hash: [u8; 32]| hash.iter().map(|byte| format!("{byte:02x}")).collect::<String>();
+    let entry = conformance::analysis_entry(1, 3, 250_000);
+    let upload = AnalysisUpload {
+        analysis: "engine-1:abc".into(),
+        entries: vec![AnalysisEntry { hash: hex(conformance::content_hash(1)), entry: base64::engine::general_purpose::STANDARD.encode(&entry) }],
+    };
+    let ack: AnalysisUploadAck = client().post(first.url("/v1/analyses")).bearer_auth(token).json(&upload).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ack.stored, 1);
+    let lookup = AnalysisLookup { analysis: "engine-1:abc".into(), hashes: vec![hex(conformance::content_hash(2)), hex(conformance::content_hash(1))] };
+    let answer = client().post(second.url("/v1/analyses/lookup")).bearer_auth(token).json(&lookup).send().await.unwrap();
+    assert_eq!(answer.headers()["content-type"], "application/x-ndjson");
+    let text = answer.text().await.unwrap();
+    let lines: Vec<AnalysisLookupLine> = text.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let hit = AnalysisLookupLine::Hit(upload.entries[0].clone());
+    assert_eq!(lines, vec![hit, AnalysisLookupLine::Done { done: true, hits: 1 }]);
 }
 
 /// One request of the load, timed in seconds from the start of the load. A request that

@@ -3,7 +3,9 @@
 //! headers arrive, without reading a byte of the body, and a request that outlasts the
 //! request timeout is answered 503 with `Retry-After`. A body without a declared length
 //! (chunked) is limited where it is read (`DefaultBodyLimit`, enforced by
-//! `error::JsonBody`), which answers 413 as soon as the limit is crossed.
+//! `error::JsonBody`), which answers 413 as soon as the limit is crossed. One route may have a
+//! larger limit than the rest (analysis uploads, `POST /v1/analyses`); the guard finds it by
+//! the matched route, and the route sets the same limit for its body where it is read.
 //!
 //! A client that is still sending when the 413 goes out would see its write fail (the
 //! connection is reset under it) and might never read the answer. So, as web servers do with a
@@ -12,7 +14,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +26,17 @@ use crate::api::error::ApiError;
 pub struct GuardLimits {
     pub max_body_bytes: usize,
     pub request_timeout: Duration,
+    /// A route (as matched, e.g. `/v1/analyses`) with a larger body limit, and that limit.
+    pub larger_body_route: Option<(&'static str, usize)>,
+}
+
+impl GuardLimits {
+    fn body_limit(&self, request: &Request) -> usize {
+        match (self.larger_body_route, request.extensions().get::<MatchedPath>()) {
+            (Some((route, limit)), Some(matched)) if matched.as_str() == route => limit,
+            _ => self.max_body_bytes,
+        }
+    }
 }
 
 /// Seconds a client is told to wait after a timeout.
@@ -37,14 +50,14 @@ const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Refuses a declared oversized body at once; bounds the rest of the request by the timeout.
 pub async fn guard(State(limits): State<GuardLimits>, request: Request, next: Next) -> Response {
+    let max_body_bytes = limits.body_limit(&request);
     if let Some(declared) = declared_length(&request)
-        && declared > limits.max_body_bytes as u64
+        && declared > max_body_bytes as u64
     {
         if declared <= LINGER_MAX_BYTES {
             drain_in_background(request.into_body());
         }
-        return ApiError::too_large(format!("the request declares a body of {declared} bytes; the limit is {} bytes", limits.max_body_bytes))
-            .into_response();
+        return ApiError::too_large(format!("the request declares a body of {declared} bytes; the limit is {max_body_bytes} bytes")).into_response();
     }
     match tokio::time::timeout(limits.request_timeout, next.run(request)).await {
         Ok(response) => response,

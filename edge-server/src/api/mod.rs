@@ -2,6 +2,7 @@
 //! document must match. One file per handler; errors become HTTP statuses only in `error.rs`;
 //! authentication and rate limiting happen once, in `auth.rs`.
 
+pub mod analyses;
 pub mod auth;
 pub mod deltas;
 pub mod error;
@@ -37,16 +38,24 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/patterns/{id}"),
     ("put", "/v1/patterns/{id}"),
     ("get", "/v1/stats"),
+    ("post", "/v1/analyses/lookup"),
+    ("post", "/v1/analyses"),
     ("get", "/v1/openapi.json"),
     ("get", "/health/live"),
     ("get", "/health/ready"),
     ("get", "/metrics"),
 ];
 
+/// The one route with a larger body limit than the others.
+pub const ANALYSIS_UPLOAD_ROUTE: &str = "/v1/analyses";
+
 /// Request limits and query defaults.
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_body_bytes: usize,
+    /// The body limit of `POST /v1/analyses` alone (or `max_body_bytes`, if that is larger):
+    /// an upload of hundreds of parsed files is far larger than any other request.
+    pub max_analysis_body_bytes: usize,
     pub max_batch_units: usize,
     pub max_query_sketches: usize,
     pub request_timeout: Duration,
@@ -61,6 +70,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_body_bytes: 16 * 1024 * 1024,
+            max_analysis_body_bytes: 64 * 1024 * 1024,
             max_batch_units: 5000,
             max_query_sketches: 256,
             request_timeout: Duration::from_secs(30),
@@ -76,7 +86,15 @@ impl Default for Limits {
 impl Limits {
     /// The part of the limits checked before any handler runs.
     pub fn guard(&self) -> guard::GuardLimits {
-        guard::GuardLimits { max_body_bytes: self.max_body_bytes, request_timeout: self.request_timeout }
+        guard::GuardLimits {
+            max_body_bytes: self.max_body_bytes,
+            request_timeout: self.request_timeout,
+            larger_body_route: Some((ANALYSIS_UPLOAD_ROUTE, self.analysis_body_bytes())),
+        }
+    }
+
+    pub fn analysis_body_bytes(&self) -> usize {
+        self.max_analysis_body_bytes.max(self.max_body_bytes)
     }
 }
 
@@ -93,6 +111,8 @@ pub struct AppState {
     pub uplink: Option<Arc<crate::uplink::Uplink>>,
     /// Where administrative and write actions are recorded (`--audit-log`; may be off).
     pub audit: Arc<crate::audit::AuditLog>,
+    /// The analysis cache's budget and TTL (`--analysis-cache-mib`, `--analysis-cache-ttl`).
+    pub analysis_cache: crate::store::AnalysisPolicy,
 }
 
 /// Request spans and events for `PERIODIC_EDGE_LOG=debug`. Failed responses are not logged
@@ -110,6 +130,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/patterns", get(patterns::list_patterns))
         .route("/v1/patterns/{id}", get(patterns::get_pattern).put(patterns::put_pattern))
         .route("/v1/stats", get(stats::get_stats))
+        .route("/v1/analyses/lookup", post(analyses::post_lookup))
+        // Set after (inside) the router-wide limit below, so it wins for this route alone; the
+        // guard refuses a declared length by the same per-route limit.
+        .route(ANALYSIS_UPLOAD_ROUTE, post(analyses::post_upload).layer(DefaultBodyLimit::max(limits.analysis_body_bytes())))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::authenticate));
     let public = Router::new()
         .route("/v1/openapi.json", get(observe::openapi))

@@ -9,6 +9,9 @@
 //! insertion (with eviction) costs, so caching such answers would only slow the server down
 //! (measured: about a quarter of its query throughput). Redis Cluster answers and large
 //! multi-sketch queries cost more and are cached.
+//!
+//! The analysis cache passes through uncached: its entries are large, each hit must refresh
+//! the entry's last use in the backend, and the backend is itself the cache.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -18,7 +21,7 @@ use async_trait::async_trait;
 use moka::future::Cache;
 use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, QuerySketch, SketchResult, Stats, T2Hash};
 
-use crate::store::{PatternMeta, QueryOptions, Store, StoreError};
+use crate::store::{AnalysisEntries, AnalysisPolicy, ContentHash, PatternMeta, QueryOptions, Store, StoreError};
 
 /// Default TTL in front of a backend only this process writes (the embedded store): every
 /// write goes through this cache and invalidates it, so the TTL bounds nothing but memory.
@@ -224,6 +227,14 @@ impl Store for CachedStore {
 
     async fn fingerprints(&self, tenant: &str, repo: &str, keys: &[String]) -> Result<Vec<Option<T2Hash>>, StoreError> {
         self.inner.fingerprints(tenant, repo, keys).await
+    }
+
+    async fn analyses(&self, tenant: &str, analysis: &str, hashes: &[ContentHash], policy: &AnalysisPolicy) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.inner.analyses(tenant, analysis, hashes, policy).await
+    }
+
+    async fn store_analyses(&self, tenant: &str, analysis: &str, entries: AnalysisEntries, policy: &AnalysisPolicy) -> Result<u32, StoreError> {
+        self.inner.store_analyses(tenant, analysis, entries, policy).await
     }
 }
 

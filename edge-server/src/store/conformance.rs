@@ -8,11 +8,12 @@
 
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use periodic_wire::{DeltaBatch, Location, QuerySketch, SKETCH_LEN, Sketch, T2Hash, UnitUpsert};
 
-use crate::store::{PatternMeta, QueryOptions, Store};
+use crate::store::analyses::charged_bytes;
+use crate::store::{AnalysisPolicy, ContentHash, PatternMeta, QueryOptions, Store};
 
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
@@ -81,6 +82,10 @@ pub async fn run_all(store: Arc<dyn Store>) {
     tenants_are_isolated(&*store, &tenant("a"), &tenant("b")).await;
     patterns_group_exact_structure_across_repos(&*store, &tenant("patterns")).await;
     fingerprints_follow_upserts_removals_and_replacements(&*store, &tenant("fingerprints"), &tenant("fingerprints-other")).await;
+    analyses_round_trip_in_order_and_unknown_hashes_miss(&*store, &tenant("analyses")).await;
+    analyses_are_isolated_by_tenant_and_analysis_key(&*store, &tenant("analyses-a"), &tenant("analyses-b")).await;
+    analyses_beyond_the_budget_evict_the_least_recently_used(&*store, &tenant("analyses-lru")).await;
+    analyses_unused_for_the_ttl_expire(&*store, &tenant("analyses-ttl")).await;
     store.check_ready().await.expect("ready");
     assert!(store.units_stored().await.unwrap() > 0, "units_stored counts stored units");
     store.flush().await.expect("flush");
@@ -276,4 +281,106 @@ async fn fingerprints_follow_upserts_removals_and_replacements(store: &dyn Store
     // Another repository of the tenant, or another tenant with the same repository name: nothing.
     assert_eq!(store.fingerprints(tenant, "other-repo", &probe_keys).await.unwrap(), vec![None, None, None]);
     assert_eq!(store.fingerprints(other_tenant, "repo", &probe_keys).await.unwrap(), vec![None, None, None]);
+}
+
+/// A content hash unlike every other `content_hash(m)`.
+pub fn content_hash(number: u64) -> ContentHash {
+    let mut hash = [0u8; 32];
+    for (position, chunk) in hash.chunks_exact_mut(8).enumerate() {
+        chunk.copy_from_slice(&splitmix(number.wrapping_mul(4) + position as u64).to_le_bytes());
+    }
+    hash
+}
+
+/// An entry of `len` bytes that tells which number (and which variant) it was made for.
+pub fn analysis_entry(number: u64, variant: u8, len: usize) -> Vec<u8> {
+    let mut entry = vec![variant; len];
+    let tag = number.to_le_bytes();
+    let tagged = tag.len().min(len);
+    entry[..tagged].copy_from_slice(&tag[..tagged]);
+    entry
+}
+
+fn roomy() -> AnalysisPolicy {
+    AnalysisPolicy { budget_bytes: 64 << 20, ttl: Duration::from_secs(3600) }
+}
+
+async fn analyses_round_trip_in_order_and_unknown_hashes_miss(store: &dyn Store, tenant: &str) {
+    let policy = roomy();
+    assert!(store.analyses(tenant, "engine-1", &[content_hash(1)], &policy).await.unwrap()[0].is_none(), "an empty cache misses");
+    // Sizes from empty to more than one backend step (16 hashes, 4 MiB per write).
+    let sizes = [0usize, 1, 1000, 300 << 10, 3 << 20, 2 << 20];
+    let entries: Vec<(ContentHash, Vec<u8>)> = (0..20u64).map(|n| (content_hash(n), analysis_entry(n, 1, sizes[n as usize % sizes.len()]))).collect();
+    assert_eq!(store.store_analyses(tenant, "engine-1", entries.clone(), &policy).await.unwrap(), 20);
+    let mut asked: Vec<ContentHash> = (0..20u64).rev().map(content_hash).collect();
+    asked.insert(3, content_hash(999));
+    asked.push(content_hash(5));
+    let found = store.analyses(tenant, "engine-1", &asked, &policy).await.unwrap();
+    assert_eq!(found.len(), asked.len(), "one answer per hash");
+    for (hash, answer) in asked.iter().zip(&found) {
+        let expected = entries.iter().find(|(stored, _)| stored == hash).map(|(_, entry)| entry);
+        assert_eq!(answer.as_ref(), expected, "entry of a hash, in order, None for the unknown one");
+    }
+    assert!(store.analyses(tenant, "engine-1", &[], &policy).await.unwrap().is_empty());
+
+    // Storing a held entry again refreshes it and keeps the first bytes.
+    assert_eq!(store.store_analyses(tenant, "engine-1", vec![(content_hash(2), analysis_entry(2, 9, 1000))], &policy).await.unwrap(), 1);
+    assert_eq!(store.analyses(tenant, "engine-1", &[content_hash(2)], &policy).await.unwrap()[0].as_ref(), Some(&entries[2].1));
+}
+
+async fn analyses_are_isolated_by_tenant_and_analysis_key(store: &dyn Store, tenant_a: &str, tenant_b: &str) {
+    let policy = roomy();
+    let a_entry = analysis_entry(7, 0xa, 2000);
+    store.store_analyses(tenant_a, "engine-1", vec![(content_hash(7), a_entry.clone())], &policy).await.unwrap();
+    // B's lookup of A's hash is a plain miss; so is A's own under another analysis key.
+    assert_eq!(store.analyses(tenant_b, "engine-1", &[content_hash(7)], &policy).await.unwrap(), vec![None]);
+    assert_eq!(store.analyses(tenant_a, "engine-2", &[content_hash(7)], &policy).await.unwrap(), vec![None]);
+    // B storing the same hash keeps its own entry and changes nothing of A's.
+    let b_entry = analysis_entry(7, 0xb, 3000);
+    assert_eq!(store.store_analyses(tenant_b, "engine-1", vec![(content_hash(7), b_entry.clone())], &policy).await.unwrap(), 1);
+    assert_eq!(store.analyses(tenant_a, "engine-1", &[content_hash(7)], &policy).await.unwrap(), vec![Some(a_entry.clone())]);
+    assert_eq!(store.analyses(tenant_b, "engine-1", &[content_hash(7)], &policy).await.unwrap(), vec![Some(b_entry)]);
+    // A new analysis key is a new address: storing there leaves the old entry as it was.
+    let newer = analysis_entry(7, 0xc, 100);
+    store.store_analyses(tenant_a, "engine-2", vec![(content_hash(7), newer.clone())], &policy).await.unwrap();
+    assert_eq!(store.analyses(tenant_a, "engine-2", &[content_hash(7)], &policy).await.unwrap(), vec![Some(newer)]);
+    assert_eq!(store.analyses(tenant_a, "engine-1", &[content_hash(7)], &policy).await.unwrap(), vec![Some(a_entry)]);
+}
+
+async fn analyses_beyond_the_budget_evict_the_least_recently_used(store: &dyn Store, tenant: &str) {
+    const LEN: usize = 10_000;
+    let policy = AnalysisPolicy { budget_bytes: 3 * charged_bytes(LEN), ttl: Duration::from_secs(3600) };
+    let entry = |n: u64| (content_hash(n), analysis_entry(n, 0, LEN));
+    for n in 0..3 {
+        store.store_analyses(tenant, "engine-1", vec![entry(n)], &policy).await.unwrap();
+    }
+    // 0 is used again (a lookup) and 1 refreshed (an upload of what is held): 2 is now the
+    // least recently used, and the fourth entry evicts it alone.
+    assert!(store.analyses(tenant, "engine-1", &[content_hash(0)], &policy).await.unwrap()[0].is_some());
+    store.store_analyses(tenant, "engine-1", vec![entry(1)], &policy).await.unwrap();
+    store.store_analyses(tenant, "engine-1", vec![entry(3)], &policy).await.unwrap();
+    let held = |found: Vec<Option<Vec<u8>>>| found.iter().map(Option::is_some).collect::<Vec<_>>();
+    let all: Vec<ContentHash> = (0..4).map(content_hash).collect();
+    assert_eq!(held(store.analyses(tenant, "engine-1", &all, &policy).await.unwrap()), vec![true, true, false, true]);
+
+    // One upload of more than the budget evicts everything older and keeps what fits of its own.
+    let many: Vec<(ContentHash, Vec<u8>)> = (10..20).map(entry).collect();
+    assert_eq!(store.store_analyses(tenant, "engine-1", many, &policy).await.unwrap(), 10);
+    let found = held(store.analyses(tenant, "engine-1", &(0..20).map(content_hash).collect::<Vec<_>>(), &policy).await.unwrap());
+    assert_eq!(found.iter().filter(|hit| **hit).count(), 3, "the budget holds three: {found:?}");
+    assert!(found[..10].iter().all(|hit| !hit), "the older entries went first: {found:?}");
+    // An entry larger than the whole budget is not stored (it would only evict everything).
+    assert_eq!(store.store_analyses(tenant, "engine-1", vec![(content_hash(50), analysis_entry(50, 0, 4 * LEN))], &policy).await.unwrap(), 0);
+    assert!(store.analyses(tenant, "engine-1", &[content_hash(50)], &policy).await.unwrap()[0].is_none());
+}
+
+async fn analyses_unused_for_the_ttl_expire(store: &dyn Store, tenant: &str) {
+    let short = AnalysisPolicy { budget_bytes: 1 << 20, ttl: Duration::from_secs(1) };
+    store.store_analyses(tenant, "engine-1", vec![(content_hash(1), analysis_entry(1, 0, 100))], &short).await.unwrap();
+    assert!(store.analyses(tenant, "engine-1", &[content_hash(1)], &short).await.unwrap()[0].is_some());
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(store.analyses(tenant, "engine-1", &[content_hash(1)], &short).await.unwrap(), vec![None], "unused for longer than the TTL");
+    // Stored again after expiry, it is a hit again (the expired bookkeeping does not block it).
+    assert_eq!(store.store_analyses(tenant, "engine-1", vec![(content_hash(1), analysis_entry(1, 2, 100))], &short).await.unwrap(), 1);
+    assert_eq!(store.analyses(tenant, "engine-1", &[content_hash(1)], &short).await.unwrap(), vec![Some(analysis_entry(1, 2, 100))]);
 }

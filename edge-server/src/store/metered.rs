@@ -15,7 +15,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, QuerySketch, SketchResult, Stats, T2Hash};
 
-use crate::store::{PatternMeta, QueryOptions, Store, StoreError};
+use crate::store::{AnalysisEntries, AnalysisPolicy, ContentHash, PatternMeta, QueryOptions, Store, StoreError};
 
 pub struct MeteredStore {
     inner: Arc<dyn Store>,
@@ -69,7 +69,7 @@ impl MeteredStore {
     }
 
     async fn timed<T>(&self, op: &'static str, work: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-        let episode = if matches!(op, "apply_batch" | "set_pattern_meta" | "flush") { &self.writes } else { &self.reads };
+        let episode = if matches!(op, "apply_batch" | "set_pattern_meta" | "store_analyses" | "flush") { &self.writes } else { &self.reads };
         let started = Instant::now();
         let result = work.await;
         metrics::histogram!("edge_store_seconds", "op" => op).record(started.elapsed().as_secs_f64());
@@ -124,5 +124,13 @@ impl Store for MeteredStore {
 
     async fn fingerprints(&self, tenant: &str, repo: &str, keys: &[String]) -> Result<Vec<Option<T2Hash>>, StoreError> {
         self.timed("fingerprints", self.inner.fingerprints(tenant, repo, keys)).await
+    }
+
+    async fn analyses(&self, tenant: &str, analysis: &str, hashes: &[ContentHash], policy: &AnalysisPolicy) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.timed("analyses", self.inner.analyses(tenant, analysis, hashes, policy)).await
+    }
+
+    async fn store_analyses(&self, tenant: &str, analysis: &str, entries: AnalysisEntries, policy: &AnalysisPolicy) -> Result<u32, StoreError> {
+        self.timed("store_analyses", self.inner.store_analyses(tenant, analysis, entries, policy)).await
     }
 }

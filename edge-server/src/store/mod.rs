@@ -7,6 +7,7 @@
 //! Every method takes the caller's tenant and may only see or change that tenant's rows.
 //! A failing backend returns `Err`; an empty `Ok` always means "nothing there".
 
+pub mod analyses;
 pub mod cached;
 pub mod conformance;
 pub mod embedded;
@@ -18,6 +19,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use periodic_wire::{DeltaAck, DeltaBatch, PatternDetail, PatternSummary, QuerySketch, SketchResult, Stats, T2Hash};
 use serde::{Deserialize, Serialize};
+
+pub use self::analyses::{AnalysisEntries, AnalysisPolicy, ContentHash};
 
 /// Why a storage operation failed. Every variant becomes a 5xx at the HTTP boundary: 503
 /// with `Retry-After` when the store is (for now) unreachable or cannot confirm a write
@@ -133,4 +136,17 @@ pub trait Store: Send + Sync {
         let _ = (tenant, repo, keys);
         Err(StoreError::Unavailable("this backend cannot look units up by key".into()))
     }
+
+    /// The analysis cache: the tenant's entry stored under `analysis` for each content hash
+    /// (`None` for a miss), in order. A hit counts as a use (it moves to the back of the
+    /// eviction order and its TTL starts again). Entries of another tenant or another
+    /// `analysis` key are misses; an entry unused for `policy.ttl` is a miss.
+    async fn analyses(&self, tenant: &str, analysis: &str, hashes: &[ContentHash], policy: &AnalysisPolicy) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+
+    /// Keeps `entries` (content hash, opaque bytes) under `analysis` for the tenant, then
+    /// evicts the tenant's least recently used entries while it holds more than
+    /// `policy.budget_bytes` (see [`analyses::charged_bytes`]). An entry already held is only
+    /// refreshed, never replaced. Returns how many entries were stored or refreshed (an entry
+    /// larger than the whole budget is not stored).
+    async fn store_analyses(&self, tenant: &str, analysis: &str, entries: AnalysisEntries, policy: &AnalysisPolicy) -> Result<u32, StoreError>;
 }

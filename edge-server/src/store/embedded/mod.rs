@@ -9,7 +9,10 @@
 //! application is idempotent (upsert by key, remove by key) and the batch id is recorded only
 //! after every shard committed: a batch interrupted by a crash is not acknowledged, so the
 //! client retries it and the retry completes it.
+//!
+//! The team analysis cache lives in a file of its own, `analyses.db` (see `analyses`).
 
+pub mod analyses;
 pub mod db;
 pub mod index;
 mod write;
@@ -26,10 +29,11 @@ use periodic_wire::{
 };
 use rusqlite::Connection;
 
+use self::analyses::AnalysisCache;
 use self::db::{SyncMode, UnitRow};
 use self::index::{CandidateIndex, MemUnit, Names};
 use self::write::{ShardWork, apply_to_shard};
-use crate::store::{MAX_PATTERN_OCCURRENCES, PatternMeta, QueryOptions, Store, StoreError};
+use crate::store::{AnalysisEntries, AnalysisPolicy, ContentHash, MAX_PATTERN_OCCURRENCES, PatternMeta, QueryOptions, Store, StoreError};
 
 /// Options of the embedded backend.
 #[derive(Debug, Clone)]
@@ -59,6 +63,7 @@ pub struct EmbeddedStore {
     index: Arc<RwLock<CandidateIndex>>,
     write_stripes: Vec<tokio::sync::Mutex<()>>,
     pattern_meta: RwLock<HashMap<(u32, u64), PatternMeta>>,
+    analyses: Arc<AnalysisCache>,
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -112,11 +117,13 @@ impl EmbeddedStore {
         for (tenant, id, stored) in pattern_meta.into_inner().map_err(poisoned)? {
             meta.insert((index.names.intern(&tenant), id.0), stored);
         }
+        let analyses = Arc::new(AnalysisCache::open(&dir.join("analyses.db"))?);
         Ok(EmbeddedStore {
             shards,
             index: Arc::new(RwLock::new(index)),
             write_stripes: (0..WRITE_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             pattern_meta: RwLock::new(meta),
+            analyses,
         })
     }
 
@@ -442,25 +449,35 @@ impl Store for EmbeddedStore {
     }
 
     async fn check_ready(&self) -> Result<(), StoreError> {
-        let shards = self.shards.clone();
+        let (shards, analyses) = (self.shards.clone(), self.analyses.clone());
         blocking(move || {
             for shard in &shards {
                 db::ping(&*shard.connection.lock().map_err(poisoned)?)?;
             }
-            Ok(())
+            analyses.ping()
         })
         .await
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        let shards = self.shards.clone();
+        let (shards, analyses) = (self.shards.clone(), self.analyses.clone());
         blocking(move || {
             for shard in &shards {
                 db::checkpoint(&*shard.connection.lock().map_err(poisoned)?)?;
             }
-            Ok(())
+            analyses.checkpoint()
         })
         .await
+    }
+
+    async fn analyses(&self, tenant: &str, analysis: &str, hashes: &[ContentHash], policy: &AnalysisPolicy) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let (cache, tenant, analysis, hashes, policy) = (self.analyses.clone(), tenant.to_string(), analysis.to_string(), hashes.to_vec(), *policy);
+        blocking(move || cache.lookup(&tenant, &analysis, &hashes, &policy)).await
+    }
+
+    async fn store_analyses(&self, tenant: &str, analysis: &str, entries: AnalysisEntries, policy: &AnalysisPolicy) -> Result<u32, StoreError> {
+        let (cache, tenant, analysis, policy) = (self.analyses.clone(), tenant.to_string(), analysis.to_string(), *policy);
+        blocking(move || cache.store(&tenant, &analysis, &entries, &policy)).await
     }
 
     async fn fingerprints(&self, tenant: &str, repo: &str, keys: &[String]) -> Result<Vec<Option<T2Hash>>, StoreError> {

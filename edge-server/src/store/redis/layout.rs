@@ -13,6 +13,9 @@
 //!   (`bands`) whose LSH band value falls in it; see [`BandSlot`].
 //! - `{<t>.r.<repo>}` — per repository: key → member locator, applied batch ids, write lock.
 //! - `{<t>}` — the tenant's set of repositories.
+//! - `{<t>.a}` — the tenant's analysis cache: one key per entry (`ae:<member>`, with a TTL),
+//!   the last-use sorted set (`alru`), the entries' charged sizes (`asizes`) and the
+//!   tenant's charged total and last-use clock (`ameta`); see `store::redis::analyses`.
 //!
 //! A member (16 bytes: T2 big-endian, then 8 bytes of blake3(tenant, repo, key)) names one
 //! stored unit; its T2 gives its partition, so a member found in a band bucket is fetched
@@ -105,6 +108,27 @@ impl Keys {
     }
     pub fn repos(&self) -> String {
         format!("pe:2:t:{0}:{{{0}}}:repos", self.tenant)
+    }
+    /// The analysis cache's slot: every entry and its bookkeeping together, so that one Lua
+    /// script call stores, refreshes and evicts atomically.
+    fn analysis_key(&self, name: &str) -> String {
+        format!("pe:2:t:{0}:{{{0}.a}}:{name}", self.tenant)
+    }
+    /// Member (see `analyses::analysis_member`) → last use, microseconds since the epoch.
+    pub fn analysis_lru(&self) -> String {
+        self.analysis_key("alru")
+    }
+    /// Member → bytes charged to the budget.
+    pub fn analysis_sizes(&self) -> String {
+        self.analysis_key("asizes")
+    }
+    /// `bytes` (the tenant's charged total) and `clock` (its last use clock).
+    pub fn analysis_meta(&self) -> String {
+        self.analysis_key("ameta")
+    }
+    /// The key holding one entry; with an empty member, the prefix of every entry's key.
+    pub fn analysis_entry(&self, member: &str) -> String {
+        self.analysis_key(&format!("ae:{member}"))
     }
 }
 

@@ -23,7 +23,10 @@
 //! one pipeline per partition (an `HMGET` of the band fields and the group sets); their
 //! records are fetched with one `HMGET` per partition and scored exactly as the embedded
 //! backend scores them.
+//!
+//! The team analysis cache (`analyses`) keeps each tenant's entries in one slot of their own.
 
+pub mod analyses;
 pub mod layout;
 mod lock;
 pub mod progress;
@@ -48,7 +51,7 @@ use self::layout::{
     partition_of, repo_tag,
 };
 use crate::store::embedded::index::MAX_LANE_WALK;
-use crate::store::{MAX_PATTERN_OCCURRENCES, PatternMeta, QueryOptions, Store, StoreError};
+use crate::store::{AnalysisEntries, AnalysisPolicy, ContentHash, MAX_PATTERN_OCCURRENCES, PatternMeta, QueryOptions, Store, StoreError};
 
 /// How to reach and use the cluster.
 #[derive(Debug, Clone)]
@@ -794,5 +797,13 @@ impl Store for RedisStore {
     async fn flush(&self) -> Result<(), StoreError> {
         // Every acknowledged batch already waited for its replica; nothing is buffered here.
         Ok(())
+    }
+
+    async fn analyses(&self, tenant: &str, analysis: &str, hashes: &[ContentHash], policy: &AnalysisPolicy) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.lookup_analyses(tenant, analysis, hashes, policy).await
+    }
+
+    async fn store_analyses(&self, tenant: &str, analysis: &str, entries: AnalysisEntries, policy: &AnalysisPolicy) -> Result<u32, StoreError> {
+        self.store_analysis_entries(tenant, analysis, entries, policy).await
     }
 }
