@@ -516,7 +516,8 @@ fn process_file(
 }
 
 /// Asks the team cache for every file the index cannot vouch for (new, or changed since):
-/// one pass reading and hashing them, one lookup. Returns the hits and how many were asked.
+/// one pass reading and hashing them, one lookup of the distinct contents. Returns the hits
+/// and how many files were asked for.
 fn prefetch_entries(team: &dyn TeamCache, files: &[FoundFile], previous: &HashMap<String, FileRecord>, config: &Config) -> (FileEntries, u64) {
     let mut hashes: Vec<[u8; 32]> = files
         .par_iter()
@@ -534,6 +535,7 @@ fn prefetch_entries(team: &dyn TeamCache, files: &[FoundFile], previous: &HashMa
             (!previous.is_some_and(|previous| previous.content_hash == hash)).then_some(hash)
         })
         .collect();
+    let files_asked = hashes.len() as u64;
     hashes.sort_unstable();
     hashes.dedup();
     if hashes.is_empty() {
@@ -541,7 +543,7 @@ fn prefetch_entries(team: &dyn TeamCache, files: &[FoundFile], previous: &HashMa
     }
     let found = team.lookup(&hashes);
     let entries = hashes.iter().zip(found).filter_map(|(hash, entry)| Some((*hash, entry?))).collect();
-    (entries, hashes.len() as u64)
+    (entries, files_asked)
 }
 
 /// Source text of a file; invalid UTF-8 is replaced (with a warning) rather than skipped.

@@ -49,7 +49,7 @@ pub trait TeamCache: Sync {
 /// What the team cache did for one scan.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TeamCacheStats {
-    /// Files whose analysis was asked for.
+    /// Files whose analysis was asked for (files the index could not vouch for).
     pub looked_up: u64,
     /// Files analysed from an entry instead of parsed.
     pub used: u64,

@@ -58,7 +58,7 @@ pub fn run_scan(root: &Path, config: Config, args: &DetectionArgs, quiet: bool) 
 /// when sync is on and `--no-team-cache` was not given. A configuration error here is left
 /// to the commands that need the edge to report.
 fn team_cache_for(root: &Path, config: &Config, args: &DetectionArgs, edge: Option<&EdgeSettings>) -> Option<EdgeTeamCache> {
-    if args.no_team_cache || args.no_index {
+    if args.no_team_cache {
         return None;
     }
     let folder = if root.is_file() { return None } else { root };
