@@ -2,7 +2,8 @@
 //! /v1/analyses`) against the real `periodic-edge` binary on a loopback port, embedded store:
 //! the round trip and the NDJSON answer with its done line, misses, tenant isolation, roles,
 //! bad input, the route's own body limit, LRU eviction at a tiny budget, TTL expiry, other
-//! analysis keys, the cache turned off, the audit log and the metrics. The same behaviour of
+//! analysis keys, the cache turned off, a damaged cache (an error, never a miss), the audit
+//! log and the metrics. The same behaviour of
 //! the Redis Cluster backend is checked by the conformance suite (tests/redis_cluster.rs).
 
 mod common;
@@ -60,21 +61,24 @@ async fn stored(fixture: &Fixture, token: &str, analysis: &str, entries: Vec<Ana
     response.json::<AnalysisUploadAck>().await.expect("ack").stored
 }
 
-/// The answer to a lookup: its content type and its lines, each parsed.
-async fn lookup_lines(fixture: &Fixture, token: &str, analysis: &str, numbers: &[u64]) -> (String, Vec<AnalysisLookupLine>) {
+/// The answer to a lookup: its content type, whether it came without a length (streamed), and
+/// its lines, each parsed.
+async fn lookup_lines(fixture: &Fixture, token: &str, analysis: &str, numbers: &[u64]) -> (String, bool, Vec<AnalysisLookupLine>) {
     let body = AnalysisLookup { analysis: analysis.into(), hashes: numbers.iter().map(|&n| hex(&content_hash(n))).collect() };
     let response = client().post(fixture.edge.url("/v1/analyses/lookup")).bearer_auth(token).json(&body).send().await.expect("lookup sent");
     assert_eq!(response.status(), StatusCode::OK);
     let content_type = response.headers().get("content-type").and_then(|value| value.to_str().ok()).unwrap_or_default().to_string();
+    // Written as it is read: no length is known when the answer starts.
+    let streamed = response.headers().get("content-length").is_none();
     let text = response.text().await.expect("answer");
     assert!(text.ends_with('\n'), "every line ends with a newline: {text:?}");
     let lines = text.lines().map(|line| serde_json::from_str(line).expect("each line is one JSON value")).collect();
-    (content_type, lines)
+    (content_type, streamed, lines)
 }
 
 /// Hits of a lookup as (number, entry bytes), checked against the done line.
 async fn hits(fixture: &Fixture, token: &str, analysis: &str, numbers: &[u64]) -> Vec<(u64, Vec<u8>)> {
-    let (_, lines) = lookup_lines(fixture, token, analysis, numbers).await;
+    let (_, _, lines) = lookup_lines(fixture, token, analysis, numbers).await;
     let (last, entries) = lines.split_last().expect("at least the done line");
     let mut found = Vec::new();
     for line in entries {
@@ -104,8 +108,8 @@ async fn entries_round_trip_as_ndjson_with_a_done_line_and_unknown_hashes_miss()
     let entries: Vec<AnalysisEntry> = (0..40).map(|n| wire_entry(n, 1, if n % 10 == 0 { 300_000 } else { 2000 + n as usize })).collect();
     assert_eq!(stored(&fixture, &fixture.writer, "engine-1:abc", entries).await, 40);
 
-    let (content_type, lines) = lookup_lines(&fixture, &fixture.reader, "engine-1:abc", &[5, 1000, 0, 1001]).await;
-    assert_eq!(content_type, "application/x-ndjson");
+    let (content_type, streamed, lines) = lookup_lines(&fixture, &fixture.reader, "engine-1:abc", &[5, 1000, 0, 1001]).await;
+    assert_eq!((content_type.as_str(), streamed), ("application/x-ndjson", true));
     assert_eq!(lines.len(), 3, "two hits and the done line: {lines:?}");
     let asked: Vec<u64> = (0..45).rev().collect();
     let found = hits(&fixture, &fixture.reader, "engine-1:abc", &asked).await;
@@ -114,7 +118,7 @@ async fn entries_round_trip_as_ndjson_with_a_done_line_and_unknown_hashes_miss()
         assert_eq!(bytes, analysis_entry(number, 1, if number % 10 == 0 { 300_000 } else { 2000 + number as usize }));
     }
     // Nothing asked: only the done line.
-    let (_, lines) = lookup_lines(&fixture, &fixture.reader, "engine-1:abc", &[]).await;
+    let (_, _, lines) = lookup_lines(&fixture, &fixture.reader, "engine-1:abc", &[]).await;
     assert_eq!(lines, vec![AnalysisLookupLine::Done { done: true, hits: 0 }]);
     // Uploading what is held refreshes it: the first bytes stay.
     assert_eq!(stored(&fixture, &fixture.writer, "engine-1:abc", vec![wire_entry(3, 9, 50)]).await, 1);
@@ -276,9 +280,28 @@ async fn entries_expire_after_the_ttl_and_other_analysis_keys_miss() {
 async fn a_budget_of_zero_turns_the_cache_off() {
     let fixture = fixture(&["--analysis-cache-mib", "0"]);
     assert_eq!(stored(&fixture, &fixture.writer, "engine-1", vec![wire_entry(1, 0, 100)]).await, 0);
-    let (_, lines) = lookup_lines(&fixture, &fixture.reader, "engine-1", &[1]).await;
+    let (_, _, lines) = lookup_lines(&fixture, &fixture.reader, "engine-1", &[1]).await;
     assert_eq!(lines, vec![AnalysisLookupLine::Done { done: true, hits: 0 }]);
     // Input is still checked.
     let response = upload(&fixture, &fixture.writer, "engine 1", Vec::new()).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_damaged_cache_is_an_error_not_a_miss() {
+    let fixture = fixture(&[]);
+    assert_eq!(stored(&fixture, &fixture.writer, "engine-1", vec![wire_entry(1, 0, 100)]).await, 1);
+    // Damage the cache's file from outside while the server runs.
+    let outside = rusqlite::Connection::open(fixture.edge.data.join("analyses.db")).expect("open");
+    outside.execute_batch("DROP TABLE analysis_entries; DROP TABLE analyses;").expect("drop");
+    let body = AnalysisLookup { analysis: "engine-1".into(), hashes: vec![hex(&content_hash(1))] };
+    let response = client().post(fixture.edge.url("/v1/analyses/lookup")).bearer_auth(&fixture.reader).json(&body).send().await.expect("sent");
+    let (status, kind, _) = error_of(response).await;
+    assert_eq!((status, kind.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"), "a failing store is not an empty answer");
+    let (status, kind, _) = error_of(upload(&fixture, &fixture.writer, "engine-1", vec![wire_entry(2, 0, 100)]).await).await;
+    assert_eq!((status, kind.as_str()), (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"));
+    let ready = client().get(fixture.edge.url("/health/ready")).send().await.expect("sent");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let audit = std::fs::read_to_string(fixture.dir.path().join("audit.jsonl")).expect("audit log");
+    assert!(audit.lines().any(|line| line.contains("\"analysis.upload\"") && line.contains("\"failed\"") && line.contains("storage_error")), "{audit}");
 }
