@@ -42,16 +42,26 @@ pub struct CacheCounters {
     pub upload_failures: AtomicU64,
 }
 
+/// Entries by key, as offered.
+type Entries = Vec<([u8; 32], Vec<u8>)>;
+
+/// Entries waiting for a full batch, and their bytes.
+#[derive(Default)]
+struct Pending {
+    entries: Entries,
+    bytes: usize,
+}
+
 enum Job {
     Lookup { hashes: Vec<[u8; 32]>, reply: oneshot::Sender<Vec<Option<Vec<u8>>>> },
-    Upload(Vec<([u8; 32], Vec<u8>)>),
+    Upload(Entries),
     Finish { reply: oneshot::Sender<()> },
 }
 
 /// The team analysis cache of one edge.
 pub struct EdgeTeamCache {
     jobs: mpsc::Sender<Job>,
-    pending: Mutex<(Vec<([u8; 32], Vec<u8>)>, usize)>,
+    pending: Mutex<Pending>,
     /// Set once the edge failed to answer in time: everything is a miss from then on, and
     /// nothing is uploaded.
     unreachable: Arc<AtomicBool>,
@@ -90,7 +100,7 @@ impl EdgeTeamCache {
                 false
             }
         };
-        Ok(EdgeTeamCache { jobs, pending: Mutex::new((Vec::new(), 0)), unreachable, writable, counters, problem })
+        Ok(EdgeTeamCache { jobs, pending: Mutex::new(Pending::default()), unreachable, writable, counters, problem })
     }
 
     pub fn counters(&self) -> &CacheCounters {
@@ -126,10 +136,7 @@ impl EdgeTeamCache {
 
     fn flush_pending(&self) {
         let batch = match self.pending.lock() {
-            Ok(mut pending) => {
-                pending.1 = 0;
-                std::mem::take(&mut pending.0)
-            }
+            Ok(mut pending) => std::mem::take(&mut *pending).entries,
             Err(_) => return,
         };
         if !batch.is_empty() {
@@ -160,12 +167,10 @@ impl TeamCache for EdgeTeamCache {
         }
         let full = match self.pending.lock() {
             Ok(mut pending) => {
-                pending.1 += entry.len();
-                pending.0.push((key, entry));
-                (pending.0.len() >= MAX_ANALYSIS_UPLOAD || pending.1 >= UPLOAD_BATCH_BYTES).then(|| {
-                    pending.1 = 0;
-                    std::mem::take(&mut pending.0)
-                })
+                pending.bytes += entry.len();
+                pending.entries.push((key, entry));
+                (pending.entries.len() >= MAX_ANALYSIS_UPLOAD || pending.bytes >= UPLOAD_BATCH_BYTES)
+                    .then(|| std::mem::take(&mut *pending).entries)
             }
             Err(_) => None,
         };
@@ -280,7 +285,7 @@ impl Worker {
         found
     }
 
-    async fn upload(&self, batch: Vec<([u8; 32], Vec<u8>)>) {
+    async fn upload(&self, batch: Entries) {
         let bytes: usize = batch.iter().map(|(_, entry)| entry.len()).sum();
         let count = batch.len() as u64;
         let request = AnalysisUpload {

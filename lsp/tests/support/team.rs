@@ -2,6 +2,9 @@
 //! (under other names), the language server's options for a workspace synced with an edge,
 //! and writing a file of a test workspace.
 
+// Each test binary uses a part of it.
+#![allow(dead_code)]
+
 use std::path::Path;
 
 use serde_json::{Value, json};
