@@ -27,8 +27,9 @@ use periodic_wire::{
 use rusqlite::Connection;
 
 use self::db::{SyncMode, UnitRow};
-use self::index::{CandidateIndex, MemUnit, Names};
+use self::index::{CandidateIndex, GroupCount, MemUnit, Names};
 use self::write::{ShardWork, apply_to_shard};
+use crate::store::family::{self, Components};
 use crate::store::{MAX_PATTERN_OCCURRENCES, PatternMeta, QueryOptions, Store, StoreError};
 
 /// Options of the embedded backend.
@@ -128,27 +129,48 @@ impl EmbeddedStore {
         Ok(self.index.read().map_err(poisoned)?.names.lookup(tenant))
     }
 
-    fn pattern_detail(&self, tenant: u32, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
+    /// The tenant's near-miss family components (see `store::family`), from its links.
+    fn components(&self, tenant: u32) -> Result<Components, StoreError> {
+        Ok(Components::from_links(self.index.read().map_err(poisoned)?.links(tenant)))
+    }
+
+    /// The name that applies to a component of these shapes (see [`family::current_meta`]).
+    fn component_meta(&self, tenant: u32, shapes: &[T2Hash], id: T2Hash) -> Result<Option<PatternMeta>, StoreError> {
+        let meta = self.pattern_meta.read().map_err(poisoned)?;
+        Ok(family::current_meta(shapes.iter().filter_map(|shape| Some((*shape, meta.get(&(tenant, shape.0))?.clone()))), id))
+    }
+
+    /// The pattern holding shape `id`: every unit of its component's shapes.
+    fn pattern_detail(&self, tenant: u32, components: &Components, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
+        let shapes = components.shapes_of(id);
         let index = self.index.read().map_err(poisoned)?;
-        let mut occurrences = Vec::new();
-        let mut repos = HashSet::new();
-        let mut units = 0u64;
-        let mut language = String::new();
-        let mut tokens = 0;
-        for slot in index.exact_group(tenant, id) {
-            let Some(unit) = index.unit(slot) else { continue };
-            units += 1;
-            repos.insert(unit.repo);
-            language = index.names.name(unit.language).to_string();
-            tokens = unit.tokens;
-            occurrences.push(PatternOccurrence {
+        let mut found: Vec<(T2Hash, &MemUnit)> = Vec::new();
+        let mut counts: Vec<(T2Hash, u64)> = Vec::new();
+        for &shape in &shapes {
+            let before = found.len();
+            found.extend(index.exact_group(tenant, shape).into_iter().filter_map(|slot| Some((shape, index.unit(slot)?))));
+            counts.push((shape, (found.len() - before) as u64));
+        }
+        let pattern = family::component_id(counts).unwrap_or(id);
+        let repos: HashSet<u32> = found.iter().map(|(_, unit)| unit.repo).collect();
+        // Language and size are the id shape's (every unit of one shape has the same size).
+        let (language, tokens) = found
+            .iter()
+            .find(|(shape, _)| *shape == pattern)
+            .or(found.first())
+            .map_or((String::new(), 0), |(_, unit)| (index.names.name(unit.language).to_string(), unit.tokens));
+        let units = found.len() as u64;
+        let mut occurrences: Vec<PatternOccurrence> = found
+            .iter()
+            .map(|(shape, unit)| PatternOccurrence {
                 repo: index.names.name(unit.repo).to_string(),
                 key: unit.key.to_string(),
                 location: unit.location.as_deref().cloned(),
-            });
-        }
+                kind: Some(family::occurrence_kind(*shape, pattern)),
+            })
+            .collect();
         drop(index);
-        let meta = self.pattern_meta.read().map_err(poisoned)?.get(&(tenant, id.0)).cloned();
+        let meta = self.component_meta(tenant, &shapes, pattern)?;
         if units == 0 && meta.is_none() {
             return Ok(None);
         }
@@ -157,7 +179,7 @@ impl EmbeddedStore {
         let meta = meta.unwrap_or_default();
         Ok(Some(PatternDetail {
             summary: PatternSummary {
-                id: id.pattern_id(),
+                id: pattern.pattern_id(),
                 name: meta.name,
                 note: meta.note,
                 units,
@@ -169,6 +191,39 @@ impl EmbeddedStore {
             },
             occurrences,
         }))
+    }
+
+    /// Every team pattern of the tenant with at least two units (names not filled in): the
+    /// exact-structure groups, joined by component.
+    fn team_patterns(&self, tenant: u32, components: &Components) -> Result<Vec<(Vec<T2Hash>, PatternSummary)>, StoreError> {
+        let index = self.index.read().map_err(poisoned)?;
+        let mut joined: HashMap<u64, Vec<(u64, GroupCount)>> = HashMap::new();
+        for (shape, group) in index.group_counts(tenant) {
+            joined.entry(components.key_of(T2Hash(shape))).or_default().push((shape, group));
+        }
+        let mut patterns = Vec::new();
+        for groups in joined.into_values() {
+            let units: u64 = groups.iter().map(|(_, group)| group.units).sum();
+            if units < 2 {
+                continue;
+            }
+            let Some(id) = family::component_id(groups.iter().map(|(shape, group)| (T2Hash(*shape), group.units))) else { continue };
+            let repos: HashSet<u32> = groups.iter().flat_map(|(_, group)| group.repos.keys().copied()).collect();
+            let Some((_, id_group)) = groups.iter().find(|(shape, _)| *shape == id.0) else { continue };
+            let summary = PatternSummary {
+                id: id.pattern_id(),
+                name: None,
+                note: None,
+                units,
+                repos: repos.len() as u64,
+                language: index.names.name(id_group.language).to_string(),
+                tokens: id_group.tokens,
+                named_by: None,
+                named_at: None,
+            };
+            patterns.push((components.shapes_of(id), summary));
+        }
+        Ok(patterns)
     }
 
     fn query_one(index: &CandidateIndex, tenant: u32, sketch: &QuerySketch, exclude_repo: Option<u32>, options: &QueryOptions) -> SketchResult {
@@ -274,6 +329,7 @@ fn mem_unit(names: &mut Names, row: UnitRow) -> (MemUnit, Sketch) {
         lines: row.lines,
         nesting: row.nesting,
         location: row.location.map(Box::new),
+        family: row.family,
     };
     (unit, row.sketch)
 }
@@ -360,27 +416,16 @@ impl Store for EmbeddedStore {
 
     async fn top_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
         let Some(tenant_id) = self.tenant_id(tenant)? else { return Ok(Vec::new()) };
-        let index = self.index.read().map_err(poisoned)?;
-        let groups = index.group_counts(tenant_id);
-        let meta = self.pattern_meta.read().map_err(poisoned)?;
-        let mut patterns: Vec<PatternSummary> = groups
-            .into_iter()
-            .filter(|(_, group)| group.units >= 2)
-            .map(|(id, group)| {
-                let names = meta.get(&(tenant_id, id)).cloned().unwrap_or_default();
-                PatternSummary {
-                    id: T2Hash(id).pattern_id(),
-                    name: names.name,
-                    note: names.note,
-                    units: group.units,
-                    repos: group.repos.len() as u64,
-                    language: index.names.name(group.language).to_string(),
-                    tokens: group.tokens,
-                    named_by: names.named_by,
-                    named_at: names.named_at,
-                }
-            })
-            .collect();
+        let components = self.components(tenant_id)?;
+        let mut patterns = Vec::new();
+        for (shapes, mut summary) in self.team_patterns(tenant_id, &components)? {
+            if let Some(id) = T2Hash::from_pattern_id(&summary.id)
+                && let Some(meta) = self.component_meta(tenant_id, &shapes, id)?
+            {
+                (summary.name, summary.note, summary.named_by, summary.named_at) = (meta.name, meta.note, meta.named_by, meta.named_at);
+            }
+            patterns.push(summary);
+        }
         patterns.sort_by(|a, b| b.repos.cmp(&a.repos).then(b.units.cmp(&a.units)).then_with(|| a.id.cmp(&b.id)));
         patterns.truncate(top);
         Ok(patterns)
@@ -388,20 +433,29 @@ impl Store for EmbeddedStore {
 
     async fn pattern(&self, tenant: &str, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
         let Some(tenant_id) = self.tenant_id(tenant)? else { return Ok(None) };
-        self.pattern_detail(tenant_id, id)
+        self.pattern_detail(tenant_id, &self.components(tenant_id)?, id)
     }
 
     async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, meta: PatternMeta) -> Result<PatternDetail, StoreError> {
-        let shard = self.shards[self.shard_of(unit_identity(tenant, "", &id.to_hex()))].clone();
+        // Stored under the id of the pattern holding `id` now, so a name given through any
+        // of its shapes names the whole family.
+        let target = match self.tenant_id(tenant)? {
+            Some(tenant_id) => match self.pattern_detail(tenant_id, &self.components(tenant_id)?, id)? {
+                Some(detail) if detail.summary.units > 0 => T2Hash::from_pattern_id(&detail.summary.id).unwrap_or(id),
+                _ => id,
+            },
+            None => id,
+        };
+        let shard = self.shards[self.shard_of(unit_identity(tenant, "", &target.to_hex()))].clone();
         let (tenant_owned, written) = (tenant.to_string(), meta.clone());
         blocking(move || {
             let connection = shard.connection.lock().map_err(poisoned)?;
-            db::write_pattern_meta(&connection, &tenant_owned, id, &written)
+            db::write_pattern_meta(&connection, &tenant_owned, target, &written)
         })
         .await?;
         let tenant_id = self.index.write().map_err(poisoned)?.names.intern(tenant);
-        self.pattern_meta.write().map_err(poisoned)?.insert((tenant_id, id.0), meta);
-        self.pattern_detail(tenant_id, id)?.ok_or_else(|| StoreError::Unavailable("pattern vanished after update".into()))
+        self.pattern_meta.write().map_err(poisoned)?.insert((tenant_id, target.0), meta);
+        self.pattern_detail(tenant_id, &self.components(tenant_id)?, target)?.ok_or_else(|| StoreError::Unavailable("pattern vanished after update".into()))
     }
 
     async fn named_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
@@ -415,10 +469,18 @@ impl Store for EmbeddedStore {
             .map(|((_, id), meta)| (meta.named_at, *id))
             .collect();
         named.sort_by(|a, b| b.cmp(a));
-        named.truncate(top);
-        let mut summaries = Vec::with_capacity(named.len());
+        let components = self.components(tenant_id)?;
+        // A family whose shapes carry several names is listed once, with the name that applies.
+        let mut listed = HashSet::new();
+        let mut summaries = Vec::with_capacity(named.len().min(top));
         for (_, id) in named {
-            if let Some(detail) = self.pattern_detail(tenant_id, T2Hash(id))? {
+            if summaries.len() >= top {
+                break;
+            }
+            if let Some(detail) = self.pattern_detail(tenant_id, &components, T2Hash(id))?
+                && detail.summary.name.is_some()
+                && listed.insert(detail.summary.id.clone())
+            {
                 summaries.push(detail.summary);
             }
         }
@@ -433,7 +495,8 @@ impl Store for EmbeddedStore {
         let index = self.index.read().map_err(poisoned)?;
         let units = index.units_of(tenant_id);
         let repos = index.repos_of(tenant_id).len() as u64;
-        let patterns = index.group_counts(tenant_id).values().filter(|group| group.units >= 2).count() as u64;
+        drop(index);
+        let patterns = self.team_patterns(tenant_id, &self.components(tenant_id)?)?.len() as u64;
         Ok(Stats { units, repos, patterns, shards })
     }
 
@@ -492,6 +555,7 @@ mod tests {
             nesting: 1,
             language: "rust".into(),
             location: None,
+            family: None,
         };
         let batch = DeltaBatch { batch_id: "b1".into(), upserts: vec![upsert("a", 7), upsert("b", 9)], removals: vec![] };
         store.apply_batch("t1", "r1", batch).await.expect("apply");
