@@ -124,6 +124,7 @@ fn synthetic_unit(number: u64) -> UnitUpsert {
             start_line: (number % 900) as u32 + 1,
             end_line: (number % 900) as u32 + 30,
         }),
+        family: None,
     }
 }
 
@@ -162,6 +163,7 @@ fn read_corpus(index: &std::path::Path) -> Vec<UnitUpsert> {
             nesting,
             language,
             location: Some(Location { path, name, start_line, end_line }),
+            family: None,
         });
     }
     assert!(!units.is_empty(), "no units in {}", index.display());
