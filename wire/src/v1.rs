@@ -455,7 +455,8 @@ pub struct PatternOccurrence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
     /// `t2` when the unit has the pattern id's shape, `t3` when it joined through a near-miss
-    /// family; absent from edges before families.
+    /// family. Absent from edges before families, and from the answer to `PUT` (which
+    /// language servers before families read, rejecting unknown fields).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<OccurrenceKind>,
 }

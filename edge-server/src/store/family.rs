@@ -12,18 +12,23 @@
 //! union-find costs microseconds, and the cache in front of the store keeps its answers.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
 use periodic_wire::{OccurrenceKind, T2Hash};
 
 use crate::store::PatternMeta;
+use crate::store::embedded::index::PremixedHasher;
+
+/// Shape hashes are already well mixed (blake3), so they key the maps as they are.
+type ShapeMap<V> = HashMap<u64, V, BuildHasherDefault<PremixedHasher>>;
 
 /// The shapes joined by a tenant's links. Shapes no link names are components of their own
 /// and are not held.
 #[derive(Debug, Default)]
 pub struct Components {
-    parent: HashMap<u64, u64>,
+    parent: ShapeMap<u64>,
     /// Every linked shape of each component, by its root, sorted.
-    members: HashMap<u64, Vec<T2Hash>>,
+    members: ShapeMap<Vec<T2Hash>>,
 }
 
 impl Components {

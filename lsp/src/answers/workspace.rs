@@ -641,9 +641,7 @@ impl Workspace {
         }
         self.published.send_replace(generation);
     }
-}
 
-impl Workspace {
     /// After a new pattern build, gives the sync the units' families and lets it send again
     /// the units whose family changed (an edit can move a unit of another file into, out
     /// of, or between near-miss families). Cheap when the build is the one already given.

@@ -50,7 +50,7 @@ impl Families {
     pub fn of_patterns(files: &[FileRecord], patterns: &[Pattern]) -> Families {
         let mut families: HashMap<u64, u64> = HashMap::new();
         for pattern in patterns {
-            // A pattern of blocks only is named by a content hash, and has no unit to send.
+            // Only unit members are sent; a pattern of blocks only (named by a content hash) has none.
             let Some(id) = periodic_core::pattern::parse_shape_id(&pattern.id) else { continue };
             for member in &pattern.members {
                 let Some(unit) = member.unit.and_then(|unit| files.get(member.file as usize)?.units.get(unit as usize)) else { continue };
