@@ -95,6 +95,17 @@ fn poll_edge(edge: &Edge, path: &str, token: &str, done: impl Fn(&Value) -> bool
     }
 }
 
+/// `POST path` with a JSON body; the answer's JSON.
+fn post(edge: &Edge, path: &str, token: &str, body: &Value) -> Value {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("client");
+        let response = client.post(format!("{}{path}", edge.base)).bearer_auth(token).json(body).send().await.expect("POST");
+        assert!(response.status().is_success(), "POST {path}: {}", response.status());
+        response.json().await.expect("JSON answer")
+    })
+}
+
 /// (repository, path, kind) of each occurrence, sorted.
 fn occurrences(detail: &Value) -> Vec<(String, String, String)> {
     let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
@@ -168,6 +179,15 @@ fn a_near_miss_family_across_two_repositories_forms_one_team_pattern() {
     // The other shape's id resolves to the family.
     let through_other: Value = serde_json::from_str(&edge.get(&format!("/v1/patterns/{}", shape_id(other)), &writer)).expect("detail");
     assert_eq!(through_other, detail, "P-{other:016x} answers with the family");
+
+    // Shop's editor asking about billing's near miss gets the family's id with the match.
+    let near = &outcome.files.iter().find(|file| file.path == near_file).expect("scanned").units[0];
+    let query = json!({"sketches": [{"id": "near", "t2_hash": format!("{:016x}", near.hashes.t2), "sketch": periodic_wire::Sketch(*near.sketch).to_base64()}],
+                       "exclude_repo": "shop"});
+    let answer = post(&edge, "/v1/query", &writer, &query);
+    let matches = answer["results"][0]["matches"].as_array().expect("matches");
+    assert!(matches.iter().any(|found| found["location"]["path"] == near_file && found["exact"] == true), "{answer}");
+    assert!(matches.iter().all(|found| found["pattern_id"] == id.as_str()), "every match names the family: {answer}");
 
     // Billing's developer replaces the function of the id's shape with something else: the
     // near miss left behind is in no family any more, and the language server sends it again

@@ -360,7 +360,8 @@ pub struct UnitMatch {
     pub similarity: f32,
     /// The structural hash matched exactly.
     pub exact: bool,
-    /// Pattern id: `P-` and the unit's `t2_hash` (see [`T2Hash::pattern_id`]).
+    /// Id of the team pattern holding the unit: `P-` and the unit's `t2_hash` (see
+    /// [`T2Hash::pattern_id`]), or the id of the near-miss family its shape is linked into.
     pub pattern_id: String,
     pub language: String,
     pub tokens: u32,

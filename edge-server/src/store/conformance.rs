@@ -294,6 +294,10 @@ async fn near_miss_families_join_shapes_into_one_team_pattern(store: &dyn Store,
         kinds(&through_x),
         vec![occurrence("a", "a-x1", T2), occurrence("a", "a-x2", T2), occurrence("a", "a-y", T3), occurrence("b", "b-x", T2), occurrence("b", "b-y", T3)]
     );
+    // A query match names its unit's team pattern, whichever shape it has.
+    let near = store.query(tenant, &[probe("y", shape_y, sketch_of(y))], &options(0.99, 10)).await.unwrap();
+    assert_eq!(near[0].matches.len(), 2, "{near:?}");
+    assert!(near[0].matches.iter().all(|m| m.pattern_id == shape_x.pattern_id()), "{near:?}");
     // A retried batch changes no link count (checked below, when a removal leaves one holder).
     assert!(store.apply_batch(tenant, "a", family_batch).await.unwrap().duplicate);
 
@@ -318,6 +322,8 @@ async fn near_miss_families_join_shapes_into_one_team_pattern(store: &dyn Store,
     assert_eq!(grown.summary.name.as_deref(), Some("family name"));
     assert!(grown.occurrences.iter().filter(|o| o.key.contains("-x")).all(|o| o.kind == Some(T3)));
     assert_eq!(store.top_patterns(tenant, 10).await.unwrap().iter().map(|p| p.id.clone()).collect::<Vec<_>>(), vec![shape_y.pattern_id()]);
+    let moved = store.query(tenant, &[probe("x", shape_x, sketch_of(x))], &options(0.99, 10)).await.unwrap();
+    assert!(!moved[0].matches.is_empty() && moved[0].matches.iter().all(|m| m.pattern_id == shape_y.pattern_id()), "{moved:?}");
     store.apply_batch(tenant, "c", upserts("c2", Vec::new(), &["c-y0", "c-y1", "c-y2"])).await.unwrap();
 
     // The unit re-sent without its family (same key and shape): the link is gone, X and Y
@@ -329,6 +335,8 @@ async fn near_miss_families_join_shapes_into_one_team_pattern(store: &dyn Store,
     let y_alone = store.pattern(tenant, shape_y).await.unwrap().expect("y");
     assert_eq!((y_alone.summary.id.as_str(), y_alone.summary.units, y_alone.summary.name.as_deref()), (shape_y.pattern_id().as_str(), 2, Some("named through y")));
     assert!(y_alone.occurrences.iter().all(|o| o.kind == Some(T2)));
+    let apart = store.query(tenant, &[probe("y", shape_y, sketch_of(y))], &options(0.99, 10)).await.unwrap();
+    assert!(apart[0].matches.iter().all(|m| m.pattern_id == shape_y.pattern_id()), "{apart:?}");
     assert_eq!(store.stats(tenant).await.unwrap().patterns, 2);
 
     // Linked again, then the linking unit removed: separate again.

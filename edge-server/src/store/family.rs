@@ -124,6 +124,25 @@ pub fn component_id(unit_counts: impl IntoIterator<Item = (T2Hash, u64)>) -> Opt
     unit_counts.into_iter().max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0))).map(|(hash, _)| hash)
 }
 
+/// The id of the team pattern of each linked shape (shapes linked to none are their own id).
+pub type FamilyIds = ShapeMap<u64>;
+
+/// [`FamilyIds`] of `components`, given each shape's unit count.
+pub fn linked_ids(components: &Components, units_of: impl Fn(T2Hash) -> u64) -> FamilyIds {
+    let mut ids = FamilyIds::default();
+    for shapes in components.linked() {
+        if let Some(id) = component_id(shapes.iter().map(|shape| (*shape, units_of(*shape)))) {
+            ids.extend(shapes.iter().map(|shape| (shape.0, id.0)));
+        }
+    }
+    ids
+}
+
+/// The pattern id a unit of `shape` is answered with: its team pattern's.
+pub fn pattern_id_of(ids: &FamilyIds, shape: T2Hash) -> String {
+    ids.get(&shape.0).map_or(shape, |&id| T2Hash(id)).pattern_id()
+}
+
 /// How a unit of shape `shape` relates to the pattern `id`.
 pub fn occurrence_kind(shape: T2Hash, id: T2Hash) -> OccurrenceKind {
     if shape == id { OccurrenceKind::T2 } else { OccurrenceKind::T3 }

@@ -29,7 +29,7 @@ use rusqlite::Connection;
 use self::db::{SyncMode, UnitRow};
 use self::index::{CandidateIndex, GroupCount, MemUnit, Names};
 use self::write::{ShardWork, apply_to_shard};
-use crate::store::family::{self, Components};
+use crate::store::family::{self, Components, FamilyIds};
 use crate::store::{MAX_PATTERN_OCCURRENCES, PatternMeta, QueryOptions, Store, StoreError};
 
 /// Options of the embedded backend.
@@ -60,6 +60,24 @@ pub struct EmbeddedStore {
     index: Arc<RwLock<CandidateIndex>>,
     write_stripes: Vec<tokio::sync::Mutex<()>>,
     pattern_meta: RwLock<HashMap<(u32, u64), PatternMeta>>,
+    /// Per tenant, the team pattern id of each linked shape, for query answers: computed on
+    /// the first query after a batch of the tenant (which drops it), see [`family_ids`].
+    family_ids: Arc<FamilyIdCache>,
+}
+
+type FamilyIdCache = RwLock<HashMap<u32, Arc<FamilyIds>>>;
+
+/// The tenant's [`FamilyIds`], computed and kept if not kept yet. The caller holds the
+/// index's read lock: a batch changes the index under its write lock and drops the kept ids
+/// after, so ids computed from an index older than a batch are never kept past it.
+fn family_ids(index: &CandidateIndex, cache: &FamilyIdCache, tenant: u32) -> Result<Arc<FamilyIds>, StoreError> {
+    if let Some(ids) = cache.read().map_err(poisoned)?.get(&tenant) {
+        return Ok(ids.clone());
+    }
+    let components = Components::from_links(index.links(tenant));
+    let ids = Arc::new(family::linked_ids(&components, |shape| index.exact_group(tenant, shape).len() as u64));
+    cache.write().map_err(poisoned)?.insert(tenant, ids.clone());
+    Ok(ids)
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -118,6 +136,7 @@ impl EmbeddedStore {
             index: Arc::new(RwLock::new(index)),
             write_stripes: (0..WRITE_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             pattern_meta: RwLock::new(meta),
+            family_ids: Arc::default(),
         })
     }
 
@@ -226,7 +245,7 @@ impl EmbeddedStore {
         Ok(patterns)
     }
 
-    fn query_one(index: &CandidateIndex, tenant: u32, sketch: &QuerySketch, exclude_repo: Option<u32>, options: &QueryOptions) -> SketchResult {
+    fn query_one(index: &CandidateIndex, ids: &FamilyIds, tenant: u32, sketch: &QuerySketch, exclude_repo: Option<u32>, options: &QueryOptions) -> SketchResult {
         let found = index.query(tenant, sketch.t2_hash, &sketch.sketch, exclude_repo, options.min_similarity, options.top_k);
         let matches = found
             .into_iter()
@@ -237,7 +256,7 @@ impl EmbeddedStore {
                     key: String::from(&*unit.key),
                     similarity: candidate.similarity,
                     exact: candidate.exact,
-                    pattern_id: unit.t2_hash.pattern_id(),
+                    pattern_id: family::pattern_id_of(ids, unit.t2_hash),
                     language: String::from(index.names.name(unit.language)),
                     tokens: unit.tokens,
                     lines: unit.lines,
@@ -250,13 +269,14 @@ impl EmbeddedStore {
 }
 
 /// The answer to every sketch of a query, in order.
-fn query_all(index: &RwLock<CandidateIndex>, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError> {
+fn query_all(index: &RwLock<CandidateIndex>, cache: &FamilyIdCache, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError> {
     let index = index.read().map_err(poisoned)?;
     let Some(tenant_id) = index.names.lookup(tenant) else {
         return Ok(sketches.iter().map(|sketch| SketchResult { id: sketch.id.clone(), matches: Vec::new() }).collect());
     };
+    let ids = family_ids(&index, cache, tenant_id)?;
     let exclude_repo = options.exclude_repo.as_deref().and_then(|repo| index.names.lookup(repo));
-    Ok(sketches.iter().map(|sketch| EmbeddedStore::query_one(&index, tenant_id, sketch, exclude_repo, options)).collect())
+    Ok(sketches.iter().map(|sketch| EmbeddedStore::query_one(&index, &ids, tenant_id, sketch, exclude_repo, options)).collect())
 }
 
 /// The shard count decides where every unit lives, so a data directory keeps the count it
@@ -394,6 +414,8 @@ impl Store for EmbeddedStore {
                 Err(error) => first_error = first_error.or(Some(StoreError::Task(error.to_string()))),
             }
         }
+        // The index changed (also when a shard failed: others may have applied their part).
+        self.family_ids.write().map_err(poisoned)?.remove(&tenant_id);
         if let Some(error) = first_error {
             return Err(error);
         }
@@ -408,10 +430,10 @@ impl Store for EmbeddedStore {
 
     async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Arc<[SketchResult]>, StoreError> {
         if sketches.len() <= INLINE_QUERY_SKETCHES {
-            return Ok(query_all(&self.index, tenant, sketches, options)?.into());
+            return Ok(query_all(&self.index, &self.family_ids, tenant, sketches, options)?.into());
         }
-        let (index, tenant, sketches, options) = (self.index.clone(), tenant.to_string(), sketches.to_vec(), options.clone());
-        Ok(blocking(move || query_all(&index, &tenant, &sketches, &options)).await?.into())
+        let (index, cache, tenant, sketches, options) = (self.index.clone(), self.family_ids.clone(), tenant.to_string(), sketches.to_vec(), options.clone());
+        Ok(blocking(move || query_all(&index, &cache, &tenant, &sketches, &options)).await?.into())
     }
 
     async fn top_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {

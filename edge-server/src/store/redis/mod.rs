@@ -48,7 +48,8 @@ use self::layout::{
     member_t2, parse_link_field, partition_of, repo_tag,
 };
 use crate::store::embedded::index::MAX_LANE_WALK;
-use crate::store::family::{self, Components};
+use crate::store::cached::SHARED_BACKEND_TTL;
+use crate::store::family::{self, Components, FamilyIds};
 use crate::store::{MAX_PATTERN_OCCURRENCES, PatternMeta, QueryOptions, Store, StoreError};
 
 /// How to reach and use the cluster.
@@ -110,6 +111,9 @@ pub struct RedisStore {
     /// Query-time reads, merged across concurrent queries.
     reads: ReadCoalescer,
     options: RedisOptions,
+    /// Per tenant, the team pattern id of each linked shape, for query answers; dropped by a
+    /// write through this replica, otherwise as stale as the replica's caches may be.
+    family_ids: moka::future::Cache<String, Arc<FamilyIds>>,
 }
 
 fn unavailable(error: redis::RedisError) -> StoreError {
@@ -186,6 +190,7 @@ impl RedisStore {
             connection,
             apply_script: redis::Script::new(include_str!("apply.lua")),
             options,
+            family_ids: moka::future::Cache::builder().max_capacity(10_000).time_to_live(SHARED_BACKEND_TTL).build(),
         };
         store.check_ready().await?;
         Ok(store)
@@ -532,6 +537,19 @@ impl RedisStore {
         Ok(Components::from_links(per_partition.into_iter().flatten()))
     }
 
+    /// The tenant's [`FamilyIds`], read (links and the groups of linked shapes) when not kept.
+    async fn family_ids(&self, keys: &Keys, tenant: &str) -> Result<Arc<FamilyIds>, StoreError> {
+        if let Some(ids) = self.family_ids.get(tenant).await {
+            return Ok(ids);
+        }
+        let components = self.components(keys).await?;
+        let shapes: Vec<T2Hash> = components.linked().flatten().copied().collect();
+        let groups = self.groups(keys, &shapes).await?;
+        let ids = Arc::new(family::linked_ids(&components, |shape| groups.get(&shape).map_or(0, |group| group.entries.len() as u64)));
+        self.family_ids.insert(tenant.to_string(), ids.clone()).await;
+        Ok(ids)
+    }
+
     /// The groups of `shapes` (members with their repositories' tags) and their size and
     /// language, with one `HMGET` of groups and one of group info per partition (merged with
     /// concurrent reads). Shapes without units are left out.
@@ -698,6 +716,7 @@ impl Store for RedisStore {
         let lock = RepoLock::acquire(&self.connection, &lock_key).await?;
         let result = self.apply_locked(&keys, tenant, repo, batch, &lock).await;
         lock.release().await;
+        self.family_ids.invalidate(tenant).await;
         result
     }
 
@@ -706,6 +725,7 @@ impl Store for RedisStore {
         let lanes = self.lane_contents(&keys, sketches).await?;
         let per_sketch_candidates: Vec<HashSet<Member>> = sketches.iter().map(|sketch| lanes.candidates(sketch)).collect::<Result<_, _>>()?;
         let records = self.records(&keys, per_sketch_candidates.iter().flatten().copied().collect::<HashSet<Member>>()).await?;
+        let ids = self.family_ids(&keys, tenant).await?;
 
         let mut results = Vec::with_capacity(sketches.len());
         for (sketch, candidates) in sketches.iter().zip(per_sketch_candidates) {
@@ -726,7 +746,7 @@ impl Store for RedisStore {
                     key: record.key.clone(),
                     similarity,
                     exact,
-                    pattern_id: record.t2_hash.pattern_id(),
+                    pattern_id: family::pattern_id_of(&ids, record.t2_hash),
                     language: record.language.clone(),
                     tokens: record.tokens,
                     lines: record.lines,
