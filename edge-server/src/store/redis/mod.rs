@@ -538,16 +538,18 @@ impl RedisStore {
     }
 
     /// The tenant's [`FamilyIds`], read (links and the groups of linked shapes) when not kept.
+    /// Concurrent queries that miss wait for one read rather than each reading.
     async fn family_ids(&self, keys: &Keys, tenant: &str) -> Result<Arc<FamilyIds>, StoreError> {
-        if let Some(ids) = self.family_ids.get(tenant).await {
-            return Ok(ids);
-        }
-        let components = self.components(keys).await?;
-        let shapes: Vec<T2Hash> = components.linked().flatten().copied().collect();
-        let groups = self.groups(keys, &shapes).await?;
-        let ids = Arc::new(family::linked_ids(&components, |shape| groups.get(&shape).map_or(0, |group| group.entries.len() as u64)));
-        self.family_ids.insert(tenant.to_string(), ids.clone()).await;
-        Ok(ids)
+        let read = async {
+            let components = self.components(keys).await?;
+            let shapes: Vec<T2Hash> = components.linked().flatten().copied().collect();
+            let groups = self.groups(keys, &shapes).await?;
+            Ok::<_, StoreError>(Arc::new(family::linked_ids(&components, |shape| groups.get(&shape).map_or(0, |group| group.entries.len() as u64))))
+        };
+        self.family_ids.try_get_with(tenant.to_string(), read).await.map_err(|error| match &*error {
+            StoreError::Corrupt(message) => StoreError::Corrupt(message.clone()),
+            other => StoreError::Unavailable(other.to_string()),
+        })
     }
 
     /// The groups of `shapes` (members with their repositories' tags) and their size and
@@ -821,22 +823,24 @@ impl Store for RedisStore {
             .buffer_unordered(16)
             .try_collect()
             .await?;
-        let mut patterns: Vec<PatternSummary> = per_partition.into_iter().flatten().collect();
+        // Families are ranked with the rest first; only the names of those listed are read.
         let (linked, _) = self.linked_patterns(keys, components).await?;
-        let linked_shapes: Vec<T2Hash> = linked.iter().flat_map(|(shapes, _)| shapes.iter().copied()).collect();
-        let mut metas: HashMap<T2Hash, PatternMeta> = self.metas(keys, &linked_shapes).await?.into_iter().collect();
-        for (shapes, mut summary) in linked {
-            let id = T2Hash::from_pattern_id(&summary.id);
-            let stored = shapes.iter().filter_map(|shape| Some((*shape, metas.remove(shape)?)));
-            if let Some(id) = id
-                && let Some(meta) = family::current_meta(stored, id)
-            {
-                (summary.name, summary.note, summary.named_by, summary.named_at) = (meta.name, meta.note, meta.named_by, meta.named_at);
-            }
+        let mut shapes_of: HashMap<String, Vec<T2Hash>> = HashMap::new();
+        let mut patterns: Vec<PatternSummary> = per_partition.into_iter().flatten().collect();
+        for (shapes, summary) in linked {
+            shapes_of.insert(summary.id.clone(), shapes);
             patterns.push(summary);
         }
         patterns.sort_by(|a, b| b.repos.cmp(&a.repos).then(b.units.cmp(&a.units)).then_with(|| a.id.cmp(&b.id)));
         patterns.truncate(top);
+        let listed_shapes: Vec<T2Hash> = patterns.iter().filter_map(|summary| shapes_of.get(&summary.id)).flatten().copied().collect();
+        let mut metas: HashMap<T2Hash, PatternMeta> = self.metas(keys, &listed_shapes).await?.into_iter().collect();
+        for summary in &mut patterns {
+            let (Some(shapes), Some(id)) = (shapes_of.get(&summary.id), T2Hash::from_pattern_id(&summary.id)) else { continue };
+            if let Some(meta) = family::current_meta(shapes.iter().filter_map(|shape| Some((*shape, metas.remove(shape)?))), id) {
+                (summary.name, summary.note, summary.named_by, summary.named_at) = (meta.name, meta.note, meta.named_by, meta.named_at);
+            }
+        }
         Ok(patterns)
     }
 
