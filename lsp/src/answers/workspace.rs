@@ -654,8 +654,12 @@ impl Workspace {
             return;
         }
         *given = Arc::downgrade(&engine.patterns);
-        if let Some(families) = engine.families() {
-            self.edge().update_families(engine.files(), families);
+        // Without a team edge the families are not computed at all.
+        let edge = self.edge();
+        if edge.enabled()
+            && let Some(families) = engine.families()
+        {
+            edge.update_families(engine.files(), families);
         }
     }
 }
