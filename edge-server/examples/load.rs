@@ -76,6 +76,11 @@ struct Args {
     /// fresh sketch ids, so it misses that cache and reaches the index.
     #[arg(long)]
     repeat_queries: bool,
+    /// Share of the near-miss units, in percent, sent with a near-miss family (`family`: the
+    /// shape they were edited from, or their synthetic family's shared shape), as clients that
+    /// cluster them with it would: each such unit links two shapes on the edge.
+    #[arg(long, default_value_t = 0)]
+    family_percent: u64,
 }
 
 const FAMILY_SIZE: u64 = 8;
@@ -106,10 +111,12 @@ fn variant(family: u64, seed: u64, changes: u64) -> Sketch {
     sketch
 }
 
-fn synthetic_unit(number: u64) -> UnitUpsert {
+fn synthetic_unit(number: u64, family_percent: u64) -> UnitUpsert {
     let family = number / FAMILY_SIZE;
     let changes = splitmix(number) % 25;
-    let t2_hash = if changes == 0 { T2Hash(splitmix(family ^ 0xfeed)) } else { T2Hash(splitmix(number ^ 0xbeef)) };
+    let family_t2 = T2Hash(splitmix(family ^ 0xfeed));
+    let t2_hash = if changes == 0 { family_t2 } else { T2Hash(splitmix(number ^ 0xbeef)) };
+    let linked = changes != 0 && splitmix(number ^ 0xfa11) % 100 < family_percent;
     UnitUpsert {
         key: format!("{:032x}", u128::from(splitmix(number)) << 64 | u128::from(splitmix(!number))),
         t2_hash,
@@ -124,6 +131,7 @@ fn synthetic_unit(number: u64) -> UnitUpsert {
             start_line: (number % 900) as u32 + 1,
             end_line: (number % 900) as u32 + 30,
         }),
+        family: linked.then_some(family_t2),
     }
 }
 
@@ -162,6 +170,7 @@ fn read_corpus(index: &std::path::Path) -> Vec<UnitUpsert> {
             nesting,
             language,
             location: Some(Location { path, name, start_line, end_line }),
+            family: None,
         });
     }
     assert!(!units.is_empty(), "no units in {}", index.display());
@@ -184,11 +193,16 @@ fn edit(upsert: &mut UnitUpsert, seed: u64) {
     upsert.t2_hash = T2Hash(splitmix(upsert.t2_hash.0 ^ seed));
 }
 
-/// Unit `unit` of the scanned code as stored in repository `repo-{copy}`.
-fn corpus_unit(corpus: &[UnitUpsert], copy: u64, unit: u64, percent: u64) -> UnitUpsert {
+/// Unit `unit` of the scanned code as stored in repository `repo-{copy}`; an edited one in
+/// the family of the shape it was edited from for `family_percent` % of them.
+fn corpus_unit(corpus: &[UnitUpsert], copy: u64, unit: u64, percent: u64, family_percent: u64) -> UnitUpsert {
     let mut upsert = corpus[unit as usize].clone();
     if is_edited(copy, unit, percent) {
+        let original = upsert.t2_hash;
         edit(&mut upsert, splitmix((copy << 32) ^ unit));
+        if splitmix((copy << 32) ^ unit ^ 0xfa11) % 100 < family_percent {
+            upsert.family = Some(original);
+        }
     }
     upsert
 }
@@ -260,12 +274,12 @@ impl Source {
         match self {
             Source::Synthetic => {
                 let first = number * args.batch;
-                let upserts = (first..(first + args.batch).min(args.units)).map(synthetic_unit).collect();
+                let upserts = (first..(first + args.batch).min(args.units)).map(|number| synthetic_unit(number, args.family_percent)).collect();
                 (format!("repo-{}", number % REPOS), format!("load-{first}"), upserts)
             }
             Source::Corpus { units, batches } => {
                 let Batch { copy, first, count } = batches[number as usize];
-                let upserts = (first..first + count).map(|unit| corpus_unit(units, copy, unit, args.edited_percent)).collect();
+                let upserts = (first..first + count).map(|unit| corpus_unit(units, copy, unit, args.edited_percent, args.family_percent)).collect();
                 (format!("repo-{copy}"), format!("load-{copy}-{first}"), upserts)
             }
         }

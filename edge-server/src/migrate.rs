@@ -107,6 +107,7 @@ fn upsert_of(row: UnitRow) -> UnitUpsert {
         nesting: row.nesting,
         language: row.language,
         location: row.location,
+        family: row.family,
     }
 }
 

@@ -100,6 +100,8 @@ async fn openapi_document_matches_the_routes_and_every_route_answers() {
         .await
         .unwrap();
     assert_eq!(named.summary.name.as_deref(), Some("money rounding"));
+    // Language servers from before families read this answer strictly: no occurrence kinds.
+    assert!(!named.occurrences.is_empty() && named.occurrences.iter().all(|o| o.kind.is_none()), "{:?}", named.occurrences);
     // The edge records who set the name (the token's id) and when.
     assert!(named.summary.named_by.as_deref().is_some_and(|by| !by.is_empty() && by != token.as_str()), "the token's id, never the secret: {:?}", named.summary);
     assert!(named.summary.named_at.is_some_and(|at| at > 1_700_000_000), "{:?}", named.summary);
@@ -107,6 +109,7 @@ async fn openapi_document_matches_the_routes_and_every_route_answers() {
     assert_eq!(listed.patterns.iter().map(|p| (p.id.as_str(), p.name.as_deref())).collect::<Vec<_>>(), vec![(id.as_str(), Some("money rounding"))]);
     let detail: PatternDetail = http.get(fixture.edge.url(&format!("/v1/patterns/{id}"))).bearer_auth(token).send().await.unwrap().json().await.unwrap();
     assert_eq!(detail.occurrences.len(), 2);
+    assert!(detail.occurrences.iter().all(|o| o.kind == Some(periodic_wire::OccurrenceKind::T2)), "{:?}", detail.occurrences);
     assert_eq!(detail.summary.note.as_deref(), Some("use Money::round"));
     assert_eq!(detail.summary.id, id);
     // The bare hash, as earlier versions wrote pattern ids, names the same pattern.

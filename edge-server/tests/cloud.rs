@@ -117,6 +117,7 @@ fn unit(key: &str, t2: u64, path: &str, name: &str) -> UnitUpsert {
         nesting: 2,
         language: "rust".into(),
         location: Some(Location { path: path.into(), name: name.into(), start_line: 3, end_line: 11 }),
+        family: None,
     }
 }
 

@@ -16,8 +16,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{Edge, client, create_token};
-use periodic_edge::store::conformance::{batch, sketch_of, t2_of};
-use periodic_wire::{DeltaBatch, PatternDetail, QueryRequest, QueryResponse, QuerySketch, Stats};
+use periodic_edge::store::conformance::{batch, sketch_of, t2_of, unit};
+use periodic_wire::{DeltaBatch, PatternDetail, QueryRequest, QueryResponse, QuerySketch, Stats, UnitUpsert};
 use redis_cluster::RedisCluster;
 use reqwest::StatusCode;
 use serde_json::json;
@@ -63,6 +63,8 @@ async fn an_embedded_edge_moves_to_a_redis_cluster_resumably_and_verified() {
         (&team_a, "ledger", batch("a2", 100..250)),
         (&team_a, "billing", DeltaBatch { batch_id: "a3".into(), upserts: Vec::new(), removals: vec!["unit-5".into()] }),
         (&team_b, "billing", batch("b1", 0..60)),
+        // A near miss of unit 3 in a family named by unit 3's shape: one pattern of two shapes.
+        (&team_b, "shop", DeltaBatch { batch_id: "b2".into(), upserts: vec![UnitUpsert { key: "near".into(), family: Some(t2_of(3)), ..unit(1000) }], removals: Vec::new() }),
     ] {
         assert_eq!(push(token, repo, body).await.unwrap().status(), StatusCode::OK);
     }
@@ -90,7 +92,7 @@ async fn an_embedded_edge_moves_to_a_redis_cluster_resumably_and_verified() {
     assert!(text.contains("tokens: not stored in"), "{text}");
     let source = counts(&text, "before", "source");
     assert_eq!(source["team-a"], vec![449, 2, 150, 2], "{text}");
-    assert_eq!(source["team-b"], vec![60, 1, 0, 1], "{text}");
+    assert_eq!(source["team-b"], vec![61, 2, 1, 1], "{text}");
     assert_eq!(counts(&text, "before", "target")["team-a"], vec![0, 0, 0, 0], "{text}");
     let paused: u64 = counts(&text, "paused", "target").values().map(|counts| counts[0]).sum();
     assert!(paused > 0 && paused <= 200, "two batches of at most 100 units stored {paused}:\n{text}");
@@ -103,7 +105,7 @@ async fn an_embedded_edge_moves_to_a_redis_cluster_resumably_and_verified() {
     assert!(text.contains("verified:"), "{text}");
     assert_eq!(counts(&text, "after", "target"), source, "{text}");
     let copied: u64 = text.lines().find_map(|line| line.strip_prefix("copied ")).and_then(|rest| rest.split(' ').next()).unwrap().parse().unwrap();
-    assert_eq!(copied + paused, 449 + 60, "the second run sent only what the first had not:\n{text}");
+    assert_eq!(copied + paused, 449 + 61, "the second run sent only what the first had not:\n{text}");
 
     // Third run: nothing left to do. Fourth, with the progress marker gone (a crash before it
     // was written): everything is sent again and nothing is stored twice.
@@ -113,7 +115,7 @@ async fn an_embedded_edge_moves_to_a_redis_cluster_resumably_and_verified() {
     assert!(redis_cluster::cli(cluster.nodes[0].port, &["-c", "DEL", &marker]).is_some_and(|out| out.trim() == "1"), "{marker}");
     let fourth = migrate(&data, &cluster.url(), &[]);
     let text = stdout_of(&fourth);
-    assert!(fourth.status.success() && text.contains("copied 509 units"), "{text}\n{}", String::from_utf8_lossy(&fourth.stderr));
+    assert!(fourth.status.success() && text.contains("copied 510 units"), "{text}\n{}", String::from_utf8_lossy(&fourth.stderr));
     assert_eq!(counts(&text, "after", "target"), source, "{text}");
 
     // An edge on the cluster answers as the embedded one did.
@@ -143,5 +145,7 @@ async fn an_embedded_edge_moves_to_a_redis_cluster_resumably_and_verified() {
     let only_named: PatternDetail = http.get(edge.url(&format!("/v1/patterns/{}", t2_of(7).to_hex()))).bearer_auth(&team_a).send().await.unwrap().json().await.unwrap();
     assert_eq!(only_named.summary.name.as_deref(), Some("named before any copy"));
     let other_team: PatternDetail = http.get(edge.url(&format!("/v1/patterns/{}", t2_of(3).to_hex()))).bearer_auth(&team_b).send().await.unwrap().json().await.unwrap();
-    assert_eq!((other_team.summary.name.as_deref(), other_team.summary.units), (Some("b's own name"), 1));
+    assert_eq!((other_team.summary.name.as_deref(), other_team.summary.units), (Some("b's own name"), 2), "the family came along");
+    let through_near: PatternDetail = http.get(edge.url(&format!("/v1/patterns/{}", t2_of(1000).to_hex()))).bearer_auth(&team_b).send().await.unwrap().json().await.unwrap();
+    assert_eq!(through_near, other_team);
 }

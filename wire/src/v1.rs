@@ -291,6 +291,13 @@ pub struct UnitUpsert {
     pub language: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
+    /// The unit's near-miss family as its repository sees it: the hash of the id of the local
+    /// pattern holding units of this shape (`P-` and these 16 hex characters), sent only when
+    /// it differs from `t2_hash` (a unit in no pattern, or in the pattern named by its own
+    /// shape, leaves it out). A structural hash like `t2_hash`, so it is sent at every share
+    /// level. The edge joins the shapes it links into one team pattern (see `docs/edge.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<T2Hash>,
 }
 
 /// Body of `POST /v1/repos/{repo}/deltas`.
@@ -353,7 +360,8 @@ pub struct UnitMatch {
     pub similarity: f32,
     /// The structural hash matched exactly.
     pub exact: bool,
-    /// Pattern id: `P-` and the unit's `t2_hash` (see [`T2Hash::pattern_id`]).
+    /// Id of the team pattern holding the unit: `P-` and the unit's `t2_hash` (see
+    /// [`T2Hash::pattern_id`]), or the id of the near-miss family its shape is linked into.
     pub pattern_id: String,
     pub language: String,
     pub tokens: u32,
@@ -395,11 +403,13 @@ pub struct Organisation {
     pub units: u64,
 }
 
-/// A pattern of the team's periodic table: the units sharing one exact structural hash.
+/// A pattern of the team's periodic table: the units of the shapes one near-miss family links
+/// (a single exact structural hash when no family links it to another).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PatternSummary {
-    /// `P-` and the shared `t2_hash` (see [`T2Hash::pattern_id`]).
+    /// `P-` and the `t2_hash` most of its units share, smallest on ties (see
+    /// [`T2Hash::pattern_id`]).
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -426,6 +436,17 @@ pub struct PatternList {
     pub patterns: Vec<PatternSummary>,
 }
 
+/// How an occurrence relates to its pattern's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OccurrenceKind {
+    /// Same shape as the pattern's id (an exact or renamed copy: T1 or T2; the edge holds no
+    /// exact-text hash, so it does not tell the two apart).
+    T2,
+    /// Another shape of the same family: a near miss (T3).
+    T3,
+}
+
 /// One occurrence of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -434,6 +455,11 @@ pub struct PatternOccurrence {
     pub key: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
+    /// `t2` when the unit has the pattern id's shape, `t3` when it joined through a near-miss
+    /// family. Absent from edges before families, and from the answer to `PUT` (which
+    /// language servers before families read, rejecting unknown fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<OccurrenceKind>,
 }
 
 /// Answer to `GET /v1/patterns/{id}` and `PUT /v1/patterns/{id}`.
@@ -685,6 +711,30 @@ mod tests {
         // Pinned value (also computed by an independent Python transcription of the
         // algorithm) so that other implementations can check themselves against it.
         assert_eq!(band_key(0, &[1, 2, 3, 4]), 0xd49c_2bab_5397_6226);
+    }
+
+    #[test]
+    fn family_is_optional_and_left_out_when_absent() {
+        let mut upsert = UnitUpsert {
+            key: "k".into(),
+            t2_hash: T2Hash(1),
+            sketch: sketch_from(1),
+            tokens: 10,
+            lines: 3,
+            nesting: 1,
+            language: "rust".into(),
+            location: None,
+            family: None,
+        };
+        let json = serde_json::to_string(&upsert).expect("serialize");
+        assert!(!json.contains("family"), "an old edge never sees the field: {json}");
+        assert_eq!(serde_json::from_str::<UnitUpsert>(&json).expect("an old client's upsert parses"), upsert);
+        upsert.family = Some(T2Hash(0xab));
+        let json = serde_json::to_string(&upsert).expect("serialize");
+        assert!(json.contains(r#""family":"00000000000000ab""#), "{json}");
+        assert_eq!(serde_json::from_str::<UnitUpsert>(&json).expect("parse"), upsert);
+        let occurrence = PatternOccurrence { repo: "r".into(), key: "k".into(), location: None, kind: Some(OccurrenceKind::T3) };
+        assert_eq!(serde_json::to_string(&occurrence).expect("serialize"), r#"{"repo":"r","key":"k","kind":"t3"}"#);
     }
 
     #[test]

@@ -85,5 +85,11 @@ pub async fn put_pattern(
         Err(error) => ("failed", Some(error.kind)),
     };
     state.audit.record("pattern.update", outcome, actor(), json!({ "name": name, "note_chars": note_chars, "error": error }));
-    Ok(Json(updated?))
+    let mut updated = updated?;
+    // Language servers from before near-miss families read this answer and reject fields they
+    // do not know; the occurrences' kinds are for `GET`, so they are left out here.
+    for occurrence in &mut updated.occurrences {
+        occurrence.kind = None;
+    }
+    Ok(Json(updated))
 }

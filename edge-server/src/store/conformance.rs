@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use periodic_wire::{DeltaBatch, Location, QuerySketch, SKETCH_LEN, Sketch, T2Hash, UnitUpsert};
+use periodic_wire::{DeltaBatch, Location, OccurrenceKind, PatternDetail, QuerySketch, SKETCH_LEN, Sketch, T2Hash, UnitUpsert};
 
 use crate::store::analyses::charged_bytes;
 use crate::store::{AnalysisPolicy, ContentHash, PatternMeta, QueryOptions, Store};
@@ -55,6 +55,7 @@ pub fn unit(number: u64) -> UnitUpsert {
         nesting: 2,
         language: "rust".into(),
         location: Some(Location { path: format!("src/file{}.rs", number % 7), name: format!("function_{number}"), start_line: 10, end_line: 18 }),
+        family: None,
     }
 }
 
@@ -86,6 +87,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     analyses_are_isolated_by_tenant_and_analysis_key(&*store, &tenant("analyses-a"), &tenant("analyses-b")).await;
     analyses_beyond_the_budget_evict_the_least_recently_used(&*store, &tenant("analyses-lru")).await;
     analyses_unused_for_the_ttl_expire(&*store, &tenant("analyses-ttl")).await;
+    near_miss_families_join_shapes_into_one_team_pattern(&*store, &tenant("families")).await;
     store.check_ready().await.expect("ready");
     assert!(store.units_stored().await.unwrap() > 0, "units_stored counts stored units");
     store.flush().await.expect("flush");
@@ -247,6 +249,107 @@ async fn patterns_group_exact_structure_across_repos(store: &dyn Store, tenant: 
     let cleared = store.set_pattern_meta(tenant, t2_of(1), PatternMeta { named_by: Some("token-b".into()), named_at: Some(1_700_000_200), ..PatternMeta::default() }).await.unwrap();
     assert_eq!(cleared.summary.name, None);
     assert_eq!(store.named_patterns(tenant, 10).await.unwrap().len(), 1, "a cleared name is no longer listed");
+}
+
+/// A unit of shape `shape` (as `unit(shape)` has it) under `key`, in family `family` (a shape
+/// number) when given.
+fn shaped(key: &str, shape: u64, family: Option<u64>) -> UnitUpsert {
+    UnitUpsert { key: key.into(), family: family.map(t2_of), ..unit(shape) }
+}
+
+fn upserts(batch_id: &str, upserts: Vec<UnitUpsert>, removals: &[&str]) -> DeltaBatch {
+    DeltaBatch { batch_id: batch_id.into(), upserts, removals: removals.iter().map(|key| key.to_string()).collect() }
+}
+
+/// (repository, key, kind) of every occurrence, sorted.
+fn kinds(detail: &PatternDetail) -> Vec<(String, String, Option<OccurrenceKind>)> {
+    let mut found: Vec<_> = detail.occurrences.iter().map(|o| (o.repo.clone(), o.key.clone(), o.kind)).collect();
+    found.sort();
+    found
+}
+
+/// A near-miss family seen in one repository (shapes X and Y, Y's units sent with family X)
+/// makes one team pattern of every unit of X and Y in every repository: its id is the shape
+/// most units have, any of its shapes resolves to it, occurrences say which are near misses,
+/// names given through any shape apply to it, and links follow removals and replacements.
+async fn near_miss_families_join_shapes_into_one_team_pattern(store: &dyn Store, tenant: &str) {
+    let (x, y) = (1000u64, 1001u64);
+    let (shape_x, shape_y) = (t2_of(x), t2_of(y));
+    use OccurrenceKind::{T2, T3};
+    let occurrence = |repo: &str, key: &str, kind| (repo.to_string(), key.to_string(), Some(kind));
+
+    // Repository b alone first: one unit of X and one of Y, no family; Y is named there.
+    store.apply_batch(tenant, "b", upserts("b1", vec![shaped("b-x", x, None), shaped("b-y", y, None)], &[])).await.unwrap();
+    assert!(store.top_patterns(tenant, 10).await.unwrap().is_empty(), "two shapes of one unit each are no pattern");
+    store.set_pattern_meta(tenant, shape_y, named("named through y", None, 100)).await.unwrap();
+
+    // Repository a holds the family: two units of X, one of Y sent with family X.
+    let family_batch = upserts("a1", vec![shaped("a-x1", x, None), shaped("a-x2", x, None), shaped("a-y", y, Some(x))], &[]);
+    store.apply_batch(tenant, "a", family_batch.clone()).await.unwrap();
+    let top = store.top_patterns(tenant, 10).await.unwrap();
+    assert_eq!(top.len(), 1, "one team pattern: {top:?}");
+    assert_eq!((top[0].id.as_str(), top[0].units, top[0].repos), (shape_x.pattern_id().as_str(), 5, 2), "{top:?}");
+    assert_eq!(top[0].name.as_deref(), Some("named through y"), "a name under any shape of the family applies");
+    assert_eq!(store.stats(tenant).await.unwrap().patterns, 1);
+    let through_y = store.pattern(tenant, shape_y).await.unwrap().expect("resolved");
+    let through_x = store.pattern(tenant, shape_x).await.unwrap().expect("found");
+    assert_eq!(through_y, through_x, "any shape of the family answers with the family");
+    assert_eq!(through_x.summary.id, shape_x.pattern_id());
+    assert_eq!(
+        kinds(&through_x),
+        vec![occurrence("a", "a-x1", T2), occurrence("a", "a-x2", T2), occurrence("a", "a-y", T3), occurrence("b", "b-x", T2), occurrence("b", "b-y", T3)]
+    );
+    // A query match names its unit's team pattern, whichever shape it has.
+    let near = store.query(tenant, &[probe("y", shape_y, sketch_of(y))], &options(0.99, 10)).await.unwrap();
+    assert_eq!(near[0].matches.len(), 2, "{near:?}");
+    assert!(near[0].matches.iter().all(|m| m.pattern_id == shape_x.pattern_id()), "{near:?}");
+    // A retried batch changes no link count (checked below, when a removal leaves one holder).
+    assert!(store.apply_batch(tenant, "a", family_batch).await.unwrap().duplicate);
+
+    // Naming through Y stores the name under the family's id; the newest name applies, and
+    // the family is listed once among named patterns.
+    let renamed = store.set_pattern_meta(tenant, shape_y, named("family name", Some("one helper"), 200)).await.unwrap();
+    assert_eq!((renamed.summary.id.as_str(), renamed.summary.name.as_deref()), (shape_x.pattern_id().as_str(), Some("family name")));
+    let listed: Vec<(String, Option<String>)> = store.named_patterns(tenant, 10).await.unwrap().into_iter().map(|p| (p.id, p.name)).collect();
+    assert_eq!(listed, vec![(shape_x.pattern_id(), Some("family name".to_string()))]);
+
+    // A second holder of the same link, then one removed: still one family.
+    store.apply_batch(tenant, "a", upserts("a2", vec![shaped("a-y2", y, Some(x))], &[])).await.unwrap();
+    store.apply_batch(tenant, "a", upserts("a3", Vec::new(), &["a-y2"])).await.unwrap();
+    assert_eq!(store.pattern(tenant, shape_y).await.unwrap().expect("family").summary.units, 5, "the link has a holder left");
+
+    // When Y becomes the most common shape the family takes its id; the old id still answers
+    // and the family's name stays.
+    let more_y = (0..3).map(|n| shaped(&format!("c-y{n}"), y, None)).collect();
+    store.apply_batch(tenant, "c", upserts("c1", more_y, &[])).await.unwrap();
+    let grown = store.pattern(tenant, shape_x).await.unwrap().expect("old id answers");
+    assert_eq!((grown.summary.id.as_str(), grown.summary.units, grown.summary.repos), (shape_y.pattern_id().as_str(), 8, 3));
+    assert_eq!(grown.summary.name.as_deref(), Some("family name"));
+    assert!(grown.occurrences.iter().filter(|o| o.key.contains("-x")).all(|o| o.kind == Some(T3)));
+    assert_eq!(store.top_patterns(tenant, 10).await.unwrap().iter().map(|p| p.id.clone()).collect::<Vec<_>>(), vec![shape_y.pattern_id()]);
+    let moved = store.query(tenant, &[probe("x", shape_x, sketch_of(x))], &options(0.99, 10)).await.unwrap();
+    assert!(!moved[0].matches.is_empty() && moved[0].matches.iter().all(|m| m.pattern_id == shape_y.pattern_id()), "{moved:?}");
+    store.apply_batch(tenant, "c", upserts("c2", Vec::new(), &["c-y0", "c-y1", "c-y2"])).await.unwrap();
+
+    // The unit re-sent without its family (same key and shape): the link is gone, X and Y
+    // are patterns of their own again, each with the name stored under it.
+    store.apply_batch(tenant, "a", upserts("a4", vec![shaped("a-y", y, None)], &[])).await.unwrap();
+    let x_alone = store.pattern(tenant, shape_x).await.unwrap().expect("x");
+    assert_eq!((x_alone.summary.id.as_str(), x_alone.summary.units), (shape_x.pattern_id().as_str(), 3));
+    assert_eq!(x_alone.summary.name.as_deref(), Some("family name"));
+    let y_alone = store.pattern(tenant, shape_y).await.unwrap().expect("y");
+    assert_eq!((y_alone.summary.id.as_str(), y_alone.summary.units, y_alone.summary.name.as_deref()), (shape_y.pattern_id().as_str(), 2, Some("named through y")));
+    assert!(y_alone.occurrences.iter().all(|o| o.kind == Some(T2)));
+    let apart = store.query(tenant, &[probe("y", shape_y, sketch_of(y))], &options(0.99, 10)).await.unwrap();
+    assert!(apart[0].matches.iter().all(|m| m.pattern_id == shape_y.pattern_id()), "{apart:?}");
+    assert_eq!(store.stats(tenant).await.unwrap().patterns, 2);
+
+    // Linked again, then the linking unit removed: separate again.
+    store.apply_batch(tenant, "a", upserts("a5", vec![shaped("a-y", y, Some(x))], &[])).await.unwrap();
+    assert_eq!(store.top_patterns(tenant, 10).await.unwrap().len(), 1);
+    store.apply_batch(tenant, "a", upserts("a6", Vec::new(), &["a-y"])).await.unwrap();
+    let top: Vec<(String, u64)> = store.top_patterns(tenant, 10).await.unwrap().into_iter().map(|p| (p.id, p.units)).collect();
+    assert_eq!(top, vec![(shape_x.pattern_id(), 3)], "y keeps one unit: no pattern");
 }
 
 /// A name set by token `token-a` at `at` (seconds since the Unix epoch).

@@ -11,6 +11,7 @@ pub mod analyses;
 pub mod cached;
 pub mod conformance;
 pub mod embedded;
+pub mod family;
 pub mod metered;
 pub mod redis;
 
@@ -103,14 +104,16 @@ pub trait Store: Send + Sync {
     /// Shared, so that a cached answer is served without copying it.
     async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Arc<[SketchResult]>, StoreError>;
 
-    /// The tenant's patterns (exact-structure groups of at least two units), most widespread first.
+    /// The tenant's patterns (the shapes each component of the near-miss family links joins,
+    /// see [`family`], with at least two units), most widespread first.
     async fn top_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError>;
 
-    /// One pattern with its occurrences; `None` when it has neither units nor a name.
+    /// The pattern holding shape `id` (any shape of the component, not only its id) with its
+    /// occurrences; `None` when it has neither units nor a name.
     async fn pattern(&self, tenant: &str, id: T2Hash) -> Result<Option<PatternDetail>, StoreError>;
 
-    /// Stores the team-shared name and note of a pattern (replacing the previous ones whole)
-    /// and returns its detail.
+    /// Stores the team-shared name and note of the pattern holding shape `id`, under that
+    /// pattern's id (replacing the previous ones whole), and returns its detail.
     async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, meta: PatternMeta) -> Result<PatternDetail, StoreError>;
 
     /// The tenant's patterns that have a team name, whatever their unit count, most

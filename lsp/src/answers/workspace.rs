@@ -22,6 +22,7 @@ use periodic_core::scan::{self, ScanOptions, ScanOutcome, ScanProgress};
 use periodic_core::team_cache::TeamCache;
 use periodic_core::{ClonePair, Config, FileRecord, Instance, Language, Pattern};
 
+use crate::edge_sync::convert::Families;
 use crate::edge_sync::names::{TeamNames, merge_labels};
 use crate::edge_sync::{EdgeSync, Organisation, UnitMatch};
 
@@ -268,6 +269,12 @@ impl Engine {
         self.patterns_current
     }
 
+    /// The near-miss family of each shape, as the last pattern build says; `None` while
+    /// edits are newer than it (its members may no longer name the units they did).
+    pub fn families(&self) -> Option<Families> {
+        self.patterns_current.then(|| Families::of_patterns(self.live.files(), &self.patterns))
+    }
+
     /// Re-indexes one file from `text` (already analysed) and recomputes its pairs.
     /// Returns the other files whose pairs changed.
     pub fn apply_analysis(&mut self, path: &str, language: Language, text: &str, analysis: Analysis, version: Option<i32>) -> HashSet<u32> {
@@ -462,6 +469,9 @@ pub struct Workspace {
     pub published: tokio::sync::watch::Sender<u64>,
     /// Sync with the team edge server (disabled unless configured).
     edge: RwLock<Arc<EdgeSync>>,
+    /// The pattern build whose families the sync was last given (weak: the build is not
+    /// kept alive for this, and the allocation it names cannot be reused while held).
+    families_given: Mutex<std::sync::Weak<Vec<Pattern>>>,
 }
 
 impl Workspace {
@@ -482,6 +492,7 @@ impl Workspace {
             reindexing: tokio::sync::Mutex::new(()),
             published: tokio::sync::watch::channel(0).0,
             edge: RwLock::new(Arc::new(EdgeSync::disabled())),
+            families_given: Mutex::new(std::sync::Weak::new()),
         };
         (Arc::new(workspace), problem)
     }
@@ -585,7 +596,11 @@ impl Workspace {
         let mut engine = Engine::new(&self.root, config, outcome.files, outcome.pairs, labels);
         let edge = self.edge();
         engine.set_label_sources(times, &edge);
-        // The team gets the files as on disk; editor text follows as it is analysed.
+        // The team gets the files as on disk, with their families; editor text follows as it
+        // is analysed.
+        if let Some(families) = engine.families() {
+            edge.set_families(families);
+        }
         edge.record_snapshot(engine.files());
         for document in open() {
             let analysis = periodic_core::analysis::analyze(document.language, &document.text);
@@ -630,6 +645,7 @@ impl Workspace {
 
     fn publish(&self, engine: Option<&Engine>) {
         let Some(engine) = engine else { return };
+        self.give_families(engine);
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         let snapshot = Arc::new(engine.snapshot());
         match self.snapshot.write() {
@@ -637,6 +653,27 @@ impl Workspace {
             Err(poisoned) => *poisoned.into_inner() = snapshot,
         }
         self.published.send_replace(generation);
+    }
+
+    /// After a new pattern build, gives the sync the units' families and lets it send again
+    /// the units whose family changed (an edit can move a unit of another file into, out
+    /// of, or between near-miss families). Cheap when the build is the one already given.
+    fn give_families(&self, engine: &Engine) {
+        if !engine.patterns_current() {
+            return;
+        }
+        let mut given = lock(&self.families_given);
+        if std::ptr::eq(given.as_ptr(), Arc::as_ptr(&engine.patterns)) {
+            return;
+        }
+        *given = Arc::downgrade(&engine.patterns);
+        // Without a team edge the families are not computed at all.
+        let edge = self.edge();
+        if edge.enabled()
+            && let Some(families) = engine.families()
+        {
+            edge.update_families(engine.files(), families);
+        }
     }
 }
 

@@ -174,7 +174,7 @@ fn push_to_edge(args: &ScanArgs, settings: EdgeSettings, outcome: &periodic_core
     let url = settings.url.clone().unwrap_or_default();
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let stall = std::time::Duration::from_secs(args.edge.timeout_seconds);
-    let pushed = push::push_repository(&scan_root(&args.path), settings, &outcome.files, stall, show_progress)
+    let pushed = push::push_repository(&scan_root(&args.path), settings, &outcome.files, &outcome.patterns, stall, show_progress)
         .with_context(|| format!("cannot push to the edge at {url}"))?;
     if !args.quiet {
         eprintln!(

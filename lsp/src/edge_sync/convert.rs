@@ -1,8 +1,11 @@
 //! Conversion of the engine's units into the edge's wire form: stable unit keys, upserts with
-//! or without a location (by share level), query sketches, and the digest that tells whether
-//! a unit changed since it was last queued.
+//! or without a location (by share level) and with their near-miss family (from the local
+//! patterns, see [`Families`]), query sketches, and the digest that tells whether a unit
+//! changed since it was last queued.
 
-use periodic_core::{FileRecord, UnitRecord};
+use std::collections::{HashMap, HashSet};
+
+use periodic_core::{FileRecord, Pattern, UnitRecord};
 use periodic_wire::v1::{Location, QuerySketch, ShareLevel, Sketch, T2Hash, UnitUpsert, unit_key};
 
 // The engine's MinHash signature is sent as is: both sides must agree on its length.
@@ -31,8 +34,58 @@ pub fn unit_keys(file: &FileRecord) -> Vec<String> {
         .collect()
 }
 
+/// The near-miss family of each shape the local patterns hold under another shape's id:
+/// shape (`t2`) → the shape hash of that pattern's id. What `UnitUpsert::family` carries, so
+/// the edge can join the shapes of one family across repositories (`docs/edge.md`).
+///
+/// Keyed by shape rather than by unit: units of one shape in one repository are exact copies
+/// of each other and belong to one family, and an edited unit keeps the family of its shape
+/// until patterns are clustered again (when [`Families::changed_shapes`] tells which units to
+/// send again).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Families(HashMap<u64, u64>);
+
+impl Families {
+    /// The families of `patterns`, built over `files` (their members index into it).
+    pub fn of_patterns(files: &[FileRecord], patterns: &[Pattern]) -> Families {
+        let mut families: HashMap<u64, u64> = HashMap::new();
+        for pattern in patterns {
+            // Only unit members are sent; a pattern of blocks only (named by a content hash) has none.
+            let Some(id) = periodic_core::pattern::parse_shape_id(&pattern.id) else { continue };
+            for member in &pattern.members {
+                let Some(unit) = member.unit.and_then(|unit| files.get(member.file as usize)?.units.get(unit as usize)) else { continue };
+                if unit.hashes.t2 != id {
+                    // A shape split between two patterns takes the smaller id, whatever their order.
+                    families.entry(unit.hashes.t2).and_modify(|family| *family = (*family).min(id)).or_insert(id);
+                }
+            }
+        }
+        Families(families)
+    }
+
+    /// The family sent with units of shape `t2`.
+    pub fn get(&self, t2: u64) -> Option<T2Hash> {
+        self.0.get(&t2).map(|&family| T2Hash(family))
+    }
+
+    /// The shapes whose family differs between `self` and `other`.
+    pub fn changed_shapes(&self, other: &Families) -> HashSet<u64> {
+        let mut changed: HashSet<u64> = self.0.iter().filter(|(shape, family)| other.0.get(shape) != Some(family)).map(|(shape, _)| *shape).collect();
+        changed.extend(other.0.keys().filter(|shape| !self.0.contains_key(shape)));
+        changed
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The upsert of one unit; the location only at share level `locations`.
-pub fn upsert(file: &FileRecord, unit: &UnitRecord, key: String, share: ShareLevel) -> UnitUpsert {
+pub fn upsert(file: &FileRecord, unit: &UnitRecord, key: String, share: ShareLevel, families: &Families) -> UnitUpsert {
     UnitUpsert {
         key,
         t2_hash: T2Hash(unit.hashes.t2),
@@ -47,23 +100,26 @@ pub fn upsert(file: &FileRecord, unit: &UnitRecord, key: String, share: ShareLev
             start_line: unit.start_line,
             end_line: unit.end_line,
         }),
+        family: families.get(unit.hashes.t2),
     }
 }
 
 /// Every unit of a file, prepared for sending.
-pub fn prepare_file(file: &FileRecord, share: ShareLevel) -> Vec<PreparedUnit> {
+pub fn prepare_file(file: &FileRecord, share: ShareLevel, families: &Families) -> Vec<PreparedUnit> {
     unit_keys(file)
         .into_iter()
         .zip(&file.units)
         .map(|(key, unit)| {
-            let upsert = upsert(file, unit, key.clone(), share);
+            let upsert = upsert(file, unit, key.clone(), share, families);
             PreparedUnit { digest: digest(&upsert), key, path: file.path.clone(), upsert }
         })
         .collect()
 }
 
-/// Digest of everything an upsert carries, so that a unit whose fingerprint, metrics or
-/// location did not change is not sent again (and a change of share level is).
+/// Digest of everything an upsert carries, so that a unit whose fingerprint, metrics,
+/// location or family did not change is not sent again (and a change of share level or of
+/// family is). A unit in no family, or in the one its shape names, carries none, so its
+/// digest is the one earlier versions computed and upgrading sends nothing again.
 pub fn digest(upsert: &UnitUpsert) -> [u8; 16] {
     let mut hasher = blake3::Hasher::new();
     // The JSON form is canonical here: fields serialize in declaration order.
@@ -123,8 +179,8 @@ mod tests {
     #[test]
     fn locations_are_sent_only_at_share_level_locations() {
         let file = record("src/a.py", SOURCE);
-        let with = prepare_file(&file, ShareLevel::Locations);
-        let without = prepare_file(&file, ShareLevel::Fingerprints);
+        let with = prepare_file(&file, ShareLevel::Locations, &Families::default());
+        let without = prepare_file(&file, ShareLevel::Fingerprints, &Families::default());
         assert!(!with.is_empty());
         let location = with[0].upsert.location.as_ref().expect("location");
         assert_eq!(location.path, "src/a.py");
@@ -144,11 +200,27 @@ mod tests {
 
     #[test]
     fn the_digest_changes_with_the_code_and_not_otherwise() {
-        let a = prepare_file(&record("a.py", SOURCE), ShareLevel::Fingerprints);
-        let again = prepare_file(&record("a.py", SOURCE), ShareLevel::Fingerprints);
+        let a = prepare_file(&record("a.py", SOURCE), ShareLevel::Fingerprints, &Families::default());
+        let again = prepare_file(&record("a.py", SOURCE), ShareLevel::Fingerprints, &Families::default());
         assert_eq!(a, again);
-        let changed = prepare_file(&record("a.py", &SOURCE.replace("s += i", "s += i * 2")), ShareLevel::Fingerprints);
+        let changed = prepare_file(&record("a.py", &SOURCE.replace("s += i", "s += i * 2")), ShareLevel::Fingerprints, &Families::default());
         assert_ne!(a[0].digest, changed[0].digest);
         assert_eq!(a[0].key, changed[0].key);
+    }
+
+    #[test]
+    fn a_unit_carries_the_family_of_its_shape_and_a_new_family_changes_its_digest() {
+        let file = record("a.py", SOURCE);
+        let shape = file.units[0].hashes.t2;
+        let none = prepare_file(&file, ShareLevel::Fingerprints, &Families::default());
+        let families = Families([(shape, 0xabc)].into_iter().collect());
+        let sent = prepare_file(&file, ShareLevel::Fingerprints, &families);
+        assert_eq!(sent[0].upsert.family, Some(T2Hash(0xabc)));
+        assert_ne!(sent[0].digest, none[0].digest, "a unit whose family changes is sent again");
+        assert!(none.iter().all(|unit| unit.upsert.family.is_none()));
+        assert!(!serde_json::to_string(&none[0].upsert).expect("json").contains("family"), "no family: the upsert of earlier versions");
+        let moved = Families([(shape, 0xdef), (7, 8)].into_iter().collect());
+        assert_eq!(families.changed_shapes(&moved), [shape, 7].into_iter().collect());
+        assert!(families.changed_shapes(&families.clone()).is_empty());
     }
 }

@@ -30,6 +30,7 @@ use periodic_core::{FileRecord, UnitRecord};
 pub use periodic_wire::v1::{Organisation, UnitMatch};
 use tokio::sync::{mpsc, watch};
 
+use convert::Families;
 use names::{NameError, TeamName, TeamNames};
 use outbox::FileChanges;
 pub use settings::{EdgeConfigError, EdgeOptions, EdgeSettings, RetryPolicy, ShareLevel};
@@ -67,6 +68,9 @@ pub struct EdgeSync {
     names: Option<mpsc::UnboundedSender<worker::NameRequest>>,
     thread: Option<std::thread::JoinHandle<()>>,
     sent_records: AtomicU64,
+    /// The near-miss family of each shape, from the workspace's last pattern build: sent
+    /// with every unit recorded from now on.
+    families: std::sync::RwLock<Arc<Families>>,
 }
 
 /// Team answers by fingerprint id, with the time each was fetched (seconds since the epoch).
@@ -154,7 +158,15 @@ impl EdgeSync {
             shutdown: watch::Sender::new(false),
             updates: watch::Sender::new(0),
         });
-        let mut sync = EdgeSync { shared: shared.clone(), records: None, queries: None, names: None, thread: None, sent_records: AtomicU64::new(0) };
+        let mut sync = EdgeSync {
+            shared: shared.clone(),
+            records: None,
+            queries: None,
+            names: None,
+            thread: None,
+            sent_records: AtomicU64::new(0),
+            families: std::sync::RwLock::new(Arc::default()),
+        };
         if !enabled {
             return sync;
         }
@@ -195,8 +207,8 @@ impl EdgeSync {
     /// again. Returns at once; the diff and the outbox write run in the background.
     pub fn record_files(&self, changed: &[FileRecord], removed: &[String]) {
         let share = self.shared.settings.share;
-        self.send_record(|| FileChanges {
-            files: changed.iter().map(|file| (file.path.clone(), convert::prepare_file(file, share))).collect(),
+        self.send_record(|families| FileChanges {
+            files: changed.iter().map(|file| (file.path.clone(), convert::prepare_file(file, share, families))).collect(),
             removed_paths: removed.to_vec(),
             complete: false,
             force: false,
@@ -207,8 +219,8 @@ impl EdgeSync {
     /// session): besides changed units, every unit of a file not in `files` is removed.
     pub fn record_snapshot(&self, files: &[FileRecord]) {
         let share = self.shared.settings.share;
-        self.send_record(|| FileChanges {
-            files: files.iter().map(|file| (file.path.clone(), convert::prepare_file(file, share))).collect(),
+        self.send_record(|families| FileChanges {
+            files: files.iter().map(|file| (file.path.clone(), convert::prepare_file(file, share, families))).collect(),
             removed_paths: Vec::new(),
             complete: true,
             force: false,
@@ -219,23 +231,59 @@ impl EdgeSync {
     /// push (`periodic scan --edge`), e.g. to an edge that lost data.
     pub fn push_all(&self, files: &[FileRecord]) {
         let share = self.shared.settings.share;
-        self.send_record(|| FileChanges {
-            files: files.iter().map(|file| (file.path.clone(), convert::prepare_file(file, share))).collect(),
+        self.send_record(|families| FileChanges {
+            files: files.iter().map(|file| (file.path.clone(), convert::prepare_file(file, share, families))).collect(),
             removed_paths: Vec::new(),
             complete: true,
             force: true,
         });
     }
 
-    fn send_record(&self, changes: impl FnOnce() -> FileChanges) {
+    /// Sets the near-miss families units are sent with from now on (see
+    /// [`convert::Families`]); returns the shapes whose family changed.
+    pub fn set_families(&self, families: Families) -> HashSet<u64> {
+        let mut current = self.families.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let changed = current.changed_shapes(&families);
+        if !changed.is_empty() {
+            *current = Arc::new(families);
+        }
+        changed
+    }
+
+    /// [`EdgeSync::set_families`] after patterns were clustered again, and records again the
+    /// files of `files` (the whole workspace) holding a unit whose family changed, so the
+    /// edge regroups them. Units of unchanged families are not looked at again.
+    pub fn update_families(&self, files: &[FileRecord], families: Families) {
+        if !self.enabled() {
+            return;
+        }
+        let changed = self.set_families(families);
+        if changed.is_empty() {
+            return;
+        }
+        let share = self.shared.settings.share;
+        self.send_record(|families| FileChanges {
+            files: files
+                .iter()
+                .filter(|file| file.units.iter().any(|unit| changed.contains(&unit.hashes.t2)))
+                .map(|file| (file.path.clone(), convert::prepare_file(file, share, families)))
+                .collect(),
+            removed_paths: Vec::new(),
+            complete: false,
+            force: false,
+        });
+    }
+
+    fn send_record(&self, changes: impl FnOnce(&Families) -> FileChanges) {
         let Some(records) = &self.records else { return };
         if self.shared.halted.load(Ordering::SeqCst) {
             return;
         }
+        let families = self.families.read().map(|families| families.clone()).unwrap_or_else(|poisoned| poisoned.into_inner().clone());
         // Counted before sending, so `is_drained` never sees a change the worker took but
         // the count does not hold yet.
         self.sent_records.fetch_add(1, Ordering::SeqCst);
-        if records.send(changes()).is_err() {
+        if records.send(changes(&families)).is_err() {
             self.sent_records.fetch_sub(1, Ordering::SeqCst);
         }
     }

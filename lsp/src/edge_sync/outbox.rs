@@ -271,7 +271,7 @@ mod tests {
     }
 
     fn changes(files: &[&FileRecord], share: ShareLevel) -> FileChanges {
-        FileChanges { files: files.iter().map(|file| (file.path.clone(), prepare_file(file, share))).collect(), ..FileChanges::default() }
+        FileChanges { files: files.iter().map(|file| (file.path.clone(), prepare_file(file, share, &crate::edge_sync::convert::Families::default()))).collect(), ..FileChanges::default() }
     }
 
     const TWO: &str = "def a(x):\n    y = x + 1\n    return y * 2\n\ndef b(x):\n    y = x - 1\n    return y / 2\n";

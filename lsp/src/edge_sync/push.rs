@@ -5,8 +5,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use periodic_core::FileRecord;
+use periodic_core::{FileRecord, Pattern};
 
+use super::convert::Families;
 use super::{EdgeSettings, EdgeStatus, EdgeSync};
 
 /// What a push sent.
@@ -31,14 +32,23 @@ pub enum PushError {
     Stalled { stalled_seconds: u64, reason: String, pending: u64 },
 }
 
-/// Pushes every unit in `files` (the complete file list of the repository at `root`).
-/// `stall` bounds how long the edge may acknowledge nothing.
-pub fn push_repository(root: &Path, settings: EdgeSettings, files: &[FileRecord], stall: Duration, show_progress: bool) -> Result<PushReport, PushError> {
+/// Pushes every unit in `files` (the complete file list of the repository at `root`), each
+/// with its near-miss family from `patterns` (the scan's, built over `files`). `stall`
+/// bounds how long the edge may acknowledge nothing.
+pub fn push_repository(
+    root: &Path,
+    settings: EdgeSettings,
+    files: &[FileRecord],
+    patterns: &[Pattern],
+    stall: Duration,
+    show_progress: bool,
+) -> Result<PushReport, PushError> {
     if !settings.enabled() {
         return Err(PushError::Disabled);
     }
     let repo = settings.repo.clone();
     let sync = EdgeSync::start(root, settings);
+    sync.set_families(Families::of_patterns(files, patterns));
     sync.push_all(files);
     let bar = indicatif::ProgressBar::hidden();
     if show_progress {

@@ -37,7 +37,12 @@ impl Backend {
         let recording = workspace.clone();
         let _ = tokio::task::spawn_blocking(move || {
             let edge = recording.edge();
-            recording.inspect(|engine| edge.record_snapshot(engine.files()));
+            recording.inspect(|engine| {
+                if let Some(families) = engine.families() {
+                    edge.set_families(families);
+                }
+                edge.record_snapshot(engine.files());
+            });
         })
         .await;
         if !enabled {

@@ -47,10 +47,14 @@ CREATE TABLE IF NOT EXISTS units (
 );
 ";
 
-/// The columns of a unit after its id, in the order every statement here uses.
-const UNIT_COLUMNS: &str = "tenant, repo, key, t2_hash, sketch, tokens, lines, nesting, language, path, name, start_line, end_line";
+/// The columns of a unit after its id in files written before units had row ids (and
+/// before families).
+const KEYED_UNIT_COLUMNS: &str = "tenant, repo, key, t2_hash, sketch, tokens, lines, nesting, language, path, name, start_line, end_line";
+/// The columns of a unit after its id, in the order every statement here uses. `family` is
+/// added to existing files by [`add_unit_family`].
+const UNIT_COLUMNS: &str = "tenant, repo, key, t2_hash, sketch, tokens, lines, nesting, language, path, name, start_line, end_line, family";
 /// Bound parameters per inserted row: the id and [`UNIT_COLUMNS`].
-const INSERT_PARAMS_PER_ROW: usize = 14;
+const INSERT_PARAMS_PER_ROW: usize = 15;
 /// Rows per multi-row `INSERT`: one statement execution instead of this many.
 const INSERT_ROWS_PER_STATEMENT: usize = 32;
 
@@ -85,6 +89,7 @@ pub struct UnitRow {
     pub nesting: u32,
     pub language: String,
     pub location: Option<Location>,
+    pub family: Option<T2Hash>,
 }
 
 pub fn open(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
@@ -99,7 +104,18 @@ pub fn open(path: &Path, sync: SyncMode) -> Result<Connection, StoreError> {
     connection.execute_batch(UNITS_TABLE)?;
     connection.execute_batch(SCHEMA)?;
     add_pattern_attribution(&connection)?;
+    add_unit_family(&connection)?;
     Ok(connection)
+}
+
+/// Files written before near-miss families lack the column of a unit's family; it is added
+/// (empty: those units link no shapes until their clients send them again).
+fn add_unit_family(connection: &Connection) -> Result<(), StoreError> {
+    let present: bool = connection.query_row("SELECT count(*) FROM pragma_table_info('units') WHERE name = 'family'", [], |row| row.get::<_, i64>(0))? > 0;
+    if !present {
+        connection.execute_batch("ALTER TABLE units ADD COLUMN family INTEGER;")?;
+    }
+    Ok(())
 }
 
 /// Files written before names were attributed lack the columns saying who set a pattern's
@@ -131,7 +147,7 @@ fn migrate_keyed_units(connection: &Connection) -> Result<(), StoreError> {
         "BEGIN IMMEDIATE;
          ALTER TABLE units RENAME TO units_keyed;
          {UNITS_TABLE}
-         INSERT INTO units ({UNIT_COLUMNS}) SELECT {UNIT_COLUMNS} FROM units_keyed;
+         INSERT INTO units ({KEYED_UNIT_COLUMNS}) SELECT {KEYED_UNIT_COLUMNS} FROM units_keyed;
          DROP TABLE units_keyed;
          COMMIT;"
     ))?;
@@ -172,6 +188,7 @@ fn bind_unit(statement: &mut rusqlite::CachedStatement<'_>, first: usize, tenant
     statement.raw_bind_parameter(first + 11, location.map(|l| l.name.as_str()))?;
     statement.raw_bind_parameter(first + 12, location.map(|l| l.start_line))?;
     statement.raw_bind_parameter(first + 13, location.map(|l| l.end_line))?;
+    statement.raw_bind_parameter(first + 14, unit.family.map(|family| family.0 as i64))?;
     Ok(())
 }
 
@@ -209,7 +226,7 @@ pub fn write_units(
             // Same column order as an insert, the id last (`?1` is the id in both).
             let mut rewrite = transaction.prepare_cached(
                 "UPDATE units SET tenant = ?2, repo = ?3, key = ?4, t2_hash = ?5, sketch = ?6, tokens = ?7, lines = ?8, nesting = ?9,
-                 language = ?10, path = ?11, name = ?12, start_line = ?13, end_line = ?14 WHERE id = ?1",
+                 language = ?10, path = ?11, name = ?12, start_line = ?13, end_line = ?14, family = ?15 WHERE id = ?1",
             )?;
             let mut missing = Vec::new();
             for write in rewrites {
@@ -270,6 +287,7 @@ fn unit_row(row: &rusqlite::Row<'_>) -> Result<UnitRow, StoreError> {
         nesting: row.get(8)?,
         language: row.get(9)?,
         location,
+        family: row.get::<_, Option<i64>>(14)?.map(|family| T2Hash(family as u64)),
     })
 }
 

@@ -95,6 +95,15 @@ pub struct MemUnit {
     pub lines: u32,
     pub nesting: u32,
     pub location: Option<Box<Location>>,
+    /// The client's near-miss family of this unit (see `store::family`).
+    pub family: Option<T2Hash>,
+}
+
+impl MemUnit {
+    /// The (shape, family) link this unit adds, when its family is another shape.
+    fn link(&self) -> Option<(u64, u64)> {
+        self.family.filter(|family| *family != self.t2_hash).map(|family| (self.t2_hash.0, family.0))
+    }
 }
 
 /// A unit and the shape it belongs to.
@@ -174,6 +183,8 @@ pub struct CandidateIndex {
     spilled: Vec<Vec<u32>>,
     free_spilled: Vec<u32>,
     units_per_tenant: HashMap<u32, u64>,
+    /// Per tenant, the (shape, family) links of its units with how many units hold each.
+    links: HashMap<u32, HashMap<(u64, u64), u32>>,
 }
 
 fn mix64(mut z: u64) -> u64 {
@@ -260,6 +271,9 @@ impl CandidateIndex {
             shape.units.insert(position, slot);
         }
         *self.units_per_tenant.entry(stored.unit.tenant).or_insert(0) += 1;
+        if let Some(link) = stored.unit.link() {
+            *self.links.entry(stored.unit.tenant).or_default().entry(link).or_insert(0) += 1;
+        }
         self.units[slot as usize] = Some(stored);
         self.by_identity.insert(identity, slot);
         replaced
@@ -277,6 +291,15 @@ impl CandidateIndex {
         self.free_units.push(slot);
         if let Some(count) = self.units_per_tenant.get_mut(&unit.tenant) {
             *count = count.saturating_sub(1);
+        }
+        if let Some(link) = unit.link()
+            && let Some(links) = self.links.get_mut(&unit.tenant)
+            && let Some(count) = links.get_mut(&link)
+        {
+            *count -= 1;
+            if *count == 0 {
+                links.remove(&link);
+            }
         }
         let emptied = match self.shapes[shape_id as usize].as_mut() {
             Some(shape) => {
@@ -455,6 +478,11 @@ impl CandidateIndex {
         groups
     }
 
+    /// The (shape, family) links of `tenant`'s units, each once.
+    pub fn links(&self, tenant: u32) -> Vec<(T2Hash, T2Hash)> {
+        self.links.get(&tenant).map(|links| links.keys().map(|&(shape, family)| (T2Hash(shape), T2Hash(family))).collect()).unwrap_or_default()
+    }
+
     /// Repositories of `tenant` with at least one unit stored.
     pub fn repos_of(&self, tenant: u32) -> HashSet<u32> {
         self.units.iter().flatten().filter(|stored| stored.unit.tenant == tenant).map(|stored| stored.unit.repo).collect()
@@ -504,6 +532,7 @@ mod tests {
             lines: 3,
             nesting: 1,
             location: None,
+            family: None,
         };
         (unit, sketch(seed))
     }

@@ -31,8 +31,9 @@ use rusqlite::Connection;
 
 use self::analyses::AnalysisCache;
 use self::db::{SyncMode, UnitRow};
-use self::index::{CandidateIndex, MemUnit, Names};
+use self::index::{CandidateIndex, GroupCount, MemUnit, Names};
 use self::write::{ShardWork, apply_to_shard};
+use crate::store::family::{self, Components, FamilyIds};
 use crate::store::{AnalysisEntries, AnalysisPolicy, ContentHash, MAX_PATTERN_OCCURRENCES, PatternMeta, QueryOptions, Store, StoreError};
 
 /// Options of the embedded backend.
@@ -64,6 +65,24 @@ pub struct EmbeddedStore {
     write_stripes: Vec<tokio::sync::Mutex<()>>,
     pattern_meta: RwLock<HashMap<(u32, u64), PatternMeta>>,
     analyses: Arc<AnalysisCache>,
+    /// Per tenant, the team pattern id of each linked shape, for query answers: computed on
+    /// the first query after a batch of the tenant (which drops it), see [`family_ids`].
+    family_ids: Arc<FamilyIdCache>,
+}
+
+type FamilyIdCache = RwLock<HashMap<u32, Arc<FamilyIds>>>;
+
+/// The tenant's [`FamilyIds`], computed and kept if not kept yet. The caller holds the
+/// index's read lock: a batch changes the index under its write lock and drops the kept ids
+/// after, so ids computed from an index older than a batch are never kept past it.
+fn family_ids(index: &CandidateIndex, cache: &FamilyIdCache, tenant: u32) -> Result<Arc<FamilyIds>, StoreError> {
+    if let Some(ids) = cache.read().map_err(poisoned)?.get(&tenant) {
+        return Ok(ids.clone());
+    }
+    let components = Components::from_links(index.links(tenant));
+    let ids = Arc::new(family::linked_ids(&components, |shape| index.exact_group(tenant, shape).len() as u64));
+    cache.write().map_err(poisoned)?.insert(tenant, ids.clone());
+    Ok(ids)
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -124,6 +143,7 @@ impl EmbeddedStore {
             write_stripes: (0..WRITE_STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             pattern_meta: RwLock::new(meta),
             analyses,
+            family_ids: Arc::default(),
         })
     }
 
@@ -135,27 +155,48 @@ impl EmbeddedStore {
         Ok(self.index.read().map_err(poisoned)?.names.lookup(tenant))
     }
 
-    fn pattern_detail(&self, tenant: u32, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
+    /// The tenant's near-miss family components (see `store::family`), from its links.
+    fn components(&self, tenant: u32) -> Result<Components, StoreError> {
+        Ok(Components::from_links(self.index.read().map_err(poisoned)?.links(tenant)))
+    }
+
+    /// The name that applies to a component of these shapes (see [`family::current_meta`]).
+    fn component_meta(&self, tenant: u32, shapes: &[T2Hash], id: T2Hash) -> Result<Option<PatternMeta>, StoreError> {
+        let meta = self.pattern_meta.read().map_err(poisoned)?;
+        Ok(family::current_meta(shapes.iter().filter_map(|shape| Some((*shape, meta.get(&(tenant, shape.0))?.clone()))), id))
+    }
+
+    /// The pattern holding shape `id`: every unit of its component's shapes.
+    fn pattern_detail(&self, tenant: u32, components: &Components, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
+        let shapes = components.shapes_of(id);
         let index = self.index.read().map_err(poisoned)?;
-        let mut occurrences = Vec::new();
-        let mut repos = HashSet::new();
-        let mut units = 0u64;
-        let mut language = String::new();
-        let mut tokens = 0;
-        for slot in index.exact_group(tenant, id) {
-            let Some(unit) = index.unit(slot) else { continue };
-            units += 1;
-            repos.insert(unit.repo);
-            language = index.names.name(unit.language).to_string();
-            tokens = unit.tokens;
-            occurrences.push(PatternOccurrence {
+        let mut found: Vec<(T2Hash, &MemUnit)> = Vec::new();
+        let mut counts: Vec<(T2Hash, u64)> = Vec::new();
+        for &shape in &shapes {
+            let before = found.len();
+            found.extend(index.exact_group(tenant, shape).into_iter().filter_map(|slot| Some((shape, index.unit(slot)?))));
+            counts.push((shape, (found.len() - before) as u64));
+        }
+        let pattern = family::component_id(counts).unwrap_or(id);
+        let repos: HashSet<u32> = found.iter().map(|(_, unit)| unit.repo).collect();
+        // Language and size are the id shape's (every unit of one shape has the same size).
+        let (language, tokens) = found
+            .iter()
+            .find(|(shape, _)| *shape == pattern)
+            .or(found.first())
+            .map_or((String::new(), 0), |(_, unit)| (index.names.name(unit.language).to_string(), unit.tokens));
+        let units = found.len() as u64;
+        let mut occurrences: Vec<PatternOccurrence> = found
+            .iter()
+            .map(|(shape, unit)| PatternOccurrence {
                 repo: index.names.name(unit.repo).to_string(),
                 key: unit.key.to_string(),
                 location: unit.location.as_deref().cloned(),
-            });
-        }
+                kind: Some(family::occurrence_kind(*shape, pattern)),
+            })
+            .collect();
         drop(index);
-        let meta = self.pattern_meta.read().map_err(poisoned)?.get(&(tenant, id.0)).cloned();
+        let meta = self.component_meta(tenant, &shapes, pattern)?;
         if units == 0 && meta.is_none() {
             return Ok(None);
         }
@@ -164,7 +205,7 @@ impl EmbeddedStore {
         let meta = meta.unwrap_or_default();
         Ok(Some(PatternDetail {
             summary: PatternSummary {
-                id: id.pattern_id(),
+                id: pattern.pattern_id(),
                 name: meta.name,
                 note: meta.note,
                 units,
@@ -178,7 +219,40 @@ impl EmbeddedStore {
         }))
     }
 
-    fn query_one(index: &CandidateIndex, tenant: u32, sketch: &QuerySketch, exclude_repo: Option<u32>, options: &QueryOptions) -> SketchResult {
+    /// Every team pattern of the tenant with at least two units (names not filled in): the
+    /// exact-structure groups, joined by component.
+    fn team_patterns(&self, tenant: u32, components: &Components) -> Result<Vec<(Vec<T2Hash>, PatternSummary)>, StoreError> {
+        let index = self.index.read().map_err(poisoned)?;
+        let mut joined: HashMap<u64, Vec<(u64, GroupCount)>> = HashMap::new();
+        for (shape, group) in index.group_counts(tenant) {
+            joined.entry(components.key_of(T2Hash(shape))).or_default().push((shape, group));
+        }
+        let mut patterns = Vec::new();
+        for groups in joined.into_values() {
+            let units: u64 = groups.iter().map(|(_, group)| group.units).sum();
+            if units < 2 {
+                continue;
+            }
+            let Some(id) = family::component_id(groups.iter().map(|(shape, group)| (T2Hash(*shape), group.units))) else { continue };
+            let repos: HashSet<u32> = groups.iter().flat_map(|(_, group)| group.repos.keys().copied()).collect();
+            let Some((_, id_group)) = groups.iter().find(|(shape, _)| *shape == id.0) else { continue };
+            let summary = PatternSummary {
+                id: id.pattern_id(),
+                name: None,
+                note: None,
+                units,
+                repos: repos.len() as u64,
+                language: index.names.name(id_group.language).to_string(),
+                tokens: id_group.tokens,
+                named_by: None,
+                named_at: None,
+            };
+            patterns.push((components.shapes_of(id), summary));
+        }
+        Ok(patterns)
+    }
+
+    fn query_one(index: &CandidateIndex, ids: &FamilyIds, tenant: u32, sketch: &QuerySketch, exclude_repo: Option<u32>, options: &QueryOptions) -> SketchResult {
         let found = index.query(tenant, sketch.t2_hash, &sketch.sketch, exclude_repo, options.min_similarity, options.top_k);
         let matches = found
             .into_iter()
@@ -189,7 +263,7 @@ impl EmbeddedStore {
                     key: String::from(&*unit.key),
                     similarity: candidate.similarity,
                     exact: candidate.exact,
-                    pattern_id: unit.t2_hash.pattern_id(),
+                    pattern_id: family::pattern_id_of(ids, unit.t2_hash),
                     language: String::from(index.names.name(unit.language)),
                     tokens: unit.tokens,
                     lines: unit.lines,
@@ -202,13 +276,14 @@ impl EmbeddedStore {
 }
 
 /// The answer to every sketch of a query, in order.
-fn query_all(index: &RwLock<CandidateIndex>, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError> {
+fn query_all(index: &RwLock<CandidateIndex>, cache: &FamilyIdCache, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Vec<SketchResult>, StoreError> {
     let index = index.read().map_err(poisoned)?;
     let Some(tenant_id) = index.names.lookup(tenant) else {
         return Ok(sketches.iter().map(|sketch| SketchResult { id: sketch.id.clone(), matches: Vec::new() }).collect());
     };
+    let ids = family_ids(&index, cache, tenant_id)?;
     let exclude_repo = options.exclude_repo.as_deref().and_then(|repo| index.names.lookup(repo));
-    Ok(sketches.iter().map(|sketch| EmbeddedStore::query_one(&index, tenant_id, sketch, exclude_repo, options)).collect())
+    Ok(sketches.iter().map(|sketch| EmbeddedStore::query_one(&index, &ids, tenant_id, sketch, exclude_repo, options)).collect())
 }
 
 /// The shard count decides where every unit lives, so a data directory keeps the count it
@@ -281,6 +356,7 @@ fn mem_unit(names: &mut Names, row: UnitRow) -> (MemUnit, Sketch) {
         lines: row.lines,
         nesting: row.nesting,
         location: row.location.map(Box::new),
+        family: row.family,
     };
     (unit, row.sketch)
 }
@@ -345,6 +421,8 @@ impl Store for EmbeddedStore {
                 Err(error) => first_error = first_error.or(Some(StoreError::Task(error.to_string()))),
             }
         }
+        // The index changed (also when a shard failed: others may have applied their part).
+        self.family_ids.write().map_err(poisoned)?.remove(&tenant_id);
         if let Some(error) = first_error {
             return Err(error);
         }
@@ -359,35 +437,24 @@ impl Store for EmbeddedStore {
 
     async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Arc<[SketchResult]>, StoreError> {
         if sketches.len() <= INLINE_QUERY_SKETCHES {
-            return Ok(query_all(&self.index, tenant, sketches, options)?.into());
+            return Ok(query_all(&self.index, &self.family_ids, tenant, sketches, options)?.into());
         }
-        let (index, tenant, sketches, options) = (self.index.clone(), tenant.to_string(), sketches.to_vec(), options.clone());
-        Ok(blocking(move || query_all(&index, &tenant, &sketches, &options)).await?.into())
+        let (index, cache, tenant, sketches, options) = (self.index.clone(), self.family_ids.clone(), tenant.to_string(), sketches.to_vec(), options.clone());
+        Ok(blocking(move || query_all(&index, &cache, &tenant, &sketches, &options)).await?.into())
     }
 
     async fn top_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
         let Some(tenant_id) = self.tenant_id(tenant)? else { return Ok(Vec::new()) };
-        let index = self.index.read().map_err(poisoned)?;
-        let groups = index.group_counts(tenant_id);
-        let meta = self.pattern_meta.read().map_err(poisoned)?;
-        let mut patterns: Vec<PatternSummary> = groups
-            .into_iter()
-            .filter(|(_, group)| group.units >= 2)
-            .map(|(id, group)| {
-                let names = meta.get(&(tenant_id, id)).cloned().unwrap_or_default();
-                PatternSummary {
-                    id: T2Hash(id).pattern_id(),
-                    name: names.name,
-                    note: names.note,
-                    units: group.units,
-                    repos: group.repos.len() as u64,
-                    language: index.names.name(group.language).to_string(),
-                    tokens: group.tokens,
-                    named_by: names.named_by,
-                    named_at: names.named_at,
-                }
-            })
-            .collect();
+        let components = self.components(tenant_id)?;
+        let mut patterns = Vec::new();
+        for (shapes, mut summary) in self.team_patterns(tenant_id, &components)? {
+            if let Some(id) = T2Hash::from_pattern_id(&summary.id)
+                && let Some(meta) = self.component_meta(tenant_id, &shapes, id)?
+            {
+                (summary.name, summary.note, summary.named_by, summary.named_at) = (meta.name, meta.note, meta.named_by, meta.named_at);
+            }
+            patterns.push(summary);
+        }
         patterns.sort_by(|a, b| b.repos.cmp(&a.repos).then(b.units.cmp(&a.units)).then_with(|| a.id.cmp(&b.id)));
         patterns.truncate(top);
         Ok(patterns)
@@ -395,20 +462,29 @@ impl Store for EmbeddedStore {
 
     async fn pattern(&self, tenant: &str, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
         let Some(tenant_id) = self.tenant_id(tenant)? else { return Ok(None) };
-        self.pattern_detail(tenant_id, id)
+        self.pattern_detail(tenant_id, &self.components(tenant_id)?, id)
     }
 
     async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, meta: PatternMeta) -> Result<PatternDetail, StoreError> {
-        let shard = self.shards[self.shard_of(unit_identity(tenant, "", &id.to_hex()))].clone();
+        // Stored under the id of the pattern holding `id` now, so a name given through any
+        // of its shapes names the whole family.
+        let target = match self.tenant_id(tenant)? {
+            Some(tenant_id) => match self.pattern_detail(tenant_id, &self.components(tenant_id)?, id)? {
+                Some(detail) if detail.summary.units > 0 => T2Hash::from_pattern_id(&detail.summary.id).unwrap_or(id),
+                _ => id,
+            },
+            None => id,
+        };
+        let shard = self.shards[self.shard_of(unit_identity(tenant, "", &target.to_hex()))].clone();
         let (tenant_owned, written) = (tenant.to_string(), meta.clone());
         blocking(move || {
             let connection = shard.connection.lock().map_err(poisoned)?;
-            db::write_pattern_meta(&connection, &tenant_owned, id, &written)
+            db::write_pattern_meta(&connection, &tenant_owned, target, &written)
         })
         .await?;
         let tenant_id = self.index.write().map_err(poisoned)?.names.intern(tenant);
-        self.pattern_meta.write().map_err(poisoned)?.insert((tenant_id, id.0), meta);
-        self.pattern_detail(tenant_id, id)?.ok_or_else(|| StoreError::Unavailable("pattern vanished after update".into()))
+        self.pattern_meta.write().map_err(poisoned)?.insert((tenant_id, target.0), meta);
+        self.pattern_detail(tenant_id, &self.components(tenant_id)?, target)?.ok_or_else(|| StoreError::Unavailable("pattern vanished after update".into()))
     }
 
     async fn named_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
@@ -422,10 +498,18 @@ impl Store for EmbeddedStore {
             .map(|((_, id), meta)| (meta.named_at, *id))
             .collect();
         named.sort_by(|a, b| b.cmp(a));
-        named.truncate(top);
-        let mut summaries = Vec::with_capacity(named.len());
+        let components = self.components(tenant_id)?;
+        // A family whose shapes carry several names is listed once, with the name that applies.
+        let mut listed = HashSet::new();
+        let mut summaries = Vec::with_capacity(named.len().min(top));
         for (_, id) in named {
-            if let Some(detail) = self.pattern_detail(tenant_id, T2Hash(id))? {
+            if summaries.len() >= top {
+                break;
+            }
+            if let Some(detail) = self.pattern_detail(tenant_id, &components, T2Hash(id))?
+                && detail.summary.name.is_some()
+                && listed.insert(detail.summary.id.clone())
+            {
                 summaries.push(detail.summary);
             }
         }
@@ -440,7 +524,8 @@ impl Store for EmbeddedStore {
         let index = self.index.read().map_err(poisoned)?;
         let units = index.units_of(tenant_id);
         let repos = index.repos_of(tenant_id).len() as u64;
-        let patterns = index.group_counts(tenant_id).values().filter(|group| group.units >= 2).count() as u64;
+        drop(index);
+        let patterns = self.team_patterns(tenant_id, &self.components(tenant_id)?)?.len() as u64;
         Ok(Stats { units, repos, patterns, shards })
     }
 
@@ -509,6 +594,7 @@ mod tests {
             nesting: 1,
             language: "rust".into(),
             location: None,
+            family: None,
         };
         let batch = DeltaBatch { batch_id: "b1".into(), upserts: vec![upsert("a", 7), upsert("b", 9)], removals: vec![] };
         store.apply_batch("t1", "r1", batch).await.expect("apply");

@@ -97,6 +97,7 @@ pub(super) fn apply_to_shard(shard: &Shard, index: &RwLock<CandidateIndex>, tena
                 lines: upsert.lines,
                 nesting: upsert.nesting,
                 location: upsert.location.map(Box::new),
+                family: upsert.family,
             };
             let lanes = lane_keys_of(tenant_id, upsert.t2_hash, &upsert.sketch);
             (identity, unit, upsert.sketch, lanes)

@@ -1,6 +1,6 @@
 -- Applies one batch's changes to one partition of one tenant, atomically (one slot).
 -- KEYS: 1 records hash, 2 groups hash, 3 group info, 4 pattern ranking, 5 unit counter,
---       6 band buckets hash.
+--       6 band buckets hash, 7 family links hash.
 -- ARGV: operations:
 --   "U", member, record, info, repo tag  -- upsert a unit record
 --   "R", member                          -- remove a unit record
@@ -12,7 +12,10 @@
 -- band fields are read once per call and written with one HSET (and one HDEL for emptied
 -- ones), so a call costs a few commands per unit however many entries it changes, and the
 -- replicas receive those few commands.
-local RECORDS, GROUPS, INFO, RANKING, UNITS, BANDS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+-- A unit whose record names a family other than its T2 holds one reference to the link
+-- field T2..family of the links hash (see store/family.rs); the count follows upserts,
+-- replacements and removals in the same call, so a retried batch leaves it as it was.
+local RECORDS, GROUPS, INFO, RANKING, UNITS, BANDS, LINKS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local BAND_ENTRY, GROUP_ENTRY, MEMBER = 20, 24, 16
 local results = {}
 local units_delta = 0
@@ -21,6 +24,42 @@ local groups, changed, units_before = {}, {}, {}
 local function parse(record)
   local length = tonumber(string.sub(record, 17, 20), 16)
   return string.sub(record, 1, 16), string.sub(record, 21, 20 + length)
+end
+local function u32le(text, at)
+  local a, b, c, d = string.byte(text, at, at + 3)
+  return a + b * 256 + c * 65536 + d * 16777216
+end
+-- The family (16 hex characters) at the end of a record, or nil: the fields before it are
+-- walked by their lengths (layout.rs, `encode`).
+local function family_of(record)
+  local at = 21 + tonumber(string.sub(record, 17, 20), 16)
+  at = at + 4 + u32le(record, at) -- key
+  at = at + 4 + u32le(record, at) -- language
+  at = at + 12 + 256 -- tokens, lines, nesting, sketch
+  local has_location = string.byte(record, at) ~= 0
+  at = at + 1
+  if has_location then
+    at = at + 4 + u32le(record, at) -- path
+    at = at + 4 + u32le(record, at) -- name
+    at = at + 8 -- start and end line
+  end
+  if #record >= at + 15 then
+    return string.sub(record, at, at + 15)
+  end
+  return nil
+end
+local function link_of(record)
+  local family = family_of(record)
+  local t2 = string.sub(record, 1, 16)
+  if family and family ~= t2 then
+    return t2 .. family
+  end
+  return nil
+end
+local function change_link(link, delta)
+  if link and redis.call("HINCRBY", LINKS, link, delta) <= 0 then
+    redis.call("HDEL", LINKS, link)
+  end
 end
 local function group(t2)
   local value = groups[t2]
@@ -56,7 +95,14 @@ while i <= #ARGV do
     local member, record, info, repo_tag = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
     i = i + 5
     local t2 = string.sub(record, 1, 16)
-    if redis.call("HSET", RECORDS, member, record) == 1 then
+    local old = redis.call("HGET", RECORDS, member)
+    redis.call("HSET", RECORDS, member, record)
+    local old_link, new_link = old and link_of(old), link_of(record)
+    if old_link ~= new_link then
+      change_link(old_link, -1)
+      change_link(new_link, 1)
+    end
+    if not old then
       local value = group(t2)
       if value == "" then
         -- A new group: its info is the first unit's (as long as the group is not empty).
@@ -78,6 +124,7 @@ while i <= #ARGV do
     if old then
       local t2 = parse(old)
       redis.call("HDEL", RECORDS, member)
+      change_link(link_of(old), -1)
       local value = group(t2)
       local at = find_member(value, member)
       if at then

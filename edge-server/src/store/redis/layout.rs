@@ -93,6 +93,11 @@ impl Keys {
     pub fn bands(&self, partition: u64) -> String {
         self.partition_key(partition, "bands")
     }
+    /// Near-miss family links of the partition's units (see `store::family`): field = the
+    /// unit's T2 then its family, 32 hex characters; value = how many units hold the link.
+    pub fn links(&self, partition: u64) -> String {
+        self.partition_key(partition, "links")
+    }
     /// Repository names are restricted to `[A-Za-z0-9._-]` by the API, so they are safe in a tag.
     fn repo_key(&self, repo: &str, name: &str) -> String {
         format!("pe:2:t:{0}:{{{0}.r.{repo}}}:{name}", self.tenant)
@@ -184,6 +189,33 @@ pub fn repo_tag(tenant: &str, repo: &str) -> [u8; 8] {
     tag
 }
 
+/// Members of a group with their repositories' tags, from its `groups` field value.
+pub fn group_entries(field_value: &[u8]) -> Result<Vec<(Member, [u8; 8])>, StoreError> {
+    if !field_value.len().is_multiple_of(GROUP_ENTRY_LEN) {
+        return Err(StoreError::Corrupt(format!("a group holds {} bytes, not a multiple of {GROUP_ENTRY_LEN}", field_value.len())));
+    }
+    Ok(field_value
+        .chunks_exact(GROUP_ENTRY_LEN)
+        .map(|entry| {
+            let (mut member, mut tag) = ([0u8; 16], [0u8; 8]);
+            member.copy_from_slice(&entry[..16]);
+            tag.copy_from_slice(&entry[16..]);
+            (member, tag)
+        })
+        .collect())
+}
+
+/// A link field of `links`: the unit's T2 and its family, as hex.
+pub fn link_field(t2: T2Hash, family: T2Hash) -> String {
+    format!("{}{}", t2.to_hex(), family.to_hex())
+}
+
+/// The (T2, family) of a link field.
+pub fn parse_link_field(field: &str) -> Result<(T2Hash, T2Hash), StoreError> {
+    let parsed = (field.len() == 32).then(|| Some((T2Hash::from_hex(&field[..16])?, T2Hash::from_hex(&field[16..])?))).flatten();
+    parsed.ok_or_else(|| StoreError::Corrupt(format!("a family link field {field:?}")))
+}
+
 /// Members of a group, from its `groups` field value.
 pub fn group_members(field_value: &[u8]) -> Result<Vec<Member>, StoreError> {
     if !field_value.len().is_multiple_of(GROUP_ENTRY_LEN) {
@@ -229,11 +261,16 @@ pub struct Record {
     pub nesting: u32,
     pub sketch: Sketch,
     pub location: Option<Location>,
+    /// The client's near-miss family (see `store::family`).
+    pub family: Option<T2Hash>,
 }
 
 /// Record layout: T2 as 16 hex characters, the repository's length as 4 hex characters and
 /// the repository (the Lua script reads these two by position), then little-endian binary:
-/// key, language, tokens, lines, nesting, the 64 sketch values, and the optional location.
+/// key, language, tokens, lines, nesting, the 64 sketch values, and the optional location;
+/// then, when the unit has a family, its 16 hex characters (records written before families
+/// end after the location, so a record without them reads as having none; the Lua script
+/// finds them by walking the lengths, `family_of` in `apply.lua`).
 pub fn encode(record: &Record) -> Vec<u8> {
     fn text(out: &mut Vec<u8>, value: &str) {
         out.extend_from_slice(&(value.len() as u32).to_le_bytes());
@@ -260,6 +297,9 @@ pub fn encode(record: &Record) -> Vec<u8> {
             out.extend_from_slice(&location.start_line.to_le_bytes());
             out.extend_from_slice(&location.end_line.to_le_bytes());
         }
+    }
+    if let Some(family) = record.family {
+        out.extend_from_slice(family.to_hex().as_bytes());
     }
     out
 }
@@ -308,7 +348,14 @@ pub fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
         0 => None,
         _ => Some(Location { path: reader.text()?, name: reader.text()?, start_line: reader.u32()?, end_line: reader.u32()? }),
     };
-    Ok(Record { t2_hash, repo, key, language, tokens, lines, nesting, sketch: Sketch(values), location })
+    let family = match reader.bytes.len() {
+        0 => None,
+        _ => {
+            let text = Reader::utf8(reader.take(16)?)?;
+            Some(T2Hash::from_hex(&text).ok_or_else(|| StoreError::Corrupt(format!("stored family {text:?}")))?)
+        }
+    };
+    Ok(Record { t2_hash, repo, key, language, tokens, lines, nesting, sketch: Sketch(values), location, family })
 }
 
 #[cfg(test)]
@@ -329,10 +376,15 @@ mod tests {
             nesting: 2,
             sketch: sketch_of(3),
             location: Some(Location { path: "src/é.rs".into(), name: "f".into(), start_line: 1, end_line: 9 }),
+            family: None,
         };
+        assert_eq!(decode(&encode(&record)).unwrap(), record);
+        record.family = Some(t2_of(4));
         assert_eq!(decode(&encode(&record)).unwrap(), record);
         record.location = None;
         assert_eq!(decode(&encode(&record)).unwrap(), record);
+        assert_eq!(parse_link_field(&link_field(t2_of(3), t2_of(4))).unwrap(), (t2_of(3), t2_of(4)));
+        assert!(parse_link_field("00").is_err());
         assert!(decode(&encode(&record)[..40]).is_err());
         let member = member("team", "billing", "unit-3", t2_of(3));
         assert_eq!(member_t2(&member), t2_of(3));

@@ -47,10 +47,12 @@ use redis::cluster_async::ClusterConnection;
 use self::lock::RepoLock;
 use self::reads::{HashRead, ReadCoalescer};
 use self::layout::{
-    BandSlot, Keys, Member, PARTITIONS, Record, UNITS_GAUGE_KEY, band_entry, band_slot, bucket_members, decode, encode, group_members, member, member_from, member_t2,
-    partition_of, repo_tag,
+    BandSlot, Keys, Member, PARTITIONS, Record, UNITS_GAUGE_KEY, band_entry, band_slot, bucket_members, decode, encode, group_entries, group_members, member, member_from,
+    member_t2, parse_link_field, partition_of, repo_tag,
 };
 use crate::store::embedded::index::MAX_LANE_WALK;
+use crate::store::cached::SHARED_BACKEND_TTL;
+use crate::store::family::{self, Components, FamilyIds};
 use crate::store::{AnalysisEntries, AnalysisPolicy, ContentHash, MAX_PATTERN_OCCURRENCES, PatternMeta, QueryOptions, Store, StoreError};
 
 /// How to reach and use the cluster.
@@ -112,6 +114,9 @@ pub struct RedisStore {
     /// Query-time reads, merged across concurrent queries.
     reads: ReadCoalescer,
     options: RedisOptions,
+    /// Per tenant, the team pattern id of each linked shape, for query answers; dropped by a
+    /// write through this replica, otherwise as stale as the replica's caches may be.
+    family_ids: moka::future::Cache<String, Arc<FamilyIds>>,
 }
 
 fn unavailable(error: redis::RedisError) -> StoreError {
@@ -188,6 +193,7 @@ impl RedisStore {
             connection,
             apply_script: redis::Script::new(include_str!("apply.lua")),
             options,
+            family_ids: moka::future::Cache::builder().max_capacity(10_000).time_to_live(SHARED_BACKEND_TTL).build(),
         };
         store.check_ready().await?;
         Ok(store)
@@ -297,6 +303,7 @@ impl RedisStore {
                 nesting: upsert.nesting,
                 sketch: upsert.sketch,
                 location: upsert.location,
+                family: upsert.family,
             });
             ops.entry(partition_of(upsert.t2_hash)).or_default().push(Op::Upsert { member: new_member, record, info, repo_tag });
         }
@@ -405,7 +412,15 @@ impl RedisStore {
         let (mut delta, mut user_removed, mut removed_records) = (0i64, 0u32, Vec::new());
         for chunk in ops.chunks(OPS_PER_SCRIPT) {
             let mut invocation = self.apply_script.prepare_invoke();
-            for key in [keys.records(partition), keys.groups(partition), keys.group_info(partition), keys.ranking(partition), keys.unit_count(partition), keys.bands(partition)] {
+            for key in [
+                keys.records(partition),
+                keys.groups(partition),
+                keys.group_info(partition),
+                keys.ranking(partition),
+                keys.unit_count(partition),
+                keys.bands(partition),
+                keys.links(partition),
+            ] {
                 invocation.key(key);
             }
             for op in chunk {
@@ -509,39 +524,115 @@ impl RedisStore {
         Ok(found)
     }
 
-    async fn pattern_meta(&self, keys: &Keys, id: T2Hash) -> Result<Option<PatternMeta>, StoreError> {
-        let stored: Option<String> = redis::cmd("HGET").arg(keys.names(partition_of(id))).arg(id.to_hex()).query_async(&mut self.conn()).await.map_err(unavailable)?;
-        stored.map(|text| serde_json::from_str(&text).map_err(|error| StoreError::Corrupt(format!("pattern name of {}: {error}", id.to_hex())))).transpose()
+    /// The tenant's near-miss family components, from the links of every partition.
+    async fn components(&self, keys: &Keys) -> Result<Components, StoreError> {
+        let per_partition: Vec<Vec<(T2Hash, T2Hash)>> = stream::iter(0..PARTITIONS)
+            .map(|partition| {
+                let mut conn = self.conn();
+                async move {
+                    let fields: Vec<String> = redis::cmd("HKEYS").arg(keys.links(partition)).query_async(&mut conn).await.map_err(unavailable)?;
+                    fields.iter().map(|field| parse_link_field(field)).collect::<Result<Vec<_>, StoreError>>()
+                }
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        Ok(Components::from_links(per_partition.into_iter().flatten()))
     }
 
-    async fn pattern_detail(&self, keys: &Keys, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
-        let partition = partition_of(id);
-        let (group, info): (Option<Vec<u8>>, Option<Vec<u8>>) = redis::pipe()
-            .cmd("HGET")
-            .arg(keys.groups(partition))
-            .arg(id.to_hex())
-            .cmd("HGET")
-            .arg(keys.group_info(partition))
-            .arg(id.to_hex())
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
-        let meta = self.pattern_meta(keys, id).await?;
-        let members = group.as_deref().map(group_members).transpose()?.unwrap_or_default();
+    /// The tenant's [`FamilyIds`], read (links and the groups of linked shapes) when not kept.
+    /// Concurrent queries that miss wait for one read rather than each reading.
+    async fn family_ids(&self, keys: &Keys, tenant: &str) -> Result<Arc<FamilyIds>, StoreError> {
+        let read = async {
+            let components = self.components(keys).await?;
+            let shapes: Vec<T2Hash> = components.linked().flatten().copied().collect();
+            let groups = self.groups(keys, &shapes).await?;
+            Ok::<_, StoreError>(Arc::new(family::linked_ids(&components, |shape| groups.get(&shape).map_or(0, |group| group.entries.len() as u64))))
+        };
+        self.family_ids.try_get_with(tenant.to_string(), read).await.map_err(|error| match &*error {
+            StoreError::Corrupt(message) => StoreError::Corrupt(message.clone()),
+            other => StoreError::Unavailable(other.to_string()),
+        })
+    }
+
+    /// The groups of `shapes` (members with their repositories' tags) and their size and
+    /// language, with one `HMGET` of groups and one of group info per partition (merged with
+    /// concurrent reads). Shapes without units are left out.
+    async fn groups(&self, keys: &Keys, shapes: &[T2Hash]) -> Result<HashMap<T2Hash, Group>, StoreError> {
+        let mut by_partition: BTreeMap<u64, Vec<T2Hash>> = BTreeMap::new();
+        for &shape in shapes {
+            by_partition.entry(partition_of(shape)).or_default().push(shape);
+        }
+        let mut reads = Vec::new();
+        for (partition, shapes) in &by_partition {
+            let fields: Vec<Vec<u8>> = shapes.iter().map(|shape| shape.to_hex().into_bytes()).collect();
+            reads.push(HashRead { key: keys.groups(*partition), fields: fields.clone() });
+            reads.push(HashRead { key: keys.group_info(*partition), fields });
+        }
+        let mut values = self.reads.read(reads).await?.into_iter();
+        let mut groups = HashMap::new();
+        for shapes in by_partition.into_values() {
+            let (members, infos) = (values.next().unwrap_or_default(), values.next().unwrap_or_default());
+            for ((shape, members), info) in shapes.into_iter().zip(members).zip(infos) {
+                let Some(members) = members else { continue };
+                let (tokens, language) = parse_group_info(info.as_deref());
+                groups.insert(shape, Group { entries: group_entries(&members)?, tokens, language });
+            }
+        }
+        Ok(groups)
+    }
+
+    /// The names stored under `shapes`, by shape.
+    async fn metas(&self, keys: &Keys, shapes: &[T2Hash]) -> Result<Vec<(T2Hash, PatternMeta)>, StoreError> {
+        let mut by_partition: BTreeMap<u64, Vec<T2Hash>> = BTreeMap::new();
+        for &shape in shapes {
+            by_partition.entry(partition_of(shape)).or_default().push(shape);
+        }
+        let reads: Vec<HashRead> = by_partition
+            .iter()
+            .map(|(partition, shapes)| HashRead { key: keys.names(*partition), fields: shapes.iter().map(|shape| shape.to_hex().into_bytes()).collect() })
+            .collect();
+        let values = self.reads.read(reads).await?;
+        let mut metas = Vec::new();
+        for (shapes, values) in by_partition.into_values().zip(values) {
+            for (shape, value) in shapes.into_iter().zip(values) {
+                if let Some(text) = value {
+                    let meta = serde_json::from_slice(&text).map_err(|error| StoreError::Corrupt(format!("pattern name of {}: {error}", shape.to_hex())))?;
+                    metas.push((shape, meta));
+                }
+            }
+        }
+        Ok(metas)
+    }
+
+    /// The pattern holding shape `id`: every unit of its component's shapes.
+    async fn pattern_detail(&self, keys: &Keys, components: &Components, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
+        let shapes = components.shapes_of(id);
+        let (groups, metas) = futures::try_join!(self.groups(keys, &shapes), self.metas(keys, &shapes))?;
+        let pattern = family::component_id(shapes.iter().map(|shape| (*shape, groups.get(shape).map_or(0, |group| group.entries.len() as u64)))).unwrap_or(id);
+        let meta = family::current_meta(metas, pattern);
+        let members: Vec<Member> = groups.values().flat_map(|group| group.entries.iter().map(|(member, _)| *member)).collect();
         let records = self.records(keys, members).await?;
         if records.is_empty() && meta.is_none() {
             return Ok(None);
         }
         let repos: HashSet<&str> = records.values().map(|record| record.repo.as_str()).collect();
-        let (tokens, language) = parse_group_info(info.as_deref());
-        let mut occurrences: Vec<PatternOccurrence> =
-            records.values().map(|record| PatternOccurrence { repo: record.repo.clone(), key: record.key.clone(), location: record.location.clone() }).collect();
+        let (tokens, language) = groups.get(&pattern).map_or((0, String::new()), |group| (group.tokens, group.language.clone()));
+        let mut occurrences: Vec<PatternOccurrence> = records
+            .values()
+            .map(|record| PatternOccurrence {
+                repo: record.repo.clone(),
+                key: record.key.clone(),
+                location: record.location.clone(),
+                kind: Some(family::occurrence_kind(record.t2_hash, pattern)),
+            })
+            .collect();
         occurrences.sort_by(|a, b| (&a.repo, &a.key).cmp(&(&b.repo, &b.key)));
         occurrences.truncate(MAX_PATTERN_OCCURRENCES);
         let meta = meta.unwrap_or_default();
         Ok(Some(PatternDetail {
             summary: PatternSummary {
-                id: id.pattern_id(),
+                id: pattern.pattern_id(),
                 name: meta.name,
                 note: meta.note,
                 units: records.len() as u64,
@@ -554,6 +645,35 @@ impl RedisStore {
             occurrences,
         }))
     }
+
+    /// The patterns of more than one shape (near-miss families linked), with at least two
+    /// units, names not filled in, with the shapes of each; and how many of those shapes are
+    /// patterns of their own in the partitions' rankings (two units or more).
+    async fn linked_patterns(&self, keys: &Keys, components: &Components) -> Result<(Vec<(Vec<T2Hash>, PatternSummary)>, u64), StoreError> {
+        let shapes: Vec<T2Hash> = components.linked().flatten().copied().collect();
+        let groups = self.groups(keys, &shapes).await?;
+        let ranked = groups.values().filter(|group| group.entries.len() >= 2).count() as u64;
+        let mut patterns = Vec::new();
+        for shapes in components.linked() {
+            let units: u64 = shapes.iter().filter_map(|shape| groups.get(shape)).map(|group| group.entries.len() as u64).sum();
+            if units < 2 {
+                continue;
+            }
+            let Some(id) = family::component_id(shapes.iter().map(|shape| (*shape, groups.get(shape).map_or(0, |group| group.entries.len() as u64)))) else { continue };
+            let repos: HashSet<[u8; 8]> = shapes.iter().filter_map(|shape| groups.get(shape)).flat_map(|group| group.entries.iter().map(|(_, tag)| *tag)).collect();
+            let (tokens, language) = groups.get(&id).map_or((0, String::new()), |group| (group.tokens, group.language.clone()));
+            let summary = PatternSummary { id: id.pattern_id(), name: None, note: None, units, repos: repos.len() as u64, language, tokens, named_by: None, named_at: None };
+            patterns.push((shapes.to_vec(), summary));
+        }
+        Ok((patterns, ranked))
+    }
+}
+
+/// One exact-structure group as read for a pattern answer.
+struct Group {
+    entries: Vec<(Member, [u8; 8])>,
+    tokens: u32,
+    language: String,
 }
 
 /// The reads of one partition that a query needs: band fields and group sets.
@@ -601,6 +721,7 @@ impl Store for RedisStore {
         let lock = RepoLock::acquire(&self.connection, &lock_key).await?;
         let result = self.apply_locked(&keys, tenant, repo, batch, &lock).await;
         lock.release().await;
+        self.family_ids.invalidate(tenant).await;
         result
     }
 
@@ -609,6 +730,7 @@ impl Store for RedisStore {
         let lanes = self.lane_contents(&keys, sketches).await?;
         let per_sketch_candidates: Vec<HashSet<Member>> = sketches.iter().map(|sketch| lanes.candidates(sketch)).collect::<Result<_, _>>()?;
         let records = self.records(&keys, per_sketch_candidates.iter().flatten().copied().collect::<HashSet<Member>>()).await?;
+        let ids = self.family_ids(&keys, tenant).await?;
 
         let mut results = Vec::with_capacity(sketches.len());
         for (sketch, candidates) in sketches.iter().zip(per_sketch_candidates) {
@@ -629,7 +751,7 @@ impl Store for RedisStore {
                     key: record.key.clone(),
                     similarity,
                     exact,
-                    pattern_id: record.t2_hash.pattern_id(),
+                    pattern_id: family::pattern_id_of(&ids, record.t2_hash),
                     language: record.language.clone(),
                     tokens: record.tokens,
                     lines: record.lines,
@@ -648,12 +770,22 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let keys = &Keys::new(tenant);
+        let components = &self.components(keys).await?;
+        // A linked shape is ranked in its partition as a group of its own: it is skipped there,
+        // and each partition's ranking is read that much further so `top` others remain.
+        let mut linked_in: HashMap<u64, usize> = HashMap::new();
+        for shape in components.linked().flatten() {
+            *linked_in.entry(partition_of(*shape)).or_insert(0) += 1;
+        }
+        let linked_in = &linked_in;
         let per_partition: Vec<Vec<PatternSummary>> = stream::iter(0..PARTITIONS)
             .map(|partition| {
                 let mut conn = self.conn();
                 async move {
+                    let last = (top + linked_in.get(&partition).copied().unwrap_or(0)) as i64 - 1;
                     let ranked: Vec<(String, f64)> =
-                        redis::cmd("ZRANGE").arg(keys.ranking(partition)).arg(0).arg(top as i64 - 1).arg("WITHSCORES").query_async(&mut conn).await.map_err(unavailable)?;
+                        redis::cmd("ZRANGE").arg(keys.ranking(partition)).arg(0).arg(last).arg("WITHSCORES").query_async(&mut conn).await.map_err(unavailable)?;
+                    let ranked: Vec<(String, f64)> = ranked.into_iter().filter(|(id, _)| T2Hash::from_hex(id).is_none_or(|shape| !components.is_linked(shape))).collect();
                     if ranked.is_empty() {
                         return Ok(Vec::new());
                     }
@@ -694,14 +826,31 @@ impl Store for RedisStore {
             .buffer_unordered(16)
             .try_collect()
             .await?;
+        // Families are ranked with the rest first; only the names of those listed are read.
+        let (linked, _) = self.linked_patterns(keys, components).await?;
+        let mut shapes_of: HashMap<String, Vec<T2Hash>> = HashMap::new();
         let mut patterns: Vec<PatternSummary> = per_partition.into_iter().flatten().collect();
+        for (shapes, summary) in linked {
+            shapes_of.insert(summary.id.clone(), shapes);
+            patterns.push(summary);
+        }
         patterns.sort_by(|a, b| b.repos.cmp(&a.repos).then(b.units.cmp(&a.units)).then_with(|| a.id.cmp(&b.id)));
         patterns.truncate(top);
+        let listed_shapes: Vec<T2Hash> = patterns.iter().filter_map(|summary| shapes_of.get(&summary.id)).flatten().copied().collect();
+        let mut metas: HashMap<T2Hash, PatternMeta> = self.metas(keys, &listed_shapes).await?.into_iter().collect();
+        for summary in &mut patterns {
+            let (Some(shapes), Some(id)) = (shapes_of.get(&summary.id), T2Hash::from_pattern_id(&summary.id)) else { continue };
+            if let Some(meta) = family::current_meta(shapes.iter().filter_map(|shape| Some((*shape, metas.remove(shape)?))), id) {
+                (summary.name, summary.note, summary.named_by, summary.named_at) = (meta.name, meta.note, meta.named_by, meta.named_at);
+            }
+        }
         Ok(patterns)
     }
 
     async fn pattern(&self, tenant: &str, id: T2Hash) -> Result<Option<PatternDetail>, StoreError> {
-        self.pattern_detail(&Keys::new(tenant), id).await
+        let keys = Keys::new(tenant);
+        let components = self.components(&keys).await?;
+        self.pattern_detail(&keys, &components, id).await
     }
 
     async fn named_patterns(&self, tenant: &str, top: usize) -> Result<Vec<PatternSummary>, StoreError> {
@@ -726,24 +875,46 @@ impl Store for RedisStore {
             .await?;
         let mut named: Vec<(Option<u64>, T2Hash)> = per_partition.into_iter().flatten().collect();
         named.sort_by(|a, b| b.cmp(a));
-        named.truncate(top);
-        let details: Vec<Option<PatternDetail>> = stream::iter(named).map(|(_, id)| self.pattern_detail(keys, id)).buffered(16).try_collect().await?;
-        Ok(details.into_iter().flatten().map(|detail| detail.summary).collect())
+        let components = &self.components(keys).await?;
+        // A family whose shapes carry several names is listed once, with the name that
+        // applies; the details are read in order, 16 at a time, until `top` are listed.
+        let mut listed = HashSet::new();
+        let mut summaries = Vec::new();
+        for chunk in named.chunks(16) {
+            let ids: Vec<T2Hash> = chunk.iter().map(|(_, id)| *id).collect();
+            let details: Vec<Option<PatternDetail>> = stream::iter(ids).map(|id| self.pattern_detail(keys, components, id)).buffered(16).try_collect().await?;
+            for detail in details.into_iter().flatten() {
+                if summaries.len() < top && detail.summary.name.is_some() && listed.insert(detail.summary.id.clone()) {
+                    summaries.push(detail.summary);
+                }
+            }
+            if summaries.len() >= top {
+                break;
+            }
+        }
+        Ok(summaries)
     }
 
     async fn set_pattern_meta(&self, tenant: &str, id: T2Hash, meta: PatternMeta) -> Result<PatternDetail, StoreError> {
         let keys = Keys::new(tenant);
+        // Stored under the id of the pattern holding `id` now, so a name given through any of
+        // its shapes names the whole family.
+        let components = self.components(&keys).await?;
+        let target = match self.pattern_detail(&keys, &components, id).await? {
+            Some(detail) if detail.summary.units > 0 => T2Hash::from_pattern_id(&detail.summary.id).unwrap_or(id),
+            _ => id,
+        };
         let meta = serde_json::to_string(&meta).map_err(|error| StoreError::Task(error.to_string()))?;
         let () = redis::cmd("HSET")
-            .arg(keys.names(partition_of(id)))
-            .arg(id.to_hex())
+            .arg(keys.names(partition_of(target)))
+            .arg(target.to_hex())
             .arg(meta)
             .query_async::<i64>(&mut self.conn())
             .await
             .map(|_| ())
             .map_err(unavailable)?;
         self.wait_for_replicas().await?;
-        self.pattern_detail(&keys, id).await?.ok_or_else(|| StoreError::Unavailable("pattern vanished after update".into()))
+        self.pattern_detail(&keys, &components, target).await?.ok_or_else(|| StoreError::Unavailable("pattern vanished after update".into()))
     }
 
     async fn stats(&self, tenant: &str) -> Result<Stats, StoreError> {
@@ -767,7 +938,10 @@ impl Store for RedisStore {
             .await?;
         let repos: u64 = redis::cmd("SCARD").arg(keys.repos()).query_async(&mut self.conn()).await.map_err(unavailable)?;
         let units = counts.iter().map(|(units, _)| units.unwrap_or(0).max(0) as u64).sum();
-        let patterns = counts.iter().map(|(_, patterns)| patterns).sum();
+        // The rankings count shapes; a family of linked shapes is one pattern.
+        let (linked, ranked_linked) = self.linked_patterns(keys, &self.components(keys).await?).await?;
+        let ranked: u64 = counts.iter().map(|(_, patterns)| patterns).sum();
+        let patterns = ranked.saturating_sub(ranked_linked) + linked.len() as u64;
         Ok(Stats { units, repos, patterns, shards: PARTITIONS as u32 })
     }
 
