@@ -21,7 +21,11 @@ use crate::api::auth::{ClientAddress, require};
 use crate::api::error::{ApiError, JsonBody};
 use crate::api::validate;
 use crate::audit::Actor;
-use crate::store::analyses::LOOKUP_STEP;
+/// Hashes asked of the store per streamed step: each store reads them in its own steps (one
+/// SQLite read, Redis script calls of `LOOKUP_STEP`); a step's hits are written before the
+/// next step is read. Larger steps cost fewer store round trips (and, embedded, fewer
+/// last-use transactions): 901 hashes took 0.42 s in steps of 16, 0.05 s in steps of 256.
+const STREAM_STEP: usize = 256;
 use crate::store::{AnalysisPolicy, ContentHash, Store, StoreError};
 use crate::tokens::{Caller, Role};
 
@@ -35,7 +39,7 @@ pub async fn post_lookup(State(state): State<AppState>, Extension(caller): Exten
     if !policy.enabled() {
         return Ok(ndjson(Body::from(done_line(0))));
     }
-    let mut steps: Vec<Vec<ContentHash>> = hashes.chunks(LOOKUP_STEP).map(<[ContentHash]>::to_vec).collect();
+    let mut steps: Vec<Vec<ContentHash>> = hashes.chunks(STREAM_STEP).map(<[ContentHash]>::to_vec).collect();
     steps.reverse();
     let mut lookup = Lookup { store: state.store.clone(), tenant: caller.tenant, analysis: request.analysis, policy, steps, hits: 0 };
     // The first step is read before the answer starts, so that a store that fails at once is

@@ -21,8 +21,11 @@ use super::client::{EdgeClient, SendError};
 
 /// How long the first answer of the edge may take before the scan goes on without it.
 pub const FIRST_ANSWER_WAIT: Duration = Duration::from_secs(3);
-/// Limit of each later lookup or upload request, once the edge has answered.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Limit of each later lookup request (at most 1000 files): an edge slower than this is
+/// left for the rest of the scan, whose files are then parsed here.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Limit of each upload request; uploads run beside the scan.
+const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Upload batches in flight at once; a scan that parses faster than the edge takes entries
 /// waits for a slot rather than holding them all.
 const UPLOADS_IN_FLIGHT: usize = 2;
@@ -259,7 +262,7 @@ impl Worker {
                 break;
             }
             let request = AnalysisLookup { analysis: team_cache::analysis_key(), hashes: chunk.iter().map(hex).collect() };
-            match self.client.lookup_analyses(&request, REQUEST_TIMEOUT).await {
+            match self.client.lookup_analyses(&request, LOOKUP_TIMEOUT).await {
                 Ok(entries) => {
                     for entry in entries {
                         let (Some(&index), Ok(bytes)) =
@@ -295,7 +298,7 @@ impl Worker {
                 .map(|(hash, entry)| AnalysisEntry { hash: hex(&hash), entry: base64::engine::general_purpose::STANDARD.encode(entry) })
                 .collect(),
         };
-        match self.client.upload_analyses(&request, REQUEST_TIMEOUT).await {
+        match self.client.upload_analyses(&request, UPLOAD_TIMEOUT).await {
             Ok(_) => {
                 self.counters.uploaded.fetch_add(count, Ordering::Relaxed);
                 self.counters.uploaded_bytes.fetch_add(bytes as u64, Ordering::Relaxed);
