@@ -12,7 +12,6 @@ mod edge;
 #[path = "support/lsp_client.rs"]
 mod lsp_client;
 #[path = "support/team.rs"]
-#[allow(dead_code)]
 mod team;
 
 use std::path::Path;
