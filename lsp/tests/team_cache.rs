@@ -166,6 +166,8 @@ fn a_teammates_fresh_copy_is_analysed_from_the_edge_with_the_same_results() {
     let (warm, said) = scan(&second, &[]);
     assert_eq!(warm["stats"]["files_parsed"], 0, "{said}");
     assert!(said.contains("this tree's pairs were reused"), "{said}");
+    assert_eq!(warm["stats"]["team_cache"]["tree_reused"], true);
+    assert_eq!(warm["stats"]["team_cache"]["files_from_team"], warm["stats"]["files"]);
     assert_eq!(results(&warm), results(&pushed));
     // Its own index was written: a second scan needs neither the edge nor parsing.
     let (again, _) = scan(&second, &["--no-team-cache"]);
@@ -206,6 +208,8 @@ fn a_teammates_fresh_copy_is_analysed_from_the_edge_with_the_same_results() {
     let (refused, said) = scan(&fourth, &["--no-index"]);
     assert!(said.contains("confidential_dir/payroll_2.py: the team cache's analysis was refused"), "{said}");
     assert_eq!(refused["stats"]["files_parsed"], 1);
+    assert_eq!(refused["stats"]["team_cache"]["entries_refused"], 1);
+    assert_eq!(refused["stats"]["team_cache"]["tree_reused"], false);
     let (cold, _) = scan(&fourth, &["--no-index", "--no-team-cache"]);
     assert_eq!(results(&refused), results(&cold));
 

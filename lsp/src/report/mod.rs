@@ -51,6 +51,22 @@ pub struct Stats {
     pub languages: BTreeMap<String, LanguageStats>,
     pub duration_ms: u64,
     pub warnings: Vec<String>,
+    /// What the team edge's analysis cache did, when one was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_cache: Option<TeamCacheStats>,
+}
+
+/// The team analysis cache's part in a scan (`docs/edge.md`).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TeamCacheStats {
+    /// Files the index could not vouch for, asked of the edge.
+    pub files_asked: u64,
+    /// Files analysed from a teammate's entry instead of parsed.
+    pub files_from_team: u64,
+    /// Entries refused as damaged or not fitting their file (those files were parsed).
+    pub entries_refused: u64,
+    /// A teammate had scanned this very tree: their pairs were reused.
+    pub tree_reused: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
@@ -280,6 +296,12 @@ pub fn stats_of(outcome: &ScanOutcome) -> Stats {
             .collect(),
         duration_ms: scan_stats.duration_ms,
         warnings: outcome.warnings.clone(),
+        team_cache: scan_stats.team_cache.as_ref().map(|team| TeamCacheStats {
+            files_asked: team.looked_up,
+            files_from_team: team.used,
+            entries_refused: team.refused,
+            tree_reused: team.snapshot_used,
+        }),
     }
 }
 
