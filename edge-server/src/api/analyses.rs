@@ -24,7 +24,7 @@ use crate::audit::Actor;
 /// Hashes asked of the store per streamed step: each store reads them in its own steps (one
 /// SQLite read, Redis script calls of `LOOKUP_STEP`); a step's hits are written before the
 /// next step is read. Larger steps cost fewer store round trips (and, embedded, fewer
-/// last-use transactions): 901 hashes took 0.42 s in steps of 16, 0.05 s in steps of 256.
+/// last-use transactions); on `medium` (901 files) the lookup took 0.1–0.25 s either way.
 const STREAM_STEP: usize = 256;
 use crate::store::{AnalysisPolicy, ContentHash, Store, StoreError};
 use crate::tokens::{Caller, Role};
