@@ -19,7 +19,7 @@ class LoopbackEdge:
         self.process = subprocess.Popen(
             [binary, "--listen", "127.0.0.1:0", "--data", folder / "edge-data", "--tokens", tokens,
              "--addr-file", address_file, "--analysis-cache-mib", "8192"],
-            stdout=subprocess.DEVNULL, stderr=sys.stderr)
+            stdout=subprocess.DEVNULL, stderr=open(folder / "edge.log", "ab"))
         deadline = time.monotonic() + 60
         while not (address_file.exists() and address_file.read_text().strip()):
             if self.process.poll() is not None or time.monotonic() > deadline:

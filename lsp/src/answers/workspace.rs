@@ -229,10 +229,14 @@ impl Engine {
         Engine::assemble(live, pairs, labels)
     }
 
+    /// An engine without patterns: [`Engine::set_label_sources`] builds them.
     fn assemble(live: LiveIndex, pairs: Vec<ClonePair>, labels: BTreeMap<String, PatternLabel>) -> Engine {
         let views = live.files().iter().map(|file| Arc::new(FileView::of(file))).collect();
         let slots = Arc::new(live.files().iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect());
-        let mut engine = Engine {
+        // No patterns yet: every caller sets the label sources next, which builds them with
+        // the team's names merged in (building them here too cost a second build, half a
+        // second on `large`, before the first diagnostics).
+        Engine {
             live,
             pairs,
             own_labels: labels.clone(),
@@ -247,9 +251,7 @@ impl Engine {
             patterns: Arc::new(Vec::new()),
             pattern_by_content: HashMap::new(),
             patterns_current: false,
-        };
-        engine.rebuild_patterns();
-        engine
+        }
     }
 
     /// Clusters the current pairs into patterns again.
