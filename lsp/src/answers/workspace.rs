@@ -192,8 +192,10 @@ pub struct OpenText {
 }
 
 impl Engine {
+    /// After a scan. The candidate tables are built on the first edit or query that needs
+    /// them, as after a warm start: the first diagnostics do not wait for them.
     fn new(root: &Path, config: Config, files: Vec<FileRecord>, pairs: Vec<ClonePair>, labels: BTreeMap<String, PatternLabel>) -> Engine {
-        Engine::assemble(LiveIndex::new(root, config, files), pairs, labels)
+        Engine::assemble(LiveIndex::from_stored(root, config, files), pairs, labels)
     }
 
     /// Sets when the index's names were given and the team's names, and shows the result.
