@@ -194,8 +194,18 @@ pub struct OpenText {
 impl Engine {
     /// After a scan. The candidate tables are built on the first edit or query that needs
     /// them, as after a warm start: the first diagnostics do not wait for them.
-    fn new(root: &Path, config: Config, files: Vec<FileRecord>, pairs: Vec<ClonePair>, labels: BTreeMap<String, PatternLabel>) -> Engine {
-        Engine::assemble(LiveIndex::from_stored(root, config, files), pairs, labels)
+    /// `patterns` are the scan's, built with `labels`: kept until the labels change.
+    fn new(
+        root: &Path,
+        config: Config,
+        files: Vec<FileRecord>,
+        pairs: Vec<ClonePair>,
+        patterns: Vec<Pattern>,
+        labels: BTreeMap<String, PatternLabel>,
+    ) -> Engine {
+        let mut engine = Engine::assemble(LiveIndex::from_stored(root, config, files), pairs, labels);
+        engine.set_patterns(patterns);
+        engine
     }
 
     /// Sets when the index's names were given and the team's names, and shows the result.
@@ -203,8 +213,13 @@ impl Engine {
         self.label_times = label_times;
         self.team_names = edge.team_names();
         self.team_ttl = edge.settings().query_ttl;
-        self.labels = merge_labels(&self.own_labels, self.live.config(), &self.label_times, &self.team_names);
-        self.rebuild_patterns();
+        let labels = merge_labels(&self.own_labels, self.live.config(), &self.label_times, &self.team_names);
+        // The scan's patterns stand while the names they were built with do (half a second
+        // of naming on `large` before the first diagnostics).
+        if !self.patterns_current || labels != self.labels {
+            self.labels = labels;
+            self.rebuild_patterns();
+        }
     }
 
     /// Takes the team's names as last read; re-clusters only when they changed.
@@ -259,6 +274,11 @@ impl Engine {
     /// Clusters the current pairs into patterns again.
     pub fn rebuild_patterns(&mut self) {
         let patterns = pattern::build_patterns(self.live.files(), &self.pairs, &self.labels, &pattern::DiskText { root: self.live.root() });
+        self.set_patterns(patterns);
+    }
+
+    /// Takes `patterns` of the current pairs as the engine's.
+    fn set_patterns(&mut self, patterns: Vec<Pattern>) {
         self.pattern_by_content.clear();
         for (index, pattern) in patterns.iter().enumerate() {
             for &pair in &pattern.pairs {
@@ -597,7 +617,7 @@ impl Workspace {
         let labels = scan::load_labels(&self.root, &config)?;
         let times = scan::label_times(&self.root)?;
         let mut guard = lock(&self.engine);
-        let mut engine = Engine::new(&self.root, config, outcome.files, outcome.pairs, labels);
+        let mut engine = Engine::new(&self.root, config, outcome.files, outcome.pairs, outcome.patterns, labels);
         let edge = self.edge();
         engine.set_label_sources(times, &edge);
         // The team gets the files as on disk, with their families; editor text follows as it
