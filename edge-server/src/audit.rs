@@ -1,5 +1,6 @@
 //! The audit log: one JSON line per administrative or write action (tokens created, revoked or
-//! reloaded; delta batches applied, refused or failed; pattern names and notes set), saying
+//! reloaded; delta batches applied, refused or failed; pattern names and notes set;
+//! repositories deleted), saying
 //! who (the token's id, tenant and role and the client's address, or the operator at the
 //! command line), what and when. It goes to a file opened for appending (`--audit-log PATH`
 //! or `PERIODIC_EDGE_AUDIT_LOG`) or to stderr (`-`), apart from the diagnostic log.

@@ -621,3 +621,92 @@ async fn a_writer_killed_holding_the_lock_stalls_its_repository_for_one_short_le
     eprintln!("the repository took writes again {:.2} s after its writer was killed", acknowledged.as_secs_f64());
     assert!(missing_units(&surviving, &token, "billing", &(10_000..10_010).collect::<Vec<_>>(), 5).await.is_empty());
 }
+
+/// `DELETE /v1/repos/{repo}` on the cluster, in removal batches smaller than the repository:
+/// afterwards no key of the repository is left on any master (locator, batch ids, lock), and
+/// no record, group entry, band entry, family link or unit count of its units is left in the
+/// tenant's partitions; the tenant's other repository and another tenant's repository of the
+/// same name keep theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_repository_leaves_nothing_of_it_on_the_cluster() {
+    let _serial = ONE_CLUSTER_AT_A_TIME.lock().await;
+    let cluster = RedisCluster::start(false);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tokens = dir.path().join("tokens.json");
+    let writer = create_token(&tokens, "team-a", "write");
+    let admin = create_token(&tokens, "team-a", "admin");
+    let other = create_token(&tokens, "team-b", "admin");
+    let url = cluster.url();
+    let edge = Edge::start(&dir.path().join("edge"), &tokens, &["--store", &url, "--cache-ttl", "1", "--request-timeout", "20", "--max-batch-units", "500"]);
+
+    for (step, start) in (0..1200u64).step_by(400).enumerate() {
+        post_batch(&edge, &writer, "doomed", start..start + 400, &format!("b{step}")).await.expect("push");
+    }
+    // A near-miss family link held by a unit of the doomed repository only.
+    let (x, y) = (9000u64, 9001u64);
+    let linked = DeltaBatch {
+        batch_id: "family".into(),
+        upserts: vec![periodic_wire::UnitUpsert { key: "d-y".into(), family: Some(t2_of(x)), ..conformance::unit(y) }, conformance::unit(x)],
+        removals: Vec::new(),
+    };
+    let response = client().post(edge.url("/v1/repos/doomed/deltas")).bearer_auth(&writer).json(&linked).send().await.expect("push the family");
+    assert_eq!(response.status(), 200);
+    post_batch(&edge, &writer, "kept", 0..5, "k1").await.expect("push kept");
+    post_batch(&edge, &other, "doomed", 0..5, "b0").await.expect("push the other team's");
+    assert_eq!(stats(&edge, &writer).await.units, 1207);
+
+    let response = client().delete(edge.url("/v1/repos/doomed")).bearer_auth(&admin).timeout(Duration::from_secs(60)).send().await.expect("delete");
+    assert_eq!(response.status(), 200);
+    let deleted: periodic_wire::RepoDeleted = response.json().await.expect("answer");
+    assert_eq!((deleted.repo.as_str(), deleted.removed), ("doomed", 1202));
+    let after = stats(&edge, &writer).await;
+    assert_eq!((after.units, after.repos, after.patterns), (5, 1, 0));
+
+    // No key of the repository on any master.
+    let keys = layout::Keys::new("team-a");
+    let repos_key = keys.repos();
+    let prefix = repos_key.split(":{").next().expect("a tenant prefix");
+    let mut tenant_keys = Vec::new();
+    for master in cluster.masters() {
+        let listed = redis_cluster::cli(cluster.nodes[master].port, &["--scan", "--pattern", &format!("{prefix}:*")]).expect("scan a master");
+        tenant_keys.extend(listed.lines().map(str::to_string));
+    }
+    assert!(tenant_keys.iter().any(|key| key.contains(".r.kept}")), "the scan sees the tenant's keys: {tenant_keys:?}");
+    let left: Vec<&String> = tenant_keys.iter().filter(|key| key.contains(".r.doomed}")).collect();
+    assert!(left.is_empty(), "keys of the deleted repository left: {left:?}");
+
+    // Nothing of its units in the partitions: only `kept`'s five units are there.
+    let client = redis::cluster::ClusterClient::new(vec![url.replace("redis-cluster://", "redis://").split(',').next().expect("a node").to_string()]).expect("cluster client");
+    let mut connection = client.get_async_connection().await.expect("cluster connection");
+    let is_member: bool = redis::cmd("SISMEMBER").arg(&repos_key).arg("doomed").query_async(&mut connection).await.expect("a redis command");
+    assert!(!is_member, "the repository left the team's set");
+    let kept: std::collections::HashSet<layout::Member> = (0..5).map(|n| layout::member("team-a", "kept", &format!("unit-{n}"), t2_of(n))).collect();
+    let doomed_tag = layout::repo_tag("team-a", "doomed");
+    let (mut records, mut counted) = (0usize, 0i64);
+    for partition in 0..layout::PARTITIONS {
+        let stored: std::collections::HashMap<Vec<u8>, Vec<u8>> = redis::cmd("HGETALL").arg(keys.records(partition)).query_async(&mut connection).await.expect("a redis command");
+        for record in stored.values() {
+            assert_eq!(layout::decode(record).expect("a record").repo, "kept");
+        }
+        records += stored.len();
+        let groups: std::collections::HashMap<Vec<u8>, Vec<u8>> = redis::cmd("HGETALL").arg(keys.groups(partition)).query_async(&mut connection).await.expect("a redis command");
+        for entries in groups.values() {
+            assert!(layout::group_entries(entries).expect("group entries").iter().all(|(member, tag)| *tag != doomed_tag && kept.contains(member)));
+        }
+        let bands: std::collections::HashMap<Vec<u8>, Vec<u8>> = redis::cmd("HGETALL").arg(keys.bands(partition)).query_async(&mut connection).await.expect("a redis command");
+        for entries in bands.values() {
+            assert!(entries.chunks_exact(layout::BAND_ENTRY_LEN).all(|entry| kept.contains(&layout::member_from(&entry[4..]).expect("a member"))), "a band entry of a deleted unit");
+        }
+        let links: i64 = redis::cmd("HLEN").arg(keys.links(partition)).query_async(&mut connection).await.expect("a redis command");
+        assert_eq!(links, 0, "family links of partition {partition}");
+        let units: Option<i64> = redis::cmd("GET").arg(keys.unit_count(partition)).query_async(&mut connection).await.expect("a redis command");
+        counted += units.unwrap_or(0);
+    }
+    assert_eq!((records, counted), (5, 5));
+
+    // The other tenant's repository of the same name keeps its units and batch ids.
+    let other_keys = layout::Keys::new("team-b");
+    let other_units: i64 = redis::cmd("HLEN").arg(other_keys.locator("doomed")).query_async(&mut connection).await.expect("a redis command");
+    let other_batches: i64 = redis::cmd("HLEN").arg(other_keys.batches("doomed")).query_async(&mut connection).await.expect("a redis command");
+    assert_eq!((other_units, other_batches), (5, 1));
+}

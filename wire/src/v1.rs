@@ -325,6 +325,16 @@ pub struct DeltaAck {
     pub removed: u32,
 }
 
+/// Answer to `DELETE /v1/repos/{repo}`: every unit of the repository in the caller's team was
+/// removed (with its index entries, pattern counts and family links, and the repository's
+/// applied batch ids); `removed` counts the units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoDeleted {
+    pub repo: String,
+    pub removed: u64,
+}
+
 /// One sketch to look up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

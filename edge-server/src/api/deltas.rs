@@ -48,8 +48,9 @@ pub async fn post_deltas(
     applied.map(Json)
 }
 
-/// Applies a validated batch (and tells the cloud uplink what it touches).
-async fn apply(state: &AppState, caller: &Caller, repo: &str, batch: DeltaBatch) -> Result<DeltaAck, ApiError> {
+/// Applies a validated batch (and tells the cloud uplink what it touches). Repository
+/// deletion (`repos.rs`) sends its removal batches through here too.
+pub(crate) async fn apply(state: &AppState, caller: &Caller, repo: &str, batch: DeltaBatch) -> Result<DeltaAck, ApiError> {
     let units = batch.upserts.len() as u64;
     // With a cloud uplink, the fingerprints the batch touches are queued before it is applied
     // (a crash in between leaves them queued, and their counts are read when sent) and again

@@ -11,6 +11,7 @@ pub mod health;
 pub mod observe;
 pub mod patterns;
 pub mod query;
+pub mod repos;
 pub mod stats;
 pub mod validate;
 
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::trace::TraceLayer;
 
@@ -33,6 +34,7 @@ pub const OPENAPI_JSON: &str = include_str!("openapi.json");
 /// document against this table and every entry against the running server.
 pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/repos/{repo}/deltas"),
+    ("delete", "/v1/repos/{repo}"),
     ("post", "/v1/query"),
     ("get", "/v1/patterns"),
     ("get", "/v1/patterns/{id}"),
@@ -126,6 +128,7 @@ pub fn router(state: AppState) -> Router {
     let limits = state.limits.clone();
     let authenticated = Router::new()
         .route("/v1/repos/{repo}/deltas", post(deltas::post_deltas))
+        .route("/v1/repos/{repo}", delete(repos::delete_repo))
         .route("/v1/query", post(query::post_query))
         .route("/v1/patterns", get(patterns::list_patterns))
         .route("/v1/patterns/{id}", get(patterns::get_pattern).put(patterns::put_pattern))

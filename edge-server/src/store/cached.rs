@@ -229,6 +229,15 @@ impl Store for CachedStore {
         self.inner.fingerprints(tenant, repo, keys).await
     }
 
+    async fn repo_keys(&self, tenant: &str, repo: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.inner.repo_keys(tenant, repo, limit).await
+    }
+
+    async fn forget_repo_batches(&self, tenant: &str, repo: &str) -> Result<u64, StoreError> {
+        // No cached answer depends on batch ids: the units went through `apply_batch`.
+        self.inner.forget_repo_batches(tenant, repo).await
+    }
+
     async fn analyses(&self, tenant: &str, analysis: &str, hashes: &[ContentHash], policy: &AnalysisPolicy) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         self.inner.analyses(tenant, analysis, hashes, policy).await
     }

@@ -88,6 +88,7 @@ pub async fn run_all(store: Arc<dyn Store>) {
     analyses_beyond_the_budget_evict_the_least_recently_used(&*store, &tenant("analyses-lru")).await;
     analyses_unused_for_the_ttl_expire(&*store, &tenant("analyses-ttl")).await;
     near_miss_families_join_shapes_into_one_team_pattern(&*store, &tenant("families")).await;
+    deleting_a_repository_removes_its_units_links_and_batch_ids(&*store, &tenant("delete"), &tenant("delete-other")).await;
     store.check_ready().await.expect("ready");
     assert!(store.units_stored().await.unwrap() > 0, "units_stored counts stored units");
     store.flush().await.expect("flush");
@@ -350,6 +351,54 @@ async fn near_miss_families_join_shapes_into_one_team_pattern(store: &dyn Store,
     store.apply_batch(tenant, "a", upserts("a6", Vec::new(), &["a-y"])).await.unwrap();
     let top: Vec<(String, u64)> = store.top_patterns(tenant, 10).await.unwrap().into_iter().map(|p| (p.id, p.units)).collect();
     assert_eq!(top, vec![(shape_x.pattern_id(), 3)], "y keeps one unit: no pattern");
+}
+
+/// Deleting a repository (`repo_delete`: list keys, remove them as batches, forget batch ids)
+/// in steps smaller than the repository: its units, group and band entries, pattern counts
+/// and family links go; another repository's units, pattern names, and another tenant's
+/// repository of the same name stay; a later push of it starts clean (old batch ids apply).
+async fn deleting_a_repository_removes_its_units_links_and_batch_ids(store: &dyn Store, tenant: &str, other_tenant: &str) {
+    const UNITS: u64 = 2100;
+    let (x, y) = (5000u64, 5001u64);
+    store.apply_batch(tenant, "doomed", batch("b1", 0..UNITS)).await.unwrap();
+    store.apply_batch(tenant, "doomed", upserts("b2", vec![shaped("d-x", x, None), shaped("d-y", y, Some(x))], &[])).await.unwrap();
+    store.apply_batch(tenant, "kept", upserts("k1", vec![unit(1), unit(2), shaped("k-x", x, None), shaped("k-y", y, None)], &[])).await.unwrap();
+    store.apply_batch(other_tenant, "doomed", batch("b1", 0..5)).await.unwrap();
+    store.set_pattern_meta(tenant, t2_of(1), named("kept name", None, 300)).await.unwrap();
+    assert_eq!(store.stats(tenant).await.unwrap().patterns, 3, "units 1 and 2 in both repositories, and the family of x and y");
+
+    let listed = store.repo_keys(tenant, "doomed", 10).await.unwrap();
+    assert_eq!(listed.len(), 10, "a listing stops at its limit: {listed:?}");
+    assert!(listed.iter().all(|key| key.starts_with("unit-") || key.starts_with("d-")), "{listed:?}");
+    assert!(store.repo_keys(tenant, "never-pushed", 10).await.unwrap().is_empty());
+
+    let (removed, outcome) = crate::store::repo_delete::delete_repository(store, tenant, "doomed", 1000, |batch| store.apply_batch(tenant, "doomed", batch)).await;
+    outcome.expect("deleted");
+    assert_eq!(removed, UNITS + 2);
+    assert!(store.repo_keys(tenant, "doomed", 10).await.unwrap().is_empty());
+    let stats = store.stats(tenant).await.unwrap();
+    assert_eq!((stats.units, stats.repos, stats.patterns), (4, 1, 0), "only the kept repository's units, none shared any more");
+    assert!(store.top_patterns(tenant, 10).await.unwrap().is_empty());
+    let gone = store.query(tenant, &[probe("10", t2_of(10), sketch_of(10))], &options(0.5, 10)).await.unwrap();
+    assert!(gone[0].matches.is_empty(), "{gone:?}");
+    let kept = store.query(tenant, &[probe("1", t2_of(1), sketch_of(1))], &options(0.99, 10)).await.unwrap();
+    assert_eq!(kept[0].matches.iter().map(|m| (m.repo.as_str(), m.key.as_str())).collect::<Vec<_>>(), vec![("kept", "unit-1")]);
+    let y_alone = store.pattern(tenant, t2_of(y)).await.unwrap().expect("y has a unit left");
+    assert_eq!((y_alone.summary.id, y_alone.summary.units), (t2_of(y).pattern_id(), 1), "the family link left with its unit");
+    let names: Vec<Option<String>> = store.named_patterns(tenant, 10).await.unwrap().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, vec![Some("kept name".to_string())], "pattern names belong to the tenant and stay");
+
+    // Another tenant's repository of the same name is untouched, its batch ids too.
+    assert_eq!(store.stats(other_tenant).await.unwrap().units, 5);
+    assert!(store.apply_batch(other_tenant, "doomed", batch("b1", 0..5)).await.unwrap().duplicate);
+    // A later push starts clean: a batch id used before the deletion applies again.
+    let again = store.apply_batch(tenant, "doomed", batch("b1", 0..3)).await.unwrap();
+    assert!(!again.duplicate && again.upserted == 3, "{again:?}");
+    assert_eq!(store.stats(tenant).await.unwrap().repos, 2);
+    // Deleting a repository without units removes nothing and is no error.
+    let (removed, outcome) = crate::store::repo_delete::delete_repository(store, tenant, "never-pushed", 1000, |batch| store.apply_batch(tenant, "never-pushed", batch)).await;
+    outcome.expect("nothing to delete");
+    assert_eq!(removed, 0);
 }
 
 /// A name set by token `token-a` at `at` (seconds since the Unix epoch).

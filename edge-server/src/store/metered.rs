@@ -126,6 +126,14 @@ impl Store for MeteredStore {
         self.timed("fingerprints", self.inner.fingerprints(tenant, repo, keys)).await
     }
 
+    async fn repo_keys(&self, tenant: &str, repo: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        self.timed("repo_keys", self.inner.repo_keys(tenant, repo, limit)).await
+    }
+
+    async fn forget_repo_batches(&self, tenant: &str, repo: &str) -> Result<u64, StoreError> {
+        self.timed("forget_repo_batches", self.inner.forget_repo_batches(tenant, repo)).await
+    }
+
     async fn analyses(&self, tenant: &str, analysis: &str, hashes: &[ContentHash], policy: &AnalysisPolicy) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         self.timed("analyses", self.inner.analyses(tenant, analysis, hashes, policy)).await
     }

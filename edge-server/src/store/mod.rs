@@ -14,6 +14,7 @@ pub mod embedded;
 pub mod family;
 pub mod metered;
 pub mod redis;
+pub mod repo_delete;
 
 use std::sync::Arc;
 
@@ -139,6 +140,18 @@ pub trait Store: Send + Sync {
         let _ = (tenant, repo, keys);
         Err(StoreError::Unavailable("this backend cannot look units up by key".into()))
     }
+
+    /// Up to `limit` keys of units stored in `repo` (any `limit` of them, in no set order;
+    /// empty when the repository holds none). A repository is deleted by listing some keys,
+    /// removing them with [`Store::apply_batch`] (the path delta removals take), and listing
+    /// again, so each step is bounded however large the repository is.
+    async fn repo_keys(&self, tenant: &str, repo: &str, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// Drops the record of every batch id applied to `repo` (the last step of deleting a
+    /// repository, so that a later push of it starts clean, even with batch ids used before).
+    /// Returns how many records were dropped, when the backend can tell (else 0). Done in
+    /// bounded steps, durably as a batch is.
+    async fn forget_repo_batches(&self, tenant: &str, repo: &str) -> Result<u64, StoreError>;
 
     /// The analysis cache: the tenant's entry stored under `analysis` for each content hash
     /// (`None` for a miss), in order. A hit counts as a use (it moves to the back of the

@@ -340,6 +340,25 @@ pub fn record_batch(connection: &Connection, tenant: &str, repo: &str, batch_id:
     Ok(())
 }
 
+/// Batch records dropped per transaction by [`forget_batches`].
+const FORGET_BATCHES_PER_STEP: usize = 1000;
+
+/// Drops every batch record of (`tenant`, `repo`) in this shard, a bounded number per
+/// transaction (a repository pushed for years holds many); returns how many.
+pub fn forget_batches(connection: &Connection, tenant: &str, repo: &str) -> Result<u64, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "DELETE FROM batches WHERE (tenant, repo, batch_id) IN (SELECT tenant, repo, batch_id FROM batches WHERE tenant = ?1 AND repo = ?2 LIMIT ?3)",
+    )?;
+    let mut forgotten = 0u64;
+    loop {
+        let deleted = statement.execute(params![tenant, repo, FORGET_BATCHES_PER_STEP as i64])?;
+        forgotten += deleted as u64;
+        if deleted < FORGET_BATCHES_PER_STEP {
+            return Ok(forgotten);
+        }
+    }
+}
+
 pub fn load_pattern_meta(connection: &Connection, mut each: impl FnMut(String, T2Hash, PatternMeta)) -> Result<(), StoreError> {
     let mut statement = connection.prepare("SELECT tenant, id, name, note, named_by, named_at FROM patterns")?;
     let mut rows = statement.query([])?;

@@ -483,6 +483,13 @@ impl CandidateIndex {
         self.links.get(&tenant).map(|links| links.keys().map(|&(shape, family)| (T2Hash(shape), T2Hash(family))).collect()).unwrap_or_default()
     }
 
+    /// Up to `limit` keys of the units of `tenant` stored in `repo`. A scan of every unit
+    /// (the index keeps no per-repository list, which only repository deletion would use):
+    /// tens of milliseconds per million units, once per deletion step.
+    pub fn keys_of(&self, tenant: u32, repo: u32, limit: usize) -> Vec<String> {
+        self.units.iter().flatten().filter(|stored| stored.unit.tenant == tenant && stored.unit.repo == repo).take(limit).map(|stored| stored.unit.key.to_string()).collect()
+    }
+
     /// Repositories of `tenant` with at least one unit stored.
     pub fn repos_of(&self, tenant: u32) -> HashSet<u32> {
         self.units.iter().flatten().filter(|stored| stored.unit.tenant == tenant).map(|stored| stored.unit.repo).collect()

@@ -565,6 +565,30 @@ impl Store for EmbeddedStore {
         blocking(move || cache.store(&tenant, &analysis, &entries, &policy)).await
     }
 
+    async fn repo_keys(&self, tenant: &str, repo: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        // The in-memory index mirrors SQLite, so this needs no disk access either.
+        let index = self.index.read().map_err(poisoned)?;
+        let (Some(tenant_id), Some(repo_id)) = (index.names.lookup(tenant), index.names.lookup(repo)) else {
+            return Ok(Vec::new());
+        };
+        Ok(index.keys_of(tenant_id, repo_id, limit))
+    }
+
+    async fn forget_repo_batches(&self, tenant: &str, repo: &str) -> Result<u64, StoreError> {
+        // Under the repository's write stripe, so that no batch is between its duplicate
+        // check and its record meanwhile. Batch records are spread over the shards by id.
+        let _serialised = self.write_stripes[stripe_of(tenant, repo)].lock().await;
+        let (shards, tenant, repo) = (self.shards.clone(), tenant.to_string(), repo.to_string());
+        blocking(move || {
+            let mut forgotten = 0;
+            for shard in &shards {
+                forgotten += db::forget_batches(&*shard.connection.lock().map_err(poisoned)?, &tenant, &repo)?;
+            }
+            Ok(forgotten)
+        })
+        .await
+    }
+
     async fn fingerprints(&self, tenant: &str, repo: &str, keys: &[String]) -> Result<Vec<Option<T2Hash>>, StoreError> {
         // The in-memory index mirrors SQLite, so this needs no disk access.
         let index = self.index.read().map_err(poisoned)?;

@@ -968,6 +968,58 @@ impl Store for RedisStore {
         Ok(found)
     }
 
+    async fn repo_keys(&self, tenant: &str, repo: &str, limit: usize) -> Result<Vec<String>, StoreError> {
+        // HSCAN of the locator (key -> member), from the start each time: the caller removes
+        // what it got before asking again. A scan step may return fewer fields than asked,
+        // even none while the cursor goes on, and a small hash returns all its fields at once.
+        let locator = Keys::new(tenant).locator(repo);
+        let mut keys = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, fields): (u64, Vec<Vec<u8>>) = redis::cmd("HSCAN")
+                .arg(&locator)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(limit.clamp(1, FIELDS_PER_READ))
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            for field in fields.chunks(2).filter_map(|pair| pair.first()) {
+                keys.push(String::from_utf8(field.clone()).map_err(|_| StoreError::Corrupt(format!("a key of repository {repo} is not UTF-8")))?);
+            }
+            cursor = next;
+            if cursor == 0 || keys.len() >= limit {
+                keys.truncate(limit);
+                return Ok(keys);
+            }
+        }
+    }
+
+    async fn forget_repo_batches(&self, tenant: &str, repo: &str) -> Result<u64, StoreError> {
+        // Under the repository's lock, so that no batch is between its duplicate check and its
+        // record meanwhile. UNLINK frees a large hash off Redis's main thread, so this is one
+        // bounded step however many batch ids the repository collected.
+        let keys = Keys::new(tenant);
+        let lock = RepoLock::acquire(&self.connection, &keys.lock(repo)).await?;
+        let result = async {
+            let mut pipe = redis::pipe();
+            pipe.cmd("HLEN").arg(keys.batches(repo)).cmd("UNLINK").arg(keys.batches(repo)).ignore();
+            let (forgotten,): (u64,) = pipe.query_async(&mut self.conn()).await.map_err(unavailable)?;
+            // A repository without units leaves the team's set (a batch that removed the last
+            // unit already did; this covers one interrupted in between).
+            let units: u64 = redis::cmd("HLEN").arg(keys.locator(repo)).query_async(&mut self.conn()).await.map_err(unavailable)?;
+            if units == 0 {
+                let _: i64 = redis::cmd("SREM").arg(keys.repos()).arg(repo).query_async(&mut self.conn()).await.map_err(unavailable)?;
+            }
+            self.wait_for_replicas().await?;
+            lock.still_held()?;
+            Ok(forgotten)
+        }
+        .await;
+        lock.release().await;
+        result
+    }
+
     async fn flush(&self) -> Result<(), StoreError> {
         // Every acknowledged batch already waited for its replica; nothing is buffered here.
         Ok(())
