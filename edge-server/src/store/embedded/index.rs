@@ -484,8 +484,8 @@ impl CandidateIndex {
     }
 
     /// Up to `limit` keys of the units of `tenant` stored in `repo`. A scan of every unit
-    /// (the index keeps no per-repository list, which only repository deletion would use):
-    /// tens of milliseconds per million units, once per deletion step.
+    /// (the index keeps no per-repository list, which only repository deletion would use),
+    /// once per deletion step; its cost grows with every tenant's units and is not measured.
     pub fn keys_of(&self, tenant: u32, repo: u32, limit: usize) -> Vec<String> {
         self.units.iter().flatten().filter(|stored| stored.unit.tenant == tenant && stored.unit.repo == repo).take(limit).map(|stored| stored.unit.key.to_string()).collect()
     }
