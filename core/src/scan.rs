@@ -393,6 +393,13 @@ fn scan_holding<R>(
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "candidate index built");
     let pairs = detector.detect(&previous);
     tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "detection done");
+    // Patterns need no token streams: let them go before the patterns are built and the
+    // index written.
+    drop(candidate_index);
+    drop(source);
+    drop(fresh_tokens);
+    drop(spilled_slots);
+    drop(spill);
     if let Some(uploads) = team_side.uploads
         && let Some(snapshot_key) = snapshot_key
         && files_changed
@@ -403,15 +410,6 @@ fn scan_holding<R>(
             team_side.offered.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let patterns = pattern::build_patterns(&files, &pairs, &labels, &pattern::DiskText { root: &walk_root });
-    tracing::debug!(patterns = patterns.len(), elapsed_ms = started.elapsed().as_millis() as u64, "patterns built");
-    rekey_legacy_labels(index.as_ref(), &patterns, &labels, config, &mut warnings)?;
-
-    drop(candidate_index);
-    drop(source);
-    drop(fresh_tokens);
-    drop(spilled_slots);
-    drop(spill);
 
     let mut stats = statistics(&files, &parsed_here, &pairs, skipped, started);
     stats.team_cache = team.map(|_| TeamCacheStats {
@@ -422,24 +420,43 @@ fn scan_holding<R>(
         offered: team_side.offered.load(Ordering::Relaxed) as u64,
     });
     let hidden_by_ignore_files = if found_none { walk::count_hidden_by_ignore_files(&walk_root, config) } else { 0 };
-    let outcome = ScanOutcome { root: walk_root, files, pairs, patterns, stats, warnings, hidden_by_ignore_files };
-    // Writing the index and the caller's work with the results (rendering a report) are
-    // independent: on a large tree each takes a few tenths of a second on one core.
-    let index_to_save = index.filter(|_| files_changed);
+    let mut outcome = ScanOutcome { root: walk_root, files, pairs, patterns: Vec::new(), stats, warnings, hidden_by_ignore_files };
+    // The index is written on its own thread while the patterns are built and the caller
+    // works with the results (renders a report): it needs neither, and on a large tree
+    // each takes a few tenths of a second on one core.
+    let (index_to_save, mut index) = match index {
+        Some(index) if files_changed => (Some(index), None),
+        index => (None, index),
+    };
     let (saved, result) = std::thread::scope(|scope| {
         let saver = index_to_save.map(|mut index| {
-            let outcome = &outcome;
+            let (files, pairs) = (&outcome.files, &outcome.pairs);
             let (changed, key) = (&changed_for_index, &key);
-            scope.spawn(move || index.save(&outcome.files, changed, &outcome.pairs, key))
+            scope.spawn(move || {
+                let saved = index.save(files, changed, pairs, key);
+                (index, saved)
+            })
         });
-        let result = while_saving(&outcome);
+        let root = outcome.root.clone();
+        outcome.patterns = pattern::build_patterns(&outcome.files, &outcome.pairs, &labels, &pattern::DiskText { root: &root });
+        tracing::debug!(patterns = outcome.patterns.len(), elapsed_ms = started.elapsed().as_millis() as u64, "patterns built");
+        // Names under former ids in `.periodic.toml` are reported now; those in the index
+        // move once it is written.
+        let configured = rekey_legacy_labels(None, &outcome.patterns, &labels, config, &mut outcome.warnings);
+        let result = configured.map(|()| while_saving(&outcome));
         let saved = match saver {
-            Some(saver) => saver.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Some(saver) => {
+                let (saved_index, saved) = saver.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                index = Some(saved_index);
+                saved
+            }
             None => Ok(()),
         };
         (saved, result)
     });
     saved?;
+    let result = result?;
+    rekey_legacy_labels(index.as_ref(), &outcome.patterns, &labels, config, &mut Vec::new())?;
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "index saved");
     Ok((outcome, result))
 }
