@@ -78,6 +78,11 @@ fn finish_team_cache(cache: &EdgeTeamCache, outcome: &ScanOutcome, quiet: bool) 
     }
     let Some(stats) = &outcome.stats.team_cache else { return };
     let counters = cache.counters();
+    let uploaded = counters.uploaded.load(std::sync::atomic::Ordering::Relaxed);
+    // A re-scan the index answered alone asked nothing and sent nothing: nothing to say.
+    if stats.looked_up == 0 && uploaded == 0 && cache.problem().is_none() {
+        return;
+    }
     let mut line = if cache.reachable() {
         format!("team cache: {} of {} files asked for were analysed by the team", stats.used, stats.looked_up)
     } else {
@@ -86,7 +91,6 @@ fn finish_team_cache(cache: &EdgeTeamCache, outcome: &ScanOutcome, quiet: bool) 
     if stats.snapshot_used {
         line.push_str("; this tree's pairs were reused");
     }
-    let uploaded = counters.uploaded.load(std::sync::atomic::Ordering::Relaxed);
     if uploaded > 0 {
         let bytes = counters.uploaded_bytes.load(std::sync::atomic::Ordering::Relaxed);
         line.push_str(&format!("; {uploaded} entries uploaded ({:.1} MB)", bytes as f64 / 1e6));
