@@ -99,10 +99,10 @@ enum FileOutcome {
 }
 
 /// The team cache as the per-file step sees it.
-struct TeamSide<'a> {
-    entries: &'a FileEntries,
+struct TeamSide<'e, 't> {
+    entries: &'e FileEntries,
     /// Where parsed files' entries go (`None`: nowhere, so none is encoded).
-    uploads: Option<&'a dyn TeamCache>,
+    uploads: Option<&'t dyn TeamCache>,
     used: AtomicUsize,
     refused: AtomicUsize,
     offered: AtomicUsize,
@@ -302,6 +302,10 @@ fn scan_holding<R>(
             result
         })
         .collect();
+    // The entries are used up: on a very large tree they are hundreds of megabytes.
+    let TeamSide { uploads, used, refused, offered, .. } = team_side;
+    let mut offered = offered.into_inner();
+    drop(team_entries);
 
     let mut files: Vec<FileRecord> = Vec::with_capacity(total);
     let mut dirty: Vec<bool> = Vec::with_capacity(total);
@@ -400,24 +404,24 @@ fn scan_holding<R>(
     drop(fresh_tokens);
     drop(spilled_slots);
     drop(spill);
-    if let Some(uploads) = team_side.uploads
+    if let Some(uploads) = uploads
         && let Some(snapshot_key) = snapshot_key
         && files_changed
         && !snapshot_used
     {
         for (key, entry) in team_cache::encode_snapshot(snapshot_key, &files, &pairs) {
             uploads.offer(key, entry);
-            team_side.offered.fetch_add(1, Ordering::Relaxed);
+            offered += 1;
         }
     }
 
     let mut stats = statistics(&files, &parsed_here, &pairs, skipped, started);
     stats.team_cache = team.map(|_| TeamCacheStats {
         looked_up,
-        used: team_side.used.load(Ordering::Relaxed) as u64,
-        refused: team_side.refused.load(Ordering::Relaxed) as u64,
+        used: used.into_inner() as u64,
+        refused: refused.into_inner() as u64,
         snapshot_used,
-        offered: team_side.offered.load(Ordering::Relaxed) as u64,
+        offered: offered as u64,
     });
     let hidden_by_ignore_files = if found_none { walk::count_hidden_by_ignore_files(&walk_root, config) } else { 0 };
     let mut outcome = ScanOutcome { root: walk_root, files, pairs, patterns: Vec::new(), stats, warnings, hidden_by_ignore_files };
@@ -466,7 +470,7 @@ fn process_file(
     previous: Option<&FileRecord>,
     config: &Config,
     spill: &TokenSpill,
-    team: &TeamSide,
+    team: &TeamSide<'_, '_>,
 ) -> (FileOutcome, Vec<String>) {
     let mut warnings = Vec::new();
     let Some(language) = file.language else { return (FileOutcome::Skipped(SkipReason::UnknownLanguage), warnings) };
