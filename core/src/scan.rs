@@ -387,12 +387,19 @@ fn scan_holding<R>(
     let candidate_index = if dirty_count > 0 && dirty_count * 10 < files.len() {
         CandidateIndex::build_focused(&files, &dirty)
     } else {
-        CandidateIndex::build(&files, dirty_count > 0)
+        CandidateIndex::build_fixed(&files, dirty_count > 0)
     };
     let detector = Detector { files: &files, dirty: &dirty, config, tokens: &source, index: &candidate_index };
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "candidate index built");
     let pairs = detector.detect(&previous);
     tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "detection done");
+    // Patterns need neither the candidate tables nor the token streams: let them go before
+    // the patterns are built and the index written (on the Linux tree the peak fell there).
+    drop(candidate_index);
+    drop(source);
+    drop(fresh_tokens);
+    drop(spilled_slots);
+    drop(spill);
     if let Some(uploads) = team_side.uploads
         && let Some(snapshot_key) = snapshot_key
         && files_changed
@@ -406,12 +413,6 @@ fn scan_holding<R>(
     let patterns = pattern::build_patterns(&files, &pairs, &labels, &pattern::DiskText { root: &walk_root });
     tracing::debug!(patterns = patterns.len(), elapsed_ms = started.elapsed().as_millis() as u64, "patterns built");
     rekey_legacy_labels(index.as_ref(), &patterns, &labels, config, &mut warnings)?;
-
-    drop(candidate_index);
-    drop(source);
-    drop(fresh_tokens);
-    drop(spilled_slots);
-    drop(spill);
 
     let mut stats = statistics(&files, &parsed_here, &pairs, skipped, started);
     stats.team_cache = team.map(|_| TeamCacheStats {
