@@ -413,6 +413,14 @@ impl CandidateIndex {
         );
     }
 
+    /// Lets go of every table but the winnows' once unit pairs are found: block pairs
+    /// need only those. Lookups of the others then find nothing, so only a fixed index
+    /// (`build_fixed`), whose detection is done with them, may be released.
+    pub fn release_unit_tables(&mut self) {
+        debug_assert!(self.fixed, "only a fixed index's unit tables are done with after one detection");
+        (self.exact, self.bands, self.grams, self.names) = (Table::default(), Table::default(), Table::default(), Table::default());
+    }
+
     /// Re-indexes one file (new content) under its existing index.
     pub fn update_file(&mut self, file: u32, record: &FileRecord) {
         debug_assert!(!self.fixed, "a fixed index has no keys held once: it is never updated");

@@ -122,6 +122,15 @@ const BLOCK_SEEDING_FILES: usize = 4096;
 /// most blocks end well within it.
 const BLOCK_WINDOW_MARGIN: u32 = 512;
 
+/// Detection by a scan that owns its fixed index (`CandidateIndex::build_fixed`): the
+/// tables only unit pairs need are let go before block pairs are sought, which on the
+/// Linux tree is a third of the memory detection holds.
+pub fn detect_releasing(files: &[FileRecord], dirty: &[bool], config: &Config, tokens: &dyn TokenSource, mut index: CandidateIndex, previous: &[ClonePair]) -> Vec<ClonePair> {
+    let (pairs, previous_blocks) = Detector { files, dirty, config, tokens, index: &index }.unit_pairs(previous);
+    index.release_unit_tables();
+    Detector { files, dirty, config, tokens, index: &index }.with_blocks(pairs, previous_blocks)
+}
+
 pub struct Detector<'a> {
     pub files: &'a [FileRecord],
     pub dirty: &'a [bool],
@@ -163,6 +172,12 @@ impl Detector<'_> {
     /// Runs detection. `previous` holds earlier Type-3 and block pairs, already mapped to
     /// current file indices; those between clean files are kept as they are.
     pub fn detect(&self, previous: &[ClonePair]) -> Vec<ClonePair> {
+        let (pairs, previous_blocks) = self.unit_pairs(previous);
+        self.with_blocks(pairs, previous_blocks)
+    }
+
+    /// Unit pairs (nested ones dropped), and the blocks of `previous` to keep.
+    fn unit_pairs(&self, previous: &[ClonePair]) -> (Vec<ClonePair>, Vec<ClonePair>) {
         let started = std::time::Instant::now();
         let mut pairs = self.exact_unit_pairs();
         tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "exact unit pairs");
@@ -173,12 +188,17 @@ impl Detector<'_> {
         pairs.extend(previous_units.into_iter().filter(|pair| unit_key(pair).is_none_or(|key| !exact.contains(&key))));
         pairs.extend(self.near_miss_unit_pairs(&exact));
         tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "near-miss unit pairs");
-        let pairs = self.drop_nested_pairs(pairs);
+        (self.drop_nested_pairs(pairs), previous_blocks)
+    }
+
+    /// `pairs` with the block pairs not covered by them.
+    fn with_blocks(&self, pairs: Vec<ClonePair>, previous_blocks: Vec<ClonePair>) -> Vec<ClonePair> {
+        let started = std::time::Instant::now();
         let mut blocks = self.block_pairs();
         tracing::debug!(blocks = blocks.len(), elapsed_ms = started.elapsed().as_millis() as u64, "block pairs");
         blocks.extend(previous_blocks);
         let mut all = pairs;
-        let covered = self.unit_pair_index(&all);
+        let covered = self.unit_pair_index(&all, &blocks);
         all.extend(blocks.into_iter().filter(|block| !self.covered_by_unit_pair(block, &covered)));
         all.sort_by_key(|pair| (pair.a, pair.b));
         all.dedup_by(|x, y| x.a == y.a && x.b == y.b);
@@ -209,8 +229,8 @@ impl Detector<'_> {
         let exact: HashSet<(UnitRef, UnitRef)> = pairs.iter().filter_map(unit_key).collect();
         pairs.extend(self.near_miss_unit_pairs(&exact));
         let mut all = self.drop_nested_pairs(pairs);
-        let covered = self.unit_pair_index(&all);
         let blocks = self.block_pairs();
+        let covered = self.unit_pair_index(&all, &blocks);
         all.extend(blocks.into_iter().filter(|block| !self.covered_by_unit_pair(block, &covered)));
         all.sort_by_key(|pair| (pair.a, pair.b));
         all.dedup_by(|x, y| x.a == y.a && x.b == y.b);
@@ -513,11 +533,18 @@ impl Detector<'_> {
             .collect()
     }
 
-    fn unit_pair_index(&self, pairs: &[ClonePair]) -> HashMap<(u32, u32), Vec<(Instance, Instance)>> {
+    /// The unit pairs between each two files some block joins, both ways round (what
+    /// `covered_by_unit_pair` looks up): indexing every pair took 100 MB on the Linux tree.
+    fn unit_pair_index(&self, pairs: &[ClonePair], blocks: &[ClonePair]) -> HashMap<(u32, u32), Vec<(Instance, Instance)>> {
+        let joined: HashSet<(u32, u32)> = blocks.iter().map(|block| (block.a.file, block.b.file)).collect();
         let mut index: HashMap<(u32, u32), Vec<(Instance, Instance)>> = HashMap::default();
         for pair in pairs {
-            index.entry((pair.a.file, pair.b.file)).or_default().push((pair.a, pair.b));
-            index.entry((pair.b.file, pair.a.file)).or_default().push((pair.b, pair.a));
+            if joined.contains(&(pair.a.file, pair.b.file)) {
+                index.entry((pair.a.file, pair.b.file)).or_default().push((pair.a, pair.b));
+            }
+            if joined.contains(&(pair.b.file, pair.a.file)) {
+                index.entry((pair.b.file, pair.a.file)).or_default().push((pair.b, pair.a));
+            }
         }
         index
     }
