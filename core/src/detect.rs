@@ -73,6 +73,20 @@ impl RangeTokens {
     }
 }
 
+/// Items whose results are collected together (`collect_in_slices`).
+const COLLECTED_TOGETHER: usize = 1 << 16;
+
+/// `collect(slice)` over `items` a slice at a time, the results appended in order. A
+/// parallel collect holds every job's results and then their concatenation: twice the
+/// 1.8 M candidates, or the 300 k verified pairs, of the Linux tree at once.
+fn collect_in_slices<T, R>(items: &[T], collect: impl Fn(&[T]) -> Vec<R>) -> Vec<R> {
+    let mut all = Vec::new();
+    for slice in items.chunks(COLLECTED_TOGETHER) {
+        all.append(&mut collect(slice));
+    }
+    all
+}
+
 /// Exact-hash groups larger than this are linked as a star, not every pair.
 const MAX_GROUP_FOR_ALL_PAIRS: usize = 40;
 /// How many candidate families (units and their exact copies) a unit proposes: its best
@@ -186,7 +200,11 @@ impl Detector<'_> {
         let (previous_units, previous_blocks): (Vec<ClonePair>, Vec<ClonePair>) =
             kept_previous.partition(|pair| pair.a.unit.is_some() && pair.b.unit.is_some());
         pairs.extend(previous_units.into_iter().filter(|pair| unit_key(pair).is_none_or(|key| !exact.contains(&key))));
-        pairs.extend(self.near_miss_unit_pairs(&exact));
+        // The near-miss pairs are the bulk: their vector grows (in place, as a large one is
+        // mapped) to take the few exact pairs in front, rather than a copy of it all.
+        let mut near_miss = self.near_miss_unit_pairs(&exact);
+        near_miss.splice(0..0, pairs);
+        let pairs = near_miss;
         tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "near-miss unit pairs");
         (self.drop_nested_pairs(pairs), previous_blocks)
     }
@@ -280,19 +298,21 @@ impl Detector<'_> {
         // unit, since a dense family's units propose millions again that are mostly known.
         let propose = |units: &[UnitRef], quota: Quota, known: &[Candidate]| -> Vec<Candidate> {
             let is_new = |candidate: &Candidate| known.binary_search_by_key(&(candidate.a, candidate.b), |known| (known.a, known.b)).is_err();
-            let mut candidates: Vec<Candidate> = units
-                .par_iter()
-                .with_max_len(CANDIDATE_JOB_UNITS)
-                .map_init(
-                    || MeetCounts::new(numbering.len()),
-                    |counts, &unit| {
-                        let mut proposed = self.candidates_of(unit, &numbering, counts, quota);
-                        proposed.retain(is_new);
-                        proposed
-                    },
-                )
-                .flatten_iter()
-                .collect();
+            let mut candidates: Vec<Candidate> = collect_in_slices(units, |units| {
+                units
+                    .par_iter()
+                    .with_max_len(CANDIDATE_JOB_UNITS)
+                    .map_init(
+                        || MeetCounts::new(numbering.len()),
+                        |counts, &unit| {
+                            let mut proposed = self.candidates_of(unit, &numbering, counts, quota);
+                            proposed.retain(is_new);
+                            proposed
+                        },
+                    )
+                    .flatten_iter()
+                    .collect()
+            });
             candidates.par_sort_unstable_by_key(|candidate| (candidate.a, candidate.b));
             // The same pair proposed from both sides: one verification, both sources.
             candidates.dedup_by(|later, kept| {
@@ -306,17 +326,19 @@ impl Detector<'_> {
         };
         let trace = trace::T3Trace::get();
         let verify_all = |candidates: &[Candidate]| -> Vec<ClonePair> {
-            candidates
-                .par_iter()
-                .with_max_len(VERIFICATION_JOB_PAIRS)
-                .map_init(NameFrequencies::default, |frequencies, candidate| {
-                    if exact.contains(&(candidate.a, candidate.b)) || exact.contains(&(candidate.b, candidate.a)) {
-                        return None;
-                    }
-                    self.verify_units(candidate, trace, frequencies)
-                })
-                .flatten_iter()
-                .collect()
+            collect_in_slices(candidates, |candidates| {
+                candidates
+                    .par_iter()
+                    .with_max_len(VERIFICATION_JOB_PAIRS)
+                    .map_init(NameFrequencies::default, |frequencies, candidate| {
+                        if exact.contains(&(candidate.a, candidate.b)) || exact.contains(&(candidate.b, candidate.a)) {
+                            return None;
+                        }
+                        self.verify_units(candidate, trace, frequencies)
+                    })
+                    .flatten_iter()
+                    .collect()
+            })
         };
         let started = std::time::Instant::now();
         let candidates = propose(&dirty_units, Quota::FIRST, &[]);
@@ -336,6 +358,7 @@ impl Detector<'_> {
         if !dense.is_empty() {
             let started = std::time::Instant::now();
             let more = propose(&dense, Quota::DENSE, &candidates);
+            drop(candidates);
             pairs.extend(verify_all(&more));
             tracing::debug!(units = dense.len(), candidates = more.len(), elapsed_ms = started.elapsed().as_millis() as u64, "dense-family candidates verified");
         }
