@@ -531,7 +531,7 @@ fn prefetch_entries(team: &dyn TeamCache, files: &[FoundFile], previous: &HashMa
             }
             let bytes = std::fs::read(&file.path).ok()?;
             let hash = *blake3::hash(&bytes).as_bytes();
-            (!previous.is_some_and(|previous| previous.content_hash == hash)).then_some(hash)
+            previous.is_none_or(|previous| previous.content_hash != hash).then_some(hash)
         })
         .collect();
     let files_asked = hashes.len() as u64;

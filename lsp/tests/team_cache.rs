@@ -12,7 +12,9 @@
 mod edge;
 #[path = "support/lsp_client.rs"]
 mod lsp_client;
+// Only `write` of the shared team support is used here; the language server tests use the rest.
 #[path = "support/team.rs"]
+#[allow(dead_code)]
 mod team;
 
 use std::path::Path;

@@ -48,10 +48,13 @@ enum Job {
     Finish { reply: oneshot::Sender<()> },
 }
 
+/// Entries offered and not yet sent (content hash, entry), with their bytes.
+type PendingUploads = (Vec<([u8; 32], Vec<u8>)>, usize);
+
 /// The team analysis cache of one edge.
 pub struct EdgeTeamCache {
     jobs: mpsc::Sender<Job>,
-    pending: Mutex<(Vec<([u8; 32], Vec<u8>)>, usize)>,
+    pending: Mutex<PendingUploads>,
     /// Set once the edge failed to answer in time: everything is a miss from then on, and
     /// nothing is uploaded.
     unreachable: Arc<AtomicBool>,
