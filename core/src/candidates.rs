@@ -308,7 +308,7 @@ pub struct CandidateIndex {
     winnows: Table<u32>,
     /// Files whose base entries are stale (re-indexed into the overlay, or removed).
     replaced: HashSet<u32>,
-    /// Built for one detection and never updated (`build_fixed`): keys held once are not kept.
+    /// Built for one detection and never updated (`build_fixed`, `build_focused`).
     fixed: bool,
 }
 
@@ -376,7 +376,10 @@ impl CandidateIndex {
         for entries in per_file {
             all.append(entries);
         }
-        CandidateIndex::from_entries(all).with_samples(files)
+        // A re-scan's index answers one detection too: its unit tables may be let go.
+        let mut index = CandidateIndex::from_entries(all).with_samples(files);
+        index.fixed = true;
+        index
     }
 
     /// Samples the oversized band and k-gram keys by hub (see `HUBS_PER_KEY`).
@@ -415,7 +418,7 @@ impl CandidateIndex {
 
     /// Lets go of every table but the winnows' once unit pairs are found: block pairs
     /// need only those. Lookups of the others then find nothing, so only a fixed index
-    /// (`build_fixed`), whose detection is done with them, may be released.
+    /// (`build_fixed`, `build_focused`), whose detection is done with them, may be released.
     pub fn release_unit_tables(&mut self) {
         debug_assert!(self.fixed, "only a fixed index's unit tables are done with after one detection");
         (self.exact, self.bands, self.grams, self.names) = (Table::default(), Table::default(), Table::default(), Table::default());
@@ -423,7 +426,7 @@ impl CandidateIndex {
 
     /// Re-indexes one file (new content) under its existing index.
     pub fn update_file(&mut self, file: u32, record: &FileRecord) {
-        debug_assert!(!self.fixed, "a fixed index has no keys held once: it is never updated");
+        debug_assert!(!self.fixed, "a scan's index answers one detection: it is never updated");
         self.remove_file(file);
         let entries = entries_of(file, record);
         self.exact.add_to_overlay(entries.exact);
@@ -434,7 +437,7 @@ impl CandidateIndex {
     }
 
     pub fn remove_file(&mut self, file: u32) {
-        debug_assert!(!self.fixed, "a fixed index has no keys held once: it is never updated");
+        debug_assert!(!self.fixed, "a scan's index answers one detection: it is never updated");
         self.replaced.insert(file);
         self.exact.remove_overlay_file(file);
         self.bands.remove_overlay_file(file);
