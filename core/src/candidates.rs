@@ -88,8 +88,9 @@ pub enum Hubs {
 }
 
 impl<K: HashKey> Table<K> {
-    /// A table of `entries`, keeping those of keys held at most `kept_at_most` times.
-    fn build(mut entries: Vec<(K, u32, u32)>, kept_at_most: usize) -> Self {
+    /// A table of `entries`, keeping those of keys held at most `kept_at_most` times, and
+    /// of keys held once only when `singles` says so (see `Singles`).
+    fn build(mut entries: Vec<(K, u32, u32)>, kept_at_most: usize, singles: Singles) -> Self {
         entries.par_sort_unstable();
         // Keys past the limit are marked repeated before their entries go: the bitmap then
         // never calls a pruned key alone, and a lookup of one finds its count.
@@ -106,6 +107,8 @@ impl<K: HashKey> Table<K> {
             }
             if end - read > kept_at_most {
                 pruned.insert(key, (end - read) as u32);
+            } else if end - read == 1 && singles == Singles::Dropped {
+                // Its one entry is the asker's own: a lookup yields nothing either way.
             } else {
                 entries.copy_within(read..end, kept);
                 kept += end - read;
@@ -241,6 +244,16 @@ impl<K: HashKey> Table<K> {
     }
 }
 
+/// Whether a table keeps keys held by one entry. Most band and k-gram keys belong to one
+/// unit (on the Linux tree, most of the entries), and a lookup of one, always by its
+/// holder, meets no one; but a file re-indexed into the overlay later must still meet the
+/// base unit that shares its key, so only an index no file is added to drops them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Singles {
+    Kept,
+    Dropped,
+}
+
 /// LSH buckets shared by more units than this are sampled by hub, not met whole.
 pub const MAX_BUCKET: usize = 150;
 /// A sampled k-gram found in more units than this is sampled by hub, like a bucket.
@@ -295,14 +308,43 @@ pub struct CandidateIndex {
     winnows: Table<u32>,
     /// Files whose base entries are stale (re-indexed into the overlay, or removed).
     replaced: HashSet<u32>,
+    /// Built for one detection and never updated (`build_fixed`, `build_focused`).
+    fixed: bool,
 }
 
 impl CandidateIndex {
     /// Indexes every file. Without `near_miss`, only exact hashes are indexed: enough
     /// when no file changed and near-miss and block pairs all come from the index.
     pub fn build(files: &[FileRecord], near_miss: bool) -> Self {
-        let all = entries_in_place(files, near_miss);
-        CandidateIndex::from_entries(all).with_samples(files)
+        CandidateIndex::build_in_place(files, near_miss, Singles::Kept).with_samples(files)
+    }
+
+    /// Like [`CandidateIndex::build`], for an index that answers one detection and is
+    /// never updated (`update_file`, `remove_file`): band, k-gram and winnow keys held by
+    /// one entry are left out, since only their holder ever looks them up. Detection finds
+    /// the same candidates; on the Linux tree the tables hold a fraction of the entries.
+    pub fn build_fixed(files: &[FileRecord], near_miss: bool) -> Self {
+        let mut index = CandidateIndex::build_in_place(files, near_miss, Singles::Dropped).with_samples(files);
+        index.fixed = true;
+        index
+    }
+
+    /// The tables built one after another, each from its entries filled in place: only one
+    /// table's entries are ever held before its keys are pruned (on the Linux tree the
+    /// five unpruned tables together were 600 MB).
+    fn build_in_place(files: &[FileRecord], near_miss: bool, singles: Singles) -> Self {
+        let index = CandidateIndex {
+            exact: Table::build(table_entries(files, Tables::Exact), usize::MAX, Singles::Kept),
+            bands: Table::build(if near_miss { table_entries(files, Tables::Bands) } else { Vec::new() }, MOST_SAMPLED, singles),
+            grams: Table::build(if near_miss { table_entries(files, Tables::Grams) } else { Vec::new() }, MOST_SAMPLED, singles),
+            // Names stay whole: their counts weigh names in verification.
+            names: Table::build(if near_miss { table_entries(files, Tables::Names) } else { Vec::new() }, MAX_NAME_POSTINGS, Singles::Kept),
+            winnows: Table::build(if near_miss { table_entries(files, Tables::Winnows) } else { Vec::new() }, MAX_WINNOW_OCCURRENCES, singles),
+            replaced: HashSet::default(),
+            fixed: false,
+        };
+        index.log_sizes();
+        index
     }
 
     /// Indexes every file's exact hashes, but band and winnow entries only under the keys
@@ -334,7 +376,10 @@ impl CandidateIndex {
         for entries in per_file {
             all.append(entries);
         }
-        CandidateIndex::from_entries(all).with_samples(files)
+        // A re-scan's index answers one detection too: its unit tables may be let go.
+        let mut index = CandidateIndex::from_entries(all).with_samples(files);
+        index.fixed = true;
+        index
     }
 
     /// Samples the oversized band and k-gram keys by hub (see `HUBS_PER_KEY`).
@@ -347,13 +392,20 @@ impl CandidateIndex {
 
     fn from_entries(all: FileEntries) -> Self {
         let index = CandidateIndex {
-            exact: Table::build(all.exact, usize::MAX),
-            bands: Table::build(all.bands, MOST_SAMPLED),
-            grams: Table::build(all.grams, MOST_SAMPLED),
-            names: Table::build(all.names, MAX_NAME_POSTINGS),
-            winnows: Table::build(all.winnows, MAX_WINNOW_OCCURRENCES),
+            exact: Table::build(all.exact, usize::MAX, Singles::Kept),
+            bands: Table::build(all.bands, MOST_SAMPLED, Singles::Kept),
+            grams: Table::build(all.grams, MOST_SAMPLED, Singles::Kept),
+            names: Table::build(all.names, MAX_NAME_POSTINGS, Singles::Kept),
+            winnows: Table::build(all.winnows, MAX_WINNOW_OCCURRENCES, Singles::Kept),
             replaced: HashSet::default(),
+            fixed: false,
         };
+        index.log_sizes();
+        index
+    }
+
+    fn log_sizes(&self) {
+        let index = self;
         tracing::debug!(
             bands = index.bands.base.len(),
             grams = index.grams.base.len(),
@@ -362,11 +414,19 @@ impl CandidateIndex {
             pruned_keys = index.bands.pruned.len() + index.grams.pruned.len() + index.names.pruned.len() + index.winnows.pruned.len(),
             "candidate tables"
         );
-        index
+    }
+
+    /// Lets go of every table but the winnows' once unit pairs are found: block pairs
+    /// need only those. Lookups of the others then find nothing, so only a fixed index
+    /// (`build_fixed`, `build_focused`), whose detection is done with them, may be released.
+    pub fn release_unit_tables(&mut self) {
+        debug_assert!(self.fixed, "only a fixed index's unit tables are done with after one detection");
+        (self.exact, self.bands, self.grams, self.names) = (Table::default(), Table::default(), Table::default(), Table::default());
     }
 
     /// Re-indexes one file (new content) under its existing index.
     pub fn update_file(&mut self, file: u32, record: &FileRecord) {
+        debug_assert!(!self.fixed, "a scan's index answers one detection: it is never updated");
         self.remove_file(file);
         let entries = entries_of(file, record);
         self.exact.add_to_overlay(entries.exact);
@@ -377,6 +437,7 @@ impl CandidateIndex {
     }
 
     pub fn remove_file(&mut self, file: u32) {
+        debug_assert!(!self.fixed, "a scan's index answers one detection: it is never updated");
         self.replaced.insert(file);
         self.exact.remove_overlay_file(file);
         self.bands.remove_overlay_file(file);
@@ -467,67 +528,96 @@ impl FileEntries {
     }
 }
 
-/// Every file's entries, file after file, each table allocated once at its final length and
-/// filled in place in parallel. Collecting per-file vectors and concatenating them held
+/// One of the tables, for `table_entries`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Tables {
+    Exact,
+    Bands,
+    Grams,
+    Names,
+    Winnows,
+}
+
+/// An entry's key: u64 for exact hashes and bands, u32 for the others.
+trait EntryKey: Copy + Default + Send + Sync {
+    fn of_u64(key: u64) -> Self;
+    fn of_u32(key: u32) -> Self;
+}
+
+impl EntryKey for u64 {
+    fn of_u64(key: u64) -> Self {
+        key
+    }
+    fn of_u32(key: u32) -> Self {
+        u64::from(key)
+    }
+}
+
+impl EntryKey for u32 {
+    fn of_u64(key: u64) -> Self {
+        key as u32
+    }
+    fn of_u32(key: u32) -> Self {
+        key
+    }
+}
+
+/// Every file's entries of one table, file after file, allocated once at its final length
+/// and filled in place in parallel. Collecting per-file vectors and concatenating them held
 /// every entry twice, plus the growing vectors' slack: on the Linux tree, 1.3 GB at once.
-fn entries_in_place(files: &[FileRecord], near_miss: bool) -> FileEntries {
-    let counts: Vec<[usize; 5]> = files
+fn table_entries<K: EntryKey>(files: &[FileRecord], table: Tables) -> Vec<(K, u32, u32)> {
+    let counts: Vec<usize> = files
         .iter()
-        .map(|record| {
-            let units = record.units.len();
-            if !near_miss {
-                return [units, 0, 0, 0, 0];
-            }
-            let grams = record.units.iter().map(|unit| unit.grams.len()).sum();
-            let names = record.units.iter().map(|unit| unit.used_names.len()).sum();
-            [units, units * fingerprint::BAND_COUNT, grams, names, record.winnows.len()]
+        .map(|record| match table {
+            Tables::Exact => record.units.len(),
+            Tables::Bands => record.units.len() * fingerprint::BAND_COUNT,
+            Tables::Grams => record.units.iter().map(|unit| unit.grams.len()).sum(),
+            Tables::Names => record.units.iter().map(|unit| unit.used_names.len()).sum(),
+            Tables::Winnows => record.winnows.len(),
         })
         .collect();
-    let total = |table: usize| counts.iter().map(|count| count[table]).sum::<usize>();
-    let mut all = FileEntries {
-        exact: vec![(0, 0, 0); total(0)],
-        bands: vec![(0, 0, 0); total(1)],
-        grams: vec![(0, 0, 0); total(2)],
-        names: vec![(0, 0, 0); total(3)],
-        winnows: vec![(0, 0, 0); total(4)],
-    };
+    let mut all = vec![(K::default(), 0, 0); counts.iter().sum()];
     let mut slices = Vec::with_capacity(files.len());
-    let (mut exact, mut bands, mut grams, mut names, mut winnows) =
-        (&mut all.exact[..], &mut all.bands[..], &mut all.grams[..], &mut all.names[..], &mut all.winnows[..]);
-    for count in &counts {
-        slices.push((
-            split_off_front(&mut exact, count[0]),
-            split_off_front(&mut bands, count[1]),
-            split_off_front(&mut grams, count[2]),
-            split_off_front(&mut names, count[3]),
-            split_off_front(&mut winnows, count[4]),
-        ));
+    let mut rest = &mut all[..];
+    for &count in &counts {
+        slices.push(split_off_front(&mut rest, count));
     }
-    slices.into_par_iter().zip(files.par_iter()).enumerate().with_max_len(1).for_each(
-        |(file, ((exact, bands, grams, names, winnows), record))| {
-            let file = file as u32;
-            let (mut band_slots, mut gram_slots, mut name_slots) = (bands.iter_mut(), grams.iter_mut(), names.iter_mut());
-            for (index, unit) in record.units.iter().enumerate() {
-                let index = index as u32;
-                exact[index as usize] = (unit.hashes.tc, file, index);
-                if !near_miss {
-                    continue;
-                }
-                for (key, slot) in fingerprint::band_keys(&unit.sketch).into_iter().zip(band_slots.by_ref()) {
-                    *slot = (key, file, index);
-                }
-                for (&gram, slot) in unit.grams.iter().zip(gram_slots.by_ref()) {
-                    *slot = (gram, file, index);
-                }
-                for (&name, slot) in unit.used_names.iter().zip(name_slots.by_ref()) {
-                    *slot = (name, file, index);
-                }
+    slices.into_par_iter().zip(files.par_iter()).enumerate().with_max_len(1).for_each(|(file, (slots, record))| {
+        let file = file as u32;
+        let mut slots = slots.iter_mut();
+        if table == Tables::Winnows {
+            for (slot, winnow) in slots.zip(&record.winnows) {
+                *slot = (K::of_u32(winnow.hash), file, winnow.position);
             }
-            for (slot, winnow) in winnows.iter_mut().zip(&record.winnows) {
-                *slot = (winnow.hash, file, winnow.position);
+            return;
+        }
+        for (index, unit) in record.units.iter().enumerate() {
+            let index = index as u32;
+            match table {
+                Tables::Exact => {
+                    if let Some(slot) = slots.next() {
+                        *slot = (K::of_u64(unit.hashes.tc), file, index);
+                    }
+                }
+                Tables::Bands => {
+                    for (key, slot) in fingerprint::band_keys(&unit.sketch).into_iter().zip(slots.by_ref()) {
+                        *slot = (K::of_u64(key), file, index);
+                    }
+                }
+                Tables::Grams => {
+                    for (&gram, slot) in unit.grams.iter().zip(slots.by_ref()) {
+                        *slot = (K::of_u32(gram), file, index);
+                    }
+                }
+                Tables::Names => {
+                    for (&name, slot) in unit.used_names.iter().zip(slots.by_ref()) {
+                        *slot = (K::of_u32(name), file, index);
+                    }
+                }
+                Tables::Winnows => {}
             }
-        },
-    );
+        }
+    });
     all
 }
 
@@ -585,22 +675,34 @@ mod tests {
         ];
         assert!(files[0].units.len() >= 2 && !files[2].units.is_empty(), "the fixture has units");
         let expected = concatenated(&files);
-        let filled = entries_in_place(&files, true);
         assert!(!expected.grams.is_empty() && !expected.names.is_empty() && !expected.winnows.is_empty());
-        assert_eq!(filled.exact, expected.exact);
-        assert_eq!(filled.bands, expected.bands);
-        assert_eq!(filled.grams, expected.grams);
-        assert_eq!(filled.names, expected.names);
-        assert_eq!(filled.winnows, expected.winnows);
-        let exact_only = entries_in_place(&files, false);
-        assert_eq!(exact_only.exact, expected.exact);
-        assert!(exact_only.bands.is_empty() && exact_only.winnows.is_empty());
+        assert_eq!(table_entries::<u64>(&files, Tables::Exact), expected.exact);
+        assert_eq!(table_entries::<u64>(&files, Tables::Bands), expected.bands);
+        assert_eq!(table_entries::<u32>(&files, Tables::Grams), expected.grams);
+        assert_eq!(table_entries::<u32>(&files, Tables::Names), expected.names);
+        assert_eq!(table_entries::<u32>(&files, Tables::Winnows), expected.winnows);
+    }
+
+    #[test]
+    fn a_fixed_table_leaves_out_keys_held_once_and_answers_as_a_whole_one() {
+        let entries: Vec<(u32, u32, u32)> = vec![(3, 0, 0), (4, 1, 0), (4, 2, 1), (8, 5, 0)];
+        let whole = Table::build(entries.clone(), MOST_SAMPLED, Singles::Kept);
+        let fixed = Table::build(entries, MOST_SAMPLED, Singles::Dropped);
+        assert_eq!(fixed.base, vec![(4, 1, 0), (4, 2, 1)], "only the shared key's entries are kept");
+        let replaced = HashSet::default();
+        let others = |table: &Table<u32>, key: u32, asker: (u32, u32)| -> Vec<(u32, u32)> {
+            let (_, entries) = table.others_sampled(key, 200, 0, Hubs::Few, &replaced).expect("answered");
+            entries.filter(|&entry| entry != asker).collect()
+        };
+        for (key, asker) in [(3, (0, 0)), (4, (1, 0)), (4, (2, 1)), (8, (5, 0))] {
+            assert_eq!(others(&fixed, key, asker), others(&whole, key, asker), "key {key} asked by {asker:?}");
+        }
     }
 
     #[test]
     fn a_key_held_past_every_lookup_keeps_its_count_not_its_entries() {
         let entries: Vec<(u32, u32, u32)> = (0..500).map(|file| (5, file, 0)).chain((0..3).map(|file| (6, file, 1))).collect();
-        let mut table = Table::build(entries, MAX_NAME_POSTINGS);
+        let mut table = Table::build(entries, MAX_NAME_POSTINGS, Singles::Kept);
         assert_eq!(table.base, vec![(6, 0, 1), (6, 1, 1), (6, 2, 1)], "only the small key's entries are kept");
         let replaced = HashSet::default();
         assert!(table.others_at_most(5, MAX_NAME_POSTINGS, &replaced).is_none(), "the pruned key is still too common");
@@ -618,7 +720,7 @@ mod tests {
         let mut entries: Vec<(u32, u32, u32)> = (0..600).map(|file| (7, file, 0)).collect();
         entries.extend((0..5).map(|file| (9, file, 0)));
         entries.extend((0..4500).map(|file| (11, file, 0)));
-        let mut table = Table::build(entries, MOST_SAMPLED);
+        let mut table = Table::build(entries, MOST_SAMPLED, Singles::Kept);
         table.sample_oversized(200, 4000, hub);
         let replaced = HashSet::default();
         let met = |key: u32, asker: u32| -> HashSet<u32> {

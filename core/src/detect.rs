@@ -73,6 +73,20 @@ impl RangeTokens {
     }
 }
 
+/// Items whose results are collected together (`collect_in_slices`).
+const COLLECTED_TOGETHER: usize = 1 << 16;
+
+/// `collect(slice)` over `items` a slice at a time, the results appended in order. A
+/// parallel collect holds every job's results and then their concatenation: twice the
+/// 1.8 M candidates, or the 300 k verified pairs, of the Linux tree at once.
+fn collect_in_slices<T, R>(items: &[T], collect: impl Fn(&[T]) -> Vec<R>) -> Vec<R> {
+    let mut all = Vec::new();
+    for slice in items.chunks(COLLECTED_TOGETHER) {
+        all.append(&mut collect(slice));
+    }
+    all
+}
+
 /// Exact-hash groups larger than this are linked as a star, not every pair.
 const MAX_GROUP_FOR_ALL_PAIRS: usize = 40;
 /// How many candidate families (units and their exact copies) a unit proposes: its best
@@ -122,6 +136,15 @@ const BLOCK_SEEDING_FILES: usize = 4096;
 /// most blocks end well within it.
 const BLOCK_WINDOW_MARGIN: u32 = 512;
 
+/// Detection by a scan that owns its fixed index (`CandidateIndex::build_fixed`): the
+/// tables only unit pairs need are let go before block pairs are sought, which on the
+/// Linux tree is a third of the memory detection holds.
+pub fn detect_releasing(files: &[FileRecord], dirty: &[bool], config: &Config, tokens: &dyn TokenSource, mut index: CandidateIndex, previous: &[ClonePair]) -> Vec<ClonePair> {
+    let (pairs, previous_blocks) = Detector { files, dirty, config, tokens, index: &index }.unit_pairs(previous);
+    index.release_unit_tables();
+    Detector { files, dirty, config, tokens, index: &index }.with_blocks(pairs, previous_blocks)
+}
+
 pub struct Detector<'a> {
     pub files: &'a [FileRecord],
     pub dirty: &'a [bool],
@@ -163,6 +186,12 @@ impl Detector<'_> {
     /// Runs detection. `previous` holds earlier Type-3 and block pairs, already mapped to
     /// current file indices; those between clean files are kept as they are.
     pub fn detect(&self, previous: &[ClonePair]) -> Vec<ClonePair> {
+        let (pairs, previous_blocks) = self.unit_pairs(previous);
+        self.with_blocks(pairs, previous_blocks)
+    }
+
+    /// Unit pairs (nested ones dropped), and the blocks of `previous` to keep.
+    fn unit_pairs(&self, previous: &[ClonePair]) -> (Vec<ClonePair>, Vec<ClonePair>) {
         let started = std::time::Instant::now();
         let mut pairs = self.exact_unit_pairs();
         tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "exact unit pairs");
@@ -171,14 +200,23 @@ impl Detector<'_> {
         let (previous_units, previous_blocks): (Vec<ClonePair>, Vec<ClonePair>) =
             kept_previous.partition(|pair| pair.a.unit.is_some() && pair.b.unit.is_some());
         pairs.extend(previous_units.into_iter().filter(|pair| unit_key(pair).is_none_or(|key| !exact.contains(&key))));
-        pairs.extend(self.near_miss_unit_pairs(&exact));
+        // The near-miss pairs are the bulk: their vector grows (in place, as a large one is
+        // mapped) to take the few exact pairs in front, rather than a copy of it all.
+        let mut near_miss = self.near_miss_unit_pairs(&exact);
+        near_miss.splice(0..0, pairs);
+        let pairs = near_miss;
         tracing::debug!(pairs = pairs.len(), elapsed_ms = started.elapsed().as_millis() as u64, "near-miss unit pairs");
-        let pairs = self.drop_nested_pairs(pairs);
+        (self.drop_nested_pairs(pairs), previous_blocks)
+    }
+
+    /// `pairs` with the block pairs not covered by them.
+    fn with_blocks(&self, pairs: Vec<ClonePair>, previous_blocks: Vec<ClonePair>) -> Vec<ClonePair> {
+        let started = std::time::Instant::now();
         let mut blocks = self.block_pairs();
         tracing::debug!(blocks = blocks.len(), elapsed_ms = started.elapsed().as_millis() as u64, "block pairs");
         blocks.extend(previous_blocks);
         let mut all = pairs;
-        let covered = self.unit_pair_index(&all);
+        let covered = self.unit_pair_index(&all, &blocks);
         all.extend(blocks.into_iter().filter(|block| !self.covered_by_unit_pair(block, &covered)));
         all.sort_by_key(|pair| (pair.a, pair.b));
         all.dedup_by(|x, y| x.a == y.a && x.b == y.b);
@@ -209,8 +247,8 @@ impl Detector<'_> {
         let exact: HashSet<(UnitRef, UnitRef)> = pairs.iter().filter_map(unit_key).collect();
         pairs.extend(self.near_miss_unit_pairs(&exact));
         let mut all = self.drop_nested_pairs(pairs);
-        let covered = self.unit_pair_index(&all);
         let blocks = self.block_pairs();
+        let covered = self.unit_pair_index(&all, &blocks);
         all.extend(blocks.into_iter().filter(|block| !self.covered_by_unit_pair(block, &covered)));
         all.sort_by_key(|pair| (pair.a, pair.b));
         all.dedup_by(|x, y| x.a == y.a && x.b == y.b);
@@ -260,19 +298,21 @@ impl Detector<'_> {
         // unit, since a dense family's units propose millions again that are mostly known.
         let propose = |units: &[UnitRef], quota: Quota, known: &[Candidate]| -> Vec<Candidate> {
             let is_new = |candidate: &Candidate| known.binary_search_by_key(&(candidate.a, candidate.b), |known| (known.a, known.b)).is_err();
-            let mut candidates: Vec<Candidate> = units
-                .par_iter()
-                .with_max_len(CANDIDATE_JOB_UNITS)
-                .map_init(
-                    || MeetCounts::new(numbering.len()),
-                    |counts, &unit| {
-                        let mut proposed = self.candidates_of(unit, &numbering, counts, quota);
-                        proposed.retain(is_new);
-                        proposed
-                    },
-                )
-                .flatten_iter()
-                .collect();
+            let mut candidates: Vec<Candidate> = collect_in_slices(units, |units| {
+                units
+                    .par_iter()
+                    .with_max_len(CANDIDATE_JOB_UNITS)
+                    .map_init(
+                        || MeetCounts::new(numbering.len()),
+                        |counts, &unit| {
+                            let mut proposed = self.candidates_of(unit, &numbering, counts, quota);
+                            proposed.retain(is_new);
+                            proposed
+                        },
+                    )
+                    .flatten_iter()
+                    .collect()
+            });
             candidates.par_sort_unstable_by_key(|candidate| (candidate.a, candidate.b));
             // The same pair proposed from both sides: one verification, both sources.
             candidates.dedup_by(|later, kept| {
@@ -286,17 +326,19 @@ impl Detector<'_> {
         };
         let trace = trace::T3Trace::get();
         let verify_all = |candidates: &[Candidate]| -> Vec<ClonePair> {
-            candidates
-                .par_iter()
-                .with_max_len(VERIFICATION_JOB_PAIRS)
-                .map_init(NameFrequencies::default, |frequencies, candidate| {
-                    if exact.contains(&(candidate.a, candidate.b)) || exact.contains(&(candidate.b, candidate.a)) {
-                        return None;
-                    }
-                    self.verify_units(candidate, trace, frequencies)
-                })
-                .flatten_iter()
-                .collect()
+            collect_in_slices(candidates, |candidates| {
+                candidates
+                    .par_iter()
+                    .with_max_len(VERIFICATION_JOB_PAIRS)
+                    .map_init(NameFrequencies::default, |frequencies, candidate| {
+                        if exact.contains(&(candidate.a, candidate.b)) || exact.contains(&(candidate.b, candidate.a)) {
+                            return None;
+                        }
+                        self.verify_units(candidate, trace, frequencies)
+                    })
+                    .flatten_iter()
+                    .collect()
+            })
         };
         let started = std::time::Instant::now();
         let candidates = propose(&dirty_units, Quota::FIRST, &[]);
@@ -316,6 +358,7 @@ impl Detector<'_> {
         if !dense.is_empty() {
             let started = std::time::Instant::now();
             let more = propose(&dense, Quota::DENSE, &candidates);
+            drop(candidates);
             pairs.extend(verify_all(&more));
             tracing::debug!(units = dense.len(), candidates = more.len(), elapsed_ms = started.elapsed().as_millis() as u64, "dense-family candidates verified");
         }
@@ -513,11 +556,18 @@ impl Detector<'_> {
             .collect()
     }
 
-    fn unit_pair_index(&self, pairs: &[ClonePair]) -> HashMap<(u32, u32), Vec<(Instance, Instance)>> {
+    /// The unit pairs between each two files some block joins, both ways round (what
+    /// `covered_by_unit_pair` looks up): indexing every pair took 100 MB on the Linux tree.
+    fn unit_pair_index(&self, pairs: &[ClonePair], blocks: &[ClonePair]) -> HashMap<(u32, u32), Vec<(Instance, Instance)>> {
+        let joined: HashSet<(u32, u32)> = blocks.iter().map(|block| (block.a.file, block.b.file)).collect();
         let mut index: HashMap<(u32, u32), Vec<(Instance, Instance)>> = HashMap::default();
         for pair in pairs {
-            index.entry((pair.a.file, pair.b.file)).or_default().push((pair.a, pair.b));
-            index.entry((pair.b.file, pair.a.file)).or_default().push((pair.b, pair.a));
+            if joined.contains(&(pair.a.file, pair.b.file)) {
+                index.entry((pair.a.file, pair.b.file)).or_default().push((pair.a, pair.b));
+            }
+            if joined.contains(&(pair.b.file, pair.a.file)) {
+                index.entry((pair.b.file, pair.a.file)).or_default().push((pair.b, pair.a));
+            }
         }
         index
     }

@@ -273,7 +273,7 @@ impl Index {
             let (grams, used_names) = decode_samples(&row.get::<_, Vec<u8>>(15)?);
             files[file].units.push(UnitRecord {
                 name: row.get(1)?,
-                kind: row.get(2)?,
+                kind: std::borrow::Cow::Owned(row.get(2)?),
                 start_line: row.get(3)?,
                 end_line: row.get(4)?,
                 start_byte: row.get(5)?,
@@ -438,7 +438,7 @@ impl Index {
                             id,
                             ordinal as i64,
                             unit.name,
-                            unit.kind,
+                            unit.kind.as_ref(),
                             unit.start_line,
                             unit.end_line,
                             unit.start_byte,

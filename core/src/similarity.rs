@@ -36,11 +36,39 @@ thread_local! {
         RefCell::new(LcsScratch { slots: vec![NO_SLOT; 1 << 16], masks: Vec::new(), no_match: Vec::new(), row: Vec::new() });
 }
 
-/// Hyyrö's bit-parallel LCS over `a` (one bit per token of `a`), fed the tokens of `b`;
-/// returns the LCS length. `on_row` sees the bit row after each token of `b`: the number
-/// of zero bits among the first i bits is the LCS of `a[..i]` and the part of `b`
-/// consumed so far.
-fn lcs_rows(a: &[u16], b: &[u16], mut on_row: impl FnMut(&[u64])) -> usize {
+/// The match masks of one `a` (one bit per token of `a`, one mask per distinct symbol),
+/// and how a bit row of Hyyrö's algorithm advances by one token of `b`.
+struct Masks<'s> {
+    slots: &'s [u16],
+    masks: &'s [u64],
+    no_match: &'s [u64],
+    words: usize,
+}
+
+impl Masks<'_> {
+    fn advance(&self, row: &mut [u64], sym: u16) {
+        let slot = usize::from(self.slots[usize::from(sym)]);
+        let words = self.words;
+        let mask = if slot == usize::from(NO_SLOT) { self.no_match } else { &self.masks[slot * words..(slot + 1) * words] };
+        let mut carry = 0u64;
+        for (value, &m) in row.iter_mut().zip(mask) {
+            let v = *value;
+            let u = v & m;
+            let (sum, overflow_a) = v.overflowing_add(u);
+            let (sum, overflow_b) = sum.overflowing_add(carry);
+            carry = u64::from(overflow_a || overflow_b);
+            *value = sum | (v & !m);
+        }
+    }
+}
+
+/// Mask words a thread keeps between pairs: one very long unit's masks (tens of megabytes
+/// on the Linux tree's largest functions) are let go rather than held to the scan's end.
+const MOST_KEPT_MASK_WORDS: usize = 1 << 20;
+
+/// Builds the masks of `a` in the thread's scratch and runs `run` with them and the
+/// scratch row (`a.len()` words wide, unset).
+fn with_masks<R>(a: &[u16], run: impl FnOnce(&Masks<'_>, &mut Vec<u64>) -> R) -> R {
     let words = a.len().div_ceil(64);
     SCRATCH.with_borrow_mut(|scratch| {
         let LcsScratch { slots, masks, no_match, row } = scratch;
@@ -60,24 +88,28 @@ fn lcs_rows(a: &[u16], b: &[u16], mut on_row: impl FnMut(&[u64])) -> usize {
         }
         no_match.clear();
         no_match.resize(words, 0);
-        row.clear();
-        row.resize(words, u64::MAX);
-        for &sym in b {
-            let slot = usize::from(slots[usize::from(sym)]);
-            let mask = if slot == usize::from(NO_SLOT) { &no_match[..] } else { &masks[slot * words..(slot + 1) * words] };
-            let mut carry = 0u64;
-            for (value, &m) in row.iter_mut().zip(mask) {
-                let v = *value;
-                let u = v & m;
-                let (sum, overflow_a) = v.overflowing_add(u);
-                let (sum, overflow_b) = sum.overflowing_add(carry);
-                carry = u64::from(overflow_a || overflow_b);
-                *value = sum | (v & !m);
-            }
-            on_row(row);
-        }
+        let result = run(&Masks { slots, masks, no_match, words }, row);
         for &sym in a {
             slots[usize::from(sym)] = NO_SLOT;
+        }
+        if masks.capacity() > MOST_KEPT_MASK_WORDS {
+            *masks = Vec::new();
+        }
+        result
+    })
+}
+
+/// Hyyrö's bit-parallel LCS over `a` (one bit per token of `a`), fed the tokens of `b`;
+/// returns the LCS length. `on_row` sees the bit row after each token of `b`: the number
+/// of zero bits among the first i bits is the LCS of `a[..i]` and the part of `b`
+/// consumed so far.
+fn lcs_rows(a: &[u16], b: &[u16], mut on_row: impl FnMut(&[u64])) -> usize {
+    with_masks(a, |masks, row| {
+        row.clear();
+        row.resize(masks.words, u64::MAX);
+        for &sym in b {
+            masks.advance(row, sym);
+            on_row(row);
         }
         zeros_in_prefix(row, a.len())
     })
@@ -102,19 +134,71 @@ pub fn lcs_length(a: &[u16], b: &[u16]) -> usize {
     lcs_rows(a, b, |_| {})
 }
 
+/// Bit-row words an alignment keeps whole (16 MB): past that, rows are kept every so often
+/// and recomputed a segment at a time on the way back. Two of the Linux tree's longest
+/// functions took 300 MB of rows at once, the scan's peak.
+const MOST_ALIGNMENT_WORDS: usize = 2 << 20;
+
 /// One longest common subsequence, as matched index pairs in increasing order: the
 /// bit rows are kept and walked back from the end (|a|/64 words per token of b). Bit
 /// i-1 of row j is set exactly when dropping a[i-1] keeps the LCS of a[..i] and b[..j],
 /// so each step back is one bit test.
 pub(crate) fn lcs_alignment(a: &[u16], b: &[u16]) -> Vec<(usize, usize)> {
+    lcs_alignment_within(a, b, MOST_ALIGNMENT_WORDS)
+}
+
+/// [`lcs_alignment`] holding at most about `most_words` words of rows: past that, every
+/// `span`th row is kept on the way forward, and on the way back the rows of one segment
+/// are recomputed from the row before it (twice the bit operations, a square root of the
+/// memory). The rows are the same either way, so is the alignment.
+fn lcs_alignment_within(a: &[u16], b: &[u16], most_words: usize) -> Vec<(usize, usize)> {
     if a.is_empty() || b.is_empty() {
         return Vec::new();
     }
     let words = a.len().div_ceil(64);
-    let mut rows: Vec<u64> = Vec::with_capacity(words * (b.len() + 1));
-    rows.extend(std::iter::repeat_n(u64::MAX, words));
-    let mut remaining = lcs_rows(a, b, |row| rows.extend_from_slice(row));
-    let keeps_lcs_without_a = |i: usize, j: usize| rows[j * words + (i - 1) / 64] >> ((i - 1) % 64) & 1 == 1;
+    let bit = |rows: &[u64], row: usize, i: usize| rows[row * words + (i - 1) / 64] >> ((i - 1) % 64) & 1 == 1;
+    if words * (b.len() + 1) <= most_words {
+        let mut rows: Vec<u64> = Vec::with_capacity(words * (b.len() + 1));
+        rows.extend(std::iter::repeat_n(u64::MAX, words));
+        let remaining = lcs_rows(a, b, |row| rows.extend_from_slice(row));
+        return walk_back(a, b, remaining, |i, j| bit(&rows, j, i));
+    }
+    let span = b.len().isqrt().max(1);
+    with_masks(a, |masks, row| {
+        row.clear();
+        row.resize(words, u64::MAX);
+        // `checkpoints[k]` is row `k * span`: the row after the first `k * span` tokens of b.
+        let mut checkpoints: Vec<u64> = Vec::with_capacity(words * (b.len() / span + 1));
+        checkpoints.extend_from_slice(row);
+        for (index, &sym) in b.iter().enumerate() {
+            masks.advance(row, sym);
+            if (index + 1) % span == 0 {
+                checkpoints.extend_from_slice(row);
+            }
+        }
+        let remaining = zeros_in_prefix(row, a.len());
+        // Rows `first..first + held` of the segment walked through now.
+        let mut segment: Vec<u64> = Vec::with_capacity(words * span);
+        let (mut first, mut held) = (0usize, 0usize);
+        walk_back(a, b, remaining, |i, j| {
+            if !(first..first + held).contains(&j) {
+                let k = (j - 1) / span;
+                row.copy_from_slice(&checkpoints[k * words..(k + 1) * words]);
+                segment.clear();
+                for &sym in &b[k * span..((k + 1) * span).min(b.len())] {
+                    masks.advance(row, sym);
+                    segment.extend_from_slice(row);
+                }
+                (first, held) = (k * span + 1, segment.len() / words);
+            }
+            bit(&segment, j - first, i)
+        })
+    })
+}
+
+/// The matches of one LCS of `remaining` tokens, walked back from the ends of `a` and `b`;
+/// `keeps_lcs_without_a(i, j)` is bit i-1 of row j, asked for rows in decreasing order.
+fn walk_back(a: &[u16], b: &[u16], mut remaining: usize, mut keeps_lcs_without_a: impl FnMut(usize, usize) -> bool) -> Vec<(usize, usize)> {
     let mut matches = Vec::with_capacity(remaining);
     let (mut i, mut j) = (a.len(), b.len());
     while remaining > 0 {
@@ -252,6 +336,14 @@ mod tests {
             assert_eq!(alignment.len(), naive_lcs(a, b), "round {round}");
             assert!(alignment.iter().all(|&(i, j)| a[i] == b[j] && a[i] != SYM_BARRIER), "round {round}");
             assert!(alignment.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "round {round}");
+        }
+    }
+
+    #[test]
+    fn an_alignment_from_recomputed_segments_is_the_one_from_kept_rows() {
+        for (round, (a, b)) in random_runs(13, 5).iter().chain(&random_runs(17, 40)).enumerate() {
+            let kept = lcs_alignment_within(a, b, usize::MAX);
+            assert_eq!(lcs_alignment_within(a, b, 0), kept, "round {round}");
         }
     }
 

@@ -17,6 +17,17 @@ use crate::analysis::FileTokens;
 /// up to a few million lines stays in memory.
 pub(crate) const IN_MEMORY_TOKENS: u64 = 16_000_000;
 
+/// Source bytes past which a scan holds no stream in memory: such a tree (the Linux tree,
+/// 1.1 GB of C) spills most of its streams whatever the budget, and the few that stayed
+/// in memory only added their 100 MB to the peak of detection. Verification and block
+/// extension read ranges and windows of spilled streams either way.
+const SPILL_ALL_PAST_BYTES: u64 = 512 << 20;
+
+/// The tokens a scan of files totalling `source_bytes` holds in memory, of `budget`.
+pub(crate) fn in_memory_budget(budget: u64, source_bytes: u64) -> u64 {
+    if source_bytes > SPILL_ALL_PAST_BYTES { 0 } else { budget }
+}
+
 /// Where one file's stream was written: its byte offset and its lengths, and every
 /// `ROW_MARK_EVERY`th line start kept in memory, so the line of a token costs one small
 /// read instead of the file's whole line table.
