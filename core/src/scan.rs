@@ -16,6 +16,7 @@ use crate::candidates::CandidateIndex;
 use crate::config::Config;
 use crate::detect::{self, RangeTokens, TokenSource};
 use crate::index::Index;
+use crate::lang::Language;
 use crate::model::{ClonePair, FileRecord};
 use crate::pattern::{self, Pattern, PatternLabel};
 use crate::spill::{self, HeldTokens, IN_MEMORY_TOKENS, SpillSlot, TokenSpill};
@@ -473,9 +474,7 @@ fn process_file(
     let mut warnings = Vec::new();
     let Some(language) = file.language else { return (FileOutcome::Skipped(SkipReason::UnknownLanguage), warnings) };
     if let Some(previous) = previous
-        && previous.size == file.size
-        && previous.mtime_ns == file.mtime_ns
-        && previous.language == language
+        && unchanged_by_metadata(previous, file, language)
     {
         return (FileOutcome::Clean(previous.clone()), warnings);
     }
@@ -494,8 +493,7 @@ fn process_file(
     }
     let content_hash = *blake3::hash(&bytes).as_bytes();
     if let Some(previous) = previous
-        && previous.content_hash == content_hash
-        && previous.language == language
+        && unchanged_by_content(previous, &content_hash, language)
     {
         let mut record = previous.clone();
         record.mtime_ns = file.mtime_ns;
@@ -534,6 +532,16 @@ fn process_file(
     (FileOutcome::Parsed(record, spill.hold(analysis.tokens), true), warnings)
 }
 
+/// The index's record of a file still holds, judged without reading it.
+fn unchanged_by_metadata(previous: &FileRecord, file: &FoundFile, language: Language) -> bool {
+    previous.size == file.size && previous.mtime_ns == file.mtime_ns && previous.language == language
+}
+
+/// The index's record of a file still holds, judged by the bytes' hash.
+fn unchanged_by_content(previous: &FileRecord, content_hash: &[u8; 32], language: Language) -> bool {
+    previous.content_hash == *content_hash && previous.language == language
+}
+
 /// Asks the team cache for every file the index cannot vouch for (new, or changed since):
 /// one pass reading and hashing them, one lookup of the distinct contents. Returns the hits
 /// and how many files were asked for.
@@ -542,16 +550,14 @@ fn prefetch_entries(team: &dyn TeamCache, files: &[FoundFile], previous: &HashMa
         .par_iter()
         .with_max_len(1)
         .filter_map(|file| {
-            file.language?;
+            let language = file.language?;
             let previous = previous.get(&file.relative);
-            if previous.is_some_and(|previous| previous.size == file.size && previous.mtime_ns == file.mtime_ns)
-                || file.size > config.max_file_bytes
-            {
+            if previous.is_some_and(|previous| unchanged_by_metadata(previous, file, language)) || file.size > config.max_file_bytes {
                 return None;
             }
             let bytes = std::fs::read(&file.path).ok()?;
             let hash = *blake3::hash(&bytes).as_bytes();
-            previous.is_none_or(|previous| previous.content_hash != hash).then_some(hash)
+            previous.is_none_or(|previous| !unchanged_by_content(previous, &hash, language)).then_some(hash)
         })
         .collect();
     let files_asked = hashes.len() as u64;

@@ -62,12 +62,10 @@ fn team_cache_for(root: &Path, config: &Config, args: &DetectionArgs, edge: Opti
         return None;
     }
     let folder = if root.is_file() { return None } else { root };
-    let settings = match edge {
-        Some(settings) => settings.clone(),
-        None => EdgeSettings::from_config(config, folder).ok()?,
-    };
-    let url = settings.url.clone().filter(|_| settings.enabled())?;
-    EdgeTeamCache::connect(&url, settings.token.clone()).ok()
+    match edge {
+        Some(settings) => EdgeTeamCache::for_settings(settings),
+        None => EdgeTeamCache::for_settings(&EdgeSettings::from_config(config, folder).ok()?),
+    }
 }
 
 /// One line on what the team cache did, and the wait for the uploads to end.

@@ -106,6 +106,13 @@ impl EdgeTeamCache {
         Ok(EdgeTeamCache { jobs, pending: Mutex::new(Pending::default()), unreachable, writable, counters, problem })
     }
 
+    /// The cache of the edge `settings` name, when sync is on; `None` too when the client
+    /// cannot be built (the scan then simply parses).
+    pub fn for_settings(settings: &super::EdgeSettings) -> Option<EdgeTeamCache> {
+        let url = settings.url.as_deref().filter(|_| settings.enabled())?;
+        EdgeTeamCache::connect(url, settings.token.clone()).ok()
+    }
+
     pub fn counters(&self) -> &CacheCounters {
         &self.counters
     }

@@ -144,8 +144,7 @@ impl Backend {
             // Files a teammate analysed are taken from the edge instead of parsed.
             let team = EdgeSettings::for_workspace(&scanning.root, &scanning.project_config(), edge.as_ref())
                 .ok()
-                .and_then(|settings| settings.url.clone().filter(|_| settings.enabled()).map(|url| (url, settings.token)))
-                .and_then(|(url, token)| EdgeTeamCache::connect(&url, token).ok());
+                .and_then(|settings| EdgeTeamCache::for_settings(&settings));
             let outcome = scanning.reindex(config, &report, &open, team.as_ref().map(|team| team as &dyn TeamCache));
             if let Some(team) = &team {
                 tracing::info!(
