@@ -100,13 +100,39 @@ enum FileOutcome {
 }
 
 /// The team cache as the per-file step sees it.
-struct TeamSide<'e, 't> {
+struct TeamSide<'e, 't, 'c> {
+    /// The answers for the files of this batch.
     entries: &'e FileEntries,
     /// Where parsed files' entries go (`None`: nowhere, so none is encoded).
     uploads: Option<&'t dyn TeamCache>,
+    counts: &'c TeamCounts,
+}
+
+/// What the team cache gave and took over a whole scan.
+#[derive(Default)]
+struct TeamCounts {
     used: AtomicUsize,
     refused: AtomicUsize,
     offered: AtomicUsize,
+}
+
+/// Files in the first team-cache lookup: few, so that the first files are analysed as soon
+/// as possible; later lookups double up to [`LOOKUP_BATCH_FILES`].
+const FIRST_LOOKUP_BATCH_FILES: usize = 64;
+const LOOKUP_BATCH_FILES: usize = 2048;
+
+/// The ranges of files asked for together, in walk order.
+fn lookup_batches(files: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    let mut start = 0;
+    let mut size = FIRST_LOOKUP_BATCH_FILES;
+    std::iter::from_fn(move || {
+        (start < files).then(|| {
+            let range = start..(start + size).min(files);
+            start = range.end;
+            size = (size * 2).min(LOOKUP_BATCH_FILES);
+            range
+        })
+    })
 }
 
 /// The key under which stored fingerprints stay valid: detection settings and engine version.
@@ -265,48 +291,66 @@ fn scan_holding<R>(
     }
     add_configured_labels(&mut labels, config);
 
-    // Files a teammate already analysed: asked for in one go before parsing.
+    // Files a teammate already analysed: asked for a batch at a time, each batch's answer
+    // used while the next one is asked for, so parsing the misses waits for no more than the
+    // first (small) batch.
     let team = options.team.filter(|_| single_file.is_none());
-    let (team_entries, looked_up) = match team {
-        Some(team) => prefetch_entries(team, &found.files, &previous_files, config),
-        None => (FileEntries::default(), 0),
-    };
-    let team_side = TeamSide {
-        entries: &team_entries,
-        uploads: team.filter(|team| team.accepts_uploads()),
-        used: AtomicUsize::new(0),
-        refused: AtomicUsize::new(0),
-        offered: AtomicUsize::new(0),
-    };
-    if team.is_some() {
-        tracing::debug!(looked_up, hits = team_entries.len(), elapsed_ms = started.elapsed().as_millis() as u64, "team cache asked");
-    }
-
+    let uploads = team.filter(|team| team.accepts_uploads());
+    let team_counts = TeamCounts::default();
     let done = AtomicUsize::new(0);
     let total = found.files.len();
     let spill = TokenSpill::new(spill::in_memory_budget(in_memory_tokens, found.files.iter().map(|file| file.size).sum()));
-    // Files in walk order, one file per rayon job: with rayon's default splitting, a
-    // thread could be left with a long sequential run of files that no idle thread may
-    // steal from (seen on `large`: one core idle for the last 0.4 s of the parse phase).
-    let outcomes: Vec<(FileOutcome, Vec<String>)> = found
-        .files
-        .par_iter()
-        .with_max_len(1)
-        .map(|file| {
-            let result = process_file(file, previous_files.get(&file.relative), config, &spill, &team_side);
-            let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if let Some(report) = options.progress
-                && (finished.is_multiple_of(64) || finished == total)
-            {
-                report(ScanProgress::Parsed { done: finished, total });
+    let analyse = |files: &[FoundFile], entries: &FileEntries| -> Vec<(FileOutcome, Vec<String>)> {
+        let team_side = TeamSide { entries, uploads, counts: &team_counts };
+        // One file per rayon job: with rayon's default splitting, a thread could be left
+        // with a long sequential run of files that no idle thread may steal from (seen on
+        // `large`: one core idle for the last 0.4 s of the parse phase).
+        files
+            .par_iter()
+            .with_max_len(1)
+            .map(|file| {
+                let result = process_file(file, previous_files.get(&file.relative), config, &spill, &team_side);
+                let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+                if let Some(report) = options.progress
+                    && (finished.is_multiple_of(64) || finished == total)
+                {
+                    report(ScanProgress::Parsed { done: finished, total });
+                }
+                result
+            })
+            .collect()
+    };
+    let mut looked_up = 0;
+    let outcomes: Vec<(FileOutcome, Vec<String>)> = match team {
+        None => analyse(&found.files, &FileEntries::default()),
+        Some(team) => std::thread::scope(|scope| {
+            let (answers, answered) = std::sync::mpsc::sync_channel::<(std::ops::Range<usize>, FileEntries)>(1);
+            let files = &found.files;
+            let previous = &previous_files;
+            let asker = scope.spawn(move || {
+                let mut asked = 0;
+                for range in lookup_batches(files.len()) {
+                    let (entries, batch_asked) = prefetch_entries(team, &files[range.clone()], previous, config);
+                    asked += batch_asked;
+                    if answers.send((range, entries)).is_err() {
+                        break;
+                    }
+                }
+                asked
+            });
+            let mut outcomes = Vec::with_capacity(total);
+            // Each batch's entries are let go once its files are analysed: on a very large
+            // tree they are hundreds of megabytes.
+            for (range, entries) in answered {
+                outcomes.extend(analyse(&found.files[range], &entries));
             }
-            result
-        })
-        .collect();
-    // The entries are used up: on a very large tree they are hundreds of megabytes.
-    let TeamSide { uploads, used, refused, offered, .. } = team_side;
+            looked_up = asker.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            tracing::debug!(looked_up, hits = team_counts.used.load(Ordering::Relaxed), elapsed_ms = started.elapsed().as_millis() as u64, "team cache asked");
+            outcomes
+        }),
+    };
+    let TeamCounts { used, refused, offered } = team_counts;
     let mut offered = offered.into_inner();
-    drop(team_entries);
 
     let mut files: Vec<FileRecord> = Vec::with_capacity(total);
     let mut dirty: Vec<bool> = Vec::with_capacity(total);
@@ -469,7 +513,7 @@ fn process_file(
     previous: Option<&FileRecord>,
     config: &Config,
     spill: &TokenSpill,
-    team: &TeamSide<'_, '_>,
+    team: &TeamSide<'_, '_, '_>,
 ) -> (FileOutcome, Vec<String>) {
     let mut warnings = Vec::new();
     let Some(language) = file.language else { return (FileOutcome::Skipped(SkipReason::UnknownLanguage), warnings) };
@@ -507,12 +551,12 @@ fn process_file(
     if let Some(entry) = team.entries.get(&content_hash) {
         match team_cache::decode_file(entry, language, &content_hash, &text) {
             Ok(analysis) => {
-                team.used.fetch_add(1, Ordering::Relaxed);
+                team.counts.used.fetch_add(1, Ordering::Relaxed);
                 let record = record_of(&analysis);
                 return (FileOutcome::Parsed(record, spill.hold(analysis.tokens), false), warnings);
             }
             Err(error) => {
-                team.refused.fetch_add(1, Ordering::Relaxed);
+                team.counts.refused.fetch_add(1, Ordering::Relaxed);
                 warnings.push(format!("{}: the team cache's analysis was refused ({error}); parsed here", file.relative));
             }
         }
@@ -522,7 +566,7 @@ fn process_file(
             let (analysis, sources) = analysis::analyze_with_sources(language, &text);
             if let Some(sources) = sources {
                 uploads.offer(content_hash, team_cache::encode_file(language, &content_hash, &analysis, &sources));
-                team.offered.fetch_add(1, Ordering::Relaxed);
+                team.counts.offered.fetch_add(1, Ordering::Relaxed);
             }
             analysis
         }
@@ -542,13 +586,14 @@ fn unchanged_by_content(previous: &FileRecord, content_hash: &[u8; 32], language
     previous.content_hash == *content_hash && previous.language == language
 }
 
-/// Asks the team cache for every file the index cannot vouch for (new, or changed since):
-/// one pass reading and hashing them, one lookup of the distinct contents. Returns the hits
-/// and how many files were asked for.
+/// Asks the team cache for every file of `files` the index cannot vouch for (new, or changed
+/// since): one pass reading and hashing them, one lookup of the distinct contents. Returns
+/// the hits and how many files were asked for.
 fn prefetch_entries(team: &dyn TeamCache, files: &[FoundFile], previous: &HashMap<String, FileRecord>, config: &Config) -> (FileEntries, u64) {
+    // On the asking thread alone: on rayon's pool it would queue behind the files being
+    // analysed, and the lookup would no longer overlap with them.
     let mut hashes: Vec<[u8; 32]> = files
-        .par_iter()
-        .with_max_len(1)
+        .iter()
         .filter_map(|file| {
             let language = file.language?;
             let previous = previous.get(&file.relative);
@@ -730,11 +775,14 @@ mod tests {
     struct MemoryTeamCache {
         entries: std::sync::Mutex<HashMap<[u8; 32], Vec<u8>>>,
         lookups: AtomicUsize,
+        /// Keys asked for by each lookup, in order.
+        requests: std::sync::Mutex<Vec<usize>>,
     }
 
     impl TeamCache for MemoryTeamCache {
         fn lookup(&self, keys: &[[u8; 32]]) -> Vec<Option<Vec<u8>>> {
             self.lookups.fetch_add(keys.len(), Ordering::Relaxed);
+            self.requests.lock().expect("not poisoned").push(keys.len());
             let entries = self.entries.lock().expect("not poisoned");
             keys.iter().map(|key| entries.get(key).cloned()).collect()
         }
@@ -812,6 +860,45 @@ mod tests {
         let cold = tempfile::tempdir().expect("temporary folder");
         write_tree(cold.path(), true);
         assert_eq!(results(&partial), results(&scan_in(cold.path(), None)));
+    }
+
+    #[test]
+    fn a_large_tree_is_asked_for_in_growing_batches_and_every_file_comes_from_the_team() {
+        let write_many = |root: &Path| {
+            for file in 0..200 {
+                let source = format!("{}\n\n{}\n", function(&format!("summary_{file}"), file % 3), function(&format!("totals_{file}"), (file + 1) % 3));
+                std::fs::write(root.join(format!("module_{file:03}.py")), source).expect("fixture written");
+            }
+        };
+        let scan_in = |root: &Path, team: Option<&dyn TeamCache>| {
+            scan(ScanOptions { root: root.to_path_buf(), config: Config::default(), use_index: false, progress: None, team }).expect("scanned")
+        };
+        let cache = MemoryTeamCache::default();
+        let first = tempfile::tempdir().expect("temporary folder");
+        write_many(first.path());
+        let pushed = scan_in(first.path(), Some(&cache));
+        assert_eq!(pushed.stats.files_parsed, 200);
+        cache.requests.lock().expect("not poisoned").clear();
+
+        let clone = tempfile::tempdir().expect("temporary folder");
+        write_many(clone.path());
+        let warm = scan_in(clone.path(), Some(&cache));
+        let stats = warm.stats.team_cache.clone().expect("team stats");
+        assert_eq!((warm.stats.files_parsed, stats.looked_up, stats.used, stats.refused), (0, 200, 200, 0));
+        // The files' lookups come first (a snapshot's follow): the first is small, so that
+        // analysing starts early, and the rest ask for each file once.
+        let requests = cache.requests.lock().expect("not poisoned").clone();
+        let file_requests: Vec<usize> = requests.iter().copied().take_while({
+            let mut asked = 0;
+            move |&keys| {
+                asked += keys;
+                asked <= 200
+            }
+        }).collect();
+        assert_eq!(file_requests.iter().sum::<usize>(), 200, "{requests:?}");
+        assert!(file_requests.len() >= 3 && file_requests[0] <= FIRST_LOOKUP_BATCH_FILES, "{requests:?}");
+        assert_eq!(results(&warm), results(&pushed));
+        assert_eq!(results(&warm), results(&scan_in(clone.path(), None)));
     }
 
     #[test]
