@@ -407,11 +407,14 @@ fn scan_holding<R>(
     // A fresh tree a teammate scanned as it is: their pairs stand for detection here, as a
     // re-scan's stored pairs do, so nothing is detected again.
     let mut snapshot_used = false;
-    let snapshot_key = team.map(|_| team_cache::snapshot_key(&key, files.iter().map(|file| (file.path.as_str(), &file.content_hash))));
+    // Keyed by every path and content: computed only when a snapshot is asked for or offered.
+    let fresh_tree = previous_files.is_empty() && !files.is_empty();
+    let snapshot_key = team
+        .filter(|_| fresh_tree || (uploads.is_some() && files_changed))
+        .map(|_| team_cache::snapshot_key(&key, files.iter().map(|file| (file.path.as_str(), &file.content_hash))));
     if let Some(team) = team
         && let Some(snapshot_key) = snapshot_key
-        && previous_files.is_empty()
-        && !files.is_empty()
+        && fresh_tree
     {
         match team_cache::fetch_snapshot(team, snapshot_key, &files) {
             Ok(Some(pairs)) => {

@@ -58,7 +58,8 @@ struct Pending {
 enum Job {
     Lookup { hashes: Vec<[u8; 32]>, reply: oneshot::Sender<Vec<Option<Vec<u8>>>> },
     Upload(Entries),
-    Finish { reply: oneshot::Sender<()> },
+    /// Answered once every upload sent before it has ended.
+    Finish { reply: std::sync::mpsc::SyncSender<()> },
 }
 
 /// The team analysis cache of one edge.
@@ -130,17 +131,14 @@ impl EdgeTeamCache {
     /// Sends what is still buffered and waits up to `wait` for every upload to end.
     pub fn finish(&self, wait: Duration) {
         self.flush_pending();
-        let (reply, done) = oneshot::channel();
+        let (reply, done) = std::sync::mpsc::sync_channel(1);
         if self.jobs.blocking_send(Job::Finish { reply }).is_ok() {
-            let deadline = std::time::Instant::now() + wait;
-            let mut done = done;
-            while std::time::Instant::now() < deadline {
-                match done.try_recv() {
-                    Ok(()) | Err(oneshot::error::TryRecvError::Closed) => return,
-                    Err(oneshot::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(10)),
+            match done.recv_timeout(wait) {
+                Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    note(&self.problem, format!("uploads still running after {} s were left", wait.as_secs()));
                 }
             }
-            note(&self.problem, format!("uploads still running after {} s were left", wait.as_secs()));
         }
     }
 
