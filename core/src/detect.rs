@@ -618,6 +618,7 @@ impl Detector<'_> {
             seeds.par_sort_unstable();
             seeds.dedup();
             let runs: Vec<&[Seed]> = seeds.chunk_by(|x, y| x.0 == y.0).collect();
+            tracing::debug!(files = slice.len(), seeds = seeds.len(), file_pairs = runs.len(), "block seeds");
             let found: Vec<ClonePair> = runs
                 .par_iter()
                 .with_max_len(BLOCK_JOB_FILE_PAIRS)
