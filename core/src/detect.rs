@@ -330,11 +330,11 @@ impl Detector<'_> {
                 candidates
                     .par_iter()
                     .with_max_len(VERIFICATION_JOB_PAIRS)
-                    .map_init(NameFrequencies::default, |frequencies, candidate| {
+                    .map_init(VerificationJob::default, |job, candidate| {
                         if exact.contains(&(candidate.a, candidate.b)) || exact.contains(&(candidate.b, candidate.a)) {
                             return None;
                         }
-                        self.verify_units(candidate, trace, frequencies)
+                        self.verify_units(candidate, trace, job)
                     })
                     .flatten_iter()
                     .collect()
@@ -382,32 +382,32 @@ impl Detector<'_> {
         // Asking again for more of a dense family, a unit meets the wider set of hubs only,
         // not every unit of the keys it is a hub of: those it met in the first pass.
         let hub = if quota.width == Hubs::Many { u32::MAX } else { crate::candidates::hub_value(record) };
-        for key in fingerprint::band_keys(&record.sketch) {
-            if let Some((sampled, bucket)) = self.index.band_sampled(key, hub, quota.width) {
-                let door = if sampled { Door::SampledBands } else { Door::Bands };
-                for other in bucket.filter(|&other| meets(other)) {
-                    if let Some(number) = numbering.number(other) {
-                        counts.add(number, other, door);
-                    }
+        // Every key is looked up before any entry is counted: a look-up misses the cache
+        // (the tables are tens of megabytes, searched at random), and look-ups in a row
+        // overlap their misses where each one behind a key's counting waited alone.
+        let bands: Vec<_> = fingerprint::band_keys(&record.sketch).into_iter().map(|key| self.index.band_sampled(key, hub, quota.width)).collect();
+        let grams: Vec<_> = record.grams.iter().map(|&gram| self.index.gram_sampled(gram, hub, quota.width)).collect();
+        let names: Vec<_> = record.used_names.iter().map(|&name| self.index.name_postings(name)).collect();
+        for (sampled, bucket) in bands.into_iter().flatten() {
+            let door = if sampled { Door::SampledBands } else { Door::Bands };
+            for other in bucket.filter(|&other| meets(other)) {
+                if let Some(number) = numbering.number(other) {
+                    counts.add(number, other, door);
                 }
             }
         }
-        for &gram in record.grams.iter() {
-            if let Some((sampled, postings)) = self.index.gram_sampled(gram, hub, quota.width) {
-                let door = if sampled { Door::SampledGrams } else { Door::Grams };
-                for other in postings.filter(|&other| meets(other)) {
-                    if let Some(number) = numbering.number(other) {
-                        counts.add(number, other, door);
-                    }
+        for (sampled, postings) in grams.into_iter().flatten() {
+            let door = if sampled { Door::SampledGrams } else { Door::Grams };
+            for other in postings.filter(|&other| meets(other)) {
+                if let Some(number) = numbering.number(other) {
+                    counts.add(number, other, door);
                 }
             }
         }
-        for &name in record.used_names.iter() {
-            if let Some(postings) = self.index.name_postings(name) {
-                for other in postings.filter(|&other| meets(other)) {
-                    if let Some(number) = numbering.number(other) {
-                        counts.add(number, other, Door::Names);
-                    }
+        for postings in names.into_iter().flatten() {
+            for other in postings.filter(|&other| meets(other)) {
+                if let Some(number) = numbering.number(other) {
+                    counts.add(number, other, Door::Names);
                 }
             }
         }
@@ -493,21 +493,27 @@ impl Detector<'_> {
     }
 
     /// Verifies a candidate pair on tokens; `Some` when similar enough to report.
-    fn verify_units(&self, candidate: &Candidate, trace: Option<&trace::T3Trace>, frequencies: &NameFrequencies) -> Option<ClonePair> {
+    fn verify_units(&self, candidate: &Candidate, trace: Option<&trace::T3Trace>, job: &mut VerificationJob) -> Option<ClonePair> {
         let (a, b) = (candidate.a, candidate.b);
         let (record_a, record_b) = (self.unit(a), self.unit(b));
         let language = self.files[a.file as usize].language;
         let threshold = self.config.detection_for(language).similarity;
-        let tokens_a = self.tokens.range(a.file, record_a.token_start, record_a.token_end)?;
+        let context = crate::names::NameContext::of(language);
+        let VerificationJob { frequencies, side_a } = job;
+        if side_a.as_ref().is_none_or(|side| side.unit != a) {
+            *side_a = None;
+            let tokens = self.tokens.range(a.file, record_a.token_start, record_a.token_end)?;
+            *side_a = Some(SideA { unit: a, tokens, own: context.name_keys(&record_a.name) });
+        }
+        let SideA { tokens: tokens_a, own: own_a, .. } = side_a.as_ref()?;
         let tokens_b = self.tokens.range(b.file, record_b.token_start, record_b.token_end)?;
         let run_a = tokens_a.run(record_a.token_start, record_a.token_end)?;
         let run_b = tokens_b.run(record_b.token_start, record_b.token_end)?;
-        let context = crate::names::NameContext::of(language);
-        let (own_a, own_b) = (context.name_keys(&record_a.name), context.name_keys(&record_b.name));
+        let own_b = context.name_keys(&record_b.name);
         let frequency = |name: u32| *frequencies.borrow_mut().entry(name).or_insert_with(|| self.index.name_frequency(name));
         let weights = verify::NameWeights {
             context,
-            own_a: &own_a,
+            own_a,
             own_b: &own_b,
             known_a: complete_names(record_a),
             known_b: complete_names(record_b),
@@ -957,6 +963,23 @@ fn consistent_count(renamings: &HashMap<(u32, u32), u32>) -> usize {
 /// Units using each name, as looked up so far by one verification job: a unit's names
 /// are weighed again for each of its candidates, and the index does not change meanwhile.
 type NameFrequencies = std::cell::RefCell<HashMap<u32, usize>>;
+
+/// What one verification job keeps from pair to pair. Candidates are sorted by their
+/// side `a`, so a job's pairs mostly share it: its tokens (two map look-ups and a shared
+/// count touched by both threads, or two reads of a spilled stream) and its own-name keys
+/// are fetched once for them all.
+#[derive(Default)]
+struct VerificationJob {
+    frequencies: NameFrequencies,
+    side_a: Option<SideA>,
+}
+
+/// The side `a` of the last pair a job verified.
+struct SideA {
+    unit: UnitRef,
+    tokens: RangeTokens,
+    own: Vec<u32>,
+}
 
 /// A unit's used names when its sample holds them all (fewer than the cap).
 fn complete_names(record: &crate::model::UnitRecord) -> Option<&[u32]> {

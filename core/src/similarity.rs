@@ -21,20 +21,38 @@ const NO_SLOT: u16 = u16::MAX;
 
 /// What one thread's LCS computations reuse, so that a pair costs no allocation.
 struct LcsScratch {
-    /// Slot of every symbol of the current `a` in its match masks, `NO_SLOT` for all
-    /// others: one load per token of `b` instead of a search. Cleared after each use.
+    /// Slot of every symbol of `held` in its match masks, `NO_SLOT` for all others: one
+    /// load per token of `b` instead of a search.
     slots: Vec<u16>,
-    /// One mask per distinct symbol of `a`, `words` long each.
+    /// One mask per distinct symbol of `held`, `words` long each.
     masks: Vec<u64>,
     /// The mask of a symbol `a` does not have.
     no_match: Vec<u64>,
     row: Vec<u64>,
+    /// The run whose masks `slots` and `masks` hold; they are kept after use. Verification
+    /// compares one unit with each of its candidates in turn (they are sorted by it), and
+    /// building its masks cost about a third of each comparison; masks depend on the run's
+    /// symbols alone, so an equal run finds them ready.
+    held: Vec<u16>,
+}
+
+impl LcsScratch {
+    fn new() -> Self {
+        LcsScratch { slots: vec![NO_SLOT; 1 << 16], masks: Vec::new(), no_match: Vec::new(), row: Vec::new(), held: Vec::new() }
+    }
+}
+
+/// Two scratches and the one used last: verification compares a unit's normalised stream
+/// and then its semi-normalised one with each candidate, so one of each stays held.
+struct Scratches {
+    scratches: [LcsScratch; 2],
+    last: usize,
 }
 
 thread_local! {
-    static SCRATCH: RefCell<LcsScratch> =
-        RefCell::new(LcsScratch { slots: vec![NO_SLOT; 1 << 16], masks: Vec::new(), no_match: Vec::new(), row: Vec::new() });
+    static SCRATCH: RefCell<Scratches> = RefCell::new(Scratches { scratches: [LcsScratch::new(), LcsScratch::new()], last: 0 });
 }
+
 
 /// The match masks of one `a` (one bit per token of `a`, one mask per distinct symbol),
 /// and how a bit row of Hyyrö's algorithm advances by one token of `b`.
@@ -66,33 +84,44 @@ impl Masks<'_> {
 /// on the Linux tree's largest functions) are let go rather than held to the scan's end.
 const MOST_KEPT_MASK_WORDS: usize = 1 << 20;
 
-/// Builds the masks of `a` in the thread's scratch and runs `run` with them and the
-/// scratch row (`a.len()` words wide, unset).
+/// Builds the masks of `a` in the thread's scratch, unless it holds them already, and
+/// runs `run` with them and the scratch row (`a.len()` words wide, unset).
 fn with_masks<R>(a: &[u16], run: impl FnOnce(&Masks<'_>, &mut Vec<u64>) -> R) -> R {
     let words = a.len().div_ceil(64);
-    SCRATCH.with_borrow_mut(|scratch| {
-        let LcsScratch { slots, masks, no_match, row } = scratch;
-        masks.clear();
-        for (position, &sym) in a.iter().enumerate() {
-            if sym == SYM_BARRIER {
-                continue;
+    SCRATCH.with_borrow_mut(|scratches| {
+        // The scratch holding `a`, else the one used least recently.
+        let index = scratches.scratches.iter().position(|scratch| scratch.held == a).unwrap_or(1 - scratches.last);
+        scratches.last = index;
+        let LcsScratch { slots, masks, no_match, row, held } = &mut scratches.scratches[index];
+        if held[..] != a[..] {
+            for &sym in held.iter() {
+                slots[usize::from(sym)] = NO_SLOT;
             }
-            let mut slot = slots[usize::from(sym)];
-            if slot == NO_SLOT {
-                // Fewer distinct symbols than `NO_SLOT`: the barrier is never given one.
-                slot = (masks.len() / words) as u16;
-                slots[usize::from(sym)] = slot;
-                masks.resize(masks.len() + words, 0);
+            held.clear();
+            masks.clear();
+            for (position, &sym) in a.iter().enumerate() {
+                if sym == SYM_BARRIER {
+                    continue;
+                }
+                let mut slot = slots[usize::from(sym)];
+                if slot == NO_SLOT {
+                    // Fewer distinct symbols than `NO_SLOT`: the barrier is never given one.
+                    slot = (masks.len() / words) as u16;
+                    slots[usize::from(sym)] = slot;
+                    masks.resize(masks.len() + words, 0);
+                }
+                masks[usize::from(slot) * words + position / 64] |= 1u64 << (position % 64);
             }
-            masks[usize::from(slot) * words + position / 64] |= 1u64 << (position % 64);
+            held.extend_from_slice(a);
         }
         no_match.clear();
         no_match.resize(words, 0);
         let result = run(&Masks { slots, masks, no_match, words }, row);
-        for &sym in a {
-            slots[usize::from(sym)] = NO_SLOT;
-        }
         if masks.capacity() > MOST_KEPT_MASK_WORDS {
+            for &sym in held.iter() {
+                slots[usize::from(sym)] = NO_SLOT;
+            }
+            *held = Vec::new();
             *masks = Vec::new();
         }
         result
@@ -131,7 +160,49 @@ pub fn lcs_length(a: &[u16], b: &[u16]) -> usize {
     if a.is_empty() || b.is_empty() {
         return 0;
     }
-    lcs_rows(a, b, |_| {})
+    // The masks are made for `a`, the run callers keep from pair to pair (`with_masks`).
+    // Asking first which side the scratch holds compared whole runs several times a pair:
+    // a third of `verify`'s own time in a profile.
+    match a.len().div_ceil(64) {
+        1 => lcs_length_fixed::<1>(a, b),
+        2 => lcs_length_fixed::<2>(a, b),
+        3 => lcs_length_fixed::<3>(a, b),
+        4 => lcs_length_fixed::<4>(a, b),
+        5 => lcs_length_fixed::<5>(a, b),
+        6 => lcs_length_fixed::<6>(a, b),
+        7 => lcs_length_fixed::<7>(a, b),
+        8 => lcs_length_fixed::<8>(a, b),
+        _ => lcs_rows(a, b, |_| {}),
+    }
+}
+
+/// [`lcs_rows`] without rows to show, for an `a` of exactly `WORDS` words: the row lives
+/// in registers and the carry chain is unrolled, where the general loop loads and stores
+/// the row and counts its words at every token of `b` (verification runs this on every
+/// candidate that its token-kind counts do not settle).
+fn lcs_length_fixed<const WORDS: usize>(a: &[u16], b: &[u16]) -> usize {
+    with_masks(a, |masks, _| {
+        debug_assert_eq!(masks.words, WORDS);
+        let mut row = [u64::MAX; WORDS];
+        for &sym in b {
+            let slot = usize::from(masks.slots[usize::from(sym)]);
+            if slot == usize::from(NO_SLOT) {
+                // No bit of `a` matches: the step leaves the row as it is (u = 0, no carry).
+                continue;
+            }
+            let mask = &masks.masks[slot * WORDS..][..WORDS];
+            let mut carry = 0u64;
+            for (value, &m) in row.iter_mut().zip(mask) {
+                let v = *value;
+                let u = v & m;
+                let (sum, overflow_a) = v.overflowing_add(u);
+                let (sum, overflow_b) = sum.overflowing_add(carry);
+                carry = u64::from(overflow_a || overflow_b);
+                *value = sum | (v & !m);
+            }
+        }
+        zeros_in_prefix(&row, a.len())
+    })
 }
 
 /// Bit-row words an alignment keeps whole (16 MB): past that, rows are kept every so often
@@ -326,6 +397,44 @@ mod tests {
     fn bit_parallel_lcs_matches_the_textbook_dynamic_programme() {
         for (round, (a, b)) in random_runs(7, 6).iter().enumerate() {
             assert_eq!(lcs_length(a, b), naive_lcs(a, b), "round {round}");
+        }
+    }
+
+    #[test]
+    fn the_lcs_length_is_the_same_at_every_row_width_and_either_way_round() {
+        // Lengths from one to ten words, so each fixed width and the general loop are met.
+        let mut state = 5u32;
+        let mut next = move |below: u32| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (state >> 16) % below
+        };
+        for round in 0..40 {
+            let a: Vec<u16> = (0..1 + next(640)).map(|_| next(7) as u16).collect();
+            let mut b: Vec<u16> = (0..1 + next(640)).map(|_| next(7) as u16).collect();
+            if round % 3 == 0 {
+                let middle = b.len() / 2;
+                b[middle] = SYM_BARRIER;
+            }
+            let expected = lcs_rows(&a, &b, |_| {});
+            assert_eq!(lcs_length(&a, &b), expected, "round {round}");
+            assert_eq!(lcs_length(&b, &a), expected, "round {round}, swapped");
+            assert_eq!(expected, naive_lcs(&a, &b), "round {round}");
+        }
+    }
+
+    #[test]
+    fn masks_kept_from_pair_to_pair_give_what_fresh_ones_give() {
+        // One run against many, then others in between, as verification goes: the masks a
+        // scratch keeps are found again, replaced, and found again.
+        let runs: Vec<Vec<u16>> = random_runs(19, 6).into_iter().flat_map(|(a, b)| [a, b]).take(24).collect();
+        for a in &runs {
+            for b in &runs {
+                assert_eq!(lcs_length(a, b), naive_lcs(a, b));
+                assert_eq!(lcs_length(b, a), naive_lcs(a, b));
+                let alignment = lcs_alignment(a, b);
+                assert_eq!(alignment.len(), naive_lcs(a, b));
+                assert!(alignment.iter().all(|&(i, j)| a[i] == b[j] && a[i] != SYM_BARRIER));
+            }
         }
     }
 
