@@ -53,7 +53,6 @@ thread_local! {
     static SCRATCH: RefCell<Scratches> = RefCell::new(Scratches { scratches: [LcsScratch::new(), LcsScratch::new()], last: 0 });
 }
 
-
 /// The match masks of one `a` (one bit per token of `a`, one mask per distinct symbol),
 /// and how a bit row of Hyyrö's algorithm advances by one token of `b`.
 struct Masks<'s> {
@@ -68,15 +67,22 @@ impl Masks<'_> {
         let slot = usize::from(self.slots[usize::from(sym)]);
         let words = self.words;
         let mask = if slot == usize::from(NO_SLOT) { self.no_match } else { &self.masks[slot * words..(slot + 1) * words] };
-        let mut carry = 0u64;
-        for (value, &m) in row.iter_mut().zip(mask) {
-            let v = *value;
-            let u = v & m;
-            let (sum, overflow_a) = v.overflowing_add(u);
-            let (sum, overflow_b) = sum.overflowing_add(carry);
-            carry = u64::from(overflow_a || overflow_b);
-            *value = sum | (v & !m);
-        }
+        advance_row(row, mask);
+    }
+}
+
+/// One step of Hyyrö's bit-parallel LCS: the row advanced by a token whose match mask is
+/// `mask`. Inlined so that a fixed-width row stays in registers (`lcs_length_fixed`).
+#[inline(always)]
+fn advance_row(row: &mut [u64], mask: &[u64]) {
+    let mut carry = 0u64;
+    for (value, &m) in row.iter_mut().zip(mask) {
+        let v = *value;
+        let u = v & m;
+        let (sum, overflow_a) = v.overflowing_add(u);
+        let (sum, overflow_b) = sum.overflowing_add(carry);
+        carry = u64::from(overflow_a || overflow_b);
+        *value = sum | (v & !m);
     }
 }
 
@@ -190,16 +196,7 @@ fn lcs_length_fixed<const WORDS: usize>(a: &[u16], b: &[u16]) -> usize {
                 // No bit of `a` matches: the step leaves the row as it is (u = 0, no carry).
                 continue;
             }
-            let mask = &masks.masks[slot * WORDS..][..WORDS];
-            let mut carry = 0u64;
-            for (value, &m) in row.iter_mut().zip(mask) {
-                let v = *value;
-                let u = v & m;
-                let (sum, overflow_a) = v.overflowing_add(u);
-                let (sum, overflow_b) = sum.overflowing_add(carry);
-                carry = u64::from(overflow_a || overflow_b);
-                *value = sum | (v & !m);
-            }
+            advance_row(&mut row, &masks.masks[slot * WORDS..][..WORDS]);
         }
         zeros_in_prefix(&row, a.len())
     })
