@@ -246,13 +246,7 @@ impl Detector<'_> {
         }
         let exact: HashSet<(UnitRef, UnitRef)> = pairs.iter().filter_map(unit_key).collect();
         pairs.extend(self.near_miss_unit_pairs(&exact));
-        let mut all = self.drop_nested_pairs(pairs);
-        let blocks = self.block_pairs();
-        let covered = self.unit_pair_index(&all, &blocks);
-        all.extend(blocks.into_iter().filter(|block| !self.covered_by_unit_pair(block, &covered)));
-        all.sort_by_key(|pair| (pair.a, pair.b));
-        all.dedup_by(|x, y| x.a == y.a && x.b == y.b);
-        all
+        self.with_blocks(self.drop_nested_pairs(pairs), Vec::new())
     }
 
     /// Type-1 and Type-2 pairs: units with equal consistent-renaming hashes. Computed over
