@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 
-use crate::lang::{Language, NodeClass};
+use crate::lang::{BindingRole, Language, NodeClass};
 
 /// High bit of a symbol: the token is a parameter (identifier or literal) whose text Type-2
 /// abstracts away.
@@ -137,6 +137,10 @@ pub struct Analysis {
     pub units: Vec<Unit>,
     pub has_syntax_errors: bool,
     pub line_count: u32,
+    /// Indexes of the tokens that bind a name (a parameter, a local, a loop or pattern
+    /// variable; `lang::BindingRole`), ascending: with `tokens.texts`, the names each unit
+    /// binds, so that verification can tell the names a function chose from the ones it uses.
+    pub binding_tokens: Vec<u32>,
 }
 
 thread_local! {
@@ -204,6 +208,7 @@ fn analyze_tree_keeping(language: Language, source: &str, tree: &tree_sitter::Tr
         units: walker.units,
         has_syntax_errors: tree.root_node().has_error(),
         line_count: count_lines(source),
+        binding_tokens: walker.binding_tokens,
     };
     apply_suppressions(&mut analysis, &walker.markers);
     (analysis, walker.sources)
@@ -246,6 +251,10 @@ struct Walker<'a> {
     open_units: Vec<OpenUnit>,
     /// (marker, the token index it stands before, its row)
     markers: Vec<(Marker, u32, u32)>,
+    /// Nodes that switched binding collection on (a binding construct) or off (a use field,
+    /// a block or a nested function below one): (depth, collecting below it).
+    binding_frames: Vec<(u32, bool)>,
+    binding_tokens: Vec<u32>,
 }
 
 impl<'a> Walker<'a> {
@@ -263,6 +272,8 @@ impl<'a> Walker<'a> {
             units: Vec::new(),
             open_units: Vec::new(),
             markers: Vec::new(),
+            binding_frames: Vec::new(),
+            binding_tokens: Vec::new(),
         }
     }
 
@@ -316,6 +327,15 @@ impl<'a> Walker<'a> {
         if let Some(open) = self.open_units.last_mut() {
             open.deepest = open.deepest.max(depth);
         }
+        let collecting = self.binding_frames.last().is_some_and(|&(_, on)| on);
+        match self.spec.binding_role(kind_id) {
+            BindingRole::Binds => self.binding_frames.push((depth, true)),
+            BindingRole::Stops if collecting => self.binding_frames.push((depth, false)),
+            _ if collecting && cursor.field_id().is_some_and(|field| self.spec.is_use_field(field.get())) => {
+                self.binding_frames.push((depth, false));
+            }
+            _ => {}
+        }
         if self.spec.is_unit(kind_id) {
             let index = self.units.len() as u32;
             let parent = self.open_units.last().map(|open| open.unit);
@@ -346,6 +366,9 @@ impl<'a> Walker<'a> {
             }
             NodeClass::Skip => false,
             NodeClass::Identifier => {
+                if self.spec.is_plain_identifier(kind_id) && self.binding_frames.last().is_some_and(|&(_, on)| on) {
+                    self.binding_tokens.push(self.tokens.len() as u32);
+                }
                 self.push_token(node, (node.start_byte(), node.end_byte()), kind_id, SYM_IDENTIFIER, true);
                 false
             }
@@ -369,6 +392,9 @@ impl<'a> Walker<'a> {
 
     /// Called when the walk leaves the node at `depth`: closes the unit opened there.
     fn leave(&mut self, depth: u32) {
+        if self.binding_frames.last().is_some_and(|&(at, _)| at == depth) {
+            self.binding_frames.pop();
+        }
         if self.open_units.last().is_some_and(|open| open.depth == depth)
             && let Some(open) = self.open_units.pop()
         {
@@ -517,6 +543,62 @@ fn apply_suppressions(analysis: &mut Analysis, markers: &[(Marker, u32, u32)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The distinct names of a source's binding tokens, sorted.
+    fn bound_names(language: Language, source: &str) -> Vec<String> {
+        let (analysis, sources) = analyze_with_sources(language, source);
+        let spans = sources.expect("parsed").spans;
+        let mut names: Vec<String> = analysis
+            .binding_tokens
+            .iter()
+            .map(|&token| {
+                let (start, end) = spans[token as usize];
+                source[start as usize..end as usize].to_string()
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn parameters_locals_and_loop_variables_are_bound_and_used_names_are_not() {
+        let cases: [(Language, &str, &[&str]); 6] = [
+            (
+                Language::Python,
+                "def total(items, scale=FACTOR):\n    acc = 0\n    for item in items:\n        acc += price(item) * scale\n    return acc\n",
+                &["acc", "item", "items", "scale"],
+            ),
+            (
+                Language::Java,
+                "class C { int total(List<Item> items, int scale) { int acc = 0; for (Item item : items) { acc += price(item) * scale; } return acc; } }",
+                &["acc", "item", "items", "scale"],
+            ),
+            (
+                Language::C,
+                "int total(struct item *items, int count) { int acc = 0; for (int i = 0; i < count; i++) { acc += price(&items[i]) * SCALE; } return acc; }",
+                &["acc", "count", "i", "items"],
+            ),
+            (
+                Language::Go,
+                "package p\nfunc total(items []Item, scale int) int {\n\tacc := 0\n\tfor _, item := range items {\n\t\tacc += price(item) * scale\n\t}\n\treturn acc\n}\n",
+                &["_", "acc", "item", "items", "scale"],
+            ),
+            (
+                Language::Rust,
+                "fn total(items: &[Item], scale: u32) -> u32 { let mut acc = 0; for item in items { acc += price(item) * scale; } acc }",
+                &["acc", "item", "items", "scale"],
+            ),
+            (
+                Language::JavaScript,
+                "function total(items, scale) { let acc = 0; for (const item of items) { acc += price(item) * scale; } return acc; }",
+                &["acc", "item", "items", "scale"],
+            ),
+        ];
+        for (language, source, expected) in cases {
+            assert_eq!(bound_names(language, source), expected, "{language:?}");
+        }
+    }
 
     #[test]
     fn identifiers_and_literals_are_abstracted_but_texts_kept() {

@@ -509,6 +509,8 @@ impl Detector<'_> {
             context,
             own_a,
             own_b: &own_b,
+            bound_a: &record_a.bound,
+            bound_b: &record_b.bound,
             known_a: complete_names(record_a),
             known_b: complete_names(record_b),
             frequency: &frequency,

@@ -270,7 +270,7 @@ impl Index {
         while let Some(row) = rows.next()? {
             let Some(&file) = ids.get(&row.get::<_, i64>(0)?) else { continue };
             let sketch_bytes: Vec<u8> = row.get(14)?;
-            let (grams, used_names) = decode_samples(&row.get::<_, Vec<u8>>(15)?);
+            let (grams, used_names, bound) = decode_samples(&row.get::<_, Vec<u8>>(15)?);
             let kind = unit_kind(files[file].language, row.get(2)?);
             files[file].units.push(UnitRecord {
                 name: row.get(1)?,
@@ -287,6 +287,7 @@ impl Index {
                 sketch: Box::new(decode_sketch(&sketch_bytes)),
                 grams,
                 used_names,
+                bound,
             });
         }
         // Pushed one by one, each file's units would keep up to half their room unused
@@ -457,7 +458,7 @@ impl Index {
                             unit.hashes.t2 as i64,
                             unit.hashes.tc as i64,
                             encode_sketch(&unit.sketch),
-                            encode_samples(&unit.grams, &unit.used_names),
+                            encode_samples(&unit.grams, &unit.used_names, &unit.bound),
                         ])?;
                     }
                 }
@@ -541,25 +542,49 @@ fn encode_evidence(evidence: &Evidence) -> Vec<u8> {
 
 fn decode_evidence(bytes: &[u8]) -> Option<Evidence> {
     let values: Vec<f32> = bytes.chunks_exact(4).map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect();
-    let &[tokens, aligned, runs, names, literals, swaps, size, shape, score] = values.as_slice() else { return None };
-    Some(Evidence { tokens, aligned, runs, names, literals, swaps, size, shape, score })
+    match *values.as_slice() {
+        [tokens, aligned, runs, names, literals, swaps, size, shape, free_sub, score] => {
+            Some(Evidence { tokens, aligned, runs, names, literals, swaps, size, shape, free_sub, score })
+        }
+        // Stored before `free_sub` existed.
+        [tokens, aligned, runs, names, literals, swaps, size, shape, score] => {
+            Some(Evidence { tokens, aligned, runs, names, literals, swaps, size, shape, free_sub: 0.0, score })
+        }
+        _ => None,
+    }
 }
 
-/// A unit's k-gram and used-name samples: the k-gram count (u16), then every value (u32).
-fn encode_samples(grams: &[u32], used_names: &[u32]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(2 + 4 * (grams.len() + used_names.len()));
-    bytes.extend_from_slice(&(grams.len() as u16).to_le_bytes());
-    for value in grams.iter().chain(used_names) {
+/// A unit's k-gram and used-name samples and the names it binds: the k-gram count (u16,
+/// its top bit set when a used-name count follows), the used-name count (u16), then every
+/// value (u32). Blobs of earlier versions have no used-name count and no bound names.
+fn encode_samples(grams: &[u32], used_names: &[u32], bound: &[u32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(4 + 4 * (grams.len() + used_names.len() + bound.len()));
+    bytes.extend_from_slice(&(grams.len() as u16 | WITH_BOUND).to_le_bytes());
+    bytes.extend_from_slice(&(used_names.len() as u16).to_le_bytes());
+    for value in grams.iter().chain(used_names).chain(bound) {
         bytes.extend_from_slice(&value.to_le_bytes());
     }
     bytes
 }
 
-fn decode_samples(bytes: &[u8]) -> (Box<[u32]>, Box<[u32]>) {
-    let Some((count, values)) = bytes.split_first_chunk::<2>() else { return (Box::default(), Box::default()) };
-    let values: Vec<u32> = values.chunks_exact(4).map(|chunk| u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect();
-    let split = usize::from(u16::from_le_bytes(*count)).min(values.len());
-    (values[..split].into(), values[split..].into())
+/// Marks a samples blob that holds bound names.
+const WITH_BOUND: u16 = 0x8000;
+
+type Samples = (Box<[u32]>, Box<[u32]>, Box<[u32]>);
+
+fn decode_samples(bytes: &[u8]) -> Samples {
+    let Some((count, rest)) = bytes.split_first_chunk::<2>() else { return Samples::default() };
+    let count = u16::from_le_bytes(*count);
+    let (grams, used, rest) = if count & WITH_BOUND == 0 {
+        (usize::from(count), None, rest)
+    } else {
+        let Some((used, rest)) = rest.split_first_chunk::<2>() else { return Samples::default() };
+        (usize::from(count & !WITH_BOUND), Some(usize::from(u16::from_le_bytes(*used))), rest)
+    };
+    let values: Vec<u32> = rest.chunks_exact(4).map(|chunk| u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]])).collect();
+    let grams = grams.min(values.len());
+    let used = used.map_or(values.len(), |used| (grams + used).min(values.len()));
+    (values[..grams].into(), values[grams..used].into(), values[used..].into())
 }
 
 fn encode_winnows(winnows: &[Winnow]) -> Vec<u8> {

@@ -38,6 +38,25 @@ pub enum NodeClass {
     Skip,
 }
 
+/// How a node kind takes part in finding the names a function binds (`crate::analysis`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindingRole {
+    /// Read as its parent is read.
+    Neutral,
+    /// A binding construct (a parameter list, a declaration, a loop head): the plain
+    /// identifiers below it are names the function binds.
+    Binds,
+    /// A nested function or a block: a binding construct above it does not reach inside.
+    Stops,
+}
+
+/// Fields under a binding construct that hold uses rather than bindings: a declaration's
+/// type and initial value, a loop's iterable and body, a default argument.
+const USE_FIELDS: &[&str] = &[
+    "value", "right", "body", "type", "condition", "alternative", "arguments", "function", "object", "return_type",
+    "default", "consequence", "iterable", "size", "dimensions", "annotation",
+];
+
 struct Definition {
     language: Language,
     name: &'static str,
@@ -48,6 +67,9 @@ struct Definition {
     /// Named kinds that hold a type or identifier but do not end in "identifier".
     identifiers: &'static [&'static str],
     skipped: &'static [&'static str],
+    /// Kinds whose plain `identifier` descendants a function binds (parameters, local
+    /// declarations, loop and pattern variables), read as `BindingRole` describes.
+    bindings: &'static [&'static str],
 }
 
 const JS_UNITS: &[&str] = &[
@@ -73,6 +95,15 @@ const C_LITERALS: &[&str] = &[
     "system_lib_string",
 ];
 const C_IDENTIFIERS: &[&str] = &["primitive_type", "sized_type_specifier"];
+const JS_BINDINGS: &[&str] = &[
+    "formal_parameters", "variable_declarator", "for_in_statement", "assignment_pattern", "rest_pattern",
+    "array_pattern", "object_pattern", "catch_clause", "arrow_function",
+];
+const TS_BINDINGS: &[&str] = &[
+    "formal_parameters", "required_parameter", "optional_parameter", "variable_declarator", "for_in_statement",
+    "assignment_pattern", "rest_pattern", "array_pattern", "object_pattern", "catch_clause", "arrow_function",
+];
+const C_BINDINGS: &[&str] = &["parameter_declaration", "init_declarator", "declaration", "pointer_declarator", "array_declarator"];
 
 // One entry per language: adding a language means adding one entry here and one variant above.
 const DEFINITIONS: &[Definition] = &[
@@ -85,6 +116,12 @@ const DEFINITIONS: &[Definition] = &[
         literals: &["string", "concatenated_string", "integer", "float", "true", "false", "none"],
         identifiers: &[],
         skipped: &["import_statement", "import_from_statement", "future_import_statement"],
+        bindings: &[
+            "parameters", "assignment", "for_statement", "for_in_clause", "as_pattern_target", "with_item",
+            "lambda_parameters", "default_parameter", "typed_parameter", "typed_default_parameter",
+            "list_splat_pattern", "dictionary_splat_pattern", "pattern_list", "tuple_pattern",
+            "augmented_assignment", "except_clause", "named_expression",
+        ],
     },
     Definition {
         language: Language::JavaScript,
@@ -95,6 +132,7 @@ const DEFINITIONS: &[Definition] = &[
         literals: JS_LITERALS,
         identifiers: &[],
         skipped: JS_SKIPPED,
+        bindings: JS_BINDINGS,
     },
     Definition {
         language: Language::TypeScript,
@@ -105,6 +143,7 @@ const DEFINITIONS: &[Definition] = &[
         literals: JS_LITERALS,
         identifiers: &["predefined_type"],
         skipped: JS_SKIPPED,
+        bindings: TS_BINDINGS,
     },
     Definition {
         language: Language::Tsx,
@@ -115,6 +154,7 @@ const DEFINITIONS: &[Definition] = &[
         literals: JS_LITERALS,
         identifiers: &["predefined_type"],
         skipped: JS_SKIPPED,
+        bindings: TS_BINDINGS,
     },
     Definition {
         language: Language::Java,
@@ -142,6 +182,11 @@ const DEFINITIONS: &[Definition] = &[
         ],
         identifiers: &["integral_type", "floating_point_type", "boolean_type", "void_type"],
         skipped: &["import_declaration", "package_declaration"],
+        bindings: &[
+            "formal_parameter", "spread_parameter", "variable_declarator", "enhanced_for_statement",
+            "catch_formal_parameter", "lambda_expression", "inferred_parameters", "resource",
+            "instanceof_expression", "record_pattern_component", "type_pattern",
+        ],
     },
     Definition {
         language: Language::Rust,
@@ -159,6 +204,11 @@ const DEFINITIONS: &[Definition] = &[
         ],
         identifiers: &["primitive_type"],
         skipped: &["use_declaration", "extern_crate_declaration"],
+        bindings: &[
+            "parameter", "let_declaration", "for_expression", "closure_parameters", "tuple_pattern",
+            "struct_pattern", "tuple_struct_pattern", "reference_pattern", "mut_pattern", "let_condition",
+            "match_pattern", "field_pattern", "slice_pattern",
+        ],
     },
     Definition {
         language: Language::Go,
@@ -180,6 +230,10 @@ const DEFINITIONS: &[Definition] = &[
         ],
         identifiers: &[],
         skipped: &["import_declaration", "package_clause"],
+        bindings: &[
+            "parameter_declaration", "variadic_parameter_declaration", "short_var_declaration", "var_spec",
+            "range_clause", "const_spec", "receive_statement",
+        ],
     },
     Definition {
         language: Language::C,
@@ -190,6 +244,7 @@ const DEFINITIONS: &[Definition] = &[
         literals: C_LITERALS,
         identifiers: C_IDENTIFIERS,
         skipped: &["preproc_include"],
+        bindings: C_BINDINGS,
     },
     Definition {
         language: Language::Cpp,
@@ -211,6 +266,10 @@ const DEFINITIONS: &[Definition] = &[
         ],
         identifiers: C_IDENTIFIERS,
         skipped: &["preproc_include", "using_declaration"],
+        bindings: &[
+            "parameter_declaration", "optional_parameter_declaration", "init_declarator", "declaration",
+            "pointer_declarator", "reference_declarator", "array_declarator", "for_range_loop",
+        ],
     },
     Definition {
         language: Language::CSharp,
@@ -240,6 +299,7 @@ const DEFINITIONS: &[Definition] = &[
         ],
         identifiers: &["predefined_type"],
         skipped: &["using_directive", "extern_alias_directive"],
+        bindings: &["parameter", "variable_declarator", "foreach_statement", "catch_declaration", "declaration_expression"],
     },
     Definition {
         language: Language::Ruby,
@@ -265,6 +325,7 @@ const DEFINITIONS: &[Definition] = &[
         ],
         identifiers: &["constant", "instance_variable", "class_variable", "global_variable"],
         skipped: &[],
+        bindings: &["method_parameters", "block_parameters", "lambda_parameters", "assignment", "operator_assignment", "for"],
     },
 ];
 
@@ -274,6 +335,12 @@ pub struct LanguageSpec {
     pub grammar: tree_sitter::Language,
     classes: Vec<NodeClass>,
     is_unit: Vec<bool>,
+    binding_roles: Vec<BindingRole>,
+    /// Kinds spelled `identifier`: the only ones a binding construct binds (a field or
+    /// type name under it is not a variable).
+    plain_identifier: Vec<bool>,
+    /// Ids of `USE_FIELDS` in this grammar.
+    use_fields: Vec<u16>,
 }
 
 impl LanguageSpec {
@@ -282,6 +349,8 @@ impl LanguageSpec {
         let kind_count = grammar.node_kind_count();
         let mut classes = vec![NodeClass::Other; kind_count];
         let mut is_unit = vec![false; kind_count];
+        let mut binding_roles = vec![BindingRole::Neutral; kind_count];
+        let mut plain_identifier = vec![false; kind_count];
         for id in 0..kind_count {
             let id16 = id as u16;
             let Some(kind) = grammar.node_kind_for_id(id16) else { continue };
@@ -301,8 +370,33 @@ impl LanguageSpec {
             };
             classes[id] = class;
             is_unit[id] = definition.units.contains(&kind);
+            plain_identifier[id] = kind == "identifier";
+            binding_roles[id] = if definition.bindings.contains(&kind) {
+                BindingRole::Binds
+            } else if is_unit[id] || matches!(kind, "block" | "statement_block") {
+                BindingRole::Stops
+            } else {
+                BindingRole::Neutral
+            };
         }
-        LanguageSpec { language: definition.language, grammar, classes, is_unit }
+        let use_fields = USE_FIELDS.iter().filter_map(|name| grammar.field_id_for_name(name)).map(u16::from).collect();
+        LanguageSpec { language: definition.language, grammar, classes, is_unit, binding_roles, plain_identifier, use_fields }
+    }
+
+    #[inline]
+    pub fn binding_role(&self, kind_id: u16) -> BindingRole {
+        self.binding_roles.get(kind_id as usize).copied().unwrap_or(BindingRole::Neutral)
+    }
+
+    #[inline]
+    pub fn is_plain_identifier(&self, kind_id: u16) -> bool {
+        self.plain_identifier.get(kind_id as usize).copied().unwrap_or(false)
+    }
+
+    /// Whether a node in this field of its parent holds a use, not a binding.
+    #[inline]
+    pub fn is_use_field(&self, field_id: u16) -> bool {
+        self.use_fields.contains(&field_id)
     }
 
     /// The class of a node kind; unknown ids (newer grammar than table) are ordinary syntax.
@@ -325,6 +419,7 @@ impl LanguageSpec {
             .chain(definition.literals)
             .chain(definition.identifiers)
             .chain(definition.skipped)
+            .chain(definition.bindings)
             .copied()
             .filter(|kind| self.grammar.id_for_node_kind(kind, true) == 0)
             .collect()

@@ -21,6 +21,7 @@ mod spill;
 pub mod team_cache;
 pub mod trace;
 pub mod verify;
+mod verify_trees;
 pub mod walk;
 
 pub use config::Config;

@@ -32,6 +32,9 @@ pub struct UnitRecord {
     pub grams: Box<[u32]>,
     /// A sample of the names the unit calls or reads (`names::NameContext::used_names`).
     pub used_names: Box<[u32]>,
+    /// The names the unit binds (`Analysis::binding_tokens`), by text hash, sorted: every
+    /// other identifier in it is a name it uses (a callee, a field, a constant, a type).
+    pub bound: Box<[u32]>,
 }
 
 impl UnitRecord {
@@ -124,6 +127,7 @@ impl FileRecord {
                 hashes,
                 grams: context.gram_sample(run).into_boxed_slice(),
                 used_names: context.used_names(run, &context.name_keys(&unit.name)).into_boxed_slice(),
+                bound: bound_names(analysis, start, end),
             });
         }
         let winnows =
@@ -141,6 +145,20 @@ impl FileRecord {
             winnows,
         }
     }
+}
+
+/// The distinct text hashes of the binding tokens in `start..end`, sorted.
+fn bound_names(analysis: &Analysis, start: usize, end: usize) -> Box<[u32]> {
+    let bindings = &analysis.binding_tokens;
+    let first = bindings.partition_point(|&token| (token as usize) < start);
+    let mut names: Vec<u32> = bindings[first..]
+        .iter()
+        .take_while(|&&token| (token as usize) < end)
+        .map(|&token| analysis.tokens.texts[token as usize])
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names.into_boxed_slice()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

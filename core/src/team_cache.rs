@@ -24,7 +24,7 @@ use crate::verify::Evidence;
 
 /// Bumped whenever what [`crate::analysis`] produces for the same bytes changes, so that
 /// entries of an older engine are never taken (their key differs, and they age out).
-const ANALYSIS_REVISION: u32 = 1;
+const ANALYSIS_REVISION: u32 = 2;
 const FILE_MAGIC: &[u8; 4] = b"PAF1";
 const SNAPSHOT_MAGIC: &[u8; 4] = b"PAS1";
 const CHUNK_MAGIC: &[u8; 4] = b"PAC1";
@@ -137,6 +137,13 @@ pub fn encode_file(language: Language, content_hash: &[u8; 32], analysis: &Analy
         }
         out.varint(unit.parent.map_or(0, |parent| u64::from(parent) + 1));
     }
+    // Binding tokens as gaps from the previous one: positions, never names.
+    out.varint(analysis.binding_tokens.len() as u64);
+    let mut previous_binding = 0u32;
+    for &token in &analysis.binding_tokens {
+        out.varint(u64::from(token - previous_binding));
+        previous_binding = token;
+    }
     seal(FILE_MAGIC, out.0)
 }
 
@@ -226,10 +233,24 @@ pub fn decode_file(entry: &[u8], language: Language, content_hash: &[u8; 32], so
         }
         units.push(Unit { name, name_origin, kind, start_line, end_line, start_byte, end_byte, token_start, token_end, nesting, parent });
     }
+    let binding_count = input.varint()? as usize;
+    if binding_count > token_count {
+        return Err(EntryError::Mismatch);
+    }
+    let mut binding_tokens = Vec::with_capacity(binding_count);
+    let mut previous_binding = 0u32;
+    for _ in 0..binding_count {
+        let token = previous_binding.checked_add(input.u32()?).ok_or(EntryError::Corrupt)?;
+        if token as usize >= token_count || binding_tokens.last().is_some_and(|&last| token <= last) {
+            return Err(EntryError::Mismatch);
+        }
+        binding_tokens.push(token);
+        previous_binding = token;
+    }
     if !input.is_empty() {
         return Err(EntryError::Corrupt);
     }
-    Ok(Analysis { tokens: FileTokens { syms, texts, row_starts }, units, has_syntax_errors, line_count })
+    Ok(Analysis { tokens: FileTokens { syms, texts, row_starts }, units, has_syntax_errors, line_count, binding_tokens })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -400,12 +421,12 @@ fn read_pair(input: &mut Reader) -> Result<ClonePair, EntryError> {
     let evidence = match input.varint()? {
         0 => None,
         1 => {
-            let mut values = [0f32; 9];
+            let mut values = [0f32; crate::verify::SIGNALS + 1];
             for value in &mut values {
                 *value = f32::from_le_bytes(input.bytes(4)?.try_into().map_err(|_| EntryError::Corrupt)?);
             }
-            let [tokens, aligned, runs, names, literals, swaps, size, shape, score] = values;
-            Some(Evidence { tokens, aligned, runs, names, literals, swaps, size, shape, score })
+            let [tokens, aligned, runs, names, literals, swaps, size, shape, free_sub, score] = values;
+            Some(Evidence { tokens, aligned, runs, names, literals, swaps, size, shape, free_sub, score })
         }
         _ => return Err(EntryError::Corrupt),
     };

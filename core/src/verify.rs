@@ -16,7 +16,12 @@
 //!   (`getArray` / `putArray`) differ where it matters;
 //! - `literals`: the share of aligned literals with the same value;
 //! - `size`: the ratio of their lengths;
-//! - `shape`: the cosine of their histograms of token kinds.
+//! - `shape`: the cosine of their histograms of token kinds;
+//! - `free_sub`: on the alignment of the normalised streams, the rarity-weighted share of
+//!   aligned *free* identifiers (names a unit uses but does not bind: callees, fields,
+//!   constants, types) whose texts differ. Siblings of one template differ exactly there
+//!   (`SYS_BIND` / `SYS_SOCKET`, `Long` / `Double`), spread over the whole body; an edited
+//!   copy keeps those names and adds or removes statements instead.
 //!
 //! The model is a logistic regression over these signals, fitted on the near-miss
 //! evaluation set (`scripts/quality-nearmiss`, split by project, docs/quality.md) and
@@ -29,6 +34,7 @@ use crate::analysis::{SYM_BARRIER, SYM_IDENTIFIER, SYM_LITERAL};
 use crate::fingerprint::is_param;
 use crate::names::{NameContext, TokenRun};
 use crate::similarity::{lcs_alignment, lcs_length};
+use crate::verify_trees as trees;
 
 /// The signals behind a verified Type-3 pair, each in [0, 1], and the model's score.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -41,16 +47,20 @@ pub struct Evidence {
     pub swaps: f32,
     pub size: f32,
     pub shape: f32,
+    pub free_sub: f32,
     /// The model's estimate that the pair is a real near-miss clone.
     pub score: f32,
 }
 
 /// Names of the signals in the order of `Evidence::signals`, for reports and traces.
-pub const SIGNAL_NAMES: [&str; 8] = ["tokens", "aligned", "runs", "names", "literals", "swaps", "size", "shape"];
+pub const SIGNAL_NAMES: [&str; SIGNALS] = ["tokens", "aligned", "runs", "names", "literals", "swaps", "size", "shape", "free_sub"];
+
+/// How many signals the evidence holds.
+pub const SIGNALS: usize = 9;
 
 impl Evidence {
-    pub fn signals(&self) -> [f32; 8] {
-        [self.tokens, self.aligned, self.runs, self.names, self.literals, self.swaps, self.size, self.shape]
+    pub fn signals(&self) -> [f32; SIGNALS] {
+        [self.tokens, self.aligned, self.runs, self.names, self.literals, self.swaps, self.size, self.shape, self.free_sub]
     }
 }
 
@@ -60,6 +70,9 @@ pub struct NameWeights<'a> {
     pub context: &'a NameContext,
     pub own_a: &'a [u32],
     pub own_b: &'a [u32],
+    /// The names each unit binds, by text hash, sorted (`UnitRecord::bound`).
+    pub bound_a: &'a [u32],
+    pub bound_b: &'a [u32],
     /// Each unit's used names (`NameContext::all_used_names` with its own name left out)
     /// when already known, e.g. a unit's complete sample; `None` finds them in the run.
     pub known_a: Option<&'a [u32]>,
@@ -81,7 +94,7 @@ const FULL_RUN: usize = 5;
 
 /// Model weights, in `SIGNAL_NAMES` order, and intercept: a pair is accepted when
 /// `INTERCEPT + Σ weight·signal >= 0` (score 0.5) at the default `--similarity`.
-const WEIGHTS: [f64; 8] = [-0.106, 2.317, 8.658, 2.268, 1.228, 0.3419, 1.273, 1.253];
+const WEIGHTS: [f64; SIGNALS] = [-0.106, 2.317, 8.658, 2.268, 1.228, 0.3419, 1.273, 1.253, 0.0];
 const INTERCEPT: f64 = -12.68;
 
 /// The `--similarity` setting the model's cut was chosen at (the default).
@@ -175,14 +188,32 @@ pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeight
     let mut evidence = alignment_signals(a, b, &syms_a, &syms_b, tokens);
     evidence.names = range.low[NAMES] as f32;
     evidence.shape = kinds.shape;
+    evidence.free_sub = free_substitutions(a, b, names);
     let z = model_value(&evidence);
     evidence.score = (1.0 / (1.0 + (-z).exp())) as f32;
     if z >= cut { Verdict::Accepted(evidence) } else { Verdict::Rejected(evidence) }
 }
 
-/// The model's log-odds that the pair is a real near-miss clone.
+/// The model's log-odds that the pair is a real near-miss clone, both stages together: the
+/// logistic regression (whose bounds settle most pairs early) with its margin, and the
+/// trees over every signal. A pair is accepted when both reach the setting's cut.
 fn model_value(evidence: &Evidence) -> f64 {
-    INTERCEPT + WEIGHTS.iter().zip(evidence.signals()).map(|(w, s)| w * f64::from(s)).sum::<f64>()
+    let linear = INTERCEPT + WEIGHTS.iter().zip(evidence.signals()).map(|(w, s)| w * f64::from(s)).sum::<f64>();
+    (linear + trees::PREFILTER_MARGIN).min(trees_value(&evidence.signals()) - trees::TREES_CUT)
+}
+
+/// The boosted trees' log-odds for a pair's signals (`verify_trees`).
+fn trees_value(signals: &[f32; SIGNALS]) -> f64 {
+    let mut value = trees::BASE;
+    for &root in &trees::ROOTS {
+        let mut node = &trees::NODES[usize::from(root)];
+        while node.signal != trees::LEAF {
+            let next = if f64::from(signals[usize::from(node.signal)]) <= node.threshold { node.left } else { node.right };
+            node = &trees::NODES[usize::from(next)];
+        }
+        value += node.value;
+    }
+    value
 }
 
 /// Positions of the signals in `Evidence::signals`.
@@ -197,14 +228,14 @@ const SHAPE: usize = 7;
 /// highest value each may still take (equal once computed).
 #[derive(Clone, Copy, Debug)]
 struct SignalRange {
-    low: [f64; 8],
-    high: [f64; 8],
+    low: [f64; SIGNALS],
+    high: [f64; SIGNALS],
 }
 
 impl SignalRange {
     /// What lengths alone tell: the size; every other signal lies in [0, 1].
     fn of_sizes(shorter: usize, total: usize) -> SignalRange {
-        let mut range = SignalRange { low: [0.0; 8], high: [1.0; 8] };
+        let mut range = SignalRange { low: [0.0; SIGNALS], high: [1.0; SIGNALS] };
         range.fix(SIZE, share(shorter, total - shorter));
         range
     }
@@ -225,15 +256,17 @@ impl SignalRange {
         self.high[signal] = f64::from(value);
     }
 
-    /// The highest model value the pair can still reach, summed in the model's order so
-    /// that, once every signal is fixed, it is the model's value to the last bit.
+    /// The highest model value the pair can still reach: the first stage's, summed in its
+    /// order so that, once every signal is fixed, it is that stage's value to the last bit.
     fn best_value(&self) -> f64 {
-        INTERCEPT
+        let linear = INTERCEPT
             + WEIGHTS
                 .iter()
                 .enumerate()
                 .map(|(signal, &w)| if w > 0.0 { w * self.high[signal] } else { w * self.low[signal] })
-                .sum::<f64>()
+                .sum::<f64>();
+        // The trees may only lower the model's value: the first stage bounds it.
+        linear + trees::PREFILTER_MARGIN
     }
 }
 
@@ -267,6 +300,7 @@ fn gather(a: TokenRun<'_>, b: TokenRun<'_>, tokens: f64, names: &NameWeights<'_>
     let mut evidence = alignment_signals(a, b, &syms_a, &syms_b, tokens);
     evidence.names = name_overlap(a, b, names);
     evidence.shape = kind_counts(a.syms, b.syms).shape;
+    evidence.free_sub = free_substitutions(a, b, names);
     evidence
 }
 
@@ -304,6 +338,7 @@ fn alignment_signals(a: TokenRun<'_>, b: TokenRun<'_>, syms_a: &[u16], syms_b: &
         literals: if literals == 0 { 1.0 } else { (same_literals as f64 / literals as f64) as f32 },
         size: share(shorter, longer),
         shape: 0.0,
+        free_sub: 0.0,
         score: 0.0,
     }
 }
@@ -374,6 +409,30 @@ fn name_overlap(a: TokenRun<'_>, b: TokenRun<'_>, names: &NameWeights<'_>) -> f3
     }
     let smaller = weight_a.min(weight_b);
     if smaller == 0.0 { 1.0 } else { (shared / smaller) as f32 }
+}
+
+/// The rarity-weighted share of aligned free identifiers whose texts differ, on one LCS
+/// alignment of the normalised streams (every identifier one symbol, so a swapped name
+/// stays aligned with the name it replaced). Free: an identifier the unit neither binds
+/// (`bound_*`) nor is named by. Each aligned pair weighs the larger rarity of its two
+/// names. 0 when no free identifiers align.
+fn free_substitutions(a: TokenRun<'_>, b: TokenRun<'_>, names: &NameWeights<'_>) -> f32 {
+    let free = |run: TokenRun<'_>, i: usize, bound: &[u32], own: &[u32]| {
+        run.syms[i] == SYM_IDENTIFIER && bound.binary_search(&run.texts[i]).is_err() && !own.contains(&crate::names::name_key(run.texts[i]))
+    };
+    let (mut total, mut swapped) = (0.0f64, 0.0f64);
+    for (i, j) in lcs_alignment(a.syms, b.syms) {
+        if !(free(a, i, names.bound_a, names.own_a) && free(b, j, names.bound_b, names.own_b)) {
+            continue;
+        }
+        let (text_a, text_b) = (a.texts[i], b.texts[j]);
+        let weight = names.weight(crate::names::name_key(text_a)).max(names.weight(crate::names::name_key(text_b)));
+        total += weight;
+        if text_a != text_b {
+            swapped += weight;
+        }
+    }
+    if total == 0.0 { 0.0 } else { (swapped / total) as f32 }
 }
 
 /// The share of used-name occurrences swapped for another: in a short two-sided gap of
@@ -527,13 +586,17 @@ mod tests {
         syms: Vec<u16>,
         texts: Vec<u32>,
         own: Vec<u32>,
+        bound: Vec<u32>,
     }
 
     fn unit(source: &str) -> Unit {
         let analysis = analyze(Language::Python, source);
         let name = source.split(['(', ' ']).nth(1).expect("def NAME(");
         let own = NameContext::of(Language::Python).name_keys(name);
-        Unit { syms: analysis.tokens.syms, texts: analysis.tokens.texts, own }
+        let mut bound: Vec<u32> = analysis.binding_tokens.iter().map(|&token| analysis.tokens.texts[token as usize]).collect();
+        bound.sort_unstable();
+        bound.dedup();
+        Unit { syms: analysis.tokens.syms, texts: analysis.tokens.texts, own, bound }
     }
 
     fn run(unit: &Unit) -> TokenRun<'_> {
@@ -543,7 +606,7 @@ mod tests {
     /// Verifies at `setting` with every name equally common.
     fn decide(a: &Unit, b: &Unit, setting: f64, always_gather: bool) -> Verdict {
         let frequency = |_: u32| 1usize;
-        let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, known_a: None, known_b: None, frequency: &frequency, units: 1000 };
+        let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, bound_a: &a.bound, bound_b: &b.bound, known_a: None, known_b: None, frequency: &frequency, units: 1000 };
         verify(run(a), run(b), setting, &weights, always_gather)
     }
 
@@ -554,6 +617,40 @@ mod tests {
         assert!(matches!(accepted, Verdict::Accepted(_)), "{accepted:?}");
         let rejected = decide(&original, &look_alike, SETTING_AT_FIT, false);
         assert!(matches!(rejected, Verdict::Rejected(_) | Verdict::Unreachable { .. }), "weighed by the model, and rejected: {rejected:?}");
+    }
+
+    /// `ORIGINAL` with other callees and another constant: a sibling of one template.
+    const SIBLING: &str = r#"def summarize_refunds(orders, currency):
+    if not orders:
+        return None
+    total = 0
+    paid = []
+    for order in orders:
+        if order.state != "refunded":
+            continue
+        amount = order.refund * order.returned
+        total += amount
+        paid.append(order.reference)
+    average = total / len(paid)
+    report = {"total": total, "count": len(paid), "average": average}
+    return render_refunds(report, currency)
+"#;
+
+    fn free_sub_of(a: &Unit, b: &Unit) -> f32 {
+        let frequency = |_: u32| 1usize;
+        let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, bound_a: &a.bound, bound_b: &b.bound, known_a: None, known_b: None, frequency: &frequency, units: 1000 };
+        free_substitutions(run(a), run(b), &weights)
+    }
+
+    #[test]
+    fn swapped_free_names_mark_a_sibling_and_renamed_locals_do_not() {
+        let original = unit(ORIGINAL);
+        // Every local and parameter renamed, the function too: nothing free changes.
+        let renamed = unit(&ORIGINAL.replace("orders", "rows").replace("order", "row").replace("total", "sum").replace("paid", "done").replace("summarize_", "collect_"));
+        assert_eq!(free_sub_of(&original, &renamed), 0.0);
+        assert_eq!(free_sub_of(&original, &unit(EDITED_COPY)), 0.0, "an edited copy keeps the names it uses");
+        let sibling = free_sub_of(&original, &unit(SIBLING));
+        assert!(sibling > 0.4, "status/amount/quantity/identifier/format_report swapped: {sibling}");
     }
 
     #[test]
@@ -591,7 +688,7 @@ mod tests {
                 let lcs = lcs_length(&a.syms, &b.syms);
                 let tokens = 2.0 * lcs as f64 / total as f64;
                 let frequency = |_: u32| 1usize;
-                let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, known_a: None, known_b: None, frequency: &frequency, units: 1000 };
+                let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, bound_a: &a.bound, bound_b: &b.bound, known_a: None, known_b: None, frequency: &frequency, units: 1000 };
                 let evidence = gather(run(a), run(b), tokens, &weights);
                 let mut range = SignalRange::of_sizes(shorter, total);
                 range.bound_by_lcs(lcs, shorter, total);
@@ -619,7 +716,7 @@ mod tests {
                 let (known_a, known_b) = (context.used_names(run(a), &a.own), context.used_names(run(b), &b.own));
                 assert!(known_a.len() < crate::names::NAME_SAMPLE && known_b.len() < crate::names::NAME_SAMPLE, "complete samples");
                 let quick_weights =
-                    NameWeights { context, own_a: &a.own, own_b: &b.own, known_a: Some(&known_a), known_b: Some(&known_b), frequency: &frequency, units: 1000 };
+                    NameWeights { context, own_a: &a.own, own_b: &b.own, bound_a: &a.bound, bound_b: &b.bound, known_a: Some(&known_a), known_b: Some(&known_b), frequency: &frequency, units: 1000 };
                 for step in 0..56 {
                     let setting = 0.4 + 0.01 * f64::from(step);
                     let full = decide(a, b, setting, true);

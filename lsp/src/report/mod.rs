@@ -151,6 +151,10 @@ pub struct Evidence {
     pub size: f64,
     /// Cosine of the histograms of token kinds.
     pub shape: f64,
+    /// Share of aligned names the units use without binding them (callees, fields,
+    /// constants, types) that differ, weighted by rarity (0 when none differ): how
+    /// siblings of one template differ.
+    pub free_sub: f64,
 }
 
 impl Evidence {
@@ -166,6 +170,7 @@ impl Evidence {
             swaps: value(evidence.swaps),
             size: value(evidence.size),
             shape: value(evidence.shape),
+            free_sub: value(evidence.free_sub),
         }
     }
 }

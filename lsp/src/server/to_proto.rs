@@ -290,14 +290,15 @@ fn age(seconds: u64) -> String {
 pub fn evidence_sentence(evidence: &periodic_core::verify::Evidence) -> String {
     let share = |signal: f32| (f64::from(signal) * 100.0).round() as u32;
     format!(
-        "Why a near miss (score {:.2}): {}% of tokens in common, {}% aligned, {}% in long shared runs, {}% of called and read names shared, {}% of the length, shape {}% alike.",
+        "Why a near miss (score {:.2}): {}% of tokens in common, {}% aligned, {}% in long shared runs, {}% of called and read names shared, {}% of the length, shape {}% alike, {}% of the used names swapped for others.",
         evidence.score,
         share(evidence.tokens),
         share(evidence.aligned),
         share(evidence.runs),
         share(evidence.names),
         share(evidence.size),
-        share(evidence.shape)
+        share(evidence.shape),
+        share(evidence.free_sub)
     )
 }
 
