@@ -654,6 +654,14 @@ mod tests {
     }
 
     #[test]
+    fn the_trees_give_the_log_odds_they_were_fitted_to() {
+        for (signals, expected) in trees::CHECKS {
+            let value = trees_value(&signals);
+            assert!((value - expected).abs() < 1e-9, "{signals:?}: {value} against {expected}");
+        }
+    }
+
+    #[test]
     fn a_stricter_setting_asks_for_more() {
         let (original, copy) = (unit(ORIGINAL), unit(EDITED_COPY));
         let Verdict::Accepted(evidence) = decide(&original, &copy, SETTING_AT_FIT, true) else { panic!("accepted at the default") };

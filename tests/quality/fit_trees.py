@@ -107,7 +107,7 @@ def combined(rows, trees_raw, margin, cut_offset):
     return [min(r["z"] + margin, t - cut_offset) for r, t in zip(rows, trees_raw)]
 
 
-def rust_module(model, margin: float, cut: float) -> str:
+def rust_module(model, margin: float, cut: float, checks: list[list[float]]) -> str:
     nodes, roots = [], []
     # The raw prediction of sklearn's binomial deviance is the prior's log-odds plus the
     # learning rate times each tree's leaf value; the prior's part is what is left over.
@@ -160,6 +160,15 @@ def rust_module(model, margin: float, cut: float) -> str:
     lines.append(f"pub(crate) const NODES: [Node; {len(nodes)}] = [")
     for signal, threshold, left, right, value in nodes:
         lines.append(f"    Node {{ signal: {signal}, threshold: {threshold!r}, left: {left}, right: {right}, value: {value!r} }},")
+    lines.append("];")
+    lines.append("")
+    lines.append("/// Signals of held-out candidates and the log-odds the fitted model gives them: the")
+    lines.append("/// engine's evaluation of the trees must give the same.")
+    lines.append("#[cfg(test)]")
+    lines.append(f"pub(crate) const CHECKS: [([f32; {len(SIGNALS)}], f64); {len(checks)}] = [")
+    x = np.array(checks, dtype=np.float32)
+    for row, value in zip(x, model.decision_function(x)):
+        lines.append("    ([" + ", ".join(repr(float(v)) for v in row) + f"], {float(value)!r}),")
     lines.append("];")
     return "\n".join(lines) + "\n"
 
@@ -219,7 +228,8 @@ def main():
     for split, rows in (("train", train), ("holdout", holdout)):
         print(f"  {split:8s}" + judge[split].line(best_per_pair(rows, combined(rows, raw[split], margin, cut)), 0.0))
     if args.write:
-        Path(args.write).write_text(rust_module(model, margin, cut))
+        checks = [r["x"] for r in holdout[:: max(1, len(holdout) // 12)]][:12]
+        Path(args.write).write_text(rust_module(model, margin, cut, checks))
         print(f"wrote {args.write}")
 
 
