@@ -138,8 +138,9 @@ pub struct Analysis {
     pub has_syntax_errors: bool,
     pub line_count: u32,
     /// Indexes of the tokens that bind a name (a parameter, a local, a loop or pattern
-    /// variable; `lang::BindingRole`), ascending: with `tokens.texts`, the names each unit
-    /// binds, so that verification can tell the names a function chose from the ones it uses.
+    /// variable; `lang::BindingRole`) and of type names, ascending: with `tokens.texts`,
+    /// the names a copy may rename as it renames its locals (Type-2), so that verification
+    /// can tell them from the names a function uses (callees, fields, constants).
     pub binding_tokens: Vec<u32>,
 }
 
@@ -366,7 +367,8 @@ impl<'a> Walker<'a> {
             }
             NodeClass::Skip => false,
             NodeClass::Identifier => {
-                if self.spec.is_plain_identifier(kind_id) && self.binding_frames.last().is_some_and(|&(_, on)| on) {
+                let binds = self.spec.is_plain_identifier(kind_id) && self.binding_frames.last().is_some_and(|&(_, on)| on);
+                if binds || self.spec.is_type_name(kind_id) {
                     self.binding_tokens.push(self.tokens.len() as u32);
                 }
                 self.push_token(node, (node.start_byte(), node.end_byte()), kind_id, SYM_IDENTIFIER, true);
@@ -562,7 +564,7 @@ mod tests {
     }
 
     #[test]
-    fn parameters_locals_and_loop_variables_are_bound_and_used_names_are_not() {
+    fn parameters_locals_loop_variables_and_types_are_bound_and_used_names_are_not() {
         let cases: [(Language, &str, &[&str]); 6] = [
             (
                 Language::Python,
@@ -572,22 +574,22 @@ mod tests {
             (
                 Language::Java,
                 "class C { int total(List<Item> items, int scale) { int acc = 0; for (Item item : items) { acc += price(item) * scale; } return acc; } }",
-                &["acc", "item", "items", "scale"],
+                &["Item", "List", "acc", "int", "item", "items", "scale"],
             ),
             (
                 Language::C,
                 "int total(struct item *items, int count) { int acc = 0; for (int i = 0; i < count; i++) { acc += price(&items[i]) * SCALE; } return acc; }",
-                &["acc", "count", "i", "items"],
+                &["acc", "count", "i", "int", "item", "items"],
             ),
             (
                 Language::Go,
                 "package p\nfunc total(items []Item, scale int) int {\n\tacc := 0\n\tfor _, item := range items {\n\t\tacc += price(item) * scale\n\t}\n\treturn acc\n}\n",
-                &["_", "acc", "item", "items", "scale"],
+                &["Item", "_", "acc", "int", "item", "items", "scale"],
             ),
             (
                 Language::Rust,
                 "fn total(items: &[Item], scale: u32) -> u32 { let mut acc = 0; for item in items { acc += price(item) * scale; } acc }",
-                &["acc", "item", "items", "scale"],
+                &["Item", "acc", "item", "items", "scale", "u32"],
             ),
             (
                 Language::JavaScript,

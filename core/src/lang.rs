@@ -339,6 +339,8 @@ pub struct LanguageSpec {
     /// Kinds spelled `identifier`: the only ones a binding construct binds (a field or
     /// type name under it is not a variable).
     plain_identifier: Vec<bool>,
+    /// Identifier kinds that name a type (`type_identifier`, `primitive_type`, ...).
+    type_name: Vec<bool>,
     /// Ids of `USE_FIELDS` in this grammar.
     use_fields: Vec<u16>,
 }
@@ -351,6 +353,7 @@ impl LanguageSpec {
         let mut is_unit = vec![false; kind_count];
         let mut binding_roles = vec![BindingRole::Neutral; kind_count];
         let mut plain_identifier = vec![false; kind_count];
+        let mut type_name = vec![false; kind_count];
         for id in 0..kind_count {
             let id16 = id as u16;
             let Some(kind) = grammar.node_kind_for_id(id16) else { continue };
@@ -371,6 +374,7 @@ impl LanguageSpec {
             classes[id] = class;
             is_unit[id] = definition.units.contains(&kind);
             plain_identifier[id] = kind == "identifier";
+            type_name[id] = class == NodeClass::Identifier && kind.contains("type");
             binding_roles[id] = if definition.bindings.contains(&kind) {
                 BindingRole::Binds
             } else if is_unit[id] || matches!(kind, "block" | "statement_block") {
@@ -380,7 +384,7 @@ impl LanguageSpec {
             };
         }
         let use_fields = USE_FIELDS.iter().filter_map(|name| grammar.field_id_for_name(name)).map(u16::from).collect();
-        LanguageSpec { language: definition.language, grammar, classes, is_unit, binding_roles, plain_identifier, use_fields }
+        LanguageSpec { language: definition.language, grammar, classes, is_unit, binding_roles, plain_identifier, type_name, use_fields }
     }
 
     #[inline]
@@ -391,6 +395,11 @@ impl LanguageSpec {
     #[inline]
     pub fn is_plain_identifier(&self, kind_id: u16) -> bool {
         self.plain_identifier.get(kind_id as usize).copied().unwrap_or(false)
+    }
+
+    #[inline]
+    pub fn is_type_name(&self, kind_id: u16) -> bool {
+        self.type_name.get(kind_id as usize).copied().unwrap_or(false)
     }
 
     /// Whether a node in this field of its parent holds a use, not a binding.

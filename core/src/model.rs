@@ -32,8 +32,9 @@ pub struct UnitRecord {
     pub grams: Box<[u32]>,
     /// A sample of the names the unit calls or reads (`names::NameContext::used_names`).
     pub used_names: Box<[u32]>,
-    /// The names the unit binds (`Analysis::binding_tokens`), by text hash, sorted: every
-    /// other identifier in it is a name it uses (a callee, a field, a constant, a type).
+    /// The names the unit binds and the types it names (`Analysis::binding_tokens`), by
+    /// text hash, sorted: every other identifier in it is a name it uses (a callee, a
+    /// field, a constant).
     pub bound: Box<[u32]>,
 }
 

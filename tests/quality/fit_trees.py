@@ -17,8 +17,10 @@ on) that pass the first stage; the cut is chosen on the held-out projects
 negatives while strong and moderate recall stay at or above 85 % / 40 % (else the cut that
 meets the recall targets).
 
-    tests/quality/.venv/bin/python tests/quality/fit_trees.py [--work DIR] [--margin 3]
-        [--target 0.01] [--write core/src/verify_trees.rs]
+    tests/quality/.venv/bin/python tests/quality/fit_trees.py [--work DIR] [--fit-margin 1]
+        [--margin M] [--target 0.005] [--cut C] [--write core/src/verify_trees.rs]
+
+The checked-in module: --fit-margin 1 --margin 1.9 --cut 1.35 (docs/quality.md says why).
 
 Deterministic: fixed seed, one thread.
 """
@@ -34,12 +36,13 @@ import argparse
 import csv
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
 
-from fit_verifier import POSITIVE_BANDS, covers
+from fit_verifier import POSITIVE_BANDS
 
 HERE = Path(__file__).resolve().parent
 SIGNALS = ["tokens", "aligned", "runs", "names", "literals", "swaps", "size", "shape", "free_sub"]
@@ -49,30 +52,60 @@ TARGET_STRONG, TARGET_MODERATE = 0.85, 0.40
 TREES, DEPTH, LEARNING_RATE, SUBSAMPLE, SEED = 200, 2, 0.05, 0.8, 0
 
 
+def linear_model() -> tuple[list[float], float]:
+    """The first stage's weights and intercept, as checked in (core/src/verify.rs)."""
+    text = (HERE.parent.parent / "core" / "src" / "verify.rs").read_text()
+    weights = re.search(r"const WEIGHTS: \[f64; SIGNALS\] = \[([^\]]*)\];", text)
+    intercept = re.search(r"const INTERCEPT: f64 = ([-0-9.e]+);", text)
+    if weights is None or intercept is None:
+        raise SystemExit("core/src/verify.rs: WEIGHTS or INTERCEPT not found")
+    return [float(w) for w in weights.group(1).split(",")], float(intercept.group(1))
+
+
+WEIGHTS, INTERCEPT = linear_model()
+
+
+def first_stage(x: list[float]) -> float:
+    """The logistic regression's log-odds (the CSV's score is the whole model's)."""
+    return INTERCEPT + sum(w * v for w, v in zip(WEIGHTS, x))
+
+
+def links(unit: tuple[int, int], function: tuple[int, int]) -> bool:
+    """Whether a traced unit covers half of a labelled function or more (`nearmiss_eval`'s
+    rule for a link)."""
+    overlap = min(unit[1], function[1]) - max(unit[0], function[0]) + 1
+    return overlap * 2 >= function[1] - function[0] + 1
+
+
 def load(path: Path, pairs: dict) -> list[dict]:
-    """Labelled traced rows of the labelled functions themselves, with every signal."""
+    """Labelled traced rows that would link their pair, with every signal."""
+    by_files = {tuple(sorted((p["a"]["path"], p["b"]["path"]))): p for p in pairs.values()}
     rows = []
     with path.open() as f:
         for r in csv.DictReader(f):
-            p = pairs.get(r["pair_id"])
-            if r["label"] not in ("positive", "negative") or p is None:
+            # nearmiss_eval.py leaves rows of units nested in the labelled functions
+            # unlabelled; they take their pair's label here.
+            p = pairs.get(r["pair_id"]) or by_files.get(tuple(sorted((r["a_path"], r["b_path"]))))
+            if p is None:
                 continue
+            r["pair_id"], r["label"], r["band"] = p["id"], p["label"], p["band"]
             if r["label"] == "positive" and r["band"] not in POSITIVE_BANDS:
                 continue
             sides = {p[s]["path"]: (p[s]["start_line"], p[s]["end_line"]) for s in ("a", "b")}
             a, b = (int(r["a_start"]), int(r["a_end"])), (int(r["b_start"]), int(r["b_end"]))
-            if not (covers(a, sides.get(r["a_path"], (0, -1))) and covers(b, sides.get(r["b_path"], (0, -1)))):
+            # A row counts when accepting it would link the pair by the evaluation's rule
+            # (its units cover half of each labelled function or more): a closure or a
+            # nested class's method decides a pair as much as the function around it does.
+            if not (links(a, sides.get(r["a_path"], (0, -1))) and links(b, sides.get(r["b_path"], (0, -1)))):
                 continue
             try:
                 x = [float(r[s]) for s in SIGNALS]
-                score = float(r["score"])
             except (KeyError, ValueError):
                 continue  # settled before its signals were computed: never accepted
             if x[0] < FLOOR:
                 continue
-            score = min(max(score, 1e-7), 1 - 1e-7)
             rows.append({"pair": r["pair_id"], "y": int(r["label"] == "positive"), "x": x,
-                         "z": math.log(score / (1 - score))})
+                         "z": first_stage(x)})
     return rows
 
 
@@ -176,8 +209,11 @@ def rust_module(model, margin: float, cut: float, checks: list[list[float]]) -> 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", default=str(HERE / "work"))
-    ap.add_argument("--margin", type=float, default=3.0)
+    ap.add_argument("--fit-margin", type=float, default=1.0,
+                    help="the trees are fitted on the training rows within this margin of the first stage's cut")
+    ap.add_argument("--margin", type=float, help="the first stage's margin to use and write (default: --fit-margin)")
     ap.add_argument("--target", type=float, default=0.01)
+    ap.add_argument("--cut", type=float, help="the trees' cut to write instead of the one chosen for --target")
     ap.add_argument("--write", help="path of the Rust module to write")
     args = ap.parse_args()
     work = Path(args.work)
@@ -197,14 +233,14 @@ def main():
     for margin in (1.0, 2.0, 3.0, 4.0, 6.0):
         print(f"  {margin:4.1f}    " + judge["holdout"].line(best_per_pair(holdout, [r["z"] + margin for r in holdout]), 0.0))
 
-    margin = args.margin
-    fit_rows = [r for r in train if r["z"] + margin >= 0]
+    margin = args.fit_margin if args.margin is None else args.margin
+    fit_rows = [r for r in train if r["z"] + args.fit_margin >= 0]
     x = np.array([r["x"] for r in fit_rows], dtype=np.float32)
     y = np.array([r["y"] for r in fit_rows])
     model = GradientBoostingClassifier(max_depth=DEPTH, n_estimators=TREES, subsample=SUBSAMPLE,
                                        learning_rate=LEARNING_RATE, random_state=SEED)
     model.fit(x, y, sample_weight=np.where(y == 1, 1.0, NEGATIVE_WEIGHT))
-    print(f"\ntrees fitted on {len(fit_rows)} training rows (margin {margin})")
+    print(f"\ntrees fitted on {len(fit_rows)} training rows (margin {args.fit_margin}); first stage's margin {margin}")
     raw = {name: model.decision_function(np.array([r["x"] for r in rows], dtype=np.float32))
            for name, rows in (("train", train), ("holdout", holdout))}
 
@@ -223,8 +259,8 @@ def main():
     # The most recall within the flag target, else the fewest flags that keep the recall.
     within = [m for m in meeting if m[1]["flags"] <= args.target]
     chosen = within[0] if within else meeting[-1]
-    cut = chosen[0]
-    print(f"\nchosen cut {cut:+.2f}")
+    cut = chosen[0] if args.cut is None else args.cut
+    print(f"\nchosen cut {cut:+.2f}" + (" (given)" if args.cut is not None else ""))
     for split, rows in (("train", train), ("holdout", holdout)):
         print(f"  {split:8s}" + judge[split].line(best_per_pair(rows, combined(rows, raw[split], margin, cut)), 0.0))
     if args.write:
