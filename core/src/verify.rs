@@ -151,6 +151,8 @@ pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeight
     }
     let cut = cut(setting);
     let out_of_reach = |range: &SignalRange| !always_gather && range.best_value() < cut;
+    // The trees' bound costs a walk over every tree: asked only where it saves an alignment.
+    let trees_out_of_reach = |range: &SignalRange| !always_gather && range.best_trees_value() - trees::TREES_CUT < cut;
     let kinds = kind_counts(a.syms, b.syms);
     let mut range = SignalRange::of_sizes(shorter, total);
     range.bound_by_lcs(kinds.common, shorter, total);
@@ -182,12 +184,19 @@ pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeight
     range.fix(ALIGNED, share(aligned_length, shorter));
     // Every aligned token weighs at most 1 in `runs`.
     range.high[RUNS] = f64::from(share(2 * aligned_length, total));
-    if out_of_reach(&range) {
+    if out_of_reach(&range) || trees_out_of_reach(&range) {
         return Verdict::Unreachable { tokens: tokens as f32 };
     }
     let mut evidence = alignment_signals(a, b, &syms_a, &syms_b, tokens);
     evidence.names = range.low[NAMES] as f32;
     evidence.shape = kinds.shape;
+    for (signal, value) in [(RUNS, evidence.runs), (LITERALS, evidence.literals), (SWAPS, evidence.swaps)] {
+        range.fix(signal, value);
+    }
+    // `free_sub` takes a second alignment: only for a pair the trees may still accept.
+    if trees_out_of_reach(&range) {
+        return Verdict::Unreachable { tokens: tokens as f32 };
+    }
     evidence.free_sub = free_substitutions(a, b, names);
     let z = model_value(&evidence);
     evidence.score = (1.0 / (1.0 + (-z).exp())) as f32;
@@ -221,6 +230,8 @@ const TOKENS: usize = 0;
 const ALIGNED: usize = 1;
 const RUNS: usize = 2;
 const NAMES: usize = 3;
+const LITERALS: usize = 4;
+const SWAPS: usize = 5;
 const SIZE: usize = 6;
 const SHAPE: usize = 7;
 
@@ -267,6 +278,25 @@ impl SignalRange {
                 .sum::<f64>();
         // The trees may only lower the model's value: the first stage bounds it.
         linear + trees::PREFILTER_MARGIN
+    }
+
+    /// The highest value the trees can still give, each signal anywhere in its range;
+    /// summed as `trees_value` sums, so that with every signal fixed it is that value.
+    fn best_trees_value(&self) -> f64 {
+        trees::ROOTS.iter().fold(trees::BASE, |value, &root| value + self.best_leaf(root))
+    }
+
+    fn best_leaf(&self, node: u16) -> f64 {
+        let node = &trees::NODES[usize::from(node)];
+        if node.signal == trees::LEAF {
+            return node.value;
+        }
+        let signal = usize::from(node.signal);
+        match (self.low[signal] <= node.threshold, self.high[signal] > node.threshold) {
+            (true, true) => self.best_leaf(node.left).max(self.best_leaf(node.right)),
+            (true, false) => self.best_leaf(node.left),
+            _ => self.best_leaf(node.right),
+        }
     }
 }
 
@@ -698,6 +728,17 @@ mod tests {
                 let frequency = |_: u32| 1usize;
                 let weights = NameWeights { context: NameContext::of(Language::Python), own_a: &a.own, own_b: &b.own, bound_a: &a.bound, bound_b: &b.bound, known_a: None, known_b: None, frequency: &frequency, units: 1000 };
                 let evidence = gather(run(a), run(b), tokens, &weights);
+                // The trees' bound: exact with every signal known, never below with one open.
+                let mut known = SignalRange::of_sizes(shorter, total);
+                for (signal, value) in evidence.signals().into_iter().enumerate() {
+                    known.fix(signal, value);
+                }
+                assert_eq!(known.best_trees_value(), trees_value(&evidence.signals()));
+                for open in 0..SIGNALS {
+                    let mut partly = known;
+                    (partly.low[open], partly.high[open]) = (0.0, 1.0);
+                    assert!(trees_value(&evidence.signals()) <= partly.best_trees_value(), "{evidence:?} with signal {open} open");
+                }
                 let mut range = SignalRange::of_sizes(shorter, total);
                 range.bound_by_lcs(lcs, shorter, total);
                 assert!(model_value(&evidence) <= range.best_value(), "{evidence:?} above {range:?}");

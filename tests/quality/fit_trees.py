@@ -190,7 +190,7 @@ def rust_module(model, margin: float, cut: float, checks: list[list[float]]) -> 
     lines.append("];")
     lines.append("")
     lines.append("#[rustfmt::skip]")
-    lines.append(f"pub(crate) const NODES: [Node; {len(nodes)}] = [")
+    lines.append(f"pub(crate) static NODES: [Node; {len(nodes)}] = [")
     for signal, threshold, left, right, value in nodes:
         lines.append(f"    Node {{ signal: {signal}, threshold: {threshold!r}, left: {left}, right: {right}, value: {value!r} }},")
     lines.append("];")
@@ -201,7 +201,8 @@ def rust_module(model, margin: float, cut: float, checks: list[list[float]]) -> 
     lines.append(f"pub(crate) const CHECKS: [([f32; {len(SIGNALS)}], f64); {len(checks)}] = [")
     x = np.array(checks, dtype=np.float32)
     for row, value in zip(x, model.decision_function(x)):
-        lines.append("    ([" + ", ".join(repr(float(v)) for v in row) + f"], {float(value)!r}),")
+        # The shortest text of each f32 value, which reads back as the same f32.
+        lines.append("    ([" + ", ".join(str(np.float32(v)) for v in row) + f"], {float(value)!r}),")
     lines.append("];")
     return "\n".join(lines) + "\n"
 
