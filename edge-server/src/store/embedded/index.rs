@@ -443,9 +443,13 @@ impl CandidateIndex {
     fn lane(&self, key: u64) -> &[u32] {
         match self.lanes.get(&key) {
             None => &[],
-            Some(value) if value & SPILLED != 0 => &self.spilled[(value & !SPILLED) as usize],
-            Some(single) => std::slice::from_ref(single),
+            Some(value) => self.lane_of(value),
         }
+    }
+
+    /// The shapes of a lane, given its value in the map: a spilled list, or the one shape.
+    fn lane_of<'a>(&'a self, value: &'a u32) -> &'a [u32] {
+        if value & SPILLED != 0 { &self.spilled[(value & !SPILLED) as usize] } else { std::slice::from_ref(value) }
     }
 
     /// The `top_k` units of `tenant` most similar to the query (at least `min_similarity`,
@@ -455,19 +459,24 @@ impl CandidateIndex {
         if top_k == 0 {
             return Vec::new();
         }
-        let mut seen: Vec<u32> = Vec::new();
-        for key in lane_keys_of(tenant, t2_hash, sketch) {
-            let shapes = self.lane(key);
+        // The 17 lookups first, then the spilled lists they point to, then the copies: each
+        // step is a cache miss or two per lane in tables of millions of entries, and taken
+        // lane by lane (lookup, list, copy, next lookup) the misses waited for one another;
+        // taken step by step, the processor overlaps the misses of one step.
+        let values = lane_keys_of(tenant, t2_hash, sketch).map(|key| self.lanes.get(&key));
+        let lanes = values.map(|value| value.map_or(&[][..], |value| self.lane_of(value)));
+        let mut seen: Vec<u32> = Vec::with_capacity(lanes.iter().map(|shapes| shapes.len().min(MAX_LANE_WALK)).sum());
+        for shapes in lanes {
             seen.extend_from_slice(&shapes[..shapes.len().min(MAX_LANE_WALK)]);
         }
         seen.sort_unstable();
         seen.dedup();
         let query_digest = ShapeDigest::of(t2_hash, sketch);
+        // Digests first, shapes after, for the same reason: most shapes are ruled out by
+        // their digest alone, and those reads overlap when no shape read comes between them.
+        seen.retain(|&id| self.digests[id as usize].may_reach(&query_digest, min_similarity));
         let mut passing: Vec<(f32, &Shape)> = Vec::new();
         for id in seen {
-            if !self.digests[id as usize].may_reach(&query_digest, min_similarity) {
-                continue;
-            }
             let Some(shape) = &self.shapes[id as usize] else { continue };
             if shape.tenant != tenant {
                 continue;
