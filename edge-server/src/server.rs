@@ -13,7 +13,7 @@ use axum::extract::connect_info::IntoMakeServiceWithConnectInfo;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::api::{self, AppState, Limits};
+use crate::api::{self, AppState, Limits, SharedState};
 use crate::audit::{Actor, AuditLog};
 use crate::store::Store;
 use crate::store::cached::CachedStore;
@@ -109,7 +109,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let state = AppState {
+    let state = AppState::new(SharedState {
         store: store.clone(),
         tokens: tokens.clone(),
         limiter: Arc::new(api::auth::rate_limiter(config.limits.rate_per_second, config.limits.rate_burst)),
@@ -118,7 +118,7 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
         uplink,
         audit: audit.clone(),
         analysis_cache: config.analysis_cache,
-    };
+    });
     let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
 

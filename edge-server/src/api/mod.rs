@@ -100,9 +100,29 @@ impl Limits {
     }
 }
 
-/// Shared by every handler.
+/// Shared by every handler, behind one `Arc`: axum clones the state for every request (the
+/// handler's and each middleware's `State` extractor), and cloning the fields one by one cost
+/// about eight reference-count updates and as many releases per request, on counters both
+/// worker threads write (about 2 % of the server's time under query load).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<SharedState>);
+
+impl AppState {
+    pub fn new(shared: SharedState) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = SharedState;
+
+    fn deref(&self) -> &SharedState {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct SharedState {
     pub store: Arc<dyn Store>,
     /// Replaced as a whole on SIGHUP.
     pub tokens: Arc<RwLock<Arc<TokenTable>>>,

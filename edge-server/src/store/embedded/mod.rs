@@ -31,7 +31,7 @@ use rusqlite::Connection;
 
 use self::analyses::AnalysisCache;
 use self::db::{SyncMode, UnitRow};
-use self::index::{CandidateIndex, GroupCount, MemUnit, Names};
+use self::index::{CandidateIndex, GroupCount, MemUnit, Names, UnitText};
 use self::write::{ShardWork, apply_to_shard};
 use crate::store::family::{self, Components, FamilyIds};
 use crate::store::{AnalysisEntries, AnalysisPolicy, ContentHash, MAX_PATTERN_OCCURRENCES, PatternMeta, QueryOptions, Store, StoreError};
@@ -190,8 +190,8 @@ impl EmbeddedStore {
             .iter()
             .map(|(shape, unit)| PatternOccurrence {
                 repo: index.names.name(unit.repo).to_string(),
-                key: unit.key.to_string(),
-                location: unit.location.as_deref().cloned(),
+                key: unit.key().to_string(),
+                location: unit.location(),
                 kind: Some(family::occurrence_kind(*shape, pattern)),
             })
             .collect();
@@ -260,14 +260,14 @@ impl EmbeddedStore {
                 let unit = index.unit(candidate.slot)?;
                 Some(UnitMatch {
                     repo: String::from(index.names.name(unit.repo)),
-                    key: String::from(&*unit.key),
+                    key: String::from(unit.key()),
                     similarity: candidate.similarity,
                     exact: candidate.exact,
                     pattern_id: family::pattern_id_of(ids, unit.t2_hash),
                     language: String::from(index.names.name(unit.language)),
                     tokens: unit.tokens,
                     lines: unit.lines,
-                    location: unit.location.as_deref().cloned(),
+                    location: unit.location(),
                 })
             })
             .collect();
@@ -350,12 +350,11 @@ fn mem_unit(names: &mut Names, row: UnitRow) -> (MemUnit, Sketch) {
         tenant: names.intern(&row.tenant),
         repo: names.intern(&row.repo),
         language: names.intern(&row.language),
-        key: row.key.into(),
+        text: UnitText::new(&row.key, row.location.as_ref()),
         t2_hash: row.t2_hash,
         tokens: row.tokens,
         lines: row.lines,
         nesting: row.nesting,
-        location: row.location.map(Box::new),
         family: row.family,
     };
     (unit, row.sketch)

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use periodic_wire::UnitUpsert;
 
 use super::db::{self, UnitWrite};
-use super::index::{self, CandidateIndex, MemUnit, lane_keys_of};
+use super::index::{self, CandidateIndex, MemUnit, UnitText, lane_keys_of};
 use super::{Shard, poisoned};
 use crate::store::StoreError;
 
@@ -91,12 +91,11 @@ pub(super) fn apply_to_shard(shard: &Shard, index: &RwLock<CandidateIndex>, tena
                 tenant: tenant_id,
                 repo: repo_id,
                 language,
-                key: upsert.key.into_boxed_str(),
+                text: UnitText::new(&upsert.key, upsert.location.as_ref()),
                 t2_hash: upsert.t2_hash,
                 tokens: upsert.tokens,
                 lines: upsert.lines,
                 nesting: upsert.nesting,
-                location: upsert.location.map(Box::new),
                 family: upsert.family,
             };
             let lanes = lane_keys_of(tenant_id, upsert.t2_hash, &upsert.sketch);
