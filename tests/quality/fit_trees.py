@@ -20,7 +20,7 @@ meets the recall targets).
     tests/quality/.venv/bin/python tests/quality/fit_trees.py [--work DIR] [--fit-margin 1]
         [--margin M] [--target 0.005] [--cut C] [--write core/src/verify_trees.rs]
 
-The checked-in module: --fit-margin 1 --margin 1.9 --cut 1.35 (docs/quality.md says why).
+The checked-in module: --fit-margin 1 --cut 1.25 (docs/quality.md says why).
 
 Deterministic: fixed seed, one thread.
 """
