@@ -649,22 +649,16 @@ mod tests {
         assert!(matches!(rejected, Verdict::Rejected(_) | Verdict::Unreachable { .. }), "weighed by the model, and rejected: {rejected:?}");
     }
 
-    /// `ORIGINAL` with other callees and another constant: a sibling of one template.
-    const SIBLING: &str = r#"def summarize_refunds(orders, currency):
-    if not orders:
-        return None
-    total = 0
-    paid = []
-    for order in orders:
-        if order.state != "refunded":
-            continue
-        amount = order.refund * order.returned
-        total += amount
-        paid.append(order.reference)
-    average = total / len(paid)
-    report = {"total": total, "count": len(paid), "average": average}
-    return render_refunds(report, currency)
-"#;
+    /// `ORIGINAL` with other callees, fields and another constant: a sibling of one
+    /// template.
+    fn sibling() -> String {
+        ORIGINAL
+            .replace("summarize_orders", "summarize_refunds")
+            .replace(".status != \"paid\"", ".state != \"refunded\"")
+            .replace("order.amount * order.quantity", "order.refund * order.returned")
+            .replace("order.identifier", "order.reference")
+            .replace("format_report", "render_refunds")
+    }
 
     fn free_sub_of(a: &Unit, b: &Unit) -> f32 {
         let frequency = |_: u32| 1usize;
@@ -679,7 +673,7 @@ mod tests {
         let renamed = unit(&ORIGINAL.replace("orders", "rows").replace("order", "row").replace("total", "sum").replace("paid", "done").replace("summarize_", "collect_"));
         assert_eq!(free_sub_of(&original, &renamed), 0.0);
         assert_eq!(free_sub_of(&original, &unit(EDITED_COPY)), 0.0, "an edited copy keeps the names it uses");
-        let sibling = free_sub_of(&original, &unit(SIBLING));
+        let sibling = free_sub_of(&original, &unit(&sibling()));
         assert!(sibling > 0.4, "status/amount/quantity/identifier/format_report swapped: {sibling}");
     }
 

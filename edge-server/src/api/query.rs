@@ -70,11 +70,10 @@ mod tests {
     use super::*;
     use periodic_wire::{QueryResponse, UnitMatch};
 
-    #[test]
-    fn the_answer_serialises_as_the_wire_response() {
-        let unit = UnitMatch {
+    fn unit_match(key: &str) -> UnitMatch {
+        UnitMatch {
             repo: "billing".into(),
-            key: "k".into(),
+            key: key.into(),
             similarity: 0.875,
             exact: false,
             pattern_id: "00000000000000ff".into(),
@@ -82,7 +81,12 @@ mod tests {
             tokens: 60,
             lines: 9,
             location: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_answer_serialises_as_the_wire_response() {
+        let unit = unit_match("k");
         let results = vec![SketchResult { id: "a".into(), matches: vec![unit] }, SketchResult { id: "b".into(), matches: vec![] }];
         for organisation in [BTreeMap::new(), BTreeMap::from([("00000000000000ff".to_string(), Organisation::default())])] {
             let sent = serde_json::to_value(QueryAnswer { results: results.clone().into(), organisation: organisation.clone() }).expect("answer");
@@ -95,17 +99,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_response_is_what_axum_json_would_send() {
-        let unit = UnitMatch {
-            repo: "billing".into(),
-            key: "k\"quoted\"".into(),
-            similarity: 0.875,
-            exact: false,
-            pattern_id: "00000000000000ff".into(),
-            language: "rust".into(),
-            tokens: 60,
-            lines: 9,
-            location: None,
-        };
+        let unit = unit_match("k\"quoted\"");
         let answer = || QueryAnswer { results: vec![SketchResult { id: "a".into(), matches: vec![unit.clone(); 3] }].into(), organisation: BTreeMap::new() };
         let ours = json_response(&answer());
         let axums = axum::Json(answer()).into_response();
