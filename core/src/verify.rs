@@ -152,7 +152,7 @@ pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeight
     let cut = cut(setting);
     let out_of_reach = |range: &SignalRange| !always_gather && range.best_value() < cut;
     // The trees' bound costs a walk over every tree: asked only where it saves an alignment.
-    let trees_out_of_reach = |range: &SignalRange| !always_gather && range.best_trees_value() - trees::TREES_CUT < cut;
+    let trees_out_of_reach = |range: &SignalRange| !always_gather && range.best_value_with_trees() < cut;
     let kinds = kind_counts(a.syms, b.syms);
     let mut range = SignalRange::of_sizes(shorter, total);
     range.bound_by_lcs(kinds.common, shorter, total);
@@ -206,9 +206,14 @@ pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeight
 /// The model's log-odds that the pair is a real near-miss clone, both stages together: the
 /// logistic regression (whose bounds settle most pairs early) with its margin, and the
 /// trees over every signal. A pair is accepted when both reach the setting's cut.
+///
+/// The trees overrule the first stage only for a pair that swaps names: one whose aligned
+/// free names all agree (`free_sub` 0) is no template sibling, and the first stage alone
+/// judges it.
 fn model_value(evidence: &Evidence) -> f64 {
     let linear = INTERCEPT + WEIGHTS.iter().zip(evidence.signals()).map(|(w, s)| w * f64::from(s)).sum::<f64>();
-    (linear + trees::PREFILTER_MARGIN).min(trees_value(&evidence.signals()) - trees::TREES_CUT)
+    let both = (linear + trees::PREFILTER_MARGIN).min(trees_value(&evidence.signals()) - trees::TREES_CUT);
+    if evidence.free_sub == 0.0 { both.max(linear) } else { both }
 }
 
 /// The boosted trees' log-odds for a pair's signals (`verify_trees`).
@@ -232,6 +237,7 @@ const RUNS: usize = 2;
 const NAMES: usize = 3;
 const LITERALS: usize = 4;
 const SWAPS: usize = 5;
+const FREE_SUB: usize = 8;
 const SIZE: usize = 6;
 const SHAPE: usize = 7;
 
@@ -270,14 +276,26 @@ impl SignalRange {
     /// The highest model value the pair can still reach: the first stage's, summed in its
     /// order so that, once every signal is fixed, it is that stage's value to the last bit.
     fn best_value(&self) -> f64 {
-        let linear = INTERCEPT
+        // The trees may only lower the model's value: the first stage bounds it.
+        self.best_linear_value() + trees::PREFILTER_MARGIN
+    }
+
+    /// The highest value the first stage alone can still give, summed in its order.
+    fn best_linear_value(&self) -> f64 {
+        INTERCEPT
             + WEIGHTS
                 .iter()
                 .enumerate()
                 .map(|(signal, &w)| if w > 0.0 { w * self.high[signal] } else { w * self.low[signal] })
-                .sum::<f64>();
-        // The trees may only lower the model's value: the first stage bounds it.
-        linear + trees::PREFILTER_MARGIN
+                .sum::<f64>()
+    }
+
+    /// The highest model value the pair can still reach, the trees' bound included.
+    fn best_value_with_trees(&self) -> f64 {
+        let linear = self.best_linear_value();
+        let both = (linear + trees::PREFILTER_MARGIN).min(self.best_trees_value() - trees::TREES_CUT);
+        // While `free_sub` may still be 0, the first stage alone may accept the pair.
+        if self.low[FREE_SUB] == 0.0 { both.max(linear) } else { both }
     }
 
     /// The highest value the trees can still give, each signal anywhere in its range;
