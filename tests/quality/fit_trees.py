@@ -7,7 +7,8 @@ tells template siblings from edited copies only in some ranges of the other sign
 its effect is flat at first and then steep; a linear weight cannot express that
 (docs/quality.md, "A signal for template siblings").
 
-The verifier accepts a pair when both stages do:
+The verifier accepts a pair when both stages do, or, when its aligned free names all agree
+(free_sub 0), when the first does:
     min(z + PREFILTER_MARGIN, trees - TREES_CUT) >= CUT_PER_SETTING * (setting - 0.7)
 z: the logistic regression's log-odds (its early exits bound this stage); trees: the
 boosted trees' log-odds. Fitted on the training projects' traced candidates
@@ -137,7 +138,13 @@ class Judge:
 
 
 def combined(rows, trees_raw, margin, cut_offset):
-    return [min(r["z"] + margin, t - cut_offset) for r, t in zip(rows, trees_raw)]
+    """The engine's model value: both stages, except that a pair whose aligned free names
+    all agree (`free_sub` 0) is judged by the first stage alone."""
+    out = []
+    for r, t in zip(rows, trees_raw):
+        both = min(r["z"] + margin, t - cut_offset)
+        out.append(max(both, r["z"]) if r["x"][SIGNALS.index("free_sub")] == 0.0 else both)
+    return out
 
 
 def rust_module(model, margin: float, cut: float, checks: list[list[float]]) -> str:
