@@ -19,13 +19,16 @@
 //! - `shape`: the cosine of their histograms of token kinds;
 //! - `free_sub`: on the alignment of the normalised streams, the rarity-weighted share of
 //!   aligned *free* identifiers (names a unit uses but does not bind: callees, fields,
-//!   constants, types) whose texts differ. Siblings of one template differ exactly there
-//!   (`SYS_BIND` / `SYS_SOCKET`, `Long` / `Double`), spread over the whole body; an edited
-//!   copy keeps those names and adds or removes statements instead.
+//!   constants; type names count as bound, a Type-2 copy renames them) whose texts
+//!   differ. Siblings of one template differ exactly there (`SYS_BIND` / `SYS_SOCKET`,
+//!   `getArray` / `putArray`), spread over the whole body; an edited copy keeps those
+//!   names and adds or removes statements instead.
 //!
-//! The model is a logistic regression over these signals, fitted on the near-miss
-//! evaluation set (`scripts/quality-nearmiss`, split by project, docs/quality.md) and
-//! checked in as constants: deterministic, the same on every machine.
+//! The model has two stages: a logistic regression over the first eight signals, and for
+//! a pair within a margin of its cut that swaps free names, boosted trees over all nine
+//! (`verify_trees`). Both are fitted on the near-miss evaluation set
+//! (`scripts/quality-nearmiss`, split by project, docs/quality.md) and checked in as
+//! constants: deterministic, the same on every machine.
 
 use std::cell::RefCell;
 use std::collections::HashMap;

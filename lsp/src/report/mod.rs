@@ -152,7 +152,7 @@ pub struct Evidence {
     /// Cosine of the histograms of token kinds.
     pub shape: f64,
     /// Share of aligned names the units use without binding them (callees, fields,
-    /// constants, types) that differ, weighted by rarity (0 when none differ): how
+    /// constants) that differ, weighted by rarity (0 when none differ): how
     /// siblings of one template differ.
     pub free_sub: f64,
 }
