@@ -149,7 +149,7 @@ impl FileRecord {
 }
 
 /// The distinct text hashes of the binding tokens in `start..end`, sorted.
-fn bound_names(analysis: &Analysis, start: usize, end: usize) -> Box<[u32]> {
+pub(crate) fn bound_names(analysis: &Analysis, start: usize, end: usize) -> Box<[u32]> {
     let bindings = &analysis.binding_tokens;
     let first = bindings.partition_point(|&token| (token as usize) < start);
     let mut names: Vec<u32> = bindings[first..]

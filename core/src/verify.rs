@@ -644,9 +644,7 @@ mod tests {
         let analysis = analyze(Language::Python, source);
         let name = source.split(['(', ' ']).nth(1).expect("def NAME(");
         let own = NameContext::of(Language::Python).name_keys(name);
-        let mut bound: Vec<u32> = analysis.binding_tokens.iter().map(|&token| analysis.tokens.texts[token as usize]).collect();
-        bound.sort_unstable();
-        bound.dedup();
+        let bound = crate::model::bound_names(&analysis, 0, analysis.tokens.len()).into_vec();
         Unit { syms: analysis.tokens.syms, texts: analysis.tokens.texts, own, bound }
     }
 
