@@ -155,7 +155,7 @@ pub fn verify(a: TokenRun<'_>, b: TokenRun<'_>, setting: f64, names: &NameWeight
     let cut = cut(setting);
     let out_of_reach = |range: &SignalRange| !always_gather && range.best_value() < cut;
     // The trees' bound costs a walk over every tree: asked only where it saves an alignment.
-    let trees_out_of_reach = |range: &SignalRange| !always_gather && range.best_value_with_trees() < cut;
+    let trees_out_of_reach = |range: &SignalRange| !always_gather && !range.may_reach_with_trees(cut);
     let kinds = kind_counts(a.syms, b.syms);
     let mut range = SignalRange::of_sizes(shorter, total);
     range.bound_by_lcs(kinds.common, shorter, total);
@@ -293,12 +293,19 @@ impl SignalRange {
                 .sum::<f64>()
     }
 
-    /// The highest model value the pair can still reach, the trees' bound included.
-    fn best_value_with_trees(&self) -> f64 {
+    /// Whether the model's value, the trees' bound included, may still reach `cut`. The
+    /// trees are walked only when their bound decides: not for a pair the first stage's
+    /// bound already rejects, nor for one it accepts while `free_sub` may still be 0 (then
+    /// the first stage alone may judge it).
+    fn may_reach_with_trees(&self, cut: f64) -> bool {
         let linear = self.best_linear_value();
-        let both = (linear + trees::PREFILTER_MARGIN).min(self.best_trees_value() - trees::TREES_CUT);
-        // While `free_sub` may still be 0, the first stage alone may accept the pair.
-        if self.low[FREE_SUB] == 0.0 { both.max(linear) } else { both }
+        if linear + trees::PREFILTER_MARGIN < cut {
+            return false;
+        }
+        if self.low[FREE_SUB] == 0.0 && linear >= cut {
+            return true;
+        }
+        self.best_trees_value() - trees::TREES_CUT >= cut
     }
 
     /// The highest value the trees can still give, each signal anywhere in its range;
