@@ -533,7 +533,11 @@ impl Detector<'_> {
     }
 
     /// Drops a unit pair when the units' enclosing units already form a pair: the copy of
-    /// a function reports the function, not each closure inside it again.
+    /// a function reports the function, not each closure inside it again. Drops a near-miss
+    /// pair of a part and a whole too when the part's enclosing unit, or a unit inside the
+    /// whole, is an exact copy of the other side: a closure is not paired with the copy of
+    /// the function holding it, nor a function with the copy of a closure it holds (the
+    /// exact pair reports that copy).
     fn drop_nested_pairs(&self, pairs: Vec<ClonePair>) -> Vec<ClonePair> {
         let keys: HashSet<(UnitRef, UnitRef)> = pairs.iter().filter_map(unit_key).collect();
         let ancestors = |unit: UnitRef| {
@@ -546,6 +550,19 @@ impl Detector<'_> {
             }
             chain
         };
+        let exact: HashSet<(UnitRef, UnitRef)> = pairs.iter().filter(|pair| pair.kind != CloneKind::T3).filter_map(unit_key).collect();
+        let is_exact = |x: UnitRef, y: UnitRef| exact.contains(&(x, y)) || exact.contains(&(y, x));
+        // (enclosing unit, other side) of every exact pair: a near-miss pair between them is
+        // a function paired with the copy of a closure it holds.
+        let mut whole_and_copied_part: HashSet<(UnitRef, UnitRef)> = HashSet::default();
+        for &(a, b) in &exact {
+            for (inner, other) in [(a, b), (b, a)] {
+                for outer in ancestors(inner) {
+                    whole_and_copied_part.insert((outer, other));
+                    whole_and_copied_part.insert((other, outer));
+                }
+            }
+        }
         pairs
             .into_iter()
             .filter(|pair| {
@@ -553,7 +570,10 @@ impl Detector<'_> {
                 let (outer_a, outer_b) = (ancestors(a), ancestors(b));
                 // Both sides must be replaced by an enclosing unit: a closure paired with a
                 // whole function says nothing about the closure's own exact copy.
-                !outer_a.iter().any(|&x| outer_b.iter().any(|&y| keys.contains(&(x, y)) || keys.contains(&(y, x))))
+                let enclosed = outer_a.iter().any(|&x| outer_b.iter().any(|&y| keys.contains(&(x, y)) || keys.contains(&(y, x))));
+                let part_and_whole = pair.kind == CloneKind::T3
+                    && (whole_and_copied_part.contains(&(a, b)) || outer_a.iter().any(|&x| is_exact(x, b)) || outer_b.iter().any(|&y| is_exact(a, y)));
+                !enclosed && !part_and_whole
             })
             .collect()
     }

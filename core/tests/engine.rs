@@ -286,7 +286,8 @@ function groupByCustomer(orders, currency) {
 }
 "#;
     let outcome = scan_fixture(fixture, fixture_config());
-    // The closure is a unit of its own: without the nesting rule it would pair too.
+    // The closure is a unit of its own: without the nesting rule it would pair with its
+    // copy, and (near-miss) with the copy of the function holding it.
     assert_eq!(unit_names(&outcome, "a.js"), vec!["groupByCustomer", "describe"]);
     expect!["T1 a.js:groupByCustomer ~ b.js:groupByCustomer"].assert_eq(&pairs_text(&outcome));
 }

@@ -528,6 +528,7 @@ public class WordCounter {
             T2 src/billing/InvoiceLedger.java:settledSum ~ src/shop/OrderReport.java:paidTotal
             T3 src/archive/OrderReport.java:OrderReport ~ src/shop/OrderReportV2.java:OrderReportV2
             T3 src/archive/OrderReport.java:paidTotal ~ src/shop/OrderReportV2.java:paidTotal
+            T3 src/billing/InvoiceLedger.java:InvoiceLedger ~ src/shop/OrderReportV2.java:OrderReportV2
             T3 src/shop/OrderReport.java:OrderReport ~ src/shop/OrderReportV2.java:OrderReportV2
             T3 src/shop/OrderReport.java:paidTotal ~ src/shop/OrderReportV2.java:paidTotal"#]],
     );
@@ -663,7 +664,6 @@ pub fn merge_ranges(mut ranges: Vec<Range<u64>>, gap: u64) -> Vec<Range<u64>> {
             T2 src/invoices.rs:canonical_name ~ src/orders.rs:normalise_title
             T2 src/invoices.rs:collect_invoices ~ src/orders.rs:summarize_orders
             T2 src/invoices.rs:collect_invoices ~ src/orders_copy.rs:summarize_orders
-            T3 src/invoices.rs:popular_artists ~ src/orders.rs:normalise_title
             T3 src/orders.rs:summarize_orders ~ src/orders_v2.rs:summarize_orders_v2
             T3 src/orders_copy.rs:summarize_orders ~ src/orders_v2.rs:summarize_orders_v2"#]],
     );
