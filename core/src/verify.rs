@@ -101,18 +101,18 @@ const WEIGHTS: [f64; SIGNALS] = [-0.106, 2.317, 8.658, 2.268, 1.228, 0.3419, 1.2
 const INTERCEPT: f64 = -12.68;
 
 /// The `--similarity` setting at which both stages keep the cuts they were fitted with
-/// (log-odds 0 for the logistic regression, `TREES_CUT` for the trees): the strict preset.
-/// The default, 0.7, asks for odds e^0.9 ≈ 2.5 times weaker: on the held-out projects that
-/// finds half again as many independent implementations of one job for about half again
-/// as many flagged look-alikes (docs/quality.md, "The default operating point").
-const SETTING_AT_FIT: f64 = 0.75;
+/// (log-odds 0 for the logistic regression, `TREES_CUT` for the trees). The default, 0.7,
+/// asks for odds e^0.45 ≈ 1.6 times weaker: on the evaluation set that finds about a
+/// quarter more independent implementations of one job for a fifth more flagged
+/// look-alikes (docs/quality.md, "The default operating point").
+const SETTING_AT_FIT: f64 = 0.725;
 /// How much the model's log-odds cut moves per unit of `--similarity`: 0.1 up asks for
 /// odds e^1.8 ≈ 6 times stronger, 0.1 down accepts odds 6 times weaker.
 const CUT_PER_SETTING: f64 = 18.0;
 /// How far below the `--similarity` setting a pair's token similarity may lie and still be
 /// weighed by the model: edits spread through a function pull the token similarity of a
 /// real copy well below what its other signals show.
-const FLOOR_BELOW_SETTING: f64 = 0.25;
+const FLOOR_BELOW_SETTING: f64 = 0.225;
 
 /// The lowest token similarity a pair may have to be verified at this `--similarity`.
 pub fn token_floor(setting: f64) -> f64 {

@@ -20,7 +20,7 @@ pub(crate) const BASE: f64 = 0.14713524766891073;
 /// How far below the logistic regression's cut a pair may lie and still be weighed by
 /// the trees.
 pub(crate) const PREFILTER_MARGIN: f64 = 1.0;
-/// The trees' log-odds cut at the fitted setting (`--similarity 0.75`).
+/// The trees' log-odds cut at the fitted setting (`--similarity 0.725`).
 pub(crate) const TREES_CUT: f64 = 1.25;
 
 pub(crate) const ROOTS: [u16; 200] = [

@@ -528,7 +528,6 @@ public class WordCounter {
             T2 src/billing/InvoiceLedger.java:settledSum ~ src/shop/OrderReport.java:paidTotal
             T3 src/archive/OrderReport.java:OrderReport ~ src/shop/OrderReportV2.java:OrderReportV2
             T3 src/archive/OrderReport.java:paidTotal ~ src/shop/OrderReportV2.java:paidTotal
-            T3 src/billing/InvoiceLedger.java:InvoiceLedger ~ src/shop/OrderReportV2.java:OrderReportV2
             T3 src/shop/OrderReport.java:OrderReport ~ src/shop/OrderReportV2.java:OrderReportV2
             T3 src/shop/OrderReport.java:paidTotal ~ src/shop/OrderReportV2.java:paidTotal"#]],
     );

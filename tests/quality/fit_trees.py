@@ -9,7 +9,7 @@ its effect is flat at first and then steep; a linear weight cannot express that
 
 The verifier accepts a pair when both stages do, or, when its aligned free names all agree
 (free_sub 0), when the first does:
-    min(z + PREFILTER_MARGIN, trees - TREES_CUT) >= CUT_PER_SETTING * (setting - 0.75)
+    min(z + PREFILTER_MARGIN, trees - TREES_CUT) >= CUT_PER_SETTING * (setting - 0.725)
 z: the logistic regression's log-odds (its early exits bound this stage); trees: the
 boosted trees' log-odds. Fitted on the training projects' traced candidates
 (work/nearmiss-train.csv, which nearmiss_eval.py writes from a default run with the trace
@@ -47,7 +47,7 @@ from fit_verifier import POSITIVE_BANDS
 
 HERE = Path(__file__).resolve().parent
 SIGNALS = ["tokens", "aligned", "runs", "names", "literals", "swaps", "size", "shape", "free_sub"]
-FLOOR = 0.5  # the engine's token-similarity floor at the fitted setting (0.75)
+FLOOR = 0.5  # the engine's token-similarity floor at the fitted setting (0.725)
 NEGATIVE_WEIGHT = 4.0
 TARGET_STRONG, TARGET_MODERATE = 0.85, 0.40
 TREES, DEPTH, LEARNING_RATE, SUBSAMPLE, SEED = 200, 2, 0.05, 0.8, 0
@@ -187,7 +187,7 @@ def rust_module(model, margin: float, cut: float, checks: list[list[float]]) -> 
         "/// How far below the logistic regression's cut a pair may lie and still be weighed by",
         "/// the trees.",
         f"pub(crate) const PREFILTER_MARGIN: f64 = {margin!r};",
-        "/// The trees' log-odds cut at the fitted setting (`--similarity 0.75`).",
+        "/// The trees' log-odds cut at the fitted setting (`--similarity 0.725`).",
         f"pub(crate) const TREES_CUT: f64 = {cut!r};",
         "",
         f"pub(crate) const ROOTS: [u16; {len(roots)}] = [",
