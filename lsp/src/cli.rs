@@ -125,7 +125,7 @@ pub struct DetectionArgs {
     /// Minimum tokens of a clone instance [default: 50].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub min_tokens: Option<u32>,
-    /// Token similarity threshold for near-miss (Type-3) clones, in (0, 1] [default: 0.7].
+    /// Near-miss (Type-3) preset in (0, 1], higher is stricter: a pair's token similarity must be at least this minus 0.225 and the verifier must accept its evidence [default: 0.7].
     #[arg(long, value_name = "F", value_parser = parse_similarity)]
     pub similarity: Option<f64>,
     /// Configuration file to use instead of `<root>/.periodic.toml`.
