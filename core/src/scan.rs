@@ -140,7 +140,7 @@ fn lookup_batches(files: usize) -> impl Iterator<Item = std::ops::Range<usize>> 
 
 /// The key under which stored fingerprints stay valid: detection settings and engine version.
 fn settings_key(config: &Config) -> String {
-    format!("engine-3|{}|{:?}|{:?}", env!("CARGO_PKG_VERSION"), config.detection, config.per_language)
+    format!("engine-4|{}|{:?}|{:?}", env!("CARGO_PKG_VERSION"), config.detection, config.per_language)
 }
 
 /// Pattern names from `.periodic.toml` win over names stored in the index.
