@@ -19,6 +19,7 @@ use crate::index::Index;
 use crate::lang::Language;
 use crate::model::{ClonePair, FileRecord};
 use crate::pattern::{self, Pattern, PatternLabel};
+use crate::pattern_store::{self, StoredPatterns};
 use crate::spill::{self, HeldTokens, IN_MEMORY_TOKENS, SpillSlot, TokenSpill};
 use crate::team_cache::{self, FileEntries, TeamCache, TeamCacheStats};
 use crate::walk::{self, FoundFile, SkipReason};
@@ -181,33 +182,39 @@ pub struct StoredState {
     /// Index into `files`.
     pub pairs: Vec<ClonePair>,
     pub labels: BTreeMap<String, PatternLabel>,
+    /// The last scan's patterns, to be restored once the pairs are complete
+    /// ([`StoredPatterns::restore`]).
+    pub patterns: Option<StoredPatterns>,
 }
 
 /// Loads the last scan of `root` from its index without touching the files: `None` when
 /// there is no index, or it was made with other detection settings.
 pub fn load_stored(root: &Path, config: &Config) -> Result<Option<StoredState>, ScanError> {
+    load_stored_with(root, config, true)
+}
+
+/// [`load_stored`] without the units' sketches (`UnitRecord::sketch` is `None`), for a
+/// live index that reads them back when it builds its candidate tables
+/// (`LiveIndex::hold_sketches`): faster to read and a third less to hold.
+pub fn load_stored_without_sketches(root: &Path, config: &Config) -> Result<Option<StoredState>, ScanError> {
+    load_stored_with(root, config, false)
+}
+
+fn load_stored_with(root: &Path, config: &Config, sketches: bool) -> Result<Option<StoredState>, ScanError> {
     if !Index::path_for(root).is_file() {
         return Ok(None);
     }
+    let started = Instant::now();
     let (index, _) = Index::open(root)?;
     if index.meta("settings")?.as_deref() != Some(settings_key(config).as_str()) {
         return Ok(None);
     }
-    let files = index.load_files()?;
-    let slots: HashMap<&str, u32> = files.iter().enumerate().map(|(slot, file)| (file.path.as_str(), slot as u32)).collect();
-    let pairs = index
-        .load_pairs()?
-        .into_iter()
-        .filter_map(|stored| {
-            let mut pair = stored.pair;
-            pair.a.file = *slots.get(stored.path_a.as_str())?;
-            pair.b.file = *slots.get(stored.path_b.as_str())?;
-            Some(pair)
-        })
-        .collect();
+    let (files, pairs) = index.load_state(sketches)?;
     let mut labels = index.load_labels()?;
     add_configured_labels(&mut labels, config);
-    Ok(Some(StoredState { files, pairs, labels }))
+    let patterns = index.load_patterns()?;
+    tracing::debug!(files = files.len(), pairs = pairs.len(), sketches, elapsed_ms = started.elapsed().as_millis() as u64, "stored index read");
+    Ok(Some(StoredState { files, pairs, labels, patterns }))
 }
 
 /// The pattern names of `root`: stored in its index, then from its configuration.
@@ -519,8 +526,23 @@ fn scan_holding<R>(
     saved?;
     let result = result?;
     rekey_legacy_labels(index.as_ref(), &outcome.patterns, &labels, config, &mut Vec::new())?;
+    if let Some(index) = &index {
+        keep_patterns(index, &outcome, &labels)?;
+    }
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "index saved");
     Ok((outcome, result))
+}
+
+/// Keeps the scan's patterns in the index for the next start from it (`pattern_store`),
+/// unless the ones kept were built from the same files, pairs and names.
+fn keep_patterns(index: &Index, outcome: &ScanOutcome, labels: &BTreeMap<String, PatternLabel>) -> Result<(), ScanError> {
+    let digest = pattern_store::digest(&outcome.files, &outcome.pairs, labels);
+    if index.patterns_digest()?.as_deref() == Some(&digest[..]) {
+        return Ok(());
+    }
+    let bytes = pattern_store::encode(&outcome.files, &outcome.pairs, &outcome.patterns);
+    index.save_patterns(&StoredPatterns { digest, bytes })?;
+    Ok(())
 }
 
 fn process_file(
