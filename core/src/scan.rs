@@ -217,6 +217,49 @@ fn load_stored_with(root: &Path, config: &Config, sketches: bool) -> Result<Opti
     Ok(Some(StoredState { files, pairs, labels, patterns }))
 }
 
+/// Whether a scan of `root` now would find what its index holds: the same settings, the same
+/// files, each with the size and modification time it had (what a scan trusts), and no new
+/// file it would analyse. A process answering from the index (`load_stored`) has nothing to
+/// re-index then: what it holds is what the scan would give.
+pub fn index_is_current(root: &Path, config: &Config) -> Result<bool, ScanError> {
+    if !Index::path_for(root).is_file() {
+        return Ok(false);
+    }
+    let started = Instant::now();
+    let (index, _) = Index::open(root)?;
+    if index.meta("settings")?.as_deref() != Some(settings_key(config).as_str()) {
+        return Ok(false);
+    }
+    let stored = index.file_metadata()?;
+    let found = walk::discover(root, config);
+    let mut held = 0;
+    for file in &found.files {
+        let Some(language) = file.language else { continue };
+        match stored.get(&file.relative) {
+            Some((size, mtime_ns, stored_language)) => {
+                if *size != file.size || *mtime_ns != file.mtime_ns || stored_language != language.name() {
+                    return Ok(false);
+                }
+                held += 1;
+            }
+            // Not in the index: current only if a scan would skip it too.
+            None => {
+                if file.size > config.max_file_bytes {
+                    continue;
+                }
+                match std::fs::read(&file.path) {
+                    Ok(bytes) if walk::classify(&file.relative, &bytes, config.max_file_bytes).is_err() => continue,
+                    Err(_) => continue,
+                    Ok(_) => return Ok(false),
+                }
+            }
+        }
+    }
+    let current = held == stored.len();
+    tracing::debug!(current, files = held, elapsed_ms = started.elapsed().as_millis() as u64, "index checked against the tree");
+    Ok(current)
+}
+
 /// The pattern names of `root`: stored in its index, then from its configuration.
 pub fn load_labels(root: &Path, config: &Config) -> Result<BTreeMap<String, PatternLabel>, ScanError> {
     let mut labels = if Index::path_for(root).is_file() { Index::open(root)?.0.load_labels()? } else { BTreeMap::new() };
@@ -536,11 +579,36 @@ fn scan_holding<R>(
 /// Keeps the scan's patterns in the index for the next start from it (`pattern_store`),
 /// unless the ones kept were built from the same files, pairs and names.
 fn keep_patterns(index: &Index, outcome: &ScanOutcome, labels: &BTreeMap<String, PatternLabel>) -> Result<(), ScanError> {
-    let digest = pattern_store::digest(&outcome.files, &outcome.pairs, labels);
+    keep_patterns_in(index, &outcome.files, &outcome.pairs, labels, &outcome.patterns)
+}
+
+/// Keeps `patterns`, built from `files`, `pairs` and `labels` as the index of `root` holds
+/// them, for the next start from it: a process that loaded the index and had to build its
+/// patterns (none kept, or kept by another version) finds nothing to re-index and keeps
+/// them itself.
+pub fn keep_loaded_patterns(
+    root: &Path,
+    files: &[FileRecord],
+    pairs: &[ClonePair],
+    labels: &BTreeMap<String, PatternLabel>,
+    patterns: &[Pattern],
+) -> Result<(), ScanError> {
+    let (index, _) = Index::open(root)?;
+    keep_patterns_in(&index, files, pairs, labels, patterns)
+}
+
+fn keep_patterns_in(
+    index: &Index,
+    files: &[FileRecord],
+    pairs: &[ClonePair],
+    labels: &BTreeMap<String, PatternLabel>,
+    patterns: &[Pattern],
+) -> Result<(), ScanError> {
+    let digest = pattern_store::digest(files, pairs, labels);
     if index.patterns_digest()?.as_deref() == Some(&digest[..]) {
         return Ok(());
     }
-    let bytes = pattern_store::encode(&outcome.files, &outcome.pairs, &outcome.patterns);
+    let bytes = pattern_store::encode(files, pairs, patterns);
     index.save_patterns(&StoredPatterns { digest, bytes })?;
     Ok(())
 }

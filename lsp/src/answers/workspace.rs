@@ -306,6 +306,16 @@ impl Engine {
         self.patterns_current
     }
 
+    /// Keeps the patterns in the index, so the next start restores them (their digest says
+    /// what they were built from: an editor's text applied here makes them another
+    /// state's, which no load matches). Not when a team name is among their names.
+    fn keep_built_patterns(&self, root: &Path) -> Result<(), scan::ScanError> {
+        if !self.patterns_current || self.labels != self.own_labels {
+            return Ok(());
+        }
+        scan::keep_loaded_patterns(root, self.live.files(), &self.pairs, &self.own_labels, &self.patterns)
+    }
+
     /// The near-miss family of each shape, as the last pattern build says; `None` while
     /// edits are newer than it (its members may no longer name the units they did).
     pub fn families(&self) -> Option<Families> {
@@ -509,6 +519,9 @@ pub struct Workspace {
     project_config: Mutex<Config>,
     /// Serialises full re-indexes of this folder.
     pub reindexing: tokio::sync::Mutex<()>,
+    /// The configuration the engine was loaded from the index with, until the first
+    /// re-index: that one has nothing to do when the tree is as the index holds it.
+    loaded_with: Mutex<Option<Config>>,
     /// Ticks with the generation of every published snapshot.
     pub published: tokio::sync::watch::Sender<u64>,
     /// Sync with the team edge server (disabled unless configured).
@@ -534,6 +547,7 @@ impl Workspace {
             generation: AtomicU64::new(0),
             project_config: Mutex::new(config),
             reindexing: tokio::sync::Mutex::new(()),
+            loaded_with: Mutex::new(None),
             published: tokio::sync::watch::channel(0).0,
             edge: RwLock::new(Arc::new(EdgeSync::disabled())),
             families_given: Mutex::new(std::sync::Weak::new()),
@@ -605,11 +619,12 @@ impl Workspace {
         let stored = if self.edge().enabled() { scan::load_stored(&self.root, &config)? } else { scan::load_stored_without_sketches(&self.root, &config)? };
         let Some(stored) = stored else { return Ok(false) };
         let times = scan::label_times(&self.root)?;
-        let mut engine = Engine::from_stored(&self.root, config, stored);
+        let mut engine = Engine::from_stored(&self.root, config.clone(), stored);
         engine.set_label_sources(times, &self.edge());
         let mut guard = lock(&self.engine);
         if guard.is_none() {
             *guard = Some(engine);
+            *lock(&self.loaded_with) = Some(config);
             self.publish(guard.as_ref());
         }
         Ok(true)
@@ -624,6 +639,18 @@ impl Workspace {
         open: &dyn Fn() -> Vec<OpenText>,
         team: Option<&dyn TeamCache>,
     ) -> Result<Vec<String>, scan::ScanError> {
+        // Just loaded from the index, and no file changed since it was written: the engine
+        // holds what a scan would give (the index's pairs and patterns, the editor's text
+        // applied on top), and a scan would only read it all again (on the Linux tree that
+        // is seconds of work and a few hundred megabytes the allocator keeps afterwards).
+        let loaded_with = lock(&self.loaded_with).take();
+        if loaded_with.as_ref() == Some(&config) && lock(&self.engine).is_some() && scan::index_is_current(&self.root, &config)? {
+            tracing::info!("{}: nothing changed since the index was written", self.root.display());
+            if let Some(engine) = lock(&self.engine).as_ref() {
+                engine.keep_built_patterns(&self.root)?;
+            }
+            return Ok(Vec::new());
+        }
         // The scan reads the stored index itself: the engine goes first, so the workspace is
         // not held twice in memory. Requests keep reading the last snapshot; edits made
         // meanwhile are applied from the editor's text when the new engine is in.
