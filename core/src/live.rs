@@ -372,4 +372,75 @@ mod tests {
         live.remove("orders.py");
         assert!(live.clones_of("new.py").is_empty());
     }
+
+    /// A workspace with a copy, a near-miss copy and an unrelated file, scanned with its
+    /// index written.
+    fn scanned(dir: &Path) {
+        std::fs::write(dir.join("orders.py"), ORIGINAL).expect("write");
+        std::fs::write(dir.join("rows.py"), OTHER).expect("write");
+        std::fs::write(dir.join("copy.py"), ORIGINAL.replace("count += 1", "count += 1\n            print(order)")).expect("write");
+        scan(ScanOptions { root: dir.to_path_buf(), config: config(), use_index: true, progress: None, team: None }).expect("scan");
+    }
+
+    fn units(files: &[FileRecord]) -> impl Iterator<Item = &crate::model::UnitRecord> {
+        files.iter().flat_map(|file| &file.units)
+    }
+
+    #[test]
+    fn records_read_without_sketches_answer_an_edit_as_whole_ones_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        scanned(dir.path());
+        let whole = crate::scan::load_stored(dir.path(), &config()).expect("load").expect("stored");
+        let lean = crate::scan::load_stored_without_sketches(dir.path(), &config()).expect("load").expect("stored");
+        assert!(units(&whole.files).all(|unit| unit.sketch.is_some()));
+        assert!(units(&lean.files).all(|unit| unit.sketch.is_none()), "no sketch is read");
+        assert_eq!(whole.pairs, lean.pairs);
+        let edited = ORIGINAL.replace("summarize_orders", "sum_paid").replace("total = 0", "total = 0.0");
+        let mut answers = Vec::new();
+        for files in [whole.files.clone(), lean.files] {
+            let mut live = LiveIndex::from_stored(dir.path(), config(), files);
+            live.update_text("new.py", Language::Python, &edited);
+            answers.push(live.clones_of("new.py"));
+            // Read back from the index when the tables were built for the edit.
+            assert_eq!(live.files().iter().filter(|file| file.path != "new.py").cloned().collect::<Vec<_>>(), whole.files);
+        }
+        assert_eq!(answers[0].len(), 2, "both copies are found: {:?}", answers[0]);
+        assert_eq!(answers[0], answers[1]);
+    }
+
+    #[test]
+    fn sketches_the_index_no_longer_holds_are_sketched_again_from_unchanged_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        scanned(dir.path());
+        let whole = crate::scan::load_stored(dir.path(), &config()).expect("load").expect("stored");
+        let lean = crate::scan::load_stored_without_sketches(dir.path(), &config()).expect("load").expect("stored");
+        std::fs::remove_dir_all(dir.path().join(crate::index::INDEX_DIR)).expect("remove the index");
+        // One file changed on disk since: its units stay without a sketch, and are counted.
+        std::fs::write(dir.path().join("rows.py"), OTHER.replace("lines = []", "lines = [0]")).expect("write");
+        let mut live = LiveIndex::from_stored(dir.path(), config(), lean.files);
+        let rows_units = live.files().iter().find(|file| file.path == "rows.py").map_or(0, |file| file.units.len());
+        assert!(rows_units > 0);
+        assert_eq!(live.hold_sketches(), rows_units);
+        for (held, expected) in live.files().iter().zip(&whole.files).filter(|(file, _)| file.path != "rows.py") {
+            assert_eq!(held, expected, "sketched again from {}", held.path);
+        }
+    }
+
+    #[test]
+    fn forgotten_sketches_are_read_back_and_an_edited_file_keeps_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        scanned(dir.path());
+        let outcome = scan(ScanOptions { root: dir.path().to_path_buf(), config: config(), use_index: true, progress: None, team: None }).expect("scan");
+        let mut live = LiveIndex::from_stored(dir.path(), config(), outcome.files.clone());
+        live.update_text("rows.py", Language::Python, &OTHER.replace("lines = []", "lines = [0]"));
+        live.forget_sketches();
+        let rows = live.slot("rows.py").expect("slot") as usize;
+        for (slot, file) in live.files().iter().enumerate() {
+            assert!(file.units.iter().all(|unit| unit.sketch.is_some() == (slot == rows)), "{}", file.path);
+        }
+        assert_eq!(live.hold_sketches(), 0);
+        for (held, scanned) in live.files().iter().zip(&outcome.files).filter(|(file, _)| file.path != "rows.py") {
+            assert_eq!(held, scanned);
+        }
+    }
 }

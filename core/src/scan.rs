@@ -1085,4 +1085,65 @@ mod tests {
         let warning = third.warnings.iter().find(|warning| warning.contains(&pattern.legacy_id)).expect("a warning names the former id");
         assert!(warning.contains(&pattern.id), "{warning}");
     }
+
+    fn scan_with_index(root: &Path, config: &Config) -> ScanOutcome {
+        scan(ScanOptions { root: root.to_path_buf(), config: config.clone(), use_index: true, progress: None, team: None }).expect("scan")
+    }
+
+    #[test]
+    fn the_index_is_current_until_a_file_changes_or_one_to_analyse_appears() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::default();
+        assert!(!index_is_current(dir.path(), &config).expect("check"), "no index yet");
+        std::fs::write(dir.path().join("a.py"), function("first", 0)).expect("write");
+        std::fs::write(dir.path().join("b.py"), function("second", 3)).expect("write");
+        scan_with_index(dir.path(), &config);
+        assert!(index_is_current(dir.path(), &config).expect("check"));
+        // A file a scan would skip (binary) and one of no language change nothing.
+        std::fs::write(dir.path().join("blob.py"), b"\0\x01\x02binary\0".repeat(10)).expect("write");
+        std::fs::write(dir.path().join("notes.txt"), "notes").expect("write");
+        assert!(index_is_current(dir.path(), &config).expect("check"));
+        let other = Config { detection: crate::config::DetectionSettings { min_lines: 3, ..Default::default() }, ..Config::default() };
+        assert!(!index_is_current(dir.path(), &other).expect("check"), "other settings");
+        std::fs::write(dir.path().join("c.py"), function("third", 1)).expect("write");
+        assert!(!index_is_current(dir.path(), &config).expect("check"), "a new file to analyse");
+        scan_with_index(dir.path(), &config);
+        assert!(index_is_current(dir.path(), &config).expect("check"));
+        std::fs::write(dir.path().join("a.py"), function("first", 2)).expect("write");
+        assert!(!index_is_current(dir.path(), &config).expect("check"), "a changed file");
+        scan_with_index(dir.path(), &config);
+        std::fs::remove_file(dir.path().join("b.py")).expect("remove");
+        assert!(!index_is_current(dir.path(), &config).expect("check"), "a removed file");
+    }
+
+    #[test]
+    fn a_scans_patterns_are_restored_from_its_index_once_the_pairs_are_complete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::default();
+        std::fs::write(dir.path().join("a.py"), function("first", 0)).expect("write");
+        std::fs::write(dir.path().join("b.py"), function("second", 0)).expect("write");
+        std::fs::write(dir.path().join("c.py"), function("third", 3)).expect("write");
+        std::fs::write(dir.path().join("d.py"), function("fourth", 4)).expect("write");
+        let outcome = scan_with_index(dir.path(), &config);
+        assert!(!outcome.patterns.is_empty() && outcome.pairs.iter().any(|pair| pair.kind == crate::model::CloneKind::T3));
+        let stored = load_stored_without_sketches(dir.path(), &config).expect("load").expect("stored");
+        let live = crate::live::LiveIndex::from_stored(dir.path(), config.clone(), stored.files);
+        let pairs = live.complete_pairs(&stored.pairs);
+        let kept = stored.patterns.expect("the scan kept its patterns");
+        let restored = kept.restore(live.files(), &pairs, &stored.labels).expect("built from the same files, pairs and names");
+        let built = pattern::build_patterns(live.files(), &pairs, &stored.labels, &pattern::DiskText { root: dir.path() });
+        assert_eq!(restored, built);
+        // A name given since, or a pair fewer: built again.
+        let mut labels = stored.labels.clone();
+        labels.insert(built[0].id.clone(), PatternLabel { name: Some("totals".into()), note: None });
+        assert!(kept.restore(live.files(), &pairs, &labels).is_none());
+        assert!(kept.restore(live.files(), &pairs[1..], &stored.labels).is_none());
+        // Damaged bytes are never taken.
+        let damaged = StoredPatterns { digest: kept.digest, bytes: kept.bytes[..kept.bytes.len() - 3].to_vec() };
+        assert!(damaged.restore(live.files(), &pairs, &stored.labels).is_none());
+        // A re-scan with nothing changed keeps them as they are.
+        scan_with_index(dir.path(), &config);
+        let again = load_stored(dir.path(), &config).expect("load").expect("stored").patterns.expect("kept");
+        assert_eq!((again.digest, again.bytes), (kept.digest, kept.bytes));
+    }
 }
