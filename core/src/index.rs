@@ -560,7 +560,7 @@ impl Index {
                             unit.hashes.t1 as i64,
                             unit.hashes.t2 as i64,
                             unit.hashes.tc as i64,
-                            unit.sketch.as_deref().map(|sketch| encode_sketch(sketch)),
+                            unit.sketch.as_deref().map(encode_sketch),
                             encode_samples(&unit.grams, &unit.used_names, &unit.bound),
                         ])?;
                     }

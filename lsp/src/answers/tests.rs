@@ -294,10 +294,13 @@ fn a_file_opened_as_stored_keeps_its_pairs_without_building_the_candidate_tables
     assert!(pairs_of_orders(&workspace) > 0, "the edited function still has its copies");
 }
 
-/// Patterns (id, name, members by place) and pairs by place, in a stable order.
-fn results_by_place(snapshot: &Snapshot) -> (Vec<(String, String, Vec<String>)>, Vec<String>) {
+/// A pattern's id, name and members by place.
+type PatternByPlace = (String, String, Vec<String>);
+
+/// Patterns and pairs by place, in a stable order.
+fn results_by_place(snapshot: &Snapshot) -> (Vec<PatternByPlace>, Vec<String>) {
     let place = |instance: &periodic_core::Instance| format!("{}:{}-{}", snapshot.file(instance.file).map_or("?", |file| file.path.as_str()), instance.start_line, instance.end_line);
-    let mut patterns: Vec<(String, String, Vec<String>)> =
+    let mut patterns: Vec<PatternByPlace> =
         snapshot.patterns.iter().map(|pattern| (pattern.id.clone(), pattern.name().to_string(), pattern.members.iter().map(place).collect())).collect();
     patterns.sort();
     let mut pairs: Vec<String> = snapshot.pairs.iter().map(|pair| format!("{} {} {}", place(&pair.a), place(&pair.b), pair.kind.as_str())).collect();
