@@ -646,8 +646,11 @@ impl Workspace {
         let loaded_with = lock(&self.loaded_with).take();
         if loaded_with.as_ref() == Some(&config) && lock(&self.engine).is_some() && scan::index_is_current(&self.root, &config)? {
             tracing::info!("{}: nothing changed since the index was written", self.root.display());
-            if let Some(engine) = lock(&self.engine).as_ref() {
-                engine.keep_built_patterns(&self.root)?;
+            // Only the next start's speed depends on it: a failure is logged, not raised.
+            if let Some(engine) = lock(&self.engine).as_ref()
+                && let Err(error) = engine.keep_built_patterns(&self.root)
+            {
+                tracing::warn!("{}: the patterns could not be kept in the index: {error}", self.root.display());
             }
             return Ok(Vec::new());
         }
