@@ -354,7 +354,7 @@ impl CandidateIndex {
         let mut keys = FocusKeys::default();
         for (record, _) in files.iter().zip(focus).filter(|(_, focused)| **focused) {
             for unit in &record.units {
-                keys.bands.extend(fingerprint::band_keys(&unit.sketch));
+                keys.bands.extend(unit.sketch.as_deref().into_iter().flat_map(fingerprint::band_keys));
                 keys.grams.extend(unit.grams.iter().copied());
                 keys.names.extend(unit.used_names.iter().copied());
             }
@@ -576,7 +576,8 @@ fn table_entries<K: EntryKey>(files: &[FileRecord], table: Tables) -> Vec<(K, u3
         .iter()
         .map(|record| match table {
             Tables::Exact => record.units.len(),
-            Tables::Bands => record.units.len() * fingerprint::BAND_COUNT,
+            // A unit whose sketch only the index holds has no band entries (see `UnitRecord::sketch`).
+            Tables::Bands => record.units.iter().filter(|unit| unit.sketch.is_some()).count() * fingerprint::BAND_COUNT,
             Tables::Grams => record.units.iter().map(|unit| unit.grams.len()).sum(),
             Tables::Names => record.units.iter().map(|unit| unit.used_names.len()).sum(),
             Tables::Winnows => record.winnows.len(),
@@ -606,7 +607,7 @@ fn table_entries<K: EntryKey>(files: &[FileRecord], table: Tables) -> Vec<(K, u3
                     }
                 }
                 Tables::Bands => {
-                    for (key, slot) in fingerprint::band_keys(&unit.sketch).into_iter().zip(slots.by_ref()) {
+                    for (key, slot) in unit.sketch.as_deref().into_iter().flat_map(fingerprint::band_keys).zip(slots.by_ref()) {
                         *slot = (K::of_u64(key), file, index);
                     }
                 }
@@ -643,7 +644,7 @@ fn entries_of(file: u32, record: &FileRecord) -> FileEntries {
     for (index, unit) in record.units.iter().enumerate() {
         let index = index as u32;
         entries.exact.push((unit.hashes.tc, file, index));
-        entries.bands.extend(fingerprint::band_keys(&unit.sketch).into_iter().map(|key| (key, file, index)));
+        entries.bands.extend(unit.sketch.as_deref().into_iter().flat_map(fingerprint::band_keys).map(|key| (key, file, index)));
         entries.grams.extend(unit.grams.iter().map(|&gram| (gram, file, index)));
         entries.names.extend(unit.used_names.iter().map(|&name| (name, file, index)));
     }

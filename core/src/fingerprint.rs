@@ -66,7 +66,7 @@ pub fn exact_hashes(tokens: &FileTokens, start: usize, end: usize) -> ExactHashe
 }
 
 #[inline]
-fn mix64(mut x: u64) -> u64 {
+pub(crate) fn mix64(mut x: u64) -> u64 {
     // splitmix64 finaliser: a full-avalanche mix for hashes that get compared by order.
     x ^= x >> 30;
     x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -15,6 +15,7 @@ use crate::fingerprint::{ExactHashes, SKETCH_LEN, Sketch, Winnow};
 use crate::lang::Language;
 use crate::model::{ClonePair, CloneKind, FileRecord, Instance, UnitRecord};
 use crate::pattern::PatternLabel;
+use crate::pattern_store::StoredPatterns;
 use crate::verify::Evidence;
 
 pub const INDEX_DIR: &str = ".periodic";
@@ -118,6 +119,10 @@ CREATE TABLE edge_answers (
     fetched_at INTEGER NOT NULL,
     PRIMARY KEY (repo, fingerprint)
 ) WITHOUT ROWID;
+"#, r#"
+-- The patterns of the last scan (`pattern_store`) in one row, with the digest of the files,
+-- pairs and names they were built from.
+CREATE TABLE stored_patterns (slot INTEGER PRIMARY KEY CHECK (slot = 0), digest BLOB NOT NULL, patterns BLOB NOT NULL);
 "#];
 
 #[derive(Debug, thiserror::Error)]
@@ -229,10 +234,73 @@ impl Index {
 
     /// Every stored file with its units.
     pub fn load_files(&self) -> Result<Vec<FileRecord>, IndexError> {
-        self.load_files_inner().map_err(|e| self.error(e))
+        self.load_files_inner(true).map(|(files, _)| files).map_err(|e| self.error(e))
     }
 
-    fn load_files_inner(&self) -> rusqlite::Result<Vec<FileRecord>> {
+    /// Every stored file with its units and the stored Type-3 and block pairs between them
+    /// (indices into the files), for a process that answers from the index before any file
+    /// is read. Without `sketches`, every unit's `sketch` is `None`: a third of a unit's
+    /// memory, and only the candidate tables read it ([`Index::load_sketches`] reads it back).
+    pub fn load_state(&self, sketches: bool) -> Result<(Vec<FileRecord>, Vec<ClonePair>), IndexError> {
+        let (mut files, ids) = self.load_file_rows().map_err(|e| self.error(e))?;
+        // The pairs are read on a second connection while the units are read on this one:
+        // on the Linux tree each takes about half a second before the first answer.
+        let (units, pairs) = std::thread::scope(|scope| {
+            let path = &self.path;
+            let pairs = scope.spawn(|| load_pairs_by_id(path, &ids));
+            let units = self.load_units(&mut files, &ids, sketches);
+            (units, pairs.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+        });
+        units.map_err(|e| self.error(e))?;
+        Ok((files, pairs.map_err(|e| self.error(e))?))
+    }
+
+    /// Reads back the sketches of `files`' units that have none (see [`Index::load_state`]),
+    /// where the index holds the same file (same path and content hash) and the same unit
+    /// (same ordinal, content hash and token range). Returns how many units got one.
+    pub fn load_sketches(&self, files: &mut [FileRecord]) -> Result<usize, IndexError> {
+        let mut inner = || -> rusqlite::Result<usize> {
+            let slots: HashMap<String, usize> = files
+                .iter()
+                .enumerate()
+                .filter(|(_, file)| file.units.iter().any(|unit| unit.sketch.is_none()))
+                .map(|(slot, file)| (file.path.clone(), slot))
+                .collect();
+            let mut matching: HashMap<i64, usize> = HashMap::new();
+            let mut statement = self.connection.prepare("SELECT id, path, content_hash FROM files")?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let Some(&slot) = slots.get(row.get_ref(1)?.as_str()?) else { continue };
+                if row.get_ref(2)?.as_blob()? == files[slot].content_hash.as_slice() {
+                    matching.insert(row.get(0)?, slot);
+                }
+            }
+            let mut filled = 0;
+            let mut statement = self.connection.prepare("SELECT file_id, ordinal, t1, token_start, token_end, sketch FROM units")?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let Some(&slot) = matching.get(&row.get::<_, i64>(0)?) else { continue };
+                let Some(unit) = files[slot].units.get_mut(row.get::<_, i64>(1)? as usize) else { continue };
+                let same = unit.hashes.t1 == row.get::<_, i64>(2)? as u64 && unit.token_start == row.get::<_, u32>(3)? && unit.token_end == row.get::<_, u32>(4)?;
+                if same && unit.sketch.is_none() {
+                    unit.sketch = Some(Box::new(decode_sketch(row.get_ref(5)?.as_blob()?)));
+                    filled += 1;
+                }
+            }
+            Ok(filled)
+        };
+        inner().map_err(|e| self.error(e))
+    }
+
+    /// The files with their units, and the slot of each file id.
+    fn load_files_inner(&self, sketches: bool) -> rusqlite::Result<(Vec<FileRecord>, HashMap<i64, usize>)> {
+        let (mut files, ids) = self.load_file_rows()?;
+        self.load_units(&mut files, &ids, sketches)?;
+        Ok((files, ids))
+    }
+
+    /// The files without their units, and the slot of each file id.
+    fn load_file_rows(&self) -> rusqlite::Result<(Vec<FileRecord>, HashMap<i64, usize>)> {
         let mut files: Vec<FileRecord> = Vec::new();
         let mut ids: HashMap<i64, usize> = HashMap::new();
         let mut statement = self.connection.prepare(
@@ -262,16 +330,38 @@ impl Index {
                 winnows: decode_winnows(&winnow_bytes),
             });
         }
-        let mut statement = self.connection.prepare(
-            "SELECT file_id, name, kind, start_line, end_line, start_byte, end_byte, token_start, token_end, nesting, parent, t1, t2, tc, sketch, samples
-             FROM units ORDER BY file_id, ordinal",
-        )?;
+        Ok((files, ids))
+    }
+
+    /// Reads every stored unit into its file's record (`ids`: file id to slot).
+    fn load_units(&self, files: &mut [FileRecord], ids: &HashMap<i64, usize>, sketches: bool) -> rusqlite::Result<()> {
+        // Without sketches the column is not read at all (SQLite then skips its bytes).
+        let sketch_column = if sketches { "sketch" } else { "NULL" };
+        let mut statement = self.connection.prepare(&format!(
+            "SELECT file_id, name, kind, start_line, end_line, start_byte, end_byte, token_start, token_end, nesting, parent, t1, t2, tc, {sketch_column}, samples
+             FROM units ORDER BY file_id, ordinal"
+        ))?;
         let mut rows = statement.query([])?;
+        // A grammar finds a kind's id by a linear search of its names: a unit kind is looked
+        // up once per language here, not once per unit (435 k times on the Linux tree).
+        let mut kinds: Vec<(Language, String, std::borrow::Cow<'static, str>)> = Vec::new();
         while let Some(row) = rows.next()? {
             let Some(&file) = ids.get(&row.get::<_, i64>(0)?) else { continue };
-            let sketch_bytes: Vec<u8> = row.get(14)?;
-            let (grams, used_names, bound) = decode_samples(&row.get::<_, Vec<u8>>(15)?);
-            let kind = unit_kind(files[file].language, row.get(2)?);
+            let sketch = match row.get_ref(14)? {
+                rusqlite::types::ValueRef::Blob(bytes) => Some(Box::new(decode_sketch(bytes))),
+                _ => None,
+            };
+            let (grams, used_names, bound) = decode_samples(row.get_ref(15)?.as_blob()?);
+            let language = files[file].language;
+            let stored_kind = row.get_ref(2)?.as_str()?;
+            let kind = match kinds.iter().find(|(known_language, known, _)| *known_language == language && known == stored_kind) {
+                Some((_, _, kind)) => kind.clone(),
+                None => {
+                    let kind = unit_kind(language, stored_kind.to_string());
+                    kinds.push((language, stored_kind.to_string(), kind.clone()));
+                    kind
+                }
+            };
             files[file].units.push(UnitRecord {
                 name: row.get(1)?,
                 kind,
@@ -284,7 +374,7 @@ impl Index {
                 nesting: row.get(9)?,
                 parent: row.get(10)?,
                 hashes: ExactHashes { t1: row.get::<_, i64>(11)? as u64, t2: row.get::<_, i64>(12)? as u64, tc: row.get::<_, i64>(13)? as u64 },
-                sketch: Box::new(decode_sketch(&sketch_bytes)),
+                sketch,
                 grams,
                 used_names,
                 bound,
@@ -292,48 +382,61 @@ impl Index {
         }
         // Pushed one by one, each file's units would keep up to half their room unused
         // (tens of megabytes on the Linux tree, held for the life of the language server).
-        for file in &mut files {
+        for file in files.iter_mut() {
             file.units.shrink_to_fit();
         }
-        Ok(files)
+        Ok(())
     }
 
     /// Stored Type-3 and block pairs, with the paths of their files.
     pub fn load_pairs(&self) -> Result<Vec<StoredPair>, IndexError> {
         let inner = || -> rusqlite::Result<Vec<StoredPair>> {
-            let mut statement = self.connection.prepare(
-                "SELECT fa.path, fb.path, a_start, a_end, a_unit, a_token_start, a_token_end,
-                        b_start, b_end, b_unit, b_token_start, b_token_end, kind, similarity, content, evidence
-                 FROM pairs JOIN files fa ON fa.id = file_a JOIN files fb ON fb.id = file_b",
-            )?;
-            let rows = statement.query_map([], |row| {
-                let instance = |offset: usize| -> rusqlite::Result<Instance> {
-                    Ok(Instance {
-                        file: 0,
-                        start_line: row.get(offset)?,
-                        end_line: row.get(offset + 1)?,
-                        unit: row.get(offset + 2)?,
-                        token_start: row.get(offset + 3)?,
-                        token_end: row.get(offset + 4)?,
-                    })
-                };
-                let kind: String = row.get(12)?;
-                Ok(StoredPair {
-                    path_a: row.get(0)?,
-                    path_b: row.get(1)?,
-                    pair: ClonePair {
-                        a: instance(2)?,
-                        b: instance(7)?,
-                        kind: CloneKind::parse(&kind).unwrap_or(CloneKind::T3),
-                        similarity: row.get(13)?,
-                        content: row.get::<_, i64>(14)? as u64,
-                        evidence: row.get::<_, Option<Vec<u8>>>(15)?.as_deref().and_then(decode_evidence),
-                    },
-                })
-            })?;
+            let mut statement = self.connection.prepare(&format!(
+                "SELECT fa.path, fb.path, {PAIR_COLUMNS} FROM pairs JOIN files fa ON fa.id = file_a JOIN files fb ON fb.id = file_b"
+            ))?;
+            let rows = statement.query_map([], |row| Ok(StoredPair { path_a: row.get(0)?, path_b: row.get(1)?, pair: pair_of_row(row, 2)? }))?;
             rows.collect()
         };
         inner().map_err(|e| self.error(e))
+    }
+
+    /// Every stored file's path with its size, modification time and language name.
+    pub fn file_metadata(&self) -> Result<HashMap<String, (u64, i64, String)>, IndexError> {
+        let inner = || -> rusqlite::Result<HashMap<String, (u64, i64, String)>> {
+            let mut statement = self.connection.prepare("SELECT path, size, mtime_ns, language FROM files")?;
+            let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, (row.get::<_, i64>(1)? as u64, row.get::<_, i64>(2)?, row.get::<_, String>(3)?))))?;
+            rows.collect()
+        };
+        inner().map_err(|e| self.error(e))
+    }
+
+    /// The kept patterns (see `pattern_store`), if any.
+    pub fn load_patterns(&self) -> Result<Option<StoredPatterns>, IndexError> {
+        self.connection
+            .query_row("SELECT digest, patterns FROM stored_patterns WHERE slot = 0", [], |row| {
+                let digest: Vec<u8> = row.get(0)?;
+                Ok((digest, row.get::<_, Vec<u8>>(1)?))
+            })
+            .optional()
+            .map(|row| row.and_then(|(digest, bytes)| Some(StoredPatterns { digest: digest.try_into().ok()?, bytes })))
+            .map_err(|e| self.error(e))
+    }
+
+    /// The digest of the kept patterns, without reading them.
+    pub fn patterns_digest(&self) -> Result<Option<Vec<u8>>, IndexError> {
+        self.connection.query_row("SELECT digest FROM stored_patterns WHERE slot = 0", [], |row| row.get(0)).optional().map_err(|e| self.error(e))
+    }
+
+    /// Keeps `patterns` in place of any kept before.
+    pub fn save_patterns(&self, patterns: &StoredPatterns) -> Result<(), IndexError> {
+        self.connection
+            .execute(
+                "INSERT INTO stored_patterns (slot, digest, patterns) VALUES (0, ?1, ?2)
+                 ON CONFLICT(slot) DO UPDATE SET digest = excluded.digest, patterns = excluded.patterns",
+                params![&patterns.digest[..], patterns.bytes],
+            )
+            .map(|_| ())
+            .map_err(|e| self.error(e))
     }
 
     pub fn load_labels(&self) -> Result<BTreeMap<String, PatternLabel>, IndexError> {
@@ -457,7 +560,7 @@ impl Index {
                             unit.hashes.t1 as i64,
                             unit.hashes.t2 as i64,
                             unit.hashes.tc as i64,
-                            encode_sketch(&unit.sketch),
+                            unit.sketch.as_deref().map(encode_sketch),
                             encode_samples(&unit.grams, &unit.used_names, &unit.bound),
                         ])?;
                     }
@@ -501,6 +604,24 @@ impl Index {
     }
 }
 
+/// The stored pairs with their files as slots (`ids`: file id to slot), read by file id
+/// rather than joined to the paths (on the Linux tree, a million path strings fewer).
+fn load_pairs_by_id(path: &Path, ids: &HashMap<i64, usize>) -> rusqlite::Result<Vec<ClonePair>> {
+    let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    connection.busy_timeout(Duration::from_secs(60))?;
+    let mut statement = connection.prepare(&format!("SELECT file_a, file_b, {PAIR_COLUMNS} FROM pairs"))?;
+    let mut rows = statement.query([])?;
+    let mut pairs = Vec::new();
+    while let Some(row) = rows.next()? {
+        let (Some(&file_a), Some(&file_b)) = (ids.get(&row.get::<_, i64>(0)?), ids.get(&row.get::<_, i64>(1)?)) else { continue };
+        let mut pair = pair_of_row(row, 2)?;
+        pair.a.file = file_a as u32;
+        pair.b.file = file_b as u32;
+        pairs.push(pair);
+    }
+    Ok(pairs)
+}
+
 enum OpenProblem {
     Sqlite(rusqlite::Error),
     FutureVersion(i64),
@@ -521,6 +642,32 @@ impl std::fmt::Display for OpenProblem {
             }
         }
     }
+}
+
+/// The columns of a stored pair that [`pair_of_row`] reads, in its order.
+const PAIR_COLUMNS: &str = "a_start, a_end, a_unit, a_token_start, a_token_end, b_start, b_end, b_unit, b_token_start, b_token_end, kind, similarity, content, evidence";
+
+/// A stored pair from [`PAIR_COLUMNS`] starting at column `first`; its files are left 0.
+fn pair_of_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<ClonePair> {
+    let instance = |offset: usize| -> rusqlite::Result<Instance> {
+        Ok(Instance {
+            file: 0,
+            start_line: row.get(offset)?,
+            end_line: row.get(offset + 1)?,
+            unit: row.get(offset + 2)?,
+            token_start: row.get(offset + 3)?,
+            token_end: row.get(offset + 4)?,
+        })
+    };
+    let kind = row.get_ref(first + 10)?.as_str()?;
+    Ok(ClonePair {
+        a: instance(first)?,
+        b: instance(first + 5)?,
+        kind: CloneKind::parse(kind).unwrap_or(CloneKind::T3),
+        similarity: row.get(first + 11)?,
+        content: row.get::<_, i64>(first + 12)? as u64,
+        evidence: row.get_ref(first + 13)?.as_blob_or_null()?.and_then(decode_evidence),
+    })
 }
 
 fn encode_sketch(sketch: &Sketch) -> Vec<u8> {

@@ -15,6 +15,7 @@ pub mod model;
 pub mod names;
 pub mod pattern;
 pub mod pattern_names;
+pub mod pattern_store;
 pub mod scan;
 pub mod similarity;
 mod spill;

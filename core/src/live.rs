@@ -13,6 +13,7 @@ use crate::analysis::{self, FileTokens};
 use crate::candidates::CandidateIndex;
 use crate::config::Config;
 use crate::detect::Detector;
+use crate::index::Index;
 use crate::lang::Language;
 use crate::model::{ClonePair, FileRecord};
 
@@ -73,23 +74,83 @@ impl LiveIndex {
         }
     }
 
-    /// The candidate index, built now if it was not yet.
+    /// The candidate index, built now if it was not yet. Every path that changes the live
+    /// index builds it first (`index_mut`), with the sketches held again.
     fn index(&self) -> &CandidateIndex {
-        self.index.get_or_init(|| CandidateIndex::build(&self.files, true))
+        self.index.get_or_init(|| {
+            if self.files.iter().any(|file| file.units.iter().any(|unit| unit.sketch.is_none())) {
+                tracing::warn!("candidate tables built without the sketches the index holds: close copies may be missed");
+            }
+            CandidateIndex::build(&self.files, true)
+        })
     }
 
-    /// The candidate index for a change; built first from the records as they are, so the
-    /// change then goes into its overlay.
+    /// The candidate index for a change; built first from the records as they are (with
+    /// their sketches read back), so the change then goes into its overlay.
     fn index_mut(&mut self) -> &mut CandidateIndex {
+        if self.index.get().is_none() {
+            self.hold_sketches();
+        }
         self.index();
         self.index.get_mut().expect("built just above")
     }
 
     /// Re-indexes the file in `slot` from its current record.
     fn reindex_slot(&mut self, slot: u32) {
-        self.index();
+        self.index_mut();
         let index = self.index.get_mut().expect("built just above");
         index.update_file(slot, &self.files[slot as usize]);
+    }
+
+    /// Lets go of the sketches of the records the index at the root holds as they are (every
+    /// file whose text came from disk, not from an editor): a third of a record's memory,
+    /// which only the candidate tables read, and those are built on first need. Call it
+    /// only when the index was just written from these records or they were read from it.
+    pub fn forget_sketches(&mut self) {
+        // The records are copied rather than changed in place: a sketch freed between the
+        // unit's other allocations, which stay, would leave no page free to give back.
+        let records = std::mem::take(&mut self.files);
+        self.files = records
+            .iter()
+            .enumerate()
+            .map(|(slot, record)| if self.edited.contains_key(&(slot as u32)) { record.clone() } else { without_sketches(record) })
+            .collect();
+    }
+
+    /// Gives every unit its sketch back (see [`LiveIndex::forget_sketches`]): read from the
+    /// index, else sketched again from the file on disk when it still holds the recorded
+    /// text. Returns how many units are left without one: their file changed on disk and in
+    /// the index since it was read (the file watcher re-reads it).
+    pub fn hold_sketches(&mut self) -> usize {
+        let missing = |files: &[FileRecord]| files.iter().map(|file| file.units.iter().filter(|unit| unit.sketch.is_none()).count()).sum::<usize>();
+        let before = missing(&self.files);
+        if before == 0 {
+            return 0;
+        }
+        let started = std::time::Instant::now();
+        let from_index = if Index::path_for(&self.root).is_file() {
+            match Index::open(&self.root).and_then(|(index, _)| index.load_sketches(&mut self.files)) {
+                Ok(filled) => filled,
+                Err(error) => {
+                    tracing::warn!("sketches could not be read back from the index: {error}");
+                    0
+                }
+            }
+        } else {
+            0
+        };
+        let mut from_disk = 0;
+        if from_index < before {
+            for record in self.files.iter_mut().filter(|record| record.units.iter().any(|unit| unit.sketch.is_none())) {
+                from_disk += sketch_from_disk(&self.root, &self.config, record);
+            }
+        }
+        let left = before - from_index - from_disk;
+        tracing::debug!(units = before, from_index, from_disk, left, elapsed_ms = started.elapsed().as_millis() as u64, "sketches read back");
+        if left > 0 {
+            tracing::warn!("{left} units have no sketch: their files changed since they were indexed");
+        }
+        left
     }
 
     /// Whether the candidate tables exist yet (a live index from a stored one builds them
@@ -166,6 +227,64 @@ impl LiveIndex {
         let detector = Detector { files: &self.files, dirty: &dirty, config: &self.config, tokens: &source, index: self.index() };
         detector.detect_dirty()
     }
+}
+
+/// A copy of `record` whose units hold no sketch.
+fn without_sketches(record: &FileRecord) -> FileRecord {
+    let units = record
+        .units
+        .iter()
+        .map(|unit| crate::model::UnitRecord {
+            name: unit.name.clone(),
+            kind: unit.kind.clone(),
+            start_line: unit.start_line,
+            end_line: unit.end_line,
+            start_byte: unit.start_byte,
+            end_byte: unit.end_byte,
+            token_start: unit.token_start,
+            token_end: unit.token_end,
+            nesting: unit.nesting,
+            parent: unit.parent,
+            hashes: unit.hashes,
+            sketch: None,
+            grams: unit.grams.clone(),
+            used_names: unit.used_names.clone(),
+            bound: unit.bound.clone(),
+        })
+        .collect();
+    FileRecord {
+        path: record.path.clone(),
+        language: record.language,
+        content_hash: record.content_hash,
+        size: record.size,
+        mtime_ns: record.mtime_ns,
+        lines: record.lines,
+        tokens: record.tokens,
+        has_syntax_errors: record.has_syntax_errors,
+        units,
+        winnows: record.winnows.clone(),
+    }
+}
+
+/// Sketches the units of `record` that have none from its file on disk, when the file still
+/// holds the recorded text (same content hash) and the unit is the one recorded. Returns how
+/// many units got one.
+fn sketch_from_disk(root: &Path, config: &Config, record: &mut FileRecord) -> usize {
+    let Ok(bytes) = std::fs::read(root.join(&record.path)) else { return 0 };
+    if *blake3::hash(&bytes).as_bytes() != record.content_hash {
+        return 0;
+    }
+    let text = crate::scan::decode(bytes, &record.path, &mut Vec::new());
+    let analysis = analysis::analyze(record.language, &text);
+    let fresh = FileRecord::from_analysis(record.path.clone(), record.language, record.content_hash, record.size, record.mtime_ns, &analysis, config.detection_for(record.language));
+    let mut filled = 0;
+    for (unit, fresh) in record.units.iter_mut().zip(fresh.units) {
+        if unit.sketch.is_none() && unit.hashes.t1 == fresh.hashes.t1 && (unit.token_start, unit.token_end) == (fresh.token_start, fresh.token_end) {
+            unit.sketch = fresh.sketch;
+            filled += 1;
+        }
+    }
+    filled
 }
 
 #[cfg(test)]
@@ -252,5 +371,76 @@ mod tests {
         assert_eq!(pairs[0].kind, crate::model::CloneKind::T3);
         live.remove("orders.py");
         assert!(live.clones_of("new.py").is_empty());
+    }
+
+    /// A workspace with a copy, a near-miss copy and an unrelated file, scanned with its
+    /// index written.
+    fn scanned(dir: &Path) {
+        std::fs::write(dir.join("orders.py"), ORIGINAL).expect("write");
+        std::fs::write(dir.join("rows.py"), OTHER).expect("write");
+        std::fs::write(dir.join("copy.py"), ORIGINAL.replace("count += 1", "count += 1\n            print(order)")).expect("write");
+        scan(ScanOptions { root: dir.to_path_buf(), config: config(), use_index: true, progress: None, team: None }).expect("scan");
+    }
+
+    fn units(files: &[FileRecord]) -> impl Iterator<Item = &crate::model::UnitRecord> {
+        files.iter().flat_map(|file| &file.units)
+    }
+
+    #[test]
+    fn records_read_without_sketches_answer_an_edit_as_whole_ones_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        scanned(dir.path());
+        let whole = crate::scan::load_stored(dir.path(), &config()).expect("load").expect("stored");
+        let lean = crate::scan::load_stored_without_sketches(dir.path(), &config()).expect("load").expect("stored");
+        assert!(units(&whole.files).all(|unit| unit.sketch.is_some()));
+        assert!(units(&lean.files).all(|unit| unit.sketch.is_none()), "no sketch is read");
+        assert_eq!(whole.pairs, lean.pairs);
+        let edited = ORIGINAL.replace("summarize_orders", "sum_paid").replace("total = 0", "total = 0.0");
+        let mut answers = Vec::new();
+        for files in [whole.files.clone(), lean.files] {
+            let mut live = LiveIndex::from_stored(dir.path(), config(), files);
+            live.update_text("new.py", Language::Python, &edited);
+            answers.push(live.clones_of("new.py"));
+            // Read back from the index when the tables were built for the edit.
+            assert_eq!(live.files().iter().filter(|file| file.path != "new.py").cloned().collect::<Vec<_>>(), whole.files);
+        }
+        assert_eq!(answers[0].len(), 2, "both copies are found: {:?}", answers[0]);
+        assert_eq!(answers[0], answers[1]);
+    }
+
+    #[test]
+    fn sketches_the_index_no_longer_holds_are_sketched_again_from_unchanged_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        scanned(dir.path());
+        let whole = crate::scan::load_stored(dir.path(), &config()).expect("load").expect("stored");
+        let lean = crate::scan::load_stored_without_sketches(dir.path(), &config()).expect("load").expect("stored");
+        std::fs::remove_dir_all(dir.path().join(crate::index::INDEX_DIR)).expect("remove the index");
+        // One file changed on disk since: its units stay without a sketch, and are counted.
+        std::fs::write(dir.path().join("rows.py"), OTHER.replace("lines = []", "lines = [0]")).expect("write");
+        let mut live = LiveIndex::from_stored(dir.path(), config(), lean.files);
+        let rows_units = live.files().iter().find(|file| file.path == "rows.py").map_or(0, |file| file.units.len());
+        assert!(rows_units > 0);
+        assert_eq!(live.hold_sketches(), rows_units);
+        for (held, expected) in live.files().iter().zip(&whole.files).filter(|(file, _)| file.path != "rows.py") {
+            assert_eq!(held, expected, "sketched again from {}", held.path);
+        }
+    }
+
+    #[test]
+    fn forgotten_sketches_are_read_back_and_an_edited_file_keeps_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        scanned(dir.path());
+        let outcome = scan(ScanOptions { root: dir.path().to_path_buf(), config: config(), use_index: true, progress: None, team: None }).expect("scan");
+        let mut live = LiveIndex::from_stored(dir.path(), config(), outcome.files.clone());
+        live.update_text("rows.py", Language::Python, &OTHER.replace("lines = []", "lines = [0]"));
+        live.forget_sketches();
+        let rows = live.slot("rows.py").expect("slot") as usize;
+        for (slot, file) in live.files().iter().enumerate() {
+            assert!(file.units.iter().all(|unit| unit.sketch.is_some() == (slot == rows)), "{}", file.path);
+        }
+        assert_eq!(live.hold_sketches(), 0);
+        for (held, scanned) in live.files().iter().zip(&outcome.files).filter(|(file, _)| file.path != "rows.py") {
+            assert_eq!(held, scanned);
+        }
     }
 }

@@ -26,7 +26,10 @@ pub struct UnitRecord {
     /// Index of the enclosing recorded unit in the same file.
     pub parent: Option<u32>,
     pub hashes: ExactHashes,
-    pub sketch: Box<Sketch>,
+    /// `None` while only the index holds it: a long-running process keeps its stored
+    /// records without sketches (a third of their memory) until the candidate tables are
+    /// built (`live::LiveIndex`).
+    pub sketch: Option<Box<Sketch>>,
     /// A consistent sample of the unit's k-grams over the semi-normalised stream (used
     /// names by text): the exact inverted index for near-miss candidates.
     pub grams: Box<[u32]>,
@@ -92,7 +95,9 @@ impl FileRecord {
         previous: Option<&FileRecord>,
     ) -> FileRecord {
         let reusable: std::collections::HashMap<(u64, u32), &Sketch> = previous
-            .map(|previous| previous.units.iter().map(|unit| ((unit.hashes.t1, unit.token_count()), unit.sketch.as_ref())).collect())
+            .map(|previous| {
+                previous.units.iter().filter_map(|unit| Some(((unit.hashes.t1, unit.token_count()), unit.sketch.as_deref()?))).collect()
+            })
             .unwrap_or_default();
         let kept: Vec<&Unit> = analysis
             .units
@@ -121,10 +126,10 @@ impl FileRecord {
                 token_end: unit.token_end,
                 nesting: unit.nesting,
                 parent,
-                sketch: Box::new(match reusable.get(&(hashes.t1, unit.token_count())) {
+                sketch: Some(Box::new(match reusable.get(&(hashes.t1, unit.token_count())) {
                     Some(&sketch) => *sketch,
                     None => fingerprint::sketch(&analysis.tokens.syms[start..end]),
-                }),
+                })),
                 hashes,
                 grams: context.gram_sample(run).into_boxed_slice(),
                 used_names: context.used_names(run, &context.name_keys(&unit.name)).into_boxed_slice(),

@@ -19,6 +19,7 @@ use crate::index::Index;
 use crate::lang::Language;
 use crate::model::{ClonePair, FileRecord};
 use crate::pattern::{self, Pattern, PatternLabel};
+use crate::pattern_store::{self, StoredPatterns};
 use crate::spill::{self, HeldTokens, IN_MEMORY_TOKENS, SpillSlot, TokenSpill};
 use crate::team_cache::{self, FileEntries, TeamCache, TeamCacheStats};
 use crate::walk::{self, FoundFile, SkipReason};
@@ -181,33 +182,82 @@ pub struct StoredState {
     /// Index into `files`.
     pub pairs: Vec<ClonePair>,
     pub labels: BTreeMap<String, PatternLabel>,
+    /// The last scan's patterns, to be restored once the pairs are complete
+    /// ([`StoredPatterns::restore`]).
+    pub patterns: Option<StoredPatterns>,
 }
 
 /// Loads the last scan of `root` from its index without touching the files: `None` when
 /// there is no index, or it was made with other detection settings.
 pub fn load_stored(root: &Path, config: &Config) -> Result<Option<StoredState>, ScanError> {
+    load_stored_with(root, config, true)
+}
+
+/// [`load_stored`] without the units' sketches (`UnitRecord::sketch` is `None`), for a
+/// live index that reads them back when it builds its candidate tables
+/// (`LiveIndex::hold_sketches`): faster to read and a third less to hold.
+pub fn load_stored_without_sketches(root: &Path, config: &Config) -> Result<Option<StoredState>, ScanError> {
+    load_stored_with(root, config, false)
+}
+
+fn load_stored_with(root: &Path, config: &Config, sketches: bool) -> Result<Option<StoredState>, ScanError> {
     if !Index::path_for(root).is_file() {
         return Ok(None);
     }
+    let started = Instant::now();
     let (index, _) = Index::open(root)?;
     if index.meta("settings")?.as_deref() != Some(settings_key(config).as_str()) {
         return Ok(None);
     }
-    let files = index.load_files()?;
-    let slots: HashMap<&str, u32> = files.iter().enumerate().map(|(slot, file)| (file.path.as_str(), slot as u32)).collect();
-    let pairs = index
-        .load_pairs()?
-        .into_iter()
-        .filter_map(|stored| {
-            let mut pair = stored.pair;
-            pair.a.file = *slots.get(stored.path_a.as_str())?;
-            pair.b.file = *slots.get(stored.path_b.as_str())?;
-            Some(pair)
-        })
-        .collect();
+    let (files, pairs) = index.load_state(sketches)?;
     let mut labels = index.load_labels()?;
     add_configured_labels(&mut labels, config);
-    Ok(Some(StoredState { files, pairs, labels }))
+    let patterns = index.load_patterns()?;
+    tracing::debug!(files = files.len(), pairs = pairs.len(), sketches, elapsed_ms = started.elapsed().as_millis() as u64, "stored index read");
+    Ok(Some(StoredState { files, pairs, labels, patterns }))
+}
+
+/// Whether a scan of `root` now would find what its index holds: the same settings, the same
+/// files, each with the size and modification time it had (what a scan trusts), and no new
+/// file it would analyse. A process answering from the index (`load_stored`) has nothing to
+/// re-index then: what it holds is what the scan would give.
+pub fn index_is_current(root: &Path, config: &Config) -> Result<bool, ScanError> {
+    if !Index::path_for(root).is_file() {
+        return Ok(false);
+    }
+    let started = Instant::now();
+    let (index, _) = Index::open(root)?;
+    if index.meta("settings")?.as_deref() != Some(settings_key(config).as_str()) {
+        return Ok(false);
+    }
+    let stored = index.file_metadata()?;
+    let found = walk::discover(root, config);
+    let mut held = 0;
+    for file in &found.files {
+        let Some(language) = file.language else { continue };
+        match stored.get(&file.relative) {
+            Some((size, mtime_ns, stored_language)) => {
+                if *size != file.size || *mtime_ns != file.mtime_ns || stored_language != language.name() {
+                    return Ok(false);
+                }
+                held += 1;
+            }
+            // Not in the index: current only if a scan would skip it too.
+            None => {
+                if file.size > config.max_file_bytes {
+                    continue;
+                }
+                match std::fs::read(&file.path) {
+                    Ok(bytes) if walk::classify(&file.relative, &bytes, config.max_file_bytes).is_err() => continue,
+                    Err(_) => continue,
+                    Ok(_) => return Ok(false),
+                }
+            }
+        }
+    }
+    let current = held == stored.len();
+    tracing::debug!(current, files = held, elapsed_ms = started.elapsed().as_millis() as u64, "index checked against the tree");
+    Ok(current)
 }
 
 /// The pattern names of `root`: stored in its index, then from its configuration.
@@ -519,8 +569,48 @@ fn scan_holding<R>(
     saved?;
     let result = result?;
     rekey_legacy_labels(index.as_ref(), &outcome.patterns, &labels, config, &mut Vec::new())?;
+    if let Some(index) = &index {
+        keep_patterns(index, &outcome, &labels)?;
+    }
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "index saved");
     Ok((outcome, result))
+}
+
+/// Keeps the scan's patterns in the index for the next start from it (`pattern_store`),
+/// unless the ones kept were built from the same files, pairs and names.
+fn keep_patterns(index: &Index, outcome: &ScanOutcome, labels: &BTreeMap<String, PatternLabel>) -> Result<(), ScanError> {
+    keep_patterns_in(index, &outcome.files, &outcome.pairs, labels, &outcome.patterns)
+}
+
+/// Keeps `patterns`, built from `files`, `pairs` and `labels` as the index of `root` holds
+/// them, for the next start from it: a process that loaded the index and had to build its
+/// patterns (none kept, or kept by another version) finds nothing to re-index and keeps
+/// them itself.
+pub fn keep_loaded_patterns(
+    root: &Path,
+    files: &[FileRecord],
+    pairs: &[ClonePair],
+    labels: &BTreeMap<String, PatternLabel>,
+    patterns: &[Pattern],
+) -> Result<(), ScanError> {
+    let (index, _) = Index::open(root)?;
+    keep_patterns_in(&index, files, pairs, labels, patterns)
+}
+
+fn keep_patterns_in(
+    index: &Index,
+    files: &[FileRecord],
+    pairs: &[ClonePair],
+    labels: &BTreeMap<String, PatternLabel>,
+    patterns: &[Pattern],
+) -> Result<(), ScanError> {
+    let digest = pattern_store::digest(files, pairs, labels);
+    if index.patterns_digest()?.as_deref() == Some(&digest[..]) {
+        return Ok(());
+    }
+    let bytes = pattern_store::encode(files, pairs, patterns);
+    index.save_patterns(&StoredPatterns { digest, bytes })?;
+    Ok(())
 }
 
 fn process_file(
@@ -994,5 +1084,66 @@ mod tests {
         assert_eq!(third.patterns[0].user_name.as_deref(), Some("configured"));
         let warning = third.warnings.iter().find(|warning| warning.contains(&pattern.legacy_id)).expect("a warning names the former id");
         assert!(warning.contains(&pattern.id), "{warning}");
+    }
+
+    fn scan_with_index(root: &Path, config: &Config) -> ScanOutcome {
+        scan(ScanOptions { root: root.to_path_buf(), config: config.clone(), use_index: true, progress: None, team: None }).expect("scan")
+    }
+
+    #[test]
+    fn the_index_is_current_until_a_file_changes_or_one_to_analyse_appears() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::default();
+        assert!(!index_is_current(dir.path(), &config).expect("check"), "no index yet");
+        std::fs::write(dir.path().join("a.py"), function("first", 0)).expect("write");
+        std::fs::write(dir.path().join("b.py"), function("second", 3)).expect("write");
+        scan_with_index(dir.path(), &config);
+        assert!(index_is_current(dir.path(), &config).expect("check"));
+        // A file a scan would skip (binary) and one of no language change nothing.
+        std::fs::write(dir.path().join("blob.py"), b"\0\x01\x02binary\0".repeat(10)).expect("write");
+        std::fs::write(dir.path().join("notes.txt"), "notes").expect("write");
+        assert!(index_is_current(dir.path(), &config).expect("check"));
+        let other = Config { detection: crate::config::DetectionSettings { min_lines: 3, ..Default::default() }, ..Config::default() };
+        assert!(!index_is_current(dir.path(), &other).expect("check"), "other settings");
+        std::fs::write(dir.path().join("c.py"), function("third", 1)).expect("write");
+        assert!(!index_is_current(dir.path(), &config).expect("check"), "a new file to analyse");
+        scan_with_index(dir.path(), &config);
+        assert!(index_is_current(dir.path(), &config).expect("check"));
+        std::fs::write(dir.path().join("a.py"), function("first", 2)).expect("write");
+        assert!(!index_is_current(dir.path(), &config).expect("check"), "a changed file");
+        scan_with_index(dir.path(), &config);
+        std::fs::remove_file(dir.path().join("b.py")).expect("remove");
+        assert!(!index_is_current(dir.path(), &config).expect("check"), "a removed file");
+    }
+
+    #[test]
+    fn a_scans_patterns_are_restored_from_its_index_once_the_pairs_are_complete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config::default();
+        std::fs::write(dir.path().join("a.py"), function("first", 0)).expect("write");
+        std::fs::write(dir.path().join("b.py"), function("second", 0)).expect("write");
+        std::fs::write(dir.path().join("c.py"), function("third", 3)).expect("write");
+        std::fs::write(dir.path().join("d.py"), function("fourth", 4)).expect("write");
+        let outcome = scan_with_index(dir.path(), &config);
+        assert!(!outcome.patterns.is_empty() && outcome.pairs.iter().any(|pair| pair.kind == crate::model::CloneKind::T3));
+        let stored = load_stored_without_sketches(dir.path(), &config).expect("load").expect("stored");
+        let live = crate::live::LiveIndex::from_stored(dir.path(), config.clone(), stored.files);
+        let pairs = live.complete_pairs(&stored.pairs);
+        let kept = stored.patterns.expect("the scan kept its patterns");
+        let restored = kept.restore(live.files(), &pairs, &stored.labels).expect("built from the same files, pairs and names");
+        let built = pattern::build_patterns(live.files(), &pairs, &stored.labels, &pattern::DiskText { root: dir.path() });
+        assert_eq!(restored, built);
+        // A name given since, or a pair fewer: built again.
+        let mut labels = stored.labels.clone();
+        labels.insert(built[0].id.clone(), PatternLabel { name: Some("totals".into()), note: None });
+        assert!(kept.restore(live.files(), &pairs, &labels).is_none());
+        assert!(kept.restore(live.files(), &pairs[1..], &stored.labels).is_none());
+        // Damaged bytes are never taken.
+        let damaged = StoredPatterns { digest: kept.digest, bytes: kept.bytes[..kept.bytes.len() - 3].to_vec() };
+        assert!(damaged.restore(live.files(), &pairs, &stored.labels).is_none());
+        // A re-scan with nothing changed keeps them as they are.
+        scan_with_index(dir.path(), &config);
+        let again = load_stored(dir.path(), &config).expect("load").expect("stored").patterns.expect("kept");
+        assert_eq!((again.digest, again.bytes), (kept.digest, kept.bytes));
     }
 }

@@ -293,3 +293,55 @@ fn a_file_opened_as_stored_keeps_its_pairs_without_building_the_candidate_tables
     assert_eq!(workspace.inspect(|engine| engine.candidate_tables_built()), Some(true));
     assert!(pairs_of_orders(&workspace) > 0, "the edited function still has its copies");
 }
+
+/// A pattern's id, name and members by place.
+type PatternByPlace = (String, String, Vec<String>);
+
+/// Patterns and pairs by place, in a stable order.
+fn results_by_place(snapshot: &Snapshot) -> (Vec<PatternByPlace>, Vec<String>) {
+    let place = |instance: &periodic_core::Instance| format!("{}:{}-{}", snapshot.file(instance.file).map_or("?", |file| file.path.as_str()), instance.start_line, instance.end_line);
+    let mut patterns: Vec<PatternByPlace> =
+        snapshot.patterns.iter().map(|pattern| (pattern.id.clone(), pattern.name().to_string(), pattern.members.iter().map(place).collect())).collect();
+    patterns.sort();
+    let mut pairs: Vec<String> = snapshot.pairs.iter().map(|pair| format!("{} {} {}", place(&pair.a), place(&pair.b), pair.kind.as_str())).collect();
+    pairs.sort();
+    (patterns, pairs)
+}
+
+#[test]
+fn a_start_from_an_unchanged_index_answers_as_the_scan_did_and_has_nothing_to_re_index() {
+    let dir = write_fixture(FIXTURE);
+    let config = fixture_config();
+    let outcome = periodic_core::scan(ScanOptions { root: dir.path().to_path_buf(), config: config.clone(), use_index: true, progress: None, team: None }).expect("scan");
+    let scanned = results_by_place(&Snapshot::of_scan(&outcome));
+    assert!(!scanned.0.is_empty());
+    let (workspace, _) = workspace::Workspace::new(dir.path().to_path_buf());
+    assert!(workspace.load_stored(config.clone()).expect("load"));
+    assert_eq!(results_by_place(&workspace.snapshot()), scanned);
+    let no_sketch = |workspace: &workspace::Workspace| workspace.inspect(|engine| engine.files().iter().flat_map(|file| &file.units).all(|unit| unit.sketch.is_none()));
+    assert_eq!(no_sketch(&workspace), Some(true), "held without sketches");
+
+    let events = std::sync::atomic::AtomicUsize::new(0);
+    let progress = |_: periodic_core::ScanProgress| {
+        events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    };
+    workspace.reindex(config.clone(), &progress, &Vec::new, None).expect("re-index");
+    assert_eq!(events.load(std::sync::atomic::Ordering::Relaxed), 0, "nothing changed: no scan");
+    assert_eq!(results_by_place(&workspace.snapshot()), scanned);
+
+    // Only the first re-index after the load may skip its scan; a scan's engine is held
+    // without sketches too.
+    workspace.reindex(config, &progress, &Vec::new, None).expect("re-index");
+    assert!(events.load(std::sync::atomic::Ordering::Relaxed) > 0, "scanned");
+    assert_eq!(results_by_place(&workspace.snapshot()), scanned);
+    assert_eq!(no_sketch(&workspace), Some(true));
+
+    // An edit reads them back to build the candidate tables and finds the copies again.
+    let text = std::fs::read_to_string(dir.path().join("src/orders.py")).expect("read").replace("count += 1", "count += 2");
+    let analysis = periodic_core::analysis::analyze(Language::Python, &text);
+    workspace.change(|engine| engine.apply_analysis("src/orders.py", Language::Python, &text, analysis, Some(2))).expect("engine");
+    assert_eq!(no_sketch(&workspace), Some(false));
+    let snapshot = workspace.snapshot();
+    let slot = snapshot.slot("src/orders.py").expect("slot");
+    assert!(snapshot.pairs_of(slot).count() > 0, "the edited function still has its copies");
+}

@@ -161,7 +161,9 @@ fn pairs_by_slot(pairs: &[ClonePair]) -> HashMap<u32, Vec<u32>> {
 /// The mutable engine state of a workspace.
 pub struct Engine {
     live: LiveIndex,
-    pairs: Vec<ClonePair>,
+    /// Shared with the snapshots published from it: a change copies the list only while a
+    /// snapshot still holds it (on the Linux tree it is 58 MB).
+    pairs: Arc<Vec<ClonePair>>,
     /// The names shown: `own_labels` with newer team names over them.
     labels: BTreeMap<String, PatternLabel>,
     /// The repository's names: the index's and `.periodic.toml`'s.
@@ -203,7 +205,7 @@ impl Engine {
         patterns: Vec<Pattern>,
         labels: BTreeMap<String, PatternLabel>,
     ) -> Engine {
-        let mut engine = Engine::assemble(LiveIndex::from_stored(root, config, files), pairs, labels);
+        let mut engine = Engine::assemble(LiveIndex::from_stored(root, config, files), Arc::new(pairs), labels);
         engine.set_patterns(patterns);
         engine
     }
@@ -240,14 +242,25 @@ impl Engine {
     }
 
     /// From a stored index, which holds no exact pairs: they are recomputed (no file is read).
-    fn from_stored(root: &Path, config: Config, files: Vec<FileRecord>, stored: &[ClonePair], labels: BTreeMap<String, PatternLabel>) -> Engine {
+    /// The last scan's patterns are taken as they were kept when they were built from these
+    /// files, pairs and names (clustering and naming the Linux tree's pairs again took
+    /// most of the time before the first answer).
+    fn from_stored(root: &Path, config: Config, stored: scan::StoredState) -> Engine {
+        let scan::StoredState { files, pairs: stored_pairs, labels, patterns } = stored;
         let live = LiveIndex::from_stored(root, config, files);
-        let pairs = live.complete_pairs(stored);
-        Engine::assemble(live, pairs, labels)
+        let pairs = live.complete_pairs(&stored_pairs);
+        drop(stored_pairs);
+        let restored = patterns.and_then(|patterns| patterns.restore(live.files(), &pairs, &labels));
+        tracing::debug!(restored = restored.is_some(), "stored patterns");
+        let mut engine = Engine::assemble(live, Arc::new(pairs), labels);
+        if let Some(patterns) = restored {
+            engine.set_patterns(patterns);
+        }
+        engine
     }
 
     /// An engine without patterns: [`Engine::set_label_sources`] builds them.
-    fn assemble(live: LiveIndex, pairs: Vec<ClonePair>, labels: BTreeMap<String, PatternLabel>) -> Engine {
+    fn assemble(live: LiveIndex, pairs: Arc<Vec<ClonePair>>, labels: BTreeMap<String, PatternLabel>) -> Engine {
         let views = live.files().iter().map(|file| Arc::new(FileView::of(file))).collect();
         let slots = Arc::new(live.files().iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect());
         // No patterns yet: every caller sets the label sources next, which builds them with
@@ -291,6 +304,16 @@ impl Engine {
 
     pub fn patterns_current(&self) -> bool {
         self.patterns_current
+    }
+
+    /// Keeps the patterns in the index, so the next start restores them (their digest says
+    /// what they were built from: an editor's text applied here makes them another
+    /// state's, which no load matches). Not when a team name is among their names.
+    fn keep_built_patterns(&self, root: &Path) -> Result<(), scan::ScanError> {
+        if !self.patterns_current || self.labels != self.own_labels {
+            return Ok(());
+        }
+        scan::keep_loaded_patterns(root, self.live.files(), &self.pairs, &self.own_labels, &self.patterns)
     }
 
     /// The near-miss family of each shape, as the last pattern build says; `None` while
@@ -340,7 +363,10 @@ impl Engine {
     fn drop_pairs_of(&mut self, slot: u32) -> HashSet<u32> {
         self.patterns_current = false;
         let mut affected = HashSet::new();
-        self.pairs.retain(|pair| {
+        if !self.pairs.iter().any(|pair| pair.a.file == slot || pair.b.file == slot) {
+            return affected;
+        }
+        Arc::make_mut(&mut self.pairs).retain(|pair| {
             let touches = pair.a.file == slot || pair.b.file == slot;
             if touches {
                 affected.insert(pair.a.file);
@@ -440,10 +466,14 @@ impl Engine {
     fn replace_pairs(&mut self, slot: u32) -> HashSet<u32> {
         let mut affected = self.drop_pairs_of(slot);
         let path = self.live.files()[slot as usize].path.clone();
-        for pair in self.live.clones_of(&path) {
-            affected.insert(pair.a.file);
-            affected.insert(pair.b.file);
-            self.pairs.push(pair);
+        let found = self.live.clones_of(&path);
+        if !found.is_empty() {
+            let pairs = Arc::make_mut(&mut self.pairs);
+            for pair in found {
+                affected.insert(pair.a.file);
+                affected.insert(pair.b.file);
+                pairs.push(pair);
+            }
         }
         affected.remove(&slot);
         affected
@@ -458,14 +488,14 @@ impl Engine {
                 }
             }
         } else {
-            for (slot, pair) in pattern_of_pair.iter_mut().zip(&self.pairs) {
+            for (slot, pair) in pattern_of_pair.iter_mut().zip(self.pairs.iter()) {
                 *slot = self.pattern_by_content.get(&pair.content).copied().unwrap_or(u32::MAX);
             }
         }
         Snapshot {
             files: self.views.clone(),
             slots: self.slots.clone(),
-            pairs: Arc::new(self.pairs.clone()),
+            pairs: self.pairs.clone(),
             pairs_by_slot: Arc::new(pairs_by_slot(&self.pairs)),
             patterns: self.patterns.clone(),
             pattern_of_pair: Arc::new(pattern_of_pair),
@@ -489,6 +519,9 @@ pub struct Workspace {
     project_config: Mutex<Config>,
     /// Serialises full re-indexes of this folder.
     pub reindexing: tokio::sync::Mutex<()>,
+    /// The configuration the engine was loaded from the index with, until the first
+    /// re-index: that one has nothing to do when the tree is as the index holds it.
+    loaded_with: Mutex<Option<Config>>,
     /// Ticks with the generation of every published snapshot.
     pub published: tokio::sync::watch::Sender<u64>,
     /// Sync with the team edge server (disabled unless configured).
@@ -514,6 +547,7 @@ impl Workspace {
             generation: AtomicU64::new(0),
             project_config: Mutex::new(config),
             reindexing: tokio::sync::Mutex::new(()),
+            loaded_with: Mutex::new(None),
             published: tokio::sync::watch::channel(0).0,
             edge: RwLock::new(Arc::new(EdgeSync::disabled())),
             families_given: Mutex::new(std::sync::Weak::new()),
@@ -526,8 +560,17 @@ impl Workspace {
     }
 
     /// Replaces the team sync (settings changed); the previous one stops in the background.
+    /// A sync is sent every unit's sketch: the engine holds them again first (read back from
+    /// the index), and the engine's lock is held until the sync is in, so a re-index ending
+    /// meanwhile sees it and keeps them too.
     pub fn set_edge(&self, edge: EdgeSync) {
         let edge = Arc::new(edge);
+        let mut engine = lock(&self.engine);
+        if edge.enabled()
+            && let Some(engine) = engine.as_mut()
+        {
+            engine.live.hold_sketches();
+        }
         match self.edge.write() {
             Ok(mut current) => *current = edge,
             Err(poisoned) => *poisoned.into_inner() = edge,
@@ -571,13 +614,17 @@ impl Workspace {
     /// Answers from the stored index at once, before any file is read (warm start).
     /// Returns false when there is nothing usable stored.
     pub fn load_stored(&self, config: Config) -> Result<bool, scan::ScanError> {
-        let Some(stored) = scan::load_stored(&self.root, &config)? else { return Ok(false) };
+        // Without a team edge nothing reads a sketch before the candidate tables are built,
+        // which read them back: the records are read and held without them.
+        let stored = if self.edge().enabled() { scan::load_stored(&self.root, &config)? } else { scan::load_stored_without_sketches(&self.root, &config)? };
+        let Some(stored) = stored else { return Ok(false) };
         let times = scan::label_times(&self.root)?;
-        let mut engine = Engine::from_stored(&self.root, config, stored.files, &stored.pairs, stored.labels);
+        let mut engine = Engine::from_stored(&self.root, config.clone(), stored);
         engine.set_label_sources(times, &self.edge());
         let mut guard = lock(&self.engine);
         if guard.is_none() {
             *guard = Some(engine);
+            *lock(&self.loaded_with) = Some(config);
             self.publish(guard.as_ref());
         }
         Ok(true)
@@ -592,6 +639,21 @@ impl Workspace {
         open: &dyn Fn() -> Vec<OpenText>,
         team: Option<&dyn TeamCache>,
     ) -> Result<Vec<String>, scan::ScanError> {
+        // Just loaded from the index, and no file changed since it was written: the engine
+        // holds what a scan would give (the index's pairs and patterns, the editor's text
+        // applied on top), and a scan would only read it all again (on the Linux tree that
+        // is seconds of work and a few hundred megabytes the allocator keeps afterwards).
+        let loaded_with = lock(&self.loaded_with).take();
+        if loaded_with.as_ref() == Some(&config) && lock(&self.engine).is_some() && scan::index_is_current(&self.root, &config)? {
+            tracing::info!("{}: nothing changed since the index was written", self.root.display());
+            // Only the next start's speed depends on it: a failure is logged, not raised.
+            if let Some(engine) = lock(&self.engine).as_ref()
+                && let Err(error) = engine.keep_built_patterns(&self.root)
+            {
+                tracing::warn!("{}: the patterns could not be kept in the index: {error}", self.root.display());
+            }
+            return Ok(Vec::new());
+        }
         // The scan reads the stored index itself: the engine goes first, so the workspace is
         // not held twice in memory. Requests keep reading the last snapshot; edits made
         // meanwhile are applied from the editor's text when the new engine is in.
@@ -636,6 +698,11 @@ impl Workspace {
         }
         if !engine.patterns_current() {
             engine.rebuild_patterns();
+        }
+        // The scan just wrote these records to the index: without a team edge (which is sent
+        // every sketch) they are held without their sketches until the tables need them.
+        if !edge.enabled() {
+            engine.live.forget_sketches();
         }
         *guard = Some(engine);
         self.publish(guard.as_ref());

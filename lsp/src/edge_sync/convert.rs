@@ -89,7 +89,7 @@ pub fn upsert(file: &FileRecord, unit: &UnitRecord, key: String, share: ShareLev
     UnitUpsert {
         key,
         t2_hash: T2Hash(unit.hashes.t2),
-        sketch: Sketch(*unit.sketch),
+        sketch: Sketch(sketch_of(unit)),
         tokens: unit.token_count(),
         lines: unit.end_line.saturating_sub(unit.start_line) + 1,
         nesting: unit.nesting,
@@ -136,14 +136,21 @@ pub fn digest(upsert: &UnitUpsert) -> [u8; 16] {
 pub fn fingerprint_id(unit: &UnitRecord) -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&unit.hashes.t2.to_le_bytes());
-    for value in unit.sketch.iter() {
+    for value in sketch_of(unit).iter() {
         hasher.update(&value.to_le_bytes());
     }
     hasher.finalize().to_hex()[..32].to_string()
 }
 
 pub fn query_sketch(unit: &UnitRecord) -> QuerySketch {
-    QuerySketch { id: fingerprint_id(unit), t2_hash: T2Hash(unit.hashes.t2), sketch: Sketch(*unit.sketch) }
+    QuerySketch { id: fingerprint_id(unit), t2_hash: T2Hash(unit.hashes.t2), sketch: Sketch(sketch_of(unit)) }
+}
+
+/// A unit's sketch. A workspace syncing with an edge holds every sketch
+/// (`Workspace::set_edge`); a unit whose file changed since the index was read may still
+/// lack one until the file is read again, and goes as the sketch of no tokens meanwhile.
+fn sketch_of(unit: &UnitRecord) -> [u32; periodic_core::fingerprint::SKETCH_LEN] {
+    unit.sketch.as_deref().copied().unwrap_or([u32::MAX; periodic_core::fingerprint::SKETCH_LEN])
 }
 
 #[cfg(test)]
@@ -194,7 +201,7 @@ mod tests {
         // The digest follows the share level, so switching level resends every unit.
         assert_ne!(with[0].digest, without[0].digest);
         assert_eq!(with[0].upsert.t2_hash, T2Hash(file.units[0].hashes.t2));
-        assert_eq!(with[0].upsert.sketch.0, *file.units[0].sketch);
+        assert_eq!(Some(&with[0].upsert.sketch.0), file.units[0].sketch.as_deref());
         assert_eq!(with[0].upsert.language, "python");
     }
 

@@ -75,12 +75,13 @@ impl Backend {
         if let Some(problem) = problem {
             self.client.show_message(MessageType::ERROR, format!("Periodic: {problem} (the defaults are used)")).await;
         }
-        self.watch(&workspace).await;
         self.start_workspace(workspace).await;
     }
 
-    /// Loads a workspace: stored results first (answers at once), then a scan of what
-    /// changed since, with progress.
+    /// Loads a workspace: stored results first (answers at once), then watches it, then
+    /// scans what changed since, with progress. Watching a big tree takes a core for a while
+    /// (the Linux tree: a second): it starts once the stored answers are out, before the
+    /// scan, which sees whatever changed before the watch began.
     pub(super) async fn start_workspace(&self, workspace: Arc<Workspace>) {
         let config = workspace.effective_config(|config| self.settings().apply_to(config));
         let loading = workspace.clone();
@@ -97,6 +98,7 @@ impl Backend {
             Ok(Err(error)) => self.warn(format!("{}: the stored index could not be read: {error}", workspace.root.display())).await,
             Err(error) => self.warn(format!("{}: loading the stored index failed: {error}", workspace.root.display())).await,
         }
+        self.watch(&workspace).await;
         self.reindex(workspace.clone()).await;
         // The team sync keeps its outbox in the index, which exists from here on.
         self.start_edge(&workspace).await;

@@ -11,4 +11,10 @@ pub fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        // SAFETY: `mallinfo2` only reads the allocator's counters.
+        let info = unsafe { libc::mallinfo2() };
+        tracing::debug!(in_use_mb = info.uordblks >> 20, mapped_mb = info.hblkhd >> 20, free_mb = info.fordblks >> 20, arena_mb = info.arena >> 20, "heap after trimming");
+    }
 }

@@ -56,11 +56,7 @@ pub async fn initialized(backend: &Backend, _: InitializedParams) {
     }
     for workspace in backend.workspaces() {
         let this = backend.clone();
-        let watched = workspace.clone();
         tokio::spawn(async move { this.start_workspace(workspace).await });
-        // Watching a big tree takes a while; answers come first.
-        let this = backend.clone();
-        tokio::spawn(async move { this.watch(&watched).await });
     }
 }
 

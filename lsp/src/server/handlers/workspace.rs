@@ -49,7 +49,6 @@ pub async fn did_change_workspace_folders(backend: &Backend, params: DidChangeWo
     }
     write(&backend.state.workspaces, workspaces);
     for workspace in added {
-        backend.watch(&workspace).await;
         let this = backend.clone();
         tokio::spawn(async move { this.start_workspace(workspace).await });
     }
