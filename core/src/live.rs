@@ -229,7 +229,8 @@ impl LiveIndex {
     }
 }
 
-/// A copy of `record` whose units hold no sketch.
+/// A copy of `record` whose units hold no sketch (field by field: `..unit.clone()` would copy
+/// every sketch first).
 fn without_sketches(record: &FileRecord) -> FileRecord {
     let units = record
         .units
