@@ -415,6 +415,9 @@ fn scan_holding<R>(
         *skipped.entry(*reason).or_default() += 1;
     }
     let previous_count = previous_files.len();
+    // A file touched but not changed (a checkout, a copy) keeps its record; its new mtime is
+    // written so that the next scan, and the next start from the index, need not hash it.
+    let mut mtimes_moved = false;
     for ((outcome, mut file_warnings), found_file) in outcomes.into_iter().zip(&found.files) {
         warnings.append(&mut file_warnings);
         match outcome {
@@ -422,6 +425,7 @@ fn scan_holding<R>(
                 let Some(mut record) = previous_files.remove(&found_file.relative) else {
                     unreachable!("a clean outcome comes from a record of the index")
                 };
+                mtimes_moved |= record.mtime_ns != mtime_ns;
                 record.mtime_ns = mtime_ns;
                 files.push(record);
                 dirty.push(false);
@@ -537,7 +541,7 @@ fn scan_holding<R>(
     // works with the results (renders a report): it needs neither, and on a large tree
     // each takes a few tenths of a second on one core.
     let (index_to_save, mut index) = match index {
-        Some(index) if files_changed => (Some(index), None),
+        Some(index) if files_changed || mtimes_moved => (Some(index), None),
         index => (None, index),
     };
     let (saved, result) = std::thread::scope(|scope| {
@@ -1114,6 +1118,16 @@ mod tests {
         scan_with_index(dir.path(), &config);
         std::fs::remove_file(dir.path().join("b.py")).expect("remove");
         assert!(!index_is_current(dir.path(), &config).expect("check"), "a removed file");
+        scan_with_index(dir.path(), &config);
+        assert!(index_is_current(dir.path(), &config).expect("check"));
+        // Touched, same bytes: the scan keeps the record and writes the new mtime.
+        let touched = std::fs::File::options().write(true).open(dir.path().join("a.py")).expect("open");
+        touched.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000)).expect("set mtime");
+        drop(touched);
+        assert!(!index_is_current(dir.path(), &config).expect("check"), "a touched file");
+        let rescan = scan_with_index(dir.path(), &config);
+        assert_eq!(rescan.stats.files_parsed, 0, "same content: nothing parsed");
+        assert!(index_is_current(dir.path(), &config).expect("check"), "the touched file's mtime was written");
     }
 
     #[test]
