@@ -200,15 +200,18 @@ pub fn load_stored_without_sketches(root: &Path, config: &Config) -> Result<Opti
     load_stored_with(root, config, false)
 }
 
-fn load_stored_with(root: &Path, config: &Config, sketches: bool) -> Result<Option<StoredState>, ScanError> {
+/// The index of `root` when it exists and was made with these detection settings.
+fn index_with_settings(root: &Path, config: &Config) -> Result<Option<Index>, ScanError> {
     if !Index::path_for(root).is_file() {
         return Ok(None);
     }
-    let started = Instant::now();
     let (index, _) = Index::open(root)?;
-    if index.meta("settings")?.as_deref() != Some(settings_key(config).as_str()) {
-        return Ok(None);
-    }
+    Ok((index.meta("settings")?.as_deref() == Some(settings_key(config).as_str())).then_some(index))
+}
+
+fn load_stored_with(root: &Path, config: &Config, sketches: bool) -> Result<Option<StoredState>, ScanError> {
+    let started = Instant::now();
+    let Some(index) = index_with_settings(root, config)? else { return Ok(None) };
     let (files, pairs) = index.load_state(sketches)?;
     let mut labels = index.load_labels()?;
     add_configured_labels(&mut labels, config);
@@ -222,14 +225,8 @@ fn load_stored_with(root: &Path, config: &Config, sketches: bool) -> Result<Opti
 /// file it would analyse. A process answering from the index (`load_stored`) has nothing to
 /// re-index then: what it holds is what the scan would give.
 pub fn index_is_current(root: &Path, config: &Config) -> Result<bool, ScanError> {
-    if !Index::path_for(root).is_file() {
-        return Ok(false);
-    }
     let started = Instant::now();
-    let (index, _) = Index::open(root)?;
-    if index.meta("settings")?.as_deref() != Some(settings_key(config).as_str()) {
-        return Ok(false);
-    }
+    let Some(index) = index_with_settings(root, config)? else { return Ok(false) };
     let stored = index.file_metadata()?;
     let found = walk::discover(root, config);
     let mut held = 0;
