@@ -47,7 +47,7 @@ use redis::cluster_async::ClusterConnection;
 use self::lock::RepoLock;
 use self::reads::{HashRead, ReadCoalescer};
 use self::layout::{
-    BandSlot, Keys, Member, PARTITIONS, Record, UNITS_GAUGE_KEY, band_entry, band_slot, bucket_members, decode, encode, group_entries, group_members, member, member_from,
+    BAND_ENTRY_LEN, BandSlot, Keys, Member, PARTITIONS, Record, UNITS_GAUGE_KEY, band_entry, band_slot, bucket_members, decode, encode, group_entries, group_members, member, member_from,
     member_t2, parse_link_field, partition_of, repo_tag,
 };
 use crate::store::embedded::index::MAX_LANE_WALK;
@@ -123,32 +123,46 @@ fn unavailable(error: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis: {error}"))
 }
 
-/// One operation of the partition script.
+/// One unit operation of the partition script.
 enum Op {
-    Upsert { member: Member, record: Vec<u8>, info: String, repo_tag: [u8; 8] },
+    /// `link`: the unit's family link field (T2 then family, hex), empty when it has none.
+    Upsert { member: Member, record: Vec<u8>, info: String, repo_tag: [u8; 8], link: String },
     Remove { member: Member, user_removal: bool },
-    /// Band entries (tag and member) to add to, and to remove from, one field of `bands`.
-    Bands { field: [u8; 2], adds: Vec<u8>, removes: Vec<u8> },
+}
+
+/// What one batch changes in one partition: unit operations in order, and band entries (tag
+/// and member) to add to and remove from each field of `bands`.
+#[derive(Default)]
+struct PartitionOps {
+    units: Vec<Op>,
+    bands: BTreeMap<[u8; 2], (Vec<u8>, Vec<u8>)>,
 }
 
 /// What applying operations did: unit count change, user removals that removed something,
 /// and the removed members with their records.
 type Applied = (i64, u32, Vec<(Member, Record)>);
 
-/// Band entries of one batch, grouped by partition and field: (adds, removes).
-type BandChanges = BTreeMap<u64, BTreeMap<[u8; 2], (Vec<u8>, Vec<u8>)>>;
-
-fn add_band_entries(changes: &mut BandChanges, sketch: &periodic_wire::Sketch, member: &Member, removing: bool) {
+fn add_band_entries(changes: &mut BTreeMap<u64, PartitionOps>, sketch: &periodic_wire::Sketch, member: &Member, removing: bool) {
     for value in sketch.band_keys() {
         let BandSlot { partition, field, tag } = band_slot(value);
-        let (adds, removes) = changes.entry(partition).or_default().entry(field).or_default();
+        let (adds, removes) = changes.entry(partition).or_default().bands.entry(field).or_default();
         let entries = if removing { removes } else { adds };
         entries.extend_from_slice(&band_entry(tag, member));
     }
 }
 
-fn band_ops(changes: BandChanges) -> BTreeMap<u64, Vec<Op>> {
-    changes.into_iter().map(|(partition, fields)| (partition, fields.into_iter().map(|(field, (adds, removes))| Op::Bands { field, adds, removes }).collect())).collect()
+/// The script's form of band entries: runs of (field, entry count as 2 bytes big-endian,
+/// the entries); a field with more entries than a count holds takes several runs.
+fn band_pack<'a>(fields: impl Iterator<Item = (&'a [u8; 2], &'a Vec<u8>)>) -> Vec<u8> {
+    let mut pack = Vec::new();
+    for (field, entries) in fields {
+        for run in entries.chunks(usize::from(u16::MAX) * BAND_ENTRY_LEN) {
+            pack.extend_from_slice(field);
+            pack.extend_from_slice(&((run.len() / BAND_ENTRY_LEN) as u16).to_be_bytes());
+            pack.extend_from_slice(run);
+        }
+    }
+    pack
 }
 
 fn group_info(tokens: u32, language: &str) -> String {
@@ -278,7 +292,7 @@ impl RedisStore {
         let initially: HashMap<String, Option<Member>> = current.clone();
 
         // Upserts first, then removals, as the embedded backend applies them.
-        let mut ops: BTreeMap<u64, Vec<Op>> = BTreeMap::new();
+        let mut ops: BTreeMap<u64, PartitionOps> = BTreeMap::new();
         let mut sketches: HashMap<Member, periodic_wire::Sketch> = HashMap::new();
         let upserted = batch.upserts.len() as u32;
         let repo_tag = repo_tag(tenant, repo);
@@ -288,10 +302,14 @@ impl RedisStore {
             if let Some(old) = *slot
                 && old != new_member
             {
-                ops.entry(partition_of(member_t2(&old))).or_default().push(Op::Remove { member: old, user_removal: false });
+                ops.entry(partition_of(member_t2(&old))).or_default().units.push(Op::Remove { member: old, user_removal: false });
             }
             *slot = Some(new_member);
             let info = group_info(upsert.tokens, &upsert.language);
+            let link = match upsert.family {
+                Some(family) if family != upsert.t2_hash => format!("{}{}", upsert.t2_hash.to_hex(), family.to_hex()),
+                _ => String::new(),
+            };
             sketches.insert(new_member, upsert.sketch.clone());
             let record = encode(&Record {
                 t2_hash: upsert.t2_hash,
@@ -305,38 +323,34 @@ impl RedisStore {
                 location: upsert.location,
                 family: upsert.family,
             });
-            ops.entry(partition_of(upsert.t2_hash)).or_default().push(Op::Upsert { member: new_member, record, info, repo_tag });
+            ops.entry(partition_of(upsert.t2_hash)).or_default().units.push(Op::Upsert { member: new_member, record, info, repo_tag, link });
         }
         for key in &batch.removals {
             if let Some(old) = current.get_mut(key.as_str()).and_then(Option::take) {
-                ops.entry(partition_of(member_t2(&old))).or_default().push(Op::Remove { member: old, user_removal: true });
+                ops.entry(partition_of(member_t2(&old))).or_default().units.push(Op::Remove { member: old, user_removal: true });
             }
         }
 
         // Every member the batch leaves stored gets its band entries, in the same script call
         // as the records of its partition.
         let final_members: HashSet<Member> = current.values().flatten().copied().collect();
-        let mut additions = BandChanges::new();
         for new_member in &final_members {
             if let Some(sketch) = sketches.get(new_member) {
-                add_band_entries(&mut additions, sketch, new_member, false);
+                add_band_entries(&mut ops, sketch, new_member, false);
             }
-        }
-        for (partition, partition_band_ops) in band_ops(additions) {
-            ops.entry(partition).or_default().extend(partition_band_ops);
         }
         let (unit_delta, removed, removed_records) = self.apply_partitions(keys, ops).await?;
 
         // Removed and replaced members leave their band buckets (their band values come from
         // the records the scripts removed).
-        let mut removals = BandChanges::new();
+        let mut removals: BTreeMap<u64, PartitionOps> = BTreeMap::new();
         for (old_member, record) in &removed_records {
             if !final_members.contains(old_member) {
                 add_band_entries(&mut removals, &record.sketch, old_member, true);
             }
         }
         if !removals.is_empty() {
-            self.apply_partitions(keys, band_ops(removals)).await?;
+            self.apply_partitions(keys, removals).await?;
         }
 
         // Locator (one HSET and one HDEL per thousand keys), repository set and gauge.
@@ -391,7 +405,7 @@ impl RedisStore {
 
     /// Runs every partition's operations, all partitions at once; returns (unit count change,
     /// user removals that removed something, removed members with their records).
-    async fn apply_partitions(&self, keys: &Keys, ops: BTreeMap<u64, Vec<Op>>) -> Result<Applied, StoreError> {
+    async fn apply_partitions(&self, keys: &Keys, ops: BTreeMap<u64, PartitionOps>) -> Result<Applied, StoreError> {
         let partition_results: Vec<Applied> = stream::iter(ops)
             .map(|(partition, partition_ops)| self.apply_partition(keys, partition, partition_ops))
             .buffer_unordered(CONCURRENT_SCRIPTS)
@@ -406,11 +420,14 @@ impl RedisStore {
         Ok((unit_delta, removed, removed_records))
     }
 
-    /// Runs one partition's operations, chunks in order.
-    async fn apply_partition(&self, keys: &Keys, partition: u64, ops: Vec<Op>) -> Result<Applied, StoreError> {
+    /// Runs one partition's operations, chunks in order; the first call carries the band entries.
+    async fn apply_partition(&self, keys: &Keys, partition: u64, ops: PartitionOps) -> Result<Applied, StoreError> {
         let mut conn = self.conn();
         let (mut delta, mut user_removed, mut removed_records) = (0i64, 0u32, Vec::new());
-        for chunk in ops.chunks(OPS_PER_SCRIPT) {
+        let mut band_adds = band_pack(ops.bands.iter().map(|(field, (adds, _))| (field, adds)));
+        let mut band_removes = band_pack(ops.bands.iter().map(|(field, (_, removes))| (field, removes)));
+        let chunks: Vec<&[Op]> = if ops.units.is_empty() { vec![&[]] } else { ops.units.chunks(OPS_PER_SCRIPT).collect() };
+        for chunk in chunks {
             let mut invocation = self.apply_script.prepare_invoke();
             for key in [
                 keys.records(partition),
@@ -423,16 +440,14 @@ impl RedisStore {
             ] {
                 invocation.key(key);
             }
+            invocation.arg(std::mem::take(&mut band_adds)).arg(std::mem::take(&mut band_removes));
             for op in chunk {
                 match op {
-                    Op::Upsert { member, record, info, repo_tag } => {
-                        invocation.arg("U").arg(&member[..]).arg(record.as_slice()).arg(info).arg(&repo_tag[..]);
+                    Op::Upsert { member, record, info, repo_tag, link } => {
+                        invocation.arg("U").arg(&member[..]).arg(record.as_slice()).arg(info).arg(&repo_tag[..]).arg(link);
                     }
                     Op::Remove { member, .. } => {
-                        invocation.arg("R").arg(&member[..]);
-                    }
-                    Op::Bands { field, adds, removes } => {
-                        invocation.arg("B").arg(&field[..]).arg(adds.as_slice()).arg(removes.as_slice());
+                        invocation.arg("R").arg(&member[..]).arg(member_t2(member).to_hex());
                     }
                 }
             }
@@ -451,7 +466,6 @@ impl RedisStore {
                         user_removed += u32::from(*user_removal);
                         removed_records.push((*member, decode(&result)?));
                     }
-                    Op::Bands { .. } => {}
                 }
             }
         }
@@ -1031,5 +1045,33 @@ impl Store for RedisStore {
 
     async fn store_analyses(&self, tenant: &str, analysis: &str, entries: AnalysisEntries, policy: &AnalysisPolicy) -> Result<u32, StoreError> {
         self.store_analysis_entries(tenant, analysis, entries, policy).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Splits a pack back into (field, entries) runs, as `apply.lua` reads it.
+    fn runs(pack: &[u8]) -> Vec<([u8; 2], usize)> {
+        let mut runs = Vec::new();
+        let mut rest = pack;
+        while !rest.is_empty() {
+            let count = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
+            runs.push(([rest[0], rest[1]], count));
+            rest = &rest[4 + count * BAND_ENTRY_LEN..];
+        }
+        runs
+    }
+
+    #[test]
+    fn a_band_pack_holds_every_entry_and_splits_fields_beyond_a_count() {
+        let many = vec![7u8; (usize::from(u16::MAX) + 3) * BAND_ENTRY_LEN];
+        let few = vec![9u8; 2 * BAND_ENTRY_LEN];
+        let empty = Vec::new();
+        let fields = [([0u8, 1], &many), ([0u8, 2], &few), ([0u8, 3], &empty)];
+        let pack = band_pack(fields.iter().map(|(field, entries)| (field, *entries)));
+        assert_eq!(runs(&pack), vec![([0, 1], usize::from(u16::MAX)), ([0, 1], 3), ([0, 2], 2)]);
+        assert_eq!(pack.len(), 3 * 4 + many.len() + few.len());
     }
 }
