@@ -90,47 +90,61 @@ impl ReadCoalescer {
     }
 }
 
-/// One key's merged fields: each distinct field once, with its index.
+/// One key's merged fields: each distinct field once (borrowed from the callers' reads), with
+/// its index, and how many caller positions still want each field's value (the last one takes
+/// the value instead of copying it).
 #[derive(Default)]
-struct MergedKey {
-    fields: Vec<Vec<u8>>,
-    index: HashMap<Vec<u8>, usize>,
+struct MergedKey<'a> {
+    fields: Vec<&'a [u8]>,
+    index: HashMap<&'a [u8], usize>,
+    wanted: Vec<u32>,
 }
 
 async fn run_round(connection: ClusterConnection, callers: Vec<Caller>) {
-    let mut merged: HashMap<String, MergedKey> = HashMap::new();
+    let mut merged: HashMap<&str, MergedKey<'_>> = HashMap::new();
     for caller in &callers {
         for read in &caller.reads {
-            let key = merged.entry(read.key.clone()).or_default();
+            let key = merged.entry(read.key.as_str()).or_default();
             for field in &read.fields {
-                if !key.index.contains_key(field) {
-                    key.index.insert(field.clone(), key.fields.len());
-                    key.fields.push(field.clone());
+                let next = key.fields.len();
+                let index = *key.index.entry(field.as_slice()).or_insert(next);
+                if index == next {
+                    key.fields.push(field.as_slice());
+                    key.wanted.push(0);
                 }
+                key.wanted[index] += 1;
             }
         }
     }
-    let commands: Vec<(String, usize, Vec<Vec<u8>>)> = merged
-        .iter()
-        .flat_map(|(key, fields)| fields.fields.chunks(FIELDS_PER_COMMAND).enumerate().map(|(chunk, fields)| (key.clone(), chunk * FIELDS_PER_COMMAND, fields.to_vec())))
-        .collect();
     // (key, index of the command's first field among the key's fields, values)
-    type Fetched = (String, usize, Vec<Option<Vec<u8>>>);
-    let fetched: Result<Vec<Fetched>, StoreError> = stream::iter(commands)
-        .map(|(key, offset, fields)| {
-            let mut connection = connection.clone();
-            async move {
-                let values: Vec<Option<Vec<u8>>> =
-                    redis::cmd("HMGET").arg(&key).arg(&fields).query_async(&mut connection).await.map_err(|error| StoreError::Unavailable(format!("redis: {error}")))?;
-                if values.len() != fields.len() {
-                    return Err(StoreError::Corrupt(format!("HMGET of {} fields answered {} values", fields.len(), values.len())));
-                }
-                Ok((key, offset, values))
+    type Fetched<'a> = (&'a str, usize, Vec<Option<Vec<u8>>>);
+    // Commands by index (key, first field, field count): the stream's closure then borrows
+    // nothing but the merged table it captures.
+    let keyed: Vec<(&str, &MergedKey<'_>)> = merged.iter().map(|(key, fields)| (*key, fields)).collect();
+    let mut commands: Vec<(usize, usize, usize)> = Vec::new();
+    for (number, (_, fields)) in keyed.iter().enumerate() {
+        for offset in (0..fields.fields.len()).step_by(FIELDS_PER_COMMAND) {
+            commands.push((number, offset, FIELDS_PER_COMMAND.min(fields.fields.len() - offset)));
+        }
+    }
+    let keyed = &keyed;
+    let fetched: Result<Vec<Fetched<'_>>, StoreError> = stream::iter(commands)
+    .map(|(number, offset, count)| {
+        let mut connection = connection.clone();
+        async move {
+            let (key, merged_key) = keyed[number];
+            let fields = &merged_key.fields[offset..offset + count];
+            let values: Vec<Option<Vec<u8>>> =
+                redis::cmd("HMGET").arg(key).arg(fields).query_async(&mut connection).await.map_err(|error| StoreError::Unavailable(format!("redis: {error}")))?;
+            if values.len() != fields.len() {
+                return Err(StoreError::Corrupt(format!("HMGET of {} fields answered {} values", fields.len(), values.len())));
             }
-        })
-        .buffer_unordered(CONCURRENT_COMMANDS)
-        .try_collect()
-        .await;
+            Ok((key, offset, values))
+        }
+    })
+    .buffer_unordered(CONCURRENT_COMMANDS)
+    .try_collect()
+    .await;
     let fetched = match fetched {
         Ok(fetched) => fetched,
         Err(error) => {
@@ -145,27 +159,40 @@ async fn run_round(connection: ClusterConnection, callers: Vec<Caller>) {
             return;
         }
     };
-    let mut values_by_key: HashMap<String, Vec<Option<Vec<u8>>>> = HashMap::new();
+    let mut values_by_key: HashMap<&str, Vec<Option<Vec<u8>>>> = HashMap::with_capacity(merged.len());
     for (key, offset, values) in fetched {
-        let length = merged.get(&key).map_or(0, |fields| fields.fields.len());
-        let all = values_by_key.entry(key).or_insert_with(|| vec![None; length]);
+        let length = merged.get(key).map_or(0, |fields| fields.fields.len());
+        let all = values_by_key.entry(key).or_insert_with(|| std::iter::repeat_with(|| None).take(length).collect());
         for (position, value) in values.into_iter().enumerate() {
             if let Some(slot) = all.get_mut(offset + position) {
                 *slot = value;
             }
         }
     }
-    for caller in callers {
+    let mut answers: Vec<HashValues> = Vec::with_capacity(callers.len());
+    for caller in &callers {
         let answer: HashValues = caller
             .reads
             .iter()
             .map(|read| {
-                let (Some(key), Some(values)) = (merged.get(&read.key), values_by_key.get(&read.key)) else {
+                let (Some(key), Some(values)) = (merged.get_mut(read.key.as_str()), values_by_key.get_mut(read.key.as_str())) else {
                     return vec![None; read.fields.len()];
                 };
-                read.fields.iter().map(|field| key.index.get(field).and_then(|&index| values.get(index).cloned().flatten())).collect()
+                read.fields
+                    .iter()
+                    .map(|field| {
+                        let index = *key.index.get(field.as_slice())?;
+                        key.wanted[index] -= 1;
+                        let slot = values.get_mut(index)?;
+                        if key.wanted[index] == 0 { slot.take() } else { slot.clone() }
+                    })
+                    .collect()
             })
             .collect();
+        answers.push(answer);
+    }
+    drop(merged);
+    for (caller, answer) in callers.into_iter().zip(answers) {
         let _ = caller.reply.send(Ok(answer));
     }
 }
