@@ -483,6 +483,21 @@ impl CandidateIndex {
         self.names.base_count(name) + self.names.overlay.get(&name).map_or(0, Vec::len)
     }
 
+    /// `name_frequency` of every name, for an index that is never updated (`None` for
+    /// one that may be): a scan's verification weighs each unit's names again for each of
+    /// its candidates, and one map read by all its jobs answers without searching the table.
+    pub fn name_frequencies(&self) -> Option<HashMap<u32, u32>> {
+        if !self.fixed {
+            return None;
+        }
+        let mut frequencies: HashMap<u32, u32> = HashMap::with_capacity_and_hasher(self.names.pruned.len() + self.names.base.len() / 2, Default::default());
+        for group in self.names.base.chunk_by(|x, y| x.0 == y.0) {
+            frequencies.insert(group[0].0, group.len() as u32);
+        }
+        frequencies.extend(self.names.pruned.iter().map(|(&name, &count)| (name, count)));
+        Some(frequencies)
+    }
+
     /// How many units the index holds (stale entries counted).
     pub fn unit_count(&self) -> usize {
         self.exact.base.len() + self.exact.overlay.values().map(Vec::len).sum::<usize>()
@@ -688,6 +703,26 @@ mod tests {
         assert_eq!(table_entries::<u32>(&files, Tables::Grams), expected.grams);
         assert_eq!(table_entries::<u32>(&files, Tables::Names), expected.names);
         assert_eq!(table_entries::<u32>(&files, Tables::Winnows), expected.winnows);
+    }
+
+    #[test]
+    fn name_frequencies_of_a_fixed_index_are_those_looked_up_one_by_one() {
+        let body = "    total = 0\n    for item in items:\n        if item.price > limit:\n            total += compute(item.price, rate)\n    return round(total, 2)\n";
+        let files = vec![
+            record("a.py", &format!("def first(items, limit, rate):\n{body}\ndef second(items, limit, rate):\n{body}")),
+            record("b.py", &format!("def third(items, limit, rate):\n{}", body.replace("round", "floor"))),
+        ];
+        let fixed = CandidateIndex::build_fixed(&files, true);
+        let frequencies = fixed.name_frequencies().expect("a fixed index has them all");
+        let names: Vec<u32> = files.iter().flat_map(|record| record.units.iter().flat_map(|unit| unit.used_names.iter().copied())).collect();
+        assert!(names.iter().any(|&name| fixed.name_frequency(name) >= 3), "a name used by every unit");
+        assert!(names.iter().any(|&name| fixed.name_frequency(name) == 2), "a name used by two units");
+        for name in names {
+            assert_eq!(frequencies.get(&name).map_or(0, |&count| count as usize), fixed.name_frequency(name));
+        }
+        assert_eq!(frequencies.values().map(|&count| count as usize).sum::<usize>(), fixed.names.base.len());
+        // An index that edits update answers name by name: its counts change.
+        assert!(CandidateIndex::build(&files, true).name_frequencies().is_none());
     }
 
     #[test]
