@@ -329,20 +329,25 @@ impl CandidateIndex {
         index
     }
 
-    /// The tables built one after another, each from its entries filled in place: only one
-    /// table's entries are ever held before its keys are pruned (on the Linux tree the
-    /// five unpruned tables together were 600 MB).
+    /// The tables, each from its entries filled in place. On a large tree they are built
+    /// one after another: only one table's entries are ever held before its keys are pruned
+    /// (on the Linux tree the five unpruned tables together were 600 MB). Below
+    /// `TABLES_BUILT_TOGETHER` entries in all they are built side by side: pruning a table
+    /// and laying out its directory run on one core, which another table's sort then uses.
     fn build_in_place(files: &[FileRecord], near_miss: bool, singles: Singles) -> Self {
-        let index = CandidateIndex {
-            exact: Table::build(table_entries(files, Tables::Exact), usize::MAX, Singles::Kept),
-            bands: Table::build(if near_miss { table_entries(files, Tables::Bands) } else { Vec::new() }, MOST_SAMPLED, singles),
-            grams: Table::build(if near_miss { table_entries(files, Tables::Grams) } else { Vec::new() }, MOST_SAMPLED, singles),
-            // Names stay whole: their counts weigh names in verification.
-            names: Table::build(if near_miss { table_entries(files, Tables::Names) } else { Vec::new() }, MAX_NAME_POSTINGS, Singles::Kept),
-            winnows: Table::build(if near_miss { table_entries(files, Tables::Winnows) } else { Vec::new() }, MAX_WINNOW_OCCURRENCES, singles),
-            replaced: HashSet::default(),
-            fixed: false,
+        let exact = || Table::build(table_entries(files, Tables::Exact), usize::MAX, Singles::Kept);
+        let bands = || Table::build(if near_miss { table_entries(files, Tables::Bands) } else { Vec::new() }, MOST_SAMPLED, singles);
+        let grams = || Table::build(if near_miss { table_entries(files, Tables::Grams) } else { Vec::new() }, MOST_SAMPLED, singles);
+        // Names stay whole: their counts weigh names in verification.
+        let names = || Table::build(if near_miss { table_entries(files, Tables::Names) } else { Vec::new() }, MAX_NAME_POSTINGS, Singles::Kept);
+        let winnows = || Table::build(if near_miss { table_entries(files, Tables::Winnows) } else { Vec::new() }, MAX_WINNOW_OCCURRENCES, singles);
+        let (exact, bands, grams, names, winnows) = if near_miss && entry_count(files) <= TABLES_BUILT_TOGETHER {
+            let ((bands, exact), (grams, (names, winnows))) = rayon::join(|| rayon::join(bands, exact), || rayon::join(grams, || rayon::join(names, winnows)));
+            (exact, bands, grams, names, winnows)
+        } else {
+            (exact(), bands(), grams(), names(), winnows())
         };
+        let index = CandidateIndex { exact, bands, grams, names, winnows, replaced: HashSet::default(), fixed: false };
         index.log_sizes();
         index
     }
@@ -483,6 +488,21 @@ impl CandidateIndex {
         self.names.base_count(name) + self.names.overlay.get(&name).map_or(0, Vec::len)
     }
 
+    /// `name_frequency` of every name, for an index that is never updated (`None` for
+    /// one that may be): a scan's verification weighs each unit's names again for each of
+    /// its candidates, and one map read by all its jobs answers without searching the table.
+    pub fn name_frequencies(&self) -> Option<HashMap<u32, u32>> {
+        if !self.fixed {
+            return None;
+        }
+        let mut frequencies: HashMap<u32, u32> = HashMap::with_capacity_and_hasher(self.names.pruned.len() + self.names.base.len() / 2, Default::default());
+        for group in self.names.base.chunk_by(|x, y| x.0 == y.0) {
+            frequencies.insert(group[0].0, group.len() as u32);
+        }
+        frequencies.extend(self.names.pruned.iter().map(|(&name, &count)| (name, count)));
+        Some(frequencies)
+    }
+
     /// How many units the index holds (stale entries counted).
     pub fn unit_count(&self) -> usize {
         self.exact.base.len() + self.exact.overlay.values().map(Vec::len).sum::<usize>()
@@ -566,6 +586,25 @@ impl EntryKey for u32 {
     fn of_u32(key: u32) -> Self {
         key
     }
+}
+
+/// Entries of all five tables below which they are built side by side (16 bytes an entry
+/// at most: about 130 MB unpruned; a tree of a few million lines has a few million).
+const TABLES_BUILT_TOGETHER: usize = 8 << 20;
+
+/// How many entries the five tables of `files` take before pruning.
+fn entry_count(files: &[FileRecord]) -> usize {
+    files
+        .iter()
+        .map(|record| {
+            let units: usize = record
+                .units
+                .iter()
+                .map(|unit| 1 + usize::from(unit.sketch.is_some()) * fingerprint::BAND_COUNT + unit.grams.len() + unit.used_names.len())
+                .sum();
+            units + record.winnows.len()
+        })
+        .sum()
 }
 
 /// Every file's entries of one table, file after file, allocated once at its final length
@@ -688,6 +727,36 @@ mod tests {
         assert_eq!(table_entries::<u32>(&files, Tables::Grams), expected.grams);
         assert_eq!(table_entries::<u32>(&files, Tables::Names), expected.names);
         assert_eq!(table_entries::<u32>(&files, Tables::Winnows), expected.winnows);
+    }
+
+    #[test]
+    fn the_entry_count_that_decides_how_tables_are_built_is_theirs() {
+        let body = "    total = 0\n    for item in items:\n        if item.price > limit:\n            total += item.price * rate\n    return round(total, 2)\n";
+        let files = vec![record("a.py", &format!("def first(items, limit, rate):\n{body}\ndef second(items, limit, rate):\n{body}")), record("empty.py", "x = 1\n")];
+        let all = concatenated(&files);
+        let expected = all.exact.len() + all.bands.len() + all.grams.len() + all.names.len() + all.winnows.len();
+        assert!(all.bands.len() > all.exact.len(), "the fixture's units have sketches");
+        assert_eq!(entry_count(&files), expected);
+    }
+
+    #[test]
+    fn name_frequencies_of_a_fixed_index_are_those_looked_up_one_by_one() {
+        let body = "    total = 0\n    for item in items:\n        if item.price > limit:\n            total += compute(item.price, rate)\n    return round(total, 2)\n";
+        let files = vec![
+            record("a.py", &format!("def first(items, limit, rate):\n{body}\ndef second(items, limit, rate):\n{body}")),
+            record("b.py", &format!("def third(items, limit, rate):\n{}", body.replace("round", "floor"))),
+        ];
+        let fixed = CandidateIndex::build_fixed(&files, true);
+        let frequencies = fixed.name_frequencies().expect("a fixed index has them all");
+        let names: Vec<u32> = files.iter().flat_map(|record| record.units.iter().flat_map(|unit| unit.used_names.iter().copied())).collect();
+        assert!(names.iter().any(|&name| fixed.name_frequency(name) >= 3), "a name used by every unit");
+        assert!(names.iter().any(|&name| fixed.name_frequency(name) == 2), "a name used by two units");
+        for name in names {
+            assert_eq!(frequencies.get(&name).map_or(0, |&count| count as usize), fixed.name_frequency(name));
+        }
+        assert_eq!(frequencies.values().map(|&count| count as usize).sum::<usize>(), fixed.names.base.len());
+        // An index that edits update answers name by name: its counts change.
+        assert!(CandidateIndex::build(&files, true).name_frequencies().is_none());
     }
 
     #[test]

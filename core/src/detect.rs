@@ -319,6 +319,7 @@ impl Detector<'_> {
             candidates
         };
         let trace = trace::T3Trace::get();
+        let frequencies = self.index.name_frequencies();
         let verify_all = |candidates: &[Candidate]| -> Vec<ClonePair> {
             collect_in_slices(candidates, |candidates| {
                 candidates
@@ -328,7 +329,7 @@ impl Detector<'_> {
                         if exact.contains(&(candidate.a, candidate.b)) || exact.contains(&(candidate.b, candidate.a)) {
                             return None;
                         }
-                        self.verify_units(candidate, trace, job)
+                        self.verify_units(candidate, trace, frequencies.as_ref(), job)
                     })
                     .flatten_iter()
                     .collect()
@@ -487,13 +488,20 @@ impl Detector<'_> {
     }
 
     /// Verifies a candidate pair on tokens; `Some` when similar enough to report.
-    fn verify_units(&self, candidate: &Candidate, trace: Option<&trace::T3Trace>, job: &mut VerificationJob) -> Option<ClonePair> {
+    /// `frequencies` holds every name's `name_frequency` when the index is never updated.
+    fn verify_units(
+        &self,
+        candidate: &Candidate,
+        trace: Option<&trace::T3Trace>,
+        frequencies: Option<&HashMap<u32, u32>>,
+        job: &mut VerificationJob,
+    ) -> Option<ClonePair> {
         let (a, b) = (candidate.a, candidate.b);
         let (record_a, record_b) = (self.unit(a), self.unit(b));
         let language = self.files[a.file as usize].language;
         let threshold = self.config.detection_for(language).similarity;
         let context = crate::names::NameContext::of(language);
-        let VerificationJob { frequencies, side_a } = job;
+        let VerificationJob { frequencies: looked_up, side_a } = job;
         if side_a.as_ref().is_none_or(|side| side.unit != a) {
             *side_a = None;
             let tokens = self.tokens.range(a.file, record_a.token_start, record_a.token_end)?;
@@ -504,7 +512,10 @@ impl Detector<'_> {
         let run_a = tokens_a.run(record_a.token_start, record_a.token_end)?;
         let run_b = tokens_b.run(record_b.token_start, record_b.token_end)?;
         let own_b = context.name_keys(&record_b.name);
-        let frequency = |name: u32| *frequencies.borrow_mut().entry(name).or_insert_with(|| self.index.name_frequency(name));
+        let frequency = |name: u32| match frequencies {
+            Some(frequencies) => frequencies.get(&name).map_or(0, |&count| count as usize),
+            None => *looked_up.borrow_mut().entry(name).or_insert_with(|| self.index.name_frequency(name)),
+        };
         let weights = verify::NameWeights {
             context,
             own_a,
@@ -976,8 +987,10 @@ fn consistent_count(renamings: &HashMap<(u32, u32), u32>) -> usize {
     consistent
 }
 
-/// Units using each name, as looked up so far by one verification job: a unit's names
-/// are weighed again for each of its candidates, and the index does not change meanwhile.
+/// Units using each name, as looked up so far by one verification job, when the index
+/// may change between detections (a scan's index gives them all at once,
+/// `CandidateIndex::name_frequencies`): a unit's names are weighed again for each of its
+/// candidates, and the index does not change meanwhile.
 type NameFrequencies = std::cell::RefCell<HashMap<u32, usize>>;
 
 /// What one verification job keeps from pair to pair. Candidates are sorted by their

@@ -132,6 +132,19 @@ const LINKS_PER_MEMBER: usize = 8;
 /// only when the two groups are densely linked (`UnionFind::dense_enough`).
 /// Names come from the members' text as `text` gives it (`pattern_names`).
 pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeMap<String, PatternLabel>, text: &dyn SourceText) -> Vec<Pattern> {
+    // Clustering runs on one core; the codebase's term counts that naming needs come from
+    // the files alone, so they are counted on the other meanwhile.
+    let (mut patterns, rarity) = rayon::join(|| cluster(files, pairs, labels), || crate::pattern_names::codebase_rarity(files));
+    let members: Vec<&[Instance]> = patterns.iter().map(|pattern| pattern.members.as_slice()).collect();
+    let names = crate::pattern_names::name_patterns(files, &members, text, rarity);
+    for (pattern, name) in patterns.iter_mut().zip(names) {
+        pattern.auto_name = name;
+    }
+    patterns
+}
+
+/// The patterns of `pairs`, in table order, not yet named.
+fn cluster(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeMap<String, PatternLabel>) -> Vec<Pattern> {
     let mut keys: HashMap<MemberKey, usize> = HashMap::new();
     let mut instances: Vec<Instance> = Vec::new();
     let mut node = |instance: &Instance| -> usize {
@@ -242,11 +255,6 @@ pub fn build_patterns(files: &[FileRecord], pairs: &[ClonePair], labels: &BTreeM
     patterns.sort_by(|x, y| {
         y.duplicated_lines.cmp(&x.duplicated_lines).then(y.members.len().cmp(&x.members.len())).then(x.id.cmp(&y.id))
     });
-    let members: Vec<&[Instance]> = patterns.iter().map(|pattern| pattern.members.as_slice()).collect();
-    let names = crate::pattern_names::name_patterns(files, &members, text);
-    for (pattern, name) in patterns.iter_mut().zip(names) {
-        pattern.auto_name = name;
-    }
     patterns
 }
 

@@ -289,7 +289,7 @@ fn path_words(path: &str) -> BTreeSet<String> {
 
 /// Document frequencies over the whole scan, and the member counts that scale the
 /// frequencies seen among clone members to the codebase.
-struct Rarity {
+pub(crate) struct Rarity {
     units: f64,
     files: f64,
     members: f64,
@@ -348,7 +348,8 @@ fn term_key(term: &Term) -> u64 {
 const MOST_MEMBERS_READ: usize = 100_000;
 
 /// Names for patterns given in table order (largest first): each unique among them.
-pub fn name_patterns(files: &[FileRecord], patterns: &[&[Instance]], text: &dyn SourceText) -> Vec<String> {
+/// `rarity` is `codebase_rarity(files)`.
+pub(crate) fn name_patterns(files: &[FileRecord], patterns: &[&[Instance]], text: &dyn SourceText, mut rarity: Rarity) -> Vec<String> {
     let started = std::time::Instant::now();
     let members: usize = patterns.iter().map(|members| members.len()).sum();
     let text: &dyn SourceText = if members > MOST_MEMBERS_READ { &NoText } else { text };
@@ -358,13 +359,10 @@ pub fn name_patterns(files: &[FileRecord], patterns: &[&[Instance]], text: &dyn 
             by_file.entry(instance.file).or_default().push((pattern, member));
         }
     }
-    // Every member's terms (each file read once) while the codebase's tables are counted.
-    let (read, mut rarity) = rayon::join(
-        || -> Vec<Vec<(usize, usize, KeyedTerms)>> {
-            by_file.par_iter().map(|(&file, members)| member_terms_of(&files[file as usize], members, patterns, text)).collect()
-        },
-        || codebase_rarity(files, members),
-    );
+    rarity.members = members as f64;
+    // Every member's terms, each file read once.
+    let read: Vec<Vec<(usize, usize, KeyedTerms)>> =
+        by_file.par_iter().map(|(&file, members)| member_terms_of(&files[file as usize], members, patterns, text)).collect();
     tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "names: members read");
     let mut member_terms: Vec<Vec<KeyedTerms>> = patterns.iter().map(|members| vec![Vec::new(); members.len()]).collect();
     for (pattern, member, terms) in read.into_iter().flatten() {
@@ -404,12 +402,13 @@ fn member_terms_of(record: &FileRecord, members: &[(usize, usize)], patterns: &[
         .collect()
 }
 
-/// The frequency tables of the whole scan (the members' terms are counted later).
-fn codebase_rarity(files: &[FileRecord], members: usize) -> Rarity {
+/// The frequency tables of the whole scan (the members' terms, and how many members
+/// there are, are counted by `name_patterns`).
+pub(crate) fn codebase_rarity(files: &[FileRecord]) -> Rarity {
     let mut rarity = Rarity {
         units: files.iter().map(|file| file.units.len()).sum::<usize>().max(1) as f64,
         files: files.len().max(1) as f64,
-        members: members as f64,
+        members: 0.0,
         used: FxHashMap::default(),
         unit_words: FxHashMap::default(),
         path_words: FxHashMap::default(),
@@ -677,7 +676,7 @@ mod tests {
             let sources = &self.sources;
             let text = |record: &FileRecord| sources.get(&record.path).cloned();
             let groups: Vec<&[Instance]> = patterns.iter().map(Vec::as_slice).collect();
-            name_patterns(&self.files, &groups, &text)
+            name_patterns(&self.files, &groups, &text, codebase_rarity(&self.files))
         }
     }
 

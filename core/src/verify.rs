@@ -31,7 +31,8 @@
 //! constants: deterministic, the same on every machine.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::analysis::{SYM_BARRIER, SYM_IDENTIFIER, SYM_LITERAL};
 use crate::fingerprint::is_param;
@@ -373,7 +374,9 @@ fn alignment_signals(a: TokenRun<'_>, b: TokenRun<'_>, syms_a: &[u16], syms_b: &
     let alignment = lcs_alignment(syms_a, syms_b);
     let mut weighted = 0.0f64;
     let (mut literals, mut same_literals) = (0usize, 0usize);
-    let mut renamings: HashMap<(u32, u32), (u32, f64)> = HashMap::new();
+    // Fx, not SipHash: every accepted candidate and most near the cut fill these maps,
+    // keyed by text hashes that no caller chooses.
+    let mut renamings: HashMap<(u32, u32), (u32, f64)> = HashMap::default();
     for run in alignment.chunk_by(|x, y| y.0 == x.0 + 1 && y.1 == x.1 + 1) {
         let weight = (run.len().saturating_sub(1) as f64 / (FULL_RUN - 1) as f64).min(1.0);
         for &(i, j) in run {
@@ -410,8 +413,8 @@ fn alignment_signals(a: TokenRun<'_>, b: TokenRun<'_>, syms_a: &[u16], syms_b: &
 /// renaming seen once is weak evidence (unrelated code "renames" every name it uses once):
 /// it counts half, unless the names are equal.
 fn consistent_weight(renamings: &HashMap<(u32, u32), (u32, f64)>) -> f64 {
-    let mut best_for_a: HashMap<u32, (u32, u32)> = HashMap::new();
-    let mut best_for_b: HashMap<u32, (u32, u32)> = HashMap::new();
+    let mut best_for_a: HashMap<u32, (u32, u32)> = HashMap::with_capacity_and_hasher(renamings.len(), Default::default());
+    let mut best_for_b: HashMap<u32, (u32, u32)> = HashMap::with_capacity_and_hasher(renamings.len(), Default::default());
     for (&(x, y), &(count, _)) in renamings {
         let entry = best_for_a.entry(x).or_insert((y, count));
         if count > entry.1 || (count == entry.1 && y < entry.0) {

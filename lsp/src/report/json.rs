@@ -5,7 +5,8 @@ use std::io::Write;
 
 use periodic_core::ScanOutcome;
 use periodic_core::pattern::PatternLabel;
-use serde::ser::{Serialize, SerializeSeq, SerializeStruct, Serializer};
+use rayon::prelude::*;
+use serde::Serialize;
 
 use super::{REPORT_FORMAT_VERSION, Report, apply_label, pair_model, pattern_id_of, pattern_model, pattern_of_each_pair, stats_of};
 
@@ -23,13 +24,35 @@ pub fn write(report: &Report, out: impl Write) -> std::io::Result<()> {
     write_serialised(report, out)
 }
 
-/// Writes the report of `outcome` without building the report model: each pattern and pair
-/// is shown and serialised in turn, so the report of a very large tree (half a million
-/// pairs) costs no memory beyond the scan's own. The bytes are those `write` gives for
+/// Writes the report of `outcome` without building the report model: the patterns and
+/// pairs are shown and serialised a window at a time, so the report of a very large tree
+/// (half a million pairs) costs no memory beyond the scan's own and a few megabytes of
+/// text, and its serialisation, on one core the last step of a scan, runs on all of them.
+/// The bytes are those `write` gives for
 /// `super::build(outcome)`.
 /// `names` are names given elsewhere (the team's), put over the patterns' by id.
 pub fn write_outcome(outcome: &ScanOutcome, names: &BTreeMap<String, PatternLabel>, out: impl Write) -> std::io::Result<()> {
-    write_serialised(&OutcomeReport { outcome, names, pattern_of_pair: pattern_of_each_pair(outcome) }, out)
+    let files = &outcome.files;
+    let pattern_of_pair = pattern_of_each_pair(outcome);
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, out);
+    // The fields in `Report`'s order, as serde_json writes a struct in compact form: the
+    // patterns and pairs are then shown and serialised on every core, a window at a time.
+    out.write_all(b"{\"version\":")?;
+    serde_json::to_writer(&mut out, &REPORT_FORMAT_VERSION)?;
+    out.write_all(b",\"tool_version\":")?;
+    serde_json::to_writer(&mut out, env!("CARGO_PKG_VERSION"))?;
+    out.write_all(b",\"stats\":")?;
+    serde_json::to_writer(&mut out, &stats_of(outcome))?;
+    out.write_all(b",\"patterns\":")?;
+    write_sequence(&mut out, outcome.patterns.len(), |index| {
+        let mut pattern = pattern_model(files, &outcome.patterns[index]);
+        apply_label(names, &mut pattern);
+        pattern
+    })?;
+    out.write_all(b",\"pairs\":")?;
+    write_sequence(&mut out, outcome.pairs.len(), |index| pair_model(files, &outcome.pairs[index], pattern_id_of(outcome, pattern_of_pair[index])))?;
+    out.write_all(b"}\n")?;
+    out.flush()
 }
 
 fn write_serialised(report: &impl Serialize, out: impl Write) -> std::io::Result<()> {
@@ -39,47 +62,37 @@ fn write_serialised(report: &impl Serialize, out: impl Write) -> std::io::Result
     out.flush()
 }
 
-/// A scan outcome serialised as a `Report`, field for field.
-struct OutcomeReport<'a> {
-    outcome: &'a ScanOutcome,
-    names: &'a BTreeMap<String, PatternLabel>,
-    pattern_of_pair: Vec<u32>,
-}
+/// Items shown and serialised together by one task.
+const ITEMS_PER_PIECE: usize = 512;
+/// Items serialised before their bytes are written: what is held at once stays a few
+/// megabytes, however many pairs there are.
+const ITEMS_PER_WINDOW: usize = 16 * ITEMS_PER_PIECE;
 
-impl Serialize for OutcomeReport<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let files = &self.outcome.files;
-        let mut report = serializer.serialize_struct("Report", 5)?;
-        report.serialize_field("version", REPORT_FORMAT_VERSION)?;
-        report.serialize_field("tool_version", env!("CARGO_PKG_VERSION"))?;
-        report.serialize_field("stats", &stats_of(self.outcome))?;
-        report.serialize_field(
-            "patterns",
-            &Shown(self.outcome.patterns.len(), |index| {
-                let mut pattern = pattern_model(files, &self.outcome.patterns[index]);
-                apply_label(self.names, &mut pattern);
-                pattern
-            }),
-        )?;
-        report.serialize_field(
-            "pairs",
-            &Shown(self.outcome.pairs.len(), |index| pair_model(files, &self.outcome.pairs[index], pattern_id_of(self.outcome, self.pattern_of_pair[index]))),
-        )?;
-        report.end()
-    }
-}
-
-/// A sequence of `len` items made one at a time by `show`.
-struct Shown<F>(usize, F);
-
-impl<T: Serialize, F: Fn(usize) -> T> Serialize for Shown<F> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut sequence = serializer.serialize_seq(Some(self.0))?;
-        for index in 0..self.0 {
-            sequence.serialize_element(&(self.1)(index))?;
+/// A JSON array of `len` items made by `show`, as serde_json writes a sequence in compact
+/// form, serialised in pieces on the rayon pool and written in order.
+fn write_sequence<T: Serialize>(out: &mut impl Write, len: usize, show: impl Fn(usize) -> T + Sync) -> std::io::Result<()> {
+    out.write_all(b"[")?;
+    for window in (0..len).step_by(ITEMS_PER_WINDOW) {
+        let end = (window + ITEMS_PER_WINDOW).min(len);
+        let starts: Vec<usize> = (window..end).step_by(ITEMS_PER_PIECE).collect();
+        let pieces: Vec<serde_json::Result<Vec<u8>>> = starts
+            .par_iter()
+            .map(|&start| {
+                let mut piece = Vec::new();
+                for index in start..(start + ITEMS_PER_PIECE).min(end) {
+                    if index > 0 {
+                        piece.push(b',');
+                    }
+                    serde_json::to_writer(&mut piece, &show(index))?;
+                }
+                Ok(piece)
+            })
+            .collect();
+        for piece in pieces {
+            out.write_all(&piece?)?;
         }
-        sequence.end()
     }
+    out.write_all(b"]")
 }
 
 #[cfg(test)]
