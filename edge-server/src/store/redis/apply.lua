@@ -74,16 +74,16 @@ local function change_link(link, delta)
     redis.call("HDEL", LINKS, link)
   end
 end
--- Start of the `size`-byte entry beginning with `needle` in `value` at `offset` within its
--- entry, or nil (only hits at that offset count).
-local function find_aligned(value, needle, size, offset)
+-- Start of the `size`-byte entry beginning with `needle` in `value`, or nil (only
+-- entry-aligned hits count).
+local function find_entry(value, needle, size)
   local from = 1
   while true do
     local at = find(value, needle, from, true)
     if not at then
       return nil
     end
-    if (at - 1) % size == offset then
+    if (at - 1) % size == 0 then
       return at
     end
     from = at + 1
@@ -154,7 +154,7 @@ while i <= #ARGV do
         -- A new group: its info is the first unit's (as long as the group is not empty).
         new_infos[t2] = info
       end
-      if not find_aligned(value, member, GROUP_ENTRY, 0) then
+      if not find_entry(value, member, GROUP_ENTRY) then
         groups[t2] = value .. member .. repo_tag
         group_changed[t2] = true
       end
@@ -172,7 +172,7 @@ while i <= #ARGV do
       record_changed[member] = true
       change_link(link_of(old), -1)
       local value = groups[t2]
-      local at = find_aligned(value, member, GROUP_ENTRY, 0)
+      local at = find_entry(value, member, GROUP_ENTRY)
       if at then
         groups[t2] = sub(value, 1, at - 1) .. sub(value, at + GROUP_ENTRY)
         group_changed[t2] = true
@@ -284,7 +284,7 @@ if #fields > 0 then
       new = old
       for j = 1, #adds, BAND_ENTRY do
         local entry = sub(adds, j, j + BAND_ENTRY - 1)
-        if not find_aligned(new, entry, BAND_ENTRY, 0) then
+        if not find_entry(new, entry, BAND_ENTRY) then
           new = new .. entry
         end
       end
