@@ -380,7 +380,9 @@ impl Detector<'_> {
         // Every key is looked up before any entry is counted: a look-up misses the cache
         // (the tables are tens of megabytes, searched at random), and look-ups in a row
         // overlap their misses where each one behind a key's counting waited alone.
-        let bands: Vec<_> = record.sketch.as_deref().into_iter().flat_map(fingerprint::band_keys).map(|key| self.index.band_sampled(key, hub, quota.width)).collect();
+        let band_keys: Vec<u64> = record.sketch.as_deref().into_iter().flat_map(fingerprint::band_keys).collect();
+        self.index.prefetch_unit_keys(&band_keys, &record.grams, &record.used_names);
+        let bands: Vec<_> = band_keys.iter().map(|&key| self.index.band_sampled(key, hub, quota.width)).collect();
         let grams: Vec<_> = record.grams.iter().map(|&gram| self.index.gram_sampled(gram, hub, quota.width)).collect();
         let names: Vec<_> = record.used_names.iter().map(|&name| self.index.name_postings(name)).collect();
         for (sampled, bucket) in bands.into_iter().flatten() {
