@@ -539,9 +539,26 @@ fn swapped_names(syms_a: &[u16], syms_b: &[u16], alignment: &[(usize, usize)]) -
 const MAX_SWAP_GAP: usize = 3;
 
 thread_local! {
-    /// Per token kind, its count in the two units being compared (zero between uses), and
-    /// the kinds counted: a histogram without sorting or allocating per pair.
-    static KIND_COUNTS: RefCell<(Vec<[u32; 2]>, Vec<u16>)> = RefCell::new((vec![[0, 0]; 1 << 16], Vec::new()));
+    static KIND_COUNTS: RefCell<KindScratch> = RefCell::new(KindScratch::default());
+}
+
+/// Per token kind, its count in side `a` (kept while the next pair has the same `a`, as a
+/// scan's pairs mostly do: they are sorted by it) and in side `b` (zero between pairs), and
+/// the kinds each holds: histograms without sorting or allocating per pair.
+struct KindScratch {
+    held_a: Vec<u16>,
+    counts_a: Vec<u32>,
+    kinds_a: Vec<u16>,
+    /// Sum of squares of `a`'s counts of non-parameter kinds.
+    norm_a: u64,
+    counts_b: Vec<u32>,
+    kinds_b: Vec<u16>,
+}
+
+impl Default for KindScratch {
+    fn default() -> Self {
+        KindScratch { held_a: Vec::new(), counts_a: vec![0; 1 << 16], kinds_a: Vec::new(), norm_a: 0, counts_b: vec![0; 1 << 16], kinds_b: Vec::new() }
+    }
 }
 
 /// What the two units' counts of each token kind tell.
@@ -555,31 +572,46 @@ struct KindCounts {
 }
 
 fn kind_counts(a: &[u16], b: &[u16]) -> KindCounts {
-    KIND_COUNTS.with_borrow_mut(|(counts, kinds)| {
-        for (side, syms) in [a, b].into_iter().enumerate() {
-            for &sym in syms.iter().filter(|&&s| s != SYM_BARRIER) {
-                let count = &mut counts[usize::from(sym)];
-                if *count == [0, 0] {
-                    kinds.push(sym);
-                }
-                count[side] += 1;
+    KIND_COUNTS.with_borrow_mut(|scratch| {
+        let KindScratch { held_a, counts_a, kinds_a, norm_a, counts_b, kinds_b } = scratch;
+        if held_a[..] != a[..] {
+            for &kind in kinds_a.iter() {
+                counts_a[usize::from(kind)] = 0;
             }
+            kinds_a.clear();
+            held_a.clear();
+            held_a.extend_from_slice(a);
+            for &sym in a.iter().filter(|&&s| s != SYM_BARRIER) {
+                let count = &mut counts_a[usize::from(sym)];
+                if *count == 0 {
+                    kinds_a.push(sym);
+                }
+                *count += 1;
+            }
+            *norm_a = kinds_a.iter().filter(|&&kind| !is_param(kind)).map(|&kind| u64::from(counts_a[usize::from(kind)]).pow(2)).sum();
+        }
+        // A token of `b` has a partner in `a` while its kind's running count in `b` is
+        // within `a`'s count: the sum of the smaller counts, kind by kind.
+        let mut common = 0usize;
+        for &sym in b.iter().filter(|&&s| s != SYM_BARRIER) {
+            let count = &mut counts_b[usize::from(sym)];
+            if *count == 0 {
+                kinds_b.push(sym);
+            }
+            *count += 1;
+            common += usize::from(*count <= counts_a[usize::from(sym)]);
         }
         // Sums of products of counts: exact integers, whatever the order.
-        let (mut common, mut dot, mut norm_a, mut norm_b) = (0usize, 0u64, 0u64, 0u64);
-        for &kind in kinds.iter() {
-            let [x, y] = counts[usize::from(kind)];
-            common += x.min(y) as usize;
+        let (mut dot, mut norm_b) = (0u64, 0u64);
+        for &kind in kinds_b.iter() {
+            let y = u64::from(std::mem::take(&mut counts_b[usize::from(kind)]));
             if !is_param(kind) {
-                let (x, y) = (u64::from(x), u64::from(y));
-                dot += x * y;
-                norm_a += x * x;
+                dot += u64::from(counts_a[usize::from(kind)]) * y;
                 norm_b += y * y;
             }
-            counts[usize::from(kind)] = [0, 0];
         }
-        kinds.clear();
-        let shape = if norm_a == 0 || norm_b == 0 { 0.0 } else { (dot as f64 / ((norm_a as f64).sqrt() * (norm_b as f64).sqrt())) as f32 };
+        kinds_b.clear();
+        let shape = if *norm_a == 0 || norm_b == 0 { 0.0 } else { (dot as f64 / ((*norm_a as f64).sqrt() * (norm_b as f64).sqrt())) as f32 };
         KindCounts { common, shape }
     })
 }
@@ -811,5 +843,30 @@ mod tests {
             }
         }
         assert!(settled_early > 0, "the shortcuts were never taken");
+    }
+
+    /// The histogram of side `a` kept from pair to pair gives what counting both sides
+    /// afresh gives, whether `a` repeats or changes.
+    #[test]
+    fn kind_counts_keep_side_a_only_while_it_is_the_same() {
+        let naive = |a: &[u16], b: &[u16]| {
+            let count = |syms: &[u16], kind: u16| syms.iter().filter(|&&sym| sym == kind).count() as u64;
+            let mut kinds: Vec<u16> = a.iter().chain(b).copied().filter(|&sym| sym != SYM_BARRIER).collect();
+            kinds.sort_unstable();
+            kinds.dedup();
+            let common: u64 = kinds.iter().map(|&kind| count(a, kind).min(count(b, kind))).sum();
+            let shaped: Vec<u16> = kinds.into_iter().filter(|&kind| !is_param(kind)).collect();
+            let dot: u64 = shaped.iter().map(|&kind| count(a, kind) * count(b, kind)).sum();
+            let norm = |syms: &[u16]| shaped.iter().map(|&kind| count(syms, kind).pow(2)).sum::<u64>();
+            let shape = if norm(a) == 0 || norm(b) == 0 { 0.0 } else { (dot as f64 / ((norm(a) as f64).sqrt() * (norm(b) as f64).sqrt())) as f32 };
+            (common as usize, shape)
+        };
+        let one: Vec<u16> = vec![3, 4, 3, SYM_IDENTIFIER, 5, SYM_BARRIER, 3, SYM_LITERAL];
+        let two: Vec<u16> = vec![4, 4, 3, SYM_IDENTIFIER, SYM_IDENTIFIER, 6];
+        let three: Vec<u16> = vec![7, 3, SYM_LITERAL, 4];
+        for (a, b) in [(&one, &two), (&one, &three), (&one, &one), (&two, &one), (&two, &three), (&one, &two)] {
+            let counts = kind_counts(a, b);
+            assert_eq!((counts.common, counts.shape), naive(a, b), "{a:?} against {b:?}");
+        }
     }
 }
