@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use periodic_core::analysis::Analysis;
 use periodic_core::config::ConfigError;
-use periodic_core::live::{LiveIndex, Probe};
+use periodic_core::live::{LiveIndex, Probe, TokenWarmup};
 use periodic_core::pattern::{self, PatternLabel};
 use periodic_core::scan::{self, ScanOptions, ScanOutcome, ScanProgress};
 use periodic_core::team_cache::TeamCache;
@@ -476,6 +476,12 @@ impl Engine {
 
     pub fn config(&self) -> &Config {
         self.live.config()
+    }
+
+    /// The files an edit of `path` would read tokens of and the cache does not hold yet,
+    /// for loading without the engine (see [`periodic_core::live::TokenWarmup`]).
+    pub fn token_warmup(&mut self, path: &str) -> Option<TokenWarmup> {
+        self.live.token_warmup(path)
     }
 
     /// The clones `text` (already analysed) would have as a file here; nothing of it is
