@@ -21,7 +21,9 @@ use crate::scan::{ReparsingSource, TokenCache, token_cache_of};
 
 mod complete;
 mod probe;
+mod warm;
 pub use probe::Probe;
+pub use warm::TokenWarmup;
 
 /// Tokens of unchanged files kept for verifying an edited file's candidates: a long-running
 /// process keeps a small working set (about 10 MB), a batch scan a larger one.

@@ -743,6 +743,19 @@ pub(crate) fn token_cache_of(tokens: u64) -> TokenCache {
         .build()
 }
 
+/// The tokens of an unchanged file, parsed again from disk; `Err` when the file no longer
+/// holds the text whose blake3 is `content_hash`.
+pub(crate) fn reparse_tokens(root: &Path, path: &str, language: Language, content_hash: &[u8; 32]) -> Result<Arc<FileTokens>, ()> {
+    tracing::trace!(path, "re-parsing an unchanged file for its tokens");
+    let bytes = std::fs::read(root.join(path)).map_err(|_| ())?;
+    // The file changed since it was indexed: its stored fingerprints no longer apply.
+    if *blake3::hash(&bytes).as_bytes() != *content_hash {
+        return Err(());
+    }
+    let text = decode(bytes, path, &mut Vec::new());
+    Ok(Arc::new(analysis::analyze(language, &text).tokens))
+}
+
 /// Token streams for detection: files parsed this run (or edited) from memory or read
 /// back from where the scan spilled them, others re-parsed from disk on demand (only the
 /// few a changed file's candidates live in) and cached.
@@ -774,17 +787,7 @@ impl TokenSource for ReparsingSource<'_> {
             return spilled.spill.read(slot).map(Arc::new);
         }
         let record = self.files.get(file as usize)?;
-        self.cache.try_get_with(file, || -> Result<Arc<FileTokens>, ()> {
-            tracing::trace!(path = %record.path, "re-parsing an unchanged file for its tokens");
-            let bytes = std::fs::read(self.root.join(&record.path)).map_err(|_| ())?;
-            // The file changed since it was indexed: its stored fingerprints no longer apply.
-            if *blake3::hash(&bytes).as_bytes() != record.content_hash {
-                return Err(());
-            }
-            let text = decode(bytes, &record.path, &mut Vec::new());
-            Ok(Arc::new(analysis::analyze(record.language, &text).tokens))
-        })
-        .ok()
+        self.cache.try_get_with(file, || reparse_tokens(self.root, &record.path, record.language, &record.content_hash)).ok()
     }
 
     /// A spilled file's range is read alone, around the cache: verification and block

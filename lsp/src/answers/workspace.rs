@@ -16,11 +16,12 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use periodic_core::analysis::Analysis;
 use periodic_core::config::ConfigError;
-use periodic_core::live::{LiveIndex, Probe};
+use periodic_core::live::{LiveIndex, Probe, TokenWarmup};
 use periodic_core::pattern::{self, PatternLabel};
 use periodic_core::scan::{self, ScanOptions, ScanOutcome, ScanProgress};
 use periodic_core::team_cache::TeamCache;
 use periodic_core::{ClonePair, Config, FileRecord, Instance, Language, Pattern};
+use rustc_hash::FxHashMap;
 
 use crate::edge_sync::convert::Families;
 use crate::edge_sync::names::{TeamNames, merge_labels};
@@ -79,7 +80,7 @@ pub struct Snapshot {
     pub slots: Arc<HashMap<String, u32>>,
     pub pairs: Arc<Vec<ClonePair>>,
     /// Pair indices per file slot.
-    pub pairs_by_slot: Arc<HashMap<u32, Vec<u32>>>,
+    pub pairs_by_slot: Arc<PairsBySlot>,
     pub patterns: Arc<Vec<Pattern>>,
     /// Pattern index of each pair.
     pub pattern_of_pair: Arc<Vec<u32>>,
@@ -99,7 +100,7 @@ impl Snapshot {
     }
 
     pub fn pairs_of(&self, slot: u32) -> impl Iterator<Item = (u32, &ClonePair)> {
-        self.pairs_by_slot.get(&slot).into_iter().flatten().map(|&index| (index, &self.pairs[index as usize]))
+        self.pairs_by_slot.get(slot).iter().map(|&index| (index, &self.pairs[index as usize]))
     }
 
     pub fn pattern_of(&self, pair: u32) -> Option<&Pattern> {
@@ -135,7 +136,7 @@ impl Snapshot {
             files: outcome.files.iter().map(|file| Arc::new(FileView::of(file))).collect(),
             slots: Arc::new(outcome.files.iter().enumerate().map(|(slot, file)| (file.path.clone(), slot as u32)).collect()),
             pairs: Arc::new(outcome.pairs.clone()),
-            pairs_by_slot: Arc::new(pairs_by_slot(&outcome.pairs)),
+            pairs_by_slot: Arc::new(PairsBySlot::of(&outcome.pairs)),
             patterns: Arc::new(outcome.patterns.clone()),
             pattern_of_pair: Arc::new(pattern_of_pair),
             versions: Arc::default(),
@@ -146,16 +147,58 @@ impl Snapshot {
     }
 }
 
-/// Pair indices per file slot (a pair within one file is listed once).
-fn pairs_by_slot(pairs: &[ClonePair]) -> HashMap<u32, Vec<u32>> {
-    let mut by_slot: HashMap<u32, Vec<u32>> = HashMap::new();
-    for (index, pair) in pairs.iter().enumerate() {
-        by_slot.entry(pair.a.file).or_default().push(index as u32);
-        if pair.b.file != pair.a.file {
-            by_slot.entry(pair.b.file).or_default().push(index as u32);
+/// Pair indices per file slot (a pair within one file is listed once), ascending, as one
+/// array cut at each slot's start. Every edit rebuilds it from every pair of the workspace:
+/// counting and placing in two passes costs a fraction of a hash map of lists (a map entry
+/// and a list push per pair, and a list to free per file when the snapshot goes).
+#[derive(Default)]
+pub struct PairsBySlot {
+    /// Where each slot's indices start in `indices`; one more entry than slots.
+    starts: Vec<u32>,
+    indices: Vec<u32>,
+}
+
+impl PairsBySlot {
+    pub fn of(pairs: &[ClonePair]) -> PairsBySlot {
+        let slots = pairs.iter().map(|pair| pair.a.file.max(pair.b.file) as usize + 1).max().unwrap_or(0);
+        let mut starts = vec![0u32; slots + 1];
+        for pair in pairs {
+            starts[pair.a.file as usize + 1] += 1;
+            if pair.b.file != pair.a.file {
+                starts[pair.b.file as usize + 1] += 1;
+            }
+        }
+        for slot in 0..slots {
+            starts[slot + 1] += starts[slot];
+        }
+        let mut next = starts.clone();
+        let mut indices = vec![0u32; starts[slots] as usize];
+        let mut place = |slot: u32, index: u32| {
+            let at = &mut next[slot as usize];
+            indices[*at as usize] = index;
+            *at += 1;
+        };
+        for (index, pair) in pairs.iter().enumerate() {
+            place(pair.a.file, index as u32);
+            if pair.b.file != pair.a.file {
+                place(pair.b.file, index as u32);
+            }
+        }
+        PairsBySlot { starts, indices }
+    }
+
+    /// The indices of the pairs with a side in `slot`, ascending.
+    pub fn get(&self, slot: u32) -> &[u32] {
+        match (self.starts.get(slot as usize), self.starts.get(slot as usize + 1)) {
+            (Some(&start), Some(&end)) => &self.indices[start as usize..end as usize],
+            _ => &[],
         }
     }
-    by_slot
+
+    /// The slots with at least one pair, ascending.
+    pub fn slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.starts.windows(2).enumerate().filter(|(_, range)| range[0] < range[1]).map(|(slot, _)| slot as u32)
+    }
 }
 
 /// The mutable engine state of a workspace.
@@ -180,7 +223,8 @@ pub struct Engine {
     /// so an edit does not wait for it: pairs are matched to these patterns by their content
     /// hash until the next build (see [`Engine::rebuild_patterns`]).
     patterns: Arc<Vec<Pattern>>,
-    pattern_by_content: HashMap<u64, u32>,
+    /// Looked up for every pair on every edit's snapshot, hence Fx rather than SipHash.
+    pattern_by_content: FxHashMap<u64, u32>,
     /// The patterns were built from the current pairs.
     patterns_current: bool,
 }
@@ -279,7 +323,7 @@ impl Engine {
             versions: HashMap::new(),
             team: Arc::new(HashMap::new()),
             patterns: Arc::new(Vec::new()),
-            pattern_by_content: HashMap::new(),
+            pattern_by_content: FxHashMap::default(),
             patterns_current: false,
         }
     }
@@ -434,6 +478,12 @@ impl Engine {
         self.live.config()
     }
 
+    /// The files an edit of `path` would read tokens of and the cache does not hold yet,
+    /// for loading without the engine (see [`periodic_core::live::TokenWarmup`]).
+    pub fn token_warmup(&mut self, path: &str) -> Option<TokenWarmup> {
+        self.live.token_warmup(path)
+    }
+
     /// The clones `text` (already analysed) would have as a file here; nothing of it is
     /// kept (see [`LiveIndex::probe`]).
     pub fn probe(&mut self, language: Language, text: &str, analysis: Analysis, similarity: Option<f64>) -> Probe {
@@ -463,18 +513,33 @@ impl Engine {
         }
     }
 
+    /// Recomputes the pairs touching `slot`. The published snapshot shares the list, so
+    /// the new one is written in one pass (the pairs kept, then the ones found) rather
+    /// than copied whole, filtered and appended to.
     fn replace_pairs(&mut self, slot: u32) -> HashSet<u32> {
-        let mut affected = self.drop_pairs_of(slot);
+        self.patterns_current = false;
         let path = self.live.files()[slot as usize].path.clone();
         let found = self.live.clones_of(&path);
-        if !found.is_empty() {
-            let pairs = Arc::make_mut(&mut self.pairs);
-            for pair in found {
+        let touches = |pair: &ClonePair| pair.a.file == slot || pair.b.file == slot;
+        let mut affected = HashSet::new();
+        if found.is_empty() && !self.pairs.iter().any(touches) {
+            return affected;
+        }
+        let mut pairs = Vec::with_capacity(self.pairs.len() + found.len());
+        for pair in self.pairs.iter() {
+            if touches(pair) {
                 affected.insert(pair.a.file);
                 affected.insert(pair.b.file);
-                pairs.push(pair);
+            } else {
+                pairs.push(*pair);
             }
         }
+        for pair in found {
+            affected.insert(pair.a.file);
+            affected.insert(pair.b.file);
+            pairs.push(pair);
+        }
+        self.pairs = Arc::new(pairs);
         affected.remove(&slot);
         affected
     }
@@ -496,7 +561,7 @@ impl Engine {
             files: self.views.clone(),
             slots: self.slots.clone(),
             pairs: self.pairs.clone(),
-            pairs_by_slot: Arc::new(pairs_by_slot(&self.pairs)),
+            pairs_by_slot: Arc::new(PairsBySlot::of(&self.pairs)),
             patterns: self.patterns.clone(),
             pattern_of_pair: Arc::new(pattern_of_pair),
             versions: Arc::new(self.versions.clone()),
@@ -772,4 +837,41 @@ impl Workspace {
 /// state is replaced wholesale on re-index, so a half-finished change is not fatal.
 pub fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use periodic_core::CloneKind;
+
+    use super::*;
+
+    fn pair(a: u32, b: u32) -> ClonePair {
+        let instance = |file| Instance { file, start_line: 1, end_line: 5, unit: Some(0), token_start: 0, token_end: 40 };
+        ClonePair { a: instance(a), b: instance(b), kind: CloneKind::T1, similarity: 1.0, content: 7, evidence: None }
+    }
+
+    /// The map of lists it replaced, as the reference.
+    fn by_map(pairs: &[ClonePair]) -> BTreeMap<u32, Vec<u32>> {
+        let mut by_slot: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for (index, pair) in pairs.iter().enumerate() {
+            by_slot.entry(pair.a.file).or_default().push(index as u32);
+            if pair.b.file != pair.a.file {
+                by_slot.entry(pair.b.file).or_default().push(index as u32);
+            }
+        }
+        by_slot
+    }
+
+    #[test]
+    fn pairs_by_slot_lists_each_pair_under_both_files_once_in_order() {
+        let pairs = vec![pair(3, 0), pair(2, 2), pair(0, 5), pair(3, 5), pair(5, 5)];
+        let by_slot = PairsBySlot::of(&pairs);
+        let expected = by_map(&pairs);
+        assert_eq!(by_slot.slots().collect::<Vec<_>>(), expected.keys().copied().collect::<Vec<_>>());
+        for slot in 0..8 {
+            assert_eq!(by_slot.get(slot), expected.get(&slot).map_or(&[][..], Vec::as_slice), "slot {slot}");
+        }
+        assert!(PairsBySlot::of(&[]).get(0).is_empty());
+        assert_eq!(PairsBySlot::default().slots().count(), 0);
+    }
 }

@@ -65,9 +65,7 @@ pub async fn workspace_diagnostic(backend: &Backend, params: WorkspaceDiagnostic
     for workspace in backend.workspaces() {
         let snapshot = workspace.snapshot();
         let addresses = Addresses { root: &workspace.root };
-        let mut slots: Vec<u32> = snapshot.pairs_by_slot.keys().copied().collect();
-        slots.sort_unstable();
-        for slot in slots {
+        for slot in snapshot.pairs_by_slot.slots() {
             let Some(file) = snapshot.file(slot) else { continue };
             let path = workspace.root.join(&file.path);
             // Open documents are reported by `textDocument/diagnostic`.
