@@ -541,8 +541,11 @@ impl CandidateIndex {
         if !self.fixed {
             return None;
         }
-        let mut frequencies: HashMap<u32, u32> = HashMap::with_capacity_and_hasher(self.names.pruned.len() + self.names.base.len() / 2, Default::default());
-        for group in self.names.base.chunk_by(|x, y| x.0 == y.0) {
+        // Sized to the distinct names, a pass over the sorted table: its entries are many
+        // times as many.
+        let groups = || self.names.base.chunk_by(|x, y| x.0 == y.0);
+        let mut frequencies: HashMap<u32, u32> = HashMap::with_capacity_and_hasher(self.names.pruned.len() + groups().count(), Default::default());
+        for group in groups() {
             frequencies.insert(group[0].0, group.len() as u32);
         }
         frequencies.extend(self.names.pruned.iter().map(|(&name, &count)| (name, count)));
