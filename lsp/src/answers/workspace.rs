@@ -398,26 +398,37 @@ impl Engine {
         self.live.remove(path);
         self.refresh_slot(slot, path);
         self.versions.remove(&slot);
-        let mut affected = self.drop_pairs_of(slot);
+        let mut affected = self.put_pairs_of(slot, Vec::new());
         affected.remove(&slot);
         affected
     }
 
-    /// Removes every pair touching `slot`; returns the files on their sides.
-    fn drop_pairs_of(&mut self, slot: u32) -> HashSet<u32> {
+    /// Puts `found` in place of every pair touching `slot`; returns the files on the sides
+    /// of both. The published snapshot shares the list, so the new one is written in one
+    /// pass (the pairs kept, then the ones found) rather than copied whole, filtered and
+    /// appended to.
+    fn put_pairs_of(&mut self, slot: u32, found: Vec<ClonePair>) -> HashSet<u32> {
         self.patterns_current = false;
+        let touches = |pair: &ClonePair| pair.a.file == slot || pair.b.file == slot;
         let mut affected = HashSet::new();
-        if !self.pairs.iter().any(|pair| pair.a.file == slot || pair.b.file == slot) {
+        if found.is_empty() && !self.pairs.iter().any(touches) {
             return affected;
         }
-        Arc::make_mut(&mut self.pairs).retain(|pair| {
-            let touches = pair.a.file == slot || pair.b.file == slot;
-            if touches {
+        let mut pairs = Vec::with_capacity(self.pairs.len() + found.len());
+        for pair in self.pairs.iter() {
+            if touches(pair) {
                 affected.insert(pair.a.file);
                 affected.insert(pair.b.file);
+            } else {
+                pairs.push(*pair);
             }
-            !touches
-        });
+        }
+        for pair in found {
+            affected.insert(pair.a.file);
+            affected.insert(pair.b.file);
+            pairs.push(pair);
+        }
+        self.pairs = Arc::new(pairs);
         affected
     }
 
@@ -513,33 +524,11 @@ impl Engine {
         }
     }
 
-    /// Recomputes the pairs touching `slot`. The published snapshot shares the list, so
-    /// the new one is written in one pass (the pairs kept, then the ones found) rather
-    /// than copied whole, filtered and appended to.
+    /// Recomputes the pairs touching `slot`; returns the other files on their sides.
     fn replace_pairs(&mut self, slot: u32) -> HashSet<u32> {
-        self.patterns_current = false;
         let path = self.live.files()[slot as usize].path.clone();
         let found = self.live.clones_of(&path);
-        let touches = |pair: &ClonePair| pair.a.file == slot || pair.b.file == slot;
-        let mut affected = HashSet::new();
-        if found.is_empty() && !self.pairs.iter().any(touches) {
-            return affected;
-        }
-        let mut pairs = Vec::with_capacity(self.pairs.len() + found.len());
-        for pair in self.pairs.iter() {
-            if touches(pair) {
-                affected.insert(pair.a.file);
-                affected.insert(pair.b.file);
-            } else {
-                pairs.push(*pair);
-            }
-        }
-        for pair in found {
-            affected.insert(pair.a.file);
-            affected.insert(pair.b.file);
-            pairs.push(pair);
-        }
-        self.pairs = Arc::new(pairs);
+        let mut affected = self.put_pairs_of(slot, found);
         affected.remove(&slot);
         affected
     }
