@@ -19,7 +19,7 @@ use common::{Edge, client, create_token};
 use periodic_edge::store::conformance::{self, batch, sketch_of, t2_of};
 use periodic_edge::store::analyses::{ENTRY_OVERHEAD_BYTES, charged_bytes};
 use periodic_edge::store::redis::analyses::analysis_member;
-use periodic_edge::store::redis::{RedisOptions, RedisStore, layout};
+use periodic_edge::store::redis::{RedisOptions, RedisStore, layout, reads};
 use periodic_edge::store::{AnalysisPolicy, QueryOptions, Store};
 use periodic_edge::uplink::{Uplink, UplinkConfig};
 use periodic_wire::{AnalysisEntry, AnalysisLookup, AnalysisLookupLine, AnalysisUpload, AnalysisUploadAck, DeltaAck, DeltaBatch, QueryRequest, QueryResponse, QuerySketch, Stats};
@@ -112,8 +112,27 @@ async fn conformance_suite_passes_on_a_real_redis_cluster() {
     uplink_sees_what_a_batch_removes_or_replaces(&*store).await;
     concurrent_queries_each_get_their_own_answer(store.clone()).await;
     analysis_cache_lives_in_one_slot_and_evicted_entries_leave_nothing(&cluster, &*store).await;
+    reads_group_keys_by_the_master_redis_assigns_them(&cluster).await;
     assert!(RedisOptions::from_url("redis://127.0.0.1:1").is_err());
     assert!(RedisOptions::from_url("redis-cluster://127.0.0.1").is_err());
+}
+
+/// Query reads are sent as one pipeline per master, grouped by the slot the edge computes for
+/// each key and the masters `CLUSTER SLOTS` names: both must agree with the cluster's own.
+async fn reads_group_keys_by_the_master_redis_assigns_them(cluster: &RedisCluster) {
+    let client = redis::cluster::ClusterClient::new(vec![cluster.url().replace("redis-cluster://", "redis://").split(',').next().unwrap().to_string()]).unwrap();
+    let mut connection = client.get_async_connection().await.unwrap();
+    let keys = layout::Keys::new("slot-check");
+    let mut names: Vec<String> = (0..layout::PARTITIONS).flat_map(|partition| [keys.bands(partition), keys.records(partition), keys.groups(partition)]).collect();
+    names.extend([keys.locator("billing"), keys.repos(), keys.analysis_lru(), "foo".into(), "{}x".into(), "a{}b{c}".into(), "{user1000}.following".into()]);
+    for name in &names {
+        let expected: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(name).query_async(&mut connection).await.unwrap();
+        assert_eq!(i64::from(reads::key_slot(name.as_bytes())), expected, "slot of {name}");
+    }
+    let reply: redis::Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(&mut connection).await.unwrap();
+    let owners = reads::SlotOwners::from_cluster_slots(reply).expect("CLUSTER SLOTS parses");
+    let masters: std::collections::HashSet<u16> = (0..16_384u16).map(|slot| owners.of(slot).expect("every slot has a master")).collect();
+    assert_eq!(masters.len(), cluster.masters().len());
 }
 
 /// The analysis cache on the cluster: a tenant's entry keys and bookkeeping share one slot,

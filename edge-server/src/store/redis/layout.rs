@@ -308,8 +308,8 @@ struct Reader<'a> {
     bytes: &'a [u8],
 }
 
-impl Reader<'_> {
-    fn take(&mut self, count: usize) -> Result<&[u8], StoreError> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, count: usize) -> Result<&'a [u8], StoreError> {
         if self.bytes.len() < count {
             return Err(StoreError::Corrupt("a stored unit record is truncated".into()));
         }
@@ -325,25 +325,59 @@ impl Reader<'_> {
     fn utf8(bytes: &[u8]) -> Result<String, StoreError> {
         String::from_utf8(bytes.to_vec()).map_err(|_| StoreError::Corrupt("a stored unit record holds invalid UTF-8".into()))
     }
-    fn text(&mut self) -> Result<String, StoreError> {
+    fn text_bytes(&mut self) -> Result<&'a [u8], StoreError> {
         let length = self.u32()? as usize;
-        Self::utf8(self.take(length)?)
+        self.take(length)
     }
+    fn text(&mut self) -> Result<String, StoreError> {
+        let bytes = self.text_bytes()?;
+        Self::utf8(bytes)
+    }
+    /// The T2 and the repository, which lead every record.
+    fn head(&mut self) -> Result<(T2Hash, &'a str), StoreError> {
+        let corrupt = || StoreError::Corrupt("a stored unit record's head (T2 and repository)".into());
+        let t2_text = std::str::from_utf8(self.take(16)?).map_err(|_| corrupt())?;
+        let t2_hash = T2Hash::from_hex(t2_text).ok_or_else(|| StoreError::Corrupt(format!("stored T2 {t2_text:?}")))?;
+        let repo_length = std::str::from_utf8(self.take(4)?).ok().and_then(|text| usize::from_str_radix(text, 16).ok()).ok_or_else(corrupt)?;
+        let repo = std::str::from_utf8(self.take(repo_length)?).map_err(|_| corrupt())?;
+        Ok((t2_hash, repo))
+    }
+    fn sketch(&mut self) -> Result<Sketch, StoreError> {
+        let bytes = self.take(SKETCH_LEN * 4)?;
+        let mut values = [0u32; SKETCH_LEN];
+        for (value, chunk) in values.iter_mut().zip(bytes.chunks_exact(4)) {
+            *value = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+        }
+        Ok(Sketch(values))
+    }
+}
+
+/// What a query needs of a record to decide whether it answers: its T2, repository and sketch.
+pub struct Peek<'a> {
+    pub t2_hash: T2Hash,
+    pub repo: &'a str,
+    pub sketch: Sketch,
+}
+
+/// Reads a record up to its sketch, borrowing the repository's name: a query scores every
+/// candidate but decodes only those that answer.
+pub fn peek(bytes: &[u8]) -> Result<Peek<'_>, StoreError> {
+    let mut reader = Reader { bytes };
+    let (t2_hash, repo) = reader.head()?;
+    reader.text_bytes()?;
+    reader.text_bytes()?;
+    reader.take(12)?;
+    Ok(Peek { t2_hash, repo, sketch: reader.sketch()? })
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Record, StoreError> {
     let mut reader = Reader { bytes };
-    let t2_text = Reader::utf8(reader.take(16)?)?;
-    let t2_hash = T2Hash::from_hex(&t2_text).ok_or_else(|| StoreError::Corrupt(format!("stored T2 {t2_text:?}")))?;
-    let repo_length = usize::from_str_radix(&Reader::utf8(reader.take(4)?)?, 16).map_err(|_| StoreError::Corrupt("stored repository length".into()))?;
-    let repo = Reader::utf8(reader.take(repo_length)?)?;
+    let (t2_hash, repo) = reader.head()?;
+    let repo = repo.to_string();
     let key = reader.text()?;
     let language = reader.text()?;
     let (tokens, lines, nesting) = (reader.u32()?, reader.u32()?, reader.u32()?);
-    let mut values = [0u32; SKETCH_LEN];
-    for value in values.iter_mut() {
-        *value = reader.u32()?;
-    }
+    let values = reader.sketch()?.0;
     let location = match reader.take(1)?[0] {
         0 => None,
         _ => Some(Location { path: reader.text()?, name: reader.text()?, start_line: reader.u32()?, end_line: reader.u32()? }),
@@ -386,6 +420,10 @@ mod tests {
         assert_eq!(parse_link_field(&link_field(t2_of(3), t2_of(4))).unwrap(), (t2_of(3), t2_of(4)));
         assert!(parse_link_field("00").is_err());
         assert!(decode(&encode(&record)[..40]).is_err());
+        let encoded = encode(&record);
+        let peeked = peek(&encoded).unwrap();
+        assert_eq!((peeked.t2_hash, peeked.repo, peeked.sketch), (record.t2_hash, record.repo.as_str(), record.sketch.clone()));
+        assert!(peek(&encoded[..100]).is_err());
         let member = member("team", "billing", "unit-3", t2_of(3));
         assert_eq!(member_t2(&member), t2_of(3));
         assert_ne!(member, super::member("other-team", "billing", "unit-3", t2_of(3)));

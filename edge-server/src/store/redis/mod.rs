@@ -30,7 +30,7 @@ pub mod analyses;
 pub mod layout;
 mod lock;
 pub mod progress;
-mod reads;
+pub mod reads;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, RwLock, Weak};
@@ -48,8 +48,9 @@ use self::lock::RepoLock;
 use self::reads::{HashRead, ReadCoalescer};
 use self::layout::{
     BAND_ENTRY_LEN, BandSlot, Keys, Member, PARTITIONS, Record, UNITS_GAUGE_KEY, band_entry, band_slot, bucket_members, decode, encode, group_entries, group_members, member, member_from,
-    member_t2, parse_link_field, partition_of, repo_tag,
+    member_t2, parse_link_field, partition_of, peek, repo_tag,
 };
+use rustc_hash::{FxHashMap, FxHashSet};
 use crate::store::embedded::index::MAX_LANE_WALK;
 use crate::store::cached::SHARED_BACKEND_TTL;
 use crate::store::family::{self, Components, FamilyIds};
@@ -520,6 +521,11 @@ impl RedisStore {
     /// Records of `members`, fetched with one HMGET per partition (merged with concurrent
     /// queries' reads); absent ones skipped.
     async fn records(&self, keys: &Keys, members: impl IntoIterator<Item = Member>) -> Result<HashMap<Member, Record>, StoreError> {
+        self.raw_records(keys, members).await?.into_iter().map(|(member, bytes)| Ok((member, decode(&bytes)?))).collect()
+    }
+
+    /// [`RedisStore::records`] as stored, not decoded.
+    async fn raw_records(&self, keys: &Keys, members: impl IntoIterator<Item = Member>) -> Result<FxHashMap<Member, Vec<u8>>, StoreError> {
         let mut by_partition: BTreeMap<u64, Vec<Member>> = BTreeMap::new();
         for member in members {
             by_partition.entry(partition_of(member_t2(&member))).or_default().push(member);
@@ -527,11 +533,11 @@ impl RedisStore {
         let reads: Vec<HashRead> =
             by_partition.iter().map(|(partition, members)| HashRead { key: keys.records(*partition), fields: members.iter().map(|member| member.to_vec()).collect() }).collect();
         let values = self.reads.read(reads).await?;
-        let mut found = HashMap::new();
+        let mut found = FxHashMap::default();
         for (members, values) in by_partition.into_values().zip(values) {
             for (member, value) in members.into_iter().zip(values) {
                 if let Some(bytes) = value {
-                    found.insert(member, decode(&bytes)?);
+                    found.insert(member, bytes);
                 }
             }
         }
@@ -700,15 +706,15 @@ struct PartitionLanes {
 /// What a query's first round read: band field values by (partition, field), group members by T2.
 #[derive(Default)]
 struct LaneContents {
-    fields: HashMap<(u64, [u8; 2]), Vec<u8>>,
-    groups: HashMap<T2Hash, Vec<Member>>,
+    fields: FxHashMap<(u64, [u8; 2]), Vec<u8>>,
+    groups: FxHashMap<T2Hash, Vec<Member>>,
 }
 
 impl LaneContents {
     /// Candidate members of one sketch: its 16 band buckets and its T2 group, each cut at
     /// [`MAX_LANE_WALK`] as the embedded index cuts its lanes.
-    fn candidates(&self, sketch: &QuerySketch) -> Result<HashSet<Member>, StoreError> {
-        let mut candidates = HashSet::new();
+    fn candidates(&self, sketch: &QuerySketch) -> Result<FxHashSet<Member>, StoreError> {
+        let mut candidates = FxHashSet::default();
         for value in sketch.sketch.band_keys() {
             let slot = band_slot(value);
             if let Some(field_value) = self.fields.get(&(slot.partition, slot.field)) {
@@ -723,8 +729,8 @@ impl LaneContents {
 }
 
 /// Whether a stored unit shares a lane with the query (stale bucket entries do not).
-fn shares_a_lane(record: &Record, query_bands: &[u64; BANDS], t2: T2Hash) -> bool {
-    record.t2_hash == t2 || record.sketch.band_keys().iter().zip(query_bands).any(|(a, b)| a == b)
+fn shares_a_lane(stored_t2: T2Hash, stored_sketch: &periodic_wire::Sketch, query_bands: &[u64; BANDS], t2: T2Hash) -> bool {
+    stored_t2 == t2 || stored_sketch.band_keys().iter().zip(query_bands).any(|(a, b)| a == b)
 }
 
 #[async_trait]
@@ -742,8 +748,8 @@ impl Store for RedisStore {
     async fn query(&self, tenant: &str, sketches: &[QuerySketch], options: &QueryOptions) -> Result<Arc<[SketchResult]>, StoreError> {
         let keys = Keys::new(tenant);
         let lanes = self.lane_contents(&keys, sketches).await?;
-        let per_sketch_candidates: Vec<HashSet<Member>> = sketches.iter().map(|sketch| lanes.candidates(sketch)).collect::<Result<_, _>>()?;
-        let records = self.records(&keys, per_sketch_candidates.iter().flatten().copied().collect::<HashSet<Member>>()).await?;
+        let per_sketch_candidates: Vec<FxHashSet<Member>> = sketches.iter().map(|sketch| lanes.candidates(sketch)).collect::<Result<_, _>>()?;
+        let records = self.raw_records(&keys, per_sketch_candidates.iter().flatten().copied().collect::<FxHashSet<Member>>()).await?;
         let ids = self.family_ids(&keys, tenant).await?;
 
         let mut results = Vec::with_capacity(sketches.len());
@@ -751,25 +757,28 @@ impl Store for RedisStore {
             let query_bands = sketch.sketch.band_keys();
             let mut matches: Vec<UnitMatch> = Vec::new();
             for candidate in candidates {
-                let Some(record) = records.get(&candidate) else { continue };
-                if options.exclude_repo.as_deref() == Some(record.repo.as_str()) || !shares_a_lane(record, &query_bands, sketch.t2_hash) {
+                let Some(bytes) = records.get(&candidate) else { continue };
+                // Scored from the record's head; decoded whole only when it answers.
+                let peeked = peek(bytes)?;
+                if options.exclude_repo.as_deref() == Some(peeked.repo) || !shares_a_lane(peeked.t2_hash, &peeked.sketch, &query_bands, sketch.t2_hash) {
                     continue;
                 }
-                let exact = record.t2_hash == sketch.t2_hash;
-                let similarity = if exact { 1.0 } else { record.sketch.similarity(&sketch.sketch) };
+                let exact = peeked.t2_hash == sketch.t2_hash;
+                let similarity = if exact { 1.0 } else { peeked.sketch.similarity(&sketch.sketch) };
                 if similarity < options.min_similarity {
                     continue;
                 }
+                let record = decode(bytes)?;
                 matches.push(UnitMatch {
-                    repo: record.repo.clone(),
-                    key: record.key.clone(),
+                    pattern_id: family::pattern_id_of(&ids, record.t2_hash),
+                    repo: record.repo,
+                    key: record.key,
                     similarity,
                     exact,
-                    pattern_id: family::pattern_id_of(&ids, record.t2_hash),
-                    language: record.language.clone(),
+                    language: record.language,
                     tokens: record.tokens,
                     lines: record.lines,
-                    location: record.location.clone(),
+                    location: record.location,
                 });
             }
             matches.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then_with(|| (&a.repo, &a.key).cmp(&(&b.repo, &b.key))));
