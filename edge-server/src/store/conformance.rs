@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -89,9 +90,48 @@ pub async fn run_all(store: Arc<dyn Store>) {
     analyses_unused_for_the_ttl_expire(&*store, &tenant("analyses-ttl")).await;
     near_miss_families_join_shapes_into_one_team_pattern(&*store, &tenant("families")).await;
     deleting_a_repository_removes_its_units_links_and_batch_ids(&*store, &tenant("delete"), &tenant("delete-other")).await;
+    crowded_band_buckets_answer_exactly_the_units_that_reach_the_threshold(&*store, &tenant("crowd")).await;
     store.check_ready().await.expect("ready");
     assert!(store.units_stored().await.unwrap() > 0, "units_stored counts stored units");
     store.flush().await.expect("flush");
+}
+
+/// A query whose band bucket holds many units (as the buckets of much-copied small functions
+/// do in real code), most of them too different to answer: exactly those that reach the
+/// threshold answer, with their similarities. Some units differ from the query only where a
+/// sketch value keeps its two low bits, and one shares the query's structural hash with
+/// another sketch (similarity 1 by definition).
+async fn crowded_band_buckets_answer_exactly_the_units_that_reach_the_threshold(store: &dyn Store, tenant: &str) {
+    let query = sketch_of(9_000);
+    let mut upserts = Vec::new();
+    for number in 0..150u64 {
+        // Positions 0-3 (band 0) stay the query's, so every unit shares a bucket with it.
+        let changed = 4 + (number as usize % 60);
+        let step = if number % 2 == 0 { 1 } else { 4 };
+        let mut sketch = query.clone();
+        for value in sketch.0.iter_mut().skip(4).take(changed - 4) {
+            *value = value.wrapping_add(step);
+        }
+        upserts.push(UnitUpsert { key: format!("crowd-{number}"), t2_hash: t2_of(20_000 + number), sketch, ..unit(number) });
+    }
+    let mut same_shape = query.clone();
+    for value in same_shape.0.iter_mut().skip(4).take(40) {
+        *value = value.wrapping_add(1);
+    }
+    upserts.push(UnitUpsert { key: "crowd-same-structure".into(), t2_hash: t2_of(9_000), sketch: same_shape, ..unit(9_000) });
+    let expected: BTreeSet<(String, u32)> = upserts
+        .iter()
+        .filter_map(|upsert| {
+            let similarity = if upsert.t2_hash == t2_of(9_000) { 1.0 } else { upsert.sketch.similarity(&query) };
+            (similarity >= 0.7).then(|| (upsert.key.clone(), (similarity * SKETCH_LEN as f32).round() as u32))
+        })
+        .collect();
+    assert!(expected.len() > 20 && expected.len() < 100, "the fixture mixes answers and near misses: {}", expected.len());
+    store.apply_batch(tenant, "crowd", DeltaBatch { batch_id: "c1".into(), upserts, removals: Vec::new() }).await.unwrap();
+    let results = store.query(tenant, &[probe("crowded", t2_of(9_000), query.clone())], &options(0.7, 500)).await.unwrap();
+    let found: BTreeSet<(String, u32)> = results[0].matches.iter().map(|m| (m.key.clone(), (m.similarity * SKETCH_LEN as f32).round() as u32)).collect();
+    assert_eq!(found, expected);
+    assert!(results[0].matches.iter().any(|m| m.key == "crowd-same-structure" && m.exact));
 }
 
 async fn unknown_tenant_is_empty_not_an_error(store: &dyn Store, tenant: &str) {
