@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 use crate::analysis::{self, FileTokens};
 use crate::candidates::CandidateIndex;
 use crate::config::Config;
-use crate::detect::Detector;
+use crate::detect::{Detector, NearMissMemo};
 use crate::index::Index;
 use crate::lang::Language;
 use crate::model::{ClonePair, FileRecord};
@@ -21,6 +21,8 @@ use crate::scan::{ReparsingSource, TokenCache, token_cache_of};
 
 mod complete;
 mod probe;
+#[cfg(test)]
+mod reuse_tests;
 mod warm;
 pub use probe::Probe;
 pub use warm::TokenWarmup;
@@ -45,6 +47,9 @@ pub struct LiveIndex {
     /// Token streams of files whose current text came from an editor, not from disk.
     edited: FxHashMap<u32, Arc<FileTokens>>,
     disk_tokens: TokenCache,
+    /// What the units of the file edited last found (`clones_of_edited`), while nothing
+    /// else changed: every other change lets it go.
+    memo: Option<NearMissMemo>,
 }
 
 impl LiveIndex {
@@ -73,6 +78,7 @@ impl LiveIndex {
             exact,
             edited: FxHashMap::default(),
             disk_tokens: token_cache_of(LIVE_TOKEN_CACHE),
+            memo: None,
         }
     }
 
@@ -90,6 +96,9 @@ impl LiveIndex {
     /// The candidate index for a change; built first from the records as they are (with
     /// their sketches read back), so the change then goes into its overlay.
     fn index_mut(&mut self) -> &mut CandidateIndex {
+        // Whatever changes the index may change any unit's candidates; an edit of the
+        // memo's own file takes it back (`update_analysis`).
+        self.memo = None;
         if self.index.get().is_none() {
             self.hold_sketches();
         }
@@ -109,6 +118,7 @@ impl LiveIndex {
     /// which only the candidate tables read, and those are built on first need. Call it
     /// only when the index was just written from these records or they were read from it.
     pub fn forget_sketches(&mut self) {
+        self.memo = None;
         // The records are copied rather than changed in place: a sketch freed between the
         // unit's other allocations, which stay, would leave no page free to give back.
         let records = std::mem::take(&mut self.files);
@@ -124,6 +134,7 @@ impl LiveIndex {
     /// text. Returns how many units are left without one: their file changed on disk and in
     /// the index since it was read (the file watcher re-reads it).
     pub fn hold_sketches(&mut self) -> usize {
+        self.memo = None;
         let missing = |files: &[FileRecord]| files.iter().map(|file| file.units.iter().filter(|unit| unit.sketch.is_none()).count()).sum::<usize>();
         let before = missing(&self.files);
         if before == 0 {
@@ -191,6 +202,8 @@ impl LiveIndex {
         let content_hash = *blake3::hash(text.as_bytes()).as_bytes();
         let previous = self.slots.get(path).map(|&slot| &self.files[slot as usize]);
         let record = FileRecord::from_analysis_reusing(path.to_string(), language, content_hash, text.len() as u64, 0, &analysis, settings, previous);
+        // The memo of this file outlives its own edit: the next detection tells what changed.
+        let memo = self.memo.take().filter(|memo| self.slots.get(path) == Some(&memo.file()));
         let slot = match self.slots.get(path) {
             Some(&slot) => {
                 self.files[slot as usize] = record;
@@ -204,6 +217,7 @@ impl LiveIndex {
             }
         };
         self.reindex_slot(slot);
+        self.memo = memo;
         self.edited.insert(slot, Arc::new(analysis.tokens));
         self.disk_tokens.invalidate(&slot);
         slot
@@ -211,6 +225,7 @@ impl LiveIndex {
 
     /// Forgets a deleted file: it leaves the index and every answer.
     pub fn remove(&mut self, path: &str) {
+        self.memo = None;
         let Some(&slot) = self.slots.get(path) else { return };
         self.index_mut().remove_file(slot);
         let record = &mut self.files[slot as usize];
@@ -228,6 +243,33 @@ impl LiveIndex {
         let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, spilled: None, cache: self.disk_tokens.clone() };
         let detector = Detector { files: &self.files, dirty: &dirty, config: &self.config, tokens: &source, index: self.index() };
         detector.detect_dirty()
+    }
+
+    /// [`LiveIndex::clones_of`] for a file whose text came from an editor, reusing what its
+    /// units found last time when only this file changed since: the units an edit left
+    /// alone are not verified again (see `detect::reuse`). The answer is the same.
+    pub fn clones_of_edited(&mut self, path: &str) -> Vec<ClonePair> {
+        let previous = self.memo.take();
+        let Some(slot) = self.slot(path) else { return Vec::new() };
+        let Some(tokens) = self.edited.get(&slot).cloned() else { return self.clones_of(path) };
+        let previous = previous.filter(|memo| memo.file() == slot);
+        let mut dirty = vec![false; self.files.len()];
+        dirty[slot as usize] = true;
+        let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, spilled: None, cache: self.disk_tokens.clone() };
+        let detector = Detector { files: &self.files, dirty: &dirty, config: &self.config, tokens: &source, index: self.index() };
+        if crate::trace::T3Trace::get().is_some() {
+            // A trace records every verdict: none is taken over.
+            return detector.detect_dirty();
+        }
+        let (pairs, memo) = detector.detect_file_reusing(slot, tokens, previous.as_ref());
+        self.memo = Some(memo);
+        pairs
+    }
+
+    /// How many units of the file edited last took over their earlier pairs in its last
+    /// `clones_of_edited`, of how many.
+    pub fn units_reused(&self) -> Option<(usize, usize)> {
+        self.memo.as_ref().map(NearMissMemo::reused)
     }
 }
 
