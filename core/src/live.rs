@@ -47,9 +47,10 @@ pub struct LiveIndex {
     /// Token streams of files whose current text came from an editor, not from disk.
     edited: FxHashMap<u32, Arc<FileTokens>>,
     disk_tokens: TokenCache,
-    /// What the units of the file edited last found (`clones_of_edited`), while nothing
-    /// else changed: every other change lets it go.
-    memo: Option<NearMissMemo>,
+    /// What the units of each edited file found in its last `clones_of_edited`, with the
+    /// content of every other edited file then: it is taken over only while they hold the
+    /// same content (an edit undone counts as none), and any other change lets all go.
+    memos: FxHashMap<u32, (NearMissMemo, Vec<(u32, [u8; 32])>)>,
 }
 
 impl LiveIndex {
@@ -78,7 +79,7 @@ impl LiveIndex {
             exact,
             edited: FxHashMap::default(),
             disk_tokens: token_cache_of(LIVE_TOKEN_CACHE),
-            memo: None,
+            memos: FxHashMap::default(),
         }
     }
 
@@ -96,9 +97,9 @@ impl LiveIndex {
     /// The candidate index for a change; built first from the records as they are (with
     /// their sketches read back), so the change then goes into its overlay.
     fn index_mut(&mut self) -> &mut CandidateIndex {
-        // Whatever changes the index may change any unit's candidates; an edit of the
-        // memo's own file takes it back (`update_analysis`).
-        self.memo = None;
+        // Whatever changes the index may change any unit's candidates; an edit takes them
+        // back (`update_analysis`: the next detection tells what changed).
+        self.memos.clear();
         if self.index.get().is_none() {
             self.hold_sketches();
         }
@@ -118,7 +119,7 @@ impl LiveIndex {
     /// which only the candidate tables read, and those are built on first need. Call it
     /// only when the index was just written from these records or they were read from it.
     pub fn forget_sketches(&mut self) {
-        self.memo = None;
+        self.memos.clear();
         // The records are copied rather than changed in place: a sketch freed between the
         // unit's other allocations, which stay, would leave no page free to give back.
         let records = std::mem::take(&mut self.files);
@@ -134,7 +135,7 @@ impl LiveIndex {
     /// text. Returns how many units are left without one: their file changed on disk and in
     /// the index since it was read (the file watcher re-reads it).
     pub fn hold_sketches(&mut self) -> usize {
-        self.memo = None;
+        self.memos.clear();
         let missing = |files: &[FileRecord]| files.iter().map(|file| file.units.iter().filter(|unit| unit.sketch.is_none()).count()).sum::<usize>();
         let before = missing(&self.files);
         if before == 0 {
@@ -198,12 +199,15 @@ impl LiveIndex {
     /// Like [`LiveIndex::update_text`], for an analysis the caller made from `text` (the
     /// language server parses incrementally, reusing the previous tree).
     pub fn update_analysis(&mut self, path: &str, language: Language, text: &str, analysis: analysis::Analysis) -> u32 {
+        let started = std::time::Instant::now();
         let settings = self.config.detection_for(language);
         let content_hash = *blake3::hash(text.as_bytes()).as_bytes();
         let previous = self.slots.get(path).map(|&slot| &self.files[slot as usize]);
         let record = FileRecord::from_analysis_reusing(path.to_string(), language, content_hash, text.len() as u64, 0, &analysis, settings, previous);
-        // The memo of this file outlives its own edit: the next detection tells what changed.
-        let memo = self.memo.take().filter(|memo| self.slots.get(path) == Some(&memo.file()));
+        let fingerprinted = started.elapsed();
+        // The memos outlive an edit: the next detection of a file tells what changed in it,
+        // and the other files' contents whether its memo still holds.
+        let memos = std::mem::take(&mut self.memos);
         let slot = match self.slots.get(path) {
             Some(&slot) => {
                 self.files[slot as usize] = record;
@@ -217,15 +221,16 @@ impl LiveIndex {
             }
         };
         self.reindex_slot(slot);
-        self.memo = memo;
+        self.memos = memos;
         self.edited.insert(slot, Arc::new(analysis.tokens));
         self.disk_tokens.invalidate(&slot);
+        tracing::debug!(path, fingerprint_ms = fingerprinted.as_secs_f64() * 1e3, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "file re-indexed");
         slot
     }
 
     /// Forgets a deleted file: it leaves the index and every answer.
     pub fn remove(&mut self, path: &str) {
-        self.memo = None;
+        self.memos.clear();
         let Some(&slot) = self.slots.get(path) else { return };
         self.index_mut().remove_file(slot);
         let record = &mut self.files[slot as usize];
@@ -249,10 +254,10 @@ impl LiveIndex {
     /// units found last time when only this file changed since: the units an edit left
     /// alone are not verified again (see `detect::reuse`). The answer is the same.
     pub fn clones_of_edited(&mut self, path: &str) -> Vec<ClonePair> {
-        let previous = self.memo.take();
         let Some(slot) = self.slot(path) else { return Vec::new() };
         let Some(tokens) = self.edited.get(&slot).cloned() else { return self.clones_of(path) };
-        let previous = previous.filter(|memo| memo.file() == slot);
+        let others = self.other_edited_contents(slot);
+        let previous = self.memos.remove(&slot).filter(|(_, then)| *then == others).map(|(memo, _)| memo);
         let mut dirty = vec![false; self.files.len()];
         dirty[slot as usize] = true;
         let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, spilled: None, cache: self.disk_tokens.clone() };
@@ -261,15 +266,25 @@ impl LiveIndex {
             // A trace records every verdict: none is taken over.
             return detector.detect_dirty();
         }
+        let started = std::time::Instant::now();
         let (pairs, memo) = detector.detect_file_reusing(slot, tokens, previous.as_ref());
-        self.memo = Some(memo);
+        tracing::debug!(path, pairs = pairs.len(), elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "clones of an edited file");
+        self.memos.insert(slot, (memo, others));
         pairs
     }
 
-    /// How many units of the file edited last took over their earlier pairs in its last
+    /// The content of every edited file but `slot`, by slot.
+    fn other_edited_contents(&self, slot: u32) -> Vec<(u32, [u8; 32])> {
+        let mut contents: Vec<(u32, [u8; 32])> =
+            self.edited.keys().filter(|&&other| other != slot).map(|&other| (other, self.files[other as usize].content_hash)).collect();
+        contents.sort_unstable();
+        contents
+    }
+
+    /// How many units of `path` took over their earlier pairs in its last
     /// `clones_of_edited`, of how many.
-    pub fn units_reused(&self) -> Option<(usize, usize)> {
-        self.memo.as_ref().map(NearMissMemo::reused)
+    pub fn units_reused(&self, path: &str) -> Option<(usize, usize)> {
+        self.memos.get(&self.slot(path)?).map(|(memo, _)| memo.reused())
     }
 }
 

@@ -39,9 +39,13 @@ fn main_text() -> String {
     format!("import os\n\n\n{report}\n\n{settings}\n\n{inventory}\n\n{FIBONACCI}")
 }
 
+fn lib_b_text() -> String {
+    format!("{}\n\n{}\n\n{RENDER}", SUMMARIZE.replace("total = 0", "total = 0\n    seen = set()"), SETTINGS.replace("continue", "pass"))
+}
+
 fn workspace(dir: &Path) -> LiveIndex {
     std::fs::write(dir.join("lib_a.py"), format!("{SUMMARIZE}\n\n{SETTINGS}\n\n{INVENTORY}")).expect("write");
-    std::fs::write(dir.join("lib_b.py"), format!("{}\n\n{}\n\n{RENDER}", SUMMARIZE.replace("total = 0", "total = 0\n    seen = set()"), SETTINGS.replace("continue", "pass"))).expect("write");
+    std::fs::write(dir.join("lib_b.py"), lib_b_text()).expect("write");
     std::fs::write(dir.join("main.py"), main_text()).expect("write");
     let outcome = scan(ScanOptions { root: dir.to_path_buf(), config: config(), use_index: false, progress: None, team: None }).expect("scan");
     LiveIndex::new(dir, config(), outcome.files)
@@ -72,6 +76,10 @@ const EDITS: &[(&str, Edit)] = &[
     ("insert a statement into a method", |text| replace_once(text, "        header = ", "        _periodic_bench = 0\n        header = ")),
     ("remove the inserted statement", |text| replace_once(text, "        _periodic_bench = 0\n", "")),
     ("insert a statement calling a new name", |text| replace_once(text, "    merged = {}\n", "    merged = {}\n    audit_trail(stock)\n")),
+    ("turn the last function into a near-miss of an earlier one", |text| {
+        replace_once(text, FIBONACCI, &SETTINGS.replace("load_settings", "load_options").replace("return settings", "settings.pop(\"debug\", None)\n    return settings"))
+    }),
+    ("turn it back", |text| replace_once(text, &SETTINGS.replace("load_settings", "load_options").replace("return settings", "settings.pop(\"debug\", None)\n    return settings"), FIBONACCI)),
     ("make a function too small to be a unit", |text| replace_once(text, FIBONACCI, "def fibonacci_table(limit):\n    return []\n")),
 ];
 
@@ -96,7 +104,7 @@ fn every_edit_of_a_sequence_is_answered_as_a_full_recompute_would() {
         let Some(edited) = edit(&text) else { panic!("the scripted edit applies: {step}") };
         text = edited;
         check(&mut live, &text, step);
-        reused_any |= live.units_reused().is_some_and(|(reused, _)| reused > 0);
+        reused_any |= live.units_reused("main.py").is_some_and(|(reused, _)| reused > 0);
     }
     assert!(reused_any, "some edits took over the pairs of units they left alone");
     // Back to the text first opened: the pairs first found again.
@@ -125,7 +133,7 @@ fn random_sequences_of_edits_are_answered_as_a_full_recompute_would() {
             // the full one.
             live.update_text("lib_b.py", Language::Python, &format!("{RENDER}\n\n{SETTINGS}"));
             check(&mut live, &text, &format!("another file changed (round {round})"));
-            assert_eq!(live.units_reused().map(|(reused, _)| reused), Some(0), "nothing is taken over after another file changed");
+            assert_eq!(live.units_reused("main.py").map(|(reused, _)| reused), Some(0), "nothing is taken over after another file changed");
         }
     }
     assert!(applied >= 60, "most drawn edits apply: {applied}");
@@ -139,8 +147,32 @@ fn an_edit_of_one_function_verifies_only_the_units_it_changed() {
     check(&mut live, &text, "opening the file");
     let edited = text.replacen("        header = ", "        _periodic_bench = 0\n        header = ", 1);
     check(&mut live, &edited, "inserting a statement into a method");
-    let (reused, units) = live.units_reused().expect("a memo");
+    let (reused, units) = live.units_reused("main.py").expect("a memo");
     // The method and its class changed, and the method before it may meet the edited one;
     // every unit after them keeps what it found.
     assert!(reused + 3 >= units, "{reused} of {units} units reused");
+}
+
+#[test]
+fn what_a_file_found_is_kept_while_another_file_is_edited_and_undone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut live = workspace(dir.path());
+    // Both files open in an editor; the other one's edits are undone before the next edit
+    // of this one.
+    live.update_text("lib_b.py", Language::Python, &lib_b_text());
+    let text = main_text();
+    check(&mut live, &text, "opening the file");
+    let near_miss_of_render = lib_b_text().replace("lines.append(", "lines.insert(0, ");
+    live.update_text("lib_b.py", Language::Python, &near_miss_of_render);
+    assert_eq!(live.clones_of_edited("lib_b.py"), live.clones_of("lib_b.py"));
+    live.update_text("lib_b.py", Language::Python, &lib_b_text());
+    assert_eq!(live.clones_of_edited("lib_b.py"), live.clones_of("lib_b.py"));
+    let edited = text.replacen("line = line.strip()", "line = line.strip().lower()", 1);
+    check(&mut live, &edited, "an edit after the other file's edit was undone");
+    let (reused, units) = live.units_reused("main.py").expect("a memo");
+    assert!(reused > 0, "{reused} of {units} units reused");
+    // Left edited, the other file changes what this one's units may meet: nothing is kept.
+    live.update_text("lib_b.py", Language::Python, &near_miss_of_render);
+    check(&mut live, &text, "an edit after the other file changed");
+    assert_eq!(live.units_reused("main.py"), Some((0, units)));
 }

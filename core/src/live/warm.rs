@@ -104,8 +104,8 @@ impl LiveIndex {
     /// doc). Builds the candidate tables first if they were not yet, as the edit would.
     pub fn token_warmup(&mut self, path: &str) -> Option<TokenWarmup> {
         let slot = self.slot(path)?;
-        // Built here when not yet; an index already built is left as it is (and so is the
-        // memo of the file edited last).
+        // Built here when not yet; an index already built is left as it is (and so are the
+        // memos of edited files).
         if !self.candidate_tables_built() {
             self.index_mut();
         }
