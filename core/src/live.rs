@@ -50,8 +50,11 @@ pub struct LiveIndex {
     /// What the units of each edited file found in its last `clones_of_edited`, with the
     /// content of every other edited file then: it is taken over only while they hold the
     /// same content (an edit undone counts as none), and any other change lets all go.
-    memos: FxHashMap<u32, (NearMissMemo, Vec<(u32, [u8; 32])>)>,
+    memos: FxHashMap<u32, (NearMissMemo, EditedContents)>,
 }
+
+/// The content hash of each edited file, by slot, sorted.
+type EditedContents = Vec<(u32, [u8; 32])>;
 
 impl LiveIndex {
     /// Starts from a scan's file records (e.g. `ScanOutcome::files`).
@@ -274,8 +277,8 @@ impl LiveIndex {
     }
 
     /// The content of every edited file but `slot`, by slot.
-    fn other_edited_contents(&self, slot: u32) -> Vec<(u32, [u8; 32])> {
-        let mut contents: Vec<(u32, [u8; 32])> =
+    fn other_edited_contents(&self, slot: u32) -> EditedContents {
+        let mut contents: EditedContents =
             self.edited.keys().filter(|&&other| other != slot).map(|&other| (other, self.files[other as usize].content_hash)).collect();
         contents.sort_unstable();
         contents
