@@ -552,6 +552,18 @@ impl CandidateIndex {
         Some(frequencies)
     }
 
+    /// How many entries an LSH band key holds (stale ones, and a pruned key's, counted):
+    /// what `band_sampled` compares with `MAX_BUCKET`.
+    pub fn band_count(&self, key: u64) -> usize {
+        self.bands.base_count(key) + self.bands.overlay.get(&key).map_or(0, Vec::len)
+    }
+
+    /// How many entries a k-gram holds, as `band_count`: what `gram_sampled` compares with
+    /// `MAX_GRAM_POSTINGS`.
+    pub fn gram_count(&self, gram: u32) -> usize {
+        self.grams.base_count(gram) + self.grams.overlay.get(&gram).map_or(0, Vec::len)
+    }
+
     /// How many units the index holds (stale entries counted).
     pub fn unit_count(&self) -> usize {
         self.exact.base.len() + self.exact.overlay.values().map(Vec::len).sum::<usize>()

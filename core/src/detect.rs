@@ -24,6 +24,9 @@ use crate::model::{ClonePair, CloneKind, FileRecord, Instance};
 use crate::similarity::{self, TokenRun};
 use crate::{trace, verify};
 
+mod reuse;
+pub use reuse::NearMissMemo;
+
 /// Gives the token stream of a file by index; `None` if it can no longer be read.
 pub trait TokenSource: Sync {
     fn tokens(&self, file: u32) -> Option<Arc<FileTokens>>;
@@ -226,6 +229,15 @@ impl Detector<'_> {
     /// Every pair touching a dirty file, all computed now: the query after an edit. Exact
     /// pairs come from index lookups, so files re-indexed into the overlay count.
     pub fn detect_dirty(&self) -> Vec<ClonePair> {
+        let mut pairs = self.exact_pairs_of_dirty();
+        let exact: HashSet<(UnitRef, UnitRef)> = pairs.iter().filter_map(unit_key).collect();
+        pairs.extend(self.near_miss_unit_pairs(&exact));
+        self.with_blocks(self.drop_nested_pairs(pairs), Vec::new())
+    }
+
+    /// The exact pairs touching a dirty file, from index lookups (files re-indexed into the
+    /// overlay count).
+    fn exact_pairs_of_dirty(&self) -> Vec<ClonePair> {
         let mut pairs = Vec::new();
         for (file, record) in self.files.iter().enumerate() {
             let file = file as u32;
@@ -244,9 +256,7 @@ impl Detector<'_> {
                 }
             }
         }
-        let exact: HashSet<(UnitRef, UnitRef)> = pairs.iter().filter_map(unit_key).collect();
-        pairs.extend(self.near_miss_unit_pairs(&exact));
-        self.with_blocks(self.drop_nested_pairs(pairs), Vec::new())
+        pairs
     }
 
     /// Type-1 and Type-2 pairs: units with equal consistent-renaming hashes. Computed over
@@ -503,7 +513,7 @@ impl Detector<'_> {
         let language = self.files[a.file as usize].language;
         let threshold = self.config.detection_for(language).similarity;
         let context = crate::names::NameContext::of(language);
-        let VerificationJob { frequencies: looked_up, side_a } = job;
+        let VerificationJob { frequencies: looked_up, side_a, read } = job;
         if side_a.as_ref().is_none_or(|side| side.unit != a) {
             *side_a = None;
             let tokens = self.tokens.range(a.file, record_a.token_start, record_a.token_end)?;
@@ -514,9 +524,15 @@ impl Detector<'_> {
         let run_a = tokens_a.run(record_a.token_start, record_a.token_end)?;
         let run_b = tokens_b.run(record_b.token_start, record_b.token_end)?;
         let own_b = context.name_keys(&record_b.name);
-        let frequency = |name: u32| match frequencies {
-            Some(frequencies) => frequencies.get(&name).map_or(0, |&count| count as usize),
-            None => *looked_up.borrow_mut().entry(name).or_insert_with(|| self.index.name_frequency(name)),
+        let read = read.as_ref();
+        let frequency = |name: u32| {
+            if let Some(read) = read {
+                read.borrow_mut().push(name);
+            }
+            match frequencies {
+                Some(frequencies) => frequencies.get(&name).map_or(0, |&count| count as usize),
+                None => *looked_up.borrow_mut().entry(name).or_insert_with(|| self.index.name_frequency(name)),
+            }
         };
         let weights = verify::NameWeights {
             context,
@@ -1003,6 +1019,10 @@ type NameFrequencies = std::cell::RefCell<HashMap<u32, usize>>;
 struct VerificationJob {
     frequencies: NameFrequencies,
     side_a: Option<SideA>,
+    /// The names whose frequency the verdicts weighed, when they are noted: a verdict that
+    /// weighed none of the names whose frequency changed is the same verdict again
+    /// (`reuse`).
+    read: Option<std::cell::RefCell<Vec<u32>>>,
 }
 
 /// The side `a` of the last pair a job verified.

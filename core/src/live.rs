@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 use crate::analysis::{self, FileTokens};
 use crate::candidates::CandidateIndex;
 use crate::config::Config;
-use crate::detect::Detector;
+use crate::detect::{Detector, NearMissMemo};
 use crate::index::Index;
 use crate::lang::Language;
 use crate::model::{ClonePair, FileRecord};
@@ -21,6 +21,8 @@ use crate::scan::{ReparsingSource, TokenCache, token_cache_of};
 
 mod complete;
 mod probe;
+#[cfg(test)]
+mod reuse_tests;
 mod warm;
 pub use probe::Probe;
 pub use warm::TokenWarmup;
@@ -45,7 +47,14 @@ pub struct LiveIndex {
     /// Token streams of files whose current text came from an editor, not from disk.
     edited: FxHashMap<u32, Arc<FileTokens>>,
     disk_tokens: TokenCache,
+    /// What the units of each edited file found in its last `clones_of_edited`, with the
+    /// content of every other edited file then: it is taken over only while they hold the
+    /// same content (an edit undone counts as none), and any other change lets all go.
+    memos: FxHashMap<u32, (NearMissMemo, EditedContents)>,
 }
+
+/// The content hash of each edited file, by slot, sorted.
+type EditedContents = Vec<(u32, [u8; 32])>;
 
 impl LiveIndex {
     /// Starts from a scan's file records (e.g. `ScanOutcome::files`).
@@ -73,6 +82,7 @@ impl LiveIndex {
             exact,
             edited: FxHashMap::default(),
             disk_tokens: token_cache_of(LIVE_TOKEN_CACHE),
+            memos: FxHashMap::default(),
         }
     }
 
@@ -90,6 +100,9 @@ impl LiveIndex {
     /// The candidate index for a change; built first from the records as they are (with
     /// their sketches read back), so the change then goes into its overlay.
     fn index_mut(&mut self) -> &mut CandidateIndex {
+        // Whatever changes the index may change any unit's candidates; an edit takes them
+        // back (`update_analysis`: the next detection tells what changed).
+        self.memos.clear();
         if self.index.get().is_none() {
             self.hold_sketches();
         }
@@ -109,6 +122,7 @@ impl LiveIndex {
     /// which only the candidate tables read, and those are built on first need. Call it
     /// only when the index was just written from these records or they were read from it.
     pub fn forget_sketches(&mut self) {
+        self.memos.clear();
         // The records are copied rather than changed in place: a sketch freed between the
         // unit's other allocations, which stay, would leave no page free to give back.
         let records = std::mem::take(&mut self.files);
@@ -124,6 +138,7 @@ impl LiveIndex {
     /// text. Returns how many units are left without one: their file changed on disk and in
     /// the index since it was read (the file watcher re-reads it).
     pub fn hold_sketches(&mut self) -> usize {
+        self.memos.clear();
         let missing = |files: &[FileRecord]| files.iter().map(|file| file.units.iter().filter(|unit| unit.sketch.is_none()).count()).sum::<usize>();
         let before = missing(&self.files);
         if before == 0 {
@@ -187,10 +202,15 @@ impl LiveIndex {
     /// Like [`LiveIndex::update_text`], for an analysis the caller made from `text` (the
     /// language server parses incrementally, reusing the previous tree).
     pub fn update_analysis(&mut self, path: &str, language: Language, text: &str, analysis: analysis::Analysis) -> u32 {
+        let started = std::time::Instant::now();
         let settings = self.config.detection_for(language);
         let content_hash = *blake3::hash(text.as_bytes()).as_bytes();
         let previous = self.slots.get(path).map(|&slot| &self.files[slot as usize]);
         let record = FileRecord::from_analysis_reusing(path.to_string(), language, content_hash, text.len() as u64, 0, &analysis, settings, previous);
+        let fingerprinted = started.elapsed();
+        // The memos outlive an edit: the next detection of a file tells what changed in it,
+        // and the other files' contents whether its memo still holds.
+        let memos = std::mem::take(&mut self.memos);
         let slot = match self.slots.get(path) {
             Some(&slot) => {
                 self.files[slot as usize] = record;
@@ -204,13 +224,16 @@ impl LiveIndex {
             }
         };
         self.reindex_slot(slot);
+        self.memos = memos;
         self.edited.insert(slot, Arc::new(analysis.tokens));
         self.disk_tokens.invalidate(&slot);
+        tracing::debug!(path, fingerprint_ms = fingerprinted.as_secs_f64() * 1e3, elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "file re-indexed");
         slot
     }
 
     /// Forgets a deleted file: it leaves the index and every answer.
     pub fn remove(&mut self, path: &str) {
+        self.memos.clear();
         let Some(&slot) = self.slots.get(path) else { return };
         self.index_mut().remove_file(slot);
         let record = &mut self.files[slot as usize];
@@ -228,6 +251,43 @@ impl LiveIndex {
         let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, spilled: None, cache: self.disk_tokens.clone() };
         let detector = Detector { files: &self.files, dirty: &dirty, config: &self.config, tokens: &source, index: self.index() };
         detector.detect_dirty()
+    }
+
+    /// [`LiveIndex::clones_of`] for a file whose text came from an editor, reusing what its
+    /// units found last time when only this file changed since: the units an edit left
+    /// alone are not verified again (see `detect::reuse`). The answer is the same.
+    pub fn clones_of_edited(&mut self, path: &str) -> Vec<ClonePair> {
+        let Some(slot) = self.slot(path) else { return Vec::new() };
+        let Some(tokens) = self.edited.get(&slot).cloned() else { return self.clones_of(path) };
+        let others = self.other_edited_contents(slot);
+        let previous = self.memos.remove(&slot).filter(|(_, then)| *then == others).map(|(memo, _)| memo);
+        let mut dirty = vec![false; self.files.len()];
+        dirty[slot as usize] = true;
+        let source = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, spilled: None, cache: self.disk_tokens.clone() };
+        let detector = Detector { files: &self.files, dirty: &dirty, config: &self.config, tokens: &source, index: self.index() };
+        if crate::trace::T3Trace::get().is_some() {
+            // A trace records every verdict: none is taken over.
+            return detector.detect_dirty();
+        }
+        let started = std::time::Instant::now();
+        let (pairs, memo) = detector.detect_file_reusing(slot, tokens, previous.as_ref());
+        tracing::debug!(path, pairs = pairs.len(), elapsed_ms = started.elapsed().as_secs_f64() * 1e3, "clones of an edited file");
+        self.memos.insert(slot, (memo, others));
+        pairs
+    }
+
+    /// The content of every edited file but `slot`, by slot.
+    fn other_edited_contents(&self, slot: u32) -> EditedContents {
+        let mut contents: EditedContents =
+            self.edited.keys().filter(|&&other| other != slot).map(|&other| (other, self.files[other as usize].content_hash)).collect();
+        contents.sort_unstable();
+        contents
+    }
+
+    /// How many units of `path` took over their earlier pairs in its last
+    /// `clones_of_edited`, of how many.
+    pub fn units_reused(&self, path: &str) -> Option<(usize, usize)> {
+        self.memos.get(&self.slot(path)?).map(|(memo, _)| memo.reused())
     }
 }
 

@@ -104,7 +104,11 @@ impl LiveIndex {
     /// doc). Builds the candidate tables first if they were not yet, as the edit would.
     pub fn token_warmup(&mut self, path: &str) -> Option<TokenWarmup> {
         let slot = self.slot(path)?;
-        self.index_mut();
+        // Built here when not yet; an index already built is left as it is (and so are the
+        // memos of edited files).
+        if !self.candidate_tables_built() {
+            self.index_mut();
+        }
         let mut dirty = vec![false; self.files.len()];
         dirty[slot as usize] = true;
         let inner = ReparsingSource { root: &self.root, files: &self.files, fresh: &self.edited, spilled: None, cache: self.disk_tokens.clone() };

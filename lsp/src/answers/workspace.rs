@@ -524,10 +524,11 @@ impl Engine {
         }
     }
 
-    /// Recomputes the pairs touching `slot`; returns the other files on their sides.
+    /// Recomputes the pairs touching `slot`; returns the other files on their sides. The
+    /// units an edit left alone keep what they found (`LiveIndex::clones_of_edited`).
     fn replace_pairs(&mut self, slot: u32) -> HashSet<u32> {
         let path = self.live.files()[slot as usize].path.clone();
-        let found = self.live.clones_of(&path);
+        let found = self.live.clones_of_edited(&path);
         let mut affected = self.put_pairs_of(slot, found);
         affected.remove(&slot);
         affected
