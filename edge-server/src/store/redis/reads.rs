@@ -39,6 +39,8 @@ const FIELDS_PER_COMMAND: usize = 1000;
 const CONCURRENT_COMMANDS: usize = 256;
 /// Hash slots of a Redis Cluster.
 const SLOTS: usize = 16_384;
+/// How long after a failed reading of `CLUSTER SLOTS` the next may start.
+const TOPOLOGY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The slot of a key, as Redis Cluster computes it: CRC16 (XMODEM) of the key's hash tag (the
 /// part between the first `{` and the next `}`, when not empty) or of the whole key.
@@ -124,8 +126,9 @@ impl Topology {
         }
     }
 
-    /// Reads `CLUSTER SLOTS` again in the background, unless a reading is under way; until it
-    /// answers, rounds send their commands one by one.
+    /// Reads `CLUSTER SLOTS` again in the background, unless a reading is under way (or one
+    /// failed less than [`TOPOLOGY_RETRY`] ago); until it answers, rounds send their commands
+    /// one by one, and each asks for it again.
     fn refresh(self: &Arc<Self>, mut connection: ClusterConnection) {
         if self.refreshing.swap(true, Ordering::AcqRel) {
             return;
@@ -142,7 +145,10 @@ impl Topology {
                         *slot = Some(Arc::new(owners));
                     }
                 }
-                None => tracing::debug!("CLUSTER SLOTS gave no usable answer; reads go command by command"),
+                None => {
+                    tracing::debug!("CLUSTER SLOTS gave no usable answer; reads go command by command");
+                    tokio::time::sleep(TOPOLOGY_RETRY).await;
+                }
             }
             topology.refreshing.store(false, Ordering::Release);
         });
@@ -334,7 +340,12 @@ async fn run_round(connection: ClusterConnection, topology: &Arc<Topology>, call
                 .await
                 .map(|groups| groups.into_iter().flatten().collect())
         }
-        None => one_by_one(connection, keyed, commands).await,
+        None => {
+            // Not known yet, or the last reading failed (a master down): asked for again, so
+            // that the pipelines resume once the cluster answers.
+            topology.refresh(connection.clone());
+            one_by_one(connection, keyed, commands).await
+        }
     };
     let fetched = match fetched {
         Ok(fetched) => fetched,
