@@ -1,8 +1,9 @@
 //! The in-memory candidate index: which units share an exact hash, an LSH band, a sampled
-//! k-gram or a used name, and which files share a winnowed k-gram. Built once from all file records (sorted arrays,
-//! 16 bytes an entry, searched by binary search), then updated file by file through a
-//! small overlay, so the language server can re-index one edited file in microseconds
-//! without rebuilding millions of entries.
+//! k-gram or a used name, and which files share a winnowed k-gram. Built once from all file
+//! records (sorted arrays of a key and a unit's number, 8 or 12 bytes an entry, searched by
+//! binary search), then updated file by file through a small overlay, so the language
+//! server can re-index one edited file in microseconds without rebuilding millions of
+//! entries.
 
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -38,18 +39,74 @@ impl HashKey for u32 {
 /// (file, position) entries a key holds in the overlay.
 type OverlayEntries = Vec<(u32, u32)>;
 
+/// A base entry: a key and what it locates, a unit by its number in the index (`Located`)
+/// or a winnowed k-gram by file and position. Packed to 4-byte alignment: a band key and a
+/// unit number take 12 bytes, not 16, and a k-gram or name key and a number 8, not 12 as
+/// (key, file, unit) did — on the Linux tree about 90 MB of tables. Fields are only ever
+/// read by value (a reference to a packed field is refused by the compiler).
+#[derive(Clone, Copy, Default)]
+#[repr(C, packed(4))]
+struct Entry<K, V> {
+    key: K,
+    value: V,
+}
+
+impl<K: Copy, V: Copy> Entry<K, V> {
+    fn key(&self) -> K {
+        self.key
+    }
+
+    fn value(&self) -> V {
+        self.value
+    }
+}
+
+impl<K: Copy + PartialEq, V: Copy + PartialEq> PartialEq for Entry<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        let (key, value, other_key, other_value) = (self.key, self.value, other.key, other.value);
+        key == other_key && value == other_value
+    }
+}
+
+impl<K: Copy + std::fmt::Debug, V: Copy + std::fmt::Debug> std::fmt::Debug for Entry<K, V> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (key, value) = (self.key, self.value);
+        write!(formatter, "({key:?}, {value:?})")
+    }
+}
+
+/// What a base entry's value locates, as (file, unit) or (file, position).
+trait Located: Copy + Ord + Default + Send + Sync {
+    fn locate(self, units: &[UnitRef]) -> (u32, u32);
+}
+
+/// A unit's number: its place in `CandidateIndex::units`.
+impl Located for u32 {
+    fn locate(self, units: &[UnitRef]) -> (u32, u32) {
+        let unit = units[self as usize];
+        (unit.file, unit.unit)
+    }
+}
+
+/// A place given whole.
+impl Located for (u32, u32) {
+    fn locate(self, _units: &[UnitRef]) -> (u32, u32) {
+        self
+    }
+}
+
 /// What a key holds: its base entries and overlay entries, stale ones included, and how
 /// many entries that is with a pruned key's count.
-struct Under<'a, K> {
-    base: &'a [(K, u32, u32)],
+struct Under<'a, K, V> {
+    base: &'a [Entry<K, V>],
     overlay: Option<&'a OverlayEntries>,
     held: usize,
 }
 
 #[derive(Default)]
-struct Table<K: HashKey> {
-    /// Sorted by key; entries of files in `replaced` are stale.
-    base: Vec<(K, u32, u32)>,
+struct Table<K: HashKey, V: Located = u32> {
+    /// Sorted by key, then value; entries of files in `replaced` are stale.
+    base: Vec<Entry<K, V>>,
     /// `directory[p]` is the first base index whose key's top `directory_bits` bits are
     /// at least `p`: a lookup binary-searches only the one or two entries in its slot
     /// instead of millions (cache misses dominated the search).
@@ -87,11 +144,11 @@ pub enum Hubs {
     Many = 1,
 }
 
-impl<K: HashKey> Table<K> {
+impl<K: HashKey, V: Located> Table<K, V> {
     /// A table of `entries`, keeping those of keys held at most `kept_at_most` times, and
     /// of keys held once only when `singles` says so (see `Singles`).
-    fn build(mut entries: Vec<(K, u32, u32)>, kept_at_most: usize, singles: Singles) -> Self {
-        entries.par_sort_unstable();
+    fn build(mut entries: Vec<Entry<K, V>>, kept_at_most: usize, singles: Singles) -> Self {
+        entries.par_sort_unstable_by_key(|entry| (entry.key(), entry.value()));
         // Keys past the limit are marked repeated before their entries go: the bitmap then
         // never calls a pruned key alone, and a lookup of one finds its count.
         let repeated_bits = (usize::BITS - entries.len().leading_zeros() + 3).clamp(6, 26);
@@ -99,8 +156,8 @@ impl<K: HashKey> Table<K> {
         let mut pruned: HashMap<K, u32> = HashMap::default();
         let (mut read, mut kept) = (0, 0);
         while read < entries.len() {
-            let key = entries[read].0;
-            let end = read + entries[read..].partition_point(|entry| entry.0 == key);
+            let key = entries[read].key();
+            let end = read + entries[read..].partition_point(|entry| entry.key() == key);
             if end - read >= 2 {
                 let bit = (key.top() >> (64 - repeated_bits)) as usize;
                 repeated[bit / 64] |= 1 << (bit % 64);
@@ -126,7 +183,7 @@ impl<K: HashKey> Table<K> {
         let mut directory = Vec::with_capacity(slots + 1);
         let mut index = 0usize;
         for slot in 0..slots as u64 {
-            while index < entries.len() && (entries[index].0.top() >> (64 - directory_bits)) < slot {
+            while index < entries.len() && (entries[index].key().top() >> (64 - directory_bits)) < slot {
                 index += 1;
             }
             directory.push(index as u32);
@@ -137,16 +194,16 @@ impl<K: HashKey> Table<K> {
 
     /// Orders the entries of every key held by more than `limit` and at most `most` units
     /// by hub value, and remembers how many of them are hubs (see `hub_threshold`).
-    fn sample_oversized(&mut self, limit: usize, most: usize, hub: impl Fn(u32, u32) -> u32 + Sync) {
-        let mut groups: Vec<&mut [(K, u32, u32)]> =
-            self.base.chunk_by_mut(|x, y| x.0 == y.0).filter(|group| group.len() > limit && group.len() <= most).collect();
+    fn sample_oversized(&mut self, limit: usize, most: usize, hub: impl Fn(V) -> u32 + Sync) {
+        let mut groups: Vec<&mut [Entry<K, V>]> =
+            self.base.chunk_by_mut(|x, y| x.key() == y.key()).filter(|group| group.len() > limit && group.len() <= most).collect();
         self.sampled = groups
             .par_iter_mut()
             .map(|group| {
-                group.sort_unstable_by_key(|&(_, file, unit)| (hub(file, unit), file, unit));
+                group.sort_unstable_by_key(|entry| (hub(entry.value()), entry.value()));
                 let threshold = [hub_threshold(group.len(), Hubs::Few), hub_threshold(group.len(), Hubs::Many)];
-                let hubs = threshold.map(|below| group.partition_point(|&(_, file, unit)| hub(file, unit) < below) as u32);
-                (group[0].0, HubSample { hubs, threshold })
+                let hubs = threshold.map(|below| group.partition_point(|entry| hub(entry.value()) < below) as u32);
+                (group[0].key(), HubSample { hubs, threshold })
             })
             .collect();
     }
@@ -187,38 +244,44 @@ impl<K: HashKey> Table<K> {
     }
 
     /// The base entries under `key`.
-    fn base_range(&self, key: K) -> &[(K, u32, u32)] {
+    fn base_range(&self, key: K) -> &[Entry<K, V>] {
         if self.base.is_empty() {
             return &[];
         }
         let slot = (key.top() >> (64 - self.directory_bits)) as usize;
         let (low, high) = (self.directory[slot] as usize, self.directory[slot + 1] as usize);
         let window = &self.base[low..high];
-        let start = window.partition_point(|entry| entry.0 < key);
-        let end = window.partition_point(|entry| entry.0 <= key);
+        let start = window.partition_point(|entry| entry.key() < key);
+        let end = window.partition_point(|entry| entry.key() <= key);
         &window[start..end]
     }
 
-    fn get<'a>(&'a self, key: K, replaced: &'a HashSet<u32>) -> impl Iterator<Item = (u32, u32)> + 'a {
-        live_entries(self.base_range(key), self.overlay.get(&key), replaced)
+    fn get<'a>(&'a self, key: K, replaced: &'a HashSet<u32>, units: &'a [UnitRef]) -> impl Iterator<Item = (u32, u32)> + 'a {
+        live_entries(self.base_range(key), self.overlay.get(&key), replaced, units)
     }
 
     /// Entries under `key` other than the asker's, when there are at most `limit` of them
     /// (stale ones counted): one lookup for the check and the answer. The asker must be
     /// indexed under `key` itself (every key asked about is one of its own), so a key
     /// with a single base entry and no overlay yields nothing.
-    fn others_at_most<'a>(&'a self, key: K, limit: usize, replaced: &'a HashSet<u32>) -> Option<impl Iterator<Item = (u32, u32)> + 'a> {
+    fn others_at_most<'a>(
+        &'a self,
+        key: K,
+        limit: usize,
+        replaced: &'a HashSet<u32>,
+        units: &'a [UnitRef],
+    ) -> Option<impl Iterator<Item = (u32, u32)> + 'a> {
         let under = self.under(key, replaced);
         if under.held > limit {
             return None;
         }
-        Some(live_entries(under.base, under.overlay, replaced))
+        Some(live_entries(under.base, under.overlay, replaced, units))
     }
 
     /// The base entries and the overlay under `key` an asker may meet (see
     /// `others_at_most`), stale ones included, and how many entries the key holds (a
     /// pruned key's count included).
-    fn under<'a>(&'a self, key: K, replaced: &HashSet<u32>) -> Under<'a, K> {
+    fn under<'a>(&'a self, key: K, replaced: &HashSet<u32>) -> Under<'a, K, V> {
         let alone = self.overlay.is_empty() && replaced.is_empty() && !self.may_repeat(key);
         let base = if alone { &[][..] } else { self.base_range(key) };
         let overlay = if self.overlay.is_empty() { None } else { self.overlay.get(&key) };
@@ -240,15 +303,23 @@ impl<K: HashKey> Table<K> {
     /// pair of units is thus met under a key when either of them is one of its hubs, from
     /// whichever side asks. The overlay (files re-indexed since the build) counts as hubs.
     /// The flag says whether the key was sampled.
-    fn others_sampled<'a>(&'a self, key: K, limit: usize, asker_hub: u32, width: Hubs, replaced: &'a HashSet<u32>) -> Option<(bool, impl Iterator<Item = (u32, u32)> + 'a)> {
+    fn others_sampled<'a>(
+        &'a self,
+        key: K,
+        limit: usize,
+        asker_hub: u32,
+        width: Hubs,
+        replaced: &'a HashSet<u32>,
+        units: &'a [UnitRef],
+    ) -> Option<(bool, impl Iterator<Item = (u32, u32)> + 'a)> {
         let Under { base, overlay, held } = self.under(key, replaced);
         if held <= limit {
-            return Some((false, live_entries(base, overlay, replaced)));
+            return Some((false, live_entries(base, overlay, replaced, units)));
         }
         let sample = self.sampled.get(&key)?;
         let width = width as usize;
         let met = if asker_hub < sample.threshold[width] { base } else { &base[..sample.hubs[width] as usize] };
-        Some((true, live_entries(met, overlay, replaced)))
+        Some((true, live_entries(met, overlay, replaced, units)))
     }
 
     fn add_to_overlay(&mut self, entries: Vec<(K, u32, u32)>) {
@@ -265,8 +336,8 @@ impl<K: HashKey> Table<K> {
     }
 
     /// Sorted runs of equal keys in the base, for whole-index passes.
-    fn base_groups(&self) -> impl Iterator<Item = &[(K, u32, u32)]> {
-        self.base.chunk_by(|x, y| x.0 == y.0)
+    fn base_groups(&self) -> impl Iterator<Item = &[Entry<K, V>]> {
+        self.base.chunk_by(|x, y| x.key() == y.key())
     }
 }
 
@@ -328,12 +399,13 @@ pub fn hub_value(unit: &crate::model::UnitRecord) -> u32 {
 }
 
 /// Base entries of files not `replaced`, then the overlay's: what a key currently holds.
-fn live_entries<'a, K>(
-    base: &'a [(K, u32, u32)],
+fn live_entries<'a, K: Copy, V: Located>(
+    base: &'a [Entry<K, V>],
     overlay: Option<&'a Vec<(u32, u32)>>,
     replaced: &'a HashSet<u32>,
+    units: &'a [UnitRef],
 ) -> impl Iterator<Item = (u32, u32)> + 'a {
-    let base = base.iter().map(|entry| (entry.1, entry.2));
+    let base = base.iter().map(move |entry| entry.value().locate(units));
     let base = base.filter(move |(file, _)| replaced.is_empty() || !replaced.contains(file));
     base.chain(overlay.into_iter().flatten().copied())
 }
@@ -344,7 +416,11 @@ pub struct CandidateIndex {
     bands: Table<u64>,
     grams: Table<u32>,
     names: Table<u32>,
-    winnows: Table<u32>,
+    winnows: Table<u32, (u32, u32)>,
+    /// Every unit of the files the base tables were built from, by number: what a base
+    /// entry's number stands for. Files re-indexed since are `replaced` and their numbers
+    /// stale with their entries.
+    units: Vec<UnitRef>,
     /// Files whose base entries are stale (re-indexed into the overlay, or removed).
     replaced: HashSet<u32>,
     /// Built for one detection and never updated (`build_fixed`, `build_focused`).
@@ -374,19 +450,20 @@ impl CandidateIndex {
     /// `TABLES_BUILT_TOGETHER` entries in all they are built side by side: pruning a table
     /// and laying out its directory run on one core, which another table's sort then uses.
     fn build_in_place(files: &[FileRecord], near_miss: bool, singles: Singles) -> Self {
-        let exact = || Table::build(table_entries(files, Tables::Exact), usize::MAX, Singles::Kept);
-        let bands = || Table::build(if near_miss { table_entries(files, Tables::Bands) } else { Vec::new() }, MOST_SAMPLED, singles);
-        let grams = || Table::build(if near_miss { table_entries(files, Tables::Grams) } else { Vec::new() }, MOST_SAMPLED, singles);
+        let first = first_numbers(files);
+        let exact = || Table::build(table_entries(files, Tables::Exact, &first), usize::MAX, Singles::Kept);
+        let bands = || Table::build(if near_miss { table_entries(files, Tables::Bands, &first) } else { Vec::new() }, MOST_SAMPLED, singles);
+        let grams = || Table::build(if near_miss { table_entries(files, Tables::Grams, &first) } else { Vec::new() }, MOST_SAMPLED, singles);
         // Names stay whole: their counts weigh names in verification.
-        let names = || Table::build(if near_miss { table_entries(files, Tables::Names) } else { Vec::new() }, MAX_NAME_POSTINGS, Singles::Kept);
-        let winnows = || Table::build(if near_miss { table_entries(files, Tables::Winnows) } else { Vec::new() }, MAX_WINNOW_OCCURRENCES, singles);
+        let names = || Table::build(if near_miss { table_entries(files, Tables::Names, &first) } else { Vec::new() }, MAX_NAME_POSTINGS, Singles::Kept);
+        let winnows = || Table::build(if near_miss { winnow_entries(files) } else { Vec::new() }, MAX_WINNOW_OCCURRENCES, singles);
         let (exact, bands, grams, names, winnows) = if near_miss && entry_count(files) <= TABLES_BUILT_TOGETHER {
             let ((bands, exact), (grams, (names, winnows))) = rayon::join(|| rayon::join(bands, exact), || rayon::join(grams, || rayon::join(names, winnows)));
             (exact, bands, grams, names, winnows)
         } else {
             (exact(), bands(), grams(), names(), winnows())
         };
-        let index = CandidateIndex { exact, bands, grams, names, winnows, replaced: HashSet::default(), fixed: false };
+        let index = CandidateIndex { exact, bands, grams, names, winnows, units: units_by_number(files), replaced: HashSet::default(), fixed: false };
         index.log_sizes();
         index
     }
@@ -427,26 +504,33 @@ impl CandidateIndex {
             all.append(entries);
         }
         // A re-scan's index answers one detection too: its unit tables may be let go.
-        let mut index = CandidateIndex::from_entries(all).with_samples(files);
+        let mut index = CandidateIndex::from_entries(all, files).with_samples(files);
         index.fixed = true;
         index
     }
 
     /// Samples the oversized band and k-gram keys by hub (see `HUBS_PER_KEY`).
     fn with_samples(mut self, files: &[FileRecord]) -> Self {
-        let hub = |file: u32, unit: u32| hub_value(&files[file as usize].units[unit as usize]);
+        let units = &self.units;
+        let hub = |number: u32| {
+            let unit = units[number as usize];
+            hub_value(&files[unit.file as usize].units[unit.unit as usize])
+        };
         self.bands.sample_oversized(MAX_BUCKET, MOST_SAMPLED, hub);
         self.grams.sample_oversized(MAX_GRAM_POSTINGS, MOST_SAMPLED, hub);
         self
     }
 
-    fn from_entries(all: FileEntries) -> Self {
+    /// Tables of the (key, file, unit) entries `all` gathered from `files`.
+    fn from_entries(all: FileEntries, files: &[FileRecord]) -> Self {
+        let first = first_numbers(files);
         let index = CandidateIndex {
-            exact: Table::build(all.exact, usize::MAX, Singles::Kept),
-            bands: Table::build(all.bands, MOST_SAMPLED, Singles::Kept),
-            grams: Table::build(all.grams, MOST_SAMPLED, Singles::Kept),
-            names: Table::build(all.names, MAX_NAME_POSTINGS, Singles::Kept),
-            winnows: Table::build(all.winnows, MAX_WINNOW_OCCURRENCES, Singles::Kept),
+            exact: Table::build(numbered(all.exact, &first), usize::MAX, Singles::Kept),
+            bands: Table::build(numbered(all.bands, &first), MOST_SAMPLED, Singles::Kept),
+            grams: Table::build(numbered(all.grams, &first), MOST_SAMPLED, Singles::Kept),
+            names: Table::build(numbered(all.names, &first), MAX_NAME_POSTINGS, Singles::Kept),
+            winnows: Table::build(all.winnows.into_iter().map(|(key, file, position)| Entry { key, value: (file, position) }).collect(), MAX_WINNOW_OCCURRENCES, Singles::Kept),
+            units: units_by_number(files),
             replaced: HashSet::default(),
             fixed: false,
         };
@@ -498,7 +582,7 @@ impl CandidateIndex {
 
     /// Units whose consistent-renaming hash is `tc`.
     pub fn exact(&self, tc: u64) -> impl Iterator<Item = UnitRef> + '_ {
-        self.exact.get(tc, &self.replaced).map(|(file, unit)| UnitRef { file, unit })
+        self.exact.get(tc, &self.replaced, &self.units).map(|(file, unit)| UnitRef { file, unit })
     }
 
     /// Prepares the look-ups of a unit's band keys, k-grams and used names (`Table::prefetch`).
@@ -512,21 +596,21 @@ impl CandidateIndex {
     /// of them when the asker, whose hub value is `asker_hub`, is a hub), and whether the
     /// key was sampled; `None` past `MOST_SAMPLED`. `key` must be one of the asker's own.
     pub fn band_sampled(&self, key: u64, asker_hub: u32, width: Hubs) -> Option<(bool, impl Iterator<Item = UnitRef> + '_)> {
-        let (sampled, entries) = self.bands.others_sampled(key, MAX_BUCKET, asker_hub, width, &self.replaced)?;
+        let (sampled, entries) = self.bands.others_sampled(key, MAX_BUCKET, asker_hub, width, &self.replaced, &self.units)?;
         Some((sampled, entries.map(|(file, unit)| UnitRef { file, unit })))
     }
 
     /// Units whose k-gram sample holds `gram`, sampled as `band_sampled` past
     /// `MAX_GRAM_POSTINGS`.
     pub fn gram_sampled(&self, gram: u32, asker_hub: u32, width: Hubs) -> Option<(bool, impl Iterator<Item = UnitRef> + '_)> {
-        let (sampled, entries) = self.grams.others_sampled(gram, MAX_GRAM_POSTINGS, asker_hub, width, &self.replaced)?;
+        let (sampled, entries) = self.grams.others_sampled(gram, MAX_GRAM_POSTINGS, asker_hub, width, &self.replaced, &self.units)?;
         Some((sampled, entries.map(|(file, unit)| UnitRef { file, unit })))
     }
 
     /// Units that use the name `name`, unless more than `MAX_NAME_POSTINGS` do. `name`
     /// must be one of the asking unit's own.
     pub fn name_postings(&self, name: u32) -> Option<impl Iterator<Item = UnitRef> + '_> {
-        Some(self.names.others_at_most(name, MAX_NAME_POSTINGS, &self.replaced)?.map(|(file, unit)| UnitRef { file, unit }))
+        Some(self.names.others_at_most(name, MAX_NAME_POSTINGS, &self.replaced, &self.units)?.map(|(file, unit)| UnitRef { file, unit }))
     }
 
     /// How many units use the name `name` (stale entries counted: a frequency, not a list).
@@ -543,10 +627,10 @@ impl CandidateIndex {
         }
         // Sized to the distinct names, a pass over the sorted table: its entries are many
         // times as many.
-        let groups = || self.names.base.chunk_by(|x, y| x.0 == y.0);
+        let groups = || self.names.base_groups();
         let mut frequencies: HashMap<u32, u32> = HashMap::with_capacity_and_hasher(self.names.pruned.len() + groups().count(), Default::default());
         for group in groups() {
-            frequencies.insert(group[0].0, group.len() as u32);
+            frequencies.insert(group[0].key(), group.len() as u32);
         }
         frequencies.extend(self.names.pruned.iter().map(|(&name, &count)| (name, count)));
         Some(frequencies)
@@ -573,7 +657,7 @@ impl CandidateIndex {
     /// occurs more than `MAX_WINNOW_OCCURRENCES` times. `hash` must be one of the asking
     /// file's own: one only the asker has may yield nothing.
     pub fn winnow_occurrences(&self, hash: u32) -> Option<impl Iterator<Item = (u32, u32)> + '_> {
-        self.winnows.others_at_most(hash, MAX_WINNOW_OCCURRENCES, &self.replaced)
+        self.winnows.others_at_most(hash, MAX_WINNOW_OCCURRENCES, &self.replaced, &self.units)
     }
 
     /// Every group of two or more units with equal consistent-renaming hashes (a fresh
@@ -582,7 +666,7 @@ impl CandidateIndex {
         self.exact
             .base_groups()
             .filter(|group| group.len() >= 2)
-            .map(|group| group.iter().map(|&(_, file, unit)| UnitRef { file, unit }).collect())
+            .map(|group| group.iter().map(|entry| self.units[entry.value() as usize]).collect())
     }
 }
 
@@ -615,14 +699,13 @@ impl FileEntries {
     }
 }
 
-/// One of the tables, for `table_entries`.
+/// One of the unit tables, for `table_entries`.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Tables {
     Exact,
     Bands,
     Grams,
     Names,
-    Winnows,
 }
 
 /// An entry's key: u64 for exact hashes and bands, u32 for the others.
@@ -649,8 +732,8 @@ impl EntryKey for u32 {
     }
 }
 
-/// Entries of all five tables below which they are built side by side (16 bytes an entry
-/// at most: about 130 MB unpruned; a tree of a few million lines has a few million).
+/// Entries of all five tables below which they are built side by side (12 bytes an entry
+/// at most: about 100 MB unpruned; a tree of a few million lines has a few million).
 const TABLES_BUILT_TOGETHER: usize = 8 << 20;
 
 /// How many entries the five tables of `files` take before pruning.
@@ -668,10 +751,50 @@ fn entry_count(files: &[FileRecord]) -> usize {
         .sum()
 }
 
-/// Every file's entries of one table, file after file, allocated once at its final length
-/// and filled in place in parallel. Collecting per-file vectors and concatenating them held
-/// every entry twice, plus the growing vectors' slack: on the Linux tree, 1.3 GB at once.
-fn table_entries<K: EntryKey>(files: &[FileRecord], table: Tables) -> Vec<(K, u32, u32)> {
+/// The number of each file's first unit: a file's units are numbered on from it, in order.
+fn first_numbers(files: &[FileRecord]) -> Vec<u32> {
+    let mut next = 0u32;
+    files
+        .iter()
+        .map(|record| {
+            let first = next;
+            next += record.units.len() as u32;
+            first
+        })
+        .collect()
+}
+
+/// Every unit of `files`, by number (`first_numbers`).
+fn units_by_number(files: &[FileRecord]) -> Vec<UnitRef> {
+    files.iter().enumerate().flat_map(|(file, record)| (0..record.units.len() as u32).map(move |unit| UnitRef { file: file as u32, unit })).collect()
+}
+
+/// (key, file, unit) entries as (key, unit number) ones.
+fn numbered<K>(entries: Vec<(K, u32, u32)>, first: &[u32]) -> Vec<Entry<K, u32>> {
+    entries.into_iter().map(|(key, file, unit)| Entry { key, value: first[file as usize] + unit }).collect()
+}
+
+/// Every file's winnowed k-grams as (hash, (file, position)) entries (`table_entries`).
+fn winnow_entries(files: &[FileRecord]) -> Vec<Entry<u32, (u32, u32)>> {
+    let mut all = vec![Entry::default(); files.iter().map(|record| record.winnows.len()).sum()];
+    let mut slices = Vec::with_capacity(files.len());
+    let mut rest = &mut all[..];
+    for record in files {
+        slices.push(split_off_front(&mut rest, record.winnows.len()));
+    }
+    slices.into_par_iter().zip(files.par_iter()).enumerate().with_max_len(1).for_each(|(file, (slots, record))| {
+        for (slot, winnow) in slots.iter_mut().zip(&record.winnows) {
+            *slot = Entry { key: winnow.hash, value: (file as u32, winnow.position) };
+        }
+    });
+    all
+}
+
+/// Every file's entries of one unit table, file after file, allocated once at its final
+/// length and filled in place in parallel. Collecting per-file vectors and concatenating
+/// them held every entry twice, plus the growing vectors' slack: on the Linux tree, 1.3 GB
+/// at once. `first`: the files' first unit numbers (`first_numbers`).
+fn table_entries<K: EntryKey>(files: &[FileRecord], table: Tables, first: &[u32]) -> Vec<Entry<K, u32>> {
     let counts: Vec<usize> = files
         .iter()
         .map(|record| match table {
@@ -680,48 +803,39 @@ fn table_entries<K: EntryKey>(files: &[FileRecord], table: Tables) -> Vec<(K, u3
             Tables::Bands => record.units.iter().filter(|unit| unit.sketch.is_some()).count() * fingerprint::BAND_COUNT,
             Tables::Grams => record.units.iter().map(|unit| unit.grams.len()).sum(),
             Tables::Names => record.units.iter().map(|unit| unit.used_names.len()).sum(),
-            Tables::Winnows => record.winnows.len(),
         })
         .collect();
-    let mut all = vec![(K::default(), 0, 0); counts.iter().sum()];
+    let mut all = vec![Entry::default(); counts.iter().sum()];
     let mut slices = Vec::with_capacity(files.len());
     let mut rest = &mut all[..];
     for &count in &counts {
         slices.push(split_off_front(&mut rest, count));
     }
-    slices.into_par_iter().zip(files.par_iter()).enumerate().with_max_len(1).for_each(|(file, (slots, record))| {
-        let file = file as u32;
+    slices.into_par_iter().zip(files.par_iter()).zip(first.par_iter()).with_max_len(1).for_each(|((slots, record), &first)| {
         let mut slots = slots.iter_mut();
-        if table == Tables::Winnows {
-            for (slot, winnow) in slots.zip(&record.winnows) {
-                *slot = (K::of_u32(winnow.hash), file, winnow.position);
-            }
-            return;
-        }
         for (index, unit) in record.units.iter().enumerate() {
-            let index = index as u32;
+            let value = first + index as u32;
             match table {
                 Tables::Exact => {
                     if let Some(slot) = slots.next() {
-                        *slot = (K::of_u64(unit.hashes.tc), file, index);
+                        *slot = Entry { key: K::of_u64(unit.hashes.tc), value };
                     }
                 }
                 Tables::Bands => {
                     for (key, slot) in unit.sketch.as_deref().into_iter().flat_map(fingerprint::band_keys).zip(slots.by_ref()) {
-                        *slot = (K::of_u64(key), file, index);
+                        *slot = Entry { key: K::of_u64(key), value };
                     }
                 }
                 Tables::Grams => {
                     for (&gram, slot) in unit.grams.iter().zip(slots.by_ref()) {
-                        *slot = (K::of_u32(gram), file, index);
+                        *slot = Entry { key: K::of_u32(gram), value };
                     }
                 }
                 Tables::Names => {
                     for (&name, slot) in unit.used_names.iter().zip(slots.by_ref()) {
-                        *slot = (K::of_u32(name), file, index);
+                        *slot = Entry { key: K::of_u32(name), value };
                     }
                 }
-                Tables::Winnows => {}
             }
         }
     });
@@ -783,11 +897,22 @@ mod tests {
         assert!(files[0].units.len() >= 2 && !files[2].units.is_empty(), "the fixture has units");
         let expected = concatenated(&files);
         assert!(!expected.grams.is_empty() && !expected.names.is_empty() && !expected.winnows.is_empty());
-        assert_eq!(table_entries::<u64>(&files, Tables::Exact), expected.exact);
-        assert_eq!(table_entries::<u64>(&files, Tables::Bands), expected.bands);
-        assert_eq!(table_entries::<u32>(&files, Tables::Grams), expected.grams);
-        assert_eq!(table_entries::<u32>(&files, Tables::Names), expected.names);
-        assert_eq!(table_entries::<u32>(&files, Tables::Winnows), expected.winnows);
+        let first = first_numbers(&files);
+        assert_eq!(first, vec![0, files[0].units.len() as u32, (files[0].units.len() + files[1].units.len()) as u32]);
+        assert_eq!(table_entries::<u64>(&files, Tables::Exact, &first), numbered(expected.exact, &first));
+        assert_eq!(table_entries::<u64>(&files, Tables::Bands, &first), numbered(expected.bands, &first));
+        assert_eq!(table_entries::<u32>(&files, Tables::Grams, &first), numbered(expected.grams, &first));
+        assert_eq!(table_entries::<u32>(&files, Tables::Names, &first), numbered(expected.names, &first));
+        let winnows: Vec<Entry<u32, (u32, u32)>> = expected.winnows.iter().map(|&(key, file, position)| Entry { key, value: (file, position) }).collect();
+        assert_eq!(winnow_entries(&files), winnows);
+        // A number stands for the unit it was given to.
+        let units = units_by_number(&files);
+        for (file, record) in files.iter().enumerate() {
+            for unit in 0..record.units.len() as u32 {
+                let number = first[file] + unit;
+                assert_eq!(number.locate(&units), (file as u32, unit));
+            }
+        }
     }
 
     #[test]
@@ -820,15 +945,20 @@ mod tests {
         assert!(CandidateIndex::build(&files, true).name_frequencies().is_none());
     }
 
+    /// Table entries locating (file, unit) places directly, as the tests below give them.
+    fn placed(entries: impl IntoIterator<Item = (u32, u32, u32)>) -> Vec<Entry<u32, (u32, u32)>> {
+        entries.into_iter().map(|(key, file, unit)| Entry { key, value: (file, unit) }).collect()
+    }
+
     #[test]
     fn a_fixed_table_leaves_out_keys_held_once_and_answers_as_a_whole_one() {
-        let entries: Vec<(u32, u32, u32)> = vec![(3, 0, 0), (4, 1, 0), (4, 2, 1), (8, 5, 0)];
+        let entries = placed([(3, 0, 0), (4, 1, 0), (4, 2, 1), (8, 5, 0)]);
         let whole = Table::build(entries.clone(), MOST_SAMPLED, Singles::Kept);
         let fixed = Table::build(entries, MOST_SAMPLED, Singles::Dropped);
-        assert_eq!(fixed.base, vec![(4, 1, 0), (4, 2, 1)], "only the shared key's entries are kept");
+        assert_eq!(fixed.base, placed([(4, 1, 0), (4, 2, 1)]), "only the shared key's entries are kept");
         let replaced = HashSet::default();
-        let others = |table: &Table<u32>, key: u32, asker: (u32, u32)| -> Vec<(u32, u32)> {
-            let (_, entries) = table.others_sampled(key, 200, 0, Hubs::Few, &replaced).expect("answered");
+        let others = |table: &Table<u32, (u32, u32)>, key: u32, asker: (u32, u32)| -> Vec<(u32, u32)> {
+            let (_, entries) = table.others_sampled(key, 200, 0, Hubs::Few, &replaced, &[]).expect("answered");
             entries.filter(|&entry| entry != asker).collect()
         };
         for (key, asker) in [(3, (0, 0)), (4, (1, 0)), (4, (2, 1)), (8, (5, 0))] {
@@ -838,37 +968,37 @@ mod tests {
 
     #[test]
     fn a_key_held_past_every_lookup_keeps_its_count_not_its_entries() {
-        let entries: Vec<(u32, u32, u32)> = (0..500).map(|file| (5, file, 0)).chain((0..3).map(|file| (6, file, 1))).collect();
+        let entries = placed((0..500).map(|file| (5, file, 0)).chain((0..3).map(|file| (6, file, 1))));
         let mut table = Table::build(entries, MAX_NAME_POSTINGS, Singles::Kept);
-        assert_eq!(table.base, vec![(6, 0, 1), (6, 1, 1), (6, 2, 1)], "only the small key's entries are kept");
+        assert_eq!(table.base, placed([(6, 0, 1), (6, 1, 1), (6, 2, 1)]), "only the small key's entries are kept");
         let replaced = HashSet::default();
-        assert!(table.others_at_most(5, MAX_NAME_POSTINGS, &replaced).is_none(), "the pruned key is still too common");
-        assert_eq!(table.others_at_most(6, MAX_NAME_POSTINGS, &replaced).map(Iterator::count), Some(3));
+        assert!(table.others_at_most(5, MAX_NAME_POSTINGS, &replaced, &[]).is_none(), "the pruned key is still too common");
+        assert_eq!(table.others_at_most(6, MAX_NAME_POSTINGS, &replaced, &[]).map(Iterator::count), Some(3));
         assert_eq!((table.base_count(5), table.base_count(6), table.base_count(7)), (500, 3, 0));
         // An edited file indexed later under the pruned key does not bring it back.
         table.add_to_overlay(vec![(5, 900, 0)]);
-        assert!(table.others_at_most(5, MAX_NAME_POSTINGS, &replaced).is_none());
+        assert!(table.others_at_most(5, MAX_NAME_POSTINGS, &replaced, &[]).is_none());
         assert_eq!(table.under(5, &replaced).held, 501);
     }
 
     #[test]
     fn an_oversized_key_is_met_through_its_hubs_from_either_side() {
         let hub = |file: u32, _unit: u32| file.wrapping_mul(2_654_435_761);
-        let mut entries: Vec<(u32, u32, u32)> = (0..600).map(|file| (7, file, 0)).collect();
-        entries.extend((0..5).map(|file| (9, file, 0)));
-        entries.extend((0..4500).map(|file| (11, file, 0)));
+        let mut entries = placed((0..600).map(|file| (7, file, 0)));
+        entries.extend(placed((0..5).map(|file| (9, file, 0))));
+        entries.extend(placed((0..4500).map(|file| (11, file, 0))));
         let mut table = Table::build(entries, MOST_SAMPLED, Singles::Kept);
-        table.sample_oversized(200, 4000, hub);
+        table.sample_oversized(200, 4000, |(file, unit)| hub(file, unit));
         let replaced = HashSet::default();
         let met = |key: u32, asker: u32| -> HashSet<u32> {
-            let (_, entries) = table.others_sampled(key, 200, hub(asker, 0), Hubs::Few, &replaced).expect("answered");
+            let (_, entries) = table.others_sampled(key, 200, hub(asker, 0), Hubs::Few, &replaced, &[]).expect("answered");
             entries.map(|(file, _)| file).filter(|&file| file != asker).collect()
         };
-        let (sampled, _) = table.others_sampled(9, 200, hub(0, 0), Hubs::Few, &replaced).expect("a small key is answered");
+        let (sampled, _) = table.others_sampled(9, 200, hub(0, 0), Hubs::Few, &replaced, &[]).expect("a small key is answered");
         assert!(!sampled);
         assert_eq!(met(9, 3).len(), 4, "a small key is met whole");
-        assert!(table.others_sampled(11, 200, 0, Hubs::Few, &replaced).is_none(), "a key past the most sampled is boilerplate");
-        let (_, many) = table.others_sampled(7, 200, u32::MAX, Hubs::Many, &replaced).expect("answered");
+        assert!(table.others_sampled(11, 200, 0, Hubs::Few, &replaced, &[]).is_none(), "a key past the most sampled is boilerplate");
+        let (_, many) = table.others_sampled(7, 200, u32::MAX, Hubs::Many, &replaced, &[]).expect("answered");
         let many = many.count();
         let threshold = hub_threshold(600, Hubs::Few);
         let is_hub = |file: u32| hub(file, 0) < threshold;
