@@ -303,7 +303,9 @@ fn scan_holding<R>(
         return Err(ScanError::Missing { path: root });
     }
     let (walk_root, single_file) = if root.is_file() {
-        (root.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")), Some(root.clone()))
+        // A bare file name's parent is the empty path, which no walk can read: its folder is ".".
+        let folder = root.parent().filter(|parent| !parent.as_os_str().is_empty());
+        (folder.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")), Some(root.clone()))
     } else {
         (root.clone(), None)
     };

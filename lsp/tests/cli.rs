@@ -187,6 +187,22 @@ fn usage_and_config_errors_exit_2_with_a_clear_message() {
     assert_eq!(output.status.code(), Some(2));
     let output = periodic(&["scan", ".", "--format", "pdf"], dir.path());
     assert_eq!(output.status.code(), Some(2));
+
+    // The `[edge]` table is as strict, for commands that do not push too, and quiet or not.
+    for (table, key) in [
+        ("[edge]\nurl = \"http://127.0.0.1:9\"\nshare = \"all\"\n", "edge.share"),
+        ("[edge]\nurl = \"ftp://example.com\"\n", "edge.url"),
+        ("[edge]\nshare = 3\n", "edge.share"),
+        ("[edge]\ntoken = \"abc\"\n", "token"),
+    ] {
+        std::fs::write(dir.path().join(".periodic.toml"), format!("min_lines = 5\n\n{table}")).expect("write");
+        for command in [&["scan", ".", "-q"][..], &["patterns", "."][..]] {
+            let output = periodic(command, dir.path());
+            assert_eq!(output.status.code(), Some(2), "{command:?} with {table:?}: {}", stderr(&output));
+            let message = stderr(&output);
+            assert!(message.contains(".periodic.toml:") && message.contains(key), "{command:?} with {table:?}: {message}");
+        }
+    }
 }
 
 #[test]
@@ -436,4 +452,18 @@ fn version_names_the_commit_and_completions_and_man_page_are_generated() {
     assert!(output.status.success(), "{}", stderr(&output));
     let page = String::from_utf8_lossy(&output.stdout);
     assert!(page.contains(".TH periodic 1") && page.contains("completions") && page.contains("scan"), "{page}");
+}
+
+#[test]
+fn a_file_named_without_its_folder_is_scanned_from_the_current_one() {
+    let dir = project();
+    let src = dir.path().join("src");
+    std::fs::write(src.join("both.py"), format!("{ORIGINAL}\n\n{RENAMED}")).expect("write");
+    let output = periodic(&["scan", "both.py", "--format", "json", "--no-index", "--min-lines", "5", "--min-tokens", "30"], &src);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("error"), "no walk error: {}", stderr(&output));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("JSON report");
+    assert_eq!(report["stats"]["files"], 1, "the one file named: {report}");
+    let names = pair_names(&report);
+    assert!(names.iter().any(|(a, b, _)| a == "collect_invoices" && b == "summarize_orders"), "the copy within it is found: {names:?}");
 }

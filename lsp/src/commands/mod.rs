@@ -28,6 +28,9 @@ pub fn load_config(root: &Path, args: &DetectionArgs) -> anyhow::Result<Config> 
         Some(path) => Config::load(path)?,
         None => Config::load_from_root(config_root)?,
     };
+    // The `[edge]` table is read by the edge client, not by the core's loader: checked here,
+    // so that a mistake in it stops every command as one anywhere else in the file does.
+    crate::edge_sync::settings::EdgeOptions::check_config(&config)?;
     config.override_thresholds(args.min_lines, args.min_tokens, args.similarity);
     config.no_ignore |= args.no_ignore;
     Ok(config)

@@ -101,6 +101,21 @@ impl EdgeOptions {
         EdgeOptions::from_toml_table(table, &locate)
     }
 
+    /// Checks the `[edge]` table of `config` the way every command reads it: an unknown key,
+    /// a wrong type or a value out of range (a `url` that is no http(s) URL included) is an
+    /// error naming `file:line`, even for a command that would not use the edge.
+    pub fn check_config(config: &Config) -> Result<(), EdgeConfigError> {
+        let options = EdgeOptions::from_config(config)?;
+        if let Some(url) = &options.url {
+            validate_url(url).map_err(|message| {
+                let path = config.source.as_ref().map_or_else(|| ".periodic.toml".to_string(), |path| path.display().to_string());
+                let line = config.source.as_ref().and_then(|path| std::fs::read_to_string(path).ok()).and_then(|text| line_of_edge_key(&text, Some("url"))).unwrap_or(1);
+                EdgeConfigError::Invalid { location: format!("{path}:{line}"), message: format!("`edge.url`: {message}") }
+            })?;
+        }
+        Ok(())
+    }
+
     fn from_toml_table(table: &toml::Value, locate: &dyn Fn(Option<&str>) -> String) -> Result<EdgeOptions, EdgeConfigError> {
         let invalid = |key: Option<&str>, message: String| EdgeConfigError::Invalid { location: locate(key), message };
         let toml::Value::Table(table) = table else {
