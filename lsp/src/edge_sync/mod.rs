@@ -79,6 +79,9 @@ type KeptAnswers = std::collections::HashMap<String, (Arc<Vec<UnitMatch>>, u64)>
 /// State shared between the handle and the background thread.
 pub(crate) struct Shared {
     settings: EdgeSettings,
+    /// Whether this handle sends the workspace's units (`EdgeSync::start`) or only asks
+    /// (`EdgeSync::start_asking`).
+    pushes: bool,
     cache: moka::sync::Cache<String, Arc<Vec<UnitMatch>>>,
     /// Organisation-wide counts per exact structural hash, when the edge reported them.
     organisation: moka::sync::Cache<u64, Organisation>,
@@ -139,11 +142,22 @@ impl EdgeSync {
     /// Returns at once; opening the outbox and every request happen on a background thread.
     /// With sync off (`settings.enabled()` false) nothing is started.
     pub fn start(root: &Path, settings: EdgeSettings) -> EdgeSync {
+        EdgeSync::start_with(root, settings, true)
+    }
+
+    /// Like [`EdgeSync::start`], but asking only: team answers and names are read, nothing is
+    /// recorded or sent (the MCP server, which answers agents and does not push).
+    pub fn start_asking(root: &Path, settings: EdgeSettings) -> EdgeSync {
+        EdgeSync::start_with(root, settings, false)
+    }
+
+    fn start_with(root: &Path, settings: EdgeSettings, pushes: bool) -> EdgeSync {
         let enabled = settings.enabled();
         let cache = moka::sync::Cache::builder().max_capacity(50_000).time_to_live(settings.query_ttl).build();
         let organisation = moka::sync::Cache::builder().max_capacity(50_000).time_to_live(settings.query_ttl).build();
         let shared = Arc::new(Shared {
             settings,
+            pushes,
             cache,
             organisation,
             team_names: std::sync::RwLock::new(Arc::new(TeamNames::new())),
@@ -275,7 +289,7 @@ impl EdgeSync {
     }
 
     fn send_record(&self, changes: impl FnOnce(&Families) -> FileChanges) {
-        let Some(records) = &self.records else { return };
+        let Some(records) = self.records.as_ref().filter(|_| self.shared.pushes) else { return };
         if self.shared.halted.load(Ordering::SeqCst) {
             return;
         }

@@ -144,33 +144,36 @@ impl Outbox {
         Ok(queued)
     }
 
-    /// The batch to send next: the one already formed (a retry keeps its id), else a new one
-    /// of up to `limit` entries from the repository with the oldest entry.
-    pub fn next_batch(&mut self, limit: usize) -> Result<Option<PendingBatch>, OutboxError> {
+    /// The batch of `repo` to send next: the one already formed (a retry keeps its id), else
+    /// a new one of up to `limit` entries. Entries queued under another repository name (a
+    /// one-off `periodic scan --edge --edge-repo NAME` whose push did not go through) wait
+    /// for a push under that name: a command syncing this workspace as `repo` never sends them.
+    pub fn next_batch(&mut self, repo: &str, limit: usize) -> Result<Option<PendingBatch>, OutboxError> {
         let path = self.path.clone();
-        self.next_batch_inner(limit.max(1)).map_err(|source| OutboxError::Sqlite { path, source })
+        self.next_batch_inner(repo, limit.max(1)).map_err(|source| OutboxError::Sqlite { path, source })
     }
 
-    fn next_batch_inner(&mut self, limit: usize) -> rusqlite::Result<Option<PendingBatch>> {
+    fn next_batch_inner(&mut self, repo: &str, limit: usize) -> rusqlite::Result<Option<PendingBatch>> {
         let transaction = self.connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let formed: Option<(String, String)> = transaction
-            .query_row("SELECT repo, batch_id FROM edge_outbox WHERE batch_id IS NOT NULL ORDER BY seq LIMIT 1", [], |row| {
-                Ok((row.get(0)?, row.get(1)?))
-            })
+        let formed: Option<String> = transaction
+            .query_row("SELECT batch_id FROM edge_outbox WHERE repo = ?1 AND batch_id IS NOT NULL ORDER BY seq LIMIT 1", [repo], |row| row.get(0))
             .optional()?;
-        let (repo, batch_id) = match formed {
+        let repo = repo.to_string();
+        let batch_id = match formed {
             Some(formed) => formed,
             None => {
-                let oldest: Option<String> =
-                    transaction.query_row("SELECT repo FROM edge_outbox ORDER BY seq LIMIT 1", [], |row| row.get(0)).optional()?;
-                let Some(repo) = oldest else { return Ok(None) };
+                let any: Option<i64> =
+                    transaction.query_row("SELECT seq FROM edge_outbox WHERE repo = ?1 LIMIT 1", [&repo], |row| row.get(0)).optional()?;
+                if any.is_none() {
+                    return Ok(None);
+                }
                 let batch_id = new_batch_id();
                 transaction.execute(
                     "UPDATE edge_outbox SET batch_id = ?2 WHERE seq IN
                        (SELECT seq FROM edge_outbox WHERE repo = ?1 AND batch_id IS NULL ORDER BY seq LIMIT ?3)",
                     params![repo, batch_id, limit as i64],
                 )?;
-                (repo, batch_id)
+                batch_id
             }
         };
         let mut batch = DeltaBatch { batch_id: batch_id.clone(), upserts: Vec::new(), removals: Vec::new() };
@@ -235,10 +238,10 @@ impl Outbox {
             .map_err(|error| self.error(error))
     }
 
-    /// Entries waiting to be acknowledged, over all repositories.
-    pub fn pending(&self) -> Result<u64, OutboxError> {
+    /// Entries of `repo` waiting to be acknowledged.
+    pub fn pending(&self, repo: &str) -> Result<u64, OutboxError> {
         self.connection
-            .query_row("SELECT count(*) FROM edge_outbox", [], |row| row.get::<_, i64>(0))
+            .query_row("SELECT count(*) FROM edge_outbox WHERE repo = ?1", [repo], |row| row.get::<_, i64>(0))
             .map(|count| count as u64)
             .map_err(|error| self.error(error))
     }
@@ -278,7 +281,7 @@ mod tests {
 
     fn drain(outbox: &mut Outbox) -> Vec<PendingBatch> {
         let mut sent = Vec::new();
-        while let Some(batch) = outbox.next_batch(100).expect("batch") {
+        while let Some(batch) = outbox.next_batch("r", 100).expect("batch") {
             outbox.acknowledge(&batch.repo, &batch.batch.batch_id).expect("ack");
             sent.push(batch);
         }
@@ -311,7 +314,7 @@ mod tests {
         let gone = FileChanges { removed_paths: vec!["m.py".into()], ..FileChanges::default() };
         assert_eq!(outbox.record("r", &gone).expect("record"), 1);
         assert_eq!(drain(&mut outbox)[0].batch.removals.len(), 1);
-        assert_eq!(outbox.pending().expect("pending"), 0);
+        assert_eq!(outbox.pending("r").expect("pending"), 0);
     }
 
     #[test]
@@ -335,17 +338,17 @@ mod tests {
         let first_id = {
             let mut outbox = Outbox::open(dir.path()).expect("open");
             outbox.record("r", &changes(&[&file], ShareLevel::Locations)).expect("record");
-            let batch = outbox.next_batch(1).expect("batch").expect("some");
+            let batch = outbox.next_batch("r", 1).expect("batch").expect("some");
             assert_eq!(batch.entries(), 1);
             batch.batch.batch_id
         };
         let mut outbox = Outbox::open(dir.path()).expect("reopen");
-        assert_eq!(outbox.pending().expect("pending"), 2);
-        let retry = outbox.next_batch(100).expect("batch").expect("some");
+        assert_eq!(outbox.pending("r").expect("pending"), 2);
+        let retry = outbox.next_batch("r", 100).expect("batch").expect("some");
         assert_eq!(retry.batch.batch_id, first_id, "a retry after a restart keeps the id");
         assert_eq!(retry.entries(), 1);
         outbox.release("r", &first_id).expect("release");
-        let reformed = outbox.next_batch(100).expect("batch").expect("some");
+        let reformed = outbox.next_batch("r", 100).expect("batch").expect("some");
         assert_ne!(reformed.batch.batch_id, first_id);
         assert_eq!(reformed.entries(), 2);
     }
@@ -356,7 +359,7 @@ mod tests {
         let mut outbox = Outbox::open(dir.path()).expect("open");
         outbox.record("r", &changes(&[&record("m.py", TWO)], ShareLevel::Locations)).expect("record");
         assert_eq!(outbox.strip_locations().expect("strip"), 2);
-        let batch = outbox.next_batch(100).expect("batch").expect("some");
+        let batch = outbox.next_batch("r", 100).expect("batch").expect("some");
         assert!(batch.batch.upserts.iter().all(|upsert| upsert.location.is_none()));
     }
 
@@ -366,9 +369,32 @@ mod tests {
         let mut outbox = Outbox::open(dir.path()).expect("open");
         let file = record("m.py", TWO);
         outbox.record("r", &changes(&[&file], ShareLevel::Locations)).expect("record");
-        let batch = outbox.next_batch(100).expect("batch").expect("some");
+        let batch = outbox.next_batch("r", 100).expect("batch").expect("some");
         outbox.reject("r", &batch.batch.batch_id).expect("reject");
-        assert_eq!(outbox.pending().expect("pending"), 0);
+        assert_eq!(outbox.pending("r").expect("pending"), 0);
         assert_eq!(outbox.record("r", &changes(&[&file], ShareLevel::Locations)).expect("record"), 2);
+    }
+
+    #[test]
+    fn entries_queued_under_another_repository_name_are_never_sent_as_this_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut outbox = Outbox::open(dir.path()).expect("open");
+        let file = record("m.py", TWO);
+        // A one-off push as `other` that did not go through leaves its entries queued.
+        assert_eq!(outbox.record("other", &changes(&[&file], ShareLevel::Locations)).expect("record"), 2);
+        let formed = outbox.next_batch("other", 100).expect("batch").expect("some");
+        assert_eq!(formed.repo, "other");
+        assert_eq!(outbox.pending("r").expect("pending"), 0, "nothing of `r` waits");
+        assert!(outbox.next_batch("r", 100).expect("batch").is_none(), "`other`'s batch is not sent as `r`");
+        // This workspace's own entries go out under its own name only.
+        assert_eq!(outbox.record("r", &changes(&[&file], ShareLevel::Locations)).expect("record"), 2);
+        let own = outbox.next_batch("r", 100).expect("batch").expect("some");
+        assert_eq!((own.repo.as_str(), own.entries()), ("r", 2));
+        assert_ne!(own.batch.batch_id, formed.batch.batch_id);
+        outbox.acknowledge("r", &own.batch.batch_id).expect("ack");
+        assert_eq!(outbox.pending("r").expect("pending"), 0);
+        // `other`'s entries wait, with their batch, for a push under that name.
+        assert_eq!(outbox.pending("other").expect("pending"), 2);
+        assert_eq!(outbox.next_batch("other", 100).expect("batch").expect("some").batch.batch_id, formed.batch.batch_id);
     }
 }

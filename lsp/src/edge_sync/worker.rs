@@ -56,14 +56,22 @@ pub fn run(shared: Arc<Shared>, root: std::path::PathBuf, channels: Channels) {
             }
         };
         let root_for_memory = root.clone();
+        let Channels { records, queries, names } = channels;
+        if !shared.pushes {
+            // Asking only (the MCP server): no outbox is opened, nothing queued is sent.
+            let memory = open_memory(&shared, root_for_memory).await;
+            tokio::join!(query_loop(shared.clone(), client.clone(), queries, memory.clone()), names_loop(shared.clone(), client, names, memory));
+            return;
+        }
         let outbox = {
             let share = shared.settings.share;
+            let repo = shared.settings.repo.clone();
             let opened = tokio::task::spawn_blocking(move || {
                 let mut outbox = Outbox::open(&root)?;
                 if share != ShareLevel::Locations {
                     outbox.strip_locations()?;
                 }
-                let pending = outbox.pending()?;
+                let pending = outbox.pending(&repo)?;
                 Ok::<_, super::outbox::OutboxError>((outbox, pending))
             })
             .await;
@@ -84,7 +92,6 @@ pub fn run(shared: Arc<Shared>, root: std::path::PathBuf, channels: Channels) {
             }
         };
         let memory = open_memory(&shared, root_for_memory).await;
-        let Channels { records, queries, names } = channels;
         tokio::join!(
             record_loop(shared.clone(), outbox.clone(), records),
             drain_loop(shared.clone(), outbox, client.clone()),
@@ -165,7 +172,7 @@ async fn record_loop(shared: Arc<Shared>, outbox: Arc<Mutex<Outbox>>, mut record
         let started = Instant::now();
         let result = with_outbox(&outbox, move |outbox| {
             let queued = outbox.record(&repo, &changes)?;
-            Ok((queued, outbox.pending()?))
+            Ok((queued, outbox.pending(&repo)?))
         })
         .await;
         tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "edge: changes recorded in the outbox");
@@ -190,7 +197,8 @@ async fn drain_loop(shared: Arc<Shared>, outbox: Arc<Mutex<Outbox>>, client: Edg
         if shared.stopping() {
             return;
         }
-        let next = with_outbox(&outbox, move |outbox| outbox.next_batch(limit)).await;
+        let repo = shared.settings.repo.clone();
+        let next = with_outbox(&outbox, move |outbox| outbox.next_batch(&repo, limit)).await;
         let pending = match next {
             Ok(pending) => pending,
             Err(message) => {
@@ -217,7 +225,7 @@ async fn drain_loop(shared: Arc<Shared>, outbox: Arc<Mutex<Outbox>>, client: Edg
             Ok(ack) => {
                 let acknowledged = with_outbox(&outbox, move |outbox| {
                     outbox.acknowledge(&repo, &batch_id)?;
-                    outbox.pending()
+                    outbox.pending(&repo)
                 })
                 .await;
                 let mut status = lock(&shared.status);

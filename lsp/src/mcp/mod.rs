@@ -100,7 +100,9 @@ impl State {
     /// questions about code are asked of the team too.
     fn start_edge(&self) {
         match EdgeSettings::for_workspace(&self.root, &self.config, None) {
-            Ok(settings) if settings.enabled() => self.workspace.set_edge(EdgeSync::start(&self.root, settings)),
+            // Asking only: the MCP server answers agents; the language server and
+            // `periodic scan --edge` push this repository.
+            Ok(settings) if settings.enabled() => self.workspace.set_edge(EdgeSync::start_asking(&self.root, settings)),
             Ok(_) => {}
             Err(error) => tracing::warn!("team edge sync is off: {error}"),
         }
