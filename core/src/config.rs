@@ -17,8 +17,10 @@ pub const CONFIG_FILE_NAME: &str = ".periodic.toml";
 pub enum ConfigError {
     #[error("{path}:{line}: {message}")]
     Invalid { path: PathBuf, line: usize, message: String },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// The I/O error is shown in the message, not chained as a source: error reports print a
+    /// source after the message, and the reason came out twice.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
 }
 
 /// Detection settings, after defaults, the file and the command line were applied.
@@ -135,11 +137,14 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io { path: path.to_path_buf(), error })?;
         Config::parse(&text, path)
     }
 
     /// Parses configuration text; `path` is only used in error messages.
+    ///
+    /// Type errors name the kind of value expected as the documentation does ("a whole
+    /// number"), not Rust's type (`i64`).
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let invalid = |offset: Option<usize>, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
@@ -147,7 +152,7 @@ impl Config {
             message,
         };
         let raw: RawConfig = toml::from_str(text).map_err(|error| {
-            let mut message = error.message().trim_end().to_string();
+            let mut message = plain_types(error.message().trim_end());
             let offset = error.span().map(|span| span.start);
             // Type errors do not name their key: take it from the line (`key = value`).
             if !message.contains('`')
@@ -337,6 +342,22 @@ struct RawConfig {
     lsp: Option<toml::Value>,
 }
 
+/// A deserialiser's message with Rust type names spelled as the documentation does.
+fn plain_types(message: &str) -> String {
+    let mut plain = message.to_string();
+    for (rust, shown) in [
+        ("expected i64", "expected a whole number"),
+        ("expected u64", "expected a whole number"),
+        ("expected u32", "expected a whole number"),
+        ("expected usize", "expected a whole number"),
+        ("expected f64", "expected a number"),
+        ("expected a boolean", "expected true or false"),
+    ] {
+        plain = plain.replace(rust, shown);
+    }
+    plain
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,6 +416,18 @@ duplication_percent = 5
         assert!(message.contains("cobol"), "{message}");
         let message = parse("min_lines = \"six\"\n").expect_err("type").to_string();
         assert!(message.starts_with(".periodic.toml:1:") && message.contains("`min_lines`"), "{message}");
+        assert!(message.contains("expected a whole number") && !message.contains("i64"), "the documentation's words: {message}");
+        let message = parse("blocks = \"yes\"\n").expect_err("type").to_string();
+        assert!(message.contains("expected true or false"), "{message}");
+    }
+
+    #[test]
+    fn a_missing_file_gives_its_reason_once() {
+        let error = Config::load(Path::new("/no/such/dir/periodic.toml")).expect_err("missing");
+        // Reports print the message and then each source: the reason is in the message only.
+        assert!(std::error::Error::source(&error).is_none());
+        let message = error.to_string();
+        assert!(message.starts_with("/no/such/dir/periodic.toml:") && message.contains("No such file or directory"), "{message}");
     }
 
     #[test]
