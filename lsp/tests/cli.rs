@@ -452,6 +452,10 @@ fn version_names_the_commit_and_completions_and_man_page_are_generated() {
     assert!(output.status.success(), "{}", stderr(&output));
     let page = String::from_utf8_lossy(&output.stdout);
     assert!(page.contains(".TH periodic 1") && page.contains("completions") && page.contains("scan"), "{page}");
+    // Every subcommand's options are in the page itself, with no pointer to pages that do not exist.
+    assert!(page.contains(".SH \"PERIODIC SCAN\"") && page.contains(".SH \"PERIODIC SIMILAR\""), "{page}");
+    assert!(page.contains("\\-\\-min\\-lines") && page.contains("\\-\\-fail\\-on"), "scan's options: {page}");
+    assert!(!page.contains("periodic\\-scan(1)") && !page.contains("periodic-scan(1)"), "{page}");
 }
 
 #[test]
