@@ -286,11 +286,14 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Logs go to standard error; the level comes from `PERIODIC_LOG` (e.g. `debug`).
+/// Logs go to standard error; the level comes from `PERIODIC_LOG` (e.g. `debug`). Colours
+/// only on a terminal: an editor's log panel or a CI log shows escape codes as text.
 fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PERIODIC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let ansi = std::io::stderr().is_terminal();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).try_init();
 }
 
 #[cfg(test)]

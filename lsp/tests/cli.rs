@@ -471,3 +471,18 @@ fn a_file_named_without_its_folder_is_scanned_from_the_current_one() {
     let names = pair_names(&report);
     assert!(names.iter().any(|(a, b, _)| a == "collect_invoices" && b == "summarize_orders"), "the copy within it is found: {names:?}");
 }
+
+#[test]
+fn logs_written_to_a_pipe_carry_no_colour_codes() {
+    let dir = project();
+    let output = Command::new(env!("CARGO_BIN_EXE_periodic"))
+        .args(["scan", ".", "-q", "--no-index"])
+        .env("PERIODIC_LOG", "debug")
+        .current_dir(dir.path())
+        .output()
+        .expect("run periodic");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let log = stderr(&output);
+    assert!(log.contains("DEBUG") && log.contains("parse done"), "the debug log is written: {log}");
+    assert!(!log.contains('\u{1b}'), "no escape codes: {log:?}");
+}
