@@ -178,12 +178,14 @@ fn push_to_edge(args: &ScanArgs, settings: EdgeSettings, outcome: &periodic_core
         .with_context(|| format!("cannot push to the edge at {url}"))?;
     if !args.quiet {
         eprintln!(
-            "periodic: edge: {} units of {} files pushed to {url} as repository `{}` ({} changes in {} batches)",
+            "periodic: edge: {} units of {} files pushed to {url} as repository `{}` ({} change{} in {} batch{})",
             pushed.units_now,
             outcome.files.len(),
             pushed.repo,
             pushed.units_sent,
-            pushed.batches_sent
+            if pushed.units_sent == 1 { "" } else { "s" },
+            pushed.batches_sent,
+            if pushed.batches_sent == 1 { "" } else { "es" }
         );
     }
     Ok(())
