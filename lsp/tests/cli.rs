@@ -222,6 +222,9 @@ fn bad_files_are_reported_and_the_scan_goes_on() {
     assert_eq!(report["stats"]["skipped"]["binary"], 1);
     assert_eq!(report["stats"]["skipped"]["too_large"], 1);
     assert_eq!(report["stats"]["files_with_syntax_errors"], 1);
+    let named = report["stats"]["syntax_error_files"].as_array().expect("syntax error files");
+    assert_eq!(named.len(), 1, "{named:?}");
+    assert!(named[0].as_str().is_some_and(|path| path.ends_with(".py")), "{named:?}");
     let message = stderr(&output);
     assert!(message.contains("latin1.py") && message.contains("UTF-8"), "{message}");
     #[cfg(unix)]

@@ -39,6 +39,10 @@ pub struct Stats {
     /// Files that were parsed again this run (the rest came from the index).
     pub files_parsed: u64,
     pub files_with_syntax_errors: u64,
+    /// Their paths, sorted: which files to look at (their units were recovered where the
+    /// parser could).
+    #[serde(default)]
+    pub syntax_error_files: Vec<String>,
     /// Why files were left out, with counts: binary, minified, generated, too_large,
     /// unreadable, unknown_language, excluded.
     pub skipped: BTreeMap<String, u64>,
@@ -279,6 +283,11 @@ pub fn stats_of(outcome: &ScanOutcome) -> Stats {
         units: scan_stats.units,
         files_parsed: scan_stats.files_parsed,
         files_with_syntax_errors: scan_stats.files_with_syntax_errors,
+        syntax_error_files: {
+            let mut paths: Vec<String> = outcome.files.iter().filter(|file| file.has_syntax_errors).map(|file| file.path.clone()).collect();
+            paths.sort();
+            paths
+        },
         skipped: scan_stats.skipped.iter().map(|(reason, count)| (reason.as_str().to_string(), *count)).collect(),
         patterns: outcome.patterns.len() as u64,
         clone_pairs: outcome.pairs.len() as u64,

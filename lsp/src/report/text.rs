@@ -75,7 +75,16 @@ pub fn render(report: &Report, color: bool) -> String {
         let _ = writeln!(out, "skipped: {}", reasons.join(", "));
     }
     if stats.files_with_syntax_errors > 0 {
-        let _ = writeln!(out, "{} files had syntax errors (units were recovered where possible)", stats.files_with_syntax_errors);
+        // A few of them by name, the rest counted: the JSON report lists them all.
+        const NAMED: usize = 5;
+        let named = stats.syntax_error_files.iter().take(NAMED).map(String::as_str).collect::<Vec<_>>().join(", ");
+        let rest = stats.syntax_error_files.len().saturating_sub(NAMED);
+        let more = if rest > 0 { format!(" and {rest} more (all in the JSON report's `stats.syntax_error_files`)") } else { String::new() };
+        let _ = writeln!(
+            out,
+            "{} had syntax errors (units were recovered where possible): {named}{more}",
+            plural(stats.files_with_syntax_errors, "file")
+        );
     }
     out
 }
