@@ -57,7 +57,7 @@ pub struct PatternGrowth {
 }
 
 /// Duplication at one commit.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct Point {
     pub commit: String,
     /// Committer date (ISO 8601).

@@ -21,9 +21,20 @@ fn day(date: &str) -> &str {
     &date[..date.len().min(10)]
 }
 
-/// One character per point, scaled between the lowest and highest percentage.
+/// The narrowest range of percentage points a sparkline spans: a history that moved by a
+/// hundredth of a point is drawn nearly flat, not from the lowest bar to the highest.
+const SPARKLINE_MIN_SPAN: f64 = 1.0;
+
+/// One character per point, scaled between the lowest and highest percentage, over at
+/// least `SPARKLINE_MIN_SPAN` points centred on them.
 pub fn sparkline(points: &[Point]) -> String {
     let (low, high) = points.iter().fold((f64::MAX, f64::MIN), |(low, high), point| (low.min(point.duplicated_percent), high.max(point.duplicated_percent)));
+    let (low, high) = if high - low < SPARKLINE_MIN_SPAN {
+        let middle = (low + high) / 2.0;
+        (middle - SPARKLINE_MIN_SPAN / 2.0, middle + SPARKLINE_MIN_SPAN / 2.0)
+    } else {
+        (low, high)
+    };
     points
         .iter()
         .map(|point| {
@@ -248,4 +259,18 @@ pub fn html(trend: &Trend, title: &str) -> anyhow::Result<String> {
     let data = serde_json::to_string(trend).context("cannot encode the trend")?;
     let _ = writeln!(page, "<script type=\"application/json\" id=\"trend-data\">{}</script>\n</body>\n</html>", escape_json_for_script(&data));
     Ok(page)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_small_change_is_drawn_small_and_a_large_one_in_full() {
+        let at = |percent: f64| Point { duplicated_percent: percent, ..Point::default() };
+        let small = sparkline(&[at(12.30), at(12.31), at(12.29)]);
+        let levels: Vec<usize> = small.chars().map(|spark| SPARKS.iter().position(|&known| known == spark).expect("a spark")).collect();
+        assert!(levels.iter().max().expect("levels") - levels.iter().min().expect("levels") <= 1, "nearly flat: {small}");
+        assert_eq!(sparkline(&[at(10.0), at(20.0), at(15.0)]), "▁█▅");
+    }
 }
