@@ -290,7 +290,15 @@ pub fn run() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PERIODIC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    // `log_internal_errors(false)`: a log line that cannot be written (the editor closed our
+    // stderr) is dropped; by default the subscriber would report it with `eprintln!`, which
+    // panics when stderr is what fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .log_internal_errors(false)
+        .try_init();
 }
 
 #[cfg(test)]
