@@ -292,6 +292,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr a closed pipe, a full disk) is dropped.
+        // By default the subscriber reports that failure with `eprintln!`, which panics when
+        // stderr is the thing failing; the panic killed whichever task was logging, the
+        // signal watcher included, and the server then ignored SIGTERM and SIGINT.
+        .log_internal_errors(false)
         // The Redis client warns at every reconnection attempt (several a second while a node
         // is down); the store logs each outage once (store::metered), so only its errors show.
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("PERIODIC_EDGE_LOG").unwrap_or_else(|_| "info,redis=error".into()))

@@ -59,11 +59,19 @@ pub fn prometheus() -> anyhow::Result<PrometheusHandle> {
         .map_err(|error| anyhow::anyhow!("install metrics recorder: {error}"))
 }
 
+/// The tokens a server serves with, at start and on SIGHUP: a missing or malformed file is an
+/// error naming it (at start the server does not start; on reload the previous tokens stay).
 pub(crate) fn load_tokens(path: &Path) -> anyhow::Result<TokenTable> {
-    TokenTable::from_file(&TokensFile::load(path)?)
+    TokenTable::from_file(&TokensFile::load_existing(path)?).with_context(|| format!("tokens file {}", path.display()))
 }
 
 pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+    // Tokens first: a server that cannot authenticate anyone must not start, and must not
+    // create a data directory or connect to storage on its way to failing.
+    let table = load_tokens(&config.tokens_file)?;
+    if table.is_empty() {
+        tracing::warn!(file = %config.tokens_file.display(), "no tokens: every /v1 request will be refused; create one with `periodic-edge token create`");
+    }
     let data_dir = config.data_dir.clone();
     let options = EmbeddedOptions { shards: config.shards, sync: config.sync };
     let started = std::time::Instant::now();
@@ -86,10 +94,6 @@ pub async fn serve(config: ServeConfig) -> anyhow::Result<()> {
     tracing::info!(units, shards = config.shards, seconds = started.elapsed().as_secs_f64(), cache_ttl_seconds = cache_ttl.as_secs_f64(), "storage loaded");
     let store: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::new(MeteredStore::new(backend)), config.cache_bytes, cache_ttl));
 
-    let table = load_tokens(&config.tokens_file)?;
-    if table.is_empty() {
-        tracing::warn!(file = %config.tokens_file.display(), "no tokens: every /v1 request will be refused; create one with `periodic-edge token create`");
-    }
     let tokens = Arc::new(RwLock::new(Arc::new(table)));
     let audit = Arc::new(match &config.audit_log {
         Some(target) => AuditLog::open(target)?,
@@ -156,14 +160,17 @@ pub(crate) async fn watch_signals(handle: axum_server::Handle, tokens: Arc<RwLoc
                     }
                 }
                 Err(error) => {
-                    tracing::error!(%error, "tokens not reloaded; the previous ones stay in force");
+                    // The whole chain: the top context names the file, the cause gives line and column.
+                    tracing::error!(error = %format!("{error:#}"), "tokens not reloaded; the previous ones stay in force");
                     audit.record("tokens.reload", "failed", Actor::Signal("SIGHUP"), serde_json::json!({ "error": format!("{error:#}") }));
                 }
             },
         }
     }
-    tracing::info!("shutdown requested");
+    // Shut down first and log after: nothing that happens to the log can keep the process
+    // running once it was asked to stop.
     handle.graceful_shutdown(Some(grace));
+    tracing::info!("shutdown requested");
 }
 
 /// Serves `app` on `listen` (HTTPS with rustls when `tls` holds a certificate and key) until

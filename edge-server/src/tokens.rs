@@ -128,11 +128,28 @@ pub fn hash_token(token: &str) -> blake3::Hash {
 }
 
 impl TokensFile {
-    /// Reads the file; a missing file is an empty table.
+    /// Reads the file for the token commands, which create it: a missing file is an empty
+    /// table.
     pub fn load(path: &Path) -> anyhow::Result<TokensFile> {
         match std::fs::read_to_string(path) {
             Ok(text) => serde_json::from_str(&text).with_context(|| format!("parse tokens file {}", path.display())),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(TokensFile::default()),
+            Err(error) => Err(error).with_context(|| format!("read tokens file {}", path.display())),
+        }
+    }
+
+    /// Reads the file a server serves from, which must exist: a server started on a mistyped
+    /// path, or one whose file vanished before a reload, would otherwise refuse every request
+    /// while looking healthy. A malformed file's error gives the line and column.
+    pub fn load_existing(path: &Path) -> anyhow::Result<TokensFile> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => serde_json::from_str(&text).with_context(|| format!("parse tokens file {}", path.display())),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => bail!(
+                "tokens file {} does not exist; create it with `periodic-edge token create --tokens {} --tenant NAME --role ROLE` \
+                 (or write {{\"tokens\": []}} there to start with none)",
+                path.display(),
+                path.display()
+            ),
             Err(error) => Err(error).with_context(|| format!("read tokens file {}", path.display())),
         }
     }

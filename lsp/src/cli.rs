@@ -293,7 +293,16 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PERIODIC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let ansi = std::io::stderr().is_terminal();
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).with_target(false).try_init();
+    // `log_internal_errors(false)`: a log line that cannot be written (the editor closed our
+    // stderr) is dropped; by default the subscriber would report it with `eprintln!`, which
+    // panics when stderr is what fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .log_internal_errors(false)
+        .try_init();
 }
 
 #[cfg(test)]

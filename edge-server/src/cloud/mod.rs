@@ -32,16 +32,17 @@ pub struct CloudConfig {
 }
 
 pub async fn serve(config: CloudConfig) -> anyhow::Result<()> {
+    // Tokens first, as on a team edge: a missing or malformed file stops the start.
+    let table = load_tokens(&config.tokens_file)?;
+    if table.is_empty() {
+        tracing::warn!(file = %config.tokens_file.display(), "no tokens: every /v1 request will be refused; create one with `periodic-edge token create --role cloud-push`");
+    }
     let data_dir = config.data_dir.clone();
     let store = tokio::task::spawn_blocking(move || store::CloudStore::open(&data_dir))
         .await
         .context("storage loader panicked")?
         .with_context(|| format!("open the cloud store in {}", config.data_dir.display()))?;
     let store = Arc::new(store);
-    let table = load_tokens(&config.tokens_file)?;
-    if table.is_empty() {
-        tracing::warn!(file = %config.tokens_file.display(), "no tokens: every /v1 request will be refused; create one with `periodic-edge token create --role cloud-push`");
-    }
     let tokens = Arc::new(RwLock::new(Arc::new(table)));
     let state = api::CloudState {
         store: store.clone(),
