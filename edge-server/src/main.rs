@@ -292,6 +292,8 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: a log file or journald shows escape codes as text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         // A log line that cannot be written (stderr a closed pipe, a full disk) is dropped.
         // By default the subscriber reports that failure with `eprintln!`, which panics when
         // stderr is the thing failing; the panic killed whichever task was logging, the

@@ -104,6 +104,7 @@ fn sigterm_stops_the_server_when_its_stderr_is_a_closed_pipe() {
     let mut first_line = String::new();
     BufReader::new(stderr).read_line(&mut first_line).expect("read the first log line");
     assert!(!first_line.is_empty(), "the server logs at start");
+    assert!(!first_line.contains('\u{1b}'), "no colour codes in a log that is not a terminal: {first_line:?}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while std::fs::read_to_string(&addr_file).map_or(true, |address| address.is_empty()) {
         assert!(running.0.try_wait().expect("try_wait").is_none(), "periodic-edge exited before listening");
