@@ -110,11 +110,61 @@ async fn conformance_suite_passes_on_a_real_redis_cluster() {
     assert_eq!(found[0].matches.iter().map(|m| m.key.as_str()).collect::<Vec<_>>(), vec!["unit-1"]);
     // The cloud uplink learns through this store which fingerprints a batch takes away.
     uplink_sees_what_a_batch_removes_or_replaces(&*store).await;
+    a_reapplied_batch_leaves_the_partitions_as_one_application_did(&cluster, &*store).await;
     concurrent_queries_each_get_their_own_answer(store.clone()).await;
     analysis_cache_lives_in_one_slot_and_evicted_entries_leave_nothing(&cluster, &*store).await;
     reads_group_keys_by_the_master_redis_assigns_them(&cluster).await;
     assert!(RedisOptions::from_url("redis://127.0.0.1:1").is_err());
     assert!(RedisOptions::from_url("redis-cluster://127.0.0.1").is_err());
+}
+
+/// Every record, group, group info, unit count and band field of `tenant`, partition by partition.
+async fn partition_contents(cluster: &RedisCluster, tenant: &str) -> Vec<(String, std::collections::BTreeMap<Vec<u8>, Vec<u8>>)> {
+    let client = redis::cluster::ClusterClient::new(vec![cluster.url().replace("redis-cluster://", "redis://").split(',').next().expect("a seed node").to_string()])
+        .expect("a cluster client");
+    let mut connection = client.get_async_connection().await.expect("a cluster connection");
+    let keys = layout::Keys::new(tenant);
+    let mut contents = Vec::new();
+    for partition in 0..layout::PARTITIONS {
+        for key in [keys.records(partition), keys.groups(partition), keys.group_info(partition), keys.bands(partition)] {
+            let fields: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = redis::cmd("HGETALL").arg(&key).query_async(&mut connection).await.expect("HGETALL");
+            contents.push((key, fields));
+        }
+        let count: Option<Vec<u8>> = redis::cmd("GET").arg(keys.unit_count(partition)).query_async(&mut connection).await.expect("GET");
+        contents.push((keys.unit_count(partition), count.map(|count| (b"count".to_vec(), count)).into_iter().collect()));
+    }
+    contents
+}
+
+/// A batch applied again before its id was recorded (the retry of a batch interrupted after
+/// its scripts ran) leaves every partition as one application did: a band entry a field holds
+/// is not added again, whether an earlier batch or this one put it there, and units with one
+/// sketch share its buckets.
+async fn a_reapplied_batch_leaves_the_partitions_as_one_application_did(cluster: &RedisCluster, store: &dyn Store) {
+    let tenant = "reapply-check";
+    store.apply_batch(tenant, "r", batch("b1", 0..200)).await.expect("the first batch is applied");
+    // Units 200..400 have the sketches of units 0..100, two units each.
+    let mut second = batch("b2", 200..400);
+    for (number, upsert) in (200u64..).zip(second.upserts.iter_mut()) {
+        upsert.sketch = sketch_of(number % 100);
+    }
+    store.apply_batch(tenant, "r", second.clone()).await.expect("the second batch is applied");
+    let once = partition_contents(cluster, tenant).await;
+    let client = redis::cluster::ClusterClient::new(vec![cluster.url().replace("redis-cluster://", "redis://").split(',').next().expect("a seed node").to_string()])
+        .expect("a cluster client");
+    let mut connection = client.get_async_connection().await.expect("a cluster connection");
+    let keys = layout::Keys::new(tenant);
+    let () = redis::cmd("HDEL").arg(keys.batches("r")).arg("b2").query_async::<i64>(&mut connection).await.map(|_| ()).expect("HDEL");
+    let again = store.apply_batch(tenant, "r", second).await.expect("the batch is applied again");
+    assert!(!again.duplicate, "the batch id was forgotten, so the batch ran again");
+    assert_eq!(partition_contents(cluster, tenant).await, once);
+    let slot = layout::band_slot(sketch_of(0).band_keys()[0]);
+    let field_value: Vec<u8> = redis::cmd("HGET").arg(keys.bands(slot.partition)).arg(&slot.field[..]).query_async(&mut connection).await.expect("HGET");
+    let mut members = layout::bucket_members(&field_value, slot.tag).expect("a band field");
+    members.sort_unstable();
+    let mut expected: Vec<layout::Member> = [0u64, 200, 300].iter().map(|&number| layout::member(tenant, "r", &format!("unit-{number}"), t2_of(number))).collect();
+    expected.sort_unstable();
+    assert_eq!(members, expected);
 }
 
 /// Query reads are sent as one pipeline per master, grouped by the slot the edge computes for
