@@ -7,6 +7,11 @@ use std::path::Path;
 /// it only needs to tell a line's partner from the other lines of its hunk.
 const COMPARED_CHARS: usize = 200;
 
+/// Line pairs a hunk's alignment compares at most: a hover answers in milliseconds, and a
+/// hunk of hundreds of changed lines on each side (a unit rewritten throughout) would cost
+/// a quarter of a second. Past it, the hunk's lines are paired by position.
+const MOST_COMPARED_PAIRS: usize = 20_000;
+
 /// How alike two changed lines must be (see [`Compared`], from 0 to 1) to be shown as one line
 /// changed rather than one removed and another added.
 const PAIRED_SIMILARITY: f64 = 0.5;
@@ -69,6 +74,13 @@ fn align_hunk(out: &mut Vec<String>, removed: &[&str], added: &[&str]) {
     if n == 0 || m == 0 {
         out.extend(removed.iter().map(|line| format!("-{line}")));
         out.extend(added.iter().map(|line| format!("+{line}")));
+        return;
+    }
+    if n * m > MOST_COMPARED_PAIRS {
+        for index in 0..n.max(m) {
+            out.extend(removed.get(index).map(|line| format!("-{line}")));
+            out.extend(added.get(index).map(|line| format!("+{line}")));
+        }
         return;
     }
     let removed_compared: Vec<Compared> = removed.iter().map(|line| Compared::new(line)).collect();
@@ -268,5 +280,19 @@ mod tests {
         assert_eq!(after("-    Create a list of prepopulated_fields for the admin form,"), Some("+    \"\"\"Create a list of prepopulated_fields.\"\"\""), "{diff}");
         // The signature's pair, five docstring lines (four here, one there), the body's pairs.
         assert_eq!(lines.len(), 2 + 5 + 2 * 4, "no line is shown twice or lost:\n{diff}");
+    }
+
+    #[test]
+    fn a_hunk_past_the_comparison_budget_is_paired_by_position() {
+        let ours: Vec<String> = (0..200).map(|line| format!("    left_{line} = compute({line})")).collect();
+        let theirs: Vec<String> = (0..150).map(|line| format!("    right_{line} = other({line}, {line})")).collect();
+        assert!(ours.len() * theirs.len() > MOST_COMPARED_PAIRS);
+        let ours: Vec<&str> = ours.iter().map(String::as_str).collect();
+        let theirs: Vec<&str> = theirs.iter().map(String::as_str).collect();
+        let diff = line_diff(&ours, &theirs, 1000);
+        let lines: Vec<&str> = diff.lines().collect();
+        assert_eq!(lines.len(), 350, "every line once");
+        assert_eq!(&lines[..2], &["-    left_0 = compute(0)", "+    right_0 = other(0, 0)"]);
+        assert_eq!(lines[349], "-    left_199 = compute(199)");
     }
 }
