@@ -171,8 +171,8 @@ fn mix32(mut x: u32) -> u32 {
     x ^ (x >> 16)
 }
 
-/// How many values two sorted samples share.
-pub fn shared_count(a: &[u32], b: &[u32]) -> usize {
+/// How many values two sorted samples (or sorted multisets) share.
+pub fn shared_count<T: Ord>(a: &[T], b: &[T]) -> usize {
     let (mut i, mut j, mut shared) = (0, 0, 0);
     while i < a.len() && j < b.len() {
         match a[i].cmp(&b[j]) {

@@ -48,17 +48,24 @@ fn serve_until_exit(args: &[&std::ffi::OsStr]) -> (ExitStatus, String) {
     (status, stderr)
 }
 
+/// Runs the server with `args` and checks that it refused to start because of `tokens`: a
+/// failed exit, the file named in the message, and no "listening". Returns the message.
+fn refused_start(what: &str, args: &[&std::ffi::OsStr], tokens: &std::path::Path) -> String {
+    let (status, stderr) = serve_until_exit(args);
+    assert!(!status.success(), "{what}: exit status {status}: {stderr}");
+    assert!(stderr.contains(&tokens.display().to_string()), "{what}: the message names the file: {stderr}");
+    assert!(!stderr.contains("listening"), "{what}: {stderr}");
+    stderr
+}
+
 #[test]
 fn a_malformed_tokens_file_stops_the_server_from_starting() {
     let dir = tempfile::tempdir().expect("tempdir");
     let tokens = dir.path().join("bad.json");
     std::fs::write(&tokens, "{\n  \"tokens\": [\n    {bad\n").expect("write");
     let data = dir.path().join("data");
-    let (status, stderr) = serve_until_exit(&["--data".as_ref(), data.as_os_str(), "--tokens".as_ref(), tokens.as_os_str()]);
-    assert!(!status.success(), "exit status {status}: {stderr}");
-    assert!(stderr.contains(&tokens.display().to_string()), "the message names the file: {stderr}");
+    let stderr = refused_start("malformed", &["--data".as_ref(), data.as_os_str(), "--tokens".as_ref(), tokens.as_os_str()], &tokens);
     assert!(stderr.contains("line 3 column 6"), "the message gives the line and column: {stderr}");
-    assert!(!stderr.contains("listening"), "{stderr}");
     assert!(!data.exists(), "nothing is created for a server that does not start");
 }
 
@@ -68,12 +75,9 @@ fn a_missing_tokens_file_stops_the_server_from_starting() {
     let tokens = dir.path().join("no-such-tokens.json");
     for role in ["team", "cloud"] {
         let data = dir.path().join(role);
-        let (status, stderr) =
-            serve_until_exit(&["--role".as_ref(), role.as_ref(), "--data".as_ref(), data.as_os_str(), "--tokens".as_ref(), tokens.as_os_str()]);
-        assert!(!status.success(), "{role}: exit status {status}: {stderr}");
-        assert!(stderr.contains(&tokens.display().to_string()), "{role}: the message names the file: {stderr}");
+        let args = ["--role".as_ref(), role.as_ref(), "--data".as_ref(), data.as_os_str(), "--tokens".as_ref(), tokens.as_os_str()];
+        let stderr = refused_start(role, &args, &tokens);
         assert!(stderr.contains("does not exist"), "{role}: {stderr}");
-        assert!(!stderr.contains("listening"), "{role}: {stderr}");
         assert!(!tokens.exists(), "{role}: the server does not create the tokens file");
     }
 }

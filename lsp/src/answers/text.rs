@@ -176,18 +176,7 @@ fn neighbour_pairs(items: &[char]) -> Vec<(char, char)> {
 /// Dice coefficient of two sorted multisets of pairs (never empty: see [`neighbour_pairs`]): 1
 /// for the same sequence, 0 for sequences with no pair in common.
 fn dice(ours: &[(char, char)], theirs: &[(char, char)]) -> f64 {
-    let (mut i, mut j, mut shared) = (0, 0, 0usize);
-    while i < ours.len() && j < theirs.len() {
-        match ours[i].cmp(&theirs[j]) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                shared += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
+    let shared = periodic_core::names::shared_count(ours, theirs);
     (2 * shared) as f64 / (ours.len() + theirs.len()) as f64
 }
 
