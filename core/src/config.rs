@@ -200,6 +200,13 @@ impl Config {
                 .ok_or_else(|| invalid(Some(size.span().start), format!("`max_file_size`: cannot read `{}` as a size (e.g. 2MB, 500KB, 100000)", size.get_ref())))?;
         }
         for (id, pattern) in raw.patterns {
+            // An id of neither form can never name a pattern: say so rather than ignore it.
+            if crate::pattern::parse_shape_id(&id).is_none() && !crate::pattern::is_legacy_id(&id) {
+                return Err(invalid(
+                    text.find(&format!("patterns.\"{id}\"")).or_else(|| text.find(&format!("patterns.{id}"))),
+                    format!("`[patterns.\"{id}\"]`: a pattern id is `P-` and 16 hex digits, as `periodic patterns` lists them"),
+                ));
+            }
             config.patterns.insert(id, PatternSetting { name: pattern.name, note: pattern.note });
         }
         if let Some(fail) = raw.fail {
@@ -419,6 +426,9 @@ duplication_percent = 5
         assert!(message.contains("expected a whole number") && !message.contains("i64"), "the documentation's words: {message}");
         let message = parse("blocks = \"yes\"\n").expect_err("type").to_string();
         assert!(message.contains("expected true or false"), "{message}");
+        let message = parse("min_lines = 3\n\n[patterns.\"P-123\"]\nname = \"x\"\n").expect_err("pattern id").to_string();
+        assert!(message.starts_with(".periodic.toml:3:") && message.contains("P-123") && message.contains("16 hex digits"), "{message}");
+        assert!(parse("[patterns.\"P-00c0ffee00c0ffee\"]\nname = \"x\"\n[patterns.\"P-00000001\"]\nname = \"y\"\n").is_ok(), "current and former ids");
     }
 
     #[test]
