@@ -489,3 +489,29 @@ fn logs_written_to_a_pipe_carry_no_colour_codes() {
     assert!(log.contains("DEBUG") && log.contains("parse done"), "the debug log is written: {log}");
     assert!(!log.contains('\u{1b}'), "no escape codes: {log:?}");
 }
+
+#[test]
+fn text_paths_open_from_the_folder_the_scan_was_run_in() {
+    let dir = project();
+    let member_lines = |output: &Output| -> Vec<String> {
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(output));
+        String::from_utf8_lossy(&output.stdout).lines().filter(|line| line.starts_with("    ") && line.contains(".py:")).map(|line| line.trim().to_string()).collect()
+    };
+    let args = ["--format", "text", "--no-index", "--min-lines", "5", "--min-tokens", "30"];
+    let here = member_lines(&periodic(&[&["scan", "."][..], &args].concat(), dir.path()));
+    assert!(!here.is_empty() && here.iter().all(|line| line.starts_with("src/")), "{here:?}");
+    // The same tree scanned by its folder's name, by an absolute path, and from its parent.
+    let inner = member_lines(&periodic(&[&["scan", "src"][..], &args].concat(), dir.path()));
+    assert_eq!(inner, here, "a root under the current folder is shown before each path");
+    let absolute = dir.path().join("src");
+    let absolute = absolute.to_str().expect("a UTF-8 path");
+    assert_eq!(member_lines(&periodic(&[&["scan", absolute][..], &args].concat(), dir.path())), here);
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let outside = member_lines(&periodic(&[&["scan", absolute][..], &args].concat(), elsewhere.path()));
+    assert!(outside.iter().all(|line| line.starts_with(absolute)), "a root elsewhere is shown whole: {outside:?}");
+    // Every path shown names a file that exists from where the scan ran.
+    for line in &here {
+        let path = line.split(':').next().expect("a path");
+        assert!(dir.path().join(path).is_file(), "{path}");
+    }
+}

@@ -183,10 +183,27 @@ impl Evidence {
 /// reads member code from it).
 pub fn render(report: &Report, format: Format, root: &Path) -> anyhow::Result<String> {
     match format {
-        Format::Text => Ok(text::render(report, text::use_color())),
+        Format::Text => Ok(text::render(report, text::use_color(), &shown_root(root))),
         Format::Json => json::render(report),
         Format::Sarif => sarif::render(report, root),
         Format::Html => html::render(report, root),
+    }
+}
+
+/// What the text report writes before each member's path (which is relative to the scan
+/// root): nothing when the root is the current folder, else the root as it can be opened
+/// from here — relative when it lies under the current folder — and a `/`. A terminal or
+/// an editor can then open `proj/hex.go:244` where `hex.go:244` named no file.
+pub fn shown_root(root: &Path) -> String {
+    let from_here = match std::env::current_dir() {
+        Ok(current) if root.is_absolute() => root.strip_prefix(&current).map(Path::to_path_buf).unwrap_or_else(|_| root.to_path_buf()),
+        _ => root.to_path_buf(),
+    };
+    let shown: std::path::PathBuf = from_here.components().filter(|part| !matches!(part, std::path::Component::CurDir)).collect();
+    if shown.as_os_str().is_empty() {
+        String::new()
+    } else {
+        format!("{}/", shown.to_string_lossy().replace('\\', "/").trim_end_matches('/'))
     }
 }
 

@@ -24,7 +24,8 @@ fn plural(count: u64, noun: &str) -> String {
     if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
 }
 
-pub fn render(report: &Report, color: bool) -> String {
+/// The report as text; `root` goes before every member's path (see `super::shown_root`).
+pub fn render(report: &Report, color: bool, root: &str) -> String {
     let style = Style { color };
     let mut out = String::new();
     for pattern in &report.patterns {
@@ -45,7 +46,7 @@ pub fn render(report: &Report, color: bool) -> String {
         for member in &pattern.members {
             let name = if member.name.is_empty() { String::new() } else { format!("  {}", member.name) };
             let kind = if member.unit == "block" { style.paint("2", " (block)") } else { String::new() };
-            let _ = writeln!(out, "    {}:{}-{}{name}{kind}", member.path, member.start_line, member.end_line);
+            let _ = writeln!(out, "    {root}{}:{}-{}{name}{kind}", member.path, member.start_line, member.end_line);
         }
         out.push('\n');
     }
@@ -77,7 +78,7 @@ pub fn render(report: &Report, color: bool) -> String {
     if stats.files_with_syntax_errors > 0 {
         // A few of them by name, the rest counted: the JSON report lists them all.
         const NAMED: usize = 5;
-        let named = stats.syntax_error_files.iter().take(NAMED).map(String::as_str).collect::<Vec<_>>().join(", ");
+        let named = stats.syntax_error_files.iter().take(NAMED).map(|path| format!("{root}{path}")).collect::<Vec<_>>().join(", ");
         let rest = stats.syntax_error_files.len().saturating_sub(NAMED);
         let more = if rest > 0 { format!(" and {rest} more (all in the JSON report's `stats.syntax_error_files`)") } else { String::new() };
         let _ = writeln!(
