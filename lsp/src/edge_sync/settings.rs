@@ -105,15 +105,7 @@ impl EdgeOptions {
     /// a wrong type or a value out of range (a `url` that is no http(s) URL included) is an
     /// error naming `file:line`, even for a command that would not use the edge.
     pub fn check_config(config: &Config) -> Result<(), EdgeConfigError> {
-        let options = EdgeOptions::from_config(config)?;
-        if let Some(url) = &options.url {
-            validate_url(url).map_err(|message| {
-                let path = config.source.as_ref().map_or_else(|| ".periodic.toml".to_string(), |path| path.display().to_string());
-                let line = config.source.as_ref().and_then(|path| std::fs::read_to_string(path).ok()).and_then(|text| line_of_edge_key(&text, Some("url"))).unwrap_or(1);
-                EdgeConfigError::Invalid { location: format!("{path}:{line}"), message: format!("`edge.url`: {message}") }
-            })?;
-        }
-        Ok(())
+        EdgeOptions::from_config(config).map(|_| ())
     }
 
     fn from_toml_table(table: &toml::Value, locate: &dyn Fn(Option<&str>) -> String) -> Result<EdgeOptions, EdgeConfigError> {
@@ -125,7 +117,11 @@ impl EdgeOptions {
         for (key, value) in table {
             let wrong_type = |expected: &str| invalid(Some(key), format!("`edge.{key}`: expected {expected}, found {}", value.type_str()));
             match key.as_str() {
-                "url" => options.url = Some(value.as_str().ok_or_else(|| wrong_type("a string"))?.to_string()),
+                "url" => {
+                    let url = value.as_str().ok_or_else(|| wrong_type("a string"))?;
+                    validate_url(url).map_err(|message| invalid(Some(key), format!("`edge.url`: {message}")))?;
+                    options.url = Some(url.to_string());
+                }
                 "share" => {
                     let text = value.as_str().ok_or_else(|| wrong_type("a string"))?;
                     options.share = Some(parse_share(text).map_err(|message| invalid(Some(key), format!("`edge.share`: {message}")))?);
