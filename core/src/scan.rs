@@ -302,13 +302,8 @@ fn scan_holding<R>(
     if !root.exists() {
         return Err(ScanError::Missing { path: root });
     }
-    let (walk_root, single_file) = if root.is_file() {
-        // A bare file name's parent is the empty path, which no walk can read: its folder is ".".
-        let folder = root.parent().filter(|parent| !parent.as_os_str().is_empty());
-        (folder.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(".")), Some(root.clone()))
-    } else {
-        (root.clone(), None)
-    };
+    let walk_root = walk::scan_folder(&root);
+    let single_file = root.is_file().then(|| root.clone());
     let config = &options.config;
     let mut warnings = Vec::new();
     let mut found = walk::discover(&walk_root, config);

@@ -146,6 +146,15 @@ fn build_globs(patterns: &[String]) -> Option<globset::GlobSet> {
 }
 
 /// `path` relative to `root` with `/` separators; a single-file root gives the file name.
+/// The folder a scan of `path` walks: `path` itself, or a file's folder — `.` for a bare
+/// file name, whose parent is the empty path no walk can read.
+pub fn scan_folder(path: &Path) -> PathBuf {
+    if !path.is_file() {
+        return path.to_path_buf();
+    }
+    path.parent().filter(|parent| !parent.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
 pub fn relative_path(root: &Path, path: &Path) -> String {
     let relative = path.strip_prefix(root).ok().filter(|r| !r.as_os_str().is_empty());
     let shown = match relative {

@@ -23,10 +23,9 @@ use crate::edge_sync::analyses::EdgeTeamCache;
 /// The configuration for `root`: `--config FILE` or `<root>/.periodic.toml`, then the
 /// command-line overrides.
 pub fn load_config(root: &Path, args: &DetectionArgs) -> anyhow::Result<Config> {
-    let config_root = if root.is_file() { root.parent().unwrap_or(Path::new(".")) } else { root };
     let mut config = match &args.config {
         Some(path) => Config::load(path)?,
-        None => Config::load_from_root(config_root)?,
+        None => Config::load_from_root(&periodic_core::walk::scan_folder(root))?,
     };
     // The `[edge]` table is read by the edge client, not by the core's loader: checked here,
     // so that a mistake in it stops every command as one anywhere else in the file does.
@@ -167,7 +166,7 @@ const TEAM_NAMES_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 /// Reads the team's pattern names on a thread (while the scan runs) when `[edge]` turns
 /// sync on; join it with [`apply_team_names`].
 pub fn fetch_team_names(root: &Path, config: &Config) -> std::thread::JoinHandle<Result<Option<crate::edge_sync::names::TeamNames>, String>> {
-    let root = if root.is_file() { root.parent().unwrap_or(Path::new(".")).to_path_buf() } else { root.to_path_buf() };
+    let root = periodic_core::walk::scan_folder(root);
     let config = config.clone();
     std::thread::spawn(move || crate::edge_sync::names::fetch_once(&root, &config, TEAM_NAMES_WAIT))
 }

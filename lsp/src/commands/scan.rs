@@ -127,7 +127,7 @@ fn load_baseline(path: &std::path::Path) -> anyhow::Result<HashSet<PairKey>> {
 
 /// The folder whose index holds the outbox and whose name is the default repository name.
 fn scan_root(path: &std::path::Path) -> std::path::PathBuf {
-    if path.is_file() { path.parent().map(std::path::Path::to_path_buf).unwrap_or_else(|| ".".into()) } else { path.to_path_buf() }
+    periodic_core::walk::scan_folder(path)
 }
 
 /// `[edge]` of the configuration, overridden by the `--edge*` options. An explicit `--edge`
