@@ -752,7 +752,7 @@ fn entry_count(files: &[FileRecord]) -> usize {
 }
 
 /// The number of each file's first unit: a file's units are numbered on from it, in order.
-fn first_numbers(files: &[FileRecord]) -> Vec<u32> {
+pub(crate) fn first_numbers(files: &[FileRecord]) -> Vec<u32> {
     let mut next = 0u32;
     files
         .iter()

@@ -879,14 +879,10 @@ struct UnitNumbering {
 }
 
 impl UnitNumbering {
+    /// The candidate tables' numbering (`candidates::first_numbers`), with the total after it.
     fn of(files: &[FileRecord]) -> Self {
-        let mut first = Vec::with_capacity(files.len() + 1);
-        let mut next = 0u32;
-        for record in files {
-            first.push(next);
-            next += record.units.len() as u32;
-        }
-        first.push(next);
+        let mut first = crate::candidates::first_numbers(files);
+        first.push(files.iter().map(|record| record.units.len() as u32).sum());
         UnitNumbering { first }
     }
 
